@@ -1,0 +1,219 @@
+/* backends/backend.h - the backend contract: how mixq runs ops on a target.
+ *
+ * A backend is a `const struct be_ops` vtable with an ABI number. The dispatcher
+ * functions below (be_*) are what the rest of mixq calls: they check shapes and types
+ * once, supply defaults for optional slots, and keep backends small.
+ *
+ *     struct be_backend *be;
+ *     if (be_open("ref", &(struct be_config){.n_threads = 2}, &be) < 0) return -1;
+ *     struct be_tensor w = {0}, x = {0}, y = {0};
+ *     be_upload(be, &w, MQ_DTYPE_Q4_0, 2, (int64_t[]){4096, 4096}, blocks);  // weights, once
+ *     be_alloc(be, &x, MQ_DTYPE_F32, 2, (int64_t[]){4096, 1});               // activations
+ *     be_alloc(be, &y, MQ_DTYPE_F32, 2, (int64_t[]){4096, 1});
+ *     be_write(be, &x, 0, host_x, 4096 * sizeof(float));
+ *     be_run(be, &(struct be_node){.op = BE_OP_MATMUL, .src = {&w, &x}, .dst = &y});
+ *     be_read(be, &y, 0, host_y, 4096 * sizeof(float));                    // syncs first
+ *     be_free(be, &x); be_free(be, &y); be_free(be, &w);
+ *     be_close(be);
+ *
+ * Tensors are dense and contiguous; ne[0] is the contiguous dimension (ggml's order), so
+ * a weight matrix of N rows of K inputs has ne = {K, N}. Unused dimensions are 1. A
+ * tensor's `data` lives in the backend's memory: host memory for host backends, device
+ * memory for device backends (never dereference it outside the backend; use be_read and
+ * be_write). be_view_rows() makes a view of whole rows along the outermost dimension,
+ * which is how the KV cache is written at a position; be_view_reshape() sees the same
+ * elements with another shape ([D*H, M] as [D, H, M]).
+ *
+ * Ops and their shapes (M = tokens in the batch; all activations F32):
+ *   GET_ROWS   src0 weights [K, V] any format, src1 ids I32 [M]   -> dst [K, M]
+ *   MATMUL     src0 weights [K, N] any format, src1 [K, M]        -> dst [N, M]
+ *              dst[m][n] = sum_k W[n][k] * X[m][k]. Q8_0/Q4_0 weights: X is quantized to
+ *              Q8_0 blocks on the fly and blocks are multiplied in int32 (as ggml does);
+ *              F16/BF16 weights are widened and accumulated in F32 or better.
+ *   RMSNORM    src0 [K, M], src1 weight [K]                        -> dst [K, M]
+ *              dst = src0 / sqrt(mean(src0^2) + eps) * src1
+ *   ROPE       src0 [D, H, M]                                      -> dst [D, H, M] (may alias)
+ *              rotates the first n_rot dims of each head at position pos0 + m; mode NORM
+ *              pairs (2i, 2i+1), mode NEOX pairs (i, i + n_rot/2); angle
+ *              (pos0 + m) * freq_scale * theta^(-2i/n_rot)
+ *   ATTENTION  src0 q [D, H, M], src1 K [D*Hkv, T], src2 V [D*Hkv, T] -> dst [D*H, M]
+ *              causal: query m (at position pos0 + m) attends to positions 0..pos0+m,
+ *              which must be < n_kv <= T; query head h reads K/V head h / (H / Hkv);
+ *              scores scaled by `scale`, softmax over positions
+ *   SWIGLU     src0 gate [K, M], src1 up [K, M]                    -> dst = silu(gate) * up
+ *              (may alias src0)
+ *   ADD        src0 [K, M], src1 [K, M]                            -> dst (may alias src0)
+ *
+ * Device backends run asynchronously: be_run may return before the op finished.
+ * be_sync waits; be_read syncs first. Timing: be_clock_ns is a host clock; device-side
+ * intervals use be_event_* where the backend has events (others return MQ_EUNSUPPORTED).
+ *
+ * Ownership: be_open returns a backend the caller closes with be_close. Tensors filled
+ * by be_alloc/be_upload belong to that backend until be_free; the struct itself is the
+ * caller's. be_close does not free tensors: free them first.
+ *
+ * Dependency rule: backends/ depends on core/ only. Nothing in backends/ calls upward.
+ */
+#ifndef MQ_BACKENDS_BACKEND_H
+#define MQ_BACKENDS_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/dtype.h"
+
+#define BE_ABI_VERSION 1
+#define BE_MAX_DIMS 4
+#define BE_MAX_SRC 3
+
+enum be_op {
+    BE_OP_GET_ROWS,
+    BE_OP_MATMUL,
+    BE_OP_RMSNORM,
+    BE_OP_ROPE,
+    BE_OP_ATTENTION,
+    BE_OP_SWIGLU,
+    BE_OP_ADD,
+    BE_OP_COUNT
+};
+
+enum be_rope_mode { BE_ROPE_NORM = 0, BE_ROPE_NEOX = 2 }; /* ggml's numbers */
+
+struct be_tensor {
+    enum mq_dtype type;
+    int64_t ne[BE_MAX_DIMS];
+    size_t nbytes;
+    void *data;  /* backend memory; NULL until allocated */
+    void *extra; /* backend-private: repacked layout, device handles */
+    bool is_view;
+};
+
+struct be_node {
+    enum be_op op;
+    struct be_tensor *src[BE_MAX_SRC];
+    struct be_tensor *dst;
+    union {
+        struct {
+            float eps;
+        } rmsnorm;
+        struct {
+            int64_t pos0;
+            int n_rot;
+            enum be_rope_mode mode;
+            float theta;
+            float freq_scale;
+        } rope;
+        struct {
+            int64_t pos0;
+            int64_t n_kv;
+            float scale;
+        } attention;
+    } p;
+};
+
+/* What probe() found: usable or not and why, and what the backend will use. */
+struct be_info {
+    bool usable;
+    char reason[256];  /* why not usable; empty when usable */
+    char detail[256];  /* e.g. "scalar reference kernels", the ISA path and why */
+    bool host_memory;  /* tensor data are host pointers */
+};
+
+struct be_config {
+    int n_threads; /* 0: the backend's default */
+};
+
+struct be_ops {
+    uint32_t abi; /* BE_ABI_VERSION */
+    const char *name;
+    const char *summary;
+
+    /* required */
+    void (*probe)(struct be_info *info);
+    int (*open)(const struct be_config *cfg, void **ctx);
+    void (*close)(void *ctx);
+    bool (*supports)(void *ctx, enum be_op op, enum mq_dtype weight_type);
+    /* Converts `src` (t->nbytes of t->type in ggml's layout, host memory) into the
+     * backend's own layout and memory; t->type and t->ne are set by the caller. */
+    int (*upload)(void *ctx, struct be_tensor *t, const void *src);
+    /* Runs one op whose shapes the dispatcher has checked. */
+    int (*run)(void *ctx, const struct be_node *node);
+
+    /* optional: NULL means host memory (64-byte aligned malloc), memcpy, synchronous
+     * execution and the host monotonic clock */
+    int (*alloc)(void *ctx, struct be_tensor *t);
+    void (*release)(void *ctx, struct be_tensor *t); /* frees what alloc or upload made */
+    int (*write)(void *ctx, struct be_tensor *t, size_t offset, const void *src, size_t n);
+    int (*read)(void *ctx, const struct be_tensor *t, size_t offset, void *dst, size_t n);
+    int (*sync)(void *ctx);
+    uint64_t (*clock_ns)(void *ctx);
+    int (*event_new)(void *ctx, void **ev);
+    void (*event_free)(void *ctx, void *ev);
+    int (*event_record)(void *ctx, void *ev);
+    int (*event_elapsed_ns)(void *ctx, void *start, void *end, uint64_t *ns);
+    int (*threads)(void *ctx); /* threads in use; NULL means 1 */
+};
+
+struct be_backend {
+    const struct be_ops *ops;
+    void *ctx;
+    struct be_info info;
+};
+
+/* ---- registry ---- */
+
+/* Backends compiled in, in preference order. */
+int be_registry_count(void);
+const struct be_ops *be_registry_get(int i);
+/* NULL when no backend has that name. */
+const struct be_ops *be_registry_find(const char *name);
+
+/* ---- dispatcher ---- */
+
+/* Probes and opens a backend by name. An unknown name or an unusable backend is an
+ * error that says why (and lists the known names). */
+int be_open(const char *name, const struct be_config *cfg, struct be_backend **out);
+/* NULL is a no-op. */
+void be_close(struct be_backend *be);
+
+const char *be_name(const struct be_backend *be);
+int be_threads(const struct be_backend *be);
+bool be_supports(const struct be_backend *be, enum be_op op, enum mq_dtype weight_type);
+
+/* Sets t's type and shape and allocates it in the backend (contents undefined). */
+int be_alloc(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, int n_dims,
+             const int64_t *ne);
+/* Sets t's type and shape and uploads weights from host memory (ggml layout). */
+int be_upload(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, int n_dims,
+              const int64_t *ne, const void *src);
+/* Frees what be_alloc/be_upload made (views: nothing) and zeroes t. */
+void be_free(struct be_backend *be, struct be_tensor *t);
+
+/* A view of rows [row0, row0 + n_rows) of the outermost used dimension of t (of
+ * elements, for a 1-d tensor of a plain type). */
+int be_view_rows(const struct be_tensor *t, int64_t row0, int64_t n_rows, struct be_tensor *view);
+/* A view of t's elements with another shape of the same element count and the same
+ * ne[0] (for block formats) or any ne[0] (plain F32/F16/BF16/I32). */
+int be_view_reshape(const struct be_tensor *t, int n_dims, const int64_t *ne, struct be_tensor *view);
+
+int be_write(struct be_backend *be, struct be_tensor *t, size_t offset, const void *src, size_t n);
+int be_read(struct be_backend *be, const struct be_tensor *t, size_t offset, void *dst, size_t n);
+
+/* Checks the node's shapes and types, then runs it. */
+int be_run(struct be_backend *be, const struct be_node *node);
+int be_sync(struct be_backend *be);
+uint64_t be_clock_ns(struct be_backend *be);
+
+/* Device-side timing; MQ_EUNSUPPORTED (silent) where the backend has no events. */
+int be_event_new(struct be_backend *be, void **ev);
+void be_event_free(struct be_backend *be, void *ev);
+int be_event_record(struct be_backend *be, void *ev);
+int be_event_elapsed_ns(struct be_backend *be, void *start, void *end, uint64_t *ns);
+
+const char *be_op_name(enum be_op op);
+
+/* Element count of t (product of ne). */
+int64_t be_nelements(const struct be_tensor *t);
+
+#endif

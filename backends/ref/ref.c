@@ -1,0 +1,345 @@
+/* backends/ref/ref.c - scalar reference kernels for every op and format. */
+#include "backends/ref/ref.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fp16.h"
+#include "core/pool.h"
+#include "core/status.h"
+
+struct ref_ctx {
+    struct mq_pool *pool;
+};
+
+static void ref_probe(struct be_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->usable = true;
+    info->host_memory = true;
+    snprintf(info->detail, sizeof(info->detail),
+             "portable scalar C; double accumulation; the oracle for other backends");
+}
+
+static int ref_open(const struct be_config *cfg, void **out)
+{
+    struct ref_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx)
+        return mq_error(MQ_ENOMEM, "cannot allocate the ref backend");
+    int n = cfg->n_threads > 0 ? cfg->n_threads : mq_pool_default_threads();
+    int rc = mq_pool_new(n, &ctx->pool);
+    if (rc < 0) {
+        free(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return MQ_OK;
+}
+
+static void ref_close(void *p)
+{
+    struct ref_ctx *ctx = p;
+    if (!ctx)
+        return;
+    mq_pool_free(ctx->pool);
+    free(ctx);
+}
+
+static int ref_threads(void *p) { return mq_pool_threads(((struct ref_ctx *)p)->pool); }
+
+static bool ref_supports(void *p, enum be_op op, enum mq_dtype type)
+{
+    if (op != BE_OP_MATMUL && op != BE_OP_GET_ROWS)
+        return true;
+    return mq_dtype_get(type)->to_f32 != NULL;
+}
+
+static int ref_upload(void *p, struct be_tensor *t, const void *src)
+{
+    t->data = aligned_alloc(64, t->nbytes ? (t->nbytes + 63) / 64 * 64 : 64);
+    if (!t->data)
+        return mq_error(MQ_ENOMEM, "cannot allocate %zu bytes of weights", t->nbytes);
+    memcpy(t->data, src, t->nbytes);
+    return MQ_OK;
+}
+
+/* ---- dot products ---- */
+
+double be_ref_dot(enum mq_dtype type, const void *w_row, const float *x,
+                  const struct mq_block_q8_0 *x_q8, int64_t n)
+{
+    double sum = 0.0;
+    switch (type) {
+    case MQ_DTYPE_F32: {
+        const float *w = w_row;
+        for (int64_t i = 0; i < n; i++)
+            sum += (double)w[i] * (double)x[i];
+        break;
+    }
+    case MQ_DTYPE_F16: {
+        const uint16_t *w = w_row;
+        for (int64_t i = 0; i < n; i++)
+            sum += (double)mq_f16_to_f32(w[i]) * (double)x[i];
+        break;
+    }
+    case MQ_DTYPE_BF16: {
+        const uint16_t *w = w_row;
+        for (int64_t i = 0; i < n; i++)
+            sum += (double)mq_bf16_to_f32(w[i]) * (double)x[i];
+        break;
+    }
+    case MQ_DTYPE_Q8_0: {
+        const struct mq_block_q8_0 *w = w_row;
+        for (int64_t b = 0; b < n / MQ_QK8_0; b++) {
+            int32_t sumi = 0;
+            for (int j = 0; j < MQ_QK8_0; j++)
+                sumi += (int32_t)w[b].qs[j] * (int32_t)x_q8[b].qs[j];
+            sum += (double)sumi * (double)mq_f16_to_f32(w[b].d) * (double)mq_f16_to_f32(x_q8[b].d);
+        }
+        break;
+    }
+    case MQ_DTYPE_Q4_0: {
+        const struct mq_block_q4_0 *w = w_row;
+        for (int64_t b = 0; b < n / MQ_QK4_0; b++) {
+            int32_t sumi = 0;
+            for (int j = 0; j < MQ_QK4_0 / 2; j++) {
+                sumi += ((w[b].qs[j] & 0x0F) - 8) * (int32_t)x_q8[b].qs[j];
+                sumi += ((w[b].qs[j] >> 4) - 8) * (int32_t)x_q8[b].qs[j + MQ_QK4_0 / 2];
+            }
+            sum += (double)sumi * (double)mq_f16_to_f32(w[b].d) * (double)mq_f16_to_f32(x_q8[b].d);
+        }
+        break;
+    }
+    default:
+        MQ_ASSERT(!"be_ref_dot: type without a dot product");
+    }
+    return sum;
+}
+
+/* ---- matmul: rows of W split over the pool ---- */
+
+struct matmul_job {
+    const struct be_tensor *w;
+    const float *x;                   /* [M][K] */
+    const struct mq_block_q8_0 *x_q8; /* [M][K/32] or NULL */
+    float *y;                         /* [M][N] */
+    int64_t K, N, M;
+    size_t row_bytes;
+};
+
+static void matmul_rows(void *arg, int ith, int nth)
+{
+    const struct matmul_job *j = arg;
+    int64_t lo, hi;
+    mq_pool_split(j->N, ith, nth, &lo, &hi);
+    for (int64_t n = lo; n < hi; n++) {
+        const char *row = (const char *)j->w->data + (size_t)n * j->row_bytes;
+        for (int64_t m = 0; m < j->M; m++) {
+            const float *x = j->x + m * j->K;
+            const struct mq_block_q8_0 *xq = j->x_q8 ? j->x_q8 + m * (j->K / MQ_QK8_0) : NULL;
+            j->y[m * j->N + n] = (float)be_ref_dot(j->w->type, row, x, xq, j->K);
+        }
+    }
+}
+
+static int ref_matmul(struct ref_ctx *ctx, const struct be_node *node)
+{
+    const struct be_tensor *w = node->src[0], *xt = node->src[1];
+    struct matmul_job j = {
+        .w = w, .x = xt->data, .y = node->dst->data,
+        .K = w->ne[0], .N = w->ne[1], .M = xt->ne[1], .row_bytes = w->nbytes / (size_t)w->ne[1],
+    };
+    struct mq_block_q8_0 *xq = NULL;
+    if (mq_dtype_get(w->type)->is_quantized) {
+        if (j.K % MQ_QK8_0)
+            return mq_error(MQ_EINVAL, "matmul: K=%lld is not a multiple of 32", (long long)j.K);
+        xq = malloc((size_t)(j.M * (j.K / MQ_QK8_0)) * sizeof(*xq));
+        if (!xq)
+            return mq_error(MQ_ENOMEM, "matmul: cannot allocate activation blocks");
+        mq_dtype_get(MQ_DTYPE_Q8_0)->from_f32(j.x, xq, j.M * j.K);
+        j.x_q8 = xq;
+    }
+    mq_pool_run(ctx->pool, matmul_rows, &j);
+    free(xq);
+    return MQ_OK;
+}
+
+static int ref_get_rows(const struct be_node *node)
+{
+    const struct be_tensor *w = node->src[0];
+    const int32_t *ids = node->src[1]->data;
+    float *y = node->dst->data;
+    int64_t K = w->ne[0], V = w->ne[1], M = be_nelements(node->src[1]);
+    size_t row_bytes = w->nbytes / (size_t)V;
+    for (int64_t m = 0; m < M; m++) {
+        if (ids[m] < 0 || ids[m] >= V)
+            return mq_error(MQ_ERANGE, "get_rows: token id %d outside 0..%lld", ids[m], (long long)V - 1);
+        mq_dtype_get(w->type)->to_f32((const char *)w->data + (size_t)ids[m] * row_bytes, y + m * K, K);
+    }
+    return MQ_OK;
+}
+
+static void ref_rmsnorm(const struct be_node *node)
+{
+    const float *x = node->src[0]->data, *g = node->src[1]->data;
+    float *y = node->dst->data;
+    int64_t K = node->src[0]->ne[0], rows = be_nelements(node->src[0]) / K;
+    for (int64_t r = 0; r < rows; r++) {
+        double ss = 0.0;
+        for (int64_t k = 0; k < K; k++)
+            ss += (double)x[r * K + k] * (double)x[r * K + k];
+        float scale = (float)(1.0 / sqrt(ss / (double)K + (double)node->p.rmsnorm.eps));
+        for (int64_t k = 0; k < K; k++)
+            y[r * K + k] = x[r * K + k] * scale * g[k];
+    }
+}
+
+static void ref_rope(const struct be_node *node)
+{
+    const float *x = node->src[0]->data;
+    float *y = node->dst->data;
+    int64_t D = node->src[0]->ne[0], H = node->src[0]->ne[1];
+    int64_t M = node->src[0]->ne[2] * node->src[0]->ne[3];
+    int n_rot = node->p.rope.n_rot;
+    bool neox = node->p.rope.mode == BE_ROPE_NEOX;
+    for (int64_t m = 0; m < M; m++) {
+        double pos = (double)(node->p.rope.pos0 + m) * (double)node->p.rope.freq_scale;
+        for (int i = 0; i < n_rot / 2; i++) {
+            double ang = pos * pow((double)node->p.rope.theta, -2.0 * i / n_rot);
+            float c = (float)cos(ang), s = (float)sin(ang);
+            int i0 = neox ? i : 2 * i, i1 = neox ? i + n_rot / 2 : 2 * i + 1;
+            for (int64_t h = 0; h < H; h++) {
+                const float *xh = x + (m * H + h) * D;
+                float *yh = y + (m * H + h) * D;
+                float x0 = xh[i0], x1 = xh[i1];
+                yh[i0] = x0 * c - x1 * s;
+                yh[i1] = x0 * s + x1 * c;
+            }
+        }
+        if (y != x)
+            for (int64_t h = 0; h < H; h++)
+                memcpy(y + (m * H + h) * D + n_rot, x + (m * H + h) * D + n_rot,
+                       (size_t)(D - n_rot) * sizeof(float));
+    }
+}
+
+struct attn_job {
+    const struct be_node *node;
+    int64_t D, H, Hkv, M;
+    double *scratch; /* per thread: n_kv scores, then D accumulators */
+};
+
+static void attention_heads(void *arg, int ith, int nth)
+{
+    const struct attn_job *j = arg;
+    const struct be_node *node = j->node;
+    const float *q = node->src[0]->data, *kc = node->src[1]->data, *vc = node->src[2]->data;
+    float *out = node->dst->data;
+    int64_t D = j->D, H = j->H, Hkv = j->Hkv, rowkv = D * Hkv;
+    int64_t n_kv = node->p.attention.n_kv;
+    double *score = j->scratch + (size_t)ith * (size_t)(n_kv + D);
+    double *acc = score + n_kv;
+    int64_t lo, hi;
+    mq_pool_split(H * j->M, ith, nth, &lo, &hi);
+    for (int64_t t = lo; t < hi; t++) {
+        int64_t m = t / H, h = t % H, g = h / (H / Hkv);
+        int64_t last = node->p.attention.pos0 + m; /* attends to positions 0..last */
+        const float *qh = q + (m * H + h) * D;
+        double mx = -INFINITY;
+        for (int64_t p = 0; p <= last; p++) {
+            const float *k = kc + p * rowkv + g * D;
+            double s = 0.0;
+            for (int64_t d = 0; d < D; d++)
+                s += (double)qh[d] * (double)k[d];
+            score[p] = s * (double)node->p.attention.scale;
+            mx = score[p] > mx ? score[p] : mx;
+        }
+        double sum = 0.0;
+        for (int64_t p = 0; p <= last; p++) {
+            score[p] = exp(score[p] - mx);
+            sum += score[p];
+        }
+        for (int64_t d = 0; d < D; d++)
+            acc[d] = 0.0;
+        for (int64_t p = 0; p <= last; p++) {
+            const float *v = vc + p * rowkv + g * D;
+            for (int64_t d = 0; d < D; d++)
+                acc[d] += score[p] * (double)v[d];
+        }
+        for (int64_t d = 0; d < D; d++)
+            out[m * D * H + h * D + d] = (float)(acc[d] / sum);
+    }
+}
+
+static int ref_attention(struct ref_ctx *ctx, const struct be_node *node)
+{
+    struct attn_job j = {.node = node, .D = node->src[0]->ne[0], .H = node->src[0]->ne[1],
+                         .M = node->src[0]->ne[2]};
+    j.Hkv = node->src[1]->ne[0] / j.D;
+    size_t per_thread = (size_t)(node->p.attention.n_kv + j.D);
+    j.scratch = malloc((size_t)mq_pool_threads(ctx->pool) * per_thread * sizeof(double));
+    if (!j.scratch)
+        return mq_error(MQ_ENOMEM, "attention: cannot allocate scratch");
+    mq_pool_run(ctx->pool, attention_heads, &j);
+    free(j.scratch);
+    return MQ_OK;
+}
+
+static void ref_swiglu(const struct be_node *node)
+{
+    const float *g = node->src[0]->data, *u = node->src[1]->data;
+    float *y = node->dst->data;
+    for (int64_t i = 0, n = be_nelements(node->dst); i < n; i++)
+        y[i] = (float)((double)g[i] / (1.0 + exp(-(double)g[i])) * (double)u[i]);
+}
+
+static void ref_add(const struct be_node *node)
+{
+    const float *a = node->src[0]->data, *b = node->src[1]->data;
+    float *y = node->dst->data;
+    for (int64_t i = 0, n = be_nelements(node->dst); i < n; i++)
+        y[i] = a[i] + b[i];
+}
+
+static int ref_run(void *p, const struct be_node *node)
+{
+    struct ref_ctx *ctx = p;
+    switch (node->op) {
+    case BE_OP_GET_ROWS:
+        return ref_get_rows(node);
+    case BE_OP_MATMUL:
+        return ref_matmul(ctx, node);
+    case BE_OP_RMSNORM:
+        ref_rmsnorm(node);
+        return MQ_OK;
+    case BE_OP_ROPE:
+        ref_rope(node);
+        return MQ_OK;
+    case BE_OP_ATTENTION:
+        return ref_attention(ctx, node);
+    case BE_OP_SWIGLU:
+        ref_swiglu(node);
+        return MQ_OK;
+    case BE_OP_ADD:
+        ref_add(node);
+        return MQ_OK;
+    case BE_OP_COUNT:
+        break;
+    }
+    return mq_error(MQ_EINTERNAL, "ref: unknown op %d", (int)node->op);
+}
+
+const struct be_ops be_ref_ops = {
+    .abi = BE_ABI_VERSION,
+    .name = "ref",
+    .summary = "scalar reference kernels (the oracle)",
+    .probe = ref_probe,
+    .open = ref_open,
+    .close = ref_close,
+    .supports = ref_supports,
+    .upload = ref_upload,
+    .run = ref_run,
+    .threads = ref_threads,
+};

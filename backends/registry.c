@@ -1,0 +1,25 @@
+/* backends/registry.c - the backends compiled into mixq, in preference order.
+ * The registry is one of the two kinds of global mixq allows: a const table. */
+#include <string.h>
+
+#include "backends/backend.h"
+#include "backends/ref/ref.h"
+
+static const struct be_ops *const registry[] = {
+    &be_ref_ops,
+};
+
+int be_registry_count(void) { return (int)(sizeof(registry) / sizeof(registry[0])); }
+
+const struct be_ops *be_registry_get(int i)
+{
+    return i >= 0 && i < be_registry_count() ? registry[i] : NULL;
+}
+
+const struct be_ops *be_registry_find(const char *name)
+{
+    for (int i = 0; i < be_registry_count(); i++)
+        if (strcmp(registry[i]->name, name) == 0)
+            return registry[i];
+    return NULL;
+}

@@ -1,0 +1,45 @@
+/* cli/cli.h - the mixq command table and helpers shared by subcommands.
+ *
+ * Each subcommand is `int cmd_NAME(int argc, char **argv)` in cli/cmd_NAME.c, listed
+ * once in cli/main.c's table. argv[0] is the subcommand's name. Return values are exit
+ * codes: 0 success, 1 failure (an error line was printed), 2 bad usage.
+ *
+ * Only cli/ exits; everything it calls returns status codes.
+ */
+#ifndef MQ_CLI_CLI_H
+#define MQ_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CLI_OK 0
+#define CLI_FAIL 1
+#define CLI_USAGE 2
+
+int cmd_info(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_backends(int argc, char **argv);
+
+/* Prints "mixq: error: <msg>" and a hint to run `mixq CMD --help`; returns CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The error for getopt_long's '?': names the offending argument (argv[optind - 1]).
+ * Commands set opterr = 0 so that getopt prints nothing itself. */
+int cli_bad_option(const char *cmd, char **argv);
+
+/* Strict integer parsing: the whole string, in [lo, hi]. */
+int cli_parse_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi, long long *out);
+
+/* Maps a library status to an exit code: bad usage (MQ_EINVAL from argument checks is
+ * still a failure of the command, so only explicit usage errors give 2). */
+static inline int cli_exit(int rc) { return rc < 0 ? CLI_FAIL : CLI_OK; }
+
+/* Where bundled data lives: $MIXQ_DATADIR, else the source tree mixq was built from. */
+const char *cli_datadir(void);
+/* datadir + "/" + rel into buf. */
+void cli_data_path(char *buf, size_t size, const char *rel);
+
+/* "1.23 MiB" style sizes into buf. */
+const char *cli_fmt_bytes(char *buf, size_t size, uint64_t bytes);
+
+#endif

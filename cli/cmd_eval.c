@@ -1,0 +1,191 @@
+/* cli/cmd_eval.c - `mixq eval MODEL [--text FILE] [--plan FORMAT|FILE]`: quality of a plan. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "backends/backend.h"
+#include "cli/cli.h"
+#include "core/log.h"
+#include "core/status.h"
+#include "model/eval.h"
+#include "model/llama.h"
+#include "model/model.h"
+#include "model/plan.h"
+#include "model/tokenizer.h"
+#include "reports/plan_io.h"
+
+#define EVAL_DEFAULT_TEXT "examples/data/kjv-eval.txt"
+#define EVAL_DEFAULT_CTX 512
+
+static void eval_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: mixq eval MODEL.gguf [--text FILE] [--plan FORMAT|FILE] [options]\n\n"
+            "Measures the perplexity of the model with the plan applied on a text file, and\n"
+            "its KL divergence from the full-precision (f32) model, the way llama-perplexity\n"
+            "does: the text is cut into chunks of --ctx tokens and the second half of each\n"
+            "chunk is scored.\n\n"
+            "options:\n"
+            "  --text FILE        evaluation text (default: the bundled %s)\n"
+            "  --plan P           a format for every layer (f32, f16, bf16, q8_0, q4_0) or a\n"
+            "                     plan file (YAML, mixq_schema: plan/1); default f32\n"
+            "  --backend NAME     backend to run on (default ref; see 'mixq backends')\n"
+            "  --threads N        threads (default: all online CPUs)\n"
+            "  --ctx N            chunk length in tokens (default: the model's training\n"
+            "                     context, at most %d)\n"
+            "  --chunks N         evaluate only the first N chunks\n"
+            "  --no-kl            skip the full-precision reference pass (no KL divergence)\n"
+            "  -v, -q             more or fewer messages\n"
+            "  --help             this text\n",
+            EVAL_DEFAULT_TEXT, EVAL_DEFAULT_CTX);
+}
+
+static int read_text(const char *path, char **out, size_t *len)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mq_error(MQ_EIO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return mq_error(MQ_EIO, "'%s' is not a regular file", path);
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        fclose(f);
+        return mq_error(MQ_ENOMEM, "cannot allocate %lld bytes for '%s'", (long long)st.st_size, path);
+    }
+    size_t n = fread(buf, 1, (size_t)st.st_size, f);
+    int err = ferror(f);
+    fclose(f);
+    if (err || n != (size_t)st.st_size) {
+        free(buf);
+        return mq_error(MQ_EIO, "cannot read '%s'", path);
+    }
+    if (n == 0) {
+        free(buf);
+        return mq_error(MQ_EINVAL, "evaluation text '%s' is empty", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return MQ_OK;
+}
+
+static int load_plan(const struct mq_model *m, const char *arg, struct mq_plan **out)
+{
+    enum mq_dtype t;
+    if (mq_dtype_from_name(arg, &t) == MQ_OK) {
+        if (!mq_dtype_get(t)->is_plan_format)
+            return mq_error(MQ_EINVAL, "'%s' is not a format a plan can choose", arg);
+        int rc = mq_plan_uniform(m, t, out);
+        return rc < 0 ? rc : mq_plan_check(m, *out);
+    }
+    return rpt_plan_read(m, arg, out);
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"text", required_argument, NULL, 't'},    {"plan", required_argument, NULL, 'p'},
+        {"backend", required_argument, NULL, 'b'}, {"threads", required_argument, NULL, 'j'},
+        {"ctx", required_argument, NULL, 'c'},     {"chunks", required_argument, NULL, 'n'},
+        {"no-kl", no_argument, NULL, 'k'},         {"help", no_argument, NULL, 'h'},
+        {"verbose", no_argument, NULL, 'v'},       {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0},
+    };
+    char default_text[4096];
+    cli_data_path(default_text, sizeof(default_text), EVAL_DEFAULT_TEXT);
+    const char *text_path = default_text, *plan_arg = "f32", *backend = "ref";
+    long long threads = 0, ctx = 0, chunks = 0;
+    bool want_kl = true;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "hvq", opts, NULL)) != -1) {
+        int u = CLI_OK;
+        switch (c) {
+        case 't': text_path = optarg; break;
+        case 'p': plan_arg = optarg; break;
+        case 'b': backend = optarg; break;
+        case 'j': u = cli_parse_int("eval", "--threads", optarg, 1, 1024, &threads); break;
+        case 'c': u = cli_parse_int("eval", "--ctx", optarg, 4, 1 << 20, &ctx); break;
+        case 'n': u = cli_parse_int("eval", "--chunks", optarg, 1, 1 << 30, &chunks); break;
+        case 'k': want_kl = false; break;
+        case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
+        case 'q': mq_log_set_level(MQ_LOG_WARN); break;
+        case 'h': eval_usage(stdout); return CLI_OK;
+        default: return cli_bad_option("eval", argv);
+        }
+        if (u != CLI_OK)
+            return u;
+    }
+    if (argc - optind != 1)
+        return cli_usage_error("eval", "want exactly one MODEL argument");
+
+    int rc;
+    struct mq_model *m = NULL;
+    struct mq_plan *plan = NULL, *ref_plan = NULL;
+    struct be_backend *be = NULL;
+    struct mq_llama *test = NULL, *ref = NULL;
+    char *text = NULL;
+    int32_t *tokens = NULL;
+    size_t text_len = 0, n_tokens = 0;
+    if ((rc = mq_model_load(argv[optind], &m)) < 0 || (rc = load_plan(m, plan_arg, &plan)) < 0 ||
+        (rc = read_text(text_path, &text, &text_len)) < 0 ||
+        (rc = mq_vocab_tokenize(m->vocab, text, text_len, mq_vocab_add_bos(m->vocab), &tokens, &n_tokens)) < 0 ||
+        (rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0)
+        goto done;
+    int64_t n_ctx = ctx ? ctx : (m->hp.n_ctx_train < EVAL_DEFAULT_CTX ? m->hp.n_ctx_train : EVAL_DEFAULT_CTX);
+    if (n_ctx > m->hp.n_ctx_train)
+        mq_warn("--ctx %lld is longer than the model's training context %lld", (long long)n_ctx,
+                (long long)m->hp.n_ctx_train);
+    bool is_ref_plan = true;
+    for (int i = 0; i < plan->n_layers; i++)
+        is_ref_plan &= plan->fmt[i] == MQ_DTYPE_F32;
+    struct mq_llama_config lc = {.n_ctx = n_ctx, .n_batch = n_ctx};
+    if ((rc = mq_llama_new(m, plan, be, &lc, &test)) < 0)
+        goto done;
+    if (want_kl && !is_ref_plan) {
+        if ((rc = mq_plan_uniform(m, MQ_DTYPE_F32, &ref_plan)) < 0 ||
+            (rc = mq_llama_new(m, ref_plan, be, &lc, &ref)) < 0)
+            goto done;
+    }
+    char b1[32], b2[32];
+    printf("model     %s (%s, %.2f M parameters)\n", m->path, m->arch, (double)m->n_params / 1e6);
+    printf("plan      %s, weights %s\n", plan->label, cli_fmt_bytes(b1, sizeof(b1), mq_plan_weight_bytes(m, plan)));
+    printf("backend   %s, %d threads\n", be_name(be), be_threads(be));
+    fflush(stdout);
+    struct mq_eval_config ec = {.n_ctx = n_ctx, .max_chunks = chunks, .progress = true};
+    struct mq_eval_result r;
+    if ((rc = mq_eval_text(m, test, ref, tokens, n_tokens, &ec, &r)) < 0)
+        goto done;
+    printf("text      %s: %zu bytes, %lld tokens, %lld chunks of %lld, %lld scored tokens\n", text_path,
+           text_len, (long long)r.n_tokens, (long long)r.n_chunks, (long long)n_ctx, (long long)r.n_scored);
+    printf("ppl       %.4f +/- %.4f  (mean nll %.6f nats, %.4f bits/token)\n", r.ppl, r.ppl_stderr,
+           r.nll_mean, r.nll_mean / 0.6931471805599453);
+    if (r.has_ref) {
+        printf("ref ppl   %.4f (f32), ratio %.4f\n", r.ref_ppl, r.ppl / r.ref_ppl);
+        printf("kl        mean %.6f +/- %.6f, median %.6f, p99 %.6f, max %.6f\n", r.kl_mean, r.kl_stderr,
+               r.kl_median, r.kl_p99, r.kl_max);
+        printf("same top  %.2f%%\n", 100.0 * r.top1_agree);
+    }
+    double tokens_evaluated = (double)(r.n_chunks * n_ctx);
+    printf("time      %.2f s for %.0f tokens (%.1f tokens/s)%s%s\n", r.seconds, tokens_evaluated,
+           tokens_evaluated / r.seconds, r.has_ref ? ", reference pass " : "",
+           r.has_ref ? (snprintf(b2, sizeof(b2), "%.2f s", r.ref_seconds), b2) : "");
+done:
+    mq_llama_free(test);
+    mq_llama_free(ref);
+    be_close(be);
+    mq_plan_free(plan);
+    mq_plan_free(ref_plan);
+    free(tokens);
+    free(text);
+    mq_model_free(m);
+    return cli_exit(rc);
+}

@@ -1,0 +1,70 @@
+/* cli/main.c - `mixq COMMAND [ARGS]`: global options and the command table (git style). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"info", cmd_info, "architecture, hyperparameters, every quantizable layer, sizes"},
+    {"eval", cmd_eval, "perplexity and KL divergence of a plan on evaluation text"},
+    {"backends", cmd_backends, "backends compiled in: usable or why not, and what they use"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mixq [-v | -q] COMMAND [ARGS]\n"
+               "       mixq --version | --help\n\n"
+               "mixq measures what each layer of a model costs and loses in each precision on\n"
+               "this hardware, and picks per-layer formats (F16, Q8_0, Q4_0) for given budgets.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\noptions:\n"
+               "  -v, --verbose   more messages on stderr (debug)\n"
+               "  -q, --quiet     only warnings and errors on stderr\n"
+               "  --version       print the version\n"
+               "  --help          this text; `mixq COMMAND --help` for a command\n\n"
+               "exit status: 0 success, 1 failure, 2 bad usage\n");
+}
+
+int main(int argc, char **argv)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            mq_log_set_level(MQ_LOG_DEBUG);
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            mq_log_set_level(MQ_LOG_WARN);
+        } else if (!strcmp(a, "--version")) {
+            printf("mixq %s\n", MIXQ_VERSION);
+            return CLI_OK;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return CLI_OK;
+        } else {
+            fprintf(stderr, "mixq: error: unknown option '%s' (see 'mixq --help')\n", a);
+            return CLI_USAGE;
+        }
+    }
+    if (i >= argc) {
+        fprintf(stderr, "mixq: error: no command given (see 'mixq --help')\n");
+        return CLI_USAGE;
+    }
+    for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
+        if (!strcmp(argv[i], commands[c].name))
+            return commands[c].fn(argc - i, argv + i);
+    if (!strcmp(argv[i], "help")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    fprintf(stderr, "mixq: error: '%s' is not a mixq command (see 'mixq --help')\n", argv[i]);
+    return CLI_USAGE;
+}

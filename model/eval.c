@@ -1,0 +1,159 @@
+/* model/eval.c - perplexity and KL divergence over chunks of text, llama-perplexity style. */
+#include "model/eval.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/status.h"
+#include "model/tokenizer.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* log-softmax of n logits into out (double); returns the argmax. */
+static int64_t log_softmax(const float *logits, int64_t n, double *out)
+{
+    int64_t arg = 0;
+    double mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        if ((double)logits[i] > mx) {
+            mx = logits[i];
+            arg = i;
+        }
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += exp((double)logits[i] - mx);
+    double lse = mx + log(sum);
+    for (int64_t i = 0; i < n; i++)
+        out[i] = (double)logits[i] - lse;
+    return arg;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Runs a whole chunk through ctx in batches, logits for all n positions. */
+static int run_chunk(struct mq_llama *ctx, const int32_t *toks, int64_t n, int64_t n_batch,
+                     int64_t n_vocab, float *logits)
+{
+    for (int64_t p = 0; p < n; p += n_batch) {
+        int64_t k = n - p < n_batch ? n - p : n_batch;
+        int rc = mq_llama_decode(ctx, toks + p, k, p, logits + (size_t)p * (size_t)n_vocab);
+        if (rc < 0)
+            return rc;
+    }
+    return MQ_OK;
+}
+
+int mq_eval_text(const struct mq_model *m, struct mq_llama *test, struct mq_llama *ref,
+                 const int32_t *tokens, size_t n_tokens, const struct mq_eval_config *cfg,
+                 struct mq_eval_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    int64_t n_ctx = cfg->n_ctx, V = m->hp.n_vocab;
+    if (n_ctx < 4 || n_ctx > mq_llama_n_ctx(test) || (ref && n_ctx > mq_llama_n_ctx(ref)))
+        return mq_error(MQ_EINVAL, "evaluation context %lld is outside 4..%lld", (long long)n_ctx,
+                        (long long)mq_llama_n_ctx(test));
+    if ((int64_t)n_tokens < 2 * n_ctx)
+        return mq_error(MQ_EINVAL, "evaluation text has %zu tokens: it needs at least %lld (2 x context %lld)",
+                        n_tokens, (long long)(2 * n_ctx), (long long)n_ctx);
+    int64_t n_chunks = (int64_t)n_tokens / n_ctx;
+    if (cfg->max_chunks > 0 && cfg->max_chunks < n_chunks)
+        n_chunks = cfg->max_chunks;
+    int64_t first = n_ctx / 2, per_chunk = n_ctx - 1 - first;
+    int64_t n_scored = n_chunks * per_chunk;
+    int32_t bos = mq_vocab_bos(m->vocab);
+
+    int rc = MQ_OK;
+    int32_t *chunk = malloc((size_t)n_ctx * sizeof(*chunk));
+    float *lt = malloc((size_t)n_ctx * (size_t)V * sizeof(float));
+    float *lr = ref ? malloc((size_t)n_ctx * (size_t)V * sizeof(float)) : NULL;
+    double *lp_t = malloc((size_t)V * sizeof(double));
+    double *lp_r = malloc((size_t)V * sizeof(double));
+    double *kls = ref ? malloc((size_t)n_scored * sizeof(double)) : NULL;
+    if (!chunk || !lt || (ref && (!lr || !kls)) || !lp_t || !lp_r) {
+        rc = mq_error(MQ_ENOMEM, "cannot allocate evaluation buffers for %lld x %lld logits",
+                      (long long)n_ctx, (long long)V);
+        goto done;
+    }
+    bool tty = cfg->progress && isatty(STDERR_FILENO);
+    double nll = 0.0, nll2 = 0.0, ref_nll = 0.0, kl = 0.0, kl2 = 0.0;
+    int64_t agree = 0, k = 0;
+    for (int64_t c = 0; c < n_chunks; c++) {
+        memcpy(chunk, tokens + c * n_ctx, (size_t)n_ctx * sizeof(*chunk));
+        if (bos >= 0)
+            chunk[0] = bos;
+        double t0 = now_s();
+        int64_t n_batch = n_ctx;
+        if ((rc = run_chunk(test, chunk, n_ctx, n_batch, V, lt)) < 0)
+            goto done;
+        double t1 = now_s();
+        res->seconds += t1 - t0;
+        if (ref) {
+            if ((rc = run_chunk(ref, chunk, n_ctx, n_batch, V, lr)) < 0)
+                goto done;
+            res->ref_seconds += now_s() - t1;
+        }
+        for (int64_t j = first; j < n_ctx - 1; j++) {
+            int64_t top_t = log_softmax(lt + (size_t)j * (size_t)V, V, lp_t);
+            double v = -lp_t[chunk[j + 1]];
+            nll += v;
+            nll2 += v * v;
+            if (ref) {
+                int64_t top_r = log_softmax(lr + (size_t)j * (size_t)V, V, lp_r);
+                ref_nll -= lp_r[chunk[j + 1]];
+                double d = 0.0;
+                for (int64_t i = 0; i < V; i++)
+                    d += exp(lp_r[i]) * (lp_r[i] - lp_t[i]);
+                kls[k] = d;
+                kl += d;
+                kl2 += d * d;
+                agree += top_t == top_r;
+            }
+            k++;
+        }
+        if (tty)
+            fprintf(stderr, "\rmixq: chunk %lld/%lld, ppl so far %.4f", (long long)(c + 1),
+                    (long long)n_chunks, exp(nll / (double)k));
+    }
+    if (tty)
+        fprintf(stderr, "\n");
+    double n = (double)n_scored;
+    res->n_tokens = (int64_t)n_tokens;
+    res->n_chunks = n_chunks;
+    res->n_scored = n_scored;
+    res->nll_mean = nll / n;
+    res->nll_stderr = n > 1 ? sqrt(fmax(0.0, nll2 / n - res->nll_mean * res->nll_mean) / (n - 1)) : 0.0;
+    res->ppl = exp(res->nll_mean);
+    res->ppl_stderr = res->ppl * res->nll_stderr;
+    if (ref) {
+        res->has_ref = true;
+        res->ref_ppl = exp(ref_nll / n);
+        res->kl_mean = kl / n;
+        res->kl_stderr = n > 1 ? sqrt(fmax(0.0, kl2 / n - res->kl_mean * res->kl_mean) / (n - 1)) : 0.0;
+        qsort(kls, (size_t)n_scored, sizeof(*kls), cmp_double);
+        res->kl_median = n_scored % 2 ? kls[n_scored / 2] : 0.5 * (kls[n_scored / 2 - 1] + kls[n_scored / 2]);
+        res->kl_p99 = kls[(int64_t)((double)(n_scored - 1) * 0.99)];
+        res->kl_max = kls[n_scored - 1];
+        res->top1_agree = (double)agree / n;
+    }
+done:
+    free(chunk);
+    free(lt);
+    free(lr);
+    free(lp_t);
+    free(lp_r);
+    free(kls);
+    return rc;
+}

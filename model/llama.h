@@ -1,0 +1,56 @@
+/* model/llama.h - the llama-family forward pass, on any backend, with a plan applied.
+ *
+ *     struct mq_llama *l;
+ *     struct mq_llama_config cfg = {.n_ctx = 256, .n_batch = 256};
+ *     if (mq_llama_new(model, plan, backend, &cfg, &l) < 0) return -1;
+ *     float *logits = malloc(n * model->hp.n_vocab * sizeof(float));
+ *     mq_llama_decode(l, tokens, n, 0, logits);     // positions 0..n-1
+ *     mq_llama_decode(l, &next, 1, n, logits);      // one more token at position n
+ *     mq_llama_free(l);
+ *
+ * mq_llama_new converts each quantizable layer's weights to the plan's format with
+ * core/dtype's reference quantizer (from the source weights dequantized to F32, or the
+ * source bytes unchanged when the plan keeps the source format) and uploads them once.
+ * Norm weights are F32. The KV cache is F32, n_ctx positions per layer.
+ *
+ * One forward pass: token embedding lookup; per block RMSNorm, Q/K/V projections, RoPE on
+ * Q and K, K and V written into the cache at their positions, causal grouped-query
+ * attention over the cache, output projection and residual add, RMSNorm, SwiGLU
+ * feed-forward and residual add; final RMSNorm and the output matrix (token_embd when
+ * tied). Positions must be consecutive within a call; a call at pos0 overwrites the
+ * cache from pos0 on, so a new sequence simply starts again at 0.
+ *
+ * Ownership: the model and backend are borrowed and must outlive the mq_llama.
+ * Logits are written to caller memory, [n][n_vocab] row-major.
+ *
+ * Dependency rule: model/ depends on backends/ and core/ only.
+ */
+#ifndef MQ_MODEL_LLAMA_H
+#define MQ_MODEL_LLAMA_H
+
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "model/model.h"
+#include "model/plan.h"
+
+struct mq_llama_config {
+    int64_t n_ctx;   /* KV cache positions; 0: the model's training context */
+    int64_t n_batch; /* most tokens per decode call; 0: n_ctx */
+};
+
+struct mq_llama;
+
+int mq_llama_new(const struct mq_model *m, const struct mq_plan *plan, struct be_backend *be,
+                 const struct mq_llama_config *cfg, struct mq_llama **out);
+void mq_llama_free(struct mq_llama *l);
+
+/* Runs n tokens at positions pos0..pos0+n-1 (n <= n_batch, pos0 + n <= n_ctx). Writes
+ * n * n_vocab logits when `logits` is not NULL. */
+int mq_llama_decode(struct mq_llama *l, const int32_t *tokens, int64_t n, int64_t pos0, float *logits);
+
+int64_t mq_llama_n_ctx(const struct mq_llama *l);
+/* Bytes of weights uploaded (quantizable layers in their plan formats plus norms). */
+uint64_t mq_llama_weight_bytes(const struct mq_llama *l);
+
+#endif

@@ -1,0 +1,45 @@
+/* model/plan.h - a plan: one storage format per quantizable layer of a model.
+ *
+ *     struct mq_plan *p;
+ *     mq_plan_uniform(model, MQ_DTYPE_Q4_0, &p);     // every layer Q4_0
+ *     p->fmt[mq_model_find_layer(model, "output.weight")] = MQ_DTYPE_Q8_0;
+ *     mq_plan_check(model, p);                        // every format fits its layer
+ *     mq_plan_free(p);
+ *
+ * Plans are what the search chooses and what profiler and sensitivity analysis price.
+ * Plan files (YAML) are read by reports/plan_io.h.
+ *
+ * Ownership: mq_plan_uniform returns a plan the caller frees with mq_plan_free.
+ *
+ * Dependency rule: model/ depends on backends/ and core/ only.
+ */
+#ifndef MQ_MODEL_PLAN_H
+#define MQ_MODEL_PLAN_H
+
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "model/model.h"
+
+struct mq_plan {
+    int n_layers;        /* == model->n_layers */
+    enum mq_dtype *fmt;  /* [n_layers], indexed like model->layers */
+    char label[128];     /* for reports: "q4_0", "mixed (plan.yaml)" */
+};
+
+int mq_plan_uniform(const struct mq_model *m, enum mq_dtype fmt, struct mq_plan **out);
+/* A copy; the caller frees it. */
+int mq_plan_clone(const struct mq_plan *p, struct mq_plan **out);
+void mq_plan_free(struct mq_plan *p);
+
+/* MQ_EINVAL (printed, naming the layer) when a format is not a plan format or does not
+ * divide the layer's row length into whole blocks; the plan must match the model. */
+int mq_plan_check(const struct mq_model *m, const struct mq_plan *p);
+
+/* Bytes of all quantizable layers' weights in the plan's formats. */
+uint64_t mq_plan_weight_bytes(const struct mq_model *m, const struct mq_plan *p);
+
+/* Fills label with the common format name, or "mixed". */
+void mq_plan_describe(const struct mq_plan *p, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,84 @@
+/* tests/unit/test.h - the unit-test harness: tests in tables, one runner.
+ *
+ * A test is a function returning T_PASS, T_SKIP (with a reason printed by T_SKIP_IF) or
+ * T_FAIL. Checks print "file:line: what failed" and make the test fail:
+ *
+ *     static int test_roundtrip(void)
+ *     {
+ *         T_CHECK(x == 3);                  // returns T_FAIL when false
+ *         T_CHECK_MSG(err < 1e-6, "err %g", err);
+ *         T_SKIP_IF(!have_file, "no model file: run scripts/fetch-models");
+ *         return T_PASS;
+ *     }
+ *     const struct mq_test gguf_tests[] = {
+ *         {"gguf/roundtrip", test_roundtrip},
+ *         {NULL, NULL},
+ *     };
+ *
+ * Each suite's table is listed once in tests/unit/main.c. Tests run from the repository
+ * root (the runner changes there), so data paths are relative to it; scratch files go
+ * under t_tmpdir(), which the runner creates and removes.
+ */
+#ifndef MQ_TESTS_TEST_H
+#define MQ_TESTS_TEST_H
+
+#include <stdio.h>
+
+#define T_PASS 0
+#define T_FAIL 1
+#define T_SKIP 77
+
+struct mq_test {
+    const char *name;
+    int (*fn)(void);
+};
+
+#define T_CHECK(cond)                                                                         \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            fprintf(stderr, "    %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);      \
+            return T_FAIL;                                                                    \
+        }                                                                                     \
+    } while (0)
+
+#define T_CHECK_MSG(cond, ...)                                                                \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            fprintf(stderr, "    %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);      \
+            fprintf(stderr, __VA_ARGS__);                                                     \
+            fputc('\n', stderr);                                                              \
+            return T_FAIL;                                                                    \
+        }                                                                                     \
+    } while (0)
+
+#define T_SKIP_IF(cond, ...)                                                                  \
+    do {                                                                                      \
+        if (cond) {                                                                           \
+            fprintf(stderr, "    skip: ");                                                    \
+            fprintf(stderr, __VA_ARGS__);                                                     \
+            fputc('\n', stderr);                                                              \
+            return T_SKIP;                                                                    \
+        }                                                                                     \
+    } while (0)
+
+/* A scratch folder for this run (removed at the end). */
+const char *t_tmpdir(void);
+
+/* Deterministic pseudo-random numbers for test data (xorshift64*). */
+struct t_rng {
+    unsigned long long s;
+};
+static inline unsigned long long t_rng_next(struct t_rng *r)
+{
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return r->s * 2685821657736338717ULL;
+}
+/* Uniform in [-1, 1). */
+static inline float t_rng_float(struct t_rng *r)
+{
+    return (float)((double)(t_rng_next(r) >> 11) * (2.0 / 9007199254740992.0) - 1.0);
+}
+
+#endif

@@ -1,0 +1,294 @@
+/* tests/unit/test_backend.c - the dispatcher's checks and the ref backend's ops against
+ * independent formulas (the ref backend is the oracle; these tests are its oracle). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "backends/ref/ref.h"
+#include "core/dtype.h"
+#include "core/status.h"
+#include "tests/unit/test.h"
+
+static struct be_backend *open_ref(int threads)
+{
+    struct be_backend *be = NULL;
+    if (be_open("ref", &(struct be_config){.n_threads = threads}, &be) < 0)
+        return NULL;
+    return be;
+}
+
+static void fill(float *x, int64_t n, unsigned long long seed, float scale)
+{
+    struct t_rng r = {seed};
+    for (int64_t i = 0; i < n; i++)
+        x[i] = t_rng_float(&r) * scale;
+}
+
+static int test_registry(void)
+{
+    T_CHECK(be_registry_count() >= 1);
+    T_CHECK(be_registry_find("ref") == &be_ref_ops);
+    T_CHECK(be_registry_find("nope") == NULL);
+    struct be_backend *be = NULL;
+    T_CHECK(be_open("nope", NULL, &be) == MQ_ENOTFOUND && be == NULL);
+    for (int i = 0; i < be_registry_count(); i++) {
+        const struct be_ops *ops = be_registry_get(i);
+        T_CHECK(ops->abi == BE_ABI_VERSION && ops->name && ops->probe && ops->open && ops->close &&
+                ops->supports && ops->upload && ops->run);
+        struct be_info info;
+        ops->probe(&info);
+        T_CHECK(info.usable || info.reason[0]);
+    }
+    be_close(NULL);
+    return T_PASS;
+}
+
+/* Y = W X for every format, against a double computation from the dequantized weights
+ * (and, for Q8_0/Q4_0, the Q8_0-quantized activations, which is the format's math). */
+static int test_matmul_all_formats(void)
+{
+    enum { K = 96, N = 7, M = 5 };
+    float w[N * K], x[M * K], xd[M * K], wd[N * K], y[N * M];
+    fill(w, N * K, 1, 1.0f);
+    fill(x, M * K, 2, 3.0f);
+    for (int threads = 1; threads <= 3; threads += 2) {
+        struct be_backend *be = open_ref(threads);
+        T_CHECK(be);
+        for (int t = 0; t < MQ_DTYPE_COUNT; t++) {
+            const struct mq_dtype_traits *tr = mq_dtype_get((enum mq_dtype)t);
+            if (!tr->is_plan_format)
+                continue;
+            char wq[N * K * 4];
+            tr->from_f32(w, wq, N * K);
+            tr->to_f32(wq, wd, N * K);
+            memcpy(xd, x, sizeof(x));
+            if (tr->is_quantized) {
+                struct mq_block_q8_0 xq[M * K / 32];
+                mq_dtype_get(MQ_DTYPE_Q8_0)->from_f32(x, xq, M * K);
+                mq_dtype_get(MQ_DTYPE_Q8_0)->to_f32(xq, xd, M * K);
+            }
+            struct be_tensor tw, tx, ty;
+            T_CHECK(be_upload(be, &tw, (enum mq_dtype)t, 2, (int64_t[]){K, N}, wq) == MQ_OK);
+            T_CHECK(be_alloc(be, &tx, MQ_DTYPE_F32, 2, (int64_t[]){K, M}) == MQ_OK);
+            T_CHECK(be_alloc(be, &ty, MQ_DTYPE_F32, 2, (int64_t[]){N, M}) == MQ_OK);
+            T_CHECK(be_write(be, &tx, 0, x, sizeof(x)) == MQ_OK);
+            T_CHECK(be_run(be, &(struct be_node){.op = BE_OP_MATMUL, .src = {&tw, &tx}, .dst = &ty}) == MQ_OK);
+            T_CHECK(be_read(be, &ty, 0, y, sizeof(y)) == MQ_OK);
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    double want = 0;
+                    for (int k = 0; k < K; k++)
+                        want += (double)wd[n * K + k] * (double)xd[m * K + k];
+                    T_CHECK_MSG(fabs(y[m * N + n] - want) <= 1e-6 * (1 + fabs(want)), "%s: y[%d][%d] %g want %g",
+                                tr->name, m, n, (double)y[m * N + n], want);
+                }
+            be_free(be, &tw);
+            be_free(be, &tx);
+            be_free(be, &ty);
+            T_CHECK(tw.data == NULL);
+        }
+        be_close(be);
+    }
+    return T_PASS;
+}
+
+static int test_get_rows(void)
+{
+    enum { K = 64, V = 9, M = 4 };
+    float w[V * K], y[M * K], want[K];
+    fill(w, V * K, 3, 2.0f);
+    int32_t ids[M] = {8, 0, 3, 3};
+    struct be_backend *be = open_ref(1);
+    T_CHECK(be);
+    for (int t = 0; t < MQ_DTYPE_COUNT; t++) {
+        const struct mq_dtype_traits *tr = mq_dtype_get((enum mq_dtype)t);
+        if (!tr->is_plan_format)
+            continue;
+        char wq[V * K * 4];
+        tr->from_f32(w, wq, V * K);
+        struct be_tensor tw, ti, ty;
+        T_CHECK(be_upload(be, &tw, (enum mq_dtype)t, 2, (int64_t[]){K, V}, wq) == MQ_OK);
+        T_CHECK(be_alloc(be, &ti, MQ_DTYPE_I32, 1, (int64_t[]){M}) == MQ_OK);
+        T_CHECK(be_alloc(be, &ty, MQ_DTYPE_F32, 2, (int64_t[]){K, M}) == MQ_OK);
+        T_CHECK(be_write(be, &ti, 0, ids, sizeof(ids)) == MQ_OK);
+        T_CHECK(be_run(be, &(struct be_node){.op = BE_OP_GET_ROWS, .src = {&tw, &ti}, .dst = &ty}) == MQ_OK);
+        T_CHECK(be_read(be, &ty, 0, y, sizeof(y)) == MQ_OK);
+        size_t rb = tw.nbytes / V;
+        for (int m = 0; m < M; m++) {
+            tr->to_f32(wq + (size_t)ids[m] * rb, want, K);
+            T_CHECK(memcmp(want, y + m * K, sizeof(want)) == 0);
+        }
+        /* an id outside the table is an error, not a read out of bounds */
+        int32_t bad = V;
+        T_CHECK(be_write(be, &ti, 0, &bad, sizeof(bad)) == MQ_OK);
+        T_CHECK(be_run(be, &(struct be_node){.op = BE_OP_GET_ROWS, .src = {&tw, &ti}, .dst = &ty}) == MQ_ERANGE);
+        be_free(be, &tw);
+        be_free(be, &ti);
+        be_free(be, &ty);
+    }
+    be_close(be);
+    return T_PASS;
+}
+
+/* Runs a one-op node on host-memory tensors of the ref backend. */
+static int run_op(struct be_backend *be, struct be_node *node)
+{
+    return be_run(be, node);
+}
+
+static int test_rmsnorm_swiglu_add(void)
+{
+    enum { K = 40, M = 3 };
+    float x[K * M], g[K], y[K * M], u[K * M];
+    fill(x, K * M, 4, 5.0f);
+    fill(g, K, 5, 1.0f);
+    fill(u, K * M, 6, 1.0f);
+    struct be_backend *be = open_ref(2);
+    T_CHECK(be);
+    struct be_tensor tx = {.type = MQ_DTYPE_F32, .ne = {K, M, 1, 1}, .nbytes = sizeof(x), .data = x, .is_view = true};
+    struct be_tensor tg = {.type = MQ_DTYPE_F32, .ne = {K, 1, 1, 1}, .nbytes = sizeof(g), .data = g, .is_view = true};
+    struct be_tensor ty = {.type = MQ_DTYPE_F32, .ne = {K, M, 1, 1}, .nbytes = sizeof(y), .data = y, .is_view = true};
+    struct be_tensor tu = {.type = MQ_DTYPE_F32, .ne = {K, M, 1, 1}, .nbytes = sizeof(u), .data = u, .is_view = true};
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_RMSNORM, .src = {&tx, &tg}, .dst = &ty, .p.rmsnorm.eps = 1e-5f}) == MQ_OK);
+    for (int m = 0; m < M; m++) {
+        double ss = 0;
+        for (int k = 0; k < K; k++)
+            ss += (double)x[m * K + k] * x[m * K + k];
+        double s = 1.0 / sqrt(ss / K + 1e-5);
+        for (int k = 0; k < K; k++)
+            T_CHECK(fabs(y[m * K + k] - x[m * K + k] * s * g[k]) < 1e-5);
+    }
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_SWIGLU, .src = {&tx, &tu}, .dst = &ty}) == MQ_OK);
+    for (int i = 0; i < K * M; i++)
+        T_CHECK(fabs(y[i] - x[i] / (1 + exp(-x[i])) * u[i]) < 1e-5);
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ADD, .src = {&tx, &tu}, .dst = &ty}) == MQ_OK);
+    for (int i = 0; i < K * M; i++)
+        T_CHECK(y[i] == x[i] + u[i]);
+    /* shape mismatch is refused before the backend runs */
+    struct be_tensor bad = tu;
+    bad.ne[0] = K / 2;
+    bad.ne[1] = M * 2;
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ADD, .src = {&tx, &bad}, .dst = &ty}) == MQ_EINVAL);
+    be_close(be);
+    return T_PASS;
+}
+
+static int test_rope(void)
+{
+    enum { D = 16, H = 3, M = 4 };
+    float x[D * H * M], y[D * H * M];
+    fill(x, D * H * M, 7, 1.0f);
+    struct be_backend *be = open_ref(1);
+    T_CHECK(be);
+    struct be_tensor tx = {.type = MQ_DTYPE_F32, .ne = {D, H, M, 1}, .nbytes = sizeof(x), .data = x, .is_view = true};
+    struct be_tensor ty = tx;
+    ty.data = y;
+    for (int mode = 0; mode <= 2; mode += 2) {
+        int n_rot = 12; /* fewer than D: the tail passes through */
+        T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ROPE, .src = {&tx}, .dst = &ty,
+                                             .p.rope = {.pos0 = 5, .n_rot = n_rot, .mode = (enum be_rope_mode)mode,
+                                                        .theta = 10000.0f, .freq_scale = 0.5f}}) == MQ_OK);
+        for (int m = 0; m < M; m++)
+            for (int h = 0; h < H; h++) {
+                const float *xs = x + (m * H + h) * D;
+                const float *ys = y + (m * H + h) * D;
+                for (int i = 0; i < n_rot / 2; i++) {
+                    double ang = (5 + m) * 0.5 * pow(10000.0, -2.0 * i / n_rot);
+                    int a = mode ? i : 2 * i, b = mode ? i + n_rot / 2 : 2 * i + 1;
+                    T_CHECK(fabs(ys[a] - (xs[a] * cos(ang) - xs[b] * sin(ang))) < 1e-5);
+                    T_CHECK(fabs(ys[b] - (xs[a] * sin(ang) + xs[b] * cos(ang))) < 1e-5);
+                }
+                for (int d = n_rot; d < D; d++)
+                    T_CHECK(ys[d] == xs[d]);
+            }
+    }
+    /* position 0 is the identity; in place works */
+    memcpy(y, x, sizeof(x));
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ROPE, .src = {&ty}, .dst = &ty,
+                                         .p.rope = {.pos0 = 0, .n_rot = D, .theta = 10000.0f, .freq_scale = 1.0f}}) == MQ_OK);
+    for (int i = 0; i < D * H; i++)
+        T_CHECK(y[i] == x[i]);
+    be_close(be);
+    return T_PASS;
+}
+
+/* Attention against a direct computation, with grouped-query heads whose V rows differ
+ * per kv head so that a wrong head mapping shows. */
+static int test_attention(void)
+{
+    enum { D = 8, H = 4, HKV = 2, T = 6, M = 3, POS0 = 2 };
+    float q[D * H * M], k[D * HKV * T], v[D * HKV * T], out[D * H * M];
+    fill(q, D * H * M, 8, 1.0f);
+    fill(k, D * HKV * T, 9, 1.0f);
+    fill(v, D * HKV * T, 10, 1.0f);
+    struct be_backend *be = open_ref(2);
+    T_CHECK(be);
+    struct be_tensor tq = {.type = MQ_DTYPE_F32, .ne = {D, H, M, 1}, .nbytes = sizeof(q), .data = q, .is_view = true};
+    struct be_tensor tk = {.type = MQ_DTYPE_F32, .ne = {D * HKV, T, 1, 1}, .nbytes = sizeof(k), .data = k, .is_view = true};
+    struct be_tensor tv = tk;
+    tv.data = v;
+    struct be_tensor to = {.type = MQ_DTYPE_F32, .ne = {D * H, M, 1, 1}, .nbytes = sizeof(out), .data = out, .is_view = true};
+    float scale = 0.35f;
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ATTENTION, .src = {&tq, &tk, &tv}, .dst = &to,
+                                         .p.attention = {.pos0 = POS0, .n_kv = POS0 + M, .scale = scale}}) == MQ_OK);
+    for (int m = 0; m < M; m++)
+        for (int h = 0; h < H; h++) {
+            int g = h / (H / HKV);
+            double s[T], mx = -1e300, sum = 0;
+            for (int p = 0; p <= POS0 + m; p++) {
+                s[p] = 0;
+                for (int d = 0; d < D; d++)
+                    s[p] += (double)q[(m * H + h) * D + d] * k[p * D * HKV + g * D + d];
+                s[p] *= scale;
+                mx = fmax(mx, s[p]);
+            }
+            for (int p = 0; p <= POS0 + m; p++)
+                sum += (s[p] = exp(s[p] - mx));
+            for (int d = 0; d < D; d++) {
+                double o = 0;
+                for (int p = 0; p <= POS0 + m; p++)
+                    o += s[p] / sum * v[p * D * HKV + g * D + d];
+                T_CHECK_MSG(fabs(out[m * D * H + h * D + d] - o) < 1e-6, "m %d h %d d %d", m, h, d);
+            }
+        }
+    /* a query past n_kv is refused */
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ATTENTION, .src = {&tq, &tk, &tv}, .dst = &to,
+                                         .p.attention = {.pos0 = POS0, .n_kv = POS0 + M - 1, .scale = scale}}) == MQ_EINVAL);
+    be_close(be);
+    return T_PASS;
+}
+
+static int test_views(void)
+{
+    struct be_backend *be = open_ref(1);
+    T_CHECK(be);
+    struct be_tensor t, v;
+    T_CHECK(be_alloc(be, &t, MQ_DTYPE_F32, 2, (int64_t[]){10, 6}) == MQ_OK);
+    T_CHECK(be_view_rows(&t, 2, 3, &v) == MQ_OK);
+    T_CHECK(v.ne[1] == 3 && v.nbytes == 120 && (char *)v.data == (char *)t.data + 80 && v.is_view);
+    T_CHECK(be_view_rows(&t, 4, 3, &v) == MQ_EINVAL);
+    T_CHECK(be_view_reshape(&t, 3, (int64_t[]){5, 2, 6}, &v) == MQ_OK && v.ne[2] == 6);
+    T_CHECK(be_view_reshape(&t, 2, (int64_t[]){7, 9}, &v) == MQ_EINVAL);
+    char buf[8];
+    T_CHECK(be_write(be, &t, 236, buf, 8) == MQ_EINVAL);
+    T_CHECK(be_read(be, &t, 240, buf, 1) == MQ_EINVAL);
+    be_free(be, &v); /* a view frees nothing */
+    be_free(be, &t);
+    struct be_tensor q;
+    T_CHECK(be_alloc(be, &q, MQ_DTYPE_Q4_0, 2, (int64_t[]){33, 2}) == MQ_EINVAL);
+    T_CHECK(be_alloc(be, &q, MQ_DTYPE_F32, 2, (int64_t[]){0, 2}) == MQ_EINVAL);
+    be_close(be);
+    return T_PASS;
+}
+
+const struct mq_test backend_tests[] = {
+    {"backend/registry", test_registry},
+    {"backend/ref_matmul_all_formats", test_matmul_all_formats},
+    {"backend/ref_get_rows", test_get_rows},
+    {"backend/ref_rmsnorm_swiglu_add", test_rmsnorm_swiglu_add},
+    {"backend/ref_rope", test_rope},
+    {"backend/ref_attention", test_attention},
+    {"backend/views", test_views},
+    {NULL, NULL},
+};

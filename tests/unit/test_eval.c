@@ -1,0 +1,141 @@
+/* tests/unit/test_eval.c - perplexity as the training script measured it, and the
+ * quality ordering of formats on the bundled model. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "core/status.h"
+#include "model/eval.h"
+#include "model/gguf.h"
+#include "model/llama.h"
+#include "model/model.h"
+#include "model/plan.h"
+#include "model/tokenizer.h"
+#include "tests/unit/test.h"
+
+#define TINY "examples/tinyllm/tinyllm.gguf"
+#define GOLDEN "examples/tinyllm/golden.gguf"
+
+struct eval_fixture {
+    struct mq_model *m;
+    struct be_backend *be;
+    int32_t *tokens;
+    size_t n_tokens;
+};
+
+static int fixture_open(struct eval_fixture *f, const char *text_path)
+{
+    memset(f, 0, sizeof(*f));
+    if (mq_model_load(TINY, &f->m) < 0 || be_open("ref", NULL, &f->be) < 0)
+        return -1;
+    FILE *fp = fopen(text_path, "rb");
+    if (!fp)
+        return -1;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof(buf), fp);
+    fclose(fp);
+    return mq_vocab_tokenize(f->m->vocab, buf, n, true, &f->tokens, &f->n_tokens);
+}
+
+static void fixture_close(struct eval_fixture *f)
+{
+    free(f->tokens);
+    be_close(f->be);
+    mq_model_free(f->m);
+}
+
+static int eval_plan(struct eval_fixture *f, enum mq_dtype fmt, struct mq_llama *ref, int64_t chunks,
+                     struct mq_eval_result *r)
+{
+    struct mq_plan *p;
+    struct mq_llama *l;
+    int rc = mq_plan_uniform(f->m, fmt, &p);
+    if (rc < 0)
+        return rc;
+    rc = mq_llama_new(f->m, p, f->be, &(struct mq_llama_config){.n_ctx = 256}, &l);
+    if (rc == MQ_OK) {
+        struct mq_eval_config cfg = {.n_ctx = 256, .max_chunks = chunks};
+        rc = mq_eval_text(f->m, l, ref, f->tokens, f->n_tokens, &cfg, r);
+        mq_llama_free(l);
+    }
+    mq_plan_free(p);
+    return rc;
+}
+
+/* `mixq eval` on the held-out texts gives the perplexity the training script measured
+ * (same chunking; float32 PyTorch against double sums here: agreement to ~1e-5). */
+static int test_ppl_matches_training(void)
+{
+    struct mq_gguf *g;
+    T_CHECK(mq_gguf_open(GOLDEN, &g) == MQ_OK);
+    static const struct {
+        const char *text, *key;
+    } cases[] = {
+        {"examples/data/kjv-eval.txt", "mixq_golden.kjv_ppl_8chunks"},
+        {"examples/data/austen-eval.txt", "mixq_golden.austen_ppl_8chunks"},
+    };
+    for (size_t c = 0; c < 2; c++) {
+        float want;
+        T_CHECK(mq_gguf_get_f32(g, cases[c].key, &want) == MQ_OK);
+        struct eval_fixture f;
+        T_CHECK(fixture_open(&f, cases[c].text) == MQ_OK);
+        struct mq_eval_result r;
+        T_CHECK(eval_plan(&f, MQ_DTYPE_F32, NULL, 8, &r) == MQ_OK);
+        fprintf(stderr, "    %s: ppl %.6f, training script measured %.6f\n", cases[c].text, r.ppl, (double)want);
+        T_CHECK(r.n_chunks == 8 && r.n_scored == 8 * 127);
+        T_CHECK_MSG(fabs(r.ppl / want - 1.0) < 1e-4, "ppl %.6f vs %.6f", r.ppl, (double)want);
+        fixture_close(&f);
+    }
+    mq_gguf_close(g);
+    return T_PASS;
+}
+
+/* F16 is close to F32; Q8_0 loses more; Q4_0 clearly more, in KL and in perplexity. */
+static int test_format_ordering(void)
+{
+    struct eval_fixture f;
+    T_CHECK(fixture_open(&f, "examples/data/kjv-eval.txt") == MQ_OK);
+    struct mq_plan *p32;
+    struct mq_llama *ref;
+    T_CHECK(mq_plan_uniform(f.m, MQ_DTYPE_F32, &p32) == MQ_OK);
+    T_CHECK(mq_llama_new(f.m, p32, f.be, &(struct mq_llama_config){.n_ctx = 256}, &ref) == MQ_OK);
+    struct mq_eval_result r32, r16, r8, r4;
+    T_CHECK(eval_plan(&f, MQ_DTYPE_F32, ref, 4, &r32) == MQ_OK);
+    T_CHECK(eval_plan(&f, MQ_DTYPE_F16, ref, 4, &r16) == MQ_OK);
+    T_CHECK(eval_plan(&f, MQ_DTYPE_Q8_0, ref, 4, &r8) == MQ_OK);
+    T_CHECK(eval_plan(&f, MQ_DTYPE_Q4_0, ref, 4, &r4) == MQ_OK);
+    fprintf(stderr, "    ppl f32 %.5f f16 %.5f q8_0 %.5f q4_0 %.5f; KL f16 %.3g q8_0 %.3g q4_0 %.3g\n", r32.ppl,
+            r16.ppl, r8.ppl, r4.ppl, r16.kl_mean, r8.kl_mean, r4.kl_mean);
+    T_CHECK(r32.kl_mean == 0.0 && r32.top1_agree == 1.0 && r32.ppl == r32.ref_ppl);
+    T_CHECK(r16.kl_mean < r8.kl_mean && r8.kl_mean < r4.kl_mean);
+    T_CHECK(r4.kl_mean > 10 * r16.kl_mean);
+    T_CHECK(fabs(r16.ppl / r32.ppl - 1.0) < 1e-3);
+    T_CHECK(r4.ppl > r16.ppl && r4.ppl / r16.ppl - 1.0 > 2 * fabs(r16.ppl / r32.ppl - 1.0));
+    T_CHECK(r4.kl_median <= r4.kl_p99 && r4.kl_p99 <= r4.kl_max);
+    mq_llama_free(ref);
+    mq_plan_free(p32);
+    fixture_close(&f);
+    return T_PASS;
+}
+
+static int test_eval_refusals(void)
+{
+    struct eval_fixture f;
+    T_CHECK(fixture_open(&f, "examples/data/kjv-eval.txt") == MQ_OK);
+    struct mq_eval_result r;
+    size_t keep = f.n_tokens;
+    f.n_tokens = 511; /* fewer than 2 x 256 */
+    T_CHECK(eval_plan(&f, MQ_DTYPE_F32, NULL, 1, &r) == MQ_EINVAL);
+    f.n_tokens = keep;
+    fixture_close(&f);
+    return T_PASS;
+}
+
+const struct mq_test eval_tests[] = {
+    {"eval/ppl_matches_training", test_ppl_matches_training},
+    {"eval/format_ordering", test_format_ordering},
+    {"eval/refusals", test_eval_refusals},
+    {NULL, NULL},
+};
