@@ -98,28 +98,48 @@ LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 # ---- sources --------------------------------------------------------------------------------
-LIB_DIRS := core model backends backends/ref profiler search reports
-LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
+LIB_DIRS := core model backends backends/ref backends/cpu profiler search reports
+LIB_SRCS := $(filter-out backends/cpu/kern_%.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
+# cpu backend kernels: each instruction-set path is its own object with its own -m flags;
+# the avx512 source is compiled twice (plain AVX-512, and with VNNI + BF16)
+CPU_KERN_OBJS := $(BUILD)/obj/backends/cpu/kern_scalar.o
+ifeq ($(TARGET_ARCH_NAME),x86_64)
+CPU_KERN_OBJS += $(BUILD)/obj/backends/cpu/kern_avx2.o $(BUILD)/obj/backends/cpu/kern_avx512.o \
+                 $(BUILD)/obj/backends/cpu/kern_avx512vnni.o
+endif
+AVX2_FLAGS := -mavx2 -mfma -mf16c
+AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq
+AVX512VNNI_FLAGS := $(AVX512_FLAGS) -mavx512vnni -mavx512bf16 -DCPU_VNNI -DCPU_BF16
 CLI_SRCS := $(wildcard cli/*.c)
 TEST_SRCS := $(wildcard tests/unit/*.c)
 
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(CPU_KERN_OBJS)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
 MIXQ := $(BUILD)/mixq
 LIBMIXQ := $(BUILD)/libmixq.a
 TEST_UNIT := $(BUILD)/test-unit
+BENCH_KERNELS := $(BUILD)/bench-kernels
+BENCH_E2E := $(BUILD)/bench-e2e
+BENCH_OBJS := $(BUILD)/obj/bench/kernels.o $(BUILD)/obj/bench/limits.o $(BUILD)/obj/bench/e2e.o
 
-.PHONY: all check check-unit check-cli check-corpus check-asan check-data demo fuzz format clean deps
+.PHONY: all check check-unit check-cli check-corpus check-asan check-data check-interop demo fuzz format clean deps bench
 .DEFAULT_GOAL := all
 
-all: $(MIXQ) $(TEST_UNIT)
+all: $(MIXQ) $(TEST_UNIT) $(BENCH_KERNELS) $(BENCH_E2E)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/backends/cpu/kern_avx2.o: CFLAGS += $(AVX2_FLAGS)
+$(BUILD)/obj/backends/cpu/kern_avx512.o: CFLAGS += $(AVX512_FLAGS)
+$(BUILD)/obj/backends/cpu/kern_avx512vnni.o: backends/cpu/kern_avx512.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (vnni)")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(AVX512VNNI_FLAGS) -c $< -o $@
 
 $(LIBMIXQ): $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
@@ -132,6 +152,21 @@ $(MIXQ): $(CLI_OBJS) $(LIBMIXQ)
 $(TEST_UNIT): $(TEST_OBJS) $(LIBMIXQ)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(LIBMIXQ) $(LDLIBS)
+
+$(BENCH_KERNELS): $(BUILD)/obj/bench/kernels.o $(BUILD)/obj/bench/limits.o $(LIBMIXQ)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBMIXQ) $(LDLIBS)
+
+$(BENCH_E2E): $(BUILD)/obj/bench/e2e.o $(LIBMIXQ)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBMIXQ) $(LDLIBS)
+
+# ---- benchmarks (machine-readable YAML; they never assert times) -------------------------
+# bench-kernels needs nothing else; bench/e2e.py builds llama.cpp (scripts/build-llama-cpp)
+# and fetches SmolLM2 (scripts/fetch-models), both cached under .cache/.
+bench: $(BENCH_KERNELS) $(BENCH_E2E)
+	$(BENCH_KERNELS) --out $(BUILD)/bench/kernels.yaml
+	$(PYTHON) bench/e2e.py --mixq-bench $(BENCH_E2E) --out $(BUILD)/bench/e2e.yaml
 
 # ---- set-up ---------------------------------------------------------------------------------
 deps:
@@ -161,6 +196,14 @@ check-data:
 	@echo "== evaluation texts regenerate byte for byte"
 	$(Q)$(PYTHON) scripts/prepare-data.py --check; rc=$$?; \
 	  if [ $$rc -eq 77 ]; then echo "skipped"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
+
+# The interop tier: mixq against llama.cpp's own tools (built from the llama-cpp-python
+# sdist, cached in .cache/) on the bundled model and SmolLM2. Skips (exit 77) where they
+# cannot be had.
+check-interop: deps $(MIXQ)
+	@echo "== interop tier: llama.cpp as the oracle"
+	$(Q)MIXQ=$(MIXQ) BUILD=$(BUILD) tests/interop/run.sh; rc=$$?; \
+	  if [ $$rc -eq 77 ]; then echo "interop tier skipped"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
 ASAN_BUILD := $(BUILD)/asan
 check-asan:
@@ -201,4 +244,4 @@ format:
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)

@@ -7,7 +7,7 @@
  *     struct be_backend *be;
  *     if (be_open("ref", &(struct be_config){.n_threads = 2}, &be) < 0) return -1;
  *     struct be_tensor w = {0}, x = {0}, y = {0};
- *     be_upload(be, &w, MQ_DTYPE_Q4_0, 2, (int64_t[]){4096, 4096}, blocks);  // weights, once
+ *     be_upload(be, &w, MQ_DTYPE_Q4_0, 2, (int64_t[]){4096, 4096}, blocks, BE_USE_MATRIX);
  *     be_alloc(be, &x, MQ_DTYPE_F32, 2, (int64_t[]){4096, 1});               // activations
  *     be_alloc(be, &y, MQ_DTYPE_F32, 2, (int64_t[]){4096, 1});
  *     be_write(be, &x, 0, host_x, 4096 * sizeof(float));
@@ -80,8 +80,13 @@ enum be_op {
 
 enum be_rope_mode { BE_ROPE_NORM = 0, BE_ROPE_NEOX = 2 }; /* ggml's numbers */
 
+/* What uploaded weights are for: matrices (MATMUL and GET_ROWS operands) may be repacked
+ * into the backend's own layout; vectors (norm weights) stay plain and contiguous. */
+enum be_use { BE_USE_MATRIX, BE_USE_VECTOR };
+
 struct be_tensor {
     enum mq_dtype type;
+    enum be_use use;
     int64_t ne[BE_MAX_DIMS];
     size_t nbytes;
     void *data;  /* backend memory; NULL until allocated */
@@ -135,7 +140,8 @@ struct be_ops {
     void (*close)(void *ctx);
     bool (*supports)(void *ctx, enum be_op op, enum mq_dtype weight_type);
     /* Converts `src` (t->nbytes of t->type in ggml's layout, host memory) into the
-     * backend's own layout and memory; t->type and t->ne are set by the caller. */
+     * backend's own layout and memory; t->type, t->ne and t->use are set by the caller.
+     * BE_USE_VECTOR data must stay plain (elementwise ops read it directly). */
     int (*upload)(void *ctx, struct be_tensor *t, const void *src);
     /* Runs one op whose shapes the dispatcher has checked. */
     int (*run)(void *ctx, const struct be_node *node);
@@ -184,9 +190,9 @@ bool be_supports(const struct be_backend *be, enum be_op op, enum mq_dtype weigh
 /* Sets t's type and shape and allocates it in the backend (contents undefined). */
 int be_alloc(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, int n_dims,
              const int64_t *ne);
-/* Sets t's type and shape and uploads weights from host memory (ggml layout). */
+/* Sets t's type and shape and uploads weights from host memory (ggml layout) for `use`. */
 int be_upload(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, int n_dims,
-              const int64_t *ne, const void *src);
+              const int64_t *ne, const void *src, enum be_use use);
 /* Frees what be_alloc/be_upload made (views: nothing) and zeroes t. */
 void be_free(struct be_backend *be, struct be_tensor *t);
 

@@ -124,12 +124,15 @@ int be_alloc(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, int
 }
 
 int be_upload(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, int n_dims,
-              const int64_t *ne, const void *src)
+              const int64_t *ne, const void *src, enum be_use use)
 {
     int rc = tensor_init(t, type, n_dims, ne);
     if (rc < 0)
         return rc;
-    if (!be->ops->supports(be->ctx, BE_OP_MATMUL, type) &&
+    t->use = use;
+    if (use == BE_USE_VECTOR && type != MQ_DTYPE_F32)
+        return mq_error(MQ_EINVAL, "vector weights must be f32, not %s", mq_dtype_name(type));
+    if (use == BE_USE_MATRIX && !be->ops->supports(be->ctx, BE_OP_MATMUL, type) &&
         !be->ops->supports(be->ctx, BE_OP_GET_ROWS, type))
         return mq_error(MQ_EUNSUPPORTED, "backend '%s' has no kernels for %s weights", be_name(be),
                         mq_dtype_name(type));

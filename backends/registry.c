@@ -3,9 +3,11 @@
 #include <string.h>
 
 #include "backends/backend.h"
+#include "backends/cpu/cpu.h"
 #include "backends/ref/ref.h"
 
 static const struct be_ops *const registry[] = {
+    &be_cpu_ops,
     &be_ref_ops,
 };
 

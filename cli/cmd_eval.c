@@ -30,14 +30,18 @@ static void eval_usage(FILE *f)
             "chunk is scored.\n\n"
             "options:\n"
             "  --text FILE        evaluation text (default: the bundled %s)\n"
-            "  --plan P           a format for every layer (f32, f16, bf16, q8_0, q4_0) or a\n"
-            "                     plan file (YAML, mixq_schema: plan/1); default f32\n"
-            "  --backend NAME     backend to run on (default ref; see 'mixq backends')\n"
+            "  --plan P           a format for every layer (f32, f16, bf16, q8_0, q4_0), 'source'\n"
+            "                     (each layer as stored in the file), or a plan file (YAML,\n"
+            "                     mixq_schema: plan/1); default f32\n"
+            "  --backend NAME     backend to run on (default cpu; see 'mixq backends')\n"
             "  --threads N        threads (default: all online CPUs)\n"
             "  --ctx N            chunk length in tokens (default: the model's training\n"
             "                     context, at most %d)\n"
             "  --chunks N         evaluate only the first N chunks\n"
             "  --no-kl            skip the full-precision reference pass (no KL divergence)\n"
+            "  --save-logits FILE write the plan's log-probabilities at the scored positions in\n"
+            "                     llama-perplexity's --kl-divergence-base format, so that\n"
+            "                     llama-perplexity --kl-divergence compares llama.cpp with mixq\n"
             "  -v, -q             more or fewer messages\n"
             "  --help             this text\n",
             EVAL_DEFAULT_TEXT, EVAL_DEFAULT_CTX);
@@ -79,6 +83,8 @@ static int read_text(const char *path, char **out, size_t *len)
 static int load_plan(const struct mq_model *m, const char *arg, struct mq_plan **out)
 {
     enum mq_dtype t;
+    if (strcmp(arg, "source") == 0)
+        return mq_plan_source(m, out);
     if (mq_dtype_from_name(arg, &t) == MQ_OK) {
         if (!mq_dtype_get(t)->is_plan_format)
             return mq_error(MQ_EINVAL, "'%s' is not a format a plan can choose", arg);
@@ -95,12 +101,13 @@ int cmd_eval(int argc, char **argv)
         {"backend", required_argument, NULL, 'b'}, {"threads", required_argument, NULL, 'j'},
         {"ctx", required_argument, NULL, 'c'},     {"chunks", required_argument, NULL, 'n'},
         {"no-kl", no_argument, NULL, 'k'},         {"help", no_argument, NULL, 'h'},
+        {"save-logits", required_argument, NULL, 's'},
         {"verbose", no_argument, NULL, 'v'},       {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
     char default_text[4096];
     cli_data_path(default_text, sizeof(default_text), EVAL_DEFAULT_TEXT);
-    const char *text_path = default_text, *plan_arg = "f32", *backend = "ref";
+    const char *text_path = default_text, *plan_arg = "f32", *backend = "cpu", *save_logits = NULL;
     long long threads = 0, ctx = 0, chunks = 0;
     bool want_kl = true;
     int c;
@@ -116,6 +123,7 @@ int cmd_eval(int argc, char **argv)
         case 'c': u = cli_parse_int("eval", "--ctx", optarg, 4, 1 << 20, &ctx); break;
         case 'n': u = cli_parse_int("eval", "--chunks", optarg, 1, 1 << 30, &chunks); break;
         case 'k': want_kl = false; break;
+        case 's': save_logits = optarg; break;
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': eval_usage(stdout); return CLI_OK;
@@ -137,7 +145,7 @@ int cmd_eval(int argc, char **argv)
     size_t text_len = 0, n_tokens = 0;
     if ((rc = mq_model_load(argv[optind], &m)) < 0 || (rc = load_plan(m, plan_arg, &plan)) < 0 ||
         (rc = read_text(text_path, &text, &text_len)) < 0 ||
-        (rc = mq_vocab_tokenize(m->vocab, text, text_len, mq_vocab_add_bos(m->vocab), &tokens, &n_tokens)) < 0 ||
+        (rc = mq_vocab_tokenize_special(m->vocab, text, text_len, true, &tokens, &n_tokens)) < 0 ||
         (rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0)
         goto done;
     int64_t n_ctx = ctx ? ctx : (m->hp.n_ctx_train < EVAL_DEFAULT_CTX ? m->hp.n_ctx_train : EVAL_DEFAULT_CTX);
@@ -160,7 +168,7 @@ int cmd_eval(int argc, char **argv)
     printf("plan      %s, weights %s\n", plan->label, cli_fmt_bytes(b1, sizeof(b1), mq_plan_weight_bytes(m, plan)));
     printf("backend   %s, %d threads\n", be_name(be), be_threads(be));
     fflush(stdout);
-    struct mq_eval_config ec = {.n_ctx = n_ctx, .max_chunks = chunks, .progress = true};
+    struct mq_eval_config ec = {.n_ctx = n_ctx, .max_chunks = chunks, .progress = true, .save_logits = save_logits};
     struct mq_eval_result r;
     if ((rc = mq_eval_text(m, test, ref, tokens, n_tokens, &ec, &r)) < 0)
         goto done;

@@ -2,7 +2,10 @@
  *
  * The quantizers follow ggml's reference code (quantize_row_q8_0_ref and
  * quantize_row_q4_0_ref) operation for operation, so that the blocks are bit-identical
- * to what llama-quantize writes from the same f32 input. */
+ * to what llama-quantize writes from the same f32 input. The dequantizers of the
+ * source-only types follow ggml's dequantize_row_* the same way (code times scale, then
+ * plus the offset), so that they give ggml's floats bit for bit; the K-quants are in
+ * core/dtype_kquants.c. */
 #include "core/dtype.h"
 
 #include <math.h>
@@ -10,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/dtype_internal.h"
 #include "core/fp16.h"
 #include "core/status.h"
 
@@ -128,6 +132,61 @@ static void q4_0_from_f32(const float *src, void *dst, int64_t n)
     }
 }
 
+static void q4_1_to_f32(const void *src, float *dst, int64_t n)
+{
+    const struct mq_block_q4_1 *b = src;
+    for (int64_t i = 0; i < n / MQ_QK4_1; i++) {
+        float d = mq_f16_to_f32(b[i].d), m = mq_f16_to_f32(b[i].m);
+        for (int j = 0; j < MQ_QK4_1 / 2; j++) {
+            dst[i * MQ_QK4_1 + j] = (float)(b[i].qs[j] & 0x0F) * d + m;
+            dst[i * MQ_QK4_1 + j + MQ_QK4_1 / 2] = (float)(b[i].qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+/* The 5-bit code of elements j and j+16 of a Q5_0/Q5_1 block: the nibbles of qs[j] and
+ * bits j and j+16 of the little-endian qh. */
+static inline void q5_codes(const uint8_t qh_bytes[4], uint8_t qs, int j, int *lo, int *hi)
+{
+    uint32_t qh = (uint32_t)qh_bytes[0] | (uint32_t)qh_bytes[1] << 8 |
+                  (uint32_t)qh_bytes[2] << 16 | (uint32_t)qh_bytes[3] << 24;
+    *lo = (qs & 0x0F) | (int)((qh >> j) & 1) << 4;
+    *hi = (qs >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+}
+
+static void q5_0_to_f32(const void *src, float *dst, int64_t n)
+{
+    const struct mq_block_q5_0 *b = src;
+    for (int64_t i = 0; i < n / MQ_QK5_0; i++) {
+        float d = mq_f16_to_f32(b[i].d);
+        for (int j = 0; j < MQ_QK5_0 / 2; j++) {
+            int lo, hi;
+            q5_codes(b[i].qh, b[i].qs[j], j, &lo, &hi);
+            dst[i * MQ_QK5_0 + j] = (float)(lo - 16) * d;
+            dst[i * MQ_QK5_0 + j + MQ_QK5_0 / 2] = (float)(hi - 16) * d;
+        }
+    }
+}
+
+static void q5_1_to_f32(const void *src, float *dst, int64_t n)
+{
+    const struct mq_block_q5_1 *b = src;
+    for (int64_t i = 0; i < n / MQ_QK5_1; i++) {
+        float d = mq_f16_to_f32(b[i].d), m = mq_f16_to_f32(b[i].m);
+        for (int j = 0; j < MQ_QK5_1 / 2; j++) {
+            int lo, hi;
+            q5_codes(b[i].qh, b[i].qs[j], j, &lo, &hi);
+            dst[i * MQ_QK5_1 + j] = (float)lo * d + m;
+            dst[i * MQ_QK5_1 + j + MQ_QK5_1 / 2] = (float)hi * d + m;
+        }
+    }
+}
+
+/* Source-only rows: read, never written or planned. */
+#define SOURCE_ONLY(nm, ggml, elems, block, fn)                                                  \
+    {.name = nm, .ggml_type = ggml, .block_elems = elems, .block_bytes = sizeof(block),          \
+     .is_quantized = true, .is_plan_format = false, .to_f32 = fn, .from_f32 = NULL}
+
 static const struct mq_dtype_traits dtype_table[MQ_DTYPE_COUNT] = {
     [MQ_DTYPE_F32] = {.name = "f32", .ggml_type = 0, .block_elems = 1, .block_bytes = 4,
                       .is_plan_format = true, .to_f32 = f32_to_f32, .from_f32 = f32_from_f32},
@@ -141,6 +200,15 @@ static const struct mq_dtype_traits dtype_table[MQ_DTYPE_COUNT] = {
     [MQ_DTYPE_Q4_0] = {.name = "q4_0", .ggml_type = 2, .block_elems = MQ_QK4_0,
                        .block_bytes = sizeof(struct mq_block_q4_0), .is_quantized = true,
                        .is_plan_format = true, .to_f32 = q4_0_to_f32, .from_f32 = q4_0_from_f32},
+    /* ggml's numbers: Q4_1=3, Q5_0=6, Q5_1=7, Q2_K=10 .. Q6_K=14 (4, 5 were removed Q4_2/Q4_3) */
+    [MQ_DTYPE_Q4_1] = SOURCE_ONLY("q4_1", 3, MQ_QK4_1, struct mq_block_q4_1, q4_1_to_f32),
+    [MQ_DTYPE_Q5_0] = SOURCE_ONLY("q5_0", 6, MQ_QK5_0, struct mq_block_q5_0, q5_0_to_f32),
+    [MQ_DTYPE_Q5_1] = SOURCE_ONLY("q5_1", 7, MQ_QK5_1, struct mq_block_q5_1, q5_1_to_f32),
+    [MQ_DTYPE_Q2_K] = SOURCE_ONLY("q2_k", 10, MQ_QK_K, struct mq_block_q2_k, mq_q2_k_to_f32),
+    [MQ_DTYPE_Q3_K] = SOURCE_ONLY("q3_k", 11, MQ_QK_K, struct mq_block_q3_k, mq_q3_k_to_f32),
+    [MQ_DTYPE_Q4_K] = SOURCE_ONLY("q4_k", 12, MQ_QK_K, struct mq_block_q4_k, mq_q4_k_to_f32),
+    [MQ_DTYPE_Q5_K] = SOURCE_ONLY("q5_k", 13, MQ_QK_K, struct mq_block_q5_k, mq_q5_k_to_f32),
+    [MQ_DTYPE_Q6_K] = SOURCE_ONLY("q6_k", 14, MQ_QK_K, struct mq_block_q6_k, mq_q6_k_to_f32),
     [MQ_DTYPE_I32] = {.name = "i32", .ggml_type = 26, .block_elems = 1, .block_bytes = 4},
 };
 

@@ -1,11 +1,13 @@
 /* model/eval.c - perplexity and KL divergence over chunks of text, llama-perplexity style. */
 #include "model/eval.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/status.h"
@@ -35,6 +37,83 @@ static int64_t log_softmax(const float *logits, int64_t n, double *out)
     for (int64_t i = 0; i < n; i++)
         out[i] = (double)logits[i] - lse;
     return arg;
+}
+
+/* llama-perplexity's nearest_int: round to nearest via the 1.5 * 2^23 trick */
+static inline int nearest_int(float v)
+{
+    float x = v + 12582912.f;
+    int i;
+    memcpy(&i, &x, sizeof(i));
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/* One scored position in llama.cpp's --kl-divergence-base encoding (float arithmetic in
+ * the same order as its log_softmax, so the codes are the ones llama.cpp would write). */
+static void encode_log_probs(const float *logits, int64_t n_vocab, uint16_t *rec)
+{
+    float max_logit = logits[0], min_logit = logits[0];
+    for (int64_t i = 1; i < n_vocab; i++) {
+        max_logit = logits[i] > max_logit ? logits[i] : max_logit;
+        min_logit = logits[i] < min_logit ? logits[i] : min_logit;
+    }
+    min_logit = min_logit > max_logit - 16 ? min_logit : max_logit - 16;
+    double sum_exp = 0.0;
+    for (int64_t i = 0; i < n_vocab; i++)
+        sum_exp += expf(logits[i] - max_logit);
+    const float log_sum_exp = (float)log(sum_exp);
+    const float min_log_prob = min_logit - max_logit - log_sum_exp;
+    const float scale = (max_logit - min_logit) / 65535.f;
+    memcpy(rec, &scale, 4);
+    memcpy(rec + 2, &min_log_prob, 4);
+    uint16_t *q = rec + 4;
+    if (scale != 0.0f) {
+        const float inv_scale = 1 / scale;
+        for (int64_t i = 0; i < n_vocab; i++)
+            q[i] = (uint16_t)(logits[i] > min_logit ? nearest_int(inv_scale * (logits[i] - min_logit)) : 0);
+    } else {
+        memset(q, 0, (size_t)n_vocab * sizeof(*q));
+    }
+}
+
+struct logits_file {
+    FILE *f;
+    char tmp[4200];
+    const char *path;
+};
+
+static int logits_open(struct logits_file *lf, const char *path, int64_t n_ctx, int64_t n_vocab,
+                       int64_t n_chunks, const int32_t *tokens)
+{
+    lf->path = path;
+    snprintf(lf->tmp, sizeof(lf->tmp), "%s.XXXXXX", path);
+    int fd = mkstemp(lf->tmp);
+    if (fd < 0 || !(lf->f = fdopen(fd, "wb"))) {
+        if (fd >= 0)
+            close(fd);
+        return mq_error(MQ_EIO, "cannot create '%s': %s", lf->tmp, strerror(errno));
+    }
+    fchmod(fd, 0644);
+    int32_t hdr[3] = {(int32_t)n_ctx, (int32_t)n_vocab, (int32_t)n_chunks};
+    size_t n_tok = (size_t)(n_chunks * n_ctx);
+    if (fwrite("_logits_", 1, 8, lf->f) != 8 || fwrite(hdr, sizeof(hdr[0]), 3, lf->f) != 3 ||
+        fwrite(tokens, sizeof(*tokens), n_tok, lf->f) != n_tok)
+        return mq_error(MQ_EIO, "cannot write '%s': %s", lf->tmp, strerror(errno));
+    return MQ_OK;
+}
+
+static int logits_close(struct logits_file *lf, int rc)
+{
+    if (!lf->f)
+        return rc;
+    if (fclose(lf->f) != 0 && rc == MQ_OK)
+        rc = mq_error(MQ_EIO, "cannot write '%s': %s", lf->tmp, strerror(errno));
+    lf->f = NULL;
+    if (rc == MQ_OK && rename(lf->tmp, lf->path) != 0)
+        rc = mq_error(MQ_EIO, "cannot rename '%s' to '%s': %s", lf->tmp, lf->path, strerror(errno));
+    if (rc < 0)
+        unlink(lf->tmp);
+    return rc;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -73,7 +152,9 @@ int mq_eval_text(const struct mq_model *m, struct mq_llama *test, struct mq_llam
         n_chunks = cfg->max_chunks;
     int64_t first = n_ctx / 2, per_chunk = n_ctx - 1 - first;
     int64_t n_scored = n_chunks * per_chunk;
-    int32_t bos = mq_vocab_bos(m->vocab);
+    /* llama-perplexity puts BOS in front of every chunk only when the vocabulary adds
+     * BOS (tinyllm does; SmolLM2 does not) */
+    int32_t bos = mq_vocab_add_bos(m->vocab) ? mq_vocab_bos(m->vocab) : -1;
 
     int rc = MQ_OK;
     int32_t *chunk = malloc((size_t)n_ctx * sizeof(*chunk));
@@ -82,11 +163,16 @@ int mq_eval_text(const struct mq_model *m, struct mq_llama *test, struct mq_llam
     double *lp_t = malloc((size_t)V * sizeof(double));
     double *lp_r = malloc((size_t)V * sizeof(double));
     double *kls = ref ? malloc((size_t)n_scored * sizeof(double)) : NULL;
-    if (!chunk || !lt || (ref && (!lr || !kls)) || !lp_t || !lp_r) {
+    size_t rec_len = (size_t)(2 * ((V + 1) / 2) + 4); /* uint16 per scored position */
+    uint16_t *rec = cfg->save_logits ? calloc(rec_len, sizeof(uint16_t)) : NULL;
+    struct logits_file lf = {0};
+    if (!chunk || !lt || (ref && (!lr || !kls)) || !lp_t || !lp_r || (cfg->save_logits && !rec)) {
         rc = mq_error(MQ_ENOMEM, "cannot allocate evaluation buffers for %lld x %lld logits",
                       (long long)n_ctx, (long long)V);
         goto done;
     }
+    if (cfg->save_logits && (rc = logits_open(&lf, cfg->save_logits, n_ctx, V, n_chunks, tokens)) < 0)
+        goto done;
     bool tty = cfg->progress && isatty(STDERR_FILENO);
     double nll = 0.0, nll2 = 0.0, ref_nll = 0.0, kl = 0.0, kl2 = 0.0;
     int64_t agree = 0, k = 0;
@@ -106,6 +192,13 @@ int mq_eval_text(const struct mq_model *m, struct mq_llama *test, struct mq_llam
             res->ref_seconds += now_s() - t1;
         }
         for (int64_t j = first; j < n_ctx - 1; j++) {
+            if (lf.f) {
+                encode_log_probs(lt + (size_t)j * (size_t)V, V, rec);
+                if (fwrite(rec, sizeof(*rec), rec_len, lf.f) != rec_len) {
+                    rc = mq_error(MQ_EIO, "cannot write '%s': %s", lf.tmp, strerror(errno));
+                    goto done;
+                }
+            }
             int64_t top_t = log_softmax(lt + (size_t)j * (size_t)V, V, lp_t);
             double v = -lp_t[chunk[j + 1]];
             nll += v;
@@ -149,6 +242,8 @@ int mq_eval_text(const struct mq_model *m, struct mq_llama *test, struct mq_llam
         res->top1_agree = (double)agree / n;
     }
 done:
+    rc = logits_close(&lf, rc);
+    free(rec);
     free(chunk);
     free(lt);
     free(lr);

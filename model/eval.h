@@ -8,7 +8,7 @@
  *
  * Method (llama-perplexity's): the token sequence (with BOS in front when the vocabulary
  * adds one) is cut into n_tokens / n_ctx chunks of n_ctx tokens; the first token of each
- * chunk is replaced by BOS (when the vocabulary has one); each chunk is evaluated from
+ * chunk is replaced by BOS (when the vocabulary adds BOS); each chunk is evaluated from
  * position 0, and only the second half is scored: the logits at positions
  * n_ctx/2 .. n_ctx-2 predict the next token. Perplexity is exp(mean negative
  * log-likelihood). With a reference context, the KL divergence KL(P_ref || P_test) of
@@ -33,6 +33,13 @@ struct mq_eval_config {
     int64_t n_ctx;      /* chunk length; must not exceed either context's n_ctx */
     int64_t max_chunks; /* 0: every whole chunk */
     bool progress;      /* "chunk i/n" on stderr when it is a terminal */
+    /* When set, the test model's log-probabilities at the scored positions are written
+     * there in llama-perplexity's --kl-divergence-base format ("_logits_" header, n_ctx,
+     * n_vocab, n_chunk, the chunks' tokens, then per scored position a float scale, a
+     * float min log-prob and n_vocab uint16 codes, padded to an even count), so that
+     * `llama-perplexity --kl-divergence-base FILE --kl-divergence` compares llama.cpp
+     * with mixq. Written atomically. */
+    const char *save_logits;
 };
 
 struct mq_eval_result {

@@ -58,7 +58,7 @@ static int upload_norm(struct mq_llama *l, const struct mq_gguf_tensor *src, str
     int rc = convert_weights(src, MQ_DTYPE_F32, &data, &buf);
     if (rc < 0)
         return rc;
-    rc = be_upload(l->be, dst, MQ_DTYPE_F32, 1, &src->ne[0], data);
+    rc = be_upload(l->be, dst, MQ_DTYPE_F32, 1, &src->ne[0], data, BE_USE_VECTOR);
     free(buf);
     l->weight_bytes += dst->nbytes;
     return rc;
@@ -101,7 +101,7 @@ int mq_llama_new(const struct mq_model *m, const struct mq_plan *plan, struct be
         void *buf;
         if ((rc = convert_weights(ly->tensor, plan->fmt[i], &data, &buf)) < 0)
             goto fail;
-        rc = be_upload(be, &l->w[i], plan->fmt[i], 2, (int64_t[]){ly->n_in, ly->n_out}, data);
+        rc = be_upload(be, &l->w[i], plan->fmt[i], 2, (int64_t[]){ly->n_in, ly->n_out}, data, BE_USE_MATRIX);
         free(buf);
         if (rc < 0)
             goto fail;

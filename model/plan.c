@@ -23,6 +23,27 @@ int mq_plan_uniform(const struct mq_model *m, enum mq_dtype fmt, struct mq_plan 
     return MQ_OK;
 }
 
+int mq_plan_source(const struct mq_model *m, struct mq_plan **out)
+{
+    int rc = mq_plan_uniform(m, MQ_DTYPE_F32, out);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < m->n_layers; i++) {
+        enum mq_dtype t = m->layers[i].tensor->type;
+        if (!mq_dtype_get(t)->is_plan_format) {
+            mq_plan_free(*out);
+            *out = NULL;
+            return mq_error(MQ_EUNSUPPORTED, "layer '%s' is stored as %s, which mixq cannot run as it is",
+                            m->layers[i].name, mq_dtype_name(t));
+        }
+        (*out)->fmt[i] = t;
+    }
+    char what[32];
+    mq_plan_describe(*out, what, sizeof(what));
+    snprintf((*out)->label, sizeof((*out)->label), "source (%s)", what);
+    return MQ_OK;
+}
+
 int mq_plan_clone(const struct mq_plan *src, struct mq_plan **out)
 {
     *out = NULL;

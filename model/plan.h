@@ -28,6 +28,9 @@ struct mq_plan {
 };
 
 int mq_plan_uniform(const struct mq_model *m, enum mq_dtype fmt, struct mq_plan **out);
+/* Every layer in the type it is stored in ("source"): MQ_EUNSUPPORTED (printed, naming
+ * the layer) when a stored type is not a plan format (e.g. q6_k). */
+int mq_plan_source(const struct mq_model *m, struct mq_plan **out);
 /* A copy; the caller frees it. */
 int mq_plan_clone(const struct mq_plan *p, struct mq_plan **out);
 void mq_plan_free(struct mq_plan *p);

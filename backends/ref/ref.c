@@ -53,7 +53,7 @@ static bool ref_supports(void *p, enum be_op op, enum mq_dtype type)
 {
     if (op != BE_OP_MATMUL && op != BE_OP_GET_ROWS)
         return true;
-    return mq_dtype_get(type)->to_f32 != NULL;
+    return mq_dtype_get(type)->is_plan_format;
 }
 
 static int ref_upload(void *p, struct be_tensor *t, const void *src)

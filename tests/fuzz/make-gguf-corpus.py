@@ -4,7 +4,7 @@
     make-gguf-corpus.py OUTDIR
 
 bad-<what>.gguf files are malformed (or valid but use something mixq does not read, such
-as a q4_k tensor): `mixq info FILE` must exit 1 with exactly one error line.
+as an iq2_xxs tensor): `mixq info FILE` must exit 1 with exactly one error line.
 ok-<what>.gguf files are valid GGUF (not necessarily a model mixq can run): `mixq info`
 must not crash on them. tests/fuzz/run-corpus.sh runs them; `make fuzz` also uses them as
 seeds. Python standard library only; the same bytes on every run.
@@ -16,7 +16,7 @@ import sys
 # value types (GGUF's numbers)
 U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
 # ggml tensor types
-T_F32, T_F16, T_Q4_0, T_Q8_0, T_Q4_K, T_I32, T_BF16 = 0, 1, 2, 8, 12, 26, 30
+T_F32, T_F16, T_Q4_0, T_Q8_0, T_IQ2_XXS, T_I32, T_BF16 = 0, 1, 2, 8, 16, 26, 30
 ALIGN = 32
 
 SCALAR = {U8: "<B", I8: "<b", U16: "<H", I16: "<h", U32: "<I", I32: "<i", F32: "<f",
@@ -247,7 +247,7 @@ def corpus():
     files["bad-name-too-long"] = one(name="n" * 257)
     files["bad-name-length-huge"] = header(1, 0) + u64(2**62) + bytes(64)
     files["bad-name-nul"] = one(name=b"blk.0\0.weight")
-    files["bad-type-q4_k"] = one(name="blk.0.ffn_down.weight", ne=(256, 2), ttype=T_Q4_K, data=288)
+    files["bad-type-iq2_xxs"] = one(name="blk.0.ffn_down.weight", ne=(256, 2), ttype=T_IQ2_XXS, data=132)
     files["bad-type-unknown"] = one(ttype=99)
     files["bad-type-huge"] = one(ttype=0xFFFFFFFF)
 
@@ -261,7 +261,7 @@ def corpus():
     files["bad-overlap-reversed"] = many([("a", [8], T_F32, 64), ("b", [32], T_F32, 0)], 128)
     files["bad-duplicate-tensor-names"] = many([("w", [8], T_F32, 0), ("w", [8], T_F32, 32)], 64)
     files["bad-second-tensor-past-end"] = many([("a", [8], T_F32, 0), ("b", [8], T_F32, 32)], 60)
-    files["bad-type-q4_k-then-malformed"] = many([("a", [256], T_Q4_K, 0),
+    files["bad-type-iq2_xxs-then-malformed"] = many([("a", [256], T_IQ2_XXS, 0),
                                                   ("b", [8], T_F32, 2**40)], 256)
     return files
 

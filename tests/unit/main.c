@@ -17,9 +17,13 @@ extern const struct mq_test model_tests[];
 extern const struct mq_test backend_tests[];
 extern const struct mq_test eval_tests[];
 extern const struct mq_test yaml_tests[];
+extern const struct mq_test quant_src_tests[];
+extern const struct mq_test tokenizer_tests[];
+extern const struct mq_test cpu_tests[];
 
 static const struct mq_test *const suites[] = {
-    core_tests, gguf_tests, model_tests, backend_tests, eval_tests, yaml_tests,
+    core_tests,      gguf_tests,      model_tests, backend_tests, eval_tests,
+    yaml_tests,      quant_src_tests, tokenizer_tests, cpu_tests,
 };
 
 static char tmpdir[4096];

@@ -69,7 +69,7 @@ static int test_matmul_all_formats(void)
                 mq_dtype_get(MQ_DTYPE_Q8_0)->to_f32(xq, xd, M * K);
             }
             struct be_tensor tw, tx, ty;
-            T_CHECK(be_upload(be, &tw, (enum mq_dtype)t, 2, (int64_t[]){K, N}, wq) == MQ_OK);
+            T_CHECK(be_upload(be, &tw, (enum mq_dtype)t, 2, (int64_t[]){K, N}, wq, BE_USE_MATRIX) == MQ_OK);
             T_CHECK(be_alloc(be, &tx, MQ_DTYPE_F32, 2, (int64_t[]){K, M}) == MQ_OK);
             T_CHECK(be_alloc(be, &ty, MQ_DTYPE_F32, 2, (int64_t[]){N, M}) == MQ_OK);
             T_CHECK(be_write(be, &tx, 0, x, sizeof(x)) == MQ_OK);
@@ -108,7 +108,7 @@ static int test_get_rows(void)
         char wq[V * K * 4];
         tr->from_f32(w, wq, V * K);
         struct be_tensor tw, ti, ty;
-        T_CHECK(be_upload(be, &tw, (enum mq_dtype)t, 2, (int64_t[]){K, V}, wq) == MQ_OK);
+        T_CHECK(be_upload(be, &tw, (enum mq_dtype)t, 2, (int64_t[]){K, V}, wq, BE_USE_MATRIX) == MQ_OK);
         T_CHECK(be_alloc(be, &ti, MQ_DTYPE_I32, 1, (int64_t[]){M}) == MQ_OK);
         T_CHECK(be_alloc(be, &ty, MQ_DTYPE_F32, 2, (int64_t[]){K, M}) == MQ_OK);
         T_CHECK(be_write(be, &ti, 0, ids, sizeof(ids)) == MQ_OK);

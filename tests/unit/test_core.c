@@ -110,10 +110,10 @@ static int test_dtype_table(void)
 {
     enum mq_dtype t;
     T_CHECK(mq_dtype_from_name("Q4_0", &t) == MQ_OK && t == MQ_DTYPE_Q4_0);
-    T_CHECK(mq_dtype_from_name("q5_k", &t) == MQ_ENOTFOUND);
+    T_CHECK(mq_dtype_from_name("iq2_xxs", &t) == MQ_ENOTFOUND);
     T_CHECK(mq_dtype_from_ggml(8, &t) == MQ_OK && t == MQ_DTYPE_Q8_0);
     T_CHECK(mq_dtype_from_ggml(30, &t) == MQ_OK && t == MQ_DTYPE_BF16);
-    T_CHECK(mq_dtype_from_ggml(12, &t) == MQ_ENOTFOUND);
+    T_CHECK(mq_dtype_from_ggml(16, &t) == MQ_ENOTFOUND); /* iq2_xxs */
     size_t b;
     T_CHECK(mq_dtype_row_bytes(MQ_DTYPE_Q4_0, 64, &b) == MQ_OK && b == 36);
     T_CHECK(mq_dtype_row_bytes(MQ_DTYPE_Q8_0, 4096, &b) == MQ_OK && b == 128 * 34);

@@ -1502,19 +1502,19 @@ static int test_hostile_tensors(void)
          MQ_EFORMAT,
          "q8_0 rows of 33 elements are not a whole number of 32-element blocks"},
         {{{"a", 1, {64}, Q8_0, 0}}, 1, 68, MQ_OK, NULL},
-        {{{"blk.0.ffn_down.weight", 2, {256, 2}, 12, 0}},
+        {{{"blk.0.ffn_down.weight", 2, {256, 2}, 16, 0}},
          1,
          288,
          MQ_EUNSUPPORTED,
-         "tensor 'blk.0.ffn_down.weight': has type q4_k (ggml type 12), which mixq does not read "
-         "yet"},
+         "tensor 'blk.0.ffn_down.weight': has type iq2_xxs (ggml type 16), which mixq does not "
+         "read yet"},
         {{{"a", 1, {4}, 99, 0}},
          1,
          32,
          MQ_EUNSUPPORTED,
          "has ggml type 99, which mixq does not know"},
         /* a malformed tensor after an unsupported one: malformed wins */
-        {{{"a", 1, {4}, 12, 0}, {"b", 1, {4}, F32, 1ull << 40}},
+        {{{"a", 1, {4}, 16, 0}, {"b", 1, {4}, F32, 1ull << 40}},
          2,
          32,
          MQ_EFORMAT,

@@ -1,0 +1,124 @@
+/* bench/e2e.c - end-to-end speed of mixq's forward pass, llama-bench style.
+ *
+ *   build/bench-e2e MODEL.gguf [--threads N] [--backend NAME] [--plan source|FORMAT]
+ *                   [--prompt 512] [--gen 128] [--reps 3]
+ *
+ * pp (prompt processing): one batch of --prompt tokens at positions 0.. (a fresh
+ * context); tg (text generation): --gen tokens one at a time from position 0, as
+ * llama-bench's tg test does. Tokens are pseudo-random ids. Prints one YAML document
+ * with the tokens/s of every repetition, their median and MAD. bench/e2e.py runs this
+ * and llama-bench alternately on the same files and reports the ratios.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "core/dtype.h"
+#include "core/status.h"
+#include "model/llama.h"
+#include "model/model.h"
+#include "model/plan.h"
+#include "profiler/measure.h"
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"threads", required_argument, NULL, 't'}, {"backend", required_argument, NULL, 'b'},
+        {"plan", required_argument, NULL, 'p'},    {"prompt", required_argument, NULL, 'P'},
+        {"gen", required_argument, NULL, 'g'},     {"reps", required_argument, NULL, 'r'},
+        {NULL, 0, NULL, 0},
+    };
+    int threads = 0, n_prompt = 512, n_gen = 128, reps = 3;
+    const char *backend = "cpu", *plan_arg = "source";
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': threads = atoi(optarg); break;
+        case 'b': backend = optarg; break;
+        case 'p': plan_arg = optarg; break;
+        case 'P': n_prompt = atoi(optarg); break;
+        case 'g': n_gen = atoi(optarg); break;
+        case 'r': reps = atoi(optarg); break;
+        default: return 2;
+        }
+    }
+    if (optind + 1 != argc || n_prompt < 1 || n_gen < 1 || reps < 1 || reps > 1000) {
+        fprintf(stderr, "usage: bench-e2e MODEL.gguf [--threads N] [--backend NAME] [--plan source|FORMAT] "
+                        "[--prompt N] [--gen N] [--reps N]\n");
+        return 2;
+    }
+    struct mq_model *m = NULL;
+    struct mq_plan *plan = NULL;
+    struct be_backend *be = NULL;
+    struct mq_llama *l = NULL;
+    int rc = mq_model_load(argv[optind], &m);
+    if (rc == MQ_OK) {
+        enum mq_dtype t;
+        if (strcmp(plan_arg, "source") == 0)
+            rc = mq_plan_source(m, &plan);
+        else if (mq_dtype_from_name(plan_arg, &t) == MQ_OK)
+            rc = mq_plan_uniform(m, t, &plan);
+        else
+            rc = mq_error(MQ_EINVAL, "--plan wants 'source' or a format, not '%s'", plan_arg);
+    }
+    int64_t n_ctx = n_prompt > n_gen ? n_prompt : n_gen;
+    if (rc == MQ_OK)
+        rc = be_open(backend, &(struct be_config){.n_threads = threads}, &be);
+    if (rc == MQ_OK)
+        rc = mq_llama_new(m, plan, be, &(struct mq_llama_config){.n_ctx = n_ctx, .n_batch = n_prompt}, &l);
+    int32_t *toks = malloc((size_t)n_ctx * sizeof(*toks));
+    double *pp = malloc((size_t)reps * sizeof(double)), *tg = malloc((size_t)reps * sizeof(double));
+    if (rc == MQ_OK && (!toks || !pp || !tg))
+        rc = mq_error(MQ_ENOMEM, "out of memory");
+    if (rc == MQ_OK) {
+        unsigned long long s = 88172645463325252ULL;
+        for (int64_t i = 0; i < n_ctx; i++) {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            toks[i] = (int32_t)(s % (unsigned long long)m->hp.n_vocab);
+        }
+        /* warm-up: one of each, discarded */
+        rc = mq_llama_decode(l, toks, n_prompt, 0, NULL);
+        for (int i = 0; rc == MQ_OK && i < 4; i++)
+            rc = mq_llama_decode(l, toks + i, 1, i, NULL);
+    }
+    for (int r = 0; rc == MQ_OK && r < reps; r++) {
+        uint64_t t0 = prof_now_ns();
+        rc = mq_llama_decode(l, toks, n_prompt, 0, NULL);
+        uint64_t t1 = prof_now_ns();
+        pp[r] = n_prompt / ((double)(t1 - t0) * 1e-9);
+        for (int i = 0; rc == MQ_OK && i < n_gen; i++)
+            rc = mq_llama_decode(l, toks + i, 1, i, NULL);
+        uint64_t t2 = prof_now_ns();
+        tg[r] = n_gen / ((double)(t2 - t1) * 1e-9);
+    }
+    if (rc == MQ_OK) {
+        struct prof_stats sp, sg;
+        double a[1000], b[1000];
+        memcpy(a, pp, (size_t)reps * sizeof(double));
+        memcpy(b, tg, (size_t)reps * sizeof(double));
+        prof_stats_from(a, reps, &sp);
+        prof_stats_from(b, reps, &sg);
+        printf("mixq_schema: bench-e2e/1\nmodel: '%s'\nbackend: %s\nthreads: %d\nplan: '%s'\n", argv[optind],
+               be_name(be), be_threads(be), plan->label);
+        printf("pp:\n  tokens: %d\n  tokens_per_s: [", n_prompt);
+        for (int r = 0; r < reps; r++)
+            printf("%s%.3f", r ? ", " : "", pp[r]);
+        printf("]\n  median: %.3f\n  mad: %.3f\n", sp.median_ns, sp.mad_ns);
+        printf("tg:\n  tokens: %d\n  tokens_per_s: [", n_gen);
+        for (int r = 0; r < reps; r++)
+            printf("%s%.3f", r ? ", " : "", tg[r]);
+        printf("]\n  median: %.3f\n  mad: %.3f\n", sg.median_ns, sg.mad_ns);
+    }
+    free(toks);
+    free(pp);
+    free(tg);
+    mq_llama_free(l);
+    be_close(be);
+    mq_plan_free(plan);
+    mq_model_free(m);
+    return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,356 @@
+/* bench/kernels.c - the cpu backend's kernels against this machine's limits.
+ *
+ *   build/bench-kernels [--threads N] [--out FILE] [--quick]
+ *
+ * Measures, in one run: DRAM read bandwidth (a 512 MiB buffer, far beyond the last-level
+ * cache) with 1 and N threads; peak F32 FMA, INT8 dot-product and BF16 dot-product
+ * throughput with 1 and N threads; then each weight format's matrix-vector product
+ * (decode) at real model shapes, with enough copies of the weights that every repetition
+ * reads them from DRAM, and matrix-matrix products (prefill) at batch 64 and 512, with
+ * 1 and N threads, through the backend's own op (activation quantization included).
+ * Writes YAML to stdout and to FILE (default build/bench/kernels.yaml). Never asserts
+ * times: it reports them.
+ *
+ * Shapes are written N x K: N output rows, K inputs (a PyTorch Linear's weight shape).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "backends/backend.h"
+#include "bench/limits.h"
+#include "core/dtype.h"
+#include "core/pool.h"
+#include "core/status.h"
+#include "profiler/measure.h"
+#include "reports/yaml_write.h"
+
+#define READ_BYTES ((size_t)512 << 20)
+#define COLD_BYTES ((size_t)256 << 20) /* GEMV weights rotated per repetition: 8 x the LLC */
+
+struct limits {
+    double read_gbs[2];             /* [1 thread, N threads] */
+    double fma_gflops[2], i8_gops[2], bf16_gflops[2];
+    const char *fma_isa, *i8_isa, *bf16_isa;
+};
+
+/* ---- limits ---- */
+
+struct read_job {
+    const char *buf;
+    size_t n;
+    double sink;
+};
+
+static void read_part(void *arg, int ith, int nth)
+{
+    struct read_job *j = arg;
+    int64_t lo, hi;
+    mq_pool_split((int64_t)(j->n / 4096), ith, nth, &lo, &hi);
+    double s = bench_read_bytes(j->buf + (size_t)lo * 4096, (size_t)(hi - lo) * 4096);
+    if (ith == 0)
+        j->sink = s;
+}
+
+struct read_run {
+    struct mq_pool *pool;
+    struct read_job job;
+};
+
+static int read_once(void *arg)
+{
+    struct read_run *r = arg;
+    mq_pool_run(r->pool, read_part, &r->job);
+    return 0;
+}
+
+struct peak_job {
+    int kind; /* 0 fma, 1 i8, 2 bf16 */
+    int64_t iters;
+    double ops;
+    const char *isa;
+};
+
+static void peak_part(void *arg, int ith, int nth)
+{
+    struct peak_job *j = arg;
+    const char *isa = NULL;
+    double ops = j->kind == 0 ? bench_fma_f32(j->iters, &isa)
+                 : j->kind == 1 ? bench_dot_i8(j->iters, &isa)
+                                : bench_dot_bf16(j->iters, &isa);
+    if (ith == 0) {
+        j->ops = ops * nth;
+        j->isa = isa;
+    }
+}
+
+struct peak_run {
+    struct mq_pool *pool;
+    struct peak_job job;
+};
+
+static int peak_once(void *arg)
+{
+    struct peak_run *r = arg;
+    mq_pool_run(r->pool, peak_part, &r->job);
+    return 0;
+}
+
+static int measure_limits(int threads, struct limits *L)
+{
+    char *buf = aligned_alloc(4096, READ_BYTES);
+    if (!buf)
+        return mq_error(MQ_ENOMEM, "cannot allocate the %zu MiB read buffer", READ_BYTES >> 20);
+    for (size_t i = 0; i < READ_BYTES; i += 4096)
+        memset(buf + i, (int)(i >> 12) & 0x3F, 4096);
+    int counts[2] = {1, threads};
+    for (int t = 0; t < 2; t++) {
+        struct mq_pool *pool;
+        int rc = mq_pool_new(counts[t], &pool);
+        if (rc < 0) {
+            free(buf);
+            return rc;
+        }
+        struct read_run rr = {.pool = pool, .job = {.buf = buf, .n = READ_BYTES}};
+        struct prof_stats st;
+        prof_measure(read_once, &rr, &(struct prof_config){.min_reps = 7, .max_seconds = 3}, &st);
+        L->read_gbs[t] = (double)READ_BYTES / st.median_ns;
+        for (int kind = 0; kind < 3; kind++) {
+            struct peak_run pr = {.pool = pool, .job = {.kind = kind, .iters = 2000000}};
+            prof_measure(peak_once, &pr, &(struct prof_config){.min_reps = 5, .max_seconds = 2}, &st);
+            double g = pr.job.isa ? pr.job.ops / st.median_ns : 0;
+            if (kind == 0) {
+                L->fma_gflops[t] = g;
+                L->fma_isa = pr.job.isa;
+            } else if (kind == 1) {
+                L->i8_gops[t] = g;
+                L->i8_isa = pr.job.isa;
+            } else {
+                L->bf16_gflops[t] = g;
+                L->bf16_isa = pr.job.isa;
+            }
+        }
+        mq_pool_free(pool);
+    }
+    free(buf);
+    return MQ_OK;
+}
+
+/* ---- kernels through the backend ---- */
+
+struct mm_run {
+    struct be_backend *be;
+    struct be_tensor *w; /* copies */
+    int n_copies, next;
+    struct be_tensor x, y;
+};
+
+static int mm_once(void *arg)
+{
+    struct mm_run *r = arg;
+    struct be_tensor *w = &r->w[r->next];
+    r->next = (r->next + 1) % r->n_copies;
+    return be_run(r->be, &(struct be_node){.op = BE_OP_MATMUL, .src = {w, &r->x}, .dst = &r->y});
+}
+
+struct shape {
+    const char *name;
+    int64_t N, K;
+};
+
+static int bench_mm(struct be_backend *be, enum mq_dtype type, struct shape s, int64_t M, bool cold,
+                    struct prof_stats *st, double *weight_bytes)
+{
+    size_t row_bytes;
+    int rc = mq_dtype_row_bytes(type, s.K, &row_bytes);
+    if (rc < 0)
+        return rc;
+    size_t bytes = row_bytes * (size_t)s.N;
+    *weight_bytes = (double)bytes;
+    struct mm_run r = {.be = be};
+    r.n_copies = cold ? (int)((COLD_BYTES + bytes - 1) / bytes) : 1;
+    if (r.n_copies < 2 && cold)
+        r.n_copies = 2;
+    r.w = calloc((size_t)r.n_copies, sizeof(*r.w));
+    float *wf = malloc((size_t)(s.N * s.K) * sizeof(float));
+    void *wq = malloc(bytes);
+    if (!r.w || !wf || !wq) {
+        rc = mq_error(MQ_ENOMEM, "cannot allocate a %lld x %lld weight matrix", (long long)s.N, (long long)s.K);
+        goto done;
+    }
+    for (int64_t i = 0; i < s.N * s.K; i++)
+        wf[i] = (float)((uint32_t)(i * 2654435761u) % 2001u) / 1000.0f - 1.0f;
+    mq_dtype_get(type)->from_f32(wf, wq, s.N * s.K);
+    for (int c = 0; c < r.n_copies; c++)
+        if ((rc = be_upload(be, &r.w[c], type, 2, (int64_t[]){s.K, s.N}, wq, BE_USE_MATRIX)) < 0)
+            goto done;
+    if ((rc = be_alloc(be, &r.x, MQ_DTYPE_F32, 2, (int64_t[]){s.K, M})) < 0 ||
+        (rc = be_alloc(be, &r.y, MQ_DTYPE_F32, 2, (int64_t[]){s.N, M})) < 0)
+        goto done;
+    float *x = malloc((size_t)(s.K * M) * sizeof(float));
+    if (!x) {
+        rc = mq_error(MQ_ENOMEM, "cannot allocate activations");
+        goto done;
+    }
+    for (int64_t i = 0; i < s.K * M; i++)
+        x[i] = (float)((i * 7919) % 1999) / 1000.0f - 1.0f;
+    rc = be_write(be, &r.x, 0, x, (size_t)(s.K * M) * sizeof(float));
+    free(x);
+    if (rc == MQ_OK)
+        rc = prof_measure(mm_once, &r, &(struct prof_config){.min_reps = cold ? 3 * r.n_copies : 5, .max_seconds = 1.5}, st);
+done:
+    if (r.w)
+        for (int c = 0; c < r.n_copies; c++)
+            be_free(be, &r.w[c]);
+    be_free(be, &r.x);
+    be_free(be, &r.y);
+    free(r.w);
+    free(wf);
+    free(wq);
+    return rc;
+}
+
+static void emit_limits(struct rpt_yw *w, const struct limits *L, int threads)
+{
+    rpt_yw_key(w, "limits");
+    rpt_yw_map(w);
+    int counts[2] = {1, threads};
+    for (int t = 0; t < 2; t++) {
+        char key[32];
+        snprintf(key, sizeof(key), "threads_%d", counts[t]);
+        rpt_yw_key(w, key);
+        rpt_yw_map(w);
+        rpt_yw_kv_num(w, "dram_read_gb_s", L->read_gbs[t], 4);
+        rpt_yw_kv_num(w, "f32_fma_gflop_s", L->fma_gflops[t], 4);
+        rpt_yw_kv_num(w, "int8_dot_gop_s", L->i8_gops[t], 4);
+        rpt_yw_kv_num(w, "bf16_dot_gflop_s", L->bf16_gflops[t], 4);
+        rpt_yw_end(w);
+    }
+    rpt_yw_kv_str(w, "f32_fma_instructions", L->fma_isa ? L->fma_isa : "none");
+    rpt_yw_kv_str(w, "int8_dot_instructions", L->i8_isa ? L->i8_isa : "none");
+    rpt_yw_kv_str(w, "bf16_dot_instructions", L->bf16_isa ? L->bf16_isa : "none");
+    rpt_yw_kv_int(w, "dram_buffer_mib", (int64_t)(READ_BYTES >> 20));
+    rpt_yw_end(w);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"threads", required_argument, NULL, 't'}, {"out", required_argument, NULL, 'o'},
+        {"quick", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int threads = mq_pool_default_threads();
+    const char *out = "build/bench/kernels.yaml";
+    bool quick = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': threads = atoi(optarg); break;
+        case 'o': out = optarg; break;
+        case 'q': quick = true; break;
+        case 'h':
+            printf("usage: bench-kernels [--threads N] [--out FILE] [--quick]\n");
+            return 0;
+        default: return 2;
+        }
+    }
+    if (threads < 1 || threads > 1024) {
+        fprintf(stderr, "bench-kernels: --threads must be 1..1024\n");
+        return 2;
+    }
+    struct limits L = {0};
+    fprintf(stderr, "bench-kernels: measuring limits (%d threads)\n", threads);
+    if (measure_limits(threads, &L) < 0)
+        return 1;
+
+    static const struct shape gemv_shapes[] = {
+        {"4096x4096", 4096, 4096},   {"11008x4096", 11008, 4096}, {"4096x11008", 4096, 11008},
+        {"14336x4096", 14336, 4096}, {"tinyllm ffn_up 512x192", 512, 192},
+        {"tinyllm ffn_down 192x512", 192, 512},
+    };
+    static const struct shape gemm_shape = {"4096x4096", 4096, 4096};
+    static const enum mq_dtype formats[] = {MQ_DTYPE_F16, MQ_DTYPE_BF16, MQ_DTYPE_Q8_0, MQ_DTYPE_Q4_0};
+    int n_gemv = quick ? 1 : (int)(sizeof(gemv_shapes) / sizeof(gemv_shapes[0]));
+
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", out);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        mkdir(dir, 0755);
+    }
+    struct rpt_yw w;
+    if (rpt_yw_open(&w, out, "bench-kernels/1") < 0)
+        return 1;
+    rpt_yw_kv_str(&w, "units", "time in microseconds; bandwidth in GB/s (1e9 bytes) of weight bytes; "
+                               "throughput in GOP/s (2 ops per multiply-add); shapes N x K");
+    rpt_yw_kv_num(&w, "timer_overhead_ns", prof_timer_overhead_ns(), 3);
+    emit_limits(&w, &L, threads);
+    rpt_yw_key(&w, "kernels");
+    rpt_yw_seq(&w);
+    int counts[2] = {1, threads};
+    int status = 0;
+    for (int t = 0; t < 2 && status == 0; t++) {
+        struct be_backend *be;
+        if (be_open("cpu", &(struct be_config){.n_threads = counts[t]}, &be) < 0)
+            return 1;
+        struct be_info info = be->info;
+        for (size_t f = 0; f < sizeof(formats) / sizeof(formats[0]); f++) {
+            for (int kind = 0; kind < 3; kind++) { /* gemv, gemm 64, gemm 512 */
+                int n_shapes = kind == 0 ? n_gemv : 1;
+                for (int s = 0; s < n_shapes; s++) {
+                    struct shape sh = kind == 0 ? gemv_shapes[s] : gemm_shape;
+                    int64_t M = kind == 0 ? 1 : kind == 1 ? 64 : 512;
+                    if (quick && kind == 2)
+                        continue;
+                    struct prof_stats st;
+                    double wbytes;
+                    fprintf(stderr, "bench-kernels: %s %s %s M=%lld, %d threads\n", mq_dtype_name(formats[f]),
+                            kind ? "gemm" : "gemv", sh.name, (long long)M, counts[t]);
+                    if (bench_mm(be, formats[f], sh, M, kind == 0, &st, &wbytes) < 0) {
+                        status = 1;
+                        break;
+                    }
+                    double gbs = wbytes / st.median_ns;
+                    double gops = 2.0 * (double)sh.N * (double)sh.K * (double)M / st.median_ns;
+                    bool integer = mq_dtype_get(formats[f])->is_quantized;
+                    double peak = integer ? L.i8_gops[t] : L.fma_gflops[t];
+                    rpt_yw_map(&w);
+                    rpt_yw_kv_str(&w, "kernel", kind == 0 ? "gemv" : "gemm");
+                    rpt_yw_kv_str(&w, "format", mq_dtype_name(formats[f]));
+                    rpt_yw_kv_str(&w, "shape", sh.name);
+                    rpt_yw_kv_int(&w, "batch", M);
+                    rpt_yw_kv_int(&w, "threads", counts[t]);
+                    rpt_yw_kv_str(&w, "path", info.detail);
+                    rpt_yw_kv_int(&w, "reps", st.reps);
+                    rpt_yw_kv_num(&w, "median_us", st.median_ns / 1e3, 5);
+                    rpt_yw_kv_num(&w, "min_us", st.min_ns / 1e3, 5);
+                    rpt_yw_kv_num(&w, "mad_us", st.mad_ns / 1e3, 3);
+                    rpt_yw_kv_num(&w, "weight_gb_s", gbs, 4);
+                    rpt_yw_kv_num(&w, "gop_s", gops, 4);
+                    if (kind == 0)
+                        rpt_yw_kv_num(&w, "fraction_of_dram_read", gbs / L.read_gbs[t], 3);
+                    else
+                        rpt_yw_kv_num(&w, integer ? "fraction_of_int8_peak" : "fraction_of_f32_fma_peak",
+                                      peak > 0 ? gops / peak : 0, 3);
+                    rpt_yw_end(&w);
+                }
+            }
+        }
+        be_close(be);
+    }
+    if (rpt_yw_close(&w) < 0 || status)
+        return 1;
+    FILE *f = fopen(out, "r");
+    if (f) {
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+            fwrite(buf, 1, n, stdout);
+        fclose(f);
+    }
+    return 0;
+}

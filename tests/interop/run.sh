@@ -1,0 +1,134 @@
+#!/bin/bash
+# tests/interop/run.sh - the interop tier (make check-interop): mixq against llama.cpp's
+# own tools, built from the llama.cpp source that the llama-cpp-python sdist vendors
+# (scripts/build-llama-cpp), on the bundled model and on SmolLM2-135M (scripts/fetch-models).
+#
+#   MIXQ=build/mixq tests/interop/run.sh
+#
+# 1. tokenizers: every vocabulary llama.cpp tests (models/ggml-vocab-*.gguf .inp/.out);
+#    then a varied sample text (tests/interop/tokenize-sample.txt) through llama-tokenize
+#    and mixq, for tinyllm and SmolLM2: the ids must be identical;
+# 2. dequantization: every tensor llama-quantize writes in every source type, bit for bit
+#    (tests/interop/check-quant.sh);
+# 3. perplexity and next-token distributions: mixq evaluates a model and saves its
+#    log-probabilities (eval --save-logits, llama-perplexity's format); llama-perplexity
+#    --kl-divergence runs llama.cpp on the same tokens and reports its perplexity and the
+#    KL divergence KL(mixq || llama.cpp). Models: tinyllm (f32, and requantized to q8_0 and
+#    q4_0 by llama-quantize --pure) and SmolLM2 (as shipped in q4_1, and requantized to
+#    f16, q8_0, q4_0 by llama-quantize --pure).
+#
+# Tolerances, and why (ppl: |ppl_llama / ppl_mixq - 1|; kl: mean KL divergence):
+#   float weights (tinyllm f32, SmolLM2 f16): ppl 1e-3, kl 1e-4. Same arithmetic up to
+#     summation order; llama.cpp rounds activations to f16 for f16 weights (mixq keeps
+#     f32); the logits file stores log-probabilities in 16-bit steps of 16/65535 nats.
+#   tinyllm q8_0 / q4_0: ppl 2e-3, kl 5e-4. Both quantize activations to Q8_0 blocks, but
+#     with different rounding (ggml's SIMD quantizer rounds half to even and scales by
+#     127/amax; mixq follows ggml's reference: half away from zero, 1/(amax/127)), so a
+#     few activation codes differ.
+#   SmolLM2 integer formats (q8_0, q4_0, and q4_1 as shipped, which mixq runs as f32
+#     while llama.cpp quantizes activations to Q8_1): ppl 2e-2, kl 1.5e-2. SmolLM2 has
+#     outlier channels: a block holding one large activation quantizes its other 31
+#     values with a coarse step, so a rounding difference anywhere changes a code by a
+#     large relative amount and the difference propagates through attention to every
+#     later token. Two exact implementations of the same arithmetic differ by this much:
+#     mixq's cpu and ref backends, whose Q8_0 activation codes are bit-identical and
+#     whose only difference is float summation order, are KL 0.004 apart on SmolLM2
+#     q8_0, the same size as the q8_0-vs-f32 loss itself (see the closing notes).
+#
+# Exit status: 0 all passed, 1 a check failed, 77 when llama.cpp cannot be built or the
+# model cannot be fetched here (no network): the tier is skipped, and says so.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+MIXQ=${MIXQ:-build/mixq}
+BUILD=${BUILD:-build}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+note() { echo "== $*"; }
+bad() { echo "FAIL $*"; fail=1; }
+
+LLAMA_BIN=$(scripts/build-llama-cpp 2>"$tmp/build.err" | tail -1)
+if [ ! -x "$LLAMA_BIN/llama-perplexity" ]; then
+    echo "interop: skipped: llama.cpp could not be built here: $(tail -1 "$tmp/build.err")"
+    exit 77
+fi
+SMOL=$(scripts/fetch-models smollm2 2>"$tmp/fetch.err" | tail -1)
+if [ ! -f "$SMOL" ]; then
+    echo "interop: skipped: SmolLM2 could not be fetched: $(tail -1 "$tmp/fetch.err")"
+    exit 77
+fi
+TINY=examples/tinyllm/tinyllm.gguf
+TEXT=examples/data/kjv-eval.txt
+cache=.cache/interop
+mkdir -p "$cache"
+
+note "tokenizers: llama.cpp's vocabulary tests"
+BUILD=$BUILD tests/interop/check-tokenizers.sh || bad "check-tokenizers"
+
+note "tokenization of a varied sample (tests/interop/tokenize-sample.txt)"
+driver=$BUILD/interop/tokenize-vocab # built by check-tokenizers.sh
+for model in "$TINY" "$SMOL"; do
+    "$LLAMA_BIN/llama-tokenize" -m "$model" -f tests/interop/tokenize-sample.txt --ids --no-escape \
+        --log-disable 2>/dev/null | tr -d '[],' | tr -s ' ' '\n' | sed '/^$/d' >"$tmp/llama.ids"
+    "$driver" --ids-special "$model" tests/interop/tokenize-sample.txt | tr ' ' '\n' | sed '/^$/d' >"$tmp/mixq.ids"
+    n=$(wc -l <"$tmp/llama.ids")
+    if [ "$n" -gt 0 ] && cmp -s "$tmp/llama.ids" "$tmp/mixq.ids"; then
+        echo "ok   $(basename "$model"): $n tokens identical"
+    else
+        bad "$(basename "$model"): token ids differ from llama-tokenize ($n vs $(wc -l <"$tmp/mixq.ids"))"
+        diff "$tmp/llama.ids" "$tmp/mixq.ids" | head -6
+    fi
+done
+
+note "dequantization of every source type against ggml's"
+tests/interop/check-quant.sh || bad "check-quant"
+
+note "perplexity and KL divergence against llama-perplexity"
+requant() { # SRC TYPE OUT
+    [ -f "$3" ] && return 0
+    if "$LLAMA_BIN/llama-quantize" --allow-requantize --pure "$1" "$3.tmp" "$2" >"$tmp/q.log" 2>&1; then
+        mv "$3.tmp" "$3"
+    else
+        bad "llama-quantize $2 of $1: $(tail -1 "$tmp/q.log")"
+    fi
+}
+# model  mixq-plan  ctx  chunks  ppl-tolerance  kl-tolerance  label
+cases=(
+    "$TINY f32 256 16 1e-3 1e-4 tinyllm-f32"
+    "$cache/tiny-Q8_0.gguf source 256 16 2e-3 5e-4 tinyllm-q8_0"
+    "$cache/tiny-Q4_0.gguf source 256 16 2e-3 5e-4 tinyllm-q4_0"
+    "$cache/smol-F16.gguf source 512 4 1e-3 1e-4 smollm2-f16"
+    "$cache/smol-Q8_0.gguf source 512 4 2e-2 1.5e-2 smollm2-q8_0"
+    "$cache/smol-Q4_0.gguf source 512 4 2e-2 1.5e-2 smollm2-q4_0"
+    "$SMOL f32 512 4 2e-2 1.5e-2 smollm2-q4_1-as-shipped"
+)
+requant "$TINY" Q8_0 "$cache/tiny-Q8_0.gguf"
+requant "$TINY" Q4_0 "$cache/tiny-Q4_0.gguf"
+for t in F16 Q8_0 Q4_0; do requant "$SMOL" "$t" "$cache/smol-$t.gguf"; done
+printf '%-26s %12s %12s %10s %12s %10s\n' case ppl_mixq ppl_llama ppl_rel kl_mean same_top
+for c in "${cases[@]}"; do
+    read -r model plan ctx chunks ptol ktol label <<<"$c"
+    [ -f "$model" ] || { bad "$label: no model $model"; continue; }
+    out=$("$MIXQ" -q eval "$model" --plan "$plan" --ctx "$ctx" --chunks "$chunks" --no-kl \
+        --text "$TEXT" --save-logits "$tmp/$label.logits") || { bad "$label: mixq eval failed"; continue; }
+    ppl_m=$(echo "$out" | awk '/^ppl /{print $2}')
+    "$LLAMA_BIN/llama-perplexity" -m "$model" -f "$TEXT" -c "$ctx" --chunks "$chunks" \
+        --kl-divergence-base "$tmp/$label.logits" --kl-divergence >"$tmp/$label.txt" 2>&1 ||
+        { bad "$label: llama-perplexity failed: $(tail -2 "$tmp/$label.txt" | head -1)"; continue; }
+    ppl_l=$(awk -F: '/^Mean PPL\(Q\) +:/{split($2,a," "); print a[1]}' "$tmp/$label.txt")
+    kld=$(awk -F: '/^Mean    KLD/{split($2,a," "); print a[1]}' "$tmp/$label.txt")
+    same=$(awk -F: '/^Same top p/{split($2,a," "); print a[1]}' "$tmp/$label.txt")
+    verdict=$(awk -v m="$ppl_m" -v l="$ppl_l" -v k="$kld" -v pt="$ptol" -v kt="$ktol" 'BEGIN {
+        r = l / m - 1; if (r < 0) r = -r;
+        printf "%.2e %s", r, (m > 0 && l > 0 && r <= pt && k <= kt) ? "ok" : "FAIL" }')
+    printf '%-26s %12s %12s %10s %12s %9s%%  %s (tolerances ppl %s, kl %s)\n' "$label" "$ppl_m" "$ppl_l" \
+        "${verdict% *}" "$kld" "$same" "${verdict#* }" "$ptol" "$ktol"
+    [ "${verdict#* }" = ok ] || fail=1
+done
+
+if [ "$fail" -eq 0 ]; then
+    echo "interop: all passed"
+else
+    echo "interop: FAILED"
+fi
+exit "$fail"
