@@ -20,10 +20,13 @@ extern const struct mq_test yaml_tests[];
 extern const struct mq_test quant_src_tests[];
 extern const struct mq_test tokenizer_tests[];
 extern const struct mq_test cpu_tests[];
+extern const struct mq_test neon_tests[];
+extern const struct mq_test cuda_tests[];
 
 static const struct mq_test *const suites[] = {
     core_tests,      gguf_tests,      model_tests, backend_tests, eval_tests,
-    yaml_tests,      quant_src_tests, tokenizer_tests, cpu_tests,
+    yaml_tests,      quant_src_tests, tokenizer_tests, cpu_tests,     neon_tests,
+    cuda_tests,
 };
 
 static char tmpdir[4096];
