@@ -14,6 +14,7 @@
 #include "model/llama.h"
 #include "model/model.h"
 #include "model/plan.h"
+#include "model/runner.h"
 #include "model/tokenizer.h"
 #include "reports/plan_io.h"
 
@@ -94,6 +95,76 @@ static int load_plan(const struct mq_model *m, const char *arg, struct mq_plan *
     return rpt_plan_read(m, arg, out);
 }
 
+/* LLMs: perplexity and KL over chunks of a text, llama-perplexity style. */
+static int eval_llama(const struct mq_model *m, const struct mq_plan *plan, struct be_backend *be,
+                      const char *text_path, long long ctx, long long chunks, bool want_kl,
+                      const char *save_logits)
+{
+    char *text = NULL;
+    int32_t *tokens = NULL;
+    size_t text_len = 0, n_tokens = 0;
+    struct mq_eval *ev = NULL;
+    int rc;
+    if ((rc = read_text(text_path, &text, &text_len)) < 0 ||
+        (rc = mq_vocab_tokenize_special(m->vocab, text, text_len, true, &tokens, &n_tokens)) < 0)
+        goto done;
+    int64_t n_ctx = ctx ? ctx : (m->hp.n_ctx_train < EVAL_DEFAULT_CTX ? m->hp.n_ctx_train : EVAL_DEFAULT_CTX);
+    if (n_ctx > m->hp.n_ctx_train)
+        mq_warn("--ctx %lld is longer than the model's training context %lld", (long long)n_ctx,
+                (long long)m->hp.n_ctx_train);
+    bool is_ref_plan = true;
+    for (int i = 0; i < plan->n_layers; i++)
+        is_ref_plan &= plan->fmt[i] == MQ_DTYPE_F32;
+    struct mq_eval_config ec = {.n_ctx = n_ctx, .max_chunks = chunks, .progress = true,
+                                .reference = want_kl && !is_ref_plan};
+    struct mq_eval_result r;
+    if ((rc = mq_eval_new(m, be, tokens, n_tokens, &ec, &ev)) < 0 || (rc = mq_eval_plan(ev, plan, save_logits, &r)) < 0)
+        goto done;
+    printf("text      %s: %zu bytes, %lld tokens, %lld chunks of %lld, %lld scored tokens\n", text_path,
+           text_len, (long long)r.n_tokens, (long long)r.n_chunks, (long long)n_ctx, (long long)r.n_scored);
+    printf("ppl       %.4f +/- %.4f  (mean nll %.6f nats, %.4f bits/token)\n", r.ppl, r.ppl_stderr,
+           r.nll_mean, r.nll_mean / 0.6931471805599453);
+    if (r.has_ref) {
+        printf("ref ppl   %.4f (f32), ratio %.4f\n", r.ref_ppl, r.ppl / r.ref_ppl);
+        printf("kl        mean %.6f +/- %.6f, median %.6f, p99 %.6f, max %.6f\n", r.kl_mean, r.kl_stderr,
+               r.kl_median, r.kl_p99, r.kl_max);
+        printf("same top  %.2f%%\n", 100.0 * r.top1_agree);
+    }
+    double tokens_evaluated = (double)(r.n_chunks * n_ctx);
+    char b2[32] = "";
+    if (r.has_ref)
+        snprintf(b2, sizeof(b2), ", reference pass %.2f s", r.ref_seconds);
+    printf("time      %.2f s for %.0f tokens (%.1f tokens/s)%s\n", r.seconds, tokens_evaluated,
+           tokens_evaluated / r.seconds, b2);
+done:
+    mq_eval_free(ev);
+    free(tokens);
+    free(text);
+    return rc;
+}
+
+/* Other model kinds: the runner's quality measurement against full precision. */
+static int eval_generic(const struct mq_model *m, const struct mq_plan *plan, struct be_backend *be,
+                        const char *data, long long samples)
+{
+    void *q = NULL;
+    struct mq_quality r;
+    struct mq_quality_config qc = {.data = data, .max_chunks = samples, .progress = true};
+    int rc = m->runner->quality_new(m, be, &qc, &q);
+    if (rc == MQ_OK)
+        rc = m->runner->quality_eval(q, plan, &r);
+    if (rc == MQ_OK) {
+        printf("%-9s %.6g (full precision %.6g; %s is better)\n", r.metric_name, r.metric, r.ref_metric,
+               r.higher_is_better ? "higher" : "lower");
+        printf("kl        mean %.6f +/- %.6f over %lld samples\n", r.loss, r.loss_stderr, (long long)r.n_samples);
+        printf("same top  %.2f%%\n", 100.0 * r.top1_agree);
+        printf("time      %.2f s\n", r.seconds);
+    }
+    if (q)
+        m->runner->quality_free(q);
+    return rc;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -137,63 +208,23 @@ int cmd_eval(int argc, char **argv)
 
     int rc;
     struct mq_model *m = NULL;
-    struct mq_plan *plan = NULL, *ref_plan = NULL;
+    struct mq_plan *plan = NULL;
     struct be_backend *be = NULL;
-    struct mq_llama *test = NULL, *ref = NULL;
-    char *text = NULL;
-    int32_t *tokens = NULL;
-    size_t text_len = 0, n_tokens = 0;
     if ((rc = mq_model_load(argv[optind], &m)) < 0 || (rc = load_plan(m, plan_arg, &plan)) < 0 ||
-        (rc = read_text(text_path, &text, &text_len)) < 0 ||
-        (rc = mq_vocab_tokenize_special(m->vocab, text, text_len, true, &tokens, &n_tokens)) < 0 ||
         (rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0)
         goto done;
-    int64_t n_ctx = ctx ? ctx : (m->hp.n_ctx_train < EVAL_DEFAULT_CTX ? m->hp.n_ctx_train : EVAL_DEFAULT_CTX);
-    if (n_ctx > m->hp.n_ctx_train)
-        mq_warn("--ctx %lld is longer than the model's training context %lld", (long long)n_ctx,
-                (long long)m->hp.n_ctx_train);
-    bool is_ref_plan = true;
-    for (int i = 0; i < plan->n_layers; i++)
-        is_ref_plan &= plan->fmt[i] == MQ_DTYPE_F32;
-    struct mq_llama_config lc = {.n_ctx = n_ctx, .n_batch = n_ctx};
-    if ((rc = mq_llama_new(m, plan, be, &lc, &test)) < 0)
-        goto done;
-    if (want_kl && !is_ref_plan) {
-        if ((rc = mq_plan_uniform(m, MQ_DTYPE_F32, &ref_plan)) < 0 ||
-            (rc = mq_llama_new(m, ref_plan, be, &lc, &ref)) < 0)
-            goto done;
-    }
-    char b1[32], b2[32];
+    char b1[32];
     printf("model     %s (%s, %.2f M parameters)\n", m->path, m->arch, (double)m->n_params / 1e6);
     printf("plan      %s, weights %s\n", plan->label, cli_fmt_bytes(b1, sizeof(b1), mq_plan_weight_bytes(m, plan)));
     printf("backend   %s, %d threads\n", be_name(be), be_threads(be));
     fflush(stdout);
-    struct mq_eval_config ec = {.n_ctx = n_ctx, .max_chunks = chunks, .progress = true, .save_logits = save_logits};
-    struct mq_eval_result r;
-    if ((rc = mq_eval_text(m, test, ref, tokens, n_tokens, &ec, &r)) < 0)
-        goto done;
-    printf("text      %s: %zu bytes, %lld tokens, %lld chunks of %lld, %lld scored tokens\n", text_path,
-           text_len, (long long)r.n_tokens, (long long)r.n_chunks, (long long)n_ctx, (long long)r.n_scored);
-    printf("ppl       %.4f +/- %.4f  (mean nll %.6f nats, %.4f bits/token)\n", r.ppl, r.ppl_stderr,
-           r.nll_mean, r.nll_mean / 0.6931471805599453);
-    if (r.has_ref) {
-        printf("ref ppl   %.4f (f32), ratio %.4f\n", r.ref_ppl, r.ppl / r.ref_ppl);
-        printf("kl        mean %.6f +/- %.6f, median %.6f, p99 %.6f, max %.6f\n", r.kl_mean, r.kl_stderr,
-               r.kl_median, r.kl_p99, r.kl_max);
-        printf("same top  %.2f%%\n", 100.0 * r.top1_agree);
-    }
-    double tokens_evaluated = (double)(r.n_chunks * n_ctx);
-    printf("time      %.2f s for %.0f tokens (%.1f tokens/s)%s%s\n", r.seconds, tokens_evaluated,
-           tokens_evaluated / r.seconds, r.has_ref ? ", reference pass " : "",
-           r.has_ref ? (snprintf(b2, sizeof(b2), "%.2f s", r.ref_seconds), b2) : "");
+    if (m->kind == MQ_MODEL_LLAMA)
+        rc = eval_llama(m, plan, be, text_path, ctx, chunks, want_kl, save_logits);
+    else
+        rc = eval_generic(m, plan, be, text_path == default_text ? NULL : text_path, chunks);
 done:
-    mq_llama_free(test);
-    mq_llama_free(ref);
     be_close(be);
     mq_plan_free(plan);
-    mq_plan_free(ref_plan);
-    free(tokens);
-    free(text);
     mq_model_free(m);
     return cli_exit(rc);
 }

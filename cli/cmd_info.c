@@ -8,6 +8,7 @@
 #include "core/status.h"
 #include "model/model.h"
 #include "model/plan.h"
+#include "model/runner.h"
 #include "model/tokenizer.h"
 
 static void info_usage(FILE *f)
@@ -50,7 +51,6 @@ int cmd_info(int argc, char **argv)
     struct mq_model *m;
     if (mq_model_load(argv[optind], &m) < 0)
         return CLI_FAIL;
-    const struct mq_hparams *hp = &m->hp;
     char b1[32];
     bool mixed;
     enum mq_dtype src = mq_model_source_type(m, &mixed);
@@ -67,15 +67,7 @@ int cmd_info(int argc, char **argv)
                mq_dtype_name(src), mixed ? " (mostly; mixed)" : "");
     else
         printf("source type   %s (full precision)\n", mq_dtype_name(src));
-    printf("vocabulary    %s; bos %d, eos %d, add bos %s\n", mq_vocab_describe(m->vocab),
-           mq_vocab_bos(m->vocab), mq_vocab_eos(m->vocab), mq_vocab_add_bos(m->vocab) ? "yes" : "no");
-    printf("context       %lld (training)\n", (long long)hp->n_ctx_train);
-    printf("shape         embedding %lld, blocks %lld, heads %lld (kv heads %lld), head dim %lld, ffn %lld\n",
-           (long long)hp->n_embd, (long long)hp->n_layer, (long long)hp->n_head, (long long)hp->n_head_kv,
-           (long long)hp->head_dim, (long long)hp->n_ff);
-    printf("rope          %d dims, theta %g, frequency scale %g; rms norm eps %g; output %s\n", hp->n_rot,
-           (double)hp->rope_theta, (double)hp->rope_freq_scale, (double)hp->norm_eps,
-           hp->tied_output ? "tied to token_embd" : "untied");
+    m->runner->describe(m, stdout);
 
     printf("\nquantizable layers (%d):\n", m->n_layers);
     printf("  %4s  %-28s %-12s %5s  %14s  %-5s %12s\n", "#", "name", "role", "block", "in x out", "type", "bytes");
@@ -86,7 +78,7 @@ int cmd_info(int argc, char **argv)
         snprintf(shape, sizeof(shape), "%lld x %lld", (long long)l->n_in, (long long)l->n_out);
         snprintf(blk, sizeof(blk), "%d", l->block);
         printf("  %4d  %-28s %-12s %5s  %14s  %-5s %12zu\n", i, l->name, mq_layer_role_name(l->role),
-               l->block >= 0 ? blk : "-", shape, mq_dtype_name(l->tensor->type), l->tensor->nbytes);
+               l->block >= 0 ? blk : "-", shape, mq_dtype_name(l->src_type), l->src_nbytes);
         n_weights += l->n_in * l->n_out;
     }
     printf("\nweights in quantizable layers: %lld; their bytes in each format:\n", (long long)n_weights);

@@ -135,62 +135,148 @@ static int run_chunk(struct mq_llama *ctx, const int32_t *toks, int64_t n, int64
     return MQ_OK;
 }
 
-int mq_eval_text(const struct mq_model *m, struct mq_llama *test, struct mq_llama *ref,
-                 const int32_t *tokens, size_t n_tokens, const struct mq_eval_config *cfg,
-                 struct mq_eval_result *res)
+struct mq_eval {
+    const struct mq_model *m;
+    struct be_backend *be;
+    int32_t *tokens;
+    size_t n_tokens;
+    int64_t n_ctx, n_chunks, first, per_chunk, n_scored;
+    int32_t bos; /* put in front of every chunk; -1: none */
+    bool progress;
+    float *ref_logits; /* [n_scored][V] or NULL */
+    double ref_seconds;
+};
+
+/* Chunk c's tokens, BOS in front as llama-perplexity does. */
+static void chunk_tokens(const struct mq_eval *ev, int64_t c, int32_t *chunk)
 {
-    memset(res, 0, sizeof(*res));
+    memcpy(chunk, ev->tokens + c * ev->n_ctx, (size_t)ev->n_ctx * sizeof(*chunk));
+    if (ev->bos >= 0)
+        chunk[0] = ev->bos;
+}
+
+static int new_context(const struct mq_eval *ev, const struct mq_plan *p, struct mq_llama **out)
+{
+    return mq_llama_new(ev->m, p, ev->be, &(struct mq_llama_config){.n_ctx = ev->n_ctx, .n_batch = ev->n_ctx}, out);
+}
+
+int mq_eval_new(const struct mq_model *m, struct be_backend *be, const int32_t *tokens, size_t n_tokens,
+                const struct mq_eval_config *cfg, struct mq_eval **out)
+{
+    *out = NULL;
     int64_t n_ctx = cfg->n_ctx, V = m->hp.n_vocab;
-    if (n_ctx < 4 || n_ctx > mq_llama_n_ctx(test) || (ref && n_ctx > mq_llama_n_ctx(ref)))
-        return mq_error(MQ_EINVAL, "evaluation context %lld is outside 4..%lld", (long long)n_ctx,
-                        (long long)mq_llama_n_ctx(test));
+    if (n_ctx < 4)
+        return mq_error(MQ_EINVAL, "evaluation context %lld is too short (at least 4)", (long long)n_ctx);
     if ((int64_t)n_tokens < 2 * n_ctx)
         return mq_error(MQ_EINVAL, "evaluation text has %zu tokens: it needs at least %lld (2 x context %lld)",
                         n_tokens, (long long)(2 * n_ctx), (long long)n_ctx);
-    int64_t n_chunks = (int64_t)n_tokens / n_ctx;
-    if (cfg->max_chunks > 0 && cfg->max_chunks < n_chunks)
-        n_chunks = cfg->max_chunks;
-    int64_t first = n_ctx / 2, per_chunk = n_ctx - 1 - first;
-    int64_t n_scored = n_chunks * per_chunk;
+    struct mq_eval *ev = calloc(1, sizeof(*ev));
+    if (!ev)
+        return mq_error(MQ_ENOMEM, "cannot allocate an evaluation");
+    ev->m = m;
+    ev->be = be;
+    ev->n_ctx = n_ctx;
+    ev->n_chunks = (int64_t)n_tokens / n_ctx;
+    if (cfg->max_chunks > 0 && cfg->max_chunks < ev->n_chunks)
+        ev->n_chunks = cfg->max_chunks;
+    ev->first = n_ctx / 2;
+    ev->per_chunk = n_ctx - 1 - ev->first;
+    ev->n_scored = ev->n_chunks * ev->per_chunk;
     /* llama-perplexity puts BOS in front of every chunk only when the vocabulary adds
      * BOS (tinyllm does; SmolLM2 does not) */
-    int32_t bos = mq_vocab_add_bos(m->vocab) ? mq_vocab_bos(m->vocab) : -1;
-
+    ev->bos = mq_vocab_add_bos(m->vocab) ? mq_vocab_bos(m->vocab) : -1;
+    ev->progress = cfg->progress;
+    ev->n_tokens = n_tokens;
+    ev->tokens = malloc(n_tokens * sizeof(*tokens));
+    if (!ev->tokens) {
+        free(ev);
+        return mq_error(MQ_ENOMEM, "cannot copy %zu tokens", n_tokens);
+    }
+    memcpy(ev->tokens, tokens, n_tokens * sizeof(*tokens));
+    if (!cfg->reference) {
+        *out = ev;
+        return MQ_OK;
+    }
     int rc = MQ_OK;
+    struct mq_plan *p32 = NULL;
+    struct mq_llama *ref = NULL;
     int32_t *chunk = malloc((size_t)n_ctx * sizeof(*chunk));
-    float *lt = malloc((size_t)n_ctx * (size_t)V * sizeof(float));
-    float *lr = ref ? malloc((size_t)n_ctx * (size_t)V * sizeof(float)) : NULL;
-    double *lp_t = malloc((size_t)V * sizeof(double));
-    double *lp_r = malloc((size_t)V * sizeof(double));
-    double *kls = ref ? malloc((size_t)n_scored * sizeof(double)) : NULL;
-    size_t rec_len = (size_t)(2 * ((V + 1) / 2) + 4); /* uint16 per scored position */
-    uint16_t *rec = cfg->save_logits ? calloc(rec_len, sizeof(uint16_t)) : NULL;
-    struct logits_file lf = {0};
-    if (!chunk || !lt || (ref && (!lr || !kls)) || !lp_t || !lp_r || (cfg->save_logits && !rec)) {
-        rc = mq_error(MQ_ENOMEM, "cannot allocate evaluation buffers for %lld x %lld logits",
-                      (long long)n_ctx, (long long)V);
+    float *lr = malloc((size_t)n_ctx * (size_t)V * sizeof(float));
+    ev->ref_logits = malloc((size_t)ev->n_scored * (size_t)V * sizeof(float));
+    if (!chunk || !lr || !ev->ref_logits) {
+        rc = mq_error(MQ_ENOMEM, "cannot keep %lld x %lld reference logits", (long long)ev->n_scored, (long long)V);
         goto done;
     }
-    if (cfg->save_logits && (rc = logits_open(&lf, cfg->save_logits, n_ctx, V, n_chunks, tokens)) < 0)
+    if ((rc = mq_plan_uniform(m, MQ_DTYPE_F32, &p32)) < 0 || (rc = new_context(ev, p32, &ref)) < 0)
         goto done;
-    bool tty = cfg->progress && isatty(STDERR_FILENO);
+    double t0 = now_s();
+    for (int64_t c = 0; c < ev->n_chunks; c++) {
+        chunk_tokens(ev, c, chunk);
+        if ((rc = run_chunk(ref, chunk, n_ctx, n_ctx, V, lr)) < 0)
+            goto done;
+        memcpy(ev->ref_logits + (size_t)(c * ev->per_chunk) * (size_t)V, lr + (size_t)ev->first * (size_t)V,
+               (size_t)ev->per_chunk * (size_t)V * sizeof(float));
+        if (cfg->progress && isatty(STDERR_FILENO))
+            fprintf(stderr, "\rmixq: reference (f32) chunk %lld/%lld", (long long)(c + 1), (long long)ev->n_chunks);
+    }
+    if (cfg->progress && isatty(STDERR_FILENO))
+        fprintf(stderr, "\n");
+    ev->ref_seconds = now_s() - t0;
+done:
+    free(chunk);
+    free(lr);
+    mq_llama_free(ref);
+    mq_plan_free(p32);
+    if (rc < 0) {
+        mq_eval_free(ev);
+        return rc;
+    }
+    *out = ev;
+    return MQ_OK;
+}
+
+void mq_eval_free(struct mq_eval *ev)
+{
+    if (!ev)
+        return;
+    free(ev->tokens);
+    free(ev->ref_logits);
+    free(ev);
+}
+
+int mq_eval_plan(struct mq_eval *ev, const struct mq_plan *p, const char *save_logits, struct mq_eval_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    const int64_t n_ctx = ev->n_ctx, V = ev->m->hp.n_vocab, first = ev->first;
+    const bool has_ref = ev->ref_logits != NULL;
+    int rc = MQ_OK;
+    struct mq_llama *test = NULL;
+    int32_t *chunk = malloc((size_t)n_ctx * sizeof(*chunk));
+    float *lt = malloc((size_t)n_ctx * (size_t)V * sizeof(float));
+    double *lp_t = malloc((size_t)V * sizeof(double));
+    double *lp_r = malloc((size_t)V * sizeof(double));
+    double *kls = has_ref ? malloc((size_t)ev->n_scored * sizeof(double)) : NULL;
+    size_t rec_len = (size_t)(2 * ((V + 1) / 2) + 4); /* uint16 per scored position */
+    uint16_t *rec = save_logits ? calloc(rec_len, sizeof(uint16_t)) : NULL;
+    struct logits_file lf = {0};
+    if (!chunk || !lt || !lp_t || !lp_r || (has_ref && !kls) || (save_logits && !rec)) {
+        rc = mq_error(MQ_ENOMEM, "cannot allocate evaluation buffers for %lld x %lld logits", (long long)n_ctx,
+                      (long long)V);
+        goto done;
+    }
+    if ((rc = new_context(ev, p, &test)) < 0)
+        goto done;
+    if (save_logits && (rc = logits_open(&lf, save_logits, n_ctx, V, ev->n_chunks, ev->tokens)) < 0)
+        goto done;
+    bool tty = ev->progress && isatty(STDERR_FILENO);
     double nll = 0.0, nll2 = 0.0, ref_nll = 0.0, kl = 0.0, kl2 = 0.0;
     int64_t agree = 0, k = 0;
-    for (int64_t c = 0; c < n_chunks; c++) {
-        memcpy(chunk, tokens + c * n_ctx, (size_t)n_ctx * sizeof(*chunk));
-        if (bos >= 0)
-            chunk[0] = bos;
+    for (int64_t c = 0; c < ev->n_chunks; c++) {
+        chunk_tokens(ev, c, chunk);
         double t0 = now_s();
-        int64_t n_batch = n_ctx;
-        if ((rc = run_chunk(test, chunk, n_ctx, n_batch, V, lt)) < 0)
+        if ((rc = run_chunk(test, chunk, n_ctx, n_ctx, V, lt)) < 0)
             goto done;
-        double t1 = now_s();
-        res->seconds += t1 - t0;
-        if (ref) {
-            if ((rc = run_chunk(ref, chunk, n_ctx, n_batch, V, lr)) < 0)
-                goto done;
-            res->ref_seconds += now_s() - t1;
-        }
+        res->seconds += now_s() - t0;
         for (int64_t j = first; j < n_ctx - 1; j++) {
             if (lf.f) {
                 encode_log_probs(lt + (size_t)j * (size_t)V, V, rec);
@@ -203,8 +289,8 @@ int mq_eval_text(const struct mq_model *m, struct mq_llama *test, struct mq_llam
             double v = -lp_t[chunk[j + 1]];
             nll += v;
             nll2 += v * v;
-            if (ref) {
-                int64_t top_r = log_softmax(lr + (size_t)j * (size_t)V, V, lp_r);
+            if (has_ref) {
+                int64_t top_r = log_softmax(ev->ref_logits + (size_t)k * (size_t)V, V, lp_r);
                 ref_nll -= lp_r[chunk[j + 1]];
                 double d = 0.0;
                 for (int64_t i = 0; i < V; i++)
@@ -217,36 +303,38 @@ int mq_eval_text(const struct mq_model *m, struct mq_llama *test, struct mq_llam
             k++;
         }
         if (tty)
-            fprintf(stderr, "\rmixq: chunk %lld/%lld, ppl so far %.4f", (long long)(c + 1),
-                    (long long)n_chunks, exp(nll / (double)k));
+            fprintf(stderr, "\rmixq: chunk %lld/%lld, ppl so far %.4f", (long long)(c + 1), (long long)ev->n_chunks,
+                    exp(nll / (double)k));
     }
     if (tty)
         fprintf(stderr, "\n");
-    double n = (double)n_scored;
-    res->n_tokens = (int64_t)n_tokens;
-    res->n_chunks = n_chunks;
-    res->n_scored = n_scored;
+    double n = (double)ev->n_scored;
+    res->n_tokens = (int64_t)ev->n_tokens;
+    res->n_chunks = ev->n_chunks;
+    res->n_scored = ev->n_scored;
     res->nll_mean = nll / n;
     res->nll_stderr = n > 1 ? sqrt(fmax(0.0, nll2 / n - res->nll_mean * res->nll_mean) / (n - 1)) : 0.0;
     res->ppl = exp(res->nll_mean);
     res->ppl_stderr = res->ppl * res->nll_stderr;
-    if (ref) {
+    if (has_ref) {
+        int64_t ns = ev->n_scored;
         res->has_ref = true;
+        res->ref_seconds = ev->ref_seconds;
         res->ref_ppl = exp(ref_nll / n);
         res->kl_mean = kl / n;
         res->kl_stderr = n > 1 ? sqrt(fmax(0.0, kl2 / n - res->kl_mean * res->kl_mean) / (n - 1)) : 0.0;
-        qsort(kls, (size_t)n_scored, sizeof(*kls), cmp_double);
-        res->kl_median = n_scored % 2 ? kls[n_scored / 2] : 0.5 * (kls[n_scored / 2 - 1] + kls[n_scored / 2]);
-        res->kl_p99 = kls[(int64_t)((double)(n_scored - 1) * 0.99)];
-        res->kl_max = kls[n_scored - 1];
+        qsort(kls, (size_t)ns, sizeof(*kls), cmp_double);
+        res->kl_median = ns % 2 ? kls[ns / 2] : 0.5 * (kls[ns / 2 - 1] + kls[ns / 2]);
+        res->kl_p99 = kls[(int64_t)((double)(ns - 1) * 0.99)];
+        res->kl_max = kls[ns - 1];
         res->top1_agree = (double)agree / n;
     }
 done:
     rc = logits_close(&lf, rc);
+    mq_llama_free(test);
     free(rec);
     free(chunk);
     free(lt);
-    free(lr);
     free(lp_t);
     free(lp_r);
     free(kls);

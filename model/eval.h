@@ -1,10 +1,13 @@
 /* model/eval.h - quality of a model under a plan: perplexity and KL divergence against
  * the full-precision model, measured as llama.cpp's llama-perplexity measures them.
  *
- *     struct mq_eval_config cfg = {.n_ctx = 256};
+ *     struct mq_eval *ev;
+ *     struct mq_eval_config cfg = {.n_ctx = 256, .reference = true};
+ *     if (mq_eval_new(model, backend, tokens, n, &cfg, &ev) < 0) return -1;  // f32 pass once
  *     struct mq_eval_result r;
- *     if (mq_eval_text(model, test_ctx, ref_ctx, tokens, n, &cfg, &r) < 0) return -1;
+ *     if (mq_eval_plan(ev, plan, NULL, &r) < 0) ...
  *     printf("ppl %.4f, mean KL %.6f\n", r.ppl, r.kl_mean);
+ *     mq_eval_free(ev);
  *
  * Method (llama-perplexity's): the token sequence (with BOS in front when the vocabulary
  * adds one) is cut into n_tokens / n_ctx chunks of n_ctx tokens; the first token of each
@@ -15,7 +18,12 @@
  * the next-token distributions is taken at the same positions, and the fraction of
  * positions where both pick the same top token. All sums are in double.
  *
- * Ownership: everything is borrowed; results are plain values.
+ * The reference logits are kept as floats (the forward pass's own output) and turned into
+ * log-probabilities in double when a plan is compared, so that KL divergences down to
+ * 1e-9 (f16 plans) are not drowned in storage rounding.
+ *
+ * Ownership: an mq_eval owns its copy of the tokens and the reference logits; it
+ * borrows the model and backend.
  *
  * Dependency rule: model/ depends on backends/ and core/ only.
  */
@@ -30,16 +38,10 @@
 #include "model/model.h"
 
 struct mq_eval_config {
-    int64_t n_ctx;      /* chunk length; must not exceed either context's n_ctx */
+    int64_t n_ctx;      /* chunk length */
     int64_t max_chunks; /* 0: every whole chunk */
     bool progress;      /* "chunk i/n" on stderr when it is a terminal */
-    /* When set, the test model's log-probabilities at the scored positions are written
-     * there in llama-perplexity's --kl-divergence-base format ("_logits_" header, n_ctx,
-     * n_vocab, n_chunk, the chunks' tokens, then per scored position a float scale, a
-     * float min log-prob and n_vocab uint16 codes, padded to an even count), so that
-     * `llama-perplexity --kl-divergence-base FILE --kl-divergence` compares llama.cpp
-     * with mixq. Written atomically. */
-    const char *save_logits;
+    bool reference;     /* compute the full-precision (f32 plan) logits for KL divergence */
 };
 
 struct mq_eval_result {
@@ -50,12 +52,25 @@ struct mq_eval_result {
     double ref_ppl;
     double kl_mean, kl_stderr, kl_median, kl_p99, kl_max;
     double top1_agree;           /* fraction in [0, 1] */
-    double seconds, ref_seconds; /* wall time in the test and the reference passes */
+    double seconds, ref_seconds; /* wall time of this plan's pass and of the reference pass */
 };
 
-/* `ref` may be NULL (no KL). Needs at least 2 * n_ctx tokens, as llama-perplexity does. */
-int mq_eval_text(const struct mq_model *m, struct mq_llama *test, struct mq_llama *ref,
-                 const int32_t *tokens, size_t n_tokens, const struct mq_eval_config *cfg,
-                 struct mq_eval_result *res);
+struct mq_eval;
+
+/* Cuts tokens (BOS in front when the vocabulary adds one, as llama-perplexity tokenizes)
+ * into chunks and, with cfg->reference, runs the f32 plan over them once on `be`,
+ * keeping its logits at the scored positions (n_scored x n_vocab floats). Needs at least
+ * 2 * n_ctx tokens, as llama-perplexity does. Borrows m, be and tokens (copied). */
+int mq_eval_new(const struct mq_model *m, struct be_backend *be, const int32_t *tokens, size_t n_tokens,
+                const struct mq_eval_config *cfg, struct mq_eval **out);
+/* Evaluates one plan: perplexity, and KL divergence KL(P_ref || P_plan) when the
+ * evaluation has a reference. When save_logits is not NULL, the plan's log-probabilities
+ * at the scored positions are written there in llama-perplexity's --kl-divergence-base
+ * format ("_logits_" header, n_ctx, n_vocab, n_chunk, the chunks' tokens, then per scored
+ * position a float scale, a float min log-prob and n_vocab uint16 codes, padded to an
+ * even count), so that `llama-perplexity --kl-divergence-base FILE --kl-divergence`
+ * compares llama.cpp with mixq. Written atomically. */
+int mq_eval_plan(struct mq_eval *ev, const struct mq_plan *p, const char *save_logits, struct mq_eval_result *res);
+void mq_eval_free(struct mq_eval *ev);
 
 #endif

@@ -20,31 +20,31 @@ struct mq_llama {
     struct be_tensor ids, x, h, q, attn, o, g, u, logits;
 };
 
-/* Converts a source tensor to `fmt` in host memory; *buf receives malloc'd bytes, or
- * NULL when the source bytes are used as they are (*data then points at them). */
-static int convert_weights(const struct mq_gguf_tensor *src, enum mq_dtype fmt, const void **data,
-                           void **buf)
+/* Converts weights of `type` (rows of n_in) to `fmt` in host memory; *buf receives
+ * malloc'd bytes, or NULL when the source bytes are used as they are (*data then points
+ * at them). */
+int mq_convert_weights(const char *name, enum mq_dtype type, const void *src, int64_t n_in,
+                       int64_t rows, enum mq_dtype fmt, const void **data, void **buf)
 {
     *buf = NULL;
-    if (src->type == fmt) {
-        *data = src->data;
+    if (type == fmt) {
+        *data = src;
         return MQ_OK;
     }
     size_t row_bytes;
-    int rc = mq_dtype_row_bytes(fmt, src->ne[0], &row_bytes);
+    int rc = mq_dtype_row_bytes(fmt, n_in, &row_bytes);
     if (rc < 0)
         return rc;
-    int64_t rows = src->n_elems / src->ne[0];
-    float *f32 = malloc((size_t)src->n_elems * sizeof(float));
+    int64_t n = n_in * rows;
+    float *f32 = malloc((size_t)n * sizeof(float) + 1);
     char *out = malloc(row_bytes * (size_t)rows + 1);
     if (!f32 || !out) {
         free(f32);
         free(out);
-        return mq_error(MQ_ENOMEM, "cannot convert tensor '%s' (%lld elements)", src->name,
-                        (long long)src->n_elems);
+        return mq_error(MQ_ENOMEM, "cannot convert weights '%s' (%lld elements)", name, (long long)n);
     }
-    mq_dtype_get(src->type)->to_f32(src->data, f32, src->n_elems);
-    mq_dtype_get(fmt)->from_f32(f32, out, src->n_elems);
+    mq_dtype_get(type)->to_f32(src, f32, n);
+    mq_dtype_get(fmt)->from_f32(f32, out, n);
     free(f32);
     *data = out;
     *buf = out;
@@ -55,7 +55,8 @@ static int upload_norm(struct mq_llama *l, const struct mq_gguf_tensor *src, str
 {
     const void *data;
     void *buf;
-    int rc = convert_weights(src, MQ_DTYPE_F32, &data, &buf);
+    int rc = mq_convert_weights(src->name, src->type, src->data, src->ne[0], src->n_elems / src->ne[0],
+                                MQ_DTYPE_F32, &data, &buf);
     if (rc < 0)
         return rc;
     rc = be_upload(l->be, dst, MQ_DTYPE_F32, 1, &src->ne[0], data, BE_USE_VECTOR);
@@ -99,7 +100,8 @@ int mq_llama_new(const struct mq_model *m, const struct mq_plan *plan, struct be
         const struct mq_layer *ly = &m->layers[i];
         const void *data;
         void *buf;
-        if ((rc = convert_weights(ly->tensor, plan->fmt[i], &data, &buf)) < 0)
+        if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, plan->fmt[i],
+                                     &data, &buf)) < 0)
             goto fail;
         rc = be_upload(be, &l->w[i], plan->fmt[i], 2, (int64_t[]){ly->n_in, ly->n_out}, data, BE_USE_MATRIX);
         free(buf);
@@ -115,10 +117,24 @@ int mq_llama_new(const struct mq_model *m, const struct mq_plan *plan, struct be
         goto fail;
 
     int64_t kv = hp->head_dim * hp->n_head_kv, B = l->n_batch;
-    for (int b = 0; b < hp->n_layer; b++)
+    /* the cache starts zeroed: a session may time a decode at position ctx - 1 without
+     * filling the cache first, and must not meet NaN bit patterns there */
+    float *zeros = calloc((size_t)kv, sizeof(float));
+    if (!zeros) {
+        rc = mq_error(MQ_ENOMEM, "cannot allocate a forward-pass context");
+        goto fail;
+    }
+    for (int b = 0; b < hp->n_layer && rc == MQ_OK; b++) {
         if ((rc = alloc2(l, &l->k_cache[b], MQ_DTYPE_F32, kv, l->n_ctx)) < 0 ||
             (rc = alloc2(l, &l->v_cache[b], MQ_DTYPE_F32, kv, l->n_ctx)) < 0)
-            goto fail;
+            break;
+        for (int64_t p = 0; p < l->n_ctx && rc == MQ_OK; p++)
+            if ((rc = be_write(be, &l->k_cache[b], (size_t)p * (size_t)kv * 4, zeros, (size_t)kv * 4)) == MQ_OK)
+                rc = be_write(be, &l->v_cache[b], (size_t)p * (size_t)kv * 4, zeros, (size_t)kv * 4);
+    }
+    free(zeros);
+    if (rc < 0)
+        goto fail;
     if ((rc = be_alloc(be, &l->ids, MQ_DTYPE_I32, 1, &B)) < 0 ||
         (rc = alloc2(l, &l->x, MQ_DTYPE_F32, hp->n_embd, B)) < 0 ||
         (rc = alloc2(l, &l->h, MQ_DTYPE_F32, hp->n_embd, B)) < 0 ||
@@ -167,6 +183,8 @@ void mq_llama_free(struct mq_llama *l)
 }
 
 int64_t mq_llama_n_ctx(const struct mq_llama *l) { return l->n_ctx; }
+
+int64_t mq_llama_n_batch(const struct mq_llama *l) { return l->n_batch; }
 
 uint64_t mq_llama_weight_bytes(const struct mq_llama *l) { return l->weight_bytes; }
 

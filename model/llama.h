@@ -50,6 +50,14 @@ void mq_llama_free(struct mq_llama *l);
 int mq_llama_decode(struct mq_llama *l, const int32_t *tokens, int64_t n, int64_t pos0, float *logits);
 
 int64_t mq_llama_n_ctx(const struct mq_llama *l);
+int64_t mq_llama_n_batch(const struct mq_llama *l);
+
+/* Weights of `type` (rows of n_in values, `rows` rows) converted to `fmt` with core/dtype's
+ * reference quantizer, through f32; *buf is malloc'd (free it), or NULL when type == fmt
+ * and *data is `src` itself. The one conversion every plan uses, so that what is
+ * measured is what is written. */
+int mq_convert_weights(const char *name, enum mq_dtype type, const void *src, int64_t n_in,
+                       int64_t rows, enum mq_dtype fmt, const void **data, void **buf);
 /* Bytes of weights uploaded (quantizable layers in their plan formats plus norms). */
 uint64_t mq_llama_weight_bytes(const struct mq_llama *l);
 

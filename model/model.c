@@ -9,6 +9,7 @@
 #include "backends/backend.h"
 #include "core/log.h"
 #include "core/status.h"
+#include "model/runner.h"
 #include "model/tokenizer.h"
 
 static const char *const role_names[MQ_ROLE_COUNT] = {
@@ -16,8 +17,59 @@ static const char *const role_names[MQ_ROLE_COUNT] = {
     [MQ_ROLE_ATTN_K] = "attn_k",         [MQ_ROLE_ATTN_V] = "attn_v",
     [MQ_ROLE_ATTN_OUTPUT] = "attn_output", [MQ_ROLE_FFN_GATE] = "ffn_gate",
     [MQ_ROLE_FFN_UP] = "ffn_up",         [MQ_ROLE_FFN_DOWN] = "ffn_down",
-    [MQ_ROLE_OUTPUT] = "output",
+    [MQ_ROLE_OUTPUT] = "output",         [MQ_ROLE_CONV] = "conv",
+    [MQ_ROLE_CONV_TRANSPOSE] = "conv_transpose", [MQ_ROLE_GEMM] = "gemm",
 };
+
+uint32_t mq_layer_formats_for(int64_t n_in)
+{
+    uint32_t mask = 0;
+    for (int t = 0; t < MQ_DTYPE_COUNT; t++) {
+        const struct mq_dtype_traits *tr = mq_dtype_get((enum mq_dtype)t);
+        if (tr->is_plan_format && n_in % tr->block_elems == 0)
+            mask |= 1u << t;
+    }
+    return mask;
+}
+
+static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+/* xxh64-style: four 8-byte lanes multiplied and rotated, then mixed. */
+uint64_t mq_hash64(const void *data, size_t n, uint64_t seed)
+{
+    const uint64_t P1 = 11400714785074694791ULL, P2 = 14029467366897019727ULL, P3 = 1609587929392839161ULL;
+    const unsigned char *p = data;
+    uint64_t v[4] = {seed + P1 + P2, seed + P2, seed, seed - P1};
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; k++) {
+            uint64_t x;
+            memcpy(&x, p + i + 8 * k, 8);
+            v[k] = rotl64(v[k] + x * P2, 31) * P1;
+        }
+    uint64_t h = rotl64(v[0], 1) + rotl64(v[1], 7) + rotl64(v[2], 12) + rotl64(v[3], 18) + (uint64_t)n;
+    for (; i < n; i++)
+        h = rotl64(h ^ (p[i] * P3), 11) * P1;
+    h ^= h >> 33;
+    h *= P2;
+    h ^= h >> 29;
+    h *= P3;
+    return h ^ (h >> 32);
+}
+
+/* The file's content hash: every byte for files up to 4 GiB; beyond, the head (metadata
+ * and tensor infos), 4 KiB of every MiB and the size, so that opening a 14 GB model does
+ * not read it all. */
+static uint64_t content_hash(const struct mq_gguf *g)
+{
+    const uint64_t full_limit = (uint64_t)4 << 30;
+    if (g->file_size <= full_limit)
+        return mq_hash64(g->base, g->file_size, 0x6d69787100000001ULL);
+    uint64_t h = mq_hash64(g->base, g->data_offset, 0x6d69787100000002ULL);
+    for (size_t off = g->data_offset; off + 4096 <= g->file_size; off += (size_t)1 << 20)
+        h = mq_hash64(g->base + off, 4096, h);
+    return h ^ (uint64_t)g->file_size;
+}
 
 const char *mq_layer_role_name(enum mq_layer_role role)
 {
@@ -136,7 +188,10 @@ static int add_layer(struct mq_model *m, const struct mq_gguf_tensor *t, enum mq
     l->block = block;
     l->n_in = t->ne[0];
     l->n_out = t->ne[1];
-    l->tensor = t;
+    l->src_type = t->type;
+    l->src_data = t->data;
+    l->src_nbytes = t->nbytes;
+    l->formats = mq_layer_formats_for(l->n_in);
     if (block >= 0)
         m->block_layer[block * MQ_ROLE_COUNT + role] = m->n_layers;
     return m->n_layers++;
@@ -206,10 +261,13 @@ int mq_model_load(const char *path, struct mq_model **out)
     if (!m)
         return mq_error(MQ_ENOMEM, "cannot allocate a model");
     snprintf(m->path, sizeof(m->path), "%s", path);
+    m->kind = MQ_MODEL_LLAMA;
+    m->runner = &mq_llama_runner;
     int rc = mq_gguf_open(path, &m->gguf);
     if (rc < 0)
         goto fail;
     m->file_bytes = m->gguf->file_size;
+    m->content_hash = content_hash(m->gguf);
     rc = mq_gguf_get_str(m->gguf, "general.architecture", m->arch, sizeof(m->arch));
     if (rc == MQ_ENOTFOUND) {
         rc = mq_error(MQ_EFORMAT, "'%s': general.architecture is missing: not a model file", path);
@@ -246,6 +304,8 @@ void mq_model_free(struct mq_model *m)
 {
     if (!m)
         return;
+    if (m->runner && m->runner->free_impl)
+        m->runner->free_impl(m);
     mq_vocab_free(m->vocab);
     free(m->layers);
     free(m->block_layer);
@@ -267,7 +327,7 @@ enum mq_dtype mq_model_source_type(const struct mq_model *m, bool *mixed)
 {
     int count[MQ_DTYPE_COUNT] = {0};
     for (int i = 0; i < m->n_layers; i++)
-        count[m->layers[i].tensor->type]++;
+        count[m->layers[i].src_type]++;
     int best = 0, kinds = 0;
     for (int t = 0; t < MQ_DTYPE_COUNT; t++) {
         kinds += count[t] > 0;

@@ -13,9 +13,11 @@
  * glue and stays F32. A model with a tied output (no output.weight) uses token_embd
  * both for the lookup and as the output matrix: one layer, two uses.
  *
- * Supported: general.architecture "llama" (the llama family's hyperparameter keys).
- * Other architectures, and tensors or shapes that do not fit the llama layout, are
- * refused with one line naming what is wrong.
+ * Supported: GGUF files of general.architecture "llama" (the llama family's
+ * hyperparameter keys), and ONNX files (model/onnx.h). Other architectures, and tensors
+ * or shapes that do not fit, are refused with one line naming what is wrong. How a model
+ * runs (sessions for workloads, its memory model) is behind model/runner.h, so that the
+ * profiler and the search treat every kind alike.
  *
  * Ownership: mq_model owns the mapped GGUF and everything it points to; layer tensor
  * pointers are borrowed from it and live until mq_model_free.
@@ -31,6 +33,8 @@
 #include "core/dtype.h"
 #include "model/gguf.h"
 
+#include <stddef.h>
+
 enum mq_layer_role {
     MQ_ROLE_TOKEN_EMBD,
     MQ_ROLE_ATTN_Q,
@@ -41,6 +45,10 @@ enum mq_layer_role {
     MQ_ROLE_FFN_UP,
     MQ_ROLE_FFN_DOWN,
     MQ_ROLE_OUTPUT,
+    /* ONNX models */
+    MQ_ROLE_CONV,           /* Conv: N = output channels, K = input channels / groups x kernel */
+    MQ_ROLE_CONV_TRANSPOSE, /* ConvTranspose, seen as a matmul of the same shape */
+    MQ_ROLE_GEMM,           /* Gemm, and MatMul with a constant weight */
     MQ_ROLE_COUNT
 };
 
@@ -48,11 +56,16 @@ enum mq_layer_role {
 const char *mq_layer_role_name(enum mq_layer_role role);
 
 struct mq_layer {
-    char name[MQ_GGUF_MAX_NAME + 1];
+    char name[MQ_GGUF_MAX_NAME + 1]; /* as in the file: "blk.3.attn_q.weight", an ONNX initializer */
     enum mq_layer_role role;
-    int block;                           /* transformer block, -1 for token_embd and output */
-    int64_t n_in, n_out;                 /* ne[0] (reduction) and ne[1] (rows) */
-    const struct mq_gguf_tensor *tensor; /* source weights, borrowed from the model */
+    int block;          /* transformer block, -1 where there is none */
+    int64_t n_in;       /* K: the reduction length of one output (blocks run along it) */
+    int64_t n_out;      /* N: output rows */
+    /* the weights as stored: n_out rows of n_in values of src_type, row-major */
+    enum mq_dtype src_type;
+    const void *src_data; /* borrowed from the model (its mapping or its own buffers) */
+    size_t src_nbytes;
+    uint32_t formats;   /* bit per enum mq_dtype: formats this layer can be stored in */
 };
 
 struct mq_hparams {
@@ -72,18 +85,27 @@ struct mq_hparams {
     bool tied_output;
 };
 
+enum mq_model_kind { MQ_MODEL_LLAMA, MQ_MODEL_ONNX };
+
 struct mq_vocab;
+struct mq_runner_ops;
 
 struct mq_model {
     char path[4096];
+    enum mq_model_kind kind;
+    const struct mq_runner_ops *runner; /* how to run it (model/runner.h) */
     char arch[64];
     char name[256];
-    struct mq_hparams hp;
     int n_layers;
     struct mq_layer *layers; /* quantizable layers, in file order */
+    int64_t n_params;        /* every weight's elements */
+    uint64_t file_bytes;     /* size of the file */
+    uint64_t content_hash;   /* hash of the file's bytes (cache keys) */
+
+    /* llama (GGUF) models */
+    struct mq_hparams hp;
     int layer_token_embd;    /* index into layers */
     int layer_output;        /* == layer_token_embd when the output is tied */
-    /* glue */
     const struct mq_gguf_tensor **attn_norm; /* [n_layer] */
     const struct mq_gguf_tensor **ffn_norm;  /* [n_layer] */
     const struct mq_gguf_tensor *output_norm;
@@ -91,10 +113,12 @@ struct mq_model {
     int *block_layer;
     struct mq_vocab *vocab;
     struct mq_gguf *gguf;
-    int64_t n_params;    /* every tensor's elements */
-    uint64_t file_bytes; /* size of the file */
+
+    /* other kinds keep their own state here (freed by mq_model_free through the runner) */
+    void *impl;
 };
 
+/* Loads a model: GGUF (llama architecture) or ONNX, told apart by the file's magic. */
 int mq_model_load(const char *path, struct mq_model **out);
 /* NULL is a no-op. */
 void mq_model_free(struct mq_model *m);
@@ -105,5 +129,18 @@ int mq_model_find_layer(const struct mq_model *m, const char *name);
 /* The source type that weights were stored in, when all quantizable layers share one;
  * otherwise *mixed = true and the most common one is returned. */
 enum mq_dtype mq_model_source_type(const struct mq_model *m, bool *mixed);
+
+/* Whether layer i may be stored in format t (block size divides its rows, plan format). */
+static inline bool mq_layer_allows(const struct mq_layer *l, enum mq_dtype t)
+{
+    return (l->formats >> t) & 1u;
+}
+
+/* The formats a layer with rows of n_in can take: every plan format whose block size
+ * divides n_in. */
+uint32_t mq_layer_formats_for(int64_t n_in);
+
+/* A fast 64-bit hash of n bytes (for cache keys; not cryptographic). */
+uint64_t mq_hash64(const void *data, size_t n, uint64_t seed);
 
 #endif

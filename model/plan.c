@@ -29,7 +29,7 @@ int mq_plan_source(const struct mq_model *m, struct mq_plan **out)
     if (rc < 0)
         return rc;
     for (int i = 0; i < m->n_layers; i++) {
-        enum mq_dtype t = m->layers[i].tensor->type;
+        enum mq_dtype t = m->layers[i].src_type;
         if (!mq_dtype_get(t)->is_plan_format) {
             mq_plan_free(*out);
             *out = NULL;
@@ -77,7 +77,7 @@ int mq_plan_check(const struct mq_model *m, const struct mq_plan *p)
         if (!t->is_plan_format || !t->from_f32)
             return mq_error(MQ_EINVAL, "layer '%s': '%s' is not a format a plan can choose",
                             m->layers[i].name, t->name);
-        if (m->layers[i].n_in % t->block_elems)
+        if (!mq_layer_allows(&m->layers[i], p->fmt[i]))
             return mq_error(MQ_EINVAL, "layer '%s': rows of %lld are not whole %s blocks of %lld",
                             m->layers[i].name, (long long)m->layers[i].n_in, t->name,
                             (long long)t->block_elems);

@@ -349,11 +349,12 @@ static int test_forward_paths(void)
             if (!mq_dtype_get((enum mq_dtype)t)->is_plan_format)
                 continue;
             struct mq_plan *p;
-            struct mq_llama *l;
+            struct mq_eval *ev;
             T_CHECK(mq_plan_uniform(m, (enum mq_dtype)t, &p) == MQ_OK);
-            T_CHECK(mq_llama_new(m, p, be, &(struct mq_llama_config){.n_ctx = 256}, &l) == MQ_OK);
+            T_CHECK(mq_eval_new(m, be, toks, n_toks, &(struct mq_eval_config){.n_ctx = 256, .max_chunks = 2}, &ev) == MQ_OK);
             struct mq_eval_result r;
-            T_CHECK(mq_eval_text(m, l, NULL, toks, n_toks, &(struct mq_eval_config){.n_ctx = 256, .max_chunks = 2}, &r) == MQ_OK);
+            T_CHECK(mq_eval_plan(ev, p, NULL, &r) == MQ_OK);
+            mq_eval_free(ev);
             if (pass < 0) {
                 ref_ppl[t] = r.ppl;
             } else {
@@ -365,7 +366,6 @@ static int test_forward_paths(void)
                 T_CHECK_MSG(fabs(r.ppl / ref_ppl[t] - 1.0) < tol, "%s %s: ppl %.6f vs ref %.6f", isas[pass],
                             mq_dtype_name((enum mq_dtype)t), r.ppl, ref_ppl[t]);
             }
-            mq_llama_free(l);
             mq_plan_free(p);
         }
         be_close(be);

@@ -46,20 +46,13 @@ static void fixture_close(struct eval_fixture *f)
     mq_model_free(f->m);
 }
 
-static int eval_plan(struct eval_fixture *f, enum mq_dtype fmt, struct mq_llama *ref, int64_t chunks,
-                     struct mq_eval_result *r)
+static int eval_plan(struct eval_fixture *f, enum mq_dtype fmt, struct mq_eval *ev, struct mq_eval_result *r)
 {
     struct mq_plan *p;
-    struct mq_llama *l;
     int rc = mq_plan_uniform(f->m, fmt, &p);
     if (rc < 0)
         return rc;
-    rc = mq_llama_new(f->m, p, f->be, &(struct mq_llama_config){.n_ctx = 256}, &l);
-    if (rc == MQ_OK) {
-        struct mq_eval_config cfg = {.n_ctx = 256, .max_chunks = chunks};
-        rc = mq_eval_text(f->m, l, ref, f->tokens, f->n_tokens, &cfg, r);
-        mq_llama_free(l);
-    }
+    rc = mq_eval_plan(ev, p, NULL, r);
     mq_plan_free(p);
     return rc;
 }
@@ -81,8 +74,11 @@ static int test_ppl_matches_training(void)
         T_CHECK(mq_gguf_get_f32(g, cases[c].key, &want) == MQ_OK);
         struct eval_fixture f;
         T_CHECK(fixture_open(&f, cases[c].text) == MQ_OK);
+        struct mq_eval *ev;
+        T_CHECK(mq_eval_new(f.m, f.be, f.tokens, f.n_tokens, &(struct mq_eval_config){.n_ctx = 256, .max_chunks = 8}, &ev) == MQ_OK);
         struct mq_eval_result r;
-        T_CHECK(eval_plan(&f, MQ_DTYPE_F32, NULL, 8, &r) == MQ_OK);
+        T_CHECK(eval_plan(&f, MQ_DTYPE_F32, ev, &r) == MQ_OK);
+        mq_eval_free(ev);
         fprintf(stderr, "    %s: ppl %.6f, training script measured %.6f\n", cases[c].text, r.ppl, (double)want);
         T_CHECK(r.n_chunks == 8 && r.n_scored == 8 * 127);
         T_CHECK_MSG(fabs(r.ppl / want - 1.0) < 1e-4, "ppl %.6f vs %.6f", r.ppl, (double)want);
@@ -97,15 +93,14 @@ static int test_format_ordering(void)
 {
     struct eval_fixture f;
     T_CHECK(fixture_open(&f, "examples/data/kjv-eval.txt") == MQ_OK);
-    struct mq_plan *p32;
-    struct mq_llama *ref;
-    T_CHECK(mq_plan_uniform(f.m, MQ_DTYPE_F32, &p32) == MQ_OK);
-    T_CHECK(mq_llama_new(f.m, p32, f.be, &(struct mq_llama_config){.n_ctx = 256}, &ref) == MQ_OK);
+    struct mq_eval *ev;
+    T_CHECK(mq_eval_new(f.m, f.be, f.tokens, f.n_tokens,
+                        &(struct mq_eval_config){.n_ctx = 256, .max_chunks = 4, .reference = true}, &ev) == MQ_OK);
     struct mq_eval_result r32, r16, r8, r4;
-    T_CHECK(eval_plan(&f, MQ_DTYPE_F32, ref, 4, &r32) == MQ_OK);
-    T_CHECK(eval_plan(&f, MQ_DTYPE_F16, ref, 4, &r16) == MQ_OK);
-    T_CHECK(eval_plan(&f, MQ_DTYPE_Q8_0, ref, 4, &r8) == MQ_OK);
-    T_CHECK(eval_plan(&f, MQ_DTYPE_Q4_0, ref, 4, &r4) == MQ_OK);
+    T_CHECK(eval_plan(&f, MQ_DTYPE_F32, ev, &r32) == MQ_OK);
+    T_CHECK(eval_plan(&f, MQ_DTYPE_F16, ev, &r16) == MQ_OK);
+    T_CHECK(eval_plan(&f, MQ_DTYPE_Q8_0, ev, &r8) == MQ_OK);
+    T_CHECK(eval_plan(&f, MQ_DTYPE_Q4_0, ev, &r4) == MQ_OK);
     fprintf(stderr, "    ppl f32 %.5f f16 %.5f q8_0 %.5f q4_0 %.5f; KL f16 %.3g q8_0 %.3g q4_0 %.3g\n", r32.ppl,
             r16.ppl, r8.ppl, r4.ppl, r16.kl_mean, r8.kl_mean, r4.kl_mean);
     T_CHECK(r32.kl_mean == 0.0 && r32.top1_agree == 1.0 && r32.ppl == r32.ref_ppl);
@@ -114,8 +109,7 @@ static int test_format_ordering(void)
     T_CHECK(fabs(r16.ppl / r32.ppl - 1.0) < 1e-3);
     T_CHECK(r4.ppl > r16.ppl && r4.ppl / r16.ppl - 1.0 > 2 * fabs(r16.ppl / r32.ppl - 1.0));
     T_CHECK(r4.kl_median <= r4.kl_p99 && r4.kl_p99 <= r4.kl_max);
-    mq_llama_free(ref);
-    mq_plan_free(p32);
+    mq_eval_free(ev);
     fixture_close(&f);
     return T_PASS;
 }
@@ -124,11 +118,10 @@ static int test_eval_refusals(void)
 {
     struct eval_fixture f;
     T_CHECK(fixture_open(&f, "examples/data/kjv-eval.txt") == MQ_OK);
-    struct mq_eval_result r;
-    size_t keep = f.n_tokens;
-    f.n_tokens = 511; /* fewer than 2 x 256 */
-    T_CHECK(eval_plan(&f, MQ_DTYPE_F32, NULL, 1, &r) == MQ_EINVAL);
-    f.n_tokens = keep;
+    struct mq_eval *ev = NULL;
+    /* fewer than 2 x 256 tokens */
+    T_CHECK(mq_eval_new(f.m, f.be, f.tokens, 511, &(struct mq_eval_config){.n_ctx = 256}, &ev) == MQ_EINVAL && !ev);
+    T_CHECK(mq_eval_new(f.m, f.be, f.tokens, f.n_tokens, &(struct mq_eval_config){.n_ctx = 2}, &ev) == MQ_EINVAL);
     fixture_close(&f);
     return T_PASS;
 }

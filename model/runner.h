@@ -1,0 +1,97 @@
+/* model/runner.h - running any model kind the same way: sessions that run a workload
+ * on a backend with a plan, the matmul work of each layer, and the memory model. The
+ * profiler, the sensitivity analysis and the search use only this interface, so llama
+ * (GGUF) and ONNX models go through the same code.
+ *
+ *     void *s;
+ *     if (m->runner->session_new(m, plan, be, &workload, &s) < 0) return -1;  // weights uploaded once
+ *     for (...) m->runner->session_run(s);                                     // one workload run each
+ *     m->runner->session_free(s);
+ *
+ * Ownership: a session borrows the model, plan (only during session_new), backend and
+ * workload, which must outlive it.
+ *
+ * Dependency rule: model/ depends on backends/ and core/ only.
+ */
+#ifndef MQ_MODEL_RUNNER_H
+#define MQ_MODEL_RUNNER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "backends/backend.h"
+#include "model/model.h"
+#include "model/plan.h"
+#include "model/workload.h"
+
+/* Memory of one workload run, in bytes: what mixq's memory budget counts. */
+struct mq_memory {
+    uint64_t weights;    /* quantizable layers in their plan formats + other weights (norms) */
+    uint64_t kv_cache;   /* LLMs: K and V for the workload's context */
+    uint64_t scratch;    /* activations and temporaries of the largest batch */
+    uint64_t overhead;   /* runtime overhead: tokenizer, tables, code (measured once) */
+    uint64_t total;
+};
+
+/* Quality of one plan against the full-precision model on evaluation data. */
+struct mq_quality {
+    double loss;             /* what the search minimizes: mean KL divergence of the outputs
+                              * (next-token or class distributions) from full precision, >= 0 */
+    double loss_stderr;
+    double metric;           /* the task metric: "ppl", "f1", "cer", "accuracy", ... */
+    double ref_metric;       /* the same for the full-precision model */
+    const char *metric_name;
+    bool higher_is_better;   /* for the metric */
+    double top1_agree;       /* fraction of samples where the top choice matches full precision */
+    int64_t n_samples;       /* scored positions / frames / images */
+    double seconds;          /* wall time of this plan's evaluation */
+};
+
+struct mq_quality_config {
+    const char *data;   /* evaluation data (LLMs: a text file); NULL: the kind's default */
+    int64_t ctx;        /* LLMs: chunk length (0: min(training context, 512)) */
+    int64_t max_chunks; /* LLMs: chunks to score (0: all); other kinds: samples (0: all) */
+    bool progress;      /* progress on stderr when it is a terminal */
+};
+
+struct mq_runner_ops {
+    const char *kind; /* "llama", "onnx" */
+    /* The workload a model of this kind is measured on by default ("decode:512", "infer:1"). */
+    const char *default_workload;
+    /* Whether this kind runs that workload kind (LLMs: decode/prefill/generate; ONNX: infer). */
+    bool (*accepts)(const struct mq_model *m, const struct mq_workload *w);
+    int (*session_new)(const struct mq_model *m, const struct mq_plan *p, struct be_backend *be,
+                       const struct mq_workload *w, void **out);
+    /* One run of the workload; returns after the backend finished it (synced). */
+    int (*session_run)(void *s);
+    void (*session_free)(void *s);
+    /* The matmul of layer i in one workload run: columns M per call and calls per run
+     * (decode: M = 1, once; prefill:N: M = N; generate:P,G: M = P once and M = 1 G times,
+     * reported as two entries; conv: M = output pixels x batch). Returns the number of
+     * (M, calls) entries written (at most 4). */
+    int (*layer_work)(const struct mq_model *m, int layer, const struct mq_workload *w, int64_t M[4],
+                      int64_t calls[4]);
+    /* Predicted memory of a workload run under a plan. */
+    int (*memory)(const struct mq_model *m, const struct mq_plan *p, const struct mq_workload *w,
+                  struct mq_memory *out);
+    /* Frees m->impl (other kinds than llama); NULL when there is nothing. */
+    void (*free_impl)(struct mq_model *m);
+    /* Prints the kind-specific lines of `mixq info` (architecture, hyperparameters or
+     * graph inputs and outputs), each "key  value". */
+    void (*describe)(const struct mq_model *m, FILE *f);
+
+    /* Quality: quality_new loads the evaluation data and computes the full-precision
+     * (f32 plan) outputs once on `be`; quality_eval measures one plan against them. */
+    int (*quality_new)(const struct mq_model *m, struct be_backend *be, const struct mq_quality_config *cfg,
+                       void **out);
+    int (*quality_eval)(void *q, const struct mq_plan *p, struct mq_quality *out);
+    void (*quality_free)(void *q);
+};
+
+extern const struct mq_runner_ops mq_llama_runner;
+
+/* Checks that the model kind runs the workload: MQ_EINVAL with one line otherwise. */
+int mq_runner_check(const struct mq_model *m, const struct mq_workload *w);
+
+#endif
