@@ -63,7 +63,7 @@
 
 #include "core/dtype.h"
 
-#define BE_ABI_VERSION 1
+#define BE_ABI_VERSION 2
 #define BE_MAX_DIMS 4
 #define BE_MAX_SRC 3
 
@@ -87,6 +87,7 @@ enum be_use { BE_USE_MATRIX, BE_USE_VECTOR };
 struct be_tensor {
     enum mq_dtype type;
     enum be_use use;
+    int n_dims; /* as allocated (views keep it); rows of be_view_rows run along ne[n_dims - 1] */
     int64_t ne[BE_MAX_DIMS];
     size_t nbytes;
     void *data;  /* backend memory; NULL until allocated */
@@ -159,6 +160,9 @@ struct be_ops {
     int (*event_record)(void *ctx, void *ev);
     int (*event_elapsed_ns)(void *ctx, void *start, void *end, uint64_t *ns);
     int (*threads)(void *ctx); /* threads in use; NULL means 1 */
+    /* Linux thread ids of the threads that run ops (for pinning and per-thread counters);
+     * returns the count written. NULL: the calling thread only (or a device). */
+    int (*thread_ids)(void *ctx, int *tids, int max);
 };
 
 struct be_backend {
@@ -186,6 +190,8 @@ void be_close(struct be_backend *be);
 const char *be_name(const struct be_backend *be);
 int be_threads(const struct be_backend *be);
 bool be_supports(const struct be_backend *be, enum be_op op, enum mq_dtype weight_type);
+/* The backend's host threads (thread_ids slot); default: the calling thread. */
+int be_thread_ids(const struct be_backend *be, int *tids, int max);
 
 /* Sets t's type and shape and allocates it in the backend (contents undefined). */
 int be_alloc(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, int n_dims,
@@ -196,7 +202,7 @@ int be_upload(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, in
 /* Frees what be_alloc/be_upload made (views: nothing) and zeroes t. */
 void be_free(struct be_backend *be, struct be_tensor *t);
 
-/* A view of rows [row0, row0 + n_rows) of the outermost used dimension of t (of
+/* A view of rows [row0, row0 + n_rows) of t's outermost dimension, ne[n_dims - 1] (of
  * elements, for a 1-d tensor of a plain type). */
 int be_view_rows(const struct be_tensor *t, int64_t row0, int64_t n_rows, struct be_tensor *view);
 /* A view of t's elements with another shape of the same element count and the same

@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backends/backend.h"
 #include "core/status.h"
@@ -76,6 +78,16 @@ int be_threads(const struct be_backend *be)
     return be->ops->threads ? be->ops->threads(be->ctx) : 1;
 }
 
+int be_thread_ids(const struct be_backend *be, int *tids, int max)
+{
+    if (be->ops->thread_ids)
+        return be->ops->thread_ids(be->ctx, tids, max);
+    if (max < 1)
+        return 0;
+    tids[0] = (int)syscall(SYS_gettid);
+    return 1;
+}
+
 bool be_supports(const struct be_backend *be, enum be_op op, enum mq_dtype weight_type)
 {
     return be->ops->supports(be->ctx, op, weight_type);
@@ -87,6 +99,7 @@ static int tensor_init(struct be_tensor *t, enum mq_dtype type, int n_dims, cons
         return mq_error(MQ_EINVAL, "tensor of %d dimensions (1..%d allowed)", n_dims, BE_MAX_DIMS);
     memset(t, 0, sizeof(*t));
     t->type = type;
+    t->n_dims = n_dims;
     int64_t rows = 1;
     for (int i = 0; i < BE_MAX_DIMS; i++) {
         t->ne[i] = i < n_dims ? ne[i] : 1;
@@ -152,9 +165,7 @@ void be_free(struct be_backend *be, struct be_tensor *t)
 
 int be_view_rows(const struct be_tensor *t, int64_t row0, int64_t n_rows, struct be_tensor *view)
 {
-    int outer = BE_MAX_DIMS - 1;
-    while (outer > 0 && t->ne[outer] == 1)
-        outer--;
+    int outer = t->n_dims > 0 ? t->n_dims - 1 : 0;
     if (outer == 0 && mq_dtype_get(t->type)->block_elems != 1)
         return mq_error(MQ_EINVAL, "cannot take element views of a 1-d %s tensor", mq_dtype_name(t->type));
     if (row0 < 0 || n_rows < 1 || row0 > t->ne[outer] - n_rows)

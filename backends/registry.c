@@ -4,10 +4,16 @@
 
 #include "backends/backend.h"
 #include "backends/cpu/cpu.h"
+#include "backends/cuda/cuda.h"
+#include "backends/neon/neon.h"
 #include "backends/ref/ref.h"
 
 static const struct be_ops *const registry[] = {
+#if defined(__aarch64__) && !defined(MIXQ_NO_NEON)
+    &be_neon_ops,
+#endif
     &be_cpu_ops,
+    &be_cuda_ops, /* the loader: always listed, usable where its plugin and a GPU are */
     &be_ref_ops,
 };
 

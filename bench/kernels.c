@@ -20,123 +20,14 @@
 #include <sys/stat.h>
 
 #include "backends/backend.h"
-#include "bench/limits.h"
+#include "profiler/limits.h"
 #include "core/dtype.h"
 #include "core/pool.h"
 #include "core/status.h"
 #include "profiler/measure.h"
 #include "reports/yaml_write.h"
 
-#define READ_BYTES ((size_t)512 << 20)
 #define COLD_BYTES ((size_t)256 << 20) /* GEMV weights rotated per repetition: 8 x the LLC */
-
-struct limits {
-    double read_gbs[2];             /* [1 thread, N threads] */
-    double fma_gflops[2], i8_gops[2], bf16_gflops[2];
-    const char *fma_isa, *i8_isa, *bf16_isa;
-};
-
-/* ---- limits ---- */
-
-struct read_job {
-    const char *buf;
-    size_t n;
-    double sink;
-};
-
-static void read_part(void *arg, int ith, int nth)
-{
-    struct read_job *j = arg;
-    int64_t lo, hi;
-    mq_pool_split((int64_t)(j->n / 4096), ith, nth, &lo, &hi);
-    double s = bench_read_bytes(j->buf + (size_t)lo * 4096, (size_t)(hi - lo) * 4096);
-    if (ith == 0)
-        j->sink = s;
-}
-
-struct read_run {
-    struct mq_pool *pool;
-    struct read_job job;
-};
-
-static int read_once(void *arg)
-{
-    struct read_run *r = arg;
-    mq_pool_run(r->pool, read_part, &r->job);
-    return 0;
-}
-
-struct peak_job {
-    int kind; /* 0 fma, 1 i8, 2 bf16 */
-    int64_t iters;
-    double ops;
-    const char *isa;
-};
-
-static void peak_part(void *arg, int ith, int nth)
-{
-    struct peak_job *j = arg;
-    const char *isa = NULL;
-    double ops = j->kind == 0 ? bench_fma_f32(j->iters, &isa)
-                 : j->kind == 1 ? bench_dot_i8(j->iters, &isa)
-                                : bench_dot_bf16(j->iters, &isa);
-    if (ith == 0) {
-        j->ops = ops * nth;
-        j->isa = isa;
-    }
-}
-
-struct peak_run {
-    struct mq_pool *pool;
-    struct peak_job job;
-};
-
-static int peak_once(void *arg)
-{
-    struct peak_run *r = arg;
-    mq_pool_run(r->pool, peak_part, &r->job);
-    return 0;
-}
-
-static int measure_limits(int threads, struct limits *L)
-{
-    char *buf = aligned_alloc(4096, READ_BYTES);
-    if (!buf)
-        return mq_error(MQ_ENOMEM, "cannot allocate the %zu MiB read buffer", READ_BYTES >> 20);
-    for (size_t i = 0; i < READ_BYTES; i += 4096)
-        memset(buf + i, (int)(i >> 12) & 0x3F, 4096);
-    int counts[2] = {1, threads};
-    for (int t = 0; t < 2; t++) {
-        struct mq_pool *pool;
-        int rc = mq_pool_new(counts[t], &pool);
-        if (rc < 0) {
-            free(buf);
-            return rc;
-        }
-        struct read_run rr = {.pool = pool, .job = {.buf = buf, .n = READ_BYTES}};
-        struct prof_stats st;
-        prof_measure(read_once, &rr, &(struct prof_config){.min_reps = 7, .max_seconds = 3}, &st);
-        L->read_gbs[t] = (double)READ_BYTES / st.median_ns;
-        for (int kind = 0; kind < 3; kind++) {
-            struct peak_run pr = {.pool = pool, .job = {.kind = kind, .iters = 2000000}};
-            prof_measure(peak_once, &pr, &(struct prof_config){.min_reps = 5, .max_seconds = 2}, &st);
-            double g = pr.job.isa ? pr.job.ops / st.median_ns : 0;
-            if (kind == 0) {
-                L->fma_gflops[t] = g;
-                L->fma_isa = pr.job.isa;
-            } else if (kind == 1) {
-                L->i8_gops[t] = g;
-                L->i8_isa = pr.job.isa;
-            } else {
-                L->bf16_gflops[t] = g;
-                L->bf16_isa = pr.job.isa;
-            }
-        }
-        mq_pool_free(pool);
-    }
-    free(buf);
-    return MQ_OK;
-}
 
 /* ---- kernels through the backend ---- */
 
@@ -212,7 +103,7 @@ done:
     return rc;
 }
 
-static void emit_limits(struct rpt_yw *w, const struct limits *L, int threads)
+static void emit_limits(struct rpt_yw *w, const struct prof_limits *L, int threads)
 {
     rpt_yw_key(w, "limits");
     rpt_yw_map(w);
@@ -231,7 +122,7 @@ static void emit_limits(struct rpt_yw *w, const struct limits *L, int threads)
     rpt_yw_kv_str(w, "f32_fma_instructions", L->fma_isa ? L->fma_isa : "none");
     rpt_yw_kv_str(w, "int8_dot_instructions", L->i8_isa ? L->i8_isa : "none");
     rpt_yw_kv_str(w, "bf16_dot_instructions", L->bf16_isa ? L->bf16_isa : "none");
-    rpt_yw_kv_int(w, "dram_buffer_mib", (int64_t)(READ_BYTES >> 20));
+    rpt_yw_kv_int(w, "dram_buffer_mib", 512);
     rpt_yw_end(w);
 }
 
@@ -261,9 +152,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-kernels: --threads must be 1..1024\n");
         return 2;
     }
-    struct limits L = {0};
+    struct prof_limits L;
     fprintf(stderr, "bench-kernels: measuring limits (%d threads)\n", threads);
-    if (measure_limits(threads, &L) < 0)
+    if (prof_limits_measure(threads, &L) < 0)
         return 1;
 
     static const struct shape gemv_shapes[] = {

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core/status.h"
@@ -23,6 +25,8 @@ struct mq_pool {
     atomic_bool stop;
     mq_pool_fn fn;
     void *arg;
+    int *tids;           /* [n_threads]: Linux thread ids, 0 until a worker has started */
+    atomic_int started;  /* workers that have written their id */
 };
 
 struct pool_worker_arg {
@@ -35,6 +39,8 @@ static void *pool_worker(void *p)
     struct pool_worker_arg wa = *(struct pool_worker_arg *)p;
     free(p);
     struct mq_pool *pool = wa.pool;
+    pool->tids[wa.ith] = (int)syscall(SYS_gettid);
+    atomic_fetch_add(&pool->started, 1);
     unsigned seen = 0;
     for (;;) {
         unsigned gen;
@@ -73,7 +79,8 @@ int mq_pool_new(int n_threads, struct mq_pool **out)
     pthread_cond_init(&pool->cv_work, NULL);
     pthread_cond_init(&pool->cv_done, NULL);
     pool->threads = calloc((size_t)n_threads, sizeof(*pool->threads));
-    if (!pool->threads) {
+    pool->tids = calloc((size_t)n_threads, sizeof(*pool->tids));
+    if (!pool->threads || !pool->tids) {
         mq_pool_free(pool);
         return mq_error(MQ_ENOMEM, "cannot allocate a thread pool");
     }
@@ -92,8 +99,20 @@ int mq_pool_new(int n_threads, struct mq_pool **out)
                             rc > 0 ? strerror(rc) : "out of memory");
         }
     }
+    pool->tids[0] = (int)syscall(SYS_gettid);
+    while (atomic_load(&pool->started) < n_threads - 1)
+        sched_yield();
     *out = pool;
     return MQ_OK;
+}
+
+int mq_pool_tids(const struct mq_pool *pool, int *tids, int n)
+{
+    int k = pool ? pool->n_threads : 0;
+    k = k < n ? k : n;
+    for (int i = 0; i < k; i++)
+        tids[i] = pool->tids[i];
+    return k;
 }
 
 void mq_pool_free(struct mq_pool *pool)
@@ -112,6 +131,7 @@ void mq_pool_free(struct mq_pool *pool)
     pthread_cond_destroy(&pool->cv_done);
     pthread_mutex_destroy(&pool->mu);
     free(pool->threads);
+    free(pool->tids);
     free(pool);
 }
 

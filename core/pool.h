@@ -45,6 +45,11 @@ static inline void mq_pool_split(int64_t n, int ith, int nth, int64_t *lo, int64
     *hi = *lo + base + (ith < rem ? 1 : 0);
 }
 
+/* Linux thread ids of the pool's threads, caller (worker 0) first, into tids[0..n):
+ * returns the count written (min(n, threads)). Worker 0's id is the thread that created
+ * the pool. For pinning and per-thread counters (the profiler). */
+int mq_pool_tids(const struct mq_pool *pool, int *tids, int n);
+
 /* Physical cores of this machine as sysconf sees them (online CPUs); at least 1. The
  * profiler refines this with hwloc. */
 int mq_pool_default_threads(void);

@@ -1,4 +1,5 @@
-/* backends/cpu/cpu.c - the cpu backend: path selection, packing at upload, threaded ops. */
+/* backends/cpu/cpu.c - the cpu backend: x86 path selection; packing at upload and the
+ * threaded ops are the shared drivers of ops.c. */
 #include "backends/cpu/cpu.h"
 
 #include <math.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "backends/cpu/kern.h"
+#include "backends/cpu/ops.h"
 #include "core/pool.h"
 #include "core/status.h"
 
@@ -81,17 +83,6 @@ static int choose_path(const struct cpu_kern **out, char *why, size_t size)
     return MQ_EINTERNAL;
 }
 
-struct cpu_ctx {
-    const struct cpu_kern *kern;
-    struct mq_pool *pool;
-    /* activation scratch, grown on demand */
-    void *act_buf;
-    size_t act_cap;
-    /* attention scratch: per thread n_kv floats */
-    void *attn_buf;
-    size_t attn_cap;
-};
-
 static void cpu_probe(struct be_info *info)
 {
     memset(info, 0, sizeof(*info));
@@ -113,6 +104,7 @@ static int cpu_open(const struct be_config *cfg, void **out)
     struct cpu_ctx *ctx = calloc(1, sizeof(*ctx));
     if (!ctx)
         return mq_error(MQ_ENOMEM, "cannot allocate the cpu backend");
+    ctx->name = "cpu";
     char why[200];
     int rc = choose_path(&ctx->kern, why, sizeof(why));
     if (rc < 0) {
@@ -134,12 +126,16 @@ static void cpu_close(void *p)
     if (!ctx)
         return;
     mq_pool_free(ctx->pool);
-    free(ctx->act_buf);
-    free(ctx->attn_buf);
+    cpu_ops_ctx_release(ctx);
     free(ctx);
 }
 
 static int cpu_threads(void *p) { return mq_pool_threads(((struct cpu_ctx *)p)->pool); }
+
+static int cpu_thread_ids(void *p, int *tids, int max)
+{
+    return mq_pool_tids(((struct cpu_ctx *)p)->pool, tids, max);
+}
 
 static bool cpu_supports(void *p, enum be_op op, enum mq_dtype type)
 {
@@ -149,361 +145,21 @@ static bool cpu_supports(void *p, enum be_op op, enum mq_dtype type)
     return ctx->kern->matmul[type] != NULL;
 }
 
-/* Uploaded weights: the packed groups; `extra` remembers the packing (rows per group).
- * Vectors are "packed" with one row per group, which is a plain copy. */
-struct cpu_weights {
-    int rows;
-    size_t group_bytes;
-};
-
-static int cpu_upload(void *p, struct be_tensor *t, const void *src)
-{
-    struct cpu_ctx *ctx = p;
-    int R = t->use == BE_USE_MATRIX ? ctx->kern->rows : 1;
-    int64_t K = t->ne[0], N = t->nbytes ? (int64_t)(be_nelements(t) / K) : 0;
-    size_t gb = cpu_group_bytes(t->type, K, R);
-    size_t n_groups = (size_t)((N + R - 1) / R);
-    if (gb == 0)
-        return mq_error(MQ_EUNSUPPORTED, "cpu backend: cannot pack %s weights", mq_dtype_name(t->type));
-    if (n_groups && gb > SIZE_MAX / n_groups)
-        return mq_error(MQ_ENOMEM, "cpu backend: packed weights overflow");
-    struct cpu_weights *cw = malloc(sizeof(*cw));
-    size_t bytes = gb * n_groups;
-    void *data = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
-    if (!cw || !data) {
-        free(cw);
-        free(data);
-        return mq_error(MQ_ENOMEM, "cpu backend: cannot allocate %zu bytes of packed weights", bytes);
-    }
-    cpu_pack(t->type, src, data, K, N, R);
-    cw->rows = R;
-    cw->group_bytes = gb;
-    t->data = data;
-    t->extra = cw;
-    return MQ_OK;
-}
-
-static void cpu_release(void *p, struct be_tensor *t)
-{
-    free(t->data);
-    free(t->extra);
-}
-
-/* ---- matmul ---- */
-
-static void *scratch(void **buf, size_t *cap, size_t need)
-{
-    if (need > *cap) {
-        free(*buf);
-        *buf = aligned_alloc(64, (need + 63) / 64 * 64);
-        *cap = *buf ? need : 0;
-    }
-    return *buf;
-}
-
-struct mm_job {
-    struct cpu_ctx *ctx;
-    struct cpu_act act;
-    struct cpu_mm mm;
-    int64_t n_groups;
-    /* few columns: each thread quantizes them itself into its slice of `own` (saves a
-     * second pool run per matmul in decode) */
-    bool own_quant;
-    char *own;
-    size_t own_bytes;
-};
-
-/* Lays out Q8_0 activation buffers for M columns of K at s (see cpu_act). */
-static void act_layout(struct cpu_act *a, char *s, int64_t M, int64_t K)
-{
-    int64_t nb = K / 32;
-    a->xd = (float *)s;
-    a->xs = (int32_t *)(s + (size_t)M * nb * 4);
-    a->xq = (int8_t *)(s + (size_t)M * nb * 8);
-    a->xu = (uint8_t *)(s + (size_t)M * nb * 8 + (size_t)M * K);
-}
-
-static size_t act_bytes(int64_t M, int64_t K)
-{
-    return ((size_t)M * ((size_t)(K / 32) * 8 + (size_t)K * 2) + 63) / 64 * 64;
-}
-
-static void mm_quantize(void *arg, int ith, int nth)
-{
-    struct mm_job *j = arg;
-    const struct cpu_kern *k = j->ctx->kern;
-    int64_t lo, hi, K = j->act.K, nb = K / 32;
-    mq_pool_split(j->act.M, ith, nth, &lo, &hi);
-    for (int64_t m = lo; m < hi; m++)
-        k->quantize_q8(j->act.x + m * K, K, j->act.xd + m * nb, j->act.xq + m * K,
-                       j->act.xu ? j->act.xu + m * K : NULL, j->act.xs + m * nb);
-}
-
-static void mm_bf16_round(void *arg, int ith, int nth)
-{
-    struct mm_job *j = arg;
-    int64_t lo, hi, K = j->act.K, K2 = (K + 1) / 2 * 2;
-    mq_pool_split(j->act.M, ith, nth, &lo, &hi);
-    for (int64_t m = lo; m < hi; m++) {
-        for (int64_t k = 0; k < K; k++) {
-            uint32_t u;
-            memcpy(&u, &j->act.x[m * K + k], 4);
-            /* round to nearest even, as AVX512-BF16's vcvtne2ps2bf16 */
-            j->act.xb[m * K2 + k] = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-        }
-        if (K2 != K)
-            j->act.xb[m * K2 + K] = 0;
-    }
-}
-
-static void mm_rows(void *arg, int ith, int nth)
-{
-    struct mm_job *j = arg;
-    int64_t lo, hi;
-    mq_pool_split(j->n_groups, ith, nth, &lo, &hi);
-    if (lo >= hi)
-        return;
-    if (j->own_quant) {
-        struct cpu_act act = j->act;
-        struct cpu_mm mm = j->mm;
-        act_layout(&act, j->own + (size_t)ith * j->own_bytes, act.M, act.K);
-        for (int64_t m = 0; m < act.M; m++)
-            j->ctx->kern->quantize_q8(act.x + m * act.K, act.K, act.xd + m * (act.K / 32), act.xq + m * act.K,
-                                      act.xu + m * act.K, act.xs + m * (act.K / 32));
-        mm.a = &act;
-        j->ctx->kern->matmul[mm.type](&mm, lo, hi);
-        return;
-    }
-    j->ctx->kern->matmul[j->mm.type](&j->mm, lo, hi);
-}
-
-static int cpu_matmul(struct cpu_ctx *ctx, const struct be_node *node)
-{
-    const struct be_tensor *w = node->src[0], *x = node->src[1];
-    const struct cpu_weights *cw = w->extra;
-    const struct cpu_kern *k = ctx->kern;
-    struct mm_job j = {.ctx = ctx};
-    int64_t K = w->ne[0], N = w->ne[1], M = x->ne[1];
-    j.act = (struct cpu_act){.x = x->data, .K = K, .M = M};
-    if (mq_dtype_get(w->type)->is_quantized) {
-        /* up to 4 columns, quantizing is cheaper than a barrier: every thread does it */
-        j.own_quant = M <= 4;
-        j.own_bytes = act_bytes(M, K);
-        size_t need = j.own_quant ? j.own_bytes * (size_t)mq_pool_threads(ctx->pool) : j.own_bytes;
-        char *s = scratch(&ctx->act_buf, &ctx->act_cap, need);
-        if (!s)
-            return mq_error(MQ_ENOMEM, "cpu matmul: cannot allocate %zu bytes of activations", need);
-        if (j.own_quant) {
-            j.own = s;
-        } else {
-            act_layout(&j.act, s, M, K);
-            mq_pool_run(ctx->pool, mm_quantize, &j);
-        }
-    } else if (w->type == MQ_DTYPE_BF16 && k->bf16_dot) {
-        size_t need = (size_t)M * (size_t)((K + 1) / 2 * 2) * 2 + 64;
-        j.act.xb = scratch(&ctx->act_buf, &ctx->act_cap, need);
-        if (!j.act.xb)
-            return mq_error(MQ_ENOMEM, "cpu matmul: cannot allocate %zu bytes of activations", need);
-        mq_pool_run(ctx->pool, mm_bf16_round, &j);
-    }
-    j.mm = (struct cpu_mm){.type = w->type, .w = w->data, .group_bytes = cw->group_bytes,
-                           .K = K, .N = N, .a = &j.act, .y = node->dst->data};
-    j.n_groups = (N + cw->rows - 1) / cw->rows;
-    mq_pool_run(ctx->pool, mm_rows, &j);
-    return MQ_OK;
-}
-
-static int cpu_get_rows(const struct be_node *node)
-{
-    const struct be_tensor *w = node->src[0];
-    const struct cpu_weights *cw = w->extra;
-    const int32_t *ids = node->src[1]->data;
-    float *y = node->dst->data;
-    int64_t K = w->ne[0], V = w->ne[1], M = be_nelements(node->src[1]);
-    for (int64_t m = 0; m < M; m++) {
-        if (ids[m] < 0 || ids[m] >= V)
-            return mq_error(MQ_ERANGE, "get_rows: token id %d outside 0..%lld", ids[m], (long long)V - 1);
-        cpu_unpack_row(w->type, w->data, K, cw->rows, ids[m], y + m * K);
-    }
-    return MQ_OK;
-}
-
-/* ---- row-parallel elementwise ops ---- */
-
-struct rows_job {
-    const struct cpu_kern *k;
-    const struct be_node *node;
-    int64_t K, rows;
-};
-
-static void rmsnorm_rows(void *arg, int ith, int nth)
-{
-    const struct rows_job *j = arg;
-    const float *x = j->node->src[0]->data, *g = j->node->src[1]->data;
-    float *y = j->node->dst->data;
-    int64_t lo, hi;
-    mq_pool_split(j->rows, ith, nth, &lo, &hi);
-    for (int64_t r = lo; r < hi; r++) {
-        double ss = j->k->sumsq(x + r * j->K, j->K);
-        float scale = (float)(1.0 / sqrt(ss / (double)j->K + (double)j->node->p.rmsnorm.eps));
-        j->k->scale_mul(x + r * j->K, scale, g, y + r * j->K, j->K);
-    }
-}
-
-static void elementwise_rows(void *arg, int ith, int nth)
-{
-    const struct rows_job *j = arg;
-    const float *a = j->node->src[0]->data, *b = j->node->src[1]->data;
-    float *y = j->node->dst->data;
-    int64_t n = j->K * j->rows, lo, hi;
-    /* split in 64-float chunks so threads never share a cache line of y */
-    mq_pool_split((n + 63) / 64, ith, nth, &lo, &hi);
-    lo *= 64;
-    hi = hi * 64 < n ? hi * 64 : n;
-    if (lo >= hi)
-        return;
-    if (j->node->op == BE_OP_ADD)
-        j->k->add(a + lo, b + lo, y + lo, hi - lo);
-    else
-        j->k->swiglu(a + lo, b + lo, y + lo, hi - lo);
-}
-
-static void rope_rows(void *arg, int ith, int nth)
-{
-    const struct rows_job *j = arg;
-    const struct be_node *node = j->node;
-    const float *x = node->src[0]->data;
-    float *y = node->dst->data;
-    int64_t D = node->src[0]->ne[0], H = node->src[0]->ne[1];
-    int n_rot = node->p.rope.n_rot;
-    bool neox = node->p.rope.mode == BE_ROPE_NEOX;
-    float cs[2 * 512];
-    int64_t lo, hi;
-    mq_pool_split(j->rows, ith, nth, &lo, &hi);
-    for (int64_t m = lo; m < hi; m++) {
-        double pos = (double)(node->p.rope.pos0 + m) * (double)node->p.rope.freq_scale;
-        for (int i = 0; i < n_rot / 2; i++) {
-            double ang = pos * pow((double)node->p.rope.theta, -2.0 * i / n_rot);
-            cs[2 * i] = (float)cos(ang);
-            cs[2 * i + 1] = (float)sin(ang);
-        }
-        for (int64_t h = 0; h < H; h++) {
-            const float *xh = x + (m * H + h) * D;
-            float *yh = y + (m * H + h) * D;
-            for (int i = 0; i < n_rot / 2; i++) {
-                int i0 = neox ? i : 2 * i, i1 = neox ? i + n_rot / 2 : 2 * i + 1;
-                float x0 = xh[i0], x1 = xh[i1], c = cs[2 * i], s = cs[2 * i + 1];
-                yh[i0] = x0 * c - x1 * s;
-                yh[i1] = x0 * s + x1 * c;
-            }
-            if (yh != xh)
-                memcpy(yh + n_rot, xh + n_rot, (size_t)(D - n_rot) * sizeof(float));
-        }
-    }
-}
-
-struct attn_job {
-    const struct cpu_kern *k;
-    const struct be_node *node;
-    int64_t D, H, Hkv, M;
-    float *scratch; /* per thread: n_kv scores */
-};
-
-static void attention_heads(void *arg, int ith, int nth)
-{
-    const struct attn_job *j = arg;
-    const struct be_node *node = j->node;
-    const float *q = node->src[0]->data, *kc = node->src[1]->data, *vc = node->src[2]->data;
-    float *out = node->dst->data;
-    int64_t D = j->D, H = j->H, rowkv = D * j->Hkv, n_kv = node->p.attention.n_kv;
-    float *score = j->scratch + (size_t)ith * (size_t)n_kv;
-    float scale = node->p.attention.scale;
-    int64_t lo, hi;
-    mq_pool_split(H * j->M, ith, nth, &lo, &hi);
-    for (int64_t t = lo; t < hi; t++) {
-        int64_t m = t / H, h = t % H, g = h / (H / j->Hkv);
-        int64_t n = node->p.attention.pos0 + m + 1; /* positions 0..pos0+m */
-        const float *qh = q + (m * H + h) * D;
-        float mx = -INFINITY;
-        for (int64_t p = 0; p < n; p++) {
-            score[p] = j->k->dot(qh, kc + p * rowkv + g * D, D) * scale;
-            mx = score[p] > mx ? score[p] : mx;
-        }
-        float sum = j->k->exp_sum(score, mx, n);
-        float *o = out + m * D * H + h * D;
-        memset(o, 0, (size_t)D * sizeof(float));
-        for (int64_t p = 0; p < n; p++)
-            j->k->axpy(score[p], vc + p * rowkv + g * D, o, D);
-        float inv = 1.0f / sum;
-        for (int64_t d = 0; d < D; d++)
-            o[d] *= inv;
-    }
-}
-
-/* Work below this many elements runs on the calling thread: waking the pool costs
- * about a microsecond, more than a small elementwise op takes (decode runs dozens of
- * them per layer). */
-#define CPU_INLINE_ELEMS 16384
-
-static void run_maybe_inline(struct cpu_ctx *ctx, int64_t elems, mq_pool_fn fn, void *arg)
-{
-    if (elems < CPU_INLINE_ELEMS)
-        fn(arg, 0, 1);
-    else
-        mq_pool_run(ctx->pool, fn, arg);
-}
-
-static int cpu_run(void *p, const struct be_node *node)
-{
-    struct cpu_ctx *ctx = p;
-    const struct be_tensor *a = node->src[0];
-    struct rows_job rj = {.k = ctx->kern, .node = node, .K = a->ne[0]};
-    switch (node->op) {
-    case BE_OP_MATMUL:
-        return cpu_matmul(ctx, node);
-    case BE_OP_GET_ROWS:
-        return cpu_get_rows(node);
-    case BE_OP_RMSNORM:
-        rj.rows = be_nelements(a) / a->ne[0];
-        run_maybe_inline(ctx, be_nelements(a), rmsnorm_rows, &rj);
-        return MQ_OK;
-    case BE_OP_ADD:
-    case BE_OP_SWIGLU:
-        rj.rows = be_nelements(a) / a->ne[0];
-        run_maybe_inline(ctx, be_nelements(a) * (node->op == BE_OP_SWIGLU ? 8 : 1), elementwise_rows, &rj);
-        return MQ_OK;
-    case BE_OP_ROPE:
-        if (node->p.rope.n_rot > 1024)
-            return mq_error(MQ_EUNSUPPORTED, "rope: %d rotary dimensions (at most 1024)", node->p.rope.n_rot);
-        rj.rows = a->ne[2] * a->ne[3];
-        run_maybe_inline(ctx, be_nelements(a) * 4, rope_rows, &rj);
-        return MQ_OK;
-    case BE_OP_ATTENTION: {
-        struct attn_job j = {.k = ctx->kern, .node = node, .D = a->ne[0], .H = a->ne[1], .M = a->ne[2]};
-        j.Hkv = node->src[1]->ne[0] / j.D;
-        size_t need = (size_t)mq_pool_threads(ctx->pool) * (size_t)node->p.attention.n_kv * sizeof(float);
-        j.scratch = scratch(&ctx->attn_buf, &ctx->attn_cap, need);
-        if (!j.scratch)
-            return mq_error(MQ_ENOMEM, "attention: cannot allocate scratch");
-        run_maybe_inline(ctx, j.H * j.M * node->p.attention.n_kv * j.D * 2, attention_heads, &j);
-        return MQ_OK;
-    }
-    case BE_OP_COUNT:
-        break;
-    }
-    return mq_error(MQ_EINTERNAL, "cpu: unknown op %d", (int)node->op);
-}
-
 const struct be_ops be_cpu_ops = {
     .abi = BE_ABI_VERSION,
     .name = "cpu",
+#if defined(__x86_64__)
     .summary = "x86 SIMD kernels (AVX2, AVX-512, VNNI, BF16), chosen at run time",
+#else
+    .summary = "portable scalar kernels (its SIMD paths are x86's; see the neon backend)",
+#endif
     .probe = cpu_probe,
     .open = cpu_open,
     .close = cpu_close,
     .supports = cpu_supports,
-    .upload = cpu_upload,
-    .release = cpu_release,
-    .run = cpu_run,
+    .upload = cpu_ops_upload,
+    .release = cpu_ops_release,
+    .run = cpu_ops_run,
     .threads = cpu_threads,
+    .thread_ids = cpu_thread_ids,
 };

@@ -1,11 +1,13 @@
 /* backends/cpu/kern.h - the cpu backend's kernel table: one per instruction-set path.
  *
- * Internal to backends/cpu/. cpu.c picks one table at open (from CPUID, or from
- * MIXQ_CPU_ISA) and calls only through it. Each path lives in its own file, compiled
- * with that path's -m flags, so the binary runs on any x86-64 and uses what the CPU has.
+ * Internal to the host backends: backends/cpu (x86) and backends/neon (aarch64). cpu.c
+ * picks one table at open (from CPUID, or from MIXQ_CPU_ISA), neon.c likewise (from
+ * HWCAP, or MIXQ_NEON_PATH), and both call only through it, by way of the shared op
+ * drivers in ops.h. Each path lives in its own file, compiled with that path's -m/-march
+ * flags, so the binary runs on any CPU of the architecture and uses what the CPU has.
  *
  * Weight layouts (made once by cpu_pack() at upload, never per call). With R rows per
- * group (R = kern->rows: 1 scalar, 8 avx2, 16 avx512), the N rows of a [K, N] matrix
+ * group (R = kern->rows: 1 scalar, 8 avx2 and neon, 16 avx512), the N rows of a [K, N] matrix
  * are cut into ceil(N/R) groups, the last one padded with zero rows, and each group is
  * stored so that one vector load holds the same position of R rows:
  *
@@ -48,6 +50,11 @@ struct cpu_act {
     int32_t *xs;      /* [M][K/32] sum of codes per block */
     /* bf16 dot path: activations rounded to bf16, [M][ceil(K/2)*2] */
     uint16_t *xb;
+    /* f16 arithmetic path (f16_act): activations as f16 in chunks of 16 with one
+     * power-of-two scale each, x[k] = xh[k] * xhs[k/16]; [M][K16] with K16 = K rounded up
+     * to 16 (zero padded), and [M][K16/16] */
+    uint16_t *xh;
+    float *xhs;
 };
 
 /* One matmul: W [K, N] packed, activations, output y [M][N]. */
@@ -81,7 +88,18 @@ struct cpu_kern {
     void (*axpy)(float s, const float *x, float *y, int64_t n);
     /* x[i] = exp(x[i] - mx), returns the sum */
     float (*exp_sum)(float *x, float mx, int64_t n);
+    /* F16 weights in FP16 arithmetic (NULL: matmul[F16] takes f32 activations). Converts
+     * one column of K activations to xh/xhs (see cpu_act); matmul[F16] then reads those.
+     * Matrices holding a weight of magnitude > CPU_F16_ARITH_MAX_W (or non-finite) use
+     * matmul_f16_wide instead, which widens to F32 and reads x: FP16 partial sums of 16
+     * products of such weights could overflow. */
+    void (*f16_act)(const float *x, int64_t K, uint16_t *xh, float *xhs);
+    cpu_mm_fn matmul_f16_wide;
 };
+
+/* Largest F16 weight magnitude the FP16-arithmetic kernels take: 16 products with scaled
+ * activations |x'| < 2 then sum to at most 32768, below the f16 maximum 65504. */
+#define CPU_F16_ARITH_MAX_W 1024.0f
 
 extern const struct cpu_kern cpu_kern_scalar;
 #if defined(__x86_64__)

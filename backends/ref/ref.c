@@ -49,6 +49,11 @@ static void ref_close(void *p)
 
 static int ref_threads(void *p) { return mq_pool_threads(((struct ref_ctx *)p)->pool); }
 
+static int ref_thread_ids(void *p, int *tids, int max)
+{
+    return mq_pool_tids(((struct ref_ctx *)p)->pool, tids, max);
+}
+
 static bool ref_supports(void *p, enum be_op op, enum mq_dtype type)
 {
     if (op != BE_OP_MATMUL && op != BE_OP_GET_ROWS)
@@ -342,4 +347,5 @@ const struct be_ops be_ref_ops = {
     .upload = ref_upload,
     .run = ref_run,
     .threads = ref_threads,
+    .thread_ids = ref_thread_ids,
 };

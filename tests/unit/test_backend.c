@@ -275,6 +275,12 @@ static int test_views(void)
     T_CHECK(be_read(be, &t, 240, buf, 1) == MQ_EINVAL);
     be_free(be, &v); /* a view frees nothing */
     be_free(be, &t);
+    /* rows run along the declared outermost dimension even when it has size 1 (a batch
+     * of one token is [K, 1], not K rows of one element) */
+    T_CHECK(be_alloc(be, &t, MQ_DTYPE_F32, 2, (int64_t[]){10, 1}) == MQ_OK);
+    T_CHECK(be_view_rows(&t, 0, 1, &v) == MQ_OK && v.ne[0] == 10 && v.ne[1] == 1 && v.nbytes == 40);
+    T_CHECK(be_view_rows(&t, 0, 2, &v) == MQ_EINVAL);
+    be_free(be, &t);
     struct be_tensor q;
     T_CHECK(be_alloc(be, &q, MQ_DTYPE_Q4_0, 2, (int64_t[]){33, 2}) == MQ_EINVAL);
     T_CHECK(be_alloc(be, &q, MQ_DTYPE_F32, 2, (int64_t[]){0, 2}) == MQ_EINVAL);

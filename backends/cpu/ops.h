@@ -1,0 +1,64 @@
+/* backends/cpu/ops.h - the op drivers shared by the host SIMD backends (cpu, neon).
+ *
+ * A host backend is a kernel table (kern.h) chosen at open, plus these drivers: packing
+ * of weights at upload into the table's R-row groups, the threaded matmul (activations
+ * quantized to Q8_0 once per call, or per thread for few columns; bf16 rounding and f16
+ * conversion where the table asks for them), embedding lookups out of the packed layout,
+ * and the row-parallel F32 ops of the forward pass (RMSNORM, ROPE, ATTENTION, SWIGLU,
+ * ADD) on a core/ thread pool. The backend keeps its own probe, open and close (how it
+ * picks a table is its business) and points its be_ops slots here:
+ *
+ *     struct cpu_ctx *ctx = calloc(1, sizeof(*ctx));
+ *     ctx->name = "neon";                  // in error messages
+ *     ctx->kern = &neon_kern_dotprod;      // borrowed, static
+ *     mq_pool_new(n_threads, &ctx->pool);  // owned by ctx
+ *     ... .upload = cpu_ops_upload, .release = cpu_ops_release, .run = cpu_ops_run ...
+ *     cpu_ops_ctx_release(ctx); free(ctx);
+ *
+ * Uploaded matrices hold the packed groups in t->data and a struct cpu_weights in
+ * t->extra, both freed by cpu_ops_release. Every output element is computed by one thread
+ * in an order that does not depend on the thread count.
+ *
+ * Internal to backends/cpu and backends/neon. Dependency rule: backends/ depends on core/
+ * only.
+ */
+#ifndef MQ_BACKENDS_CPU_OPS_H
+#define MQ_BACKENDS_CPU_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "backends/backend.h"
+#include "backends/cpu/kern.h"
+#include "core/pool.h"
+
+/* A host backend's context: the backend fills name, kern and pool at open. */
+struct cpu_ctx {
+    const char *name;            /* backend name for messages ("cpu", "neon"); static */
+    const struct cpu_kern *kern; /* the chosen path; static */
+    struct mq_pool *pool;        /* owned: freed by the backend's close */
+    /* activation scratch, grown on demand; freed by cpu_ops_ctx_release */
+    void *act_buf;
+    size_t act_cap;
+    /* attention scratch: per thread n_kv floats */
+    void *attn_buf;
+    size_t attn_cap;
+};
+
+/* What upload leaves in t->extra: the packing (rows per group) of t->data. Vectors are
+ * "packed" with one row per group, which is a plain copy. */
+struct cpu_weights {
+    int rows;
+    size_t group_bytes;
+    bool f16_wide; /* F16 matrix too large for FP16 arithmetic: use kern->matmul_f16_wide */
+};
+
+/* be_ops slots (ctx is a struct cpu_ctx). */
+int cpu_ops_upload(void *ctx, struct be_tensor *t, const void *src);
+void cpu_ops_release(void *ctx, struct be_tensor *t);
+int cpu_ops_run(void *ctx, const struct be_node *node);
+
+/* Frees the scratch buffers (not the pool, not ctx itself). */
+void cpu_ops_ctx_release(struct cpu_ctx *ctx);
+
+#endif

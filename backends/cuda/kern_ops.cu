@@ -1,0 +1,306 @@
+// backends/cuda/kern_ops.cu - the glue ops of the llama forward pass on the device:
+// GET_ROWS (every format, exact), RMSNORM, ROPE (norm and neox), causal GQA ATTENTION over
+// the cache (online softmax), SWIGLU, ADD. Contracts: backend.h and kern.h; scalar twins:
+// backends/ref/ref.c.
+#include <cuda_fp16.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "backends/cuda/kern.h"
+#include "backends/cuda/kern_util.cuh"
+
+namespace
+{
+
+// ---- GET_ROWS: element k of row id, exactly as core/dtype.c's to_f32 computes it ----
+
+template <int FMT>
+__device__ __forceinline__ float dequant(const void *w, int64_t K, int64_t V, int64_t id, int64_t k)
+{
+    size_t i = (size_t)id * (size_t)K + (size_t)k;
+    if constexpr (FMT == CU_W_F32) {
+        return static_cast<const float *>(w)[i];
+    } else if constexpr (FMT == CU_W_F16) {
+        return __half2float(static_cast<const __half *>(w)[i]);
+    } else if constexpr (FMT == CU_W_BF16) {
+        return bf16_bits_to_f32(static_cast<const uint16_t *>(w)[i]);
+    } else if constexpr (FMT == CU_W_Q8_0) {
+        const __half *sc =
+            reinterpret_cast<const __half *>(static_cast<const char *>(w) + (size_t)K * (size_t)V);
+        return (float)static_cast<const int8_t *>(w)[i] * __half2float(sc[i / 32]);
+    } else {
+        const __half *sc = reinterpret_cast<const __half *>(static_cast<const char *>(w) +
+                                                            (size_t)K / 2 * (size_t)V);
+        size_t blk = i / 32, j = i % 32;
+        uint8_t byte = static_cast<const uint8_t *>(w)[blk * 16 + j % 16];
+        int code = j < 16 ? (byte & 0x0F) : (byte >> 4);
+        return (float)(code - 8) * __half2float(sc[blk]);
+    }
+}
+
+template <int FMT>
+__global__ void k_get_rows(const void *__restrict__ w, int64_t K, int64_t V,
+                           const int32_t *__restrict__ ids, int64_t M, float *__restrict__ y,
+                           int32_t *err)
+{
+    for (int64_t m = blockIdx.y; m < M; m += gridDim.y) {
+        int32_t id = ids[m];
+        float *ym = y + m * K;
+        bool bad = id < 0 || id >= V;
+        if (bad && blockIdx.x == 0 && threadIdx.x == 0) {
+            // plain stores to mapped host memory: any one bad id is worth reporting
+            volatile int32_t *e = err;
+            e[1] = id;
+            e[0] = 1;
+        }
+        for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < K;
+             k += (int64_t)gridDim.x * blockDim.x)
+            ym[k] = bad ? 0.0f : dequant<FMT>(w, K, V, id, k);
+    }
+}
+
+// ---- RMSNORM: one block per row; sum of squares in double, as ref ----
+
+__global__ void k_rmsnorm(const float *x, const float *__restrict__ g, float *y, int64_t K,
+                          float eps)
+{
+    __shared__ double part[32];
+    const float *xr = x + (size_t)blockIdx.x * K;
+    float *yr = y + (size_t)blockIdx.x * K;
+    double ss = 0.0;
+    for (int64_t k = threadIdx.x; k < K; k += blockDim.x)
+        ss += (double)xr[k] * (double)xr[k];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        ss += __shfl_xor_sync(FULL, ss, o);
+    if ((threadIdx.x & 31) == 0)
+        part[threadIdx.x / 32] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        ss = threadIdx.x < blockDim.x / 32 ? part[threadIdx.x] : 0.0;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1)
+            ss += __shfl_xor_sync(FULL, ss, o);
+        if (threadIdx.x == 0)
+            part[0] = ss;
+    }
+    __syncthreads();
+    float scale = (float)(1.0 / sqrt(part[0] / (double)K + (double)eps));
+    for (int64_t k = threadIdx.x; k < K; k += blockDim.x)
+        yr[k] = xr[k] * scale * g[k];
+}
+
+// ---- ROPE: one block per token; the angles in double (as ref), once per token ----
+
+__global__ void k_rope(const float *x, float *y, int D, int H, int n_rot, bool neox, int64_t pos0,
+                       float theta, float freq_scale)
+{
+    extern __shared__ float cs[]; // [n_rot/2] cos, then [n_rot/2] sin
+    int64_t m = blockIdx.x;
+    int half = n_rot / 2;
+    double pos = (double)(pos0 + m) * (double)freq_scale;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        double ang = pos * pow((double)theta, -2.0 * i / n_rot);
+        cs[i] = (float)cos(ang);
+        cs[half + i] = (float)sin(ang);
+    }
+    __syncthreads();
+    const float *xm = x + (size_t)m * H * D;
+    float *ym = y + (size_t)m * H * D;
+    for (int t = threadIdx.x; t < H * half; t += blockDim.x) {
+        int h = t / half, i = t % half;
+        int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+        float c = cs[i], s = cs[half + i];
+        float x0 = xm[h * D + i0], x1 = xm[h * D + i1];
+        ym[h * D + i0] = x0 * c - x1 * s;
+        ym[h * D + i1] = x0 * s + x1 * c;
+    }
+    if (x != y)
+        for (int t = threadIdx.x; t < H * (D - n_rot); t += blockDim.x) {
+            int h = t / (D - n_rot), d = n_rot + t % (D - n_rot);
+            ym[h * D + d] = xm[h * D + d];
+        }
+}
+
+// ---- ATTENTION: one block per (head, token); each warp runs an online softmax over a
+// strided subset of positions with the head in registers (DPL dims per lane), then the
+// warps' partial results are merged. ----
+
+constexpr int ATT_WARPS = 8;
+
+template <int DPL>
+__global__ void __launch_bounds__(ATT_WARPS * 32)
+    k_attention(const float *__restrict__ q, const float *__restrict__ kc,
+                const float *__restrict__ vc, float *__restrict__ out, int D, int H, int Hkv,
+                int64_t M, int64_t pos0, float scale)
+{
+    __shared__ float smx[ATT_WARPS], sl[ATT_WARPS];
+    __shared__ float sacc[ATT_WARPS][DPL * 32];
+    int h = blockIdx.x, warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+    int64_t m = blockIdx.y + (int64_t)blockIdx.z * 65535, last = pos0 + m; // attends to 0..last
+    if (m >= M)
+        return; // the whole block: the last z slice is partial
+    int g = h / (H / Hkv);
+    size_t rowkv = (size_t)D * Hkv;
+    const float *qh = q + ((size_t)m * H + h) * D;
+    float qr[DPL], acc[DPL];
+#pragma unroll
+    for (int j = 0; j < DPL; j++) {
+        int d = lane + 32 * j;
+        qr[j] = d < D ? qh[d] : 0.0f;
+        acc[j] = 0.0f;
+    }
+    float mx = -INFINITY, l = 0.0f;
+    for (int64_t p = warp; p <= last; p += ATT_WARPS) {
+        const float *kp = kc + (size_t)p * rowkv + (size_t)g * D;
+        const float *vp = vc + (size_t)p * rowkv + (size_t)g * D;
+        float s = 0.0f;
+#pragma unroll
+        for (int j = 0; j < DPL; j++) {
+            int d = lane + 32 * j;
+            if (d < D)
+                s += qr[j] * kp[d];
+        }
+        s = warp_sum(s) * scale; // the same value in every lane: the branch below is uniform
+        if (s > mx) {
+            float c = expf(mx - s);
+            l *= c;
+#pragma unroll
+            for (int j = 0; j < DPL; j++)
+                acc[j] *= c;
+            mx = s;
+        }
+        float e = expf(s - mx);
+        l += e;
+#pragma unroll
+        for (int j = 0; j < DPL; j++) {
+            int d = lane + 32 * j;
+            if (d < D)
+                acc[j] += e * vp[d];
+        }
+    }
+    if (lane == 0) {
+        smx[warp] = mx;
+        sl[warp] = l;
+    }
+#pragma unroll
+    for (int j = 0; j < DPL; j++)
+        sacc[warp][lane + 32 * j] = acc[j];
+    __syncthreads();
+    float gmx = -INFINITY; // position 0 always exists, so some warp's max is finite
+    for (int w = 0; w < ATT_WARPS; w++)
+        gmx = smx[w] > gmx ? smx[w] : gmx;
+    float L = 0.0f;
+    for (int w = 0; w < ATT_WARPS; w++)
+        L += smx[w] == -INFINITY ? 0.0f : sl[w] * expf(smx[w] - gmx);
+    float *o = out + (size_t)m * D * H + (size_t)h * D;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float v = 0.0f;
+        for (int w = 0; w < ATT_WARPS; w++)
+            v += smx[w] == -INFINITY ? 0.0f : sacc[w][d] * expf(smx[w] - gmx);
+        o[d] = v / L;
+    }
+}
+
+// ---- elementwise ----
+
+__global__ void k_swiglu(const float *g, const float *u, float *y, int64_t n)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        float gv = g[i];
+        y[i] = gv / (1.0f + expf(-gv)) * u[i];
+    }
+}
+
+__global__ void k_add(const float *a, const float *b, float *y, int64_t n)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        y[i] = a[i] + b[i];
+}
+
+template <int FMT>
+void launch_get_rows(const void *w, int64_t K, int64_t V, const int32_t *ids, int64_t M, float *y,
+                     int32_t *err, cudaStream_t st)
+{
+    unsigned gx = grid_1d(K, 256);
+    dim3 grid(gx < 64 ? gx : 64, (unsigned)(M < 65535 ? M : 65535));
+    k_get_rows<FMT><<<grid, 256, 0, st>>>(w, K, V, ids, M, y, err);
+}
+
+template <int DPL>
+void launch_attention(const float *q, const float *k, const float *v, float *out, int D, int H,
+                      int Hkv, int64_t M, int64_t pos0, float scale, cudaStream_t st)
+{
+    dim3 grid((unsigned)H, (unsigned)(M < 65535 ? M : 65535), (unsigned)((M + 65534) / 65535));
+    k_attention<DPL><<<grid, ATT_WARPS * 32, 0, st>>>(q, k, v, out, D, H, Hkv, M, pos0, scale);
+}
+
+} // namespace
+
+extern "C" cudaError_t cu_get_rows(enum cu_wtype t, const void *w, int64_t K, int64_t V,
+                                   const int32_t *ids, int64_t M, float *y, int32_t *err,
+                                   cudaStream_t st)
+{
+    switch (t) {
+    case CU_W_F32: launch_get_rows<CU_W_F32>(w, K, V, ids, M, y, err, st); break;
+    case CU_W_F16: launch_get_rows<CU_W_F16>(w, K, V, ids, M, y, err, st); break;
+    case CU_W_BF16: launch_get_rows<CU_W_BF16>(w, K, V, ids, M, y, err, st); break;
+    case CU_W_Q8_0: launch_get_rows<CU_W_Q8_0>(w, K, V, ids, M, y, err, st); break;
+    case CU_W_Q4_0: launch_get_rows<CU_W_Q4_0>(w, K, V, ids, M, y, err, st); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t cu_rmsnorm(const float *x, const float *g, float *y, int64_t K, int64_t rows,
+                                  float eps, cudaStream_t st)
+{
+    if (rows > 0x7FFFFFFF)
+        return cudaErrorInvalidValue;
+    k_rmsnorm<<<(unsigned)rows, 256, 0, st>>>(x, g, y, K, eps);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t cu_rope(const float *x, float *y, int64_t D, int64_t H, int64_t M, int n_rot,
+                               int neox, int64_t pos0, float theta, float freq_scale,
+                               cudaStream_t st)
+{
+    if (M > 0x7FFFFFFF || n_rot > CU_ROPE_MAX_ROT || D * H > 0x7FFFFFFF)
+        return cudaErrorInvalidValue;
+    k_rope<<<(unsigned)M, 256, (size_t)n_rot * sizeof(float), st>>>(
+        x, y, (int)D, (int)H, n_rot, neox != 0, pos0, theta, freq_scale);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t cu_attention(const float *q, const float *k, const float *v, float *out,
+                                    int64_t D, int64_t H, int64_t Hkv, int64_t M, int64_t pos0,
+                                    float scale, cudaStream_t st)
+{
+    if (D > CU_ATTN_MAX_HEAD_DIM || H > 0x7FFFFFFF)
+        return cudaErrorInvalidValue;
+    int d = (int)D, h = (int)H, hkv = (int)Hkv;
+    if (D <= 32)
+        launch_attention<1>(q, k, v, out, d, h, hkv, M, pos0, scale, st);
+    else if (D <= 64)
+        launch_attention<2>(q, k, v, out, d, h, hkv, M, pos0, scale, st);
+    else if (D <= 128)
+        launch_attention<4>(q, k, v, out, d, h, hkv, M, pos0, scale, st);
+    else
+        launch_attention<8>(q, k, v, out, d, h, hkv, M, pos0, scale, st);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t cu_swiglu(const float *g, const float *u, float *y, int64_t n,
+                                 cudaStream_t st)
+{
+    k_swiglu<<<grid_1d(n, 256), 256, 0, st>>>(g, u, y, n);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t cu_add(const float *a, const float *b, float *y, int64_t n, cudaStream_t st)
+{
+    k_add<<<grid_1d(n, 256), 256, 0, st>>>(a, b, y, n);
+    return cudaGetLastError();
+}
