@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# tests/fuzz/run-corpus.sh - runs `mixq info` on every file of a GGUF corpus.
+# tests/fuzz/run-corpus.sh - runs `mixq info` on every file of a GGUF or ONNX corpus.
 #
 #     MIXQ=build/mixq tests/fuzz/run-corpus.sh DIR
 #
-# DIR is written by tests/fuzz/make-gguf-corpus.py. For each file:
-#   bad-*.gguf  must exit with status 1 and print exactly one line on stderr, starting
+# DIR is written by tests/fuzz/make-gguf-corpus.py or make-onnx-corpus.py. For each file:
+#   bad-*.gguf, bad-*.onnx  must exit with status 1 and print exactly one line on stderr, starting
 #               with "mixq: error: " (malformed, or valid but unsupported);
-#   ok-*.gguf   must exit 0 or 1 (a valid GGUF file need not be a model mixq runs);
+#   ok-*.gguf, ok-*.onnx    must exit 0 or 1 (a valid GGUF file need not be a model mixq runs);
 # and no file may crash mixq, hang it (MIXQ_CORPUS_TIMEOUT seconds, default 20), or make
 # a sanitizer print anything. Other files are ignored. Prints one line per violation and
 # a summary; exits 1 on any violation, 2 on bad usage.
@@ -54,8 +54,8 @@ shopt -s nullglob
 for f in "$dir"/*; do
     name=$(basename -- "$f")
     case $name in
-    bad-*.gguf) kind=bad ;;
-    ok-*.gguf) kind=ok ;;
+    bad-*.gguf | bad-*.onnx) kind=bad ;;
+    ok-*.gguf | ok-*.onnx) kind=ok ;;
     *)
         n_skipped=$((n_skipped + 1))
         continue
@@ -100,7 +100,7 @@ for f in "$dir"/*; do
 done
 
 if [ $n_files -eq 0 ]; then
-    echo "run-corpus: no bad-*.gguf or ok-*.gguf files in '$dir'" >&2
+    echo "run-corpus: no bad-* or ok-* model files in '$dir'" >&2
     exit 1
 fi
 ignored=""

@@ -1,0 +1,168 @@
+/* model/onnx_internal.h - what the ONNX reader, graph compiler, interpreter and runner
+ * share inside model/ (not a public interface: use model/onnx.h).
+ *
+ * Tensors in the interpreter are dense, row-major, and of three kinds: F32 (every float
+ * type is widened on reading), I64 (every integer type) and BOOL (stored as int64 0/1).
+ * An op computes its outputs' shapes first and asks ox_out() for memory; in a shape pass
+ * ox_out() gives memory only to small outputs whose inputs all have data (shape
+ * arithmetic: Shape, Gather, Concat, Cast on a few int64 values), so a whole model's
+ * shapes, matmul sizes and live memory are known without running its arithmetic.
+ *
+ * Dependency rule: model/ depends on backends/ and core/ only.
+ */
+#ifndef MQ_MODEL_ONNX_INTERNAL_H
+#define MQ_MODEL_ONNX_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model/onnx.h"
+#include "model/runner.h"
+
+#define OX_SHAPE_DATA_MAX 4096 /* elements an output may have to be computed in a shape pass */
+
+enum ox_type { OX_F32, OX_I64, OX_BOOL };
+
+struct ox_tensor {
+    enum ox_type type;
+    int nd;
+    int64_t dims[MQ_ONNX_MAX_DIMS];
+    int64_t n;  /* elements */
+    void *data; /* float * (F32) or int64_t * (I64, BOOL); NULL when not computed */
+    bool borrowed;
+};
+
+struct ox_node {
+    int op;                         /* index into ox_ops */
+    const struct mq_onnx_node *src; /* name, attributes */
+    int n_in, n_out;
+    int *in;                        /* value ids; -1 for an omitted optional input */
+    int *out;
+    int layer;                      /* model layer, or -1 */
+};
+
+struct ox_value {
+    const char *name;  /* borrowed from the file */
+    bool is_const;
+    struct ox_tensor c; /* the constant's value (owned) */
+    int input;          /* graph input index, or -1 */
+    int last_use;       /* last node (execution index) that reads it */
+    bool is_output;
+};
+
+enum ox_layer_kind { OX_LAYER_CONV, OX_LAYER_CONV_T, OX_LAYER_GEMM };
+
+struct ox_layer {
+    int node;            /* execution index */
+    enum ox_layer_kind kind;
+    int64_t groups;
+    int64_t K, N;        /* per group: K inputs, N rows (n_out = groups * N) */
+    float *w;            /* [groups * N][K], owned */
+};
+
+struct ox_input {
+    int value;
+    const struct mq_onnx_value_info *vi;
+    bool bound;          /* fixed by the task: not passed by callers */
+};
+
+struct ox_op_count {
+    const char *op;
+    int count;
+};
+
+struct onnx_task;
+
+/* The compiled model: mq_model->impl of an ONNX model. */
+struct ox_graph {
+    struct mq_onnx_file *file;
+    const struct onnx_task *task;
+    int64_t opset;
+    int n_values, cap_values;
+    struct ox_value *values;
+    int n_nodes, cap_nodes;
+    struct ox_node *nodes; /* execution order */
+    int n_inputs;
+    struct ox_input *inputs;
+    int n_outputs;
+    int *outputs;        /* value ids */
+    const struct mq_onnx_value_info **output_vi;
+    struct ox_layer *layers;  /* [model->n_layers] */
+    int n_layers;
+    int n_op_counts;
+    struct ox_op_count *op_counts; /* nodes in the file (subgraphs included) by op */
+    int n_file_nodes;
+    int n_folded;
+    int n_ifs_folded;
+    uint64_t const_bytes;  /* constants other than layer weights, as f32/int64 */
+    char bound_desc[256];  /* "sr = 16000" */
+};
+
+struct ox_ctx;
+
+/* How a layer's matmul runs: X [M][K] row-major -> Y [M][N] for one group. */
+typedef int (*ox_matmul_fn)(struct ox_ctx *c, int layer, int64_t group, const float *X, int64_t M, float *Y);
+
+struct ox_ctx {
+    const struct ox_graph *g;
+    const struct ox_node *node;  /* the node being run (errors name it) */
+    bool shape_only;
+    bool inputs_have_data;       /* set per node in shape passes */
+    int64_t max_elems;           /* largest output allowed (0: no limit but 2^34) */
+    ox_matmul_fn matmul;         /* NULL: host f32 from the layer's weights */
+    void *mm_arg;
+    float *col;                  /* im2col / col2im scratch, grown as needed */
+    size_t col_cap;              /* floats */
+    /* shape-pass accounting */
+    int64_t *layer_M, *layer_calls;
+    uint64_t scratch_bytes;
+};
+
+struct ox_op {
+    const char *name;
+    int (*run)(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out);
+    int min_in, max_in;  /* max_in -1: any */
+    int min_out, max_out;
+};
+
+extern const struct ox_op ox_ops[];
+extern const int ox_n_ops;
+int ox_op_find(const char *name);
+int ox_op_index_conv(void), ox_op_index_conv_t(void), ox_op_index_gemm(void), ox_op_index_matmul(void);
+
+/* Error for the current node: "node 'NAME' (OP): ..." ; returns `code`. */
+int ox_fail(const struct ox_ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Sets t's shape and type; gives it memory unless this is a shape pass and the output is
+ * large or an input had no data. Returns 1 when the op must compute data, 0 when only
+ * the shape is wanted, < 0 on error. */
+int ox_out(struct ox_ctx *c, struct ox_tensor *t, enum ox_type type, int nd, const int64_t *dims);
+void ox_tensor_release(struct ox_tensor *t);
+uint64_t ox_tensor_bytes(const struct ox_tensor *t);
+
+/* The weight rows [groups*N][K] of a Conv/ConvTranspose/Gemm/MatMul node with constant
+ * weight w (malloc'd into *rows), and K, N per group. MQ_EUNSUPPORTED when the weight's
+ * rank does not fit. */
+int ox_weight_rows(const struct ox_node *n, int op, const struct ox_tensor *w, enum ox_layer_kind *kind,
+                   int64_t *groups, int64_t *K, int64_t *N, float **rows);
+
+/* Runs one node: in[] NULL for omitted inputs; out[] zeroed tensors. */
+int ox_run_node(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out);
+
+const struct mq_onnx_attr *ox_attr(const struct ox_node *n, const char *name);
+int64_t ox_attr_int(const struct ox_node *n, const char *name, int64_t def);
+
+/* Hands every layer matmul's input ([M][K] row-major: M columns of K) to fn before it
+ * runs; a grouped layer (conv with groups) hands one call per group, and group j's
+ * columns meet the layer's rows j*N .. (j+1)*N - 1. */
+void ox_exec_set_capture(struct mq_onnx_exec *x, mq_capture_fn fn, void *arg);
+
+/* graph compilation (onnx_graph.c) */
+int ox_graph_compile(struct mq_onnx_file *f, const struct onnx_task *task, struct ox_graph **out);
+void ox_graph_free(struct ox_graph *g);
+
+/* tasks (onnx_runner.c): constant inputs a model's task binds */
+int onnx_task_bound_value(const struct onnx_task *t, const char *input, int64_t *value);
+const struct onnx_task *onnx_task_detect(const struct mq_onnx_file *f);
+
+#endif

@@ -1,0 +1,85 @@
+#!/bin/bash
+# tests/interop/check-onnx.sh - mixq's ONNX interpreter against ONNX Runtime (CPU, a
+# pinned version installed from PyPI into .cache/), on the three real ONNX models that
+# scripts/fetch-models places: Silero VAD, PP-OCRv4 recognition, the PP-OCR direction
+# classifier.
+#
+#   BUILD=build tests/interop/check-onnx.sh
+#
+# tests/interop/onnx-run.c runs each model through mixq's f32 plan on the cpu backend and
+# records every inference's inputs and outputs (.npy): Silero VAD on the first 48 frames of
+# examples/onnx/vad-mix.wav with the LSTM state carried from frame to frame; the OCR
+# models on batches of 2 of their evaluation lines (examples/onnx/, preprocessed as mixq's
+# evaluation feeds them). tests/interop/check-onnx.py feeds the same
+# inputs to onnxruntime (graph optimizations off, 1 thread) and compares.
+#
+# Tolerance: max |mixq - ort| <= 1e-4 + 1e-4 * max |ort| per output. Why: both compute in
+# f32 with the same weights and the same formulas; they differ only in summation order
+# (mixq's cpu backend sums matmuls in blocked f32 order, ONNX Runtime's MLAS in its own,
+# and mixq's host ops accumulate reductions in double), which moves each result by a few
+# ulps (~1e-7 relative). Through 40 layers of MobileNet and a transformer neck those
+# differences grow to at most ~1e-5 of the output's scale, as measured (3e-6 Silero over
+# 48 frames of carried state, 1.2e-5 PP-OCRv4, 2e-6 the classifier): 1e-4 leaves 10x room,
+# while any real mistake (a wrong pad, a swapped axis, an off-by-one) changes outputs by
+# 1e-2 or more. The error is judged against each output's scale, not element by element,
+# since softmax outputs near 0 have meaningless relative errors.
+#
+# Exit status: 0 all passed, 1 a check failed, 77 when onnxruntime or the models cannot be
+# had here (no network): the check is skipped, and says so.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-python3}
+ORT_VERSION=1.31.1
+ORT_DIR=.cache/onnxruntime-$ORT_VERSION
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+note() { echo "== $*"; }
+
+# onnxruntime (and its numpy) for this python, pinned, in a --target folder
+if ! PYTHONPATH=$ORT_DIR "$PYTHON" -c 'import onnxruntime, numpy' 2>/dev/null; then
+    rm -rf "$ORT_DIR.tmp"
+    if ! "$PYTHON" -m pip install -q --disable-pip-version-check --no-warn-script-location --timeout 30 \
+        --target "$ORT_DIR.tmp" "onnxruntime==$ORT_VERSION" >"$tmp/pip.log" 2>&1; then
+        echo "check-onnx: skipped: cannot install onnxruntime==$ORT_VERSION: $(grep -m1 ERROR "$tmp/pip.log" || tail -1 "$tmp/pip.log")"
+        exit 77
+    fi
+    rm -rf "$ORT_DIR" && mv "$ORT_DIR.tmp" "$ORT_DIR"
+fi
+models=$(scripts/fetch-models silero-vad ppocr-rec ppocr-cls 2>"$tmp/fetch.err") || {
+    echo "check-onnx: skipped: the ONNX models could not be fetched: $(tail -1 "$tmp/fetch.err")"
+    exit 77
+}
+
+# the driver, against this build's library
+if [ ! -f "$BUILD/libmixq.a" ]; then
+    make --no-print-directory -s BUILD="$BUILD" "$BUILD/libmixq.a" >&2 || { echo "check-onnx: cannot build $BUILD/libmixq.a"; exit 1; }
+fi
+driver=$BUILD/interop/onnx-run
+mkdir -p "$BUILD/interop"
+if [ ! -x "$driver" ] || [ "$driver" -ot tests/interop/onnx-run.c ] || [ "$driver" -ot "$BUILD/libmixq.a" ]; then
+    # shellcheck disable=SC2046 # pkg-config prints several words
+    ${CC:-cc} -O2 -g -std=c11 -D_GNU_SOURCE -I. tests/interop/onnx-run.c "$BUILD/libmixq.a" \
+        $(pkg-config --libs papi yaml-0.1 hwloc) -lm -lpthread -ldl -o "$driver" ||
+        { echo "check-onnx: cannot build $driver"; exit 1; }
+fi
+
+note "ONNX models: mixq f32 against onnxruntime $ORT_VERSION (CPU)"
+fail=0
+for model in $models; do
+    label=$(basename "$model" .onnx)
+    out=$tmp/$label
+    cases=4
+    case $label in silero*) cases=48 ;; esac
+    if ! "$driver" "$model" "$out" --cases $cases --batch 2 --wav examples/onnx/vad-mix.wav >"$tmp/run.log" 2>&1; then
+        echo "FAIL $label: mixq could not run it: $(tail -1 "$tmp/run.log")"
+        fail=1
+        continue
+    fi
+    PYTHONPATH=$ORT_DIR ORT_LOGGING_LEVEL=3 "$PYTHON" tests/interop/check-onnx.py "$model" "$out" --label "$label" \
+        --atol 1e-4 --rtol 1e-4 2>"$tmp/py.err" || { fail=1; tail -3 "$tmp/py.err"; }
+done
+if [ "$fail" -eq 0 ]; then
+    echo "check-onnx: all passed"
+fi
+exit "$fail"

@@ -1,0 +1,1072 @@
+/* tests/unit/test_onnx.c - the ONNX reader, graph compiler, interpreter ops and runner, on
+ * small ONNX files built here byte by byte (a protobuf writer below), checked against
+ * hand-computed results and against direct (naive) convolutions. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "core/status.h"
+#include "model/model.h"
+#include "model/onnx.h"
+#include "model/onnx_internal.h"
+#include "model/plan.h"
+#include "model/runner.h"
+#include "model/workload.h"
+#include "tests/unit/test.h"
+
+/* ---- a protobuf writer ----------------------------------------------------------------- */
+
+struct pbw {
+    uint8_t *b;
+    size_t n, cap;
+};
+
+static void pw_raw(struct pbw *w, const void *p, size_t n)
+{
+    if (w->n + n > w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 256;
+        while (cap < w->n + n)
+            cap *= 2;
+        w->b = realloc(w->b, cap);
+        MQ_ASSERT(w->b);
+        w->cap = cap;
+    }
+    if (n)
+        memcpy(w->b + w->n, p, n);
+    w->n += n;
+}
+
+static void pw_varint(struct pbw *w, uint64_t v)
+{
+    uint8_t b[10];
+    int n = 0;
+    do {
+        b[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            b[n] |= 0x80;
+        n++;
+    } while (v);
+    pw_raw(w, b, (size_t)n);
+}
+
+static void pw_key(struct pbw *w, int field, int wt) { pw_varint(w, (uint64_t)field << 3 | (uint64_t)wt); }
+static void pw_int(struct pbw *w, int field, int64_t v)
+{
+    pw_key(w, field, 0);
+    pw_varint(w, (uint64_t)v);
+}
+static void pw_bytes(struct pbw *w, int field, const void *p, size_t n)
+{
+    pw_key(w, field, 2);
+    pw_varint(w, n);
+    pw_raw(w, p, n);
+}
+static void pw_str(struct pbw *w, int field, const char *s) { pw_bytes(w, field, s, strlen(s)); }
+static void pw_f32(struct pbw *w, int field, float f)
+{
+    uint8_t b[4];
+    memcpy(b, &f, 4); /* little-endian hosts only, as the tests run */
+    pw_key(w, field, 5);
+    pw_raw(w, b, 4);
+}
+/* Moves sub into w as a length-delimited field. */
+static void pw_msg(struct pbw *w, int field, struct pbw *sub)
+{
+    pw_bytes(w, field, sub->b, sub->n);
+    free(sub->b);
+    memset(sub, 0, sizeof(*sub));
+}
+
+/* ---- ONNX messages ------------------------------------------------------------------------ */
+
+enum { F32 = 1, U8 = 2, I8 = 3, I32 = 6, I64 = 7, BOOL = 9, F16 = 10, F64 = 11 };
+
+/* A float tensor in raw_data. */
+static void tensor_f32(struct pbw *w, int field, const char *name, int nd, const int64_t *dims, const float *v)
+{
+    struct pbw t = {0};
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++) {
+        pw_int(&t, 1, dims[i]);
+        n *= dims[i];
+    }
+    pw_int(&t, 2, F32);
+    pw_str(&t, 8, name);
+    pw_bytes(&t, 9, v, (size_t)n * 4);
+    pw_msg(w, field, &t);
+}
+
+/* An int64 tensor in int64_data (packed). */
+static void tensor_i64(struct pbw *w, int field, const char *name, int nd, const int64_t *dims, const int64_t *v)
+{
+    struct pbw t = {0}, p = {0};
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++) {
+        pw_int(&t, 1, dims[i]);
+        n *= dims[i];
+    }
+    pw_int(&t, 2, I64);
+    pw_str(&t, 8, name);
+    for (int64_t i = 0; i < n; i++)
+        pw_varint(&p, (uint64_t)v[i]);
+    pw_msg(&t, 7, &p);
+    pw_msg(w, field, &t);
+}
+
+static void value_info(struct pbw *w, int field, const char *name, int elem, int nd, const int64_t *dims)
+{
+    struct pbw vi = {0}, tp = {0}, tt = {0}, sh = {0};
+    pw_str(&vi, 1, name);
+    pw_int(&tt, 1, elem);
+    for (int i = 0; i < nd; i++) {
+        struct pbw d = {0};
+        if (dims[i] >= 0)
+            pw_int(&d, 1, dims[i]);
+        else
+            pw_str(&d, 2, "batch");
+        pw_msg(&sh, 1, &d);
+    }
+    pw_msg(&tt, 2, &sh);
+    pw_msg(&tp, 1, &tt);
+    pw_msg(&vi, 2, &tp);
+    pw_msg(w, field, &vi);
+}
+
+/* Attributes, written with the node. */
+static void attr_int(struct pbw *n, const char *name, int64_t v)
+{
+    struct pbw a = {0};
+    pw_str(&a, 1, name);
+    pw_int(&a, 20, 2);
+    pw_int(&a, 3, v);
+    pw_msg(n, 5, &a);
+}
+static void attr_float(struct pbw *n, const char *name, float v)
+{
+    struct pbw a = {0};
+    pw_str(&a, 1, name);
+    pw_int(&a, 20, 1);
+    pw_f32(&a, 2, v);
+    pw_msg(n, 5, &a);
+}
+static void attr_ints(struct pbw *n, const char *name, int cnt, const int64_t *v)
+{
+    struct pbw a = {0}, p = {0};
+    pw_str(&a, 1, name);
+    pw_int(&a, 20, 7);
+    for (int i = 0; i < cnt; i++)
+        pw_varint(&p, (uint64_t)v[i]);
+    pw_msg(&a, 8, &p);
+    pw_msg(n, 5, &a);
+}
+static void attr_str(struct pbw *n, const char *name, const char *v)
+{
+    struct pbw a = {0};
+    pw_str(&a, 1, name);
+    pw_int(&a, 20, 3);
+    pw_str(&a, 4, v);
+    pw_msg(n, 5, &a);
+}
+static void attr_graph(struct pbw *n, const char *name, struct pbw *g)
+{
+    struct pbw a = {0};
+    pw_str(&a, 1, name);
+    pw_int(&a, 20, 5);
+    pw_msg(&a, 6, g);
+    pw_msg(n, 5, &a);
+}
+
+/* Starts a node: op, inputs and outputs as " "-separated names ("-" for an omitted input). */
+static struct pbw node_begin(const char *op, const char *ins, const char *outs)
+{
+    struct pbw n = {0};
+    char buf[512], *tok, *save;
+    snprintf(buf, sizeof(buf), "%s", ins);
+    for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+        pw_str(&n, 1, strcmp(tok, "-") == 0 ? "" : tok);
+    snprintf(buf, sizeof(buf), "%s", outs);
+    for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+        pw_str(&n, 2, tok);
+    pw_str(&n, 3, outs);
+    pw_str(&n, 4, op);
+    return n;
+}
+
+static void model_finish(struct pbw *m, struct pbw *graph, int opset)
+{
+    struct pbw os = {0};
+    pw_int(m, 1, 8);
+    pw_str(m, 2, "mixq-test");
+    pw_str(&os, 1, "");
+    pw_int(&os, 2, opset);
+    pw_msg(m, 8, &os);
+    pw_msg(m, 7, graph);
+}
+
+static int write_file(const char *name, const struct pbw *m, char *path, size_t size)
+{
+    snprintf(path, size, "%s/%s", t_tmpdir(), name);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t k = fwrite(m->b, 1, m->n, f);
+    return fclose(f) == 0 && k == m->n ? 0 : -1;
+}
+
+/* ---- running one op -------------------------------------------------------------------- */
+
+struct t_in {
+    const char *name;
+    int nd;
+    int64_t dims[4];
+    const float *f; /* float data, or */
+    const int64_t *i; /* int64 data */
+    bool init;        /* an initializer (constant) rather than a graph input */
+};
+
+#define IF(n, v, nd_, ...) {.name = n, .f = v, .nd = nd_, .dims = {__VA_ARGS__}}
+#define CF(n, v, nd_, ...) {.name = n, .f = v, .nd = nd_, .dims = {__VA_ARGS__}, .init = true}
+#define CI(n, v, nd_, ...) {.name = n, .i = v, .nd = nd_, .dims = {__VA_ARGS__}, .init = true}
+#define NONE {.name = "-"}
+
+/* Builds a one-node model (inputs as graph inputs or initializers), runs it on the host
+ * reference (or `backend` with a uniform `fmt` plan) and returns output 0. */
+static int run_op(const char *op, const struct t_in *ins, int n_in, void (*attrs)(struct pbw *, const void *),
+                  const void *actx, int opset, const char *backend, enum mq_dtype fmt, struct mq_onnx_io *out,
+                  struct mq_model **keep)
+{
+    struct pbw g = {0}, m = {0};
+    char names[256] = "";
+    for (int i = 0; i < n_in; i++) {
+        size_t l = strlen(names);
+        snprintf(names + l, sizeof(names) - l, "%s%s", i ? " " : "", ins[i].name);
+        if (!ins[i].name[0] || !strcmp(ins[i].name, "-"))
+            continue;
+        if (ins[i].init) {
+            if (ins[i].f)
+                tensor_f32(&g, 5, ins[i].name, ins[i].nd, ins[i].dims, ins[i].f);
+            else
+                tensor_i64(&g, 5, ins[i].name, ins[i].nd, ins[i].dims, ins[i].i);
+        } else {
+            value_info(&g, 11, ins[i].name, ins[i].f ? F32 : I64, ins[i].nd, ins[i].dims);
+        }
+    }
+    struct pbw n = node_begin(op, names, "y");
+    if (attrs)
+        attrs(&n, actx);
+    pw_msg(&g, 1, &n);
+    value_info(&g, 12, "y", F32, 0, NULL);
+    model_finish(&m, &g, opset);
+    char path[4096];
+    struct mq_model *model = NULL;
+    struct mq_onnx_exec *x = NULL;
+    struct mq_plan *plan = NULL;
+    struct be_backend *be = NULL;
+    int rc = write_file("op.onnx", &m, path, sizeof(path));
+    free(m.b);
+    if (rc < 0)
+        return MQ_EIO;
+    if ((rc = mq_model_load(path, &model)) < 0)
+        return rc;
+    if (backend && ((rc = mq_plan_uniform(model, fmt, &plan)) < 0 || (rc = be_open(backend, &(struct be_config){.n_threads = 1}, &be)) < 0))
+        goto done;
+    if ((rc = mq_onnx_exec_new(model, plan, be, &x)) < 0)
+        goto done;
+    struct mq_onnx_io io[8];
+    int k = 0;
+    for (int i = 0; i < n_in; i++) {
+        if (ins[i].init || !ins[i].name[0] || !strcmp(ins[i].name, "-"))
+            continue;
+        io[k] = (struct mq_onnx_io){.name = ins[i].name, .type = ins[i].f ? MQ_ONNX_IO_F32 : MQ_ONNX_IO_I64,
+                                    .n_dims = ins[i].nd, .data = ins[i].f ? (void *)ins[i].f : (void *)ins[i].i};
+        memcpy(io[k].dims, ins[i].dims, sizeof(ins[i].dims));
+        k++;
+    }
+    rc = mq_onnx_exec_run(x, io, k, out, 1);
+done:
+    mq_onnx_exec_free(x);
+    be_close(be);
+    mq_plan_free(plan);
+    if (keep && rc == MQ_OK)
+        *keep = model;
+    else
+        mq_model_free(model);
+    return rc;
+}
+
+static int64_t io_count(const struct mq_onnx_io *o)
+{
+    int64_t n = 1;
+    for (int i = 0; i < o->n_dims; i++)
+        n *= o->dims[i];
+    return n;
+}
+
+/* ---- reader ---------------------------------------------------------------------------- */
+
+static int test_read_tensors(void)
+{
+    struct pbw g = {0}, m = {0}, t = {0}, p = {0};
+    int64_t d23[] = {2, 3};
+    float fv[] = {1.5f, -2, 3, 0.25f, 5, -6};
+    tensor_f32(&g, 5, "raw", 2, d23, fv);
+    /* float_data packed */
+    pw_int(&t, 1, 2);
+    pw_int(&t, 1, 3);
+    pw_int(&t, 2, F32);
+    pw_str(&t, 8, "packed");
+    for (int i = 0; i < 6; i++) {
+        uint32_t u;
+        memcpy(&u, &fv[i], 4);
+        uint8_t b[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
+        pw_raw(&p, b, 4);
+    }
+    pw_msg(&t, 4, &p);
+    pw_msg(&g, 5, &t);
+    /* float_data unpacked, one fixed32 field per value */
+    pw_int(&t, 1, 6);
+    pw_int(&t, 2, F32);
+    pw_str(&t, 8, "unpacked");
+    for (int i = 0; i < 6; i++)
+        pw_f32(&t, 4, fv[i]);
+    pw_msg(&g, 5, &t);
+    /* int8 in int32_data, float16 in int32_data, double in double_data */
+    pw_int(&t, 1, 3);
+    pw_int(&t, 2, I8);
+    pw_str(&t, 8, "i8");
+    int64_t i8v[] = {-128, 5, 127};
+    for (int i = 0; i < 3; i++)
+        pw_varint(&p, (uint64_t)i8v[i]);
+    pw_msg(&t, 5, &p);
+    pw_msg(&g, 5, &t);
+    pw_int(&t, 1, 2);
+    pw_int(&t, 2, F16);
+    pw_str(&t, 8, "f16");
+    pw_varint(&p, 0x3C00); /* 1.0 */
+    pw_varint(&p, 0xC000); /* -2.0 */
+    pw_msg(&t, 5, &p);
+    pw_msg(&g, 5, &t);
+    pw_int(&t, 2, F64);
+    pw_str(&t, 8, "f64");
+    double dv = 0.125;
+    pw_key(&t, 10, 1);
+    pw_raw(&t, &dv, 8);
+    pw_msg(&g, 5, &t);
+    int64_t iv[] = {-7, 1LL << 40};
+    tensor_i64(&g, 5, "i64", 1, (int64_t[]){2}, iv);
+    value_info(&g, 11, "x", F32, 2, (int64_t[]){-1, 3});
+    value_info(&g, 12, "x", F32, 2, (int64_t[]){-1, 3});
+    model_finish(&m, &g, 13);
+    struct pbw meta = {0};
+    pw_str(&meta, 1, "character");
+    pw_str(&meta, 2, "a\nb");
+    pw_msg(&m, 14, &meta);
+
+    struct mq_onnx_file *f;
+    T_CHECK(mq_onnx_open_memory(m.b, m.n, "t.onnx", &f) == MQ_OK);
+    T_CHECK(f->ir_version == 8 && mq_onnx_opset(f) == 13 && !strcmp(f->producer, "mixq-test"));
+    T_CHECK(mq_onnx_meta_get(f, "character") && !strcmp(mq_onnx_meta_get(f, "character"), "a\nb"));
+    T_CHECK(f->graph->n_inits == 7 && f->graph->n_inputs == 1 && f->graph->inputs[0].dims[0] == -1 &&
+            !strcmp(f->graph->inputs[0].dim_params[0], "batch") && f->graph->inputs[0].dims[1] == 3);
+    float out[6];
+    int64_t oi[3];
+    for (int k = 0; k < 3; k++) {
+        T_CHECK(f->graph->inits[k].n_elems == 6);
+        T_CHECK(mq_onnx_tensor_f32(&f->graph->inits[k], out) == MQ_OK);
+        T_CHECK(!memcmp(out, fv, sizeof(fv)));
+    }
+    T_CHECK(mq_onnx_tensor_i64(&f->graph->inits[3], oi) == MQ_OK && oi[0] == -128 && oi[1] == 5 && oi[2] == 127);
+    T_CHECK(mq_onnx_tensor_f32(&f->graph->inits[4], out) == MQ_OK && out[0] == 1.0f && out[1] == -2.0f);
+    T_CHECK(mq_onnx_tensor_f32(&f->graph->inits[5], out) == MQ_OK && out[0] == 0.125f);
+    T_CHECK(mq_onnx_tensor_i64(&f->graph->inits[6], oi) == MQ_OK && oi[0] == -7 && oi[1] == (1LL << 40));
+    T_CHECK(mq_onnx_tensor_i64(&f->graph->inits[0], oi) == MQ_EUNSUPPORTED); /* floats as ints */
+    mq_onnx_close(f);
+    free(m.b);
+    return T_PASS;
+}
+
+/* Malformed and unsupported files, built by mutating a valid one or by hand. */
+static int test_read_malformed(void)
+{
+    struct pbw g = {0}, good = {0};
+    float w[4] = {1, 2, 3, 4};
+    tensor_f32(&g, 5, "w", 2, (int64_t[]){2, 2}, w);
+    value_info(&g, 11, "x", F32, 2, (int64_t[]){1, 2});
+    struct pbw n = node_begin("MatMul", "x w", "y");
+    pw_msg(&g, 1, &n);
+    value_info(&g, 12, "y", F32, 2, (int64_t[]){1, 2});
+    model_finish(&good, &g, 13);
+    struct mq_onnx_file *f;
+    T_CHECK(mq_onnx_open_memory(good.b, good.n, "good", &f) == MQ_OK);
+    mq_onnx_close(f);
+
+    static const uint8_t varint11[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    static const uint8_t group[] = {0x0b};                  /* field 1, wire type 3 */
+    static const uint8_t wt7[] = {0x0f};                    /* wire type 7 */
+    static const uint8_t graph_as_int[] = {0x38, 0x01};     /* field 7 (graph) as a varint */
+    static const uint8_t past_end[] = {0x3a, 0x7f, 0x00};   /* graph of 127 bytes, 1 present */
+    static const uint8_t field0[] = {0x00, 0x01};
+    static const uint8_t no_graph[] = {0x08, 0x08};         /* ir_version only */
+    static const uint8_t trunc_fixed[] = {0x3a, 0x02, 0x15, 0x00};
+    struct {
+        const char *what;
+        const uint8_t *b;
+        size_t n;
+        int want;
+    } cases[] = {
+        {"11-byte varint", varint11, sizeof(varint11), MQ_EFORMAT},
+        {"group wire type", group, sizeof(group), MQ_EFORMAT},
+        {"wire type 7", wt7, sizeof(wt7), MQ_EFORMAT},
+        {"graph as a varint", graph_as_int, sizeof(graph_as_int), MQ_EFORMAT},
+        {"length past the end", past_end, sizeof(past_end), MQ_EFORMAT},
+        {"field number 0", field0, sizeof(field0), MQ_EFORMAT},
+        {"no graph", no_graph, sizeof(no_graph), MQ_EFORMAT},
+        {"truncated fixed32", trunc_fixed, sizeof(trunc_fixed), MQ_EFORMAT},
+        {"empty", (const uint8_t *)"", 0, MQ_EFORMAT},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = mq_onnx_open_memory(cases[i].b, cases[i].n, cases[i].what, &f);
+        T_CHECK_MSG(rc == cases[i].want && f == NULL, "%s: got %d", cases[i].what, rc);
+    }
+    /* every truncation of the valid file is refused, never read past its end */
+    for (size_t k = 0; k < good.n; k++) {
+        int rc = mq_onnx_open_memory(good.b, k, "truncated", &f);
+        T_CHECK_MSG(rc < 0 && f == NULL, "truncated to %zu bytes: %d", k, rc);
+    }
+
+    /* tensors: data that do not match dims, external data, NUL in a name, absurd dims */
+    struct {
+        const char *what;
+        int64_t dim;
+        int raw_bytes;
+        bool external, nul;
+        int want;
+    } tc[] = {
+        {"raw_data short", 4, 12, false, false, MQ_EFORMAT},
+        {"raw_data long", 4, 20, false, false, MQ_EFORMAT},
+        {"absurd dims", (int64_t)1 << 62, 16, false, false, MQ_EFORMAT},
+        {"negative dim", -4, 16, false, false, MQ_EFORMAT},
+        {"external data", 4, 0, true, false, MQ_EUNSUPPORTED},
+        {"NUL in name", 4, 16, false, true, MQ_EFORMAT},
+    };
+    for (size_t i = 0; i < sizeof(tc) / sizeof(tc[0]); i++) {
+        struct pbw t = {0}, gg = {0}, mm = {0};
+        pw_int(&t, 1, tc[i].dim);
+        pw_int(&t, 2, F32);
+        pw_bytes(&t, 8, tc[i].nul ? "a\0b" : "w", tc[i].nul ? 3 : 1);
+        uint8_t zeros[32] = {0};
+        if (tc[i].raw_bytes)
+            pw_bytes(&t, 9, zeros, (size_t)tc[i].raw_bytes);
+        if (tc[i].external) {
+            struct pbw e = {0};
+            pw_str(&e, 1, "location");
+            pw_str(&e, 2, "weights.bin");
+            pw_msg(&t, 13, &e);
+            pw_int(&t, 14, 1);
+        }
+        pw_msg(&gg, 5, &t);
+        model_finish(&mm, &gg, 13);
+        int rc = mq_onnx_open_memory(mm.b, mm.n, tc[i].what, &f);
+        free(mm.b);
+        T_CHECK_MSG(rc == tc[i].want, "%s: got %d", tc[i].what, rc);
+    }
+    free(good.b);
+    return T_PASS;
+}
+
+/* Graph-level errors: cycles, missing values, duplicate producers, unsupported ops
+ * (listed at once), all through mq_model_load. */
+static int test_graph_errors(void)
+{
+    struct {
+        const char *what;
+        const char *nodes[3][3]; /* op, inputs, outputs */
+        int want;
+    } cases[] = {
+        {"cycle", {{"Relu", "b", "a"}, {"Relu", "a", "b"}, {"Relu", "b", "y"}}, MQ_EFORMAT},
+        {"self loop", {{"Add", "x y", "y"}}, MQ_EFORMAT},
+        {"missing value", {{"Add", "x nowhere", "y"}}, MQ_EFORMAT},
+        {"two producers", {{"Relu", "x", "y"}, {"Neg", "x", "y"}}, MQ_EFORMAT},
+        {"unsupported ops", {{"LSTM", "x", "a"}, {"Loop", "a", "b"}, {"LSTM", "b", "y"}}, MQ_EUNSUPPORTED},
+        {"wrong input count", {{"Relu", "x x", "y"}}, MQ_EFORMAT},
+        {"no output producer", {{"Relu", "x", "z"}}, MQ_EFORMAT},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct pbw g = {0}, m = {0};
+        value_info(&g, 11, "x", F32, 1, (int64_t[]){4});
+        for (int k = 0; k < 3 && cases[i].nodes[k][0]; k++) {
+            struct pbw n = node_begin(cases[i].nodes[k][0], cases[i].nodes[k][1], cases[i].nodes[k][2]);
+            pw_msg(&g, 1, &n);
+        }
+        value_info(&g, 12, "y", F32, 1, (int64_t[]){4});
+        model_finish(&m, &g, 13);
+        char path[4096];
+        T_CHECK(write_file("graph.onnx", &m, path, sizeof(path)) == 0);
+        free(m.b);
+        struct mq_model *model = NULL;
+        int rc = mq_model_load(path, &model);
+        mq_model_free(model);
+        T_CHECK_MSG(rc == cases[i].want, "%s: got %d, want %d", cases[i].what, rc, cases[i].want);
+    }
+    return T_PASS;
+}
+
+/* ---- ops against hand-computed results ------------------------------------------------------ */
+
+static void a_none(struct pbw *n, const void *ctx) { (void)n, (void)ctx; }
+static void a_alpha(struct pbw *n, const void *ctx) { (void)ctx; attr_float(n, "alpha", 0.5f); }
+static void a_hsig(struct pbw *n, const void *ctx)
+{
+    (void)ctx;
+    attr_float(n, "alpha", 0.25f);
+    attr_float(n, "beta", 0.5f);
+}
+static void a_axis1(struct pbw *n, const void *ctx) { (void)ctx; attr_int(n, "axis", 1); }
+static void a_axis0(struct pbw *n, const void *ctx) { (void)ctx; attr_int(n, "axis", 0); }
+static void a_perm(struct pbw *n, const void *ctx) { (void)ctx; attr_ints(n, "perm", 3, (int64_t[]){2, 0, 1}); }
+static void a_eps(struct pbw *n, const void *ctx) { (void)ctx; attr_float(n, "epsilon", 0.0f); }
+static void a_pool(struct pbw *n, const void *ctx)
+{
+    (void)ctx;
+    attr_ints(n, "kernel_shape", 2, (int64_t[]){2, 2});
+    attr_ints(n, "strides", 2, (int64_t[]){2, 2});
+    attr_ints(n, "pads", 4, (int64_t[]){0, 0, 1, 1});
+}
+static void a_keep0(struct pbw *n, const void *ctx) { (void)ctx; attr_int(n, "keepdims", 0); }
+static void a_reflect(struct pbw *n, const void *ctx) { (void)ctx; attr_str(n, "mode", "reflect"); }
+static void a_gemm(struct pbw *n, const void *ctx)
+{
+    (void)ctx;
+    attr_int(n, "transB", 1);
+    attr_float(n, "alpha", 2.0f);
+    attr_float(n, "beta", 0.5f);
+}
+static void a_cast_i(struct pbw *n, const void *ctx) { (void)ctx; attr_int(n, "to", I32); }
+static void a_nearest(struct pbw *n, const void *ctx) { (void)ctx; attr_str(n, "mode", "nearest"); }
+static void a_linear(struct pbw *n, const void *ctx)
+{
+    (void)ctx;
+    attr_str(n, "mode", "linear");
+    attr_str(n, "coordinate_transformation_mode", "align_corners");
+}
+
+static const float V6[] = {-2, -1, 0, 1, 2, 3};
+static const float V4[] = {1, 2, 3, 4};
+
+struct op_case {
+    const char *name, *op;
+    struct t_in in[5];
+    int n_in;
+    void (*attrs)(struct pbw *, const void *);
+    int opset;
+    int nd;
+    int64_t dims[4];
+    float want[32];
+    int n_want;
+};
+
+static const struct op_case op_cases[] = {
+    {"add broadcast", "Add", {IF("a", V6, 2, 2, 3), IF("b", ((const float[]){10, 20, 30}), 1, 3)}, 2, a_none, 13, 2,
+     {2, 3}, {8, 19, 30, 11, 22, 33}, 6},
+    {"sub scalar", "Sub", {IF("a", V4, 1, 4), IF("b", ((const float[]){1}), 0, 0)}, 2, a_none, 13, 1, {4}, {0, 1, 2, 3}, 4},
+    {"mul rows", "Mul", {IF("a", V6, 2, 2, 3), IF("b", ((const float[]){2, -1}), 2, 2, 1)}, 2, a_none, 13, 2, {2, 3},
+     {-4, -2, 0, -1, -2, -3}, 6},
+    {"div", "Div", {IF("a", V4, 1, 4), IF("b", ((const float[]){2, 4, 2, 8}), 1, 4)}, 2, a_none, 13, 1, {4},
+     {0.5f, 0.5f, 1.5f, 0.5f}, 4},
+    {"pow", "Pow", {IF("a", V4, 1, 4), IF("b", ((const float[]){2}), 0, 0)}, 2, a_none, 13, 1, {4}, {1, 4, 9, 16}, 4},
+    {"relu", "Relu", {IF("x", V6, 2, 2, 3)}, 1, a_none, 13, 2, {2, 3}, {0, 0, 0, 1, 2, 3}, 6},
+    {"leaky relu", "LeakyRelu", {IF("x", V6, 1, 6)}, 1, a_alpha, 13, 1, {6}, {-1, -0.5f, 0, 1, 2, 3}, 6},
+    {"hard sigmoid", "HardSigmoid", {IF("x", V6, 1, 6)}, 1, a_hsig, 13, 1, {6}, {0, 0.25f, 0.5f, 0.75f, 1, 1}, 6},
+    {"hard swish", "HardSwish", {IF("x", ((const float[]){-4, -3, 0, 3}), 1, 4)}, 1, a_none, 14, 1, {4}, {0, 0, 0, 3}, 4},
+    {"clip inputs", "Clip",
+     {IF("x", V6, 1, 6), CF("lo", ((const float[]){-1}), 0, 0), CF("hi", ((const float[]){2}), 0, 0)},
+     3, a_none, 13, 1, {6}, {-1, -1, 0, 1, 2, 2}, 6},
+    {"sigmoid", "Sigmoid", {IF("x", ((const float[]){0, 1.0986123f}), 1, 2)}, 1, a_none, 13, 1, {2}, {0.5f, 0.75f}, 2},
+    {"tanh", "Tanh", {IF("x", ((const float[]){0, 0.54930614f}), 1, 2)}, 1, a_none, 13, 1, {2}, {0, 0.5f}, 2},
+    {"exp", "Exp", {IF("x", ((const float[]){0, 0.69314718f}), 1, 2)}, 1, a_none, 13, 1, {2}, {1, 2}, 2},
+    {"erf", "Erf", {IF("x", ((const float[]){0, 0.47693628f}), 1, 2)}, 1, a_none, 13, 1, {2}, {0, 0.5f}, 2},
+    {"neg", "Neg", {IF("x", V4, 1, 4)}, 1, a_none, 13, 1, {4}, {-1, -2, -3, -4}, 4},
+    {"squeeze", "Squeeze", {IF("x", V4, 3, 1, 4, 1), CI("ax", ((const int64_t[]){0, -1}), 1, 2)}, 2, a_none, 13, 1, {4},
+     {1, 2, 3, 4}, 4},
+    {"constant of shape", "ConstantOfShape", {CI("s", ((const int64_t[]){2, 1}), 1, 2)}, 1, a_none, 13, 2, {2, 1},
+     {0, 0}, 2},
+    {"split equal", "Split", {IF("x", V6, 1, 6)}, 1, a_none, 13, 1, {6}, {-2, -1, 0, 1, 2, 3}, 6},
+    {"sqrt", "Sqrt", {IF("x", ((const float[]){0, 1, 4, 9}), 1, 4)}, 1, a_none, 13, 1, {4}, {0, 1, 2, 3}, 4},
+    {"softmax", "Softmax", {IF("x", ((const float[]){0, 0, 0, 1.0986123f}), 2, 2, 2)}, 1, a_none, 13, 2, {2, 2},
+     {0.5f, 0.5f, 0.25f, 0.75f}, 4},
+    {"batchnorm", "BatchNormalization",
+     {IF("x", V4, 3, 1, 2, 2), CF("s", ((const float[]){2, 1}), 1, 2), CF("b", ((const float[]){0, 1}), 1, 2),
+      CF("mu", ((const float[]){1, 0}), 1, 2), CF("var", ((const float[]){4, 1}), 1, 2)},
+     5, a_eps, 13, 3, {1, 2, 2}, {0, 1, 4, 5}, 4},
+    {"layernorm", "LayerNormalization",
+     {IF("x", ((const float[]){1, 3, 2, 4}), 2, 2, 2), CF("s", ((const float[]){1, 2}), 1, 2)}, 2, a_eps, 17, 2,
+     {2, 2}, {-1, 2, -1, 2}, 4},
+    {"maxpool pads", "MaxPool", {IF("x", ((const float[]){1, 2, 3, 4, 5, 6, 7, 8, 9}), 4, 1, 1, 3, 3)}, 1, a_pool, 13, 4,
+     {1, 1, 2, 2}, {5, 6, 8, 9}, 4},
+    {"averagepool pads", "AveragePool", {IF("x", ((const float[]){1, 2, 3, 4, 5, 6, 7, 8, 9}), 4, 1, 1, 3, 3)}, 1, a_pool, 13,
+     4, {1, 1, 2, 2}, {3, 4.5f, 7.5f, 9}, 4},
+    {"global average pool", "GlobalAveragePool", {IF("x", V4, 4, 1, 2, 1, 2)}, 1, a_none, 13, 4, {1, 2, 1, 1}, {1.5f, 3.5f}, 2},
+    {"transpose", "Transpose", {IF("x", V6, 3, 1, 2, 3)}, 1, a_perm, 13, 3, {3, 1, 2}, {-2, 1, -1, 2, 0, 3}, 6},
+    {"reshape -1 0", "Reshape", {IF("x", V6, 2, 2, 3), CI("s", ((const int64_t[]){0, -1}), 1, 2)}, 2, a_none, 13,
+     2, {2, 3}, {-2, -1, 0, 1, 2, 3}, 6},
+    {"flatten", "Flatten", {IF("x", V6, 3, 1, 2, 3)}, 1, a_none, 13, 2, {1, 6}, {-2, -1, 0, 1, 2, 3}, 6},
+    {"slice negative steps", "Slice",
+     {IF("x", V6, 1, 6), CI("st", ((const int64_t[]){-1}), 1, 1), CI("en", ((const int64_t[]){0}), 1, 1),
+      CI("ax", ((const int64_t[]){0}), 1, 1), CI("sp", ((const int64_t[]){-2}), 1, 1)},
+     5, a_none, 13, 1, {3}, {3, 1, -1}, 3},
+    {"concat", "Concat", {IF("a", V4, 2, 1, 2), IF("b", V6, 2, 1, 3)}, 2, a_axis1, 13, 2, {1, 5}, {1, 2, -2, -1, 0}, 5},
+    {"gather", "Gather", {IF("x", V6, 2, 3, 2), CI("i", ((const int64_t[]){2, -3}), 1, 2)}, 2, a_axis0, 13, 2,
+     {2, 2}, {2, 3, -2, -1}, 4},
+    {"unsqueeze", "Unsqueeze", {IF("x", V4, 1, 4), CI("ax", ((const int64_t[]){0}), 1, 1)}, 2, a_none, 13, 2,
+     {1, 4}, {1, 2, 3, 4}, 4},
+    {"reduce mean", "ReduceMean", {IF("x", V6, 2, 2, 3), CI("ax", ((const int64_t[]){1}), 1, 1)}, 2, a_keep0,
+     18, 1, {2}, {-1, 2}, 2},
+    {"pad reflect", "Pad", {IF("x", V4, 1, 4), CI("p", ((const int64_t[]){2, 1}), 1, 2)}, 2, a_reflect, 13, 1,
+     {7}, {3, 2, 1, 2, 3, 4, 3}, 7},
+    {"expand", "Expand", {IF("x", ((const float[]){1, 2}), 2, 2, 1), CI("s", ((const int64_t[]){2, 3}), 1, 2)}, 2,
+     a_none, 13, 2, {2, 3}, {1, 1, 1, 2, 2, 2}, 6},
+    {"gemm transB alpha beta", "Gemm",
+     {IF("a", ((const float[]){1, 2}), 2, 1, 2), CF("b", V4, 2, 2, 2), CF("c", ((const float[]){2, 4}), 1, 2)},
+     3, a_gemm, 13, 2, {1, 2}, {11, 24}, 2},
+    {"matmul batched", "MatMul", {IF("a", V4, 3, 2, 1, 2), IF("b", ((const float[]){1, -1}), 2, 2, 1)}, 2, a_none, 13, 3,
+     {2, 1, 1}, {-1, -1}, 2},
+    {"resize nearest", "Resize",
+     {IF("x", ((const float[]){1, 2}), 4, 1, 1, 1, 2), NONE, CF("sc", ((const float[]){1, 1, 1, 2}), 1, 4)},
+     3, a_nearest, 13, 4, {1, 1, 1, 4}, {1, 1, 2, 2}, 4},
+    {"resize linear", "Resize",
+     {IF("x", ((const float[]){1, 2}), 4, 1, 1, 1, 2), NONE, NONE,
+      CI("sz", ((const int64_t[]){1, 1, 1, 3}), 1, 4)},
+     4, a_linear, 13, 4, {1, 1, 1, 3}, {1, 1.5f, 2}, 3},
+};
+
+static int test_ops(void)
+{
+    for (size_t i = 0; i < sizeof(op_cases) / sizeof(op_cases[0]); i++) {
+        const struct op_case *c = &op_cases[i];
+        struct mq_onnx_io out;
+        int rc = run_op(c->op, c->in, c->n_in, c->attrs, NULL, c->opset, NULL, MQ_DTYPE_F32, &out, NULL);
+        T_CHECK_MSG(rc == MQ_OK, "%s: run failed (%d)", c->name, rc);
+        bool ok = out.n_dims == c->nd && io_count(&out) == c->n_want && out.type == MQ_ONNX_IO_F32;
+        for (int d = 0; ok && d < c->nd; d++)
+            ok = out.dims[d] == c->dims[d];
+        for (int k = 0; ok && k < c->n_want; k++)
+            ok = fabsf(((float *)out.data)[k] - c->want[k]) <= 1e-5f * (1 + fabsf(c->want[k]));
+        if (!ok) {
+            fprintf(stderr, "    %s: got rank %d, %lld values:", c->name, out.n_dims, (long long)io_count(&out));
+            for (int64_t k = 0; k < io_count(&out) && k < 12; k++)
+                fprintf(stderr, " %g", (double)((float *)out.data)[k]);
+            fputc('\n', stderr);
+        }
+        mq_onnx_io_release(&out, 1);
+        T_CHECK_MSG(ok, "%s: wrong output", c->name);
+    }
+    return T_PASS;
+}
+
+/* Integer and shape arithmetic: Shape, Cast, Equal/Where, Range, ConstantOfShape, Split. */
+static int test_int_ops(void)
+{
+    struct mq_onnx_io out;
+    /* Shape of x [2, 3] -> [2, 3] (int64), through Cast to float */
+    struct pbw g = {0}, m = {0}, n;
+    value_info(&g, 11, "x", F32, 2, (int64_t[]){2, 3});
+    n = node_begin("Shape", "x", "s");
+    pw_msg(&g, 1, &n);
+    n = node_begin("Cast", "s", "sf");
+    attr_int(&n, "to", F32);
+    pw_msg(&g, 1, &n);
+    tensor_i64(&g, 5, "two", 0, NULL, (int64_t[]){2});
+    n = node_begin("Equal", "s two", "eq");
+    pw_msg(&g, 1, &n);
+    tensor_f32(&g, 5, "big", 1, (int64_t[]){2}, (const float[]){100, 200});
+    n = node_begin("Where", "eq big sf", "w");
+    pw_msg(&g, 1, &n);
+    n = node_begin("Range", "zero five one", "r");
+    tensor_f32(&g, 5, "zero", 0, NULL, (const float[]){0});
+    tensor_f32(&g, 5, "five", 0, NULL, (const float[]){5});
+    tensor_f32(&g, 5, "one", 0, NULL, (const float[]){1.5f});
+    pw_msg(&g, 1, &n);
+    n = node_begin("Split", "r", "r1 r2");
+    attr_ints(&n, "split", 2, (int64_t[]){1, 3});
+    pw_msg(&g, 1, &n);
+    n = node_begin("Concat", "w r2", "y");
+    attr_int(&n, "axis", 0);
+    pw_msg(&g, 1, &n);
+    value_info(&g, 12, "y", F32, 1, (int64_t[]){5});
+    model_finish(&m, &g, 12);
+    char path[4096];
+    T_CHECK(write_file("ints.onnx", &m, path, sizeof(path)) == 0);
+    free(m.b);
+    struct mq_model *model;
+    struct mq_onnx_exec *x;
+    T_CHECK(mq_model_load(path, &model) == MQ_OK);
+    T_CHECK(mq_onnx_exec_new(model, NULL, NULL, &x) == MQ_OK);
+    float xv[6] = {0};
+    struct mq_onnx_io in = {.name = "x", .type = MQ_ONNX_IO_F32, .n_dims = 2, .dims = {2, 3}, .data = xv};
+    int rc = mq_onnx_exec_run(x, &in, 1, &out, 1);
+    mq_onnx_exec_free(x);
+    mq_model_free(model);
+    T_CHECK(rc == MQ_OK);
+    const float want[5] = {100, 3, 1.5f, 3, 4.5f}; /* where(s == 2, big, s), range(0, 5, 1.5)[1:] */
+    bool ok = io_count(&out) == 5;
+    for (int k = 0; ok && k < 5; k++)
+        ok = ((float *)out.data)[k] == want[k];
+    mq_onnx_io_release(&out, 1);
+    T_CHECK(ok);
+    /* Cast float -> int32 truncates toward zero and wraps */
+    const float cv[4] = {-1.7f, 2.9f, 3e9f, 0.0f};
+    struct t_in ci[] = {IF("x", cv, 1, 4)};
+    T_CHECK(run_op("Cast", ci, 1, a_cast_i, NULL, 13, NULL, MQ_DTYPE_F32, &out, NULL) == MQ_OK);
+    T_CHECK(out.type == MQ_ONNX_IO_I64 && ((int64_t *)out.data)[0] == -1 && ((int64_t *)out.data)[1] == 2 &&
+            ((int64_t *)out.data)[2] == (int32_t)(uint32_t)3000000000u && ((int64_t *)out.data)[3] == 0);
+    mq_onnx_io_release(&out, 1);
+    return T_PASS;
+}
+
+/* ---- conv as matmul against direct convolution ------------------------------------------ */
+
+struct conv_case {
+    const char *name;
+    int sp; /* 1 or 2 spatial dims */
+    int64_t B, C, H, W, M, kh, kw, group, sh, sw, ph, pw, dh, dw;
+    bool transpose;
+};
+
+static const struct conv_case conv_cases[] = {
+    {"2-D 3x3 pad 1", 2, 1, 3, 7, 9, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, false},
+    {"2-D strided dilated batch 2", 2, 2, 4, 9, 8, 6, 3, 2, 1, 2, 1, 2, 0, 2, 1, false},
+    {"2-D grouped", 2, 1, 6, 5, 5, 4, 3, 3, 2, 1, 2, 1, 1, 1, 1, false},
+    {"2-D depthwise 5x5", 2, 1, 8, 6, 7, 8, 5, 5, 8, 1, 1, 2, 2, 1, 1, false},
+    {"2-D pointwise", 2, 2, 32, 3, 4, 16, 1, 1, 1, 1, 1, 0, 0, 1, 1, false},
+    {"1-D strided", 1, 1, 5, 1, 33, 7, 1, 4, 1, 1, 3, 0, 1, 1, 1, false},
+    {"1-D K = 64", 1, 2, 32, 1, 16, 4, 1, 2, 1, 1, 1, 0, 0, 1, 1, false},
+    {"2-D transposed stride 2", 2, 1, 4, 3, 4, 3, 3, 3, 1, 2, 2, 1, 1, 1, 1, true},
+    {"1-D transposed grouped", 1, 2, 4, 1, 5, 4, 1, 3, 2, 1, 2, 0, 1, 1, 1, true},
+};
+
+/* The definition: y[b][m][oy][ox] = bias[m] + sum over c in m's group, ky, kx of
+ * x[b][c][oy*sh - ph + ky*dh][ox*sw - pw + kx*dw] * w[m][c'][ky][kx]. Transposed: every
+ * input pixel scatters w[c][m'][ky][kx] * x to (iy*sh - ph + ky*dh, ix*sw - pw + kx*dw). */
+static void conv_direct(const struct conv_case *c, const float *x, const float *w, const float *bias, float *y,
+                        int64_t OH, int64_t OW)
+{
+    int64_t Cg = c->C / c->group, Mg = c->M / c->group;
+    memset(y, 0, (size_t)(c->B * c->M * OH * OW) * sizeof(float));
+    for (int64_t b = 0; b < c->B; b++)
+        for (int64_t m = 0; m < c->M; m++)
+            for (int64_t p = 0; p < OH * OW; p++)
+                y[(b * c->M + m) * OH * OW + p] = bias[m];
+    for (int64_t b = 0; b < c->B; b++)
+        for (int64_t g = 0; g < c->group; g++)
+            for (int64_t ci = 0; ci < Cg; ci++)
+                for (int64_t mi = 0; mi < Mg; mi++)
+                    for (int64_t ky = 0; ky < c->kh; ky++)
+                        for (int64_t kx = 0; kx < c->kw; kx++) {
+                            int64_t C_ = g * Cg + ci, M_ = g * Mg + mi;
+                            float wv = c->transpose ? w[((C_ * Mg + mi) * c->kh + ky) * c->kw + kx]
+                                                    : w[((M_ * Cg + ci) * c->kh + ky) * c->kw + kx];
+                            if (!c->transpose) {
+                                for (int64_t oy = 0; oy < OH; oy++)
+                                    for (int64_t ox = 0; ox < OW; ox++) {
+                                        int64_t iy = oy * c->sh - c->ph + ky * c->dh, ix = ox * c->sw - c->pw + kx * c->dw;
+                                        if (iy >= 0 && iy < c->H && ix >= 0 && ix < c->W)
+                                            y[((b * c->M + M_) * OH + oy) * OW + ox] +=
+                                                wv * x[((b * c->C + C_) * c->H + iy) * c->W + ix];
+                                    }
+                            } else {
+                                for (int64_t iy = 0; iy < c->H; iy++)
+                                    for (int64_t ix = 0; ix < c->W; ix++) {
+                                        int64_t oy = iy * c->sh - c->ph + ky * c->dh, ox = ix * c->sw - c->pw + kx * c->dw;
+                                        if (oy >= 0 && oy < OH && ox >= 0 && ox < OW)
+                                            y[((b * c->M + M_) * OH + oy) * OW + ox] +=
+                                                wv * x[((b * c->C + C_) * c->H + iy) * c->W + ix];
+                                    }
+                            }
+                        }
+}
+
+static void a_conv(struct pbw *n, const void *ctx)
+{
+    const struct conv_case *c = ctx;
+    attr_int(n, "group", c->group);
+    if (c->sp == 2) {
+        attr_ints(n, "strides", 2, (int64_t[]){c->sh, c->sw});
+        attr_ints(n, "pads", 4, (int64_t[]){c->ph, c->pw, c->ph, c->pw});
+        attr_ints(n, "dilations", 2, (int64_t[]){c->dh, c->dw});
+        attr_ints(n, "kernel_shape", 2, (int64_t[]){c->kh, c->kw});
+    } else {
+        attr_ints(n, "strides", 1, (int64_t[]){c->sw});
+        attr_ints(n, "pads", 2, (int64_t[]){c->pw, c->pw});
+        attr_ints(n, "dilations", 1, (int64_t[]){c->dw});
+    }
+}
+
+static int test_conv(void)
+{
+    const char *backends[] = {NULL, "ref", "cpu"};
+    for (size_t i = 0; i < sizeof(conv_cases) / sizeof(conv_cases[0]); i++) {
+        const struct conv_case *c = &conv_cases[i];
+        int64_t OH, OW;
+        if (c->transpose) {
+            OH = c->sh * (c->H - 1) + (c->kh - 1) * c->dh + 1 - 2 * c->ph;
+            OW = c->sw * (c->W - 1) + (c->kw - 1) * c->dw + 1 - 2 * c->pw;
+        } else {
+            OH = (c->H + 2 * c->ph - (c->kh - 1) * c->dh - 1) / c->sh + 1;
+            OW = (c->W + 2 * c->pw - (c->kw - 1) * c->dw - 1) / c->sw + 1;
+        }
+        int64_t nx = c->B * c->C * c->H * c->W, nw = c->M * (c->C / c->group) * c->kh * c->kw, ny = c->B * c->M * OH * OW;
+        float *x = malloc((size_t)nx * 4), *w = malloc((size_t)nw * 4), *bias = malloc((size_t)c->M * 4),
+              *y = malloc((size_t)ny * 4);
+        T_CHECK(x && w && bias && y);
+        struct t_rng r = {.s = 0x1234567 + i};
+        for (int64_t k = 0; k < nx; k++)
+            x[k] = t_rng_float(&r);
+        for (int64_t k = 0; k < nw; k++)
+            w[k] = t_rng_float(&r);
+        for (int64_t k = 0; k < c->M; k++)
+            bias[k] = t_rng_float(&r);
+        conv_direct(c, x, w, bias, y, OH, OW);
+        int64_t wd[4] = {c->transpose ? c->C : c->M, c->transpose ? c->M / c->group : c->C / c->group, c->kh, c->kw};
+        if (c->sp == 1)
+            wd[2] = c->kw;
+        struct t_in in[3] = {
+            IF("x", x, c->sp + 2, c->B, c->C, c->sp == 2 ? c->H : c->W, c->W),
+            CF("w", w, c->sp + 2, wd[0], wd[1], wd[2], wd[3]),
+            CF("bias", bias, 1, c->M),
+        };
+        for (size_t b = 0; b < sizeof(backends) / sizeof(backends[0]); b++) {
+            struct mq_onnx_io out;
+            struct mq_model *model = NULL;
+            int rc = run_op(c->transpose ? "ConvTranspose" : "Conv", in, 3, a_conv, c, 13, backends[b], MQ_DTYPE_F32,
+                            &out, &model);
+            T_CHECK_MSG(rc == MQ_OK, "%s on %s: %d", c->name, backends[b] ? backends[b] : "host", rc);
+            /* the layer: K = Cin/g * kh * kw (ConvTranspose: Cin/g), rows in ONNX's order */
+            const struct mq_layer *l = &model->layers[0];
+            bool layer_ok = model->n_layers == 1 &&
+                            l->role == (c->transpose ? MQ_ROLE_CONV_TRANSPOSE : MQ_ROLE_CONV) &&
+                            l->n_in == (c->transpose ? c->C / c->group : (c->C / c->group) * c->kh * c->kw) &&
+                            l->formats == mq_layer_formats_for(l->n_in);
+            if (!c->transpose)
+                layer_ok = layer_ok && !memcmp(l->src_data, w, (size_t)nw * 4); /* [Cout][Cin/g*kh*kw] as is */
+            mq_model_free(model);
+            double err = 0;
+            bool shape_ok = io_count(&out) == ny;
+            for (int64_t k = 0; shape_ok && k < ny; k++)
+                err = fmax(err, fabs((double)((float *)out.data)[k] - y[k]));
+            mq_onnx_io_release(&out, 1);
+            T_CHECK_MSG(shape_ok && layer_ok, "%s: wrong shape or layer", c->name);
+            T_CHECK_MSG(err < 1e-4, "%s on %s: max error %g", c->name, backends[b] ? backends[b] : "host", err);
+        }
+        free(x);
+        free(w);
+        free(bias);
+        free(y);
+    }
+    return T_PASS;
+}
+
+/* A q8_0 plan runs the quantized weights: close to f32, but not equal. */
+static int test_quantized_layer(void)
+{
+    struct t_rng r = {.s = 99};
+    float a[4 * 64], b[64 * 8];
+    for (int k = 0; k < 4 * 64; k++)
+        a[k] = t_rng_float(&r);
+    for (int k = 0; k < 64 * 8; k++)
+        b[k] = t_rng_float(&r);
+    struct t_in in[2] = {IF("a", a, 2, 4, 64), CF("b", b, 2, 64, 8)};
+    struct mq_onnx_io ref, q8, q4;
+    struct mq_model *model = NULL;
+    T_CHECK(run_op("MatMul", in, 2, NULL, NULL, 13, NULL, MQ_DTYPE_F32, &ref, &model) == MQ_OK);
+    T_CHECK(model->n_layers == 1 && model->layers[0].n_in == 64 && model->layers[0].n_out == 8 &&
+            model->layers[0].role == MQ_ROLE_GEMM);
+    /* MatMul's B [K, N] becomes rows [N][K] */
+    T_CHECK(((const float *)model->layers[0].src_data)[1] == b[8] && ((const float *)model->layers[0].src_data)[64] == b[1]);
+    mq_model_free(model);
+    T_CHECK(run_op("MatMul", in, 2, NULL, NULL, 13, "cpu", MQ_DTYPE_Q8_0, &q8, NULL) == MQ_OK);
+    T_CHECK(run_op("MatMul", in, 2, NULL, NULL, 13, "cpu", MQ_DTYPE_Q4_0, &q4, NULL) == MQ_OK);
+    double e8 = 0, e4 = 0, scale = 0;
+    for (int k = 0; k < 32; k++) {
+        float rv = ((float *)ref.data)[k];
+        e8 = fmax(e8, fabs(((float *)q8.data)[k] - rv));
+        e4 = fmax(e4, fabs(((float *)q4.data)[k] - rv));
+        scale = fmax(scale, fabs(rv));
+    }
+    mq_onnx_io_release(&ref, 1);
+    mq_onnx_io_release(&q8, 1);
+    mq_onnx_io_release(&q4, 1);
+    T_CHECK_MSG(e8 > 0 && e8 < 0.02 * scale, "q8_0 error %g at scale %g", e8, scale);
+    T_CHECK_MSG(e4 > e8 && e4 < 0.2 * scale, "q4_0 error %g, q8_0 %g", e4, e8);
+    return T_PASS;
+}
+
+/* ---- If folding (the VAD task binds sr) and the runner's ops -------------------------------- */
+
+static float vad_w(int i) { return (float)(i % 5) * 0.1f - 0.2f; }
+
+static int build_vad_like(char *path, size_t size)
+{
+    /* inputs input [batch, 64], state [2, batch, 4], sr; If (sr == 16000) then a conv
+     * branch, else Neg; outputs output [batch, 1] and stateN */
+    struct pbw g = {0}, m = {0}, then_g = {0}, else_g = {0}, n;
+    value_info(&g, 11, "input", F32, 2, (int64_t[]){-1, 64});
+    value_info(&g, 11, "state", F32, 3, (int64_t[]){2, -1, 4});
+    value_info(&g, 11, "sr", I64, 0, NULL);
+    tensor_i64(&g, 5, "k16", 0, NULL, (int64_t[]){16000});
+    float w[2 * 1 * 32];
+    for (int i = 0; i < 64; i++)
+        w[i] = vad_w(i);
+    tensor_f32(&g, 5, "conv.weight", 3, (int64_t[]){2, 1, 32}, w);
+    tensor_i64(&g, 5, "ax1", 1, (int64_t[]){1}, (int64_t[]){1});
+    n = node_begin("Equal", "sr k16", "is16k");
+    pw_msg(&g, 1, &n);
+    /* then: unsqueeze input to [b, 1, 64], conv stride 32 -> [b, 2, 2], mean -> [b, 1] */
+    n = node_begin("Unsqueeze", "input ax1", "u");
+    pw_msg(&then_g, 1, &n);
+    n = node_begin("Conv", "u conv.weight", "c");
+    attr_ints(&n, "strides", 1, (int64_t[]){32});
+    pw_msg(&then_g, 1, &n);
+    n = node_begin("Flatten", "c", "cf");
+    pw_msg(&then_g, 1, &n);
+    n = node_begin("ReduceMean", "cf", "t_out");
+    attr_ints(&n, "axes", 1, (int64_t[]){1});
+    pw_msg(&then_g, 1, &n);
+    n = node_begin("Identity", "state", "t_state");
+    pw_msg(&then_g, 1, &n);
+    value_info(&then_g, 12, "t_out", F32, 2, (int64_t[]){-1, 1});
+    value_info(&then_g, 12, "t_state", F32, 3, (int64_t[]){2, -1, 4});
+    n = node_begin("ReduceMean", "input", "e_out");
+    attr_ints(&n, "axes", 1, (int64_t[]){1});
+    pw_msg(&else_g, 1, &n);
+    n = node_begin("Neg", "state", "e_state");
+    pw_msg(&else_g, 1, &n);
+    value_info(&else_g, 12, "e_out", F32, 2, (int64_t[]){-1, 1});
+    value_info(&else_g, 12, "e_state", F32, 3, (int64_t[]){2, -1, 4});
+    n = node_begin("If", "is16k", "output stateN");
+    attr_graph(&n, "then_branch", &then_g);
+    attr_graph(&n, "else_branch", &else_g);
+    pw_msg(&g, 1, &n);
+    value_info(&g, 12, "output", F32, 2, (int64_t[]){-1, 1});
+    value_info(&g, 12, "stateN", F32, 3, (int64_t[]){2, -1, 4});
+    model_finish(&m, &g, 13);
+    int rc = write_file("vad-like.onnx", &m, path, size);
+    free(m.b);
+    return rc;
+}
+
+static int test_if_and_runner(void)
+{
+    char path[4096];
+    T_CHECK(build_vad_like(path, sizeof(path)) == 0);
+    struct mq_model *m;
+    T_CHECK(mq_model_load(path, &m) == MQ_OK);
+    /* sr bound to 16000: the If folds to its then branch, whose conv is the one layer */
+    T_CHECK(m->kind == MQ_MODEL_ONNX && !strcmp(m->name, "silero-vad") && m->n_layers == 1);
+    T_CHECK(!strcmp(m->layers[0].name, "conv.weight") && m->layers[0].n_in == 32 && m->layers[0].n_out == 2);
+    struct mq_workload w;
+    int64_t M[4], calls[4];
+    T_CHECK(mq_workload_parse("infer:3", &w) == MQ_OK);
+    T_CHECK(m->runner->accepts(m, &w));
+    /* input 64 samples, stride 32: 2 output positions x batch 3 */
+    T_CHECK(m->runner->layer_work(m, 0, &w, M, calls) == 1 && M[0] == 6 && calls[0] == 1);
+    struct mq_plan *p;
+    struct mq_memory mem;
+    T_CHECK(mq_plan_uniform(m, MQ_DTYPE_Q8_0, &p) == MQ_OK && p->fmt[0] == MQ_DTYPE_Q8_0);
+    T_CHECK(m->runner->memory(m, p, &w, &mem) == MQ_OK);
+    T_CHECK(mem.weights >= mq_plan_weight_bytes(m, p) && mem.scratch >= 3 * 64 * 4 && mem.total > mem.weights);
+    struct be_backend *be;
+    void *s;
+    T_CHECK(be_open("cpu", &(struct be_config){.n_threads = 1}, &be) == MQ_OK);
+    T_CHECK(m->runner->session_new(m, p, be, &w, &s) == MQ_OK);
+    T_CHECK(m->runner->session_run(s) == MQ_OK && m->runner->session_run(s) == MQ_OK);
+    m->runner->session_free(s);
+    struct mq_workload dec;
+    T_CHECK(mq_workload_parse("decode:8", &dec) == MQ_OK && !m->runner->accepts(m, &dec));
+    /* the then branch: output = mean over the conv's 2 channels x 2 positions */
+    float in[64], st[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    for (int i = 0; i < 64; i++)
+        in[i] = (float)i / 64.0f;
+    struct mq_onnx_exec *x;
+    T_CHECK(mq_onnx_exec_new(m, NULL, NULL, &x) == MQ_OK);
+    struct mq_onnx_io io[2] = {{.name = "state", .type = MQ_ONNX_IO_F32, .n_dims = 3, .dims = {2, 1, 4}, .data = st},
+                               {.name = "input", .type = MQ_ONNX_IO_F32, .n_dims = 2, .dims = {1, 64}, .data = in}};
+    struct mq_onnx_io out[2];
+    T_CHECK(mq_onnx_exec_run(x, io, 2, out, 2) == MQ_OK);
+    double want = 0;
+    for (int oc = 0; oc < 2; oc++)
+        for (int pos = 0; pos < 2; pos++)
+            for (int k = 0; k < 32; k++)
+                want += (double)vad_w(oc * 32 + k) * in[pos * 32 + k];
+    want /= 4;
+    float got = ((float *)out[0].data)[0], st1 = ((float *)out[1].data)[1];
+    mq_onnx_io_release(out, 2);
+    /* a missing input is an error, not a crash */
+    T_CHECK(mq_onnx_exec_run(x, io, 1, out, 2) == MQ_EINVAL);
+    mq_onnx_exec_free(x);
+    be_close(be);
+    mq_plan_free(p);
+    FILE *devnull = fopen("/dev/null", "w");
+    if (devnull) {
+        m->runner->describe(m, devnull);
+        fclose(devnull);
+    }
+    mq_model_free(m);
+    T_CHECK_MSG(fabs(got - want) < 1e-5, "output %g, want %g", (double)got, want);
+    T_CHECK(st1 == 2.0f); /* the then branch passes the state through */
+    return T_PASS;
+}
+
+/* The real models, where scripts/fetch-models placed them: they load, run one inference
+ * on the host reference and on the cpu backend, and agree (the oracle is ONNX Runtime,
+ * in tests/interop/check-onnx.sh). */
+static int test_real_models(void)
+{
+    const char *files[] = {"models/silero_vad_op18_ifless.onnx", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx"};
+    int found = 0;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        FILE *f = fopen(files[i], "rb");
+        if (!f)
+            continue;
+        fclose(f);
+        found++;
+        struct mq_model *m;
+        T_CHECK(mq_model_load(files[i], &m) == MQ_OK);
+        struct mq_workload w;
+        struct be_backend *be;
+        struct mq_plan *p;
+        void *s;
+        T_CHECK(mq_workload_parse("infer:2", &w) == MQ_OK && be_open("cpu", &(struct be_config){.n_threads = 1}, &be) == MQ_OK);
+        T_CHECK(mq_plan_uniform(m, MQ_DTYPE_Q4_0, &p) == MQ_OK && mq_plan_check(m, p) == MQ_OK);
+        T_CHECK(m->runner->session_new(m, p, be, &w, &s) == MQ_OK);
+        T_CHECK(m->runner->session_run(s) == MQ_OK);
+        m->runner->session_free(s);
+        for (int l = 0; l < m->n_layers; l++) {
+            int64_t M[4], calls[4];
+            T_CHECK_MSG(m->runner->layer_work(m, l, &w, M, calls) == 1 && M[0] > 0 && calls[0] >= 1, "%s layer %d",
+                        files[i], l);
+        }
+        mq_plan_free(p);
+        be_close(be);
+        mq_model_free(m);
+    }
+    T_SKIP_IF(!found, "no ONNX models under models/: run scripts/fetch-models silero-vad ppocr-cls");
+    return T_PASS;
+}
+
+const struct mq_test onnx_tests[] = {
+    {"onnx/read-tensors", test_read_tensors},
+    {"onnx/read-malformed", test_read_malformed},
+    {"onnx/graph-errors", test_graph_errors},
+    {"onnx/ops", test_ops},
+    {"onnx/int-ops", test_int_ops},
+    {"onnx/conv-vs-direct", test_conv},
+    {"onnx/quantized-layer", test_quantized_layer},
+    {"onnx/if-and-runner", test_if_and_runner},
+    {"onnx/real-models", test_real_models},
+    {NULL, NULL},
+};
