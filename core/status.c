@@ -24,16 +24,24 @@ const char *mq_strerror(int status)
     return status_names[-status];
 }
 
+static _Thread_local char last_msg[1024];
+static _Thread_local int quiet_errors;
+
+const char *mq_error_last(void) { return last_msg; }
+
+void mq_error_set_quiet(int quiet) { quiet_errors = quiet; }
+
 int mq_verror(int status, const char *fmt, va_list ap)
 {
-    char msg[1024];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    char *msg = last_msg;
+    vsnprintf(msg, sizeof(last_msg), fmt, ap);
     /* One line, always: a newline inside a message (say, from a hostile file's
      * string) would break the contract, so it is replaced. */
     for (char *p = msg; *p; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
-    fprintf(stderr, "mixq: error: %s\n", msg);
+    if (!quiet_errors)
+        fprintf(stderr, "mixq: error: %s\n", msg);
     return status;
 }
 

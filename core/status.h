@@ -41,6 +41,12 @@ const char *mq_strerror(int status);
 int mq_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int mq_verror(int status, const char *fmt, va_list ap);
 
+/* The last message mq_error formatted on this thread ("" when none), and a switch that
+ * keeps mq_error from printing on this thread (messages are still kept), for code that
+ * hands errors on instead of printing them: `mixq agent` returns them to its host. */
+const char *mq_error_last(void);
+void mq_error_set_quiet(int quiet);
+
 /* Aborts with file and line when `cond` is false. For programmer bugs only: never for
  * conditions a file or a user can cause. Stays on in release builds. */
 #define MQ_ASSERT(cond)                                                                       \

@@ -69,8 +69,10 @@ double prof_timer_overhead_ns(void)
 int prof_measure(prof_fn fn, void *arg, const struct prof_config *cfg_in, struct prof_stats *out)
 {
     struct prof_config cfg = *cfg_in;
-    if (cfg.warmup <= 0)
+    if (cfg.warmup == 0)
         cfg.warmup = 2;
+    else if (cfg.warmup < 0) /* the caller did its own warm-up */
+        cfg.warmup = 0;
     if (cfg.min_reps <= 0)
         cfg.min_reps = 5;
     if (cfg.max_reps < cfg.min_reps)

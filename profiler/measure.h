@@ -10,7 +10,8 @@
  * The stopping rule: after min_reps, stop when the half-width of an approximate 95%
  * confidence interval of the median, 1.96 * 1.2533 * 1.4826 * MAD / sqrt(n), is below
  * rel_width * median, or when max_reps or max_seconds is reached. Defaults (fields left
- * 0): 2 warm-up runs, 5..1000 repetitions, 1% relative width, 2 s.
+ * 0): 2 warm-up runs, 5..1000 repetitions, 1% relative width, 2 s. warmup = -1: none
+ * (the caller warmed up already).
  *
  * Ownership: nothing is allocated that outlives a call.
  *

@@ -8,6 +8,27 @@
 
 #include "core/status.h"
 
+/* Loads the first document from an initialized parser; name is for messages. */
+static int load_doc(yaml_parser_t *parser, const char *name, struct rpt_yaml *y)
+{
+    int rc = MQ_OK;
+    if (!yaml_parser_load(parser, &y->doc)) {
+        rc = mq_error(MQ_EFORMAT, "'%s':%zu: %s%s%s", name, parser->problem_mark.line + 1,
+                      parser->problem ? parser->problem : "YAML error", parser->context ? " " : "",
+                      parser->context ? parser->context : "");
+    } else {
+        y->loaded = 1;
+        yaml_node_t *root = yaml_document_get_root_node(&y->doc);
+        if (!root)
+            rc = mq_error(MQ_EFORMAT, "'%s': empty YAML document", name);
+        else if (root->type != YAML_MAPPING_NODE)
+            rc = mq_error(MQ_EFORMAT, "'%s':%d: the document is not a mapping", name, rpt_yaml_line(root));
+    }
+    if (rc < 0)
+        rpt_yaml_release(y);
+    return rc;
+}
+
 int rpt_yaml_load(const char *path, struct rpt_yaml *y)
 {
     memset(y, 0, sizeof(*y));
@@ -21,23 +42,22 @@ int rpt_yaml_load(const char *path, struct rpt_yaml *y)
         return mq_error(MQ_ENOMEM, "cannot initialize the YAML parser");
     }
     yaml_parser_set_input_file(&parser, f);
-    int rc = MQ_OK;
-    if (!yaml_parser_load(&parser, &y->doc)) {
-        rc = mq_error(MQ_EFORMAT, "'%s':%zu: %s%s%s", path, parser.problem_mark.line + 1,
-                      parser.problem ? parser.problem : "YAML error", parser.context ? " " : "",
-                      parser.context ? parser.context : "");
-    } else {
-        y->loaded = 1;
-        yaml_node_t *root = yaml_document_get_root_node(&y->doc);
-        if (!root)
-            rc = mq_error(MQ_EFORMAT, "'%s': empty YAML document", path);
-        else if (root->type != YAML_MAPPING_NODE)
-            rc = mq_error(MQ_EFORMAT, "'%s':%d: the document is not a mapping", path, rpt_yaml_line(root));
-    }
+    int rc = load_doc(&parser, path, y);
     yaml_parser_delete(&parser);
     fclose(f);
-    if (rc < 0)
-        rpt_yaml_release(y);
+    return rc;
+}
+
+int rpt_yaml_load_string(const char *name, const char *text, size_t len, struct rpt_yaml *y)
+{
+    memset(y, 0, sizeof(*y));
+    snprintf(y->path, sizeof(y->path), "%s", name);
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return mq_error(MQ_ENOMEM, "cannot initialize the YAML parser");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int rc = load_doc(&parser, name, y);
+    yaml_parser_delete(&parser);
     return rc;
 }
 
@@ -91,4 +111,19 @@ int rpt_yaml_check_schema(struct rpt_yaml *y, const char *name, int max_version)
         return mq_error(MQ_EUNSUPPORTED, "'%s':%d: schema %s version %ld is not readable by this mixq (reads 1..%d)",
                         y->path, rpt_yaml_line(n), name, version, max_version);
     return MQ_OK;
+}
+
+int rpt_yaml_schema_of(const char *path, char *buf, size_t size)
+{
+    struct rpt_yaml y;
+    int rc = rpt_yaml_load(path, &y);
+    if (rc < 0)
+        return rc;
+    const char *s = rpt_yaml_scalar(rpt_yaml_get(&y, rpt_yaml_root(&y), "mixq_schema"));
+    if (!s || !strchr(s, '/'))
+        rc = mq_error(MQ_EFORMAT, "'%s': no 'mixq_schema: NAME/N' at the top", path);
+    else
+        snprintf(buf, size, "%.*s", (int)(strchr(s, '/') - s), s);
+    rpt_yaml_release(&y);
+    return rc;
 }

@@ -27,6 +27,8 @@ struct rpt_yaml {
 /* Loads the first document of a file; an empty file, a syntax error or a document
  * whose root is not a mapping is MQ_EFORMAT with one line naming file and line. */
 int rpt_yaml_load(const char *path, struct rpt_yaml *y);
+/* The same from memory; name stands for the path in messages. */
+int rpt_yaml_load_string(const char *name, const char *text, size_t len, struct rpt_yaml *y);
 void rpt_yaml_release(struct rpt_yaml *y);
 
 yaml_node_t *rpt_yaml_root(struct rpt_yaml *y);
@@ -40,5 +42,9 @@ int rpt_yaml_line(const yaml_node_t *node);
 /* Checks that the root has `mixq_schema: <name>/<version>` with the given name and a
  * version this build reads (<= max_version). */
 int rpt_yaml_check_schema(struct rpt_yaml *y, const char *name, int max_version);
+
+/* The schema name of a mixq YAML file ("plan" for `mixq_schema: plan/1`) into buf; errors
+ * as rpt_yaml_load, or MQ_EFORMAT when the file names no schema. */
+int rpt_yaml_schema_of(const char *path, char *buf, size_t size);
 
 #endif

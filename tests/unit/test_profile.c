@@ -1,0 +1,216 @@
+/* tests/unit/test_profile.c - workloads, the profiler on the bundled model, profile.yaml
+ * round trips and refusals, the cache, the memory model against measured peak RSS. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "core/status.h"
+#include "model/model.h"
+#include "model/plan.h"
+#include "model/runner.h"
+#include "model/workload.h"
+#include "profiler/profile.h"
+#include "reports/profile_io.h"
+#include "tests/unit/test.h"
+
+#define TINY "examples/tinyllm/tinyllm.gguf"
+
+static int test_workload_parse(void)
+{
+    struct mq_workload w;
+    T_CHECK(mq_workload_parse("decode", &w) == MQ_OK && w.kind == MQ_WL_DECODE && w.ctx == 512);
+    T_CHECK(!strcmp(w.label, "decode:512"));
+    T_CHECK(mq_workload_parse("decode:128", &w) == MQ_OK && w.ctx == 128 && mq_workload_ctx_needed(&w) == 128);
+    T_CHECK(mq_workload_parse("prefill:64", &w) == MQ_OK && w.kind == MQ_WL_PREFILL && w.prompt == 64);
+    T_CHECK(mq_workload_parse("generate:32,16", &w) == MQ_OK && w.prompt == 32 && w.gen == 16);
+    T_CHECK(mq_workload_ctx_needed(&w) == 48 && !strcmp(w.label, "generate:32,16"));
+    T_CHECK(mq_workload_parse("infer", &w) == MQ_OK && w.kind == MQ_WL_INFER && w.batch == 1);
+    T_CHECK(mq_workload_parse("infer:8", &w) == MQ_OK && w.batch == 8);
+    static const char *const bad[] = {"", "decode:", "decode:0", "decode:-3", "decode:1x", "prefill", "prefill:5,6",
+                                      "generate:5", "generate:5,", "generate:,5", "infer:0", "infer:99999999",
+                                      "decode:99999999999999999999", "train:5", "Decode"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        T_CHECK_MSG(mq_workload_parse(bad[i], &w) == MQ_EINVAL, "'%s' accepted", bad[i]);
+    return T_PASS;
+}
+
+/* A quick profile of the bundled model (short measurement caps). */
+static int quick_profile(const char *cache_dir, struct mq_model **mo, struct prof_profile **po)
+{
+    struct be_backend *be = NULL;
+    int rc = mq_model_load(TINY, mo);
+    if (rc == MQ_OK)
+        rc = be_open("cpu", NULL, &be);
+    struct prof_options o = {.formats = (1u << MQ_DTYPE_F16) | (1u << MQ_DTYPE_Q4_0), .cache_dir = cache_dir,
+                             .max_seconds = 0.02};
+    if (rc == MQ_OK)
+        rc = mq_workload_parse("decode:64", &o.workload);
+    if (rc == MQ_OK)
+        rc = prof_profile_run(*mo, be, &o, po);
+    be_close(be);
+    return rc;
+}
+
+static int test_profile_tiny(void)
+{
+    char cache[4200];
+    snprintf(cache, sizeof(cache), "%s/cache", t_tmpdir());
+    struct mq_model *m = NULL;
+    struct prof_profile *p = NULL;
+    T_CHECK(quick_profile(cache, &m, &p) == MQ_OK);
+    /* distinct shapes: 192x192, 64x192, 512x192, 192x512, 259x192 (output); token_embd
+     * is a lookup: 5 shapes x 2 formats */
+    T_CHECK_MSG(p->n_costs == 10, "%d costs", p->n_costs);
+    T_CHECK(p->n_measured == 10 && p->n_cached == 0);
+    for (int l = 0; l < m->n_layers; l++) {
+        double f16 = p->layer_ns[l * MQ_DTYPE_COUNT + MQ_DTYPE_F16];
+        double q4 = p->layer_ns[l * MQ_DTYPE_COUNT + MQ_DTYPE_Q4_0];
+        T_CHECK(isnan(p->layer_ns[l * MQ_DTYPE_COUNT + MQ_DTYPE_Q8_0])); /* not profiled */
+        if (l == m->layer_token_embd)
+            T_CHECK(f16 == 0 && q4 == 0);
+        else
+            T_CHECK_MSG(f16 > 0 && q4 > 0, "layer %d: %g %g", l, f16, q4);
+    }
+    for (int i = 0; i < p->n_costs; i++) {
+        const struct prof_cost *c = &p->costs[i];
+        T_CHECK(c->time.reps >= 5 && c->time.min_ns <= c->time.median_ns && c->time.median_ns > 0);
+        T_CHECK(c->copies >= 1 && c->weight_bytes > 0);
+    }
+    T_CHECK(p->n_e2e == 2 && p->e2e[0].fmt == MQ_DTYPE_F16 && p->e2e[1].fmt == MQ_DTYPE_Q4_0);
+    T_CHECK(p->e2e[0].time.median_ns > 0 && p->e2e[0].predicted.weights > p->e2e[1].predicted.weights);
+    T_CHECK(p->e2e[0].predicted.kv_cache == 2 * 4 * 64 * 6 * 64); /* K and V, f32, kv dim 64, 6 blocks, ctx 64 */
+    /* counters: whatever this machine has is listed, and everything missing says why */
+    T_CHECK(p->n_events + p->n_missing >= 4);
+    for (int i = 0; i < p->n_missing; i++)
+        T_CHECK_MSG(p->missing_why[i][0] != '\0', "%s has no reason", p->missing[i]);
+    bool task_clock = false;
+    for (int i = 0; i < p->n_events; i++)
+        task_clock |= !strcmp(p->events[i], "perf::TASK-CLOCK");
+    for (int i = 0; i < p->n_missing && !task_clock; i++)
+        task_clock |= !strcmp(p->missing[i], "perf::TASK-CLOCK");
+    T_CHECK(task_clock); /* the software fallback is either used or explained */
+    T_CHECK(p->target.cores >= 1 && p->target.threads >= 1 && p->target.topology[0] && p->target.llc_bytes > 0);
+    T_CHECK(p->target.timer_overhead_ns > 0 && p->target.dram_read_gbs > 0);
+    /* the plan latency: glue + layer costs */
+    struct mq_plan *plan;
+    T_CHECK(mq_plan_uniform(m, MQ_DTYPE_Q4_0, &plan) == MQ_OK);
+    double sum = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        sum += p->layer_ns[l * MQ_DTYPE_COUNT + MQ_DTYPE_Q4_0];
+    sum = p->glue_ns + p->layer_scale * sum;
+    T_CHECK(p->glue_ns >= 0 && p->layer_scale > 0);
+    T_CHECK(fabs(prof_plan_latency_ns(p, plan) - sum) < 1e-6 * fabs(sum) + 1e-9);
+    plan->fmt[3] = MQ_DTYPE_Q8_0; /* not profiled */
+    T_CHECK(isnan(prof_plan_latency_ns(p, plan)));
+    mq_plan_free(plan);
+    T_CHECK(prof_profile_matches(p, m) == MQ_OK);
+
+    /* the YAML round trip keeps what the search needs */
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/profile.yaml", t_tmpdir());
+    T_CHECK(rpt_profile_write(p, path) == MQ_OK);
+    struct prof_profile *q;
+    T_CHECK(rpt_profile_read(path, &q) == MQ_OK);
+    T_CHECK(q->n_layers == p->n_layers && q->n_costs == p->n_costs && q->n_e2e == p->n_e2e);
+    T_CHECK(q->formats == p->formats && q->model_hash == p->model_hash && !strcmp(q->workload.label, "decode:64"));
+    T_CHECK(prof_profile_matches(q, m) == MQ_OK);
+    for (int i = 0; i < p->n_layers * MQ_DTYPE_COUNT; i++)
+        T_CHECK(isnan(p->layer_ns[i]) ? isnan(q->layer_ns[i])
+                                      : fabs(q->layer_ns[i] - p->layer_ns[i]) <= 1e-5 * p->layer_ns[i] + 1e-3);
+    T_CHECK(fabs(q->glue_ns - p->glue_ns) <= 1e-5 * fabs(p->glue_ns) + 1e-3);
+    T_CHECK(fabs(q->layer_scale - p->layer_scale) <= 1e-5 * p->layer_scale);
+    T_CHECK(q->n_events == p->n_events && q->n_missing == p->n_missing);
+    prof_profile_free(q);
+    prof_profile_free(p);
+
+    /* a second run takes everything from the cache */
+    struct mq_model *m2 = NULL;
+    T_CHECK(quick_profile(cache, &m2, &p) == MQ_OK);
+    T_CHECK_MSG(p->n_measured == 0 && p->n_cached == 10, "measured %d, cached %d", p->n_measured, p->n_cached);
+    T_CHECK(p->e2e[0].cached && p->e2e[1].cached);
+    prof_profile_free(p);
+    mq_model_free(m2);
+    mq_model_free(m);
+    return T_PASS;
+}
+
+static const char *write_tmp(const char *name, const char *text)
+{
+    static char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", t_tmpdir(), name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return NULL;
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static int test_profile_read_refusals(void)
+{
+    static const struct {
+        const char *text;
+        int want;
+    } bad[] = {
+        {"mixq_schema: plan/1\n", MQ_EFORMAT},
+        {"mixq_schema: profile/2\nmodel: {}\nlayers: []\n", MQ_EUNSUPPORTED},
+        {"mixq_schema: profile/1\nlayers: []\n", MQ_EFORMAT},
+        {"mixq_schema: profile/1\nmodel: {content_hash: '1'}\nworkload: decode:64\nlayers:\n"
+         "  - {name: a, in: 32, out: 4, us: {f16: abc}}\n", MQ_EFORMAT},
+        {"mixq_schema: profile/1\nmodel: {content_hash: '1'}\nworkload: decode:64\nlayers:\n"
+         "  - {name: a, in: 32, out: 4, us: {f16: -5}}\n", MQ_EFORMAT},
+        {"mixq_schema: profile/1\nmodel: {content_hash: '1'}\nworkload: decode:64\nlayers:\n"
+         "  - {name: a, in: 32, out: 4, us: {q3_k: 5}}\n", MQ_EFORMAT},
+        {"mixq_schema: profile/1\nmodel: {content_hash: '1'}\nworkload: train:5\nlayers: []\n", MQ_EFORMAT},
+        {"mixq_schema: profile/1\nmodel: {content_hash: '1'}\nworkload: decode:64\nlayers:\n"
+         "  - {name: a, in: 1e300, out: 4, us: {f16: 5}}\n", MQ_EFORMAT},
+        {"mixq_schema: profile/1\nmodel: {content_hash: '1'}\nworkload: decode:64\nlayers: [1, 2\n", MQ_EFORMAT},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct prof_profile *p = NULL;
+        int rc = rpt_profile_read(write_tmp("bad-profile.yaml", bad[i].text), &p);
+        T_CHECK_MSG(rc == bad[i].want && !p, "case %zu: rc %d", i, rc);
+    }
+    return T_PASS;
+}
+
+/* The memory model (weights + KV cache + scratch + measured overhead) against the peak
+ * RSS of a process running the workload: within 5%. */
+static int test_memory_model(void)
+{
+    T_SKIP_IF(!getenv("MIXQ_EXE"), "MIXQ_EXE is not set (the memory probe runs the mixq executable)");
+    T_SKIP_IF(T_UNDER_ASAN, "built with AddressSanitizer: peak RSS includes its shadow memory");
+    struct mq_model *m;
+    T_CHECK(mq_model_load(TINY, &m) == MQ_OK);
+    struct mq_workload w;
+    T_CHECK(mq_workload_parse("decode:256", &w) == MQ_OK);
+    static const enum mq_dtype fmts[] = {MQ_DTYPE_F32, MQ_DTYPE_Q4_0};
+    for (size_t i = 0; i < 2; i++) {
+        uint64_t peak, baseline;
+        struct mq_plan *p;
+        struct mq_memory mem;
+        T_CHECK(mq_plan_uniform(m, fmts[i], &p) == MQ_OK);
+        p->fmt[0] = MQ_DTYPE_F16; /* a mixed plan travels to the probe as text */
+        T_CHECK(prof_memory_probe(TINY, "cpu", 2, &w, p, &peak, &baseline) == MQ_OK);
+        T_CHECK(m->runner->memory(m, p, &w, &mem) == MQ_OK);
+        mq_plan_free(p);
+        double predicted = (double)(mem.weights + mem.kv_cache + mem.scratch + baseline);
+        double err = (predicted - (double)peak) / (double)peak;
+        fprintf(stderr, "    %s: predicted %.2f MiB (weights %.2f, kv %.2f, scratch %.2f, overhead %.2f), peak RSS %.2f MiB (%+.1f%%)\n",
+                mq_dtype_name(fmts[i]), predicted / 1048576, (double)mem.weights / 1048576, (double)mem.kv_cache / 1048576,
+                (double)mem.scratch / 1048576, (double)baseline / 1048576, (double)peak / 1048576, 100 * err);
+        T_CHECK_MSG(fabs(err) <= 0.05, "%s: memory model off by %.1f%%", mq_dtype_name(fmts[i]), 100 * err);
+    }
+    mq_model_free(m);
+    return T_PASS;
+}
+
+const struct mq_test profile_tests[] = {
+    {"profile/workload_parse", test_workload_parse},
+    {"profile/tiny", test_profile_tiny},
+    {"profile/read_refusals", test_profile_read_refusals},
+    {"profile/memory_model", test_memory_model},
+    {NULL, NULL},
+};
