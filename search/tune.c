@@ -1,0 +1,476 @@
+/* search/tune.c - problem building, the front, and its validation on the target. */
+#include "search/tune.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/status.h"
+
+void srch_tune_free(struct srch_tune *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; i < t->n_cand; i++)
+        mq_plan_free(t->cand[i].plan);
+    free(t->cand);
+    srch_front_free(t->front);
+    free(t->layers);
+    free(t->layer_names);
+    free(t);
+}
+
+int srch_rule_plan(const struct mq_model *m, struct mq_plan **out)
+{
+    int rc = mq_plan_uniform(m, MQ_DTYPE_Q4_0, out);
+    if (rc < 0)
+        return rc;
+    for (int l = 0; l < m->n_layers; l++) {
+        enum mq_layer_role r = m->layers[l].role;
+        enum mq_dtype f = r == MQ_ROLE_ATTN_V || r == MQ_ROLE_FFN_DOWN || r == MQ_ROLE_OUTPUT ? MQ_DTYPE_Q8_0
+                                                                                                : MQ_DTYPE_Q4_0;
+        if (l == m->layer_output) /* a tied token_embd is the output matrix */
+            f = MQ_DTYPE_Q8_0;
+        (*out)->fmt[l] = mq_layer_allows(&m->layers[l], f) ? f : MQ_DTYPE_F16;
+    }
+    snprintf((*out)->label, sizeof((*out)->label), "llama.cpp Q4_0 rule (q8_0 attn_v, ffn_down, output)");
+    return MQ_OK;
+}
+
+/* ---- the problem ---- */
+
+static int build_problem(const struct mq_model *m, const struct prof_profile *prof,
+                         const struct srch_sensitivity *sens, const struct srch_tune_options *o, struct srch_tune *t)
+{
+    uint32_t formats = o->formats ? o->formats
+                                  : (1u << MQ_DTYPE_F16) | (1u << MQ_DTYPE_Q8_0) | (1u << MQ_DTYPE_Q4_0);
+    int rc = prof_profile_matches(prof, m);
+    if (rc == MQ_OK)
+        rc = srch_sensitivity_matches(sens, m);
+    if (rc < 0)
+        return rc;
+    uint8_t *pinned = malloc((size_t)m->n_layers + 1);
+    t->layers = calloc((size_t)m->n_layers + 1, sizeof(*t->layers));
+    t->layer_names = calloc((size_t)m->n_layers + 1, sizeof(*t->layer_names));
+    if (!pinned || !t->layers || !t->layer_names) {
+        free(pinned);
+        return mq_error(MQ_ENOMEM, "cannot allocate a search problem of %d layers", m->n_layers);
+    }
+    static const struct srch_pins no_pins;
+    if ((rc = srch_pins_apply(o->pins ? o->pins : &no_pins, m, pinned)) < 0)
+        goto done;
+    for (int l = 0; l < m->n_layers; l++) {
+        const struct mq_layer *ly = &m->layers[l];
+        struct srch_layer *sl = &t->layers[l];
+        snprintf(t->layer_names[l], sizeof(t->layer_names[l]), "%s", ly->name);
+        sl->name = t->layer_names[l];
+        for (int f = 0; f < MQ_DTYPE_COUNT; f++) {
+            bool want = pinned[l] < MQ_DTYPE_COUNT ? f == pinned[l] : ((formats >> f) & 1u) != 0;
+            if (!want || !mq_layer_allows(ly, (enum mq_dtype)f))
+                continue;
+            double ns = prof->layer_ns[l * MQ_DTYPE_COUNT + f];
+            double loss = f == MQ_DTYPE_F32 ? 0.0 : sens->loss[l * MQ_DTYPE_COUNT + f];
+            if (isnan(ns)) {
+                if (pinned[l] < MQ_DTYPE_COUNT) {
+                    rc = mq_error(MQ_EINVAL, "layer '%s' is pinned to %s, which the profile did not measure "
+                                  "(profile that format too)", ly->name, mq_dtype_name((enum mq_dtype)f));
+                    goto done;
+                }
+                continue;
+            }
+            if (isnan(loss)) {
+                if (pinned[l] == MQ_DTYPE_COUNT)
+                    continue;
+                loss = 0; /* pinned, not analysed: its loss is whatever validation measures */
+            }
+            size_t row;
+            if ((rc = mq_dtype_row_bytes((enum mq_dtype)f, ly->n_in, &row)) < 0)
+                goto done;
+            sl->fmt[sl->n] = (enum mq_dtype)f;
+            sl->mem[sl->n] = (double)row * (double)ly->n_out;
+            sl->lat[sl->n] = prof->layer_scale * ns;
+            sl->loss[sl->n] = loss;
+            sl->n++;
+        }
+        if (sl->n == 0) {
+            rc = mq_error(MQ_EINVAL, "layer '%s' has no format that is asked for, allowed, profiled and analysed",
+                          ly->name);
+            goto done;
+        }
+    }
+    /* what every plan pays: memory apart from the quantizable weights, the glue time */
+    struct mq_plan *p32;
+    struct mq_memory mem;
+    if ((rc = mq_plan_uniform(m, MQ_DTYPE_F32, &p32)) < 0)
+        goto done;
+    rc = m->runner->memory(m, p32, &prof->workload, &mem);
+    uint64_t w32 = mq_plan_weight_bytes(m, p32);
+    mq_plan_free(p32);
+    if (rc < 0)
+        goto done;
+    /* what the memory model misses of a running process (allocator slack, thread stacks,
+     * pages touched by the session): the mean residual of the profile's peak-RSS runs */
+    double resid = 0;
+    int n_resid = 0;
+    for (int i = 0; i < prof->n_e2e; i++) {
+        const struct prof_e2e *e = &prof->e2e[i];
+        if (!e->measured_rss)
+            continue;
+        resid += (double)e->measured_rss - (double)(e->predicted.weights + e->predicted.kv_cache +
+                                                    e->predicted.scratch + prof->overhead_bytes);
+        n_resid++;
+    }
+    t->mem_calibration = n_resid ? resid / n_resid : 0;
+    double mem0 = (double)(mem.weights - w32) + (double)mem.kv_cache + (double)mem.scratch +
+                  (double)prof->overhead_bytes + t->mem_calibration;
+    t->problem = (struct srch_problem){.n_layers = m->n_layers, .layers = t->layers,
+                                       .mem0 = mem0 > 0 ? mem0 : 0,
+                                       .lat0 = prof->glue_ns > 0 ? prof->glue_ns : 0};
+done:
+    free(pinned);
+    return rc;
+}
+
+int srch_tune_point_plan(const struct mq_model *m, const struct srch_tune *t, int i, struct mq_plan **out)
+{
+    int rc = mq_plan_uniform(m, MQ_DTYPE_F32, out);
+    if (rc < 0)
+        return rc;
+    const struct srch_point *pt = &t->front->pts[i];
+    for (int l = 0; l < m->n_layers; l++)
+        (*out)->fmt[l] = t->layers[l].fmt[pt->choice[l]];
+    char what[32];
+    mq_plan_describe(*out, what, sizeof(what));
+    snprintf((*out)->label, sizeof((*out)->label), "front point %d (%s)", i, what);
+    return MQ_OK;
+}
+
+/* ---- validation ---- */
+
+struct run_ctx {
+    const struct mq_model *m;
+    void *session;
+};
+
+static int run_once(void *arg)
+{
+    struct run_ctx *r = arg;
+    return r->m->runner->session_run(r->session);
+}
+
+static bool meets(const struct srch_tune *t, double mem, double lat)
+{
+    return mem <= t->mem_budget && lat <= t->lat_budget;
+}
+
+/* Predicted objectives of any plan (baselines too), from the problem's tables. */
+static void predict(const struct srch_tune *t, const struct mq_plan *p, double *mem, double *lat, double *loss)
+{
+    *mem = t->problem.mem0;
+    *lat = t->problem.lat0;
+    *loss = t->problem.loss0;
+    for (int l = 0; l < t->problem.n_layers; l++) {
+        const struct srch_layer *sl = &t->layers[l];
+        int c = -1;
+        for (int k = 0; k < sl->n; k++)
+            if (sl->fmt[k] == p->fmt[l])
+                c = k;
+        if (c < 0) {
+            *mem = *lat = *loss = NAN;
+            return;
+        }
+        *mem += sl->mem[c];
+        *lat += sl->lat[c];
+        *loss += sl->loss[c];
+    }
+}
+
+static int measure(const struct mq_model *m, struct be_backend *be, void *q, const struct prof_profile *prof,
+                   const struct srch_tune_options *o, struct srch_candidate *c)
+{
+    int rc;
+    if (o->measure_plan) {
+        double mem = 0;
+        bool measured = false;
+        if ((rc = o->measure_plan(o->measure_ctx, c->plan, &c->lat, &mem, &measured)) < 0)
+            return rc;
+        if (measured) {
+            c->mem = mem;
+            c->mem_measured = true;
+        } else {
+            struct mq_memory mm;
+            if ((rc = m->runner->memory(m, c->plan, &prof->workload, &mm)) < 0)
+                return rc;
+            c->mem = (double)(mm.weights + mm.kv_cache + mm.scratch + prof->overhead_bytes);
+        }
+        goto quality;
+    }
+    struct run_ctx r = {.m = m};
+    if ((rc = m->runner->session_new(m, c->plan, be, &prof->workload, &r.session)) < 0)
+        return rc;
+    struct prof_config mc = {.min_reps = 5, .max_seconds = o->max_seconds > 0 ? o->max_seconds : 2.0};
+    rc = prof_measure(run_once, &r, &mc, &c->lat);
+    m->runner->session_free(r.session);
+    if (rc < 0)
+        return rc;
+    if (o->probe_memory && o->backend) {
+        uint64_t peak, baseline;
+        if ((rc = prof_memory_probe(m->path, o->backend, be_threads(be), &prof->workload, c->plan, &peak,
+                                    &baseline)) < 0)
+            return rc;
+        c->mem = (double)peak;
+        c->mem_measured = true;
+    } else {
+        struct mq_memory mem;
+        if ((rc = m->runner->memory(m, c->plan, &prof->workload, &mem)) < 0)
+            return rc;
+        c->mem = (double)(mem.weights + mem.kv_cache + mem.scratch + prof->overhead_bytes);
+    }
+quality:;
+    struct mq_quality qr;
+    if ((rc = m->runner->quality_eval(q, c->plan, &qr)) < 0)
+        return rc;
+    c->loss = qr.loss;
+    c->loss_stderr = qr.loss_stderr;
+    c->metric = qr.metric;
+    return MQ_OK;
+}
+
+static int add_candidate(struct srch_tune *t, int *cap, struct mq_plan *plan, int point, const char *label)
+{
+    for (int i = 0; i < t->n_cand; i++) { /* the same plan twice is measured once */
+        if (!memcmp(t->cand[i].plan->fmt, plan->fmt, (size_t)plan->n_layers * sizeof(*plan->fmt))) {
+            struct srch_candidate *c = &t->cand[i];
+            if (point >= 0 && c->point < 0) { /* a baseline that is also a front point */
+                char was[sizeof(c->label)];
+                snprintf(was, sizeof(was), "%s", c->label);
+                snprintf(c->label, sizeof(c->label), "%s (= %.60s)", label, was);
+                c->point = point;
+            } else if (point < 0 && c->point >= 0) {
+                size_t n = strlen(c->label);
+                snprintf(c->label + n, sizeof(c->label) - n, " (= %.60s)", label);
+            }
+            mq_plan_free(plan);
+            return MQ_OK;
+        }
+    }
+    if (t->n_cand == *cap) {
+        int nc = *cap ? *cap * 2 : 16;
+        struct srch_candidate *n = realloc(t->cand, (size_t)nc * sizeof(*n));
+        if (!n) {
+            mq_plan_free(plan);
+            return mq_error(MQ_ENOMEM, "cannot allocate candidates");
+        }
+        t->cand = n;
+        *cap = nc;
+    }
+    struct srch_candidate *c = &t->cand[t->n_cand++];
+    memset(c, 0, sizeof(*c));
+    c->plan = plan;
+    c->point = point;
+    snprintf(c->label, sizeof(c->label), "%s", label);
+    predict(t, plan, &c->pred_mem, &c->pred_lat, &c->pred_loss);
+    c->pred_meets = meets(t, c->pred_mem, c->pred_lat);
+    return MQ_OK;
+}
+
+/* The uniform plan of fmt with the pins applied; f16 where fmt cannot apply. */
+static int baseline_plan(const struct mq_model *m, const struct srch_tune *t, enum mq_dtype fmt, struct mq_plan **out)
+{
+    int rc = mq_plan_uniform(m, fmt, out);
+    if (rc < 0)
+        return rc;
+    for (int l = 0; l < m->n_layers; l++) {
+        const struct srch_layer *sl = &t->layers[l];
+        bool ok = false;
+        for (int k = 0; k < sl->n; k++)
+            ok |= sl->fmt[k] == fmt;
+        if (!ok)
+            (*out)->fmt[l] = sl->n == 1 ? sl->fmt[0] : MQ_DTYPE_F16;
+    }
+    snprintf((*out)->label, sizeof((*out)->label), "uniform %s", mq_dtype_name(fmt));
+    return MQ_OK;
+}
+
+int srch_tune_search(const struct mq_model *m, const struct prof_profile *prof, const struct srch_sensitivity *sens,
+                     const struct srch_tune_options *o, struct srch_tune **out)
+{
+    *out = NULL;
+    struct srch_tune *t = calloc(1, sizeof(*t));
+    if (!t)
+        return mq_error(MQ_ENOMEM, "cannot allocate a tuning result");
+    t->chosen = -1;
+    t->best = -1;
+    t->mem_budget = t->eff_mem_budget = o->mem_budget;
+    t->lat_budget = t->eff_lat_budget = o->lat_budget;
+    t->ref_metric = NAN;
+    snprintf(t->loss_name, sizeof(t->loss_name), "%s", sens->loss_name);
+    snprintf(t->metric_name, sizeof(t->metric_name), "%s", sens->metric_name);
+    t->higher_is_better = sens->higher_is_better;
+    int rc = build_problem(m, prof, sens, o, t);
+    if (rc < 0)
+        goto fail;
+    uint64_t t0 = prof_now_ns();
+    if ((rc = srch_front_compute(&t->problem, NULL, &t->front)) < 0)
+        goto fail;
+    /* impossible budgets are an error naming the smallest and the fastest plans */
+    struct srch_extremes ex;
+    if ((rc = srch_extremes_compute(&t->problem, &ex)) < 0)
+        goto fail;
+    rc = srch_budget_check(&ex, t->front, o->mem_budget, o->lat_budget, &t->best);
+    srch_extremes_release(&ex);
+    if (rc < 0)
+        goto fail;
+    if (isfinite(o->mem_budget) || isfinite(o->lat_budget))
+        srch_front_refine(&t->problem, t->front, o->mem_budget, o->lat_budget, &t->best);
+    t->search_seconds = (double)(prof_now_ns() - t0) * 1e-9;
+    *out = t;
+    return MQ_OK;
+fail:
+    srch_tune_free(t);
+    return rc;
+}
+
+/* Adds the front points nearest the (effective) budgets that are not measured yet. */
+static int add_nearest(const struct mq_model *m, struct srch_tune *t, int *cap, double mem_budget, double lat_budget,
+                       int k)
+{
+    int *idx = malloc((size_t)k * sizeof(int)), n_idx = 0;
+    if (!idx)
+        return mq_error(MQ_ENOMEM, "cannot allocate validation points");
+    int rc = srch_front_nearest(t->front, mem_budget, lat_budget, k, idx, &n_idx);
+    for (int i = 0; i < n_idx && rc == MQ_OK; i++) {
+        struct mq_plan *p;
+        char label[96];
+        snprintf(label, sizeof(label), "front point %d", idx[i]);
+        if ((rc = srch_tune_point_plan(m, t, idx[i], &p)) == MQ_OK)
+            rc = add_candidate(t, cap, p, idx[i], label);
+    }
+    free(idx);
+    return rc;
+}
+
+static void choose(struct srch_tune *t)
+{
+    t->chosen = -1;
+    for (int i = 0; i < t->n_cand; i++) {
+        const struct srch_candidate *a = &t->cand[i];
+        if (a->point >= 0 && a->meets && (t->chosen < 0 || a->loss < t->cand[t->chosen].loss))
+            t->chosen = i;
+    }
+}
+
+int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const struct prof_profile *prof,
+                       const struct srch_tune_options *o, struct srch_tune *t)
+{
+    void *q = NULL;
+    int cap = t->n_cand, rc;
+    int k = o->n_validate >= 8 ? o->n_validate : 8;
+    /* the points to measure: nearest the budgets, then the baselines */
+    if ((rc = add_nearest(m, t, &cap, o->mem_budget, o->lat_budget, k)) < 0)
+        goto fail;
+    static const enum mq_dtype uniform[] = {MQ_DTYPE_F16, MQ_DTYPE_Q8_0, MQ_DTYPE_Q4_0};
+    for (size_t i = 0; i < 3 && rc == MQ_OK; i++) {
+        struct mq_plan *p;
+        if ((rc = baseline_plan(m, t, uniform[i], &p)) == MQ_OK)
+            rc = add_candidate(t, &cap, p, -1, p->label);
+    }
+    if (rc == MQ_OK && m->kind == MQ_MODEL_LLAMA) {
+        struct mq_plan *p;
+        if ((rc = srch_rule_plan(m, &p)) == MQ_OK)
+            rc = add_candidate(t, &cap, p, -1, p->label);
+    }
+    if (rc < 0)
+        goto fail;
+
+    uint64_t t0 = prof_now_ns();
+    struct mq_quality_config qc = o->quality;
+    qc.progress = o->progress;
+    if ((rc = m->runner->quality_new(m, be, &qc, &q)) < 0)
+        goto fail;
+    double eff_mem = o->mem_budget, eff_lat = o->lat_budget;
+    for (int round = 0, done = 0;; round++) {
+        /* measure what is new on the target */
+        for (int i = done; i < t->n_cand; i++) {
+            struct srch_candidate *c = &t->cand[i];
+            if (o->progress)
+                mq_info("validating %d/%d: %s", i + 1, t->n_cand, c->label);
+            if ((rc = measure(m, be, q, prof, o, c)) < 0)
+                goto fail;
+            c->meets = meets(t, c->mem, c->lat.median_ns);
+            c->round = round;
+        }
+        done = t->n_cand;
+        choose(t);
+        t->rounds = round + 1;
+        if (t->chosen >= 0 || round + 1 >= SRCH_TUNE_MAX_ROUNDS)
+            break;
+        /* none met the budgets as measured: the predictions were off. Tighten the budgets
+         * the front is queried with by the worst miss among the measured front points
+         * (memory: bytes over; latency: the ratio over), and measure the points nearest
+         * those; stop when the tightened budgets leave no point. */
+        double dm = 0, rl = 1;
+        for (int i = 0; i < t->n_cand; i++) {
+            const struct srch_candidate *c = &t->cand[i];
+            if (c->point < 0)
+                continue;
+            dm = fmax(dm, c->mem - c->pred_mem);
+            if (c->pred_lat > 0)
+                rl = fmax(rl, c->lat.median_ns / c->pred_lat);
+        }
+        double nm = isfinite(o->mem_budget) ? fmin(eff_mem, o->mem_budget - dm) : eff_mem;
+        double nl = isfinite(o->lat_budget) ? fmin(eff_lat, o->lat_budget / rl) : eff_lat;
+        int best;
+        if (!(nm < eff_mem || nl < eff_lat) || srch_front_best(t->front, nm, nl, &best) != MQ_OK)
+            break;
+        eff_mem = nm;
+        eff_lat = nl;
+        if (o->progress)
+            mq_info("no measured point met the budgets; querying the front again with %.4g MB, %.4g us "
+                    "(the predictions' worst miss taken off)", eff_mem / 1e6, eff_lat / 1e3);
+        int before = t->n_cand;
+        if ((rc = add_nearest(m, t, &cap, eff_mem, eff_lat, k)) < 0)
+            goto fail;
+        if (t->n_cand == before)
+            break;
+    }
+    t->eff_mem_budget = eff_mem;
+    t->eff_lat_budget = eff_lat;
+    struct mq_quality qr;
+    if ((rc = m->runner->quality_eval(q, t->cand[0].plan, &qr)) < 0)
+        goto fail;
+    snprintf(t->metric_name, sizeof(t->metric_name), "%s", qr.metric_name);
+    t->higher_is_better = qr.higher_is_better;
+    t->ref_metric = qr.ref_metric;
+    t->validate_seconds = (double)(prof_now_ns() - t0) * 1e-9;
+    t->validated = true;
+    /* the front again, on measured values */
+    for (int i = 0; i < t->n_cand; i++) {
+        struct srch_candidate *a = &t->cand[i];
+        a->on_measured_front = true;
+        for (int j = 0; j < t->n_cand && a->on_measured_front; j++) {
+            const struct srch_candidate *b = &t->cand[j];
+            if (j != i && b->mem <= a->mem && b->lat.median_ns <= a->lat.median_ns && b->loss <= a->loss &&
+                (b->mem < a->mem || b->lat.median_ns < a->lat.median_ns || b->loss < a->loss))
+                a->on_measured_front = false;
+        }
+    }
+fail:
+    if (q)
+        m->runner->quality_free(q);
+    return rc;
+}
+
+int srch_tune_run(const struct mq_model *m, struct be_backend *be, const struct prof_profile *prof,
+                  const struct srch_sensitivity *sens, const struct srch_tune_options *o, struct srch_tune **out)
+{
+    int rc = srch_tune_search(m, prof, sens, o, out);
+    if (rc == MQ_OK && (rc = srch_tune_validate(m, be, prof, o, *out)) < 0) {
+        srch_tune_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}

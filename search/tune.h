@@ -1,0 +1,139 @@
+/* search/tune.h - from a profile and a sensitivity table to a plan measured to meet the
+ * budgets: the search problem, the front, its validation on the target.
+ *
+ *     struct srch_tune *t;
+ *     struct srch_tune_options o = {.mem_budget = 8e9, .lat_budget = 200e6, ...};
+ *     if (srch_tune_run(model, backend, profile, sens, &o, &t) < 0) return -1;
+ *     if (t->chosen >= 0) ... t->cand[t->chosen].plan ...
+ *     srch_tune_free(t);
+ *
+ * The problem: each layer may take the formats that are asked for, that its rows allow,
+ * that the profile priced and the sensitivity table scored (a pinned layer takes only its
+ * pin). A choice costs the format's weight bytes, the layer's profiled time scaled by the
+ * profile's latency model, and the layer's loss. The constants are what every plan pays:
+ * memory for everything but the quantizable weights (norms, KV cache, scratch, the
+ * measured runtime overhead), and the latency model's glue.
+ *
+ * Validation: the front points nearest the budgets (at least n_validate, search/search.h's
+ * srch_front_nearest) and, for comparison, the uniform plans and llama.cpp's Q4_0-style
+ * rule (Q4_0 everywhere, Q8_0 for attn_v, ffn_down and output; llama models only) are
+ * built and measured end to end on the target: workload latency (median of repeated
+ * runs), peak RSS of a process running it (prof_memory_probe) or, without probes, the
+ * memory model with the measured overhead, and the quality against full precision (KL
+ * divergence, the task metric). The chosen plan is the lowest measured loss among the
+ * validated front points that meet both budgets as measured. When none does, the
+ * predictions were off: the front is queried again with the budgets tightened by the worst
+ * miss of the measured points (bytes over the memory budget, the ratio over the latency
+ * one) and the points nearest those are measured, up to SRCH_TUNE_MAX_ROUNDS rounds; none
+ * is chosen (chosen = -1) when still no validated point meets the budgets.
+ *
+ * The memory model: the runner's (weights, KV cache, scratch) plus the measured runtime
+ * overhead plus mem_calibration, the mean residual of the profile's peak-RSS runs of its
+ * uniform plans (what the model does not see of a running process).
+ *
+ * Ownership: srch_tune_run returns a result the caller frees with srch_tune_free; it
+ * borrows nothing after returning.
+ *
+ * Dependency rule: search/ depends on profiler/, model/, backends/ and core/.
+ */
+#ifndef MQ_SEARCH_TUNE_H
+#define MQ_SEARCH_TUNE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "model/model.h"
+#include "model/plan.h"
+#include "model/runner.h"
+#include "profiler/measure.h"
+#include "profiler/profile.h"
+#include "search/pins.h"
+#include "search/search.h"
+#include "search/sensitivity.h"
+
+#define SRCH_TUNE_MAX_ROUNDS 3
+
+struct srch_tune_options {
+    double mem_budget, lat_budget; /* bytes and ns; SRCH_NO_BUDGET where none */
+    uint32_t formats;              /* formats layers may take (0: f16, q8_0, q4_0) */
+    const struct srch_pins *pins;  /* NULL: none */
+    int n_validate;                /* front points to re-measure (at least 8) */
+    double max_seconds;            /* per latency measurement (0: 2 s) */
+    bool probe_memory;             /* peak RSS of a process per validated plan */
+    const char *backend;           /* for the memory probes (the backend's name) */
+    struct mq_quality_config quality;
+    bool progress;
+    /* Where validation measures latency and memory: NULL here (the backend passed to
+     * srch_tune_validate; prof_memory_probe when probe_memory); otherwise this callback,
+     * e.g. a remote target's agent. It fills the latency per workload run and the memory
+     * (*mem_measured: a peak RSS; else 0 asks for the memory model). Quality is always
+     * measured here. */
+    int (*measure_plan)(void *ctx, const struct mq_plan *plan, struct prof_stats *lat, double *mem,
+                        bool *mem_measured);
+    void *measure_ctx;
+};
+
+/* One plan measured on the target. */
+struct srch_candidate {
+    char label[96];        /* "front point 12", "uniform q4_0", "llama.cpp Q4_0 rule" */
+    int point;             /* index into the front, -1 for baselines */
+    struct mq_plan *plan;
+    double pred_mem, pred_lat, pred_loss;
+    bool pred_meets;
+    struct prof_stats lat; /* ns per workload run */
+    double mem;            /* bytes: measured peak RSS, or the memory model with measured overhead */
+    bool mem_measured;     /* mem is a peak RSS */
+    double loss;           /* measured KL divergence from full precision */
+    double loss_stderr;
+    double metric;         /* measured task metric */
+    bool meets;            /* meets both budgets as measured */
+    int round;             /* validation round that measured it (0: the first) */
+    bool on_measured_front;
+};
+
+struct srch_tune {
+    struct srch_problem problem; /* layers point into `layers` */
+    struct srch_layer *layers;
+    char (*layer_names)[MQ_GGUF_MAX_NAME + 1];
+    struct srch_front *front;
+    double mem_budget, lat_budget;
+    int n_cand;
+    struct srch_candidate *cand;
+    int best;                    /* front point with the lowest predicted loss within the budgets */
+    bool validated;              /* srch_tune_validate ran: cand holds measured plans */
+    int chosen;                  /* index into cand, -1 when no validated point meets both budgets */
+    int rounds;                  /* validation rounds run (1..SRCH_TUNE_MAX_ROUNDS) */
+    double eff_mem_budget, eff_lat_budget; /* the budgets the front was last queried with */
+    double mem_calibration;      /* bytes added to the memory model: the profile's mean peak-RSS residual */
+    char loss_name[32];          /* the predicted loss's unit: kl or rel_mse */
+    char metric_name[16];
+    bool higher_is_better;
+    double ref_metric;
+    double search_seconds, validate_seconds;
+};
+
+/* srch_tune_search then srch_tune_validate. */
+int srch_tune_run(const struct mq_model *m, struct be_backend *be, const struct prof_profile *prof,
+                  const struct srch_sensitivity *sens, const struct srch_tune_options *o, struct srch_tune **out);
+
+/* The search alone: the problem, its front (refined for the budgets), `best`; nothing
+ * measured (n_cand 0, chosen -1). Impossible budgets: MQ_ERANGE with the one-line error
+ * of srch_budget_check. */
+int srch_tune_search(const struct mq_model *m, const struct prof_profile *prof, const struct srch_sensitivity *sens,
+                     const struct srch_tune_options *o, struct srch_tune **out);
+
+/* Validation of a searched result on the target: builds and measures the points nearest
+ * the budgets and the baselines, recomputes the front on measured values, and chooses. */
+int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const struct prof_profile *prof,
+                       const struct srch_tune_options *o, struct srch_tune *t);
+void srch_tune_free(struct srch_tune *t);
+
+/* The plan of front point i. The caller frees it. */
+int srch_tune_point_plan(const struct mq_model *m, const struct srch_tune *t, int i, struct mq_plan **out);
+
+/* llama.cpp's fixed Q4_0-style rule for a llama model: Q4_0 everywhere, Q8_0 for attn_v,
+ * ffn_down and output (layers that cannot take a format keep f16). */
+int srch_rule_plan(const struct mq_model *m, struct mq_plan **out);
+
+#endif

@@ -1,0 +1,387 @@
+/* tests/unit/test_tune.c - the tuner on the bundled model: its front against exhaustive
+ * enumeration on a restricted space, validated plans re-measured against the budgets, and
+ * the refusals (unknown pins, NaN tables, impossible and conflicting budgets). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "core/status.h"
+#include "model/model.h"
+#include "model/plan.h"
+#include "model/runner.h"
+#include "profiler/measure.h"
+#include "profiler/profile.h"
+#include "reports/front_io.h"
+#include "reports/sensitivity_io.h"
+#include "search/pins.h"
+#include "search/search.h"
+#include "search/sensitivity.h"
+#include "search/tune.h"
+#include "tests/unit/test.h"
+
+#define TINY "examples/tinyllm/tinyllm.gguf"
+#define EVAL "examples/data/kjv-eval.txt"
+#define F3 ((1u << MQ_DTYPE_F16) | (1u << MQ_DTYPE_Q8_0) | (1u << MQ_DTYPE_Q4_0))
+
+/* The bundled model, a quick profile in three formats and the proxy sensitivity. */
+struct fixture {
+    struct mq_model *m;
+    struct be_backend *be;
+    struct prof_profile *prof;
+    struct srch_sensitivity *sens;
+};
+
+static void fixture_free(struct fixture *f)
+{
+    srch_sensitivity_free(f->sens);
+    prof_profile_free(f->prof);
+    be_close(f->be);
+    mq_model_free(f->m);
+}
+
+static int fixture_open(struct fixture *f, bool e2e)
+{
+    memset(f, 0, sizeof(*f));
+    char cache[4200];
+    snprintf(cache, sizeof(cache), "%s/tune-cache", t_tmpdir());
+    int rc = mq_model_load(TINY, &f->m);
+    if (rc == MQ_OK)
+        rc = be_open("cpu", NULL, &f->be);
+    struct prof_options po = {.formats = F3, .cache_dir = cache, .max_seconds = 0.05, .no_e2e = !e2e};
+    if (rc == MQ_OK)
+        rc = mq_workload_parse("decode:64", &po.workload);
+    if (rc == MQ_OK)
+        rc = prof_profile_run(f->m, f->be, &po, &f->prof);
+    struct srch_sens_options so = {.method = SRCH_SENS_PROXY, .formats = F3,
+                                   .quality = {.data = EVAL, .ctx = 64, .max_chunks = 2}};
+    if (rc == MQ_OK)
+        rc = srch_sensitivity_run(f->m, f->be, &so, &f->sens);
+    return rc;
+}
+
+static bool same_point(const struct srch_point *a, const struct srch_point *b)
+{
+    return a->mem == b->mem && a->lat == b->lat && a->loss == b->loss;
+}
+
+/* Restricted to 8 free layers (blk.0.* and output.weight; everything else pinned to
+ * q8_0) and 3 formats, the tuner's front is the exhaustive front, point for point, and
+ * its best point within budgets is the exhaustive optimum. */
+static int test_front_exhaustive(void)
+{
+    struct fixture fx;
+    T_CHECK(fixture_open(&fx, false) == MQ_OK);
+    static struct srch_pins pins;
+    memset(&pins, 0, sizeof(pins));
+    int n_free = 0;
+    for (int l = 0; l < fx.m->n_layers; l++) {
+        const char *name = fx.m->layers[l].name;
+        if (!strncmp(name, "blk.0.", 6) || !strcmp(name, "output.weight"))
+            n_free++;
+        else
+            T_CHECK(srch_pins_add(&pins, name, MQ_DTYPE_Q8_0, "test") == MQ_OK);
+    }
+    T_CHECK_MSG(n_free == 8, "%d free layers", n_free);
+    struct srch_tune_options o = {.mem_budget = SRCH_NO_BUDGET, .lat_budget = SRCH_NO_BUDGET, .formats = F3,
+                                  .pins = &pins};
+    struct srch_tune *t = NULL;
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_OK);
+    int n_choices = 0;
+    for (int l = 0; l < t->problem.n_layers; l++)
+        n_choices += t->problem.layers[l].n > 1;
+    T_CHECK_MSG(n_choices == 8, "%d layers with a choice", n_choices);
+    struct srch_front *ex = NULL;
+    T_CHECK(srch_front_compute(&t->problem, &(struct srch_options){.method = SRCH_EXHAUSTIVE}, &ex) == MQ_OK);
+    T_CHECK(ex->exact && t->front->exact);
+    T_CHECK_MSG(ex->n == t->front->n, "tuner %d points (%s), exhaustive %d", t->front->n, t->front->method, ex->n);
+    T_CHECK(ex->n > 8);
+    for (int i = 0; i < ex->n; i++) { /* both sorted by memory, latency, loss */
+        T_CHECK_MSG(same_point(&ex->pts[i], &t->front->pts[i]), "point %d: %g %g %g vs %g %g %g", i,
+                    ex->pts[i].mem, ex->pts[i].lat, ex->pts[i].loss, t->front->pts[i].mem, t->front->pts[i].lat,
+                    t->front->pts[i].loss);
+    }
+    /* with budgets between the extremes, the tuner's best is the exhaustive optimum */
+    double mem_b = 0.5 * (ex->pts[0].mem + ex->pts[ex->n - 1].mem), lat_b = INFINITY;
+    int want;
+    T_CHECK(srch_front_best(ex, mem_b, lat_b, &want) == MQ_OK);
+    srch_tune_free(t);
+    o.mem_budget = mem_b;
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_OK);
+    T_CHECK(t->best >= 0 && same_point(&t->front->pts[t->best], &ex->pts[want]));
+    srch_front_free(ex);
+    srch_tune_free(t);
+    fixture_free(&fx);
+    return T_PASS;
+}
+
+struct run_ctx {
+    const struct mq_model *m;
+    void *session;
+};
+
+static int run_once(void *arg)
+{
+    struct run_ctx *r = arg;
+    return r->m->runner->session_run(r->session);
+}
+
+/* Every validated plan reported as meeting the budgets meets them when measured again.
+ * The timer-noise margin: latency may exceed the budget by 3 MADs of each of the two
+ * measurements plus 20% of the budget (a shared 2-core VM); memory (peak RSS, when the
+ * probe can run: not under AddressSanitizer) by 2%. */
+static int test_validated_remeasured(void)
+{
+    struct fixture fx;
+    T_CHECK(fixture_open(&fx, true) == MQ_OK);
+    /* budgets that force a mixed plan: memory halfway between uniform q4_0 and q8_0, latency
+     * 1.5x the slowest uniform plan's */
+    double mem_q4 = NAN, mem_q8 = NAN, lat_max = 0;
+    for (int i = 0; i < fx.prof->n_e2e; i++) {
+        const struct prof_e2e *e = &fx.prof->e2e[i];
+        double mem = (double)(e->predicted.weights + e->predicted.kv_cache + e->predicted.scratch);
+        if (e->fmt == MQ_DTYPE_Q4_0)
+            mem_q4 = mem;
+        if (e->fmt == MQ_DTYPE_Q8_0)
+            mem_q8 = mem;
+        lat_max = fmax(lat_max, e->time.median_ns);
+    }
+    T_CHECK(isfinite(mem_q4) && isfinite(mem_q8) && lat_max > 0);
+    bool probe = getenv("MIXQ_EXE") != NULL && !T_UNDER_ASAN; /* ASan: RSS includes its shadow */
+    struct srch_tune_options o = {.mem_budget = 0.5 * (mem_q4 + mem_q8), .lat_budget = 1.5 * lat_max,
+                                  .formats = F3, .max_seconds = 0.3, .probe_memory = probe, .backend = "cpu",
+                                  .quality = {.data = EVAL, .ctx = 64, .max_chunks = 2}};
+    if (probe) { /* peak RSS includes the runtime: the budget must too */
+        uint64_t peak, base;
+        struct mq_plan *p;
+        T_CHECK(mq_plan_uniform(fx.m, MQ_DTYPE_Q4_0, &p) == MQ_OK);
+        T_CHECK(prof_memory_probe(TINY, "cpu", be_threads(fx.be), &fx.prof->workload, p, &peak, &base) == MQ_OK);
+        mq_plan_free(p);
+        o.mem_budget += (double)base;
+        fx.prof->overhead_bytes = base;
+    }
+    struct srch_tune *t = NULL;
+    T_CHECK(srch_tune_run(fx.m, fx.be, fx.prof, fx.sens, &o, &t) == MQ_OK);
+    T_CHECK(t->validated && t->n_cand >= 8 + 4);
+    int n_meet = 0;
+    for (int i = 0; i < t->n_cand; i++) {
+        const struct srch_candidate *c = &t->cand[i];
+        T_CHECK(c->lat.reps >= 5 && c->lat.median_ns > 0 && c->mem > 0 && c->loss >= 0 && isfinite(c->metric));
+        T_CHECK(c->meets == (c->mem <= o.mem_budget && c->lat.median_ns <= o.lat_budget));
+        if (!c->meets)
+            continue;
+        n_meet++;
+        struct run_ctx r = {.m = fx.m};
+        struct prof_stats again;
+        T_CHECK(fx.m->runner->session_new(fx.m, c->plan, fx.be, &fx.prof->workload, &r.session) == MQ_OK);
+        int rc = prof_measure(run_once, &r, &(struct prof_config){.min_reps = 9, .max_seconds = 0.5}, &again);
+        fx.m->runner->session_free(r.session);
+        T_CHECK(rc == MQ_OK);
+        double margin = 3 * (c->lat.mad_ns + again.mad_ns) + 0.2 * o.lat_budget;
+        T_CHECK_MSG(again.median_ns <= o.lat_budget + margin, "%s: %.1f us again, budget %.1f us + margin %.1f us",
+                    c->label, again.median_ns / 1e3, o.lat_budget / 1e3, margin / 1e3);
+        if (probe) {
+            uint64_t peak, base;
+            T_CHECK(prof_memory_probe(TINY, "cpu", be_threads(fx.be), &fx.prof->workload, c->plan, &peak, &base) ==
+                    MQ_OK);
+            T_CHECK_MSG((double)peak <= 1.02 * o.mem_budget, "%s: %llu B again, budget %.0f B", c->label,
+                        (unsigned long long)peak, o.mem_budget);
+        }
+    }
+    T_CHECK(n_meet > 0);
+    /* the choice: the lowest measured loss among the front points that met the budgets */
+    T_CHECK(t->chosen >= 0 && t->cand[t->chosen].point >= 0 && t->cand[t->chosen].meets);
+    for (int i = 0; i < t->n_cand; i++)
+        if (t->cand[i].point >= 0 && t->cand[i].meets)
+            T_CHECK(t->cand[t->chosen].loss <= t->cand[i].loss);
+    /* the budgets force a mixed plan */
+    const struct mq_plan *cp = t->cand[t->chosen].plan;
+    bool mixed = false;
+    for (int l = 1; l < cp->n_layers; l++)
+        mixed |= cp->fmt[l] != cp->fmt[0];
+    T_CHECK(mixed);
+    /* front.yaml round trip: the chosen plan reads back as the same plan */
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/front.yaml", t_tmpdir());
+    T_CHECK(rpt_front_write(path, fx.m, fx.prof, fx.sens, t, 0) == MQ_OK);
+    struct mq_plan *back = NULL;
+    T_CHECK(rpt_front_read_plan(fx.m, path, -1, &back) == MQ_OK);
+    T_CHECK(!memcmp(back->fmt, cp->fmt, (size_t)cp->n_layers * sizeof(*cp->fmt)));
+    mq_plan_free(back);
+    T_CHECK(rpt_front_read_plan(fx.m, path, 1 << 30, &back) < 0);
+    srch_tune_free(t);
+    fixture_free(&fx);
+    return T_PASS;
+}
+
+static int write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+/* Pins naming no layer, pins to unprofiled formats, NaN in tables, tables of another
+ * model, impossible and conflicting budgets: errors, never a plan. */
+static int test_refusals(void)
+{
+    struct fixture fx;
+    T_CHECK(fixture_open(&fx, false) == MQ_OK);
+    struct srch_tune *t = NULL;
+    static struct srch_pins pins;
+    memset(&pins, 0, sizeof(pins));
+    struct srch_tune_options o = {.mem_budget = SRCH_NO_BUDGET, .lat_budget = SRCH_NO_BUDGET, .pins = &pins};
+    T_CHECK(srch_pins_add(&pins, "blk.99.attn_q.weight", MQ_DTYPE_F16, "test") == MQ_OK);
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_EINVAL && !t);
+    memset(&pins, 0, sizeof(pins));
+    T_CHECK(srch_pins_add(&pins, "blk.*.nonexistent", MQ_DTYPE_F16, "test") == MQ_OK);
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_EINVAL && !t);
+    memset(&pins, 0, sizeof(pins));
+    T_CHECK(srch_pins_add(&pins, "output.weight", MQ_DTYPE_BF16, "test") == MQ_OK); /* not profiled */
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_EINVAL && !t);
+    T_CHECK(srch_pins_parse(&pins, "output.weight", "--pin") < 0);
+    T_CHECK(srch_pins_parse(&pins, "output.weight=q3_k", "--pin") < 0);
+    memset(&pins, 0, sizeof(pins));
+
+    /* impossible: below the smallest plan; conflicting: each budget alone reachable, not both */
+    struct srch_extremes ex;
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_OK);
+    T_CHECK(srch_extremes_compute(&t->problem, &ex) == MQ_OK);
+    srch_tune_free(t);
+    o.mem_budget = 0.5 * ex.smallest.mem;
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_ERANGE && !t);
+    o.mem_budget = SRCH_NO_BUDGET;
+    o.lat_budget = 0.5 * ex.fastest.lat;
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_ERANGE && !t);
+    if (ex.fastest.mem > ex.smallest.mem && ex.smallest.lat > ex.fastest.lat) {
+        o.mem_budget = ex.smallest.mem;
+        o.lat_budget = ex.fastest.lat;
+        T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_ERANGE && !t);
+    }
+    srch_extremes_release(&ex);
+    o.mem_budget = o.lat_budget = SRCH_NO_BUDGET;
+
+    /* NaN in a sensitivity table, and a table of another model */
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/sens.yaml", t_tmpdir());
+    T_CHECK(rpt_sensitivity_write(fx.sens, path) == MQ_OK);
+    struct srch_sensitivity *s = NULL;
+    T_CHECK(rpt_sensitivity_read(path, &s) == MQ_OK);
+    srch_sensitivity_free(s);
+    FILE *f = fopen(path, "r");
+    T_CHECK(f);
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *loss = strstr(text, "loss: 0");
+    if (!loss)
+        loss = strstr(text, "loss: ");
+    T_CHECK(loss);
+    static char bad[1 << 20];
+    for (int k = 0; k < 3; k++) {
+        static const char *const nan_text[] = {".nan", "nan", "-inf"};
+        size_t pre = (size_t)(loss - text) + 6;
+        char *end = loss + 6 + strcspn(loss + 6, "\n");
+        snprintf(bad, sizeof(bad), "%.*s%s%s", (int)pre, text, nan_text[k], end);
+        T_CHECK(write_text(path, bad) == 0);
+        T_CHECK_MSG(rpt_sensitivity_read(path, &s) == MQ_EFORMAT && !s, "'%s' accepted", nan_text[k]);
+    }
+    struct srch_sensitivity *other = NULL;
+    T_CHECK(srch_sensitivity_alloc(fx.m->n_layers, &other) == MQ_OK);
+    memcpy(other->names, fx.sens->names, (size_t)fx.m->n_layers * sizeof(*other->names));
+    snprintf(other->names[0], sizeof(other->names[0]), "not.a.layer");
+    T_CHECK(srch_tune_search(fx.m, fx.prof, other, &o, &t) < 0 && !t);
+    srch_sensitivity_free(other);
+    fixture_free(&fx);
+    return T_PASS;
+}
+
+/* Grouped sensitivity: with a group per block it is the measured table, exactly; with 4
+ * groups per role the layers' losses add up to their group's measured KL, groups follow
+ * roles and depth (first block, last block, two ranges between), and 16-bit formats are
+ * one evaluation over every layer. */
+static int test_sensitivity_grouped(void)
+{
+    struct mq_model *m = NULL;
+    struct be_backend *be = NULL;
+    T_CHECK(mq_model_load(TINY, &m) == MQ_OK && be_open("cpu", NULL, &be) == MQ_OK);
+    int n_blocks = (int)m->hp.n_layer;
+    T_CHECK(n_blocks >= 4);
+    uint32_t f2 = (1u << MQ_DTYPE_Q8_0) | (1u << MQ_DTYPE_Q4_0);
+    struct srch_sens_options o = {.method = SRCH_SENS_MEASURED, .formats = f2,
+                                  .quality = {.data = EVAL, .ctx = 64, .max_chunks = 1}};
+    struct srch_sensitivity *meas = NULL, *g1 = NULL, *g4 = NULL;
+    T_CHECK(srch_sensitivity_run(m, be, &o, &meas) == MQ_OK);
+    o.method = SRCH_SENS_GROUPED;
+    o.depth_groups = n_blocks;
+    T_CHECK(srch_sensitivity_run(m, be, &o, &g1) == MQ_OK);
+    T_CHECK(g1->n_groups == m->n_layers && !strcmp(g1->loss_name, "kl"));
+    for (int i = 0; i < m->n_layers * MQ_DTYPE_COUNT; i++)
+        T_CHECK_MSG(isnan(meas->kl[i]) ? isnan(g1->loss[i]) : g1->loss[i] == meas->kl[i], "layer %d format %d: %g vs %g",
+                    i / MQ_DTYPE_COUNT, i % MQ_DTYPE_COUNT, g1->loss[i], meas->kl[i]);
+    o.depth_groups = 4;
+    o.formats = f2 | (1u << MQ_DTYPE_F16);
+    T_CHECK(srch_sensitivity_run(m, be, &o, &g4) == MQ_OK);
+    int n_block_roles = 0;
+    for (int r = 0; r < MQ_ROLE_COUNT; r++) {
+        bool in_blocks = false;
+        for (int l = 0; l < m->n_layers; l++)
+            in_blocks |= m->layers[l].role == (enum mq_layer_role)r && m->layers[l].block >= 0;
+        n_block_roles += in_blocks;
+    }
+    int n_outside = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        n_outside += m->layers[l].block < 0;
+    T_CHECK_MSG(g4->n_groups == 4 * n_block_roles + n_outside, "%d groups", g4->n_groups);
+    T_CHECK(g4->n_evaluated + g4->n_cached == 2 * g4->n_groups + 1); /* f16: one evaluation */
+    T_CHECK(isfinite(g4->all_kl[MQ_DTYPE_F16]) && g4->all_kl[MQ_DTYPE_F16] >= 0);
+    for (int g = 0; g < g4->n_groups; g++) {
+        int first = -1;
+        for (int f = MQ_DTYPE_Q8_0; f <= MQ_DTYPE_Q4_0; f++) {
+            double sum = 0;
+            for (int l = 0; l < m->n_layers; l++) {
+                if (g4->group[l] != g)
+                    continue;
+                if (first < 0)
+                    first = l;
+                T_CHECK(m->layers[l].role == m->layers[first].role); /* one role per group */
+                sum += g4->loss[l * MQ_DTYPE_COUNT + f];
+            }
+            double kl = g4->group_kl[g * MQ_DTYPE_COUNT + f];
+            T_CHECK_MSG(fabs(sum - kl) <= 1e-12 + 1e-9 * kl, "group %s %d: %g vs %g", g4->group_names[g], f, sum, kl);
+        }
+    }
+    /* the first and the last block are groups of one layer: their measured KL */
+    for (int l = 0; l < m->n_layers; l++)
+        if (m->layers[l].block == 0 || m->layers[l].block == n_blocks - 1 || m->layers[l].block < 0) {
+            T_CHECK(g4->group_size[g4->group[l]] == 1);
+            T_CHECK(g4->loss[l * MQ_DTYPE_COUNT + MQ_DTYPE_Q4_0] == meas->kl[l * MQ_DTYPE_COUNT + MQ_DTYPE_Q4_0]);
+        }
+    /* sensitivity.yaml keeps the groups and reads back as the same losses */
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/grouped.yaml", t_tmpdir());
+    T_CHECK(rpt_sensitivity_write(g4, path) == MQ_OK);
+    struct srch_sensitivity *back = NULL;
+    T_CHECK(rpt_sensitivity_read(path, &back) == MQ_OK && back->method == SRCH_SENS_GROUPED);
+    for (int i = 0; i < m->n_layers * MQ_DTYPE_COUNT; i++)
+        T_CHECK(isnan(g4->loss[i]) ? isnan(back->loss[i]) : fabs(back->loss[i] - g4->loss[i]) <= 1e-5 * g4->loss[i]);
+    srch_sensitivity_free(back);
+    srch_sensitivity_free(meas);
+    srch_sensitivity_free(g1);
+    srch_sensitivity_free(g4);
+    be_close(be);
+    mq_model_free(m);
+    return T_PASS;
+}
+
+const struct mq_test tune_tests[] = {
+    {"tune/sensitivity-grouped", test_sensitivity_grouped},
+    {"tune/front-equals-exhaustive", test_front_exhaustive},
+    {"tune/validated-remeasured", test_validated_remeasured},
+    {"tune/refusals", test_refusals},
+    {NULL, NULL},
+};
