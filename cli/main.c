@@ -12,9 +12,19 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"tune", cmd_tune, "the main job: profile, sensitivity, Pareto search, validated plan"},
     {"info", cmd_info, "architecture, hyperparameters, every quantizable layer, sizes"},
     {"eval", cmd_eval, "perplexity and KL divergence of a plan on evaluation text"},
-    {"backends", cmd_backends, "backends compiled in: usable or why not, and what they use"},
+    {"profile", cmd_profile, "per-layer costs in each format on this target, with counters"},
+    {"memory", cmd_memory, "what a plan needs in memory: the memory model and the measured peak RSS"},
+    {"sensitivity", cmd_sensitivity, "quality loss of each layer in each format: measured, grouped or proxy"},
+    {"search", cmd_search, "the Pareto front from a profile and a sensitivity table"},
+    {"compare", cmd_compare, "hardware comparison report (HTML, Markdown) from profiles and fronts of several targets"},
+    {"backends", cmd_backends, "backends, their capabilities, counters and the topology"},
+    {"quantize", cmd_quantize, "write a GGUF with each layer in its planned format (a front point, a plan)"},
+    {"export", cmd_export, "a plan as a recipe for llama.cpp (llama-quantize), trtexec or onnxruntime"},
+    {"agent", cmd_agent, "serve measurements on stdin/stdout for a host's 'tune --remote'"},
+    {"synth", cmd_synth, "a llama-shaped GGUF of random weights at real sizes, for cost work"},
 };
 
 static void usage(FILE *f)
@@ -25,7 +35,7 @@ static void usage(FILE *f)
                "this hardware, and picks per-layer formats (F16, Q8_0, Q4_0) for given budgets.\n\n"
                "commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\noptions:\n"
                "  -v, --verbose   more messages on stderr (debug)\n"
                "  -q, --quiet     only warnings and errors on stderr\n"
@@ -61,6 +71,8 @@ int main(int argc, char **argv)
     for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
         if (!strcmp(argv[i], commands[c].name))
             return commands[c].fn(argc - i, argv + i);
+    if (!strcmp(argv[i], "__memory-probe")) /* internal, not listed */
+        return cmd_memory_probe(argc - i, argv + i);
     if (!strcmp(argv[i], "help")) {
         usage(stdout);
         return CLI_OK;

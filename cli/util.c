@@ -3,9 +3,17 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/dtype.h"
+#include "core/status.h"
+#include "model/plan.h"
+#include "reports/front_io.h"
+#include "reports/plan_io.h"
+#include "reports/yaml_doc.h"
 
 #ifndef MIXQ_DATADIR
 #define MIXQ_DATADIR "."
@@ -38,6 +46,26 @@ int cli_parse_int(const char *cmd, const char *opt, const char *s, long long lo,
     return CLI_OK;
 }
 
+int cli_parse_formats(const char *cmd, const char *list, uint32_t *mask)
+{
+    *mask = 0;
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", list);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        enum mq_dtype t;
+        if (mq_dtype_from_name(tok, &t) < 0 || !mq_dtype_get(t)->is_plan_format) {
+            char known[128];
+            mq_dtype_list_plan_formats(known, sizeof(known));
+            return cli_usage_error(cmd, "'%s' in --formats is not a format (%s)", tok, known);
+        }
+        *mask |= 1u << t;
+    }
+    if (!*mask)
+        return cli_usage_error(cmd, "--formats is empty");
+    return CLI_OK;
+}
+
 const char *cli_datadir(void)
 {
     const char *d = getenv("MIXQ_DATADIR");
@@ -64,3 +92,45 @@ const char *cli_fmt_bytes(char *buf, size_t size, uint64_t bytes)
         snprintf(buf, size, "%.2f %s", v, units[u]);
     return buf;
 }
+
+int cli_check_data(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return mq_error(MQ_EIO, "cannot open evaluation data '%s': %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return mq_error(MQ_EIO, "evaluation data '%s' is not a regular file", path);
+    if (st.st_size == 0)
+        return mq_error(MQ_EINVAL, "evaluation data '%s' is empty", path);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mq_error(MQ_EIO, "cannot open evaluation data '%s': %s", path, strerror(errno));
+    fclose(f);
+    return MQ_OK;
+}
+
+int cli_load_plan(const struct mq_model *m, const char *arg, long long point, struct mq_plan **out)
+{
+    enum mq_dtype t;
+    bool is_file = strcmp(arg, "source") != 0 && mq_dtype_from_name(arg, &t) != MQ_OK;
+    if (point >= 0 && !is_file)
+        return mq_error(MQ_EINVAL, "--point selects a point of a front.yaml, not of the plan '%s'", arg);
+    if (strcmp(arg, "source") == 0)
+        return mq_plan_source(m, out);
+    if (mq_dtype_from_name(arg, &t) == MQ_OK) {
+        if (!mq_dtype_get(t)->is_plan_format)
+            return mq_error(MQ_EINVAL, "'%s' is not a format a plan can choose", arg);
+        int rc = mq_plan_uniform(m, t, out);
+        return rc < 0 ? rc : mq_plan_check(m, *out);
+    }
+    char schema[64];
+    int rc = rpt_yaml_schema_of(arg, schema, sizeof(schema));
+    if (rc < 0)
+        return rc;
+    if (!strcmp(schema, "front"))
+        return rpt_front_read_plan(m, arg, (int)point, out);
+    if (point >= 0)
+        return mq_error(MQ_EINVAL, "--point selects a point of a front.yaml, and '%s' is a %s file", arg, schema);
+    return rpt_plan_read(m, arg, out);
+}
+

@@ -145,7 +145,32 @@ struct mq_eval {
     bool progress;
     float *ref_logits; /* [n_scored][V] or NULL */
     double ref_seconds;
+    /* the context of the last plan evaluated, kept so that the next plan only re-uploads
+     * the layers whose format differs (sensitivity analysis changes one layer at a time) */
+    struct mq_llama *ctx;
 };
+
+/* A context for plan p: the kept one with its differing layers re-uploaded, or a new one. */
+static int context_for(struct mq_eval *ev, const struct mq_plan *p, struct mq_llama **out)
+{
+    int rc = mq_plan_check(ev->m, p);
+    if (rc < 0)
+        return rc;
+    if (ev->ctx) {
+        for (int i = 0; i < p->n_layers && rc == MQ_OK; i++)
+            rc = mq_llama_set_layer(ev->ctx, i, p->fmt[i]);
+        if (rc == MQ_OK) {
+            *out = ev->ctx;
+            return MQ_OK;
+        }
+        mq_llama_free(ev->ctx); /* a failed re-upload leaves no half-changed context */
+        ev->ctx = NULL;
+    }
+    rc = mq_llama_new(ev->m, p, ev->be, &(struct mq_llama_config){.n_ctx = ev->n_ctx, .n_batch = ev->n_ctx},
+                      &ev->ctx);
+    *out = ev->ctx;
+    return rc;
+}
 
 /* Chunk c's tokens, BOS in front as llama-perplexity does. */
 static void chunk_tokens(const struct mq_eval *ev, int64_t c, int32_t *chunk)
@@ -153,11 +178,6 @@ static void chunk_tokens(const struct mq_eval *ev, int64_t c, int32_t *chunk)
     memcpy(chunk, ev->tokens + c * ev->n_ctx, (size_t)ev->n_ctx * sizeof(*chunk));
     if (ev->bos >= 0)
         chunk[0] = ev->bos;
-}
-
-static int new_context(const struct mq_eval *ev, const struct mq_plan *p, struct mq_llama **out)
-{
-    return mq_llama_new(ev->m, p, ev->be, &(struct mq_llama_config){.n_ctx = ev->n_ctx, .n_batch = ev->n_ctx}, out);
 }
 
 int mq_eval_new(const struct mq_model *m, struct be_backend *be, const int32_t *tokens, size_t n_tokens,
@@ -207,7 +227,7 @@ int mq_eval_new(const struct mq_model *m, struct be_backend *be, const int32_t *
         rc = mq_error(MQ_ENOMEM, "cannot keep %lld x %lld reference logits", (long long)ev->n_scored, (long long)V);
         goto done;
     }
-    if ((rc = mq_plan_uniform(m, MQ_DTYPE_F32, &p32)) < 0 || (rc = new_context(ev, p32, &ref)) < 0)
+    if ((rc = mq_plan_uniform(m, MQ_DTYPE_F32, &p32)) < 0 || (rc = context_for(ev, p32, &ref)) < 0)
         goto done;
     double t0 = now_s();
     for (int64_t c = 0; c < ev->n_chunks; c++) {
@@ -225,7 +245,6 @@ int mq_eval_new(const struct mq_model *m, struct be_backend *be, const int32_t *
 done:
     free(chunk);
     free(lr);
-    mq_llama_free(ref);
     mq_plan_free(p32);
     if (rc < 0) {
         mq_eval_free(ev);
@@ -239,6 +258,7 @@ void mq_eval_free(struct mq_eval *ev)
 {
     if (!ev)
         return;
+    mq_llama_free(ev->ctx);
     free(ev->tokens);
     free(ev->ref_logits);
     free(ev);
@@ -264,7 +284,7 @@ int mq_eval_plan(struct mq_eval *ev, const struct mq_plan *p, const char *save_l
                       (long long)V);
         goto done;
     }
-    if ((rc = new_context(ev, p, &test)) < 0)
+    if ((rc = context_for(ev, p, &test)) < 0)
         goto done;
     if (save_logits && (rc = logits_open(&lf, save_logits, n_ctx, V, ev->n_chunks, ev->tokens)) < 0)
         goto done;
@@ -331,7 +351,6 @@ int mq_eval_plan(struct mq_eval *ev, const struct mq_plan *p, const char *save_l
     }
 done:
     rc = logits_close(&lf, rc);
-    mq_llama_free(test);
     free(rec);
     free(chunk);
     free(lt);

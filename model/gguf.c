@@ -11,6 +11,8 @@
  * replacing it is swapping one buffer) and lays the file out as llama.cpp's gguf writer
  * does: header, key/values, tensor infos, zero padding to the alignment, then each
  * tensor's data followed by zero padding to the alignment (after the last one too).
+ * A tensor added with a row callback is produced at write time into one chunk buffer
+ * shared by all such tensors, so files larger than memory stream through it.
  */
 #include "model/gguf.h"
 
@@ -1171,7 +1173,9 @@ struct wtensor {
     uint32_t n_dims;
     int64_t ne[MQ_GGUF_MAX_DIMS];
     size_t nbytes;
-    const void *data; /* borrowed */
+    const void *data; /* borrowed; NULL when fn produces the rows */
+    mq_gguf_rows_fn fn;
+    void *fn_ctx;     /* borrowed */
 };
 
 struct mq_gguf_writer {
@@ -1318,7 +1322,7 @@ static uint8_t *value_put(uint8_t *p, const struct mq_gguf_value *v)
     }
 }
 
-static struct wkv *writer_find(struct mq_gguf_writer *w, const void *key, size_t len)
+static struct wkv *writer_find(const struct mq_gguf_writer *w, const void *key, size_t len)
 {
     for (size_t i = 0; i < w->n_kv; i++)
         if (w->kv[i].key_len == len && (len == 0 || memcmp(w->kv[i].key, key, len) == 0))
@@ -1478,8 +1482,10 @@ void mq_gguf_writer_remove(struct mq_gguf_writer *w, const char *key)
     w->n_kv--;
 }
 
-int mq_gguf_writer_add_tensor(struct mq_gguf_writer *w, const char *name, enum mq_dtype type,
-                              uint32_t n_dims, const int64_t *ne, const void *data)
+/* Adds a tensor with either its bytes (data) or a row callback (fn). */
+static int writer_add(struct mq_gguf_writer *w, const char *name, enum mq_dtype type,
+                      uint32_t n_dims, const int64_t *ne, const void *data, mq_gguf_rows_fn fn,
+                      void *fn_ctx)
 {
     size_t len = strlen(name);
     if (len > MQ_GGUF_MAX_NAME)
@@ -1491,7 +1497,7 @@ int mq_gguf_writer_add_tensor(struct mq_gguf_writer *w, const char *name, enum m
     if (n_dims < 1 || n_dims > MQ_GGUF_MAX_DIMS)
         return mq_error(MQ_EINVAL, "tensor '%s' has %u dimensions, want 1 to %d", name, n_dims,
                         MQ_GGUF_MAX_DIMS);
-    struct wtensor t = {.type = type, .n_dims = n_dims, .data = data};
+    struct wtensor t = {.type = type, .n_dims = n_dims, .data = data, .fn = fn, .fn_ctx = fn_ctx};
     memcpy(t.name, name, len + 1);
     int64_t n_elems = 1;
     for (uint32_t d = 0; d < MQ_GGUF_MAX_DIMS; d++) {
@@ -1513,7 +1519,7 @@ int mq_gguf_writer_add_tensor(struct mq_gguf_writer *w, const char *name, enum m
     if (blocks > SIZE_MAX / tr->block_bytes)
         return mq_error(MQ_EINVAL, "tensor '%s': size overflows", name);
     t.nbytes = (size_t)blocks * tr->block_bytes;
-    if (!data)
+    if (!data && !fn)
         return mq_error(MQ_EINVAL, "tensor '%s' has no data", name);
     for (size_t i = 0; i < w->n_t; i++)
         if (strcmp(w->t[i].name, name) == 0)
@@ -1529,6 +1535,20 @@ int mq_gguf_writer_add_tensor(struct mq_gguf_writer *w, const char *name, enum m
     }
     w->t[w->n_t++] = t;
     return MQ_OK;
+}
+
+int mq_gguf_writer_add_tensor(struct mq_gguf_writer *w, const char *name, enum mq_dtype type,
+                              uint32_t n_dims, const int64_t *ne, const void *data)
+{
+    return writer_add(w, name, type, n_dims, ne, data, NULL, NULL);
+}
+
+int mq_gguf_writer_add_tensor_fn(struct mq_gguf_writer *w, const char *name, enum mq_dtype type,
+                                 uint32_t n_dims, const int64_t *ne, mq_gguf_rows_fn fn, void *ctx)
+{
+    if (!fn)
+        return mq_error(MQ_EINVAL, "tensor '%s' has no row function", name);
+    return writer_add(w, name, type, n_dims, ne, NULL, fn, ctx);
 }
 
 static const uint8_t zeros[4096];
@@ -1614,23 +1634,80 @@ static int writer_meta(const struct mq_gguf_writer *w, uint32_t alignment, uint8
     return MQ_OK;
 }
 
+static uint32_t writer_alignment(const struct mq_gguf_writer *w)
+{
+    const struct wkv *akv = writer_find(w, GGUF_ALIGNMENT_KEY, strlen(GGUF_ALIGNMENT_KEY));
+    /* checked to be a u32 power of two when set */
+    return akv ? le32(akv->val + 4) : MQ_GGUF_DEFAULT_ALIGNMENT;
+}
+
+int mq_gguf_writer_file_size(const struct mq_gguf_writer *w, uint64_t *bytes)
+{
+    uint32_t alignment = writer_alignment(w);
+    uint8_t *meta;
+    size_t meta_len;
+    int rc = writer_meta(w, alignment, &meta, &meta_len);
+    if (rc < 0)
+        return rc;
+    free(meta);
+    uint64_t size = meta_len; /* writer_meta checked that the aligned offsets do not overflow */
+    for (size_t i = 0; i < w->n_t; i++)
+        size += align_up(w->t[i].nbytes, alignment);
+    *bytes = size;
+    return MQ_OK;
+}
+
+/* Writes tensor t's rows as its callback produces them, a chunk at a time through buf
+ * (buf_size bytes, at least one row). */
+static int write_rows(FILE *f, const struct wtensor *t, uint8_t *buf, size_t buf_size,
+                      const char *path)
+{
+    int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
+    size_t row_bytes = t->nbytes / (size_t)rows;
+    int64_t per = (int64_t)(buf_size / row_bytes);
+    MQ_ASSERT(per >= 1);
+    for (int64_t r = 0; r < rows; r += per) {
+        int64_t n = rows - r < per ? rows - r : per;
+        int rc = t->fn(t->fn_ctx, t->name, r, n, buf);
+        if (rc == MQ_OK)
+            rc = write_all(f, buf, (size_t)n * row_bytes, path);
+        if (rc < 0)
+            return rc;
+    }
+    return MQ_OK;
+}
+
 int mq_gguf_writer_write(struct mq_gguf_writer *w, const char *path)
 {
     uint8_t *meta = NULL;
     size_t meta_len = 0;
     char *tmp = NULL;
     FILE *f = NULL;
+    uint8_t *chunk = NULL;
+    size_t chunk_size = 0;
     int fd = -1;
     int rc;
 
-    uint32_t alignment = MQ_GGUF_DEFAULT_ALIGNMENT;
-    const struct wkv *akv = writer_find(w, GGUF_ALIGNMENT_KEY, strlen(GGUF_ALIGNMENT_KEY));
-    if (akv) /* checked to be a u32 power of two when set */
-        alignment = le32(akv->val + 4);
-
+    uint32_t alignment = writer_alignment(w);
     rc = writer_meta(w, alignment, &meta, &meta_len);
     if (rc < 0)
         goto fail;
+    /* one buffer for the tensors whose rows are produced at write time */
+    for (size_t i = 0; i < w->n_t; i++) {
+        const struct wtensor *t = &w->t[i];
+        if (!t->fn)
+            continue;
+        size_t row_bytes = t->nbytes / (size_t)(t->ne[1] * t->ne[2] * t->ne[3]);
+        size_t want = row_bytes > MQ_GGUF_CHUNK_BYTES ? row_bytes : MQ_GGUF_CHUNK_BYTES;
+        if (want > t->nbytes)
+            want = t->nbytes;
+        if (want > chunk_size)
+            chunk_size = want;
+    }
+    if (chunk_size && !(chunk = malloc(chunk_size))) {
+        rc = mq_error(MQ_ENOMEM, "'%s': out of memory for a %zu-byte write buffer", path, chunk_size);
+        goto fail;
+    }
 
     size_t plen = strlen(path);
     const char suffix[] = ".tmp-XXXXXX";
@@ -1664,7 +1741,7 @@ int mq_gguf_writer_write(struct mq_gguf_writer *w, const char *path)
     rc = write_all(f, meta, meta_len, path);
     for (size_t i = 0; rc == MQ_OK && i < w->n_t; i++) {
         const struct wtensor *t = &w->t[i];
-        rc = write_all(f, t->data, t->nbytes, path);
+        rc = t->fn ? write_rows(f, t, chunk, chunk_size, path) : write_all(f, t->data, t->nbytes, path);
         if (rc == MQ_OK)
             rc = write_zeros(f, align_up(t->nbytes, alignment) - t->nbytes, path);
     }
@@ -1687,6 +1764,7 @@ int mq_gguf_writer_write(struct mq_gguf_writer *w, const char *path)
     }
     free(tmp);
     free(meta);
+    free(chunk);
     return MQ_OK;
 fail:
     if (f)
@@ -1698,5 +1776,6 @@ fail:
         free(tmp);
     }
     free(meta);
+    free(chunk);
     return rc;
 }

@@ -29,10 +29,14 @@
  * in the order added. So reading a file laid out that way and writing everything back
  * in order reproduces it byte for byte.
  *
+ * A file larger than memory (a synthetic 7B model) is written by adding tensors whose
+ * rows a callback produces at write time, a chunk at a time (mq_gguf_writer_add_tensor_fn):
+ * the writer then holds one chunk of data, never the model.
+ *
  * Ownership: an mq_gguf owns its mapping; every pointer it hands out (strings, array
  * data, tensor data, tensor infos) is borrowed and lives until mq_gguf_close. A writer
- * copies keys and values it is given; tensor data are borrowed and must stay valid until
- * mq_gguf_writer_write returns.
+ * copies keys and values it is given; tensor data (and the context of a row callback)
+ * are borrowed and must stay valid until mq_gguf_writer_write returns.
  *
  * Dependency rule: model/ depends on backends/ and core/ only; this file on core/ only.
  */
@@ -202,6 +206,25 @@ void mq_gguf_writer_remove(struct mq_gguf_writer *w, const char *key);
  * block size. `data` (the tensor's bytes, row after row) is borrowed until write. */
 int mq_gguf_writer_add_tensor(struct mq_gguf_writer *w, const char *name, enum mq_dtype type,
                               uint32_t n_dims, const int64_t *ne, const void *data);
+
+/* Produces rows [row0, row0 + n_rows) of tensor `name` into dst: n_rows rows of ne[0]
+ * elements in the tensor's type, back to back (dimensions past the first are flattened
+ * into rows). Returns MQ_OK, or a negative status after printing one line, which makes
+ * the write fail (and leave no file). */
+typedef int (*mq_gguf_rows_fn)(void *ctx, const char *name, int64_t row0, int64_t n_rows, void *dst);
+
+/* Rows per callback: as many as fit in this many bytes, at least one. */
+#define MQ_GGUF_CHUNK_BYTES ((size_t)4 << 20)
+
+/* Adds a tensor like mq_gguf_writer_add_tensor, whose data `fn` produces at write time, in
+ * file order and rows in order, in chunks of about MQ_GGUF_CHUNK_BYTES (one buffer the
+ * writer owns). `ctx` is borrowed until write returns. */
+int mq_gguf_writer_add_tensor_fn(struct mq_gguf_writer *w, const char *name, enum mq_dtype type,
+                                 uint32_t n_dims, const int64_t *ne, mq_gguf_rows_fn fn, void *ctx);
+
+/* The size in bytes of the file mq_gguf_writer_write would write now (metadata, tensor
+ * data and padding), e.g. to check free disk space first. */
+int mq_gguf_writer_file_size(const struct mq_gguf_writer *w, uint64_t *bytes);
 
 /* Writes everything to path atomically. On failure nothing is left at path (an
  * existing file there is kept unchanged) and no temporary file remains. */

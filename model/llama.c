@@ -18,6 +18,11 @@ struct mq_llama {
     struct be_tensor *k_cache, *v_cache; /* [n_layer] of [head_dim * n_head_kv, n_ctx] */
     /* activations for n_batch tokens */
     struct be_tensor ids, x, h, q, attn, o, g, u, logits;
+    enum mq_dtype *fmt;         /* [n_layers] current format of each layer */
+    mq_llama_capture_fn capture;
+    void *capture_arg;
+    float *capture_buf;         /* host copy of one matmul input */
+    size_t capture_cap;
 };
 
 /* Converts weights of `type` (rows of n_in) to `fmt` in host memory; *buf receives
@@ -88,11 +93,12 @@ int mq_llama_new(const struct mq_model *m, const struct mq_plan *plan, struct be
     if (l->n_batch > l->n_ctx)
         l->n_batch = l->n_ctx;
     l->w = calloc((size_t)m->n_layers, sizeof(*l->w));
+    l->fmt = calloc((size_t)m->n_layers + 1, sizeof(*l->fmt));
     l->attn_norm = calloc((size_t)hp->n_layer, sizeof(*l->attn_norm));
     l->ffn_norm = calloc((size_t)hp->n_layer, sizeof(*l->ffn_norm));
     l->k_cache = calloc((size_t)hp->n_layer, sizeof(*l->k_cache));
     l->v_cache = calloc((size_t)hp->n_layer, sizeof(*l->v_cache));
-    if (!l->w || !l->attn_norm || !l->ffn_norm || !l->k_cache || !l->v_cache) {
+    if (!l->w || !l->fmt || !l->attn_norm || !l->ffn_norm || !l->k_cache || !l->v_cache) {
         rc = mq_error(MQ_ENOMEM, "cannot allocate a forward-pass context");
         goto fail;
     }
@@ -108,6 +114,7 @@ int mq_llama_new(const struct mq_model *m, const struct mq_plan *plan, struct be
         if (rc < 0)
             goto fail;
         l->weight_bytes += l->w[i].nbytes;
+        l->fmt[i] = plan->fmt[i];
     }
     for (int b = 0; b < hp->n_layer; b++)
         if ((rc = upload_norm(l, m->attn_norm[b], &l->attn_norm[b])) < 0 ||
@@ -175,6 +182,8 @@ void mq_llama_free(struct mq_llama *l)
     for (size_t i = 0; i < sizeof(acts) / sizeof(acts[0]); i++)
         be_free(l->be, acts[i]);
     free(l->w);
+    free(l->fmt);
+    free(l->capture_buf);
     free(l->attn_norm);
     free(l->ffn_norm);
     free(l->k_cache);
@@ -183,6 +192,57 @@ void mq_llama_free(struct mq_llama *l)
 }
 
 int64_t mq_llama_n_ctx(const struct mq_llama *l) { return l->n_ctx; }
+
+int mq_llama_set_layer(struct mq_llama *l, int layer, enum mq_dtype fmt)
+{
+    const struct mq_model *m = l->m;
+    if (layer < 0 || layer >= m->n_layers)
+        return mq_error(MQ_EINVAL, "layer %d outside 0..%d", layer, m->n_layers - 1);
+    if (l->fmt[layer] == fmt)
+        return MQ_OK;
+    const struct mq_layer *ly = &m->layers[layer];
+    if (!mq_dtype_get(fmt)->is_plan_format || !mq_layer_allows(ly, fmt))
+        return mq_error(MQ_EINVAL, "layer '%s' cannot be stored as %s", ly->name, mq_dtype_name(fmt));
+    const void *data;
+    void *buf;
+    int rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, fmt, &data, &buf);
+    if (rc < 0)
+        return rc;
+    struct be_tensor t;
+    rc = be_upload(l->be, &t, fmt, 2, (int64_t[]){ly->n_in, ly->n_out}, data, BE_USE_MATRIX);
+    free(buf);
+    if (rc < 0)
+        return rc;
+    l->weight_bytes -= l->w[layer].nbytes;
+    be_free(l->be, &l->w[layer]);
+    l->w[layer] = t;
+    l->weight_bytes += t.nbytes;
+    l->fmt[layer] = fmt;
+    return MQ_OK;
+}
+
+void mq_llama_set_capture(struct mq_llama *l, mq_llama_capture_fn fn, void *arg)
+{
+    l->capture = fn;
+    l->capture_arg = arg;
+}
+
+/* Hands a matmul's input x [K, M] to the capture hook (host copy). */
+static int capture_input(struct mq_llama *l, int layer, const struct be_tensor *x)
+{
+    size_t n = x->nbytes;
+    if (n > l->capture_cap) {
+        float *nb = realloc(l->capture_buf, n);
+        if (!nb)
+            return mq_error(MQ_ENOMEM, "cannot allocate %zu bytes to capture activations", n);
+        l->capture_buf = nb;
+        l->capture_cap = n;
+    }
+    int rc = be_read(l->be, x, 0, l->capture_buf, n);
+    if (rc < 0)
+        return rc;
+    return l->capture(l->capture_arg, layer, l->capture_buf, x->ne[0], x->ne[1]);
+}
 
 int64_t mq_llama_n_batch(const struct mq_llama *l) { return l->n_batch; }
 
@@ -202,6 +262,17 @@ static struct be_tensor as3(const struct be_tensor *t, int64_t d0, int64_t d1, i
     MQ_ASSERT(be_view_reshape(t, 3, (int64_t[]){d0, d1, d2}, &v) == MQ_OK);
     return v;
 }
+
+/* A matmul of layer `li` on input `in`, with the capture hook in front when set. */
+#define MATMUL(li, in, out)                                                                       \
+    do {                                                                                          \
+        if (l->capture) {                                                                         \
+            int rc_c = capture_input(l, (li), (in));                                              \
+            if (rc_c < 0)                                                                         \
+                return rc_c;                                                                      \
+        }                                                                                         \
+        RUN(.op = BE_OP_MATMUL, .src = {&l->w[(li)], (in)}, .dst = (out));                       \
+    } while (0)
 
 #define RUN(...)                                                                                  \
     do {                                                                                          \
@@ -241,9 +312,9 @@ int mq_llama_decode(struct mq_llama *l, const int32_t *tokens, int64_t n, int64_
             return rc;
         struct be_tensor kc3 = as3(&kc, D, Hkv, n);
         RUN(.op = BE_OP_RMSNORM, .src = {&x, &l->attn_norm[b]}, .dst = &h, .p.rmsnorm.eps = hp->norm_eps);
-        RUN(.op = BE_OP_MATMUL, .src = {&l->w[bl[MQ_ROLE_ATTN_Q]], &h}, .dst = &q);
-        RUN(.op = BE_OP_MATMUL, .src = {&l->w[bl[MQ_ROLE_ATTN_K]], &h}, .dst = &kc);
-        RUN(.op = BE_OP_MATMUL, .src = {&l->w[bl[MQ_ROLE_ATTN_V]], &h}, .dst = &vc);
+        MATMUL(bl[MQ_ROLE_ATTN_Q], &h, &q);
+        MATMUL(bl[MQ_ROLE_ATTN_K], &h, &kc);
+        MATMUL(bl[MQ_ROLE_ATTN_V], &h, &vc);
         RUN(.op = BE_OP_ROPE, .src = {&q3}, .dst = &q3,
             .p.rope = {.pos0 = pos0, .n_rot = hp->n_rot, .mode = hp->rope_mode,
                        .theta = hp->rope_theta, .freq_scale = hp->rope_freq_scale});
@@ -252,17 +323,17 @@ int mq_llama_decode(struct mq_llama *l, const int32_t *tokens, int64_t n, int64_
                        .theta = hp->rope_theta, .freq_scale = hp->rope_freq_scale});
         RUN(.op = BE_OP_ATTENTION, .src = {&q3, &l->k_cache[b], &l->v_cache[b]}, .dst = &attn,
             .p.attention = {.pos0 = pos0, .n_kv = pos0 + n, .scale = 1.0f / sqrtf((float)D)});
-        RUN(.op = BE_OP_MATMUL, .src = {&l->w[bl[MQ_ROLE_ATTN_OUTPUT]], &attn}, .dst = &o);
+        MATMUL(bl[MQ_ROLE_ATTN_OUTPUT], &attn, &o);
         RUN(.op = BE_OP_ADD, .src = {&x, &o}, .dst = &x);
         RUN(.op = BE_OP_RMSNORM, .src = {&x, &l->ffn_norm[b]}, .dst = &h, .p.rmsnorm.eps = hp->norm_eps);
-        RUN(.op = BE_OP_MATMUL, .src = {&l->w[bl[MQ_ROLE_FFN_GATE]], &h}, .dst = &g);
-        RUN(.op = BE_OP_MATMUL, .src = {&l->w[bl[MQ_ROLE_FFN_UP]], &h}, .dst = &u);
+        MATMUL(bl[MQ_ROLE_FFN_GATE], &h, &g);
+        MATMUL(bl[MQ_ROLE_FFN_UP], &h, &u);
         RUN(.op = BE_OP_SWIGLU, .src = {&g, &u}, .dst = &g);
-        RUN(.op = BE_OP_MATMUL, .src = {&l->w[bl[MQ_ROLE_FFN_DOWN]], &g}, .dst = &o);
+        MATMUL(bl[MQ_ROLE_FFN_DOWN], &g, &o);
         RUN(.op = BE_OP_ADD, .src = {&x, &o}, .dst = &x);
     }
     RUN(.op = BE_OP_RMSNORM, .src = {&x, &l->output_norm}, .dst = &h, .p.rmsnorm.eps = hp->norm_eps);
-    RUN(.op = BE_OP_MATMUL, .src = {&l->w[m->layer_output], &h}, .dst = &lg);
+    MATMUL(m->layer_output, &h, &lg);
     if (logits)
         return be_read(l->be, &lg, 0, logits, (size_t)n * (size_t)hp->n_vocab * sizeof(float));
     return be_sync(l->be);

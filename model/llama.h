@@ -50,6 +50,16 @@ void mq_llama_free(struct mq_llama *l);
 int mq_llama_decode(struct mq_llama *l, const int32_t *tokens, int64_t n, int64_t pos0, float *logits);
 
 int64_t mq_llama_n_ctx(const struct mq_llama *l);
+
+/* Re-uploads one layer's weights in another format (converted from the source), leaving
+ * the rest as it is: sensitivity analysis changes one layer at a time. */
+int mq_llama_set_layer(struct mq_llama *l, int layer, enum mq_dtype fmt);
+
+/* Called with each matmul's input activations before the matmul runs: x holds K x M
+ * floats (M columns of K, host copy, valid during the call). A negative return stops the
+ * forward pass with that status. NULL turns capturing off. */
+typedef int (*mq_llama_capture_fn)(void *arg, int layer, const float *x, int64_t K, int64_t M);
+void mq_llama_set_capture(struct mq_llama *l, mq_llama_capture_fn fn, void *arg);
 int64_t mq_llama_n_batch(const struct mq_llama *l);
 
 /* Weights of `type` (rows of n_in values, `rows` rows) converted to `fmt` with core/dtype's

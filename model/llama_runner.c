@@ -249,6 +249,39 @@ static int llama_quality_eval(void *q, const struct mq_plan *p, struct mq_qualit
 
 static void llama_quality_free(void *q) { mq_eval_free(q); }
 
+static int llama_capture(const struct mq_model *m, struct be_backend *be, const struct mq_quality_config *cfg,
+                         mq_capture_fn fn, void *arg)
+{
+    if (!cfg->data)
+        return mq_error(MQ_EINVAL, "llama models are calibrated on a text: no text given");
+    char *text = NULL;
+    size_t len = 0, n_tokens = 0;
+    int32_t *tokens = NULL;
+    struct mq_plan *p32 = NULL;
+    struct mq_llama *l = NULL;
+    int rc = read_file(cfg->data, &text, &len);
+    if (rc == MQ_OK)
+        rc = mq_vocab_tokenize_special(m->vocab, text, len, true, &tokens, &n_tokens);
+    int64_t ctx = cfg->ctx ? cfg->ctx : (m->hp.n_ctx_train < 512 ? m->hp.n_ctx_train : 512);
+    if (rc == MQ_OK && (int64_t)n_tokens < ctx)
+        ctx = (int64_t)n_tokens;
+    if (rc == MQ_OK && ctx < 2)
+        rc = mq_error(MQ_EINVAL, "calibration text '%s' has %zu tokens", cfg->data, n_tokens);
+    if (rc == MQ_OK)
+        rc = mq_plan_uniform(m, MQ_DTYPE_F32, &p32);
+    if (rc == MQ_OK)
+        rc = mq_llama_new(m, p32, be, &(struct mq_llama_config){.n_ctx = ctx, .n_batch = ctx}, &l);
+    if (rc == MQ_OK) {
+        mq_llama_set_capture(l, fn, arg);
+        rc = mq_llama_decode(l, tokens, ctx, 0, NULL);
+    }
+    mq_llama_free(l);
+    mq_plan_free(p32);
+    free(tokens);
+    free(text);
+    return rc;
+}
+
 const struct mq_runner_ops mq_llama_runner = {
     .kind = "llama",
     .default_workload = "decode:512",
@@ -262,6 +295,7 @@ const struct mq_runner_ops mq_llama_runner = {
     .quality_new = llama_quality_new,
     .quality_eval = llama_quality_eval,
     .quality_free = llama_quality_free,
+    .capture = llama_capture,
 };
 
 int mq_runner_check(const struct mq_model *m, const struct mq_workload *w)

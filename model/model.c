@@ -9,6 +9,7 @@
 #include "backends/backend.h"
 #include "core/log.h"
 #include "core/status.h"
+#include "model/onnx.h"
 #include "model/runner.h"
 #include "model/tokenizer.h"
 
@@ -254,9 +255,23 @@ static int build_layers(struct mq_model *m)
     return MQ_OK;
 }
 
+/* Whether the file starts with GGUF's magic; files that cannot be read go to the GGUF
+ * reader, which says why. */
+static bool is_gguf(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char magic[4];
+    bool yes = !f || fread(magic, 1, 4, f) < 4 || memcmp(magic, "GGUF", 4) == 0;
+    if (f)
+        fclose(f);
+    return yes;
+}
+
 int mq_model_load(const char *path, struct mq_model **out)
 {
     *out = NULL;
+    if (!is_gguf(path))
+        return mq_onnx_model_load(path, out);
     struct mq_model *m = calloc(1, sizeof(*m));
     if (!m)
         return mq_error(MQ_ENOMEM, "cannot allocate a model");

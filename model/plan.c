@@ -16,9 +16,23 @@ int mq_plan_uniform(const struct mq_model *m, enum mq_dtype fmt, struct mq_plan 
         return mq_error(MQ_ENOMEM, "cannot allocate a plan of %d layers", m->n_layers);
     }
     p->n_layers = m->n_layers;
-    for (int i = 0; i < m->n_layers; i++)
+    /* a layer whose rows are not whole blocks of fmt (an ONNX depthwise conv with K = 9)
+     * keeps f16 (or f32 where fmt is wider or f16 does not fit) */
+    int kept = 0;
+    enum mq_dtype fallback = MQ_DTYPE_F32;
+    for (int i = 0; i < m->n_layers; i++) {
         p->fmt[i] = fmt;
-    snprintf(p->label, sizeof(p->label), "%s", mq_dtype_name(fmt));
+        if (mq_layer_allows(&m->layers[i], fmt) || !mq_dtype_get(fmt)->is_plan_format)
+            continue;
+        bool narrower = mq_dtype_bits_per_weight(fmt) < 16.0;
+        p->fmt[i] = fallback = narrower && mq_layer_allows(&m->layers[i], MQ_DTYPE_F16) ? MQ_DTYPE_F16 : MQ_DTYPE_F32;
+        kept++;
+    }
+    if (kept)
+        snprintf(p->label, sizeof(p->label), "%s (%s in %d layer%s whose rows are not whole blocks)",
+                 mq_dtype_name(fmt), mq_dtype_name(fallback), kept, kept > 1 ? "s" : "");
+    else
+        snprintf(p->label, sizeof(p->label), "%s", mq_dtype_name(fmt));
     *out = p;
     return MQ_OK;
 }
@@ -105,4 +119,63 @@ void mq_plan_describe(const struct mq_plan *p, char *buf, size_t size)
         }
     }
     snprintf(buf, size, "%s", p->n_layers ? mq_dtype_name(p->fmt[0]) : "empty");
+}
+
+int mq_plan_to_string(const struct mq_plan *p, char **out)
+{
+    size_t cap = (size_t)p->n_layers * 6 + 1, used = 0;
+    char *s = malloc(cap);
+    if (!s)
+        return mq_error(MQ_ENOMEM, "cannot write a plan of %d layers", p->n_layers);
+    s[0] = '\0';
+    for (int i = 0; i < p->n_layers; i++)
+        used += (size_t)snprintf(s + used, cap - used, "%s%s", i ? "," : "", mq_dtype_name(p->fmt[i]));
+    *out = s;
+    return MQ_OK;
+}
+
+int mq_plan_from_string(const struct mq_model *m, const char *text, struct mq_plan **out)
+{
+    *out = NULL;
+    enum mq_dtype t;
+    if (!strchr(text, ',') && mq_dtype_from_name(text, &t) == MQ_OK) {
+        int rc = mq_plan_uniform(m, t, out);
+        return rc < 0 ? rc : mq_plan_check(m, *out);
+    }
+    struct mq_plan *p;
+    int rc = mq_plan_uniform(m, MQ_DTYPE_F32, &p);
+    if (rc < 0)
+        return rc;
+    const char *s = text;
+    int i = 0;
+    while (rc == MQ_OK && *s) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        char name[16];
+        if (n == 0 || n >= sizeof(name) || i >= m->n_layers) {
+            rc = mq_error(MQ_EINVAL, "plan text: entry %d is empty, too long, or beyond the model's %d layers", i,
+                          m->n_layers);
+            break;
+        }
+        memcpy(name, s, n);
+        name[n] = '\0';
+        if (mq_dtype_from_name(name, &t) < 0) {
+            rc = mq_error(MQ_EINVAL, "plan text: '%s' is not a format", name);
+            break;
+        }
+        p->fmt[i++] = t;
+        s = e ? e + 1 : s + n;
+    }
+    if (rc == MQ_OK && i != m->n_layers)
+        rc = mq_error(MQ_EINVAL, "plan text has %d formats, the model has %d layers", i, m->n_layers);
+    if (rc == MQ_OK)
+        rc = mq_plan_check(m, p);
+    if (rc < 0) {
+        mq_plan_free(p);
+        return rc;
+    }
+    snprintf(p->label, sizeof(p->label), "mixed");
+    mq_plan_describe(p, p->label, sizeof(p->label));
+    *out = p;
+    return MQ_OK;
 }

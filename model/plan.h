@@ -42,6 +42,13 @@ int mq_plan_check(const struct mq_model *m, const struct mq_plan *p);
 /* Bytes of all quantizable layers' weights in the plan's formats. */
 uint64_t mq_plan_weight_bytes(const struct mq_model *m, const struct mq_plan *p);
 
+/* A plan as text: one format name per layer, comma-separated ("f16,q4_0,q4_0,...").
+ * *out is malloc'd (the caller frees it). */
+int mq_plan_to_string(const struct mq_plan *p, char **out);
+/* The reverse; also accepts a single format name for every layer. MQ_EINVAL (printed)
+ * on a count that does not match the model or an unknown format. */
+int mq_plan_from_string(const struct mq_model *m, const char *text, struct mq_plan **out);
+
 /* Fills label with the common format name, or "mixed". */
 void mq_plan_describe(const struct mq_plan *p, char *buf, size_t size);
 

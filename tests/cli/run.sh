@@ -59,6 +59,19 @@ expect "info unknown option" 2 "$MIXQ" info --frob "$TINY"
 
 expect "backends" 0 "$MIXQ" backends
 grep_out "backends lists ref" '^ref +usable'
+# cuda is always listed: usable where a GPU is, otherwise disabled with one of the reasons
+# backends/cuda/cuda.h names (no plugin, no driver, no device, ...) on the line after it
+grep_out "backends lists cuda" '^cuda +(usable|disabled) '
+cuda_why=$(sed -n '/^cuda  *disabled/{n;p;}' "$tmp/out")
+if [ -n "$cuda_why" ]; then
+    if echo "$cuda_why" | grep -Eq '^ +why: (plugin not built|no CUDA driver|cuBLAS missing|cannot load plugin|plugin ABI mismatch|driver too old|no CUDA device|device unsupported|CUDA error)'; then
+        pass=$((pass + 1)); echo "ok   backends says why cuda is disabled"
+    else
+        fail=$((fail + 1)); echo "FAIL backends: cuda disabled without a known reason: $cuda_why"
+    fi
+fi
+MIXQ_PLUGIN_DIR="$tmp" expect "backends without the cuda plugin" 0 "$MIXQ" backends
+grep_out "backends: cuda plugin not built" '^ +why: plugin not built: no libmixq-cuda\.so in MIXQ_PLUGIN_DIR='
 
 expect "info tiny" 0 "$MIXQ" info "$TINY"
 grep_out "info layer count" '^quantizable layers \(44\):'
@@ -98,6 +111,260 @@ expect "eval threads 0" 2 "$MIXQ" eval "$TINY" --threads 0
 expect "eval threads junk" 2 "$MIXQ" eval "$TINY" --threads 2x
 expect "eval ctx too small" 2 "$MIXQ" eval "$TINY" --ctx 2
 expect "eval two models" 2 "$MIXQ" eval "$TINY" "$TINY"
+
+# profile: one-line errors for bad input; a quick profile writes profile.yaml
+expect "profile bad workload" 1 "$MIXQ" profile "$TINY" --workload warp:9 --out "$tmp/prof"
+expect "profile infer on llama" 1 "$MIXQ" profile "$TINY" --workload infer:1 --out "$tmp/prof"
+expect "profile bad formats" 2 "$MIXQ" profile "$TINY" --formats f16,q3_k --out "$tmp/prof"
+expect "profile empty formats" 2 "$MIXQ" profile "$TINY" --formats , --out "$tmp/prof"
+expect "profile bad backend" 1 "$MIXQ" profile "$TINY" --backend warp --out "$tmp/prof"
+expect "profile bad threads" 2 "$MIXQ" profile "$TINY" --threads 0 --out "$tmp/prof"
+expect "profile bad max-seconds" 2 "$MIXQ" profile "$TINY" --max-seconds -1 --out "$tmp/prof"
+expect "profile unwritable out" 1 "$MIXQ" profile "$TINY" --out /proc/mixq-no
+expect "profile quick" 0 "$MIXQ" -q profile "$TINY" --formats q4_0 --workload decode:32 --max-seconds 0.02 \
+    --no-memory --cache-dir "$tmp/cache" --out "$tmp/prof"
+grep_out "profile summary" '^measured +[0-9]+ distinct shape'
+if grep -q '^mixq_schema: profile/1' "$tmp/prof/profile.yaml" 2>/dev/null; then
+    pass=$((pass + 1)); echo "ok   profile.yaml written"
+else
+    fail=$((fail + 1)); echo "FAIL profile.yaml missing or without its schema line"
+fi
+
+# synth: usage errors; the test-sized preset written, loaded by info, marked synthetic
+expect "synth --help" 0 "$MIXQ" synth --help
+grep_out "synth --help usage" '^usage: mixq synth'
+grep_out "synth --help says cost only" 'FOR COST PROFILING ONLY'
+grep_out "synth --help lists 7B" '^  7B +Llama-2-7B: embedding 4096, 32 blocks'
+expect "synth without params" 2 "$MIXQ" synth -o "$tmp/syn.gguf"
+expect "synth unknown preset" 2 "$MIXQ" synth --params 12Q -o "$tmp/syn.gguf"
+expect "synth other arch" 2 "$MIXQ" synth --arch gpt2 --params tiny -o "$tmp/syn.gguf"
+expect "synth bad type" 2 "$MIXQ" synth --params tiny --type q3_k -o "$tmp/syn.gguf"
+expect "synth non-weight type" 2 "$MIXQ" synth --params tiny --type i32 -o "$tmp/syn.gguf"
+expect "synth without output" 2 "$MIXQ" synth --params tiny
+expect "synth extra argument" 2 "$MIXQ" synth --params tiny -o "$tmp/syn.gguf" extra
+expect "synth vocab too small" 2 "$MIXQ" synth --params tiny --vocab 5 -o "$tmp/syn.gguf"
+expect "synth bad seed" 2 "$MIXQ" synth --params tiny --seed x -o "$tmp/syn.gguf"
+expect "synth unwritable folder" 1 "$MIXQ" synth --params tiny -o "$tmp/none/syn.gguf"
+expect "synth tiny" 0 "$MIXQ" -q synth --arch llama --params tiny -o "$tmp/syn.gguf"
+grep_out "synth says what it wrote" '^wrote .*syn\.gguf: synthetic llama tiny'
+expect "synth tiny q4_0 vocab 1000" 0 "$MIXQ" -q synth --params TINY --type q4_0 --vocab 1000 --seed 9 \
+    -o "$tmp/syn-q4.gguf"
+expect "info synthetic" 0 "$MIXQ" info "$tmp/syn.gguf"
+grep_out "info synthetic name" '^name +synthetic llama tiny \(random weights'
+grep_out "info synthetic layers" '^quantizable layers \(16\):'
+grep_out "info synthetic f16" 'blk\.1\.ffn_down\.weight +ffn_down +1 +128 x 64 +f16'
+expect "info synthetic q4_0" 0 "$MIXQ" info "$tmp/syn-q4.gguf"
+grep_out "info synthetic vocab" '1000 tokens'
+grep_out "info synthetic q4_0 layers" 'output\.weight +output +- +64 x 1000 +q4_0'
+
+# sensitivity, tune, search: usage and input errors are one line before anything is
+# measured; a quick tune of the bundled model writes the front, which search and eval read
+for c in sensitivity tune search; do
+    expect "$c --help" 0 "$MIXQ" "$c" --help
+    grep_out "$c --help usage" "^usage: mixq $c"
+done
+expect "tune budget unit" 2 "$MIXQ" tune --budget 8gb
+expect "tune budget no unit" 2 "$MIXQ" tune --budget 8
+expect "tune budget nan" 2 "$MIXQ" tune --budget nanGB
+expect "tune budget absurd" 2 "$MIXQ" tune --budget 1e30GB
+expect "tune latency unit" 2 "$MIXQ" tune --latency 200
+expect "tune latency negative" 2 "$MIXQ" tune --latency -5ms
+expect "tune bad sensitivity" 2 "$MIXQ" tune --sensitivity guess
+expect "tune bad pin" 2 "$MIXQ" tune --pin output.weight
+expect "tune pin bad format" 2 "$MIXQ" tune --pin output.weight=q3_k
+expect "tune pin unknown layer" 1 "$MIXQ" tune --pin blk.77.attn_q.weight=q8_0 --out "$tmp/tune"
+expect "tune pin glob matching nothing" 1 "$MIXQ" tune --pin 'blk.*.attn_z.weight=q8_0' --out "$tmp/tune"
+expect "tune empty eval" 1 "$MIXQ" tune --eval "$tmp/empty.txt" --out "$tmp/tune"
+expect "tune missing eval" 1 "$MIXQ" tune --eval "$tmp/none.txt" --out "$tmp/tune"
+expect "tune missing model" 1 "$MIXQ" tune "$tmp/none.gguf" --out "$tmp/tune"
+expect "tune bad validate" 2 "$MIXQ" tune --validate 3
+expect "tune two models" 2 "$MIXQ" tune "$TINY" "$TINY"
+expect "tune bad config" 1 "$MIXQ" tune --config "$tmp/broken.yaml" --out "$tmp/tune"
+expect "tune quick" 0 "$MIXQ" -q tune --sensitivity proxy --budget 1GB --latency 10s --workload decode:32 \
+    --max-seconds 0.05 --ctx 64 --chunks 1 --cache-dir "$tmp/cache" --out "$tmp/tune"
+grep_out "tune summary chosen" '^\* front point [0-9]+'
+grep_out "tune summary baselines" '^  uniform q4_0 '
+grep_out "tune summary rule" '^  llama\.cpp Q4_0 rule'
+grep_out "tune summary choice" '^chosen +front point [0-9]+'
+for f in profile.yaml sensitivity.yaml front.yaml; do
+    if [ -s "$tmp/tune/$f" ]; then
+        pass=$((pass + 1)); echo "ok   tune wrote $f"
+    else
+        fail=$((fail + 1)); echo "FAIL tune did not write $f"
+    fi
+done
+if command -v gnuplot >/dev/null; then
+    for f in front-memory-loss front-latency-loss front-memory-latency validation plan sensitivity layer-times; do
+        if [ -s "$tmp/tune/$f.png" ] && [ -s "$tmp/tune/$f.svg" ] && [ -s "$tmp/tune/$f.gp" ]; then
+            pass=$((pass + 1)); echo "ok   tune plot $f"
+        else
+            fail=$((fail + 1)); echo "FAIL tune plot $f missing"
+        fi
+    done
+fi
+expect "eval chosen plan of a front" 0 "$MIXQ" eval "$TINY" --plan "$tmp/tune/front.yaml" --chunks 1 --ctx 64
+grep_out "eval front plan label" '^plan +.*\(point [0-9]+ of '
+expect "eval front point absent" 1 "$MIXQ" eval "$TINY" --plan "$tmp/tune/front.yaml" --point 999999
+expect "eval point on a format" 1 "$MIXQ" eval "$TINY" --plan q8_0 --point 1
+expect "memory --help" 0 "$MIXQ" memory --help
+grep_out "memory --help usage" '^usage: mixq memory'
+expect "memory model only" 0 "$MIXQ" memory "$TINY" --plan q4_0 --no-measure
+grep_out "memory model parts" '^  kv cache '
+expect "memory measured within 5%" 0 "$MIXQ" memory "$TINY" --plan q8_0 --workload decode:64 --max-error 5
+grep_out "memory peak RSS" '^  peak RSS .*measured; the model is [-+][0-9.]+% off'
+expect "memory front plan" 0 "$MIXQ" memory "$TINY" --plan "$tmp/tune/front.yaml" --no-measure
+expect "memory max-error without measuring" 2 "$MIXQ" memory "$TINY" --no-measure --max-error 5
+expect "memory bad max-error" 2 "$MIXQ" memory "$TINY" --max-error x
+expect "memory bad plan" 1 "$MIXQ" memory "$TINY" --plan q3_k
+expect "memory bad workload" 1 "$MIXQ" memory "$TINY" --workload infer:1
+expect "memory no model" 2 "$MIXQ" memory
+S="--profile $tmp/tune/profile.yaml --sensitivity $tmp/tune/sensitivity.yaml"
+expect "search without tables" 2 "$MIXQ" search --budget 1GB
+expect "search" 0 "$MIXQ" -q search $S --budget 1GB --out "$tmp/search"
+grep_out "search best point" '^best +point [0-9]+ as predicted'
+grep_out "search not validated" '^not validated'
+expect "search impossible memory" 1 "$MIXQ" search $S --budget 1KB --no-plots --out "$tmp/search"
+expect "search impossible latency" 1 "$MIXQ" search $S --latency 1us --no-plots --out "$tmp/search"
+expect "search unknown pin" 1 "$MIXQ" search $S --pin nope.weight=q8_0 --no-plots --out "$tmp/search"
+sed 's/^\(\( *\)loss: \).*/\1.nan/' "$tmp/tune/sensitivity.yaml" >"$tmp/nan.yaml"
+expect "search NaN sensitivity" 1 "$MIXQ" search --profile "$tmp/tune/profile.yaml" --sensitivity "$tmp/nan.yaml" \
+    --no-plots --out "$tmp/search"
+sed 's/^mixq_schema: .*/mixq_schema: plan\/1/' "$tmp/tune/profile.yaml" >"$tmp/notprof.yaml"
+expect "search not a profile" 1 "$MIXQ" search --profile "$tmp/notprof.yaml" \
+    --sensitivity "$tmp/tune/sensitivity.yaml" --no-plots --out "$tmp/search"
+expect "search other model" 1 "$MIXQ" search $S "$tmp/syn.gguf" --no-plots --out "$tmp/search"
+
+# ---- quantize and export (issue 7): a front point written as GGUF and read back, the
+# llama.cpp recipe and its rules file; a plan that does not match the model, an unknown
+# point, an unwritable output: one error line each and no file (nor temporary) left
+# no_file NAME PATH: nothing at PATH and no PATH.tmp-* beside it
+no_file() {
+    if [ ! -e "$2" ] && ! ls "$2".tmp* >/dev/null 2>&1; then
+        pass=$((pass + 1)); echo "ok   $1: no file left"
+    else
+        fail=$((fail + 1)); echo "FAIL $1: $2 (or a temporary) was left behind"
+    fi
+}
+F=$tmp/tune/front.yaml
+# a point whose plan mixes formats (the quick tune's chosen point may be uniform)
+P=$(awk '/^- index:/{i=$3} /^    layers:$/{getline; if ($0 ~ /^      [a-z]/) {print i; exit}}' "$F")
+for c in quantize export; do
+    expect "$c --help" 0 "$MIXQ" "$c" --help
+    grep_out "$c --help usage" "^usage: mixq $c"
+done
+grep_out "export --help lists trtexec" '^  trtexec '
+expect "quantize without plan" 2 "$MIXQ" quantize "$TINY" -o "$tmp/q.gguf"
+expect "quantize without output" 2 "$MIXQ" quantize "$TINY" --plan q8_0
+expect "quantize bad point" 2 "$MIXQ" quantize "$TINY" --plan "$F" --point x -o "$tmp/q.gguf"
+expect "quantize chosen point" 0 "$MIXQ" quantize "$TINY" --plan "$F" -o "$tmp/q.gguf"
+grep_out "quantize names the point" '^plan .*point [0-9]+ of '
+grep_out "quantize file type" '^layers .*general\.file_type mostly (f16|q8_0|q4_0)$'
+grep_out "quantize measured figures" '^measured +kl [0-9.e-]+, ppl '
+expect "quantize q4_0" 0 "$MIXQ" quantize "$TINY" --plan q4_0 -o "$tmp/q4.gguf"
+expect "info of the q4_0 file" 0 "$MIXQ" info "$tmp/q4.gguf"
+if [ "$(grep -cE '^ +[0-9]+ +[a-z_.0-9]+ +[a-z_]+ +[-0-9]+ +[0-9]+ x [0-9]+ +q4_0 ' "$tmp/out")" -eq 44 ]; then
+    pass=$((pass + 1)); echo "ok   quantize q4_0: info lists 44 q4_0 layers"
+else
+    fail=$((fail + 1)); echo "FAIL quantize q4_0: info does not list 44 q4_0 layers"
+fi
+expect "quantize unknown point" 1 "$MIXQ" quantize "$TINY" --plan "$F" --point 999999 -o "$tmp/bad.gguf"
+no_file "quantize unknown point" "$tmp/bad.gguf"
+printf 'mixq_schema: plan/1\ndefault: q8_0\nlayers:\n  blk.9.attn_q.weight: q4_0\n' >"$tmp/extra.yaml"
+expect "quantize plan with an extra layer" 1 "$MIXQ" quantize "$TINY" --plan "$tmp/extra.yaml" -o "$tmp/bad.gguf"
+no_file "quantize plan with an extra layer" "$tmp/bad.gguf"
+printf 'mixq_schema: plan/1\nlayers:\n  blk.0.attn_q.weight: q4_0\n' >"$tmp/missing.yaml"
+expect "quantize plan with missing layers" 1 "$MIXQ" quantize "$TINY" --plan "$tmp/missing.yaml" -o "$tmp/bad.gguf"
+no_file "quantize plan with missing layers" "$tmp/bad.gguf"
+"$MIXQ" -q synth --params tiny -o "$tmp/syn-q.gguf" >/dev/null 2>&1
+expect "quantize front of another model" 1 "$MIXQ" quantize "$tmp/syn-q.gguf" --plan "$F" -o "$tmp/bad.gguf"
+no_file "quantize front of another model" "$tmp/bad.gguf"
+expect "quantize unwritable output" 1 "$MIXQ" quantize "$TINY" --plan q8_0 -o "$tmp/no-such-dir/q.gguf"
+no_file "quantize unwritable output" "$tmp/no-such-dir/q.gguf"
+expect "quantize onto its source" 1 "$MIXQ" quantize "$tmp/q4.gguf" --plan q8_0 -o "$tmp/q4.gguf"
+expect "quantize missing model" 1 "$MIXQ" quantize "$tmp/none.gguf" --plan q8_0 -o "$tmp/bad.gguf"
+no_file "quantize missing model" "$tmp/bad.gguf"
+expect "export without target" 2 "$MIXQ" export "$F"
+expect "export unknown target" 2 "$MIXQ" export "$F" --to tensorflow
+expect "export plan without model" 2 "$MIXQ" export "$tmp/extra.yaml" --to llama.cpp
+expect "export unknown point" 1 "$MIXQ" export "$F" --point 999999 --to llama.cpp
+expect "export llama model to trtexec" 1 "$MIXQ" export "$F" --to trtexec
+expect "export llama.cpp" 0 "$MIXQ" export "$F" --point "${P:-0}" --to llama.cpp -o "$tmp/rules.txt"
+grep_out "export llama.cpp command" '^llama-quantize --pure '
+grep_out "export llama.cpp rules file" " --tensor-type-file '$tmp/rules.txt'"
+grep_out "export llama.cpp checked" '^# base type Q[48]_0 for [0-9]+ tensors; [0-9]+ --tensor-type rules? select the other [0-9]+ \(checked'
+if [ -s "$tmp/rules.txt" ] && ! grep -qvE '^\^[^ =]+\$=(f32|f16|bf16|q8_0|q4_0)$' "$tmp/rules.txt"; then
+    pass=$((pass + 1)); echo "ok   export llama.cpp rules file: REGEX=TYPE lines"
+else
+    fail=$((fail + 1)); echo "FAIL export llama.cpp rules file is empty or malformed"
+fi
+expect "export uniform plan" 0 "$MIXQ" export q8_0 --model "$TINY" --to llama.cpp
+grep_out "export uniform plan has no rules" '^# every layer q8_0: no --tensor-type rules'
+expect "export unwritable file" 1 "$MIXQ" export "$F" --to llama.cpp -o "$tmp/no-such-dir/rules.txt"
+SILERO=models/silero_vad_op18_ifless.onnx
+if [ -f "$SILERO" ]; then
+    expect "quantize an ONNX model" 1 "$MIXQ" quantize "$SILERO" --plan q8_0 -o "$tmp/bad.gguf"
+    no_file "quantize an ONNX model" "$tmp/bad.gguf"
+    expect "export ONNX to llama.cpp" 1 "$MIXQ" export q8_0 --model "$SILERO" --to llama.cpp
+    expect "export trtexec" 0 "$MIXQ" export q4_0 --model "$SILERO" --to trtexec -o "$tmp/trt.sh"
+    grep_out "export trtexec precisions" " --layerPrecisions='\*:fp32,[^ ]+:int8"
+    grep_out "export trtexec says q4_0 is rounded" '^# rounded: [0-9]+ q4_0 layers? -> int8'
+    expect "export onnxruntime" 0 "$MIXQ" export q8_0 --model "$SILERO" --to onnxruntime -o "$tmp/ort.json"
+    grep_out "export onnxruntime snippet" '^from onnxruntime\.quantization import '
+    if grep -q '"mixq_schema": "ort-recipe/1"' "$tmp/ort.json"; then
+        pass=$((pass + 1)); echo "ok   export onnxruntime recipe file"
+    else
+        fail=$((fail + 1)); echo "FAIL export onnxruntime recipe file"
+    fi
+fi
+
+# ---- compare: the hardware comparison report from profiles and fronts (reports/compare.h).
+# The tune run above left a profile and a front; a second "target" is the same profile under
+# another label. Different models, newer schemas and wrong files are one-line errors.
+if [ -f "$tmp/tune/profile.yaml" ] && [ -f "$tmp/tune/front.yaml" ]; then
+    TP="$tmp/tune/profile.yaml"
+    expect "compare --help" 0 "$MIXQ" compare --help
+    grep_out "compare --help usage" '^usage: mixq compare'
+    expect "compare without profiles" 2 "$MIXQ" compare -o "$tmp/cmp"
+    expect "compare unknown option" 2 "$MIXQ" compare "$TP" --frob
+    expect "compare --fronts without a file" 2 "$MIXQ" compare "$TP" --fronts
+    expect "compare labels not one per profile" 2 "$MIXQ" compare "$TP" "$TP" --label a -o "$tmp/cmp"
+    expect "compare" 0 "$MIXQ" compare "$TP" "$TP" --label 'one <b>' --label two --fronts "$tmp/tune/front.yaml" \
+        -o "$tmp/cmp" --no-plots
+    grep_out "compare summary" '^one <b> +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+x +[0-9.]+x'
+    grep_out "compare wrote" "^wrote $tmp/cmp/report.html and $tmp/cmp/report.md \(2 targets, 1 front, [0-9]+ layer shapes\)"
+    if grep -q 'one &lt;b&gt;' "$tmp/cmp/report.html" && ! grep -q 'one <b>' "$tmp/cmp/report.html" &&
+        grep -q '^| target | f16 (us) |' "$tmp/cmp/report.md"; then
+        pass=$((pass + 1)); echo "ok   compare report escaped, Markdown tables"
+    else
+        fail=$((fail + 1)); echo "FAIL compare report: label not escaped or Markdown table missing"
+    fi
+    if command -v gnuplot >/dev/null 2>&1; then
+        expect "compare with plots" 0 "$MIXQ" -q compare "$TP" --fronts "$tmp/tune/front.yaml" -o "$tmp/cmp-plots"
+        if [ "$(grep -c '<svg class="plot"' "$tmp/cmp-plots/report.html")" -ge 5 ] &&
+            [ -f "$tmp/cmp-plots/plots/speedup.svg" ] && ! grep -q '<?xml' "$tmp/cmp-plots/report.html"; then
+            pass=$((pass + 1)); echo "ok   compare plots inline as SVG"
+        else
+            fail=$((fail + 1)); echo "FAIL compare plots are not inline"
+        fi
+    fi
+    MIXQ_GNUPLOT="$tmp/no-gnuplot" expect "compare without gnuplot" 0 "$MIXQ" compare "$TP" -o "$tmp/cmp-nogp"
+    if grep -q 'This report has no plots: MIXQ_GNUPLOT' "$tmp/cmp-nogp/report.html"; then
+        pass=$((pass + 1)); echo "ok   compare says there is no gnuplot"
+    else
+        fail=$((fail + 1)); echo "FAIL compare without gnuplot does not say so"
+    fi
+    sed 's/^\( *content_hash: \).*/\1'"'"'0123456789abcdef'"'"'/' "$TP" >"$tmp/other-model.yaml"
+    expect "compare profiles of two models" 1 "$MIXQ" compare "$TP" "$tmp/other-model.yaml" -o "$tmp/cmp"
+    sed 's/^\( *content_hash: \).*/\1'"'"'0123456789abcdef'"'"'/' "$tmp/tune/front.yaml" >"$tmp/other-front.yaml"
+    expect "compare front of another model" 1 "$MIXQ" compare "$TP" --fronts "$tmp/other-front.yaml" -o "$tmp/cmp"
+    sed 's/^- name: blk\.0\.attn_q\.weight$/- name: blk.0.attn_z.weight/' "$TP" >"$tmp/other-layers.yaml"
+    expect "compare other layer names" 1 "$MIXQ" compare "$TP" "$tmp/other-layers.yaml" -o "$tmp/cmp"
+    sed 's/^mixq_schema: profile\/1$/mixq_schema: profile\/2/' "$TP" >"$tmp/profile-v2.yaml"
+    expect "compare newer profile schema" 1 "$MIXQ" compare "$TP" "$tmp/profile-v2.yaml" -o "$tmp/cmp"
+    expect "compare a front as a profile" 1 "$MIXQ" compare "$tmp/tune/front.yaml" -o "$tmp/cmp"
+    expect "compare missing profile" 1 "$MIXQ" compare "$tmp/none.yaml" -o "$tmp/cmp"
+    expect "compare unwritable folder" 1 "$MIXQ" compare "$TP" -o "$tmp/no-such-dir/x" --no-plots
+fi
 
 echo "cli tests: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -15,7 +15,9 @@
 #    --kl-divergence runs llama.cpp on the same tokens and reports its perplexity and the
 #    KL divergence KL(mixq || llama.cpp). Models: tinyllm (f32, and requantized to q8_0 and
 #    q4_0 by llama-quantize --pure) and SmolLM2 (as shipped in q4_1, and requantized to
-#    f16, q8_0, q4_0 by llama-quantize --pure).
+#    f16, q8_0, q4_0 by llama-quantize --pure);
+# 4. ONNX Runtime on the ONNX models (check-onnx.sh);
+# 5. the memory model within 5% of the measured peak RSS (check-memory.sh).
 #
 # Tolerances, and why (ppl: |ppl_llama / ppl_mixq - 1|; kl: mean KL divergence):
 #   float weights (tinyllm f32, SmolLM2 f16): ppl 1e-3, kl 1e-4. Same arithmetic up to
@@ -82,6 +84,11 @@ done
 
 note "dequantization of every source type against ggml's"
 tests/interop/check-quant.sh || bad "check-quant"
+
+BUILD=$BUILD tests/interop/check-onnx.sh; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 77 ] || bad "check-onnx"
+
+note "memory model against measured peak RSS (SmolLM2, synthetic 1B)"
+MIXQ=$MIXQ SMOL=$SMOL tests/interop/check-memory.sh || bad "check-memory"
 
 note "perplexity and KL divergence against llama-perplexity"
 requant() { # SRC TYPE OUT

@@ -22,11 +22,22 @@ extern const struct mq_test tokenizer_tests[];
 extern const struct mq_test cpu_tests[];
 extern const struct mq_test neon_tests[];
 extern const struct mq_test cuda_tests[];
+extern const struct mq_test profile_tests[];
+extern const struct mq_test search_tests[];
+extern const struct mq_test tune_tests[];
+extern const struct mq_test synth_tests[];
+extern const struct mq_test onnx_tests[];
+extern const struct mq_test compare_tests[];
+extern const struct mq_test export_tests[];
 
 static const struct mq_test *const suites[] = {
     core_tests,      gguf_tests,      model_tests, backend_tests, eval_tests,
     yaml_tests,      quant_src_tests, tokenizer_tests, cpu_tests,     neon_tests,
-    cuda_tests,
+    cuda_tests,      profile_tests,   search_tests, tune_tests,
+    synth_tests,
+    onnx_tests,
+    export_tests,
+    compare_tests,
 };
 
 static char tmpdir[4096];

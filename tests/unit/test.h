@@ -61,6 +61,19 @@ struct mq_test {
         }                                                                                     \
     } while (0)
 
+/* Built with AddressSanitizer: peak RSS then includes its shadow memory and quarantine,
+ * so tests that compare RSS with the memory model skip. */
+#if defined(__SANITIZE_ADDRESS__)
+#define T_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define T_UNDER_ASAN 1
+#endif
+#endif
+#ifndef T_UNDER_ASAN
+#define T_UNDER_ASAN 0
+#endif
+
 /* A scratch folder for this run (removed at the end). */
 const char *t_tmpdir(void);
 

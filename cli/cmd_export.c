@@ -1,0 +1,124 @@
+/* cli/cmd_export.c - `mixq export FRONT [--point N] --to TARGET [-o FILE]`: a plan as the
+ * command line or configuration of another tool (reports/export.h's table of targets). */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "core/dtype.h"
+#include "core/log.h"
+#include "core/status.h"
+#include "model/model.h"
+#include "model/plan.h"
+#include "reports/export.h"
+#include "reports/yaml_doc.h"
+
+static void export_usage(FILE *f)
+{
+    fprintf(f, "usage: mixq export FRONT.yaml [--point N] --to TARGET [-o FILE]\n"
+               "       mixq export PLAN --model MODEL --to TARGET [-o FILE]\n\n"
+               "Prints the recipe that makes another tool apply a plan: notes on what the tool\n"
+               "cannot express and how it was rounded (lines starting with '#'), then the\n"
+               "command. The plan is a point of a front.yaml (the chosen one unless --point),\n"
+               "whose model the front names, or a plan file / format for --model.\n\n"
+               "targets:\n");
+    for (int i = 0; i < rpt_export_n_targets; i++)
+        fprintf(f, "  %-12s %s\n  %-12s -o writes %s\n", rpt_export_targets[i].name, rpt_export_targets[i].summary,
+                "", rpt_export_targets[i].file_form);
+    fprintf(f, "\noptions:\n"
+               "  --to TARGET       the tool (above)\n"
+               "  --point N         a front point by its index\n"
+               "  --model MODEL     the model (default: the one the front names)\n"
+               "  -o, --output F    also write the recipe's file form to F\n"
+               "  --out-model F     the file the recipe makes (default: the model's name + -mixq)\n"
+               "  -v, -q            more or fewer messages\n"
+               "  --help            this text\n\n"
+               "docs/recipes.md maps mixq's formats to each tool's types.\n");
+}
+
+int cmd_export(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"to", required_argument, NULL, 't'},        {"point", required_argument, NULL, 'P'},
+        {"model", required_argument, NULL, 'm'},     {"output", required_argument, NULL, 'o'},
+        {"out-model", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'},
+        {"verbose", no_argument, NULL, 'v'},         {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *to = NULL, *model_arg = NULL, *file = NULL, *out_model = NULL;
+    long long point = -1;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "ho:vq", opts, NULL)) != -1) {
+        int u = CLI_OK;
+        switch (c) {
+        case 't': to = optarg; break;
+        case 'P': u = cli_parse_int("export", "--point", optarg, 0, 1 << 30, &point); break;
+        case 'm': model_arg = optarg; break;
+        case 'o': file = optarg; break;
+        case 'M': out_model = optarg; break;
+        case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
+        case 'q': mq_log_set_level(MQ_LOG_WARN); break;
+        case 'h': export_usage(stdout); return CLI_OK;
+        default: return cli_bad_option("export", argv);
+        }
+        if (u != CLI_OK)
+            return u;
+    }
+    if (argc - optind != 1)
+        return cli_usage_error("export", "want exactly one FRONT (or plan) argument");
+    if (!to)
+        return cli_usage_error("export", "--to is required (llama.cpp, trtexec or onnxruntime)");
+    const struct rpt_export_target *t = rpt_export_find(to);
+    if (!t) {
+        char names[128] = "";
+        for (int i = 0; i < rpt_export_n_targets; i++)
+            snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? ", " : "",
+                     rpt_export_targets[i].name);
+        return cli_usage_error("export", "'%s' is not a target (%s)", to, names);
+    }
+    const char *plan_arg = argv[optind];
+    struct rpt_front_point pt;
+    bool is_front = false;
+    struct stat st;
+    char schema[32] = "";
+    int rc = MQ_OK;
+    if (stat(plan_arg, &st) == 0 && S_ISREG(st.st_mode)) {
+        if ((rc = rpt_yaml_schema_of(plan_arg, schema, sizeof(schema))) < 0)
+            return cli_exit(rc);
+        if (!strcmp(schema, "front")) {
+            if ((rc = rpt_front_point_read(plan_arg, (int)point, &pt)) < 0)
+                return cli_exit(rc);
+            is_front = true;
+        }
+    }
+    if (!is_front && !model_arg)
+        return cli_usage_error("export", "'%s' is not a front.yaml: give the model with --model", plan_arg);
+
+    struct mq_model *m = NULL;
+    struct mq_plan *plan = NULL;
+    if ((rc = mq_model_load(model_arg ? model_arg : pt.model_path, &m)) < 0 ||
+        (rc = cli_load_plan(m, plan_arg, is_front ? pt.index : point, &plan)) < 0)
+        goto done;
+    if (m->kind != t->kind) {
+        rc = mq_error(MQ_EUNSUPPORTED, "--to %s takes %s models; '%s' is %s", t->name,
+                      t->kind == MQ_MODEL_ONNX ? "ONNX" : "GGUF llama", m->path,
+                      m->kind == MQ_MODEL_ONNX ? "an ONNX model (try --to trtexec or onnxruntime)"
+                                               : "a GGUF llama model (try --to llama.cpp)");
+        goto done;
+    }
+    char from[4200];
+    if (is_front)
+        snprintf(from, sizeof(from), "%s point %d%s", plan_arg, pt.index, pt.chosen ? " (chosen)" : "");
+    else
+        snprintf(from, sizeof(from), "%s", plan_arg);
+    struct rpt_export_input in = {
+        .m = m, .plan = plan, .plan_from = from, .pt = is_front ? &pt : NULL, .output = out_model};
+    rc = t->write(&in, stdout, file);
+done:
+    mq_plan_free(plan);
+    mq_model_free(m);
+    return cli_exit(rc);
+}

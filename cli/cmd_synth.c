@@ -1,0 +1,149 @@
+/* cli/cmd_synth.c - `mixq synth --arch llama --params 7B -o FILE`: a llama-shaped GGUF of
+ * random weights at a real model's sizes, for cost work only. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "core/status.h"
+#include "model/synth.h"
+
+static void synth_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: mixq synth --arch llama --params PRESET [--type TYPE] [--vocab N] [--seed N]\n"
+            "                  [--threads N] -o FILE.gguf\n\n"
+            "Writes a llama-architecture GGUF file of random weights at the shapes of a real\n"
+            "model, so that costs (mixq profile, memory) can be measured at real sizes without\n"
+            "downloading anything. FOR COST PROFILING ONLY: the weights are random (normal,\n"
+            "stddev 0.02; norms 1), so the model's outputs are meaningless and quality figures\n"
+            "(perplexity, KL divergence, sensitivity) measured on it mean nothing. The file says\n"
+            "so: general.name starts with \"synthetic\" and mixq.synthetic is true.\n\n"
+            "The vocabulary is byte-level (256 byte tokens, BOS, EOS) padded with unused filler\n"
+            "tokens to the preset's size, so mixq and llama.cpp load and tokenize the file.\n"
+            "The output matrix is untied. The file is written atomically, tensor by tensor (a few\n"
+            "MiB of memory whatever the size), after checking the free disk space.\n\n"
+            "presets (--params):\n");
+    size_t n;
+    const struct mq_synth_config *p = mq_synth_presets(&n);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t f16 = 0, q4 = 0;
+        mq_synth_file_bytes(&p[i], &(struct mq_synth_options){.type = MQ_DTYPE_F16}, &f16);
+        mq_synth_file_bytes(&p[i], &(struct mq_synth_options){.type = MQ_DTYPE_Q4_0}, &q4);
+        double params = (double)mq_synth_n_params(&p[i]);
+        char b16[32], b4[32];
+        fprintf(f,
+                "  %-5s %s: embedding %lld, %lld blocks, %lld heads (%lld kv), ffn %lld,\n"
+                "        vocab %lld, context %lld; %.2f %s params; f16 %s, q4_0 %s\n",
+                p[i].name, p[i].like, (long long)p[i].n_embd, (long long)p[i].n_layer,
+                (long long)p[i].n_head, (long long)p[i].n_head_kv, (long long)p[i].n_ff,
+                (long long)p[i].n_vocab, (long long)p[i].n_ctx,
+                params >= 1e9 ? params / 1e9 : params / 1e6, params >= 1e9 ? "B" : "M",
+                cli_fmt_bytes(b16, sizeof(b16), f16), cli_fmt_bytes(b4, sizeof(b4), q4));
+    }
+    fprintf(f,
+            "\noptions:\n"
+            "  --arch llama        the architecture (llama is the only one)\n"
+            "  --params PRESET     the shapes, from the presets above (required)\n"
+            "  --type TYPE         weight type: f16 (default), f32, bf16, q8_0, q4_0\n"
+            "  --vocab N           vocabulary size instead of the preset's (%d..%d)\n"
+            "  --seed N            random seed (default 1); a seed always gives the same file\n"
+            "  --threads N         threads generating and quantizing (default: all CPUs)\n"
+            "  -o, --output FILE   the GGUF file to write (replaced if it exists)\n"
+            "  -v, -q              more or fewer messages\n"
+            "  --help              this text\n",
+            MQ_SYNTH_MIN_VOCAB, MQ_SYNTH_MAX_VOCAB);
+}
+
+int cmd_synth(int argc, char **argv)
+{
+    enum { OPT_ARCH = 256, OPT_PARAMS, OPT_TYPE, OPT_VOCAB, OPT_SEED, OPT_THREADS };
+    static const struct option opts[] = {
+        {"arch", required_argument, NULL, OPT_ARCH},
+        {"params", required_argument, NULL, OPT_PARAMS},
+        {"type", required_argument, NULL, OPT_TYPE},
+        {"vocab", required_argument, NULL, OPT_VOCAB},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *arch = "llama", *params = NULL, *type = "f16", *out = NULL;
+    long long vocab = 0, seed = 1, threads = 0;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "ho:vq", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_ARCH: arch = optarg; break;
+        case OPT_PARAMS: params = optarg; break;
+        case OPT_TYPE: type = optarg; break;
+        case OPT_VOCAB:
+            if (cli_parse_int("synth", "--vocab", optarg, MQ_SYNTH_MIN_VOCAB, MQ_SYNTH_MAX_VOCAB,
+                              &vocab))
+                return CLI_USAGE;
+            break;
+        case OPT_SEED:
+            if (cli_parse_int("synth", "--seed", optarg, 0, (1LL << 62), &seed))
+                return CLI_USAGE;
+            break;
+        case OPT_THREADS:
+            if (cli_parse_int("synth", "--threads", optarg, 1, 1024, &threads))
+                return CLI_USAGE;
+            break;
+        case 'o': out = optarg; break;
+        case 'h': synth_usage(stdout); return CLI_OK;
+        case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
+        case 'q': mq_log_set_level(MQ_LOG_WARN); break;
+        default: return cli_bad_option("synth", argv);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("synth", "unexpected argument '%s'", argv[optind]);
+    if (strcmp(arch, "llama") != 0)
+        return cli_usage_error("synth", "architecture '%s' is not supported: synth writes 'llama'",
+                               arch);
+    if (!params)
+        return cli_usage_error("synth", "--params PRESET is required (1B, 7B, ...)");
+    if (!out || !*out)
+        return cli_usage_error("synth", "-o FILE.gguf is required");
+    struct mq_synth_config cfg;
+    if (mq_synth_preset(params, &cfg) < 0) {
+        size_t n;
+        const struct mq_synth_config *p = mq_synth_presets(&n);
+        char list[128] = "";
+        for (size_t i = 0; i < n; i++)
+            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
+                     p[i].name);
+        return cli_usage_error("synth", "--params '%s' is not a preset (%s)", params, list);
+    }
+    struct mq_synth_options o = {.seed = (uint64_t)seed, .threads = (int)threads, .progress = true};
+    if (mq_dtype_from_name(type, &o.type) < 0 || !mq_dtype_get(o.type)->is_plan_format)
+        return cli_usage_error("synth", "--type '%s' is not one of f16, f32, bf16, q8_0, q4_0",
+                               type);
+    if (vocab)
+        cfg.n_vocab = vocab;
+
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (mq_synth_write(&cfg, &o, out) < 0)
+        return CLI_FAIL;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    struct stat st;
+    uint64_t bytes = stat(out, &st) == 0 ? (uint64_t)st.st_size : 0;
+    char b[32];
+    printf("wrote %s: synthetic llama %s (%s shapes, random weights: for cost profiling only)\n",
+           out, cfg.name, cfg.like);
+    double n = (double)mq_synth_n_params(&cfg);
+    printf("      %s, %.3f %s parameters, vocab %lld, %s, %.1f s\n", mq_dtype_name(o.type),
+           n >= 1e9 ? n / 1e9 : n / 1e6, n >= 1e9 ? "B" : "M", (long long)cfg.n_vocab,
+           cli_fmt_bytes(b, sizeof(b), bytes),
+           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+    return CLI_OK;
+}

@@ -1,0 +1,368 @@
+/* cli/cmd_tune.c - `mixq tune [MODEL] --budget SIZE --latency TIME`: the main job.
+ *
+ * Chains profile -> sensitivity -> search -> validation on the target, each step reusing
+ * the cache, and writes profile.yaml, sensitivity.yaml, front.yaml and their plots. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "backends/backend.h"
+#include "cli/cli.h"
+#include "cli/remote.h"
+#include "cli/tune_common.h"
+#include "core/log.h"
+#include "core/status.h"
+#include "model/model.h"
+#include "model/runner.h"
+#include "profiler/cache.h"
+#include "profiler/measure.h"
+#include "profiler/profile.h"
+#include "reports/plot.h"
+#include "reports/profile_io.h"
+#include "reports/sensitivity_io.h"
+#include "search/budget.h"
+#include "search/pins.h"
+#include "search/sensitivity.h"
+#include "search/tune.h"
+
+#define TUNE_DEFAULT_CHUNKS 4
+
+static void tune_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: mixq tune [MODEL] [--budget SIZE] [--latency TIME] [options]\n\n"
+            "Finds the mixed-precision plans (a format per layer) that trade memory, latency and\n"
+            "quality best on this machine, and the one to use within the budgets: profiles every\n"
+            "layer in every format here, measures each layer's sensitivity, computes the Pareto\n"
+            "front over (memory, latency, loss), then builds and runs the front points nearest the\n"
+            "budgets and the uniform f16, q8_0 and q4_0 plans (and llama.cpp's Q4_0 rule) end to\n"
+            "end. The chosen plan is the lowest measured KL divergence among the validated front\n"
+            "points that meet both budgets as measured. Every step is cached: a second run with\n"
+            "other budgets only searches and validates.\n\n"
+            "With no MODEL it tunes the bundled model (examples/tinyllm) on the bundled\n"
+            "evaluation text, offline.\n\n"
+            "Writes DIR/profile.yaml, sensitivity.yaml and front.yaml, with plots: layer-times,\n"
+            "roofline, sensitivity, front-memory-loss, front-latency-loss, front-memory-latency,\n"
+            "validation and plan (.png, .svg, and the .gp/.dat that redraw them).\n\n"
+            "options:\n"
+            "  --budget SIZE         memory budget: B, KB, MB, GB, KiB, MiB, GiB (e.g. 8GB; default none)\n"
+            "  --latency TIME        latency budget per workload run: us, ms, s (e.g. 200ms; default none)\n"
+            "  --workload W          decode[:CTX] (default decode:512), prefill:N, generate:P,G;\n"
+            "                        ONNX models: infer[:BATCH] (default: the model config's)\n"
+            "  --formats LIST        formats layers may take (default f16,q8_0,q4_0)\n"
+            "  --pin LAYER=FORMAT    fix a layer's format (a name or a glob such as 'blk.*.attn_v.weight');\n"
+            "                        repeatable; added to the model config's pins\n"
+            "  --config FILE|none    model config (default: the one in configs/models matching MODEL)\n"
+            "  --sensitivity M       measured (default: each layer alone), grouped (groups of layers,\n"
+            "                        about 10x fewer evaluations) or proxy (one pass, blind to how\n"
+            "                        errors reach the output); see 'mixq sensitivity --help'\n"
+            "  --groups N            grouped: groups per role along depth (default %d)\n"
+            "  --eval FILE           evaluation data (LLMs: a text; default the model config's, or the\n"
+            "                        bundled KJV held-out text)\n"
+            "  --ctx N, --chunks N   LLMs: chunk length and chunks of the text scored (default\n"
+            "                        min(training context, 512) and %d); other models: --chunks N\n"
+            "                        takes the first N samples (default all)\n"
+            "  --validate N          front points re-measured on the target (default and minimum 8)\n"
+            "  --max-seconds S       time cap per measured region: each layer and format profiled\n"
+            "                        (default 1) and each plan validated (default 2)\n"
+            "  --backend NAME        backend (default cpu; see 'mixq backends')\n"
+            "  --threads N           threads (default: all online CPUs)\n"
+            "  --out DIR             output folder (default ./mixq-out)\n"
+            "  --no-memory           no peak-RSS probes: memory from the memory model alone\n"
+            "  --no-cache            measure everything again (results still refresh the cache)\n"
+            "  --cache-dir DIR       cache folder (default $MIXQ_CACHE_DIR or ~/.cache/mixq)\n"
+            "  --no-plots            YAML files only\n"
+            "  --remote CMD          measure on another machine: CMD runs 'mixq agent' there, e.g.\n"
+            "                        'ssh board mixq agent' (profile, latency and peak RSS are\n"
+            "                        measured there with --backend; sensitivity and KL here)\n"
+            "  --remote-model PATH   the model's path on the remote machine (default: MODEL's)\n"
+            "  --remote-timeout S    longest wait for one answer of the agent (default 1800)\n"
+            "  --host-backend NAME   with --remote: the backend for quality here (default cpu)\n"
+            "  -v, -q                more or fewer messages\n"
+            "  --help                this text\n",
+            SRCH_SENS_DEFAULT_DEPTH_GROUPS, TUNE_DEFAULT_CHUNKS);
+}
+
+/* Validation on a remote target: each plan's latency and peak RSS from the agent, kept in
+ * the host's cache as they arrive (a dead agent loses none of them). */
+struct remote_measure {
+    struct cli_remote *r;
+    const struct cli_remote_req *q;
+    const char *cache_dir;
+    bool refresh;
+};
+
+static int remote_measure_plan(void *ctx, const struct mq_plan *plan, struct prof_stats *lat, double *mem,
+                               bool *mem_measured)
+{
+    struct remote_measure *rm = ctx;
+    char *text;
+    int rc = mq_plan_to_string(plan, &text);
+    if (rc < 0)
+        return rc;
+    char key[2048];
+    snprintf(key, sizeof(key), "remote-measure/1 target=%.900s model=%016llx plan=%016llx backend=%s threads=%d "
+             "workload=%s max_seconds=%g memory=%d",
+             cli_remote_target(rm->r), (unsigned long long)rm->q->content_hash,
+             (unsigned long long)mq_hash64(text, strlen(text), 0x706c616eULL), rm->q->backend, rm->q->threads,
+             rm->q->workload->label, rm->q->max_seconds, rm->q->memory);
+    free(text);
+    double v[9];
+    uint64_t peak = 0, base = 0;
+    if (!rm->refresh && prof_cache_get(rm->cache_dir, key, v, 9) == 9) {
+        *lat = (struct prof_stats){.reps = (int)v[0], .min_ns = v[1], .median_ns = v[2], .mad_ns = v[3],
+                                   .mean_ns = v[4], .max_ns = v[5], .rel_ci = v[6]};
+        peak = (uint64_t)v[7];
+    } else {
+        if ((rc = cli_remote_measure(rm->r, rm->q, plan, lat, &peak, &base)) < 0)
+            return rc;
+        double w[9] = {lat->reps, lat->min_ns, lat->median_ns, lat->mad_ns, lat->mean_ns, lat->max_ns,
+                       lat->rel_ci, (double)peak, (double)base};
+        prof_cache_put(rm->cache_dir, key, w, 9);
+    }
+    *mem = (double)peak;
+    *mem_measured = peak > 0;
+    return MQ_OK;
+}
+
+int cmd_tune(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"budget", required_argument, NULL, 'B'},      {"latency", required_argument, NULL, 'L'},
+        {"workload", required_argument, NULL, 'w'},    {"formats", required_argument, NULL, 'f'},
+        {"pin", required_argument, NULL, 'p'},         {"config", required_argument, NULL, 'g'},
+        {"sensitivity", required_argument, NULL, 'S'}, {"groups", required_argument, NULL, 'G'},
+        {"eval", required_argument, NULL, 'e'},
+        {"ctx", required_argument, NULL, 'c'},         {"chunks", required_argument, NULL, 'n'},
+        {"validate", required_argument, NULL, 'V'},    {"max-seconds", required_argument, NULL, 's'},
+        {"backend", required_argument, NULL, 'b'},     {"threads", required_argument, NULL, 'j'},
+        {"out", required_argument, NULL, 'o'},         {"no-memory", no_argument, NULL, 'M'},
+        {"no-cache", no_argument, NULL, 'C'},          {"cache-dir", required_argument, NULL, 'd'},
+        {"no-plots", no_argument, NULL, 'P'},          {"help", no_argument, NULL, 'h'},
+        {"remote", required_argument, NULL, 'R'},      {"remote-model", required_argument, NULL, 'm'},
+        {"remote-timeout", required_argument, NULL, 'T'}, {"host-backend", required_argument, NULL, 'H'},
+        {"verbose", no_argument, NULL, 'v'},           {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *workload = NULL, *formats = "f16,q8_0,q4_0", *config = NULL, *eval = NULL, *backend = "cpu";
+    const char *out_dir = "mixq-out", *cache_arg = NULL, *remote = NULL, *remote_model = NULL, *host_backend = "cpu";
+    double remote_timeout = 1800;
+    double mem_budget = SRCH_NO_BUDGET, lat_budget = SRCH_NO_BUDGET, max_seconds = 0;
+    long long ctx = 0, chunks = -1, n_validate = 8, threads = 0, groups = 0;
+    enum srch_sens_method method = SRCH_SENS_MEASURED;
+    bool probe = true, no_cache = false, plots = true;
+    static struct srch_pins cli_pins, pins; /* large: off the stack */
+    memset(&cli_pins, 0, sizeof(cli_pins));
+    memset(&pins, 0, sizeof(pins));
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "hvq", opts, NULL)) != -1) {
+        int u = CLI_OK;
+        switch (c) {
+        case 'B':
+            if (srch_budget_parse_bytes(optarg, &mem_budget) < 0)
+                return CLI_USAGE;
+            break;
+        case 'L':
+            if (srch_budget_parse_time(optarg, &lat_budget) < 0)
+                return CLI_USAGE;
+            break;
+        case 'w': workload = optarg; break;
+        case 'f': formats = optarg; break;
+        case 'p':
+            if (srch_pins_parse(&cli_pins, optarg, "--pin") < 0)
+                return CLI_USAGE;
+            break;
+        case 'g': config = optarg; break;
+        case 'S':
+            if (srch_sens_method_parse(optarg, &method) < 0)
+                return cli_usage_error("tune", "--sensitivity is measured, grouped or proxy, not '%s'", optarg);
+            break;
+        case 'G': u = cli_parse_int("tune", "--groups", optarg, 1, 1 << 20, &groups); break;
+        case 'e': eval = optarg; break;
+        case 'c': u = cli_parse_int("tune", "--ctx", optarg, 4, 1 << 20, &ctx); break;
+        case 'n': u = cli_parse_int("tune", "--chunks", optarg, 1, 1 << 30, &chunks); break;
+        case 'V': u = cli_parse_int("tune", "--validate", optarg, 8, 4096, &n_validate); break;
+        case 's': {
+            char *end;
+            max_seconds = strtod(optarg, &end);
+            if (*end || !(max_seconds > 0 && max_seconds <= 3600))
+                return cli_usage_error("tune", "--max-seconds wants a number in (0, 3600], not '%s'", optarg);
+            break;
+        }
+        case 'b': backend = optarg; break;
+        case 'j': u = cli_parse_int("tune", "--threads", optarg, 1, 1024, &threads); break;
+        case 'o': out_dir = optarg; break;
+        case 'M': probe = false; break;
+        case 'C': no_cache = true; break;
+        case 'd': cache_arg = optarg; break;
+        case 'P': plots = false; break;
+        case 'R': remote = optarg; break;
+        case 'm': remote_model = optarg; break;
+        case 'H': host_backend = optarg; break;
+        case 'T': {
+            char *end;
+            remote_timeout = strtod(optarg, &end);
+            if (*end || !(remote_timeout > 0 && remote_timeout <= 86400))
+                return cli_usage_error("tune", "--remote-timeout wants seconds in (0, 86400], not '%s'", optarg);
+            break;
+        }
+        case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
+        case 'q': mq_log_set_level(MQ_LOG_WARN); break;
+        case 'h': tune_usage(stdout); return CLI_OK;
+        default: return cli_bad_option("tune", argv);
+        }
+        if (u != CLI_OK)
+            return u;
+    }
+    if (argc - optind > 1)
+        return cli_usage_error("tune", "want at most one MODEL argument");
+    uint32_t fmask;
+    if (cli_parse_formats("tune", formats, &fmask) != CLI_OK)
+        return CLI_USAGE;
+    char model_path[4096], default_text[4096], cfg_data[4096], cache_dir[4096];
+    if (optind < argc)
+        snprintf(model_path, sizeof(model_path), "%s", argv[optind]);
+    else
+        cli_data_path(model_path, sizeof(model_path), "examples/tinyllm/tinyllm.gguf");
+    cli_data_path(default_text, sizeof(default_text), "examples/data/kjv-eval.txt");
+    if (cache_arg)
+        snprintf(cache_dir, sizeof(cache_dir), "%s", cache_arg);
+    else
+        prof_cache_default_dir(cache_dir, sizeof(cache_dir));
+
+    uint64_t t0 = prof_now_ns();
+    struct mq_model *m = NULL;
+    struct be_backend *be = NULL;
+    struct prof_profile *prof = NULL;
+    struct srch_sensitivity *sens = NULL;
+    struct srch_tune *t = NULL;
+    struct cli_remote *rem = NULL;
+    static struct rpt_model_config cfg;
+    bool have_cfg;
+    int rc;
+    if ((rc = mq_model_load(model_path, &m)) < 0)
+        goto done;
+    if ((rc = cli_tune_config("tune", m, config, &cfg, &have_cfg, &pins)) < 0)
+        goto done;
+    for (int i = 0; i < cli_pins.n; i++)
+        if ((rc = srch_pins_add(&pins, cli_pins.pin[i].layer, cli_pins.pin[i].fmt, "--pin")) < 0)
+            goto done;
+    if (!eval && have_cfg && cfg.data[0]) {
+        cli_data_path(cfg_data, sizeof(cfg_data), cfg.data);
+        eval = cfg_data;
+    }
+    if (!eval && m->kind == MQ_MODEL_LLAMA)
+        eval = default_text;
+    if (chunks < 0) /* LLMs: the first chunks of the text; other tasks: every sample */
+        chunks = m->kind == MQ_MODEL_LLAMA ? TUNE_DEFAULT_CHUNKS : 0;
+    if (!workload)
+        workload = have_cfg && cfg.workload[0] ? cfg.workload : m->runner->default_workload;
+    struct prof_options po = {.formats = fmask, .cache_dir = cache_dir, .cache_refresh = no_cache,
+                              .max_seconds = max_seconds, .progress = true};
+    /* what can be checked before minutes of measuring: the pins, the evaluation data */
+    uint8_t *pinned = malloc((size_t)m->n_layers + 1);
+    if (!pinned) {
+        rc = mq_error(MQ_ENOMEM, "cannot allocate %d layer flags", m->n_layers);
+        goto done;
+    }
+    rc = srch_pins_apply(&pins, m, pinned);
+    for (int l = 0; rc == MQ_OK && l < m->n_layers; l++) /* pinned formats are profiled too */
+        if (pinned[l] < MQ_DTYPE_COUNT)
+            po.formats |= 1u << pinned[l];
+    free(pinned);
+    if (rc < 0 || (eval && (rc = cli_check_data(eval)) < 0))
+        goto done;
+    if ((rc = mq_workload_parse(workload, &po.workload)) < 0 || (rc = mq_runner_check(m, &po.workload)) < 0)
+        goto done;
+    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
+        rc = mq_error(MQ_EIO, "cannot create '%s': %s", out_dir, strerror(errno));
+        goto done;
+    }
+    if ((rc = be_open(remote ? host_backend : backend, &(struct be_config){.n_threads = remote ? 0 : (int)threads},
+                      &be)) < 0)
+        goto done;
+    if (remote && (rc = cli_remote_open(remote, remote_timeout, &rem)) < 0)
+        goto done;
+    struct cli_remote_req rq = {.model = remote_model ? remote_model : model_path, .content_hash = m->content_hash,
+                                .backend = backend, .threads = (int)threads, .workload = &po.workload,
+                                .formats = po.formats, .cache_mode = PROF_AUTO, .max_seconds = max_seconds,
+                                .memory = probe, .cache_refresh = no_cache};
+    struct remote_measure rm = {.r = rem, .q = &rq, .cache_dir = cache_dir, .refresh = no_cache};
+    char why[256];
+    if (probe && prof_memory_probe_unusable(why, sizeof(why))) {
+        mq_warn("peak RSS not measured: %s; memory comes from the memory model alone", why);
+        probe = false;
+    }
+    char gp[4096];
+    bool draw = plots && rpt_gnuplot_find(gp, sizeof(gp)) == MQ_OK;
+    if (plots && !draw)
+        mq_warn("gnuplot is not installed: no plots (scripts/install-deps installs it)");
+
+    /* 1. what each layer costs here */
+    if (rem) {
+        mq_info("step 1/4: profile on the remote target (%s backend, workload %s)", backend, po.workload.label);
+        if ((rc = cli_remote_profile(rem, &rq, &prof)) < 0)
+            goto done;
+        if ((rc = prof_profile_matches(prof, m)) < 0)
+            goto done;
+    } else {
+        mq_info("step 1/4: profile (%s backend, workload %s)", be_name(be), po.workload.label);
+        if ((rc = prof_profile_run(m, be, &po, &prof)) < 0)
+            goto done;
+        if (probe && (rc = prof_profile_probe_memory(m, prof, backend, be_threads(be))) < 0)
+            goto done;
+    }
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/profile.yaml", out_dir);
+    if ((rc = rpt_profile_write(prof, path)) < 0)
+        goto done;
+    if (draw && ((rc = rpt_plot_layer_times(out_dir, prof)) < 0 || (rc = rpt_plot_roofline(out_dir, prof)) < 0))
+        goto done;
+
+    /* 2. what each layer loses */
+    struct mq_quality_config qc = {.data = eval, .ctx = ctx, .max_chunks = chunks};
+    mq_info("step 2/4: %s sensitivity", srch_sens_method_name(method));
+    struct srch_sens_options so = {.method = method, .formats = fmask, .pins = &pins, .quality = qc,
+                                   .depth_groups = (int)groups,
+                                   .cache_dir = cache_dir, .cache_refresh = no_cache, .progress = true};
+    if ((rc = srch_sensitivity_run(m, be, &so, &sens)) < 0)
+        goto done;
+    snprintf(path, sizeof(path), "%s/sensitivity.yaml", out_dir);
+    if ((rc = rpt_sensitivity_write(sens, path)) < 0)
+        goto done;
+    if (draw && (rc = rpt_plot_sensitivity(out_dir, sens)) < 0)
+        goto done;
+
+    /* 3. the front, 4. measured on the target */
+    struct srch_tune_options to = {.mem_budget = mem_budget, .lat_budget = lat_budget, .formats = fmask,
+                                   .pins = &pins, .n_validate = (int)n_validate, .max_seconds = max_seconds,
+                                   .probe_memory = probe, .backend = backend, .quality = qc, .progress = true,
+                                   .measure_plan = rem ? remote_measure_plan : NULL, .measure_ctx = &rm};
+    mq_info("step 3/4: search");
+    if ((rc = srch_tune_search(m, prof, sens, &to, &t)) < 0)
+        goto done;
+    mq_info("step 4/4: validation on the target");
+    if ((rc = srch_tune_validate(m, be, prof, &to, t)) < 0 || (rc = cli_tune_write(out_dir, m, prof, sens, t, draw)) < 0)
+        goto done;
+    printf("\n");
+    cli_tune_summary(m, prof, sens, t);
+    printf("wrote        %s/profile.yaml, sensitivity.yaml, front.yaml%s\n", out_dir,
+           draw ? " and plots (front-memory-loss.png, validation.png, plan.png, ...)" : "");
+    printf("wall time    %.1f s\n", (double)(prof_now_ns() - t0) * 1e-9);
+    if (t->chosen < 0)
+        rc = mq_error(MQ_ERANGE, "no validated plan met both budgets as measured; front.yaml lists what came closest");
+done:
+    srch_tune_free(t);
+    srch_sensitivity_free(sens);
+    prof_profile_free(prof);
+    cli_remote_close(rem);
+    be_close(be);
+    mq_model_free(m);
+    return cli_exit(rc);
+}

@@ -1,0 +1,164 @@
+/* cli/tune_common.c - config, outputs and summary shared by `mixq tune` and `mixq search`. */
+#include "cli/tune_common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "core/status.h"
+#include "reports/front_io.h"
+#include "reports/plot.h"
+#include "search/budget.h"
+
+int cli_tune_config(const char *cmd, const struct mq_model *m, const char *config, struct rpt_model_config *cfg,
+                    bool *found, struct srch_pins *pins)
+{
+    (void)cmd;
+    memset(cfg, 0, sizeof(*cfg));
+    *found = false;
+    int rc;
+    if (config && !strcmp(config, "none"))
+        return MQ_OK;
+    if (config) {
+        if ((rc = rpt_config_read(config, cfg)) < 0)
+            return rc;
+        *found = true;
+    } else {
+        char dir[4096];
+        cli_data_path(dir, sizeof(dir), "configs/models");
+        if ((rc = rpt_config_find(m->path, dir, cfg, found)) < 0)
+            return rc;
+    }
+    if (!*found)
+        return MQ_OK;
+    mq_info("model config %s (%d pin%s)", cfg->path, cfg->pins.n, cfg->pins.n == 1 ? "" : "s");
+    for (int i = 0; i < cfg->pins.n; i++)
+        if ((rc = srch_pins_add(pins, cfg->pins.pin[i].layer, cfg->pins.pin[i].fmt, cfg->pins.pin[i].from)) < 0)
+            return rc;
+    return MQ_OK;
+}
+
+int cli_tune_write(const char *dir, const struct mq_model *m, const struct prof_profile *prof,
+                   const struct srch_sensitivity *sens, const struct srch_tune *t, bool plots)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/front.yaml", dir);
+    int rc = rpt_front_write(path, m, prof, sens, t, 0);
+    if (rc < 0 || !plots)
+        return rc;
+    char gp[4096];
+    if (rpt_gnuplot_find(gp, sizeof(gp)) < 0) {
+        mq_warn("gnuplot is not installed: no plots (scripts/install-deps installs it)");
+        return MQ_OK;
+    }
+    const char *slash = strrchr(m->path, '/');
+    const char *name = slash ? slash + 1 : m->path;
+    if ((rc = rpt_plot_front(dir, name, t)) < 0)
+        return rc;
+    if (t->chosen >= 0 && (rc = rpt_plot_plan(dir, name, t)) < 0)
+        return rc;
+    return MQ_OK;
+}
+
+/* "q4_0 x 150, q8_0 x 40, f16 x 21" */
+static void plan_counts(const struct mq_plan *p, char *buf, size_t size)
+{
+    int n[MQ_DTYPE_COUNT] = {0};
+    for (int l = 0; l < p->n_layers; l++)
+        n[p->fmt[l]]++;
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int pass = 0; pass < MQ_DTYPE_COUNT; pass++) { /* most common first */
+        int best = -1;
+        for (int f = 0; f < MQ_DTYPE_COUNT; f++)
+            if (n[f] > 0 && (best < 0 || n[f] > n[best]))
+                best = f;
+        if (best < 0)
+            break;
+        used += (size_t)snprintf(buf + used, used < size ? size - used : 0, "%s%s x %d", used ? ", " : "",
+                                 mq_dtype_name((enum mq_dtype)best), n[best]);
+        n[best] = 0;
+    }
+}
+
+static void print_row(const struct srch_tune *t, const struct srch_candidate *c, bool chosen)
+{
+    char mem[32], lat[32], mad[32];
+    srch_budget_format_bytes(c->mem, false, mem, sizeof(mem));
+    srch_budget_format_time(c->lat.median_ns, lat, sizeof(lat));
+    srch_budget_format_time(c->lat.mad_ns, mad, sizeof(mad));
+    const char *verdict = c->meets                              ? "meets both"
+                          : c->mem > t->mem_budget && c->lat.median_ns > t->lat_budget ? "over both"
+                          : c->mem > t->mem_budget                                     ? "over memory"
+                                                                                       : "over latency";
+    printf("%s %-34.34s %11s %11s ±%-9s %9.3g %9.4f  %s\n", chosen ? "*" : " ", c->label, mem, lat, mad, c->loss,
+           c->metric, verdict);
+}
+
+void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof, const struct srch_sensitivity *sens,
+                      const struct srch_tune *t)
+{
+    char b1[32], b2[32];
+    if (isfinite(t->mem_budget))
+        srch_budget_format_bytes(t->mem_budget, false, b1, sizeof(b1));
+    else
+        snprintf(b1, sizeof(b1), "none");
+    if (isfinite(t->lat_budget))
+        srch_budget_format_time(t->lat_budget, b2, sizeof(b2));
+    else
+        snprintf(b2, sizeof(b2), "none");
+    printf("model        %s: %d layers (%s), workload %s\n", m->path, m->n_layers, m->arch, prof->workload.label);
+    printf("target       %s backend, %d threads on %s%s\n", prof->target.backend, prof->target.threads,
+           prof->target.cpu, prof->target.emulated ? " (EMULATED: timings say nothing about real hardware)" : "");
+    printf("budgets      memory %s, latency %s per run\n", b1, b2);
+    printf("sensitivity  %s (loss %s%s)%s\n", srch_sens_method_name(sens->method), sens->loss_name,
+           sens->method == SRCH_SENS_GROUPED ? ", estimated from groups" : "",
+           sens->method == SRCH_SENS_PROXY ? "; validation measures KL" : "");
+    const struct srch_front *f = t->front;
+    printf("search       %s%s over 2^%.1f plans: %d points on the front in %.3g s\n", f->method,
+           f->exact ? " (exact)" : " (epsilon-approximate)", f->log2_plans, f->n, t->search_seconds);
+    if (t->best >= 0) {
+        const struct srch_point *pt = &f->pts[t->best];
+        srch_budget_format_bytes(pt->mem, false, b1, sizeof(b1));
+        srch_budget_format_time(pt->lat, b2, sizeof(b2));
+        printf("best         point %d as predicted: %s, %s, %s %.3g\n", t->best, b1, b2, t->loss_name, pt->loss);
+    }
+    if (!t->validated) {
+        printf("\nnot validated: nothing was measured on the target (front.yaml holds the predictions)\n");
+        return;
+    }
+    printf("validation   %d plans built and run in %.1f s; memory is %s; %s reference %.4f\n", t->n_cand,
+           t->validate_seconds, t->n_cand && t->cand[0].mem_measured ? "peak RSS" : "the memory model",
+           t->metric_name, t->ref_metric);
+    printf("\n  %-34s %11s %11s %-10s %9s %9s  %s\n", "plan (measured)", "memory", "latency", " (MAD)", "KL",
+           t->metric_name, "budgets");
+    if (t->chosen >= 0)
+        print_row(t, &t->cand[t->chosen], true);
+    for (int i = 0; i < t->n_cand; i++)
+        if (i != t->chosen && t->cand[i].point < 0)
+            print_row(t, &t->cand[i], false);
+    for (int i = 0; i < t->n_cand; i++)
+        if (i != t->chosen && t->cand[i].point >= 0)
+            print_row(t, &t->cand[i], false);
+    printf("\n");
+    if (t->chosen < 0) {
+        printf("chosen       none: no validated front point met both budgets as measured (see front.yaml)\n");
+    } else {
+        const struct srch_candidate *c = &t->cand[t->chosen];
+        char counts[128];
+        plan_counts(c->plan, counts, sizeof(counts));
+        printf("chosen       %s: %s\n", c->label, counts);
+        /* the comparisons the plan is for: the baselines that meet the budgets too */
+        for (int i = 0; i < t->n_cand; i++) {
+            const struct srch_candidate *b = &t->cand[i];
+            if (b->point >= 0)
+                continue;
+            if (!b->meets)
+                printf("             %s does not meet the budgets as measured\n", b->label);
+            else if (c->loss > 0)
+                printf("             %s meets them with %.3gx the chosen plan's KL\n", b->label, b->loss / c->loss);
+        }
+    }
+}
