@@ -127,6 +127,8 @@ static int frame_recv(int fd, double timeout_s, char **text, size_t *len, char *
         ok = !errno && end != head + plen + 1 && *end == '\n' && L <= FRAME_MAX;
     }
     if (!ok) {
+        if (n > 0 && head[n - 1] == '\n')
+            head[--n] = 0;
         for (size_t i = 0; i < n; i++) /* printable, for the message */
             if (head[i] < 0x20 || head[i] > 0x7e)
                 head[i] = '?';
@@ -323,9 +325,12 @@ static int exchange(struct cli_remote *r, const char *request, const struct buf 
     rc = rpt_yaml_load_string(name, text, len, y);
     mq_error_set_quiet(0);
     free(text);
-    if (rc < 0)
+    if (rc < 0) {
+        char why[512]; /* mq_error_last() is the buffer the next mq_error writes */
+        snprintf(why, sizeof(why), "%s", mq_error_last());
         return mq_error(MQ_EFORMAT, "agent '%s' answered %s with a frame that is not a YAML mapping: %s", r->cmd, request,
-                        mq_error_last());
+                        why);
+    }
     const char *ok = get_str(y, "ok");
     if (!ok || (strcmp(ok, "true") && strcmp(ok, "false"))) {
         rpt_yaml_release(y);

@@ -234,6 +234,41 @@ expect "search not a profile" 1 "$MIXQ" search --profile "$tmp/notprof.yaml" \
     --sensitivity "$tmp/tune/sensitivity.yaml" --no-plots --out "$tmp/search"
 expect "search other model" 1 "$MIXQ" search $S "$tmp/syn.gguf" --no-plots --out "$tmp/search"
 
+# ---- tune --remote: the mixq-agent/1 protocol over a pipe. A local agent measures; agents
+# that print garbage, exit, truncate a frame, speak another version, send a frame that is
+# not YAML, stay silent or die mid-run give one line and exit 1; a rerun reuses the host's
+# cache of remote measurements, so fewer measure requests reach the agent.
+R="--sensitivity proxy --budget 1GB --workload decode:32 --max-seconds 0.05 --ctx 64 --chunks 1 --no-plots"
+R="$R --cache-dir $tmp/rcache --remote-timeout 20 --out $tmp/remote"
+AGENT="MIXQ_CACHE_DIR=$tmp/acache $MIXQ -v agent 2>>$tmp/agent.log"
+expect "remote tune" 0 "$MIXQ" -q tune $R --remote "$AGENT"
+grep_out "remote tune chosen" '^chosen +front point [0-9]+'
+if grep -q "^  remote: MIXQ_CACHE_DIR=" "$tmp/remote/front.yaml"; then
+    pass=$((pass + 1)); echo "ok   remote tune front names the remote"
+else
+    fail=$((fail + 1)); echo "FAIL remote tune front lacks 'remote:'"
+fi
+n1=$(grep -c 'agent: request measure' "$tmp/agent.log")
+: >"$tmp/agent.log"
+expect "remote tune again" 0 "$MIXQ" -q tune $R --remote "$AGENT"
+n2=$(grep -c 'agent: request measure' "$tmp/agent.log")
+if [ "$n1" -gt 0 ] && [ "$n2" -lt "$n1" ]; then
+    pass=$((pass + 1)); echo "ok   remote rerun reuses measurements ($n1 then $n2 measure requests)"
+else
+    fail=$((fail + 1)); echo "FAIL remote rerun: $n1 then $n2 measure requests"
+fi
+expect "remote garbage" 1 "$MIXQ" tune $R --remote "echo garbage"
+expect "remote exits" 1 "$MIXQ" tune $R --remote "exit 3"
+expect "remote truncated frame" 1 "$MIXQ" tune $R --remote "printf 'mixq-agent/1 100\\nok: true'"
+expect "remote other version" 1 "$MIXQ" tune $R --remote "printf 'mixq-agent/2 5\\nok: 1'"
+grep -q "speaks 'mixq-agent/2'" "$tmp/err" && { pass=$((pass + 1)); echo "ok   remote version named"; } ||
+    { fail=$((fail + 1)); echo "FAIL remote version not named"; cat "$tmp/err"; }
+expect "remote not YAML" 1 "$MIXQ" tune $R --remote "printf 'mixq-agent/1 9\\n[1, 2, 3]'"
+expect "remote silent" 1 "$MIXQ" tune $R --remote-timeout 1 --remote "sleep 30"
+rm -rf "$tmp/rcache"
+expect "remote dies mid-run" 1 "$MIXQ" tune $R --remote "head -c 3000 | MIXQ_CACHE_DIR=$tmp/acache $MIXQ agent"
+expect "remote without a model there" 1 "$MIXQ" -q tune $R --remote "$AGENT" --remote-model "$tmp/none.gguf"
+
 # ---- quantize and export (issue 7): a front point written as GGUF and read back, the
 # llama.cpp recipe and its rules file; a plan that does not match the model, an unknown
 # point, an unwritable output: one error line each and no file (nor temporary) left
