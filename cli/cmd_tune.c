@@ -1,9 +1,18 @@
 /* cli/cmd_tune.c - `mixq tune [MODEL] --budget SIZE --latency TIME`: the main job.
  *
  * Chains profile -> sensitivity -> search -> validation on the target, each step reusing
- * the cache, and writes profile.yaml, sensitivity.yaml, front.yaml and their plots. */
+ * the cache, and writes profile.yaml, sensitivity.yaml, front.yaml and their plots.
+ *
+ * Several targets (--target SPEC, repeatable): each target is a `mixq agent` (this binary,
+ * with MIXQ_CPU_ISA or MIXQ_NEON_PATH set for isa=, or the command after '@'), profiled
+ * there; the search runs on the combined profile (srch_tune_worst_profile: per layer and
+ * format the slowest target's time) and every validated plan is measured on every target
+ * (search/tune.h). --per-target adds one plan per target, searched on its own profile and
+ * measured there. Sensitivity and KL are measured here, with --host-backend. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,10 +90,27 @@ static void tune_usage(FILE *f)
             "                        measured there with --backend; sensitivity and KL here)\n"
             "  --remote-model PATH   the model's path on the remote machine (default: MODEL's)\n"
             "  --remote-timeout S    longest wait for one answer of the agent (default 1800)\n"
-            "  --host-backend NAME   with --remote: the backend for quality here (default cpu)\n"
+            "  --host-backend NAME   with --remote or --target: the backend for quality here (default cpu)\n"
+            "  --target SPEC         tune for several targets at once (repeatable, at most %d): one plan\n"
+            "                        measured to meet the budgets on every one. SPEC is\n"
+            "                          BACKEND[:isa=PATH][@CMD]\n"
+            "                        BACKEND as in --backend; isa= forces a kernel path (cpu:\n"
+            "                        MIXQ_CPU_ISA=scalar|avx2|avx512|avx512vnni; neon: MIXQ_NEON_PATH);\n"
+            "                        @CMD measures through 'mixq agent' run by CMD, as --remote\n"
+            "                        (isa= is then set in CMD's environment on this machine). e.g.\n"
+            "                          --target cpu --target cpu:isa=scalar\n"
+            "                          --target 'neon@qemu-aarch64 -cpu max build-aarch64/mixq agent'\n"
+            "                        Each target is profiled by an agent (this binary without '@'); the\n"
+            "                        search prices each layer at its slowest target's time (a sum of\n"
+            "                        per-layer maxima is at least any one target's sum: conservative),\n"
+            "                        and each validated plan is run on every target; the chosen plan\n"
+            "                        meets both budgets on each as measured. Writes DIR/front.yaml (per\n"
+            "                        target figures under each measured point) and DIR/tN-NAME/profile.yaml\n"
+            "  --per-target          with --target: also one plan per target, searched on that target's\n"
+            "                        profile and measured there (DIR/tN-NAME/front.yaml)\n"
             "  -v, -q                more or fewer messages\n"
             "  --help                this text\n",
-            SRCH_SENS_DEFAULT_DEPTH_GROUPS, TUNE_DEFAULT_CHUNKS);
+            SRCH_SENS_DEFAULT_DEPTH_GROUPS, TUNE_DEFAULT_CHUNKS, SRCH_TUNE_MAX_TARGETS);
 }
 
 /* Validation on a remote target: each plan's latency and peak RSS from the agent, kept in
@@ -104,10 +130,12 @@ static int remote_measure_plan(void *ctx, const struct mq_plan *plan, struct pro
     int rc = mq_plan_to_string(plan, &text);
     if (rc < 0)
         return rc;
-    char key[2048];
-    snprintf(key, sizeof(key), "remote-measure/1 target=%.900s model=%016llx plan=%016llx backend=%s threads=%d "
-             "workload=%s max_seconds=%g memory=%d",
-             cli_remote_target(rm->r), (unsigned long long)rm->q->content_hash,
+    /* the command is in the key: agents of one machine with different kernel paths forced
+     * (--target cpu:isa=scalar) report the same identity */
+    char key[2800];
+    snprintf(key, sizeof(key), "remote-measure/2 target=%.900s cmd=%.600s model=%016llx plan=%016llx backend=%s "
+             "threads=%d workload=%s max_seconds=%g memory=%d",
+             cli_remote_target(rm->r), cli_remote_cmd(rm->r), (unsigned long long)rm->q->content_hash,
              (unsigned long long)mq_hash64(text, strlen(text), 0x706c616eULL), rm->q->backend, rm->q->threads,
              rm->q->workload->label, rm->q->max_seconds, rm->q->memory);
     free(text);
@@ -129,6 +157,119 @@ static int remote_measure_plan(void *ctx, const struct mq_plan *plan, struct pro
     return MQ_OK;
 }
 
+/* One target of --target: an agent, its request and what it measured. */
+struct tune_target {
+    char label[96]; /* the spec without the command, and the command's program: "neon@qemu-aarch64" */
+    char slug[64];  /* "t2-cpu-isa-scalar": its folder under --out */
+    char backend[32];
+    char cmd[8192]; /* what `sh -c` runs */
+    struct cli_remote *r;
+    struct cli_remote_req q;
+    struct remote_measure rm;
+    struct prof_profile *prof;
+};
+
+static bool spec_word(const char *s, size_t n)
+{
+    if (!n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* Parses BACKEND[:isa=PATH][@CMD] into tg (index i, from 0). self: this binary; cache_dir:
+ * passed to the agents this binary runs (NULL: their default). Errors are usage errors
+ * (one line). */
+static int target_parse(const char *spec, int i, const char *self, const char *cache_dir, struct tune_target *tg)
+{
+    memset(tg, 0, sizeof(*tg));
+    const char *at = strchr(spec, '@');
+    size_t head = at ? (size_t)(at - spec) : strlen(spec);
+    const char *colon = memchr(spec, ':', head);
+    size_t nb = colon ? (size_t)(colon - spec) : head;
+    if (!spec_word(spec, nb) || nb >= sizeof(tg->backend))
+        return cli_usage_error("tune", "--target '%s': want BACKEND[:isa=PATH][@CMD], e.g. cpu:isa=scalar", spec);
+    memcpy(tg->backend, spec, nb);
+    char env[96] = "";
+    if (colon) {
+        const char *opt = colon + 1;
+        size_t no = head - (size_t)(opt - spec);
+        if (no < 5 || strncmp(opt, "isa=", 4) || !spec_word(opt + 4, no - 4) || no - 4 > 40)
+            return cli_usage_error("tune", "--target '%s': the only option is isa=PATH (e.g. cpu:isa=scalar)", spec);
+        const char *var = !strcmp(tg->backend, "cpu")    ? "MIXQ_CPU_ISA"
+                          : !strcmp(tg->backend, "neon") ? "MIXQ_NEON_PATH"
+                                                         : NULL;
+        if (!var)
+            return cli_usage_error("tune", "--target '%s': isa= applies to the cpu and neon backends", spec);
+        snprintf(env, sizeof(env), "%s=%.*s ", var, (int)(no - 4), opt + 4);
+    }
+    if (at) {
+        const char *cmd = at + 1;
+        if (!*cmd)
+            return cli_usage_error("tune", "--target '%s': nothing after '@' (want the command that runs "
+                                   "'mixq agent')", spec);
+        if (snprintf(tg->cmd, sizeof(tg->cmd), "%s%s", env, cmd) >= (int)sizeof(tg->cmd))
+            return cli_usage_error("tune", "--target '%s': the command is too long", spec);
+        /* the program's name: the first word that is not an environment assignment */
+        const char *w = cmd, *prog = "agent";
+        size_t np = 5;
+        while (*w) {
+            w += strspn(w, " \t");
+            size_t n = strcspn(w, " \t");
+            if (!n)
+                break;
+            if (!memchr(w, '=', n)) {
+                const char *base = w;
+                for (const char *c = w; c < w + n; c++)
+                    if (*c == '/')
+                        base = c + 1;
+                prog = base;
+                np = (size_t)(w + n - base);
+                break;
+            }
+            w += n;
+        }
+        snprintf(tg->label, sizeof(tg->label), "%.*s@%.*s", (int)(head < 40 ? head : 40), spec,
+                 (int)(np < 40 ? np : 40), prog);
+    } else {
+        if (strchr(self, '\'') || (cache_dir && strchr(cache_dir, '\'')))
+            return cli_usage_error("tune", "--target: this program's path or the cache folder has a quote in it");
+        size_t n = (size_t)snprintf(tg->cmd, sizeof(tg->cmd), "%s", env);
+        if (cache_dir)
+            n += (size_t)snprintf(tg->cmd + n, sizeof(tg->cmd) - n, "MIXQ_CACHE_DIR='%s' ", cache_dir);
+        if (n >= sizeof(tg->cmd) ||
+            snprintf(tg->cmd + n, sizeof(tg->cmd) - n, "exec '%s' agent", self) >= (int)(sizeof(tg->cmd) - n))
+            return cli_usage_error("tune", "--target '%s': the agent's command is too long", spec);
+        snprintf(tg->label, sizeof(tg->label), "%.*s", (int)(head < 90 ? head : 90), spec);
+    }
+    size_t n = (size_t)snprintf(tg->slug, sizeof(tg->slug), "t%d-", i + 1);
+    for (const char *c = tg->label; *c && n + 1 < sizeof(tg->slug); c++)
+        if (isalnum((unsigned char)*c))
+            tg->slug[n++] = *c;
+        else if (tg->slug[n - 1] != '-')
+            tg->slug[n++] = '-';
+    while (tg->slug[n - 1] == '-')
+        n--;
+    tg->slug[n] = '\0';
+    return CLI_OK;
+}
+
+static int targets_measure(void *ctx, int target, const struct mq_plan *plan, struct prof_stats *lat, double *mem,
+                           bool *mem_measured)
+{
+    struct tune_target *tg = ctx; /* the first target this tuning measures on */
+    return remote_measure_plan(&tg[target].rm, plan, lat, mem, mem_measured);
+}
+
+static int make_dir(const char *dir)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return mq_error(MQ_EIO, "cannot create '%s': %s", dir, strerror(errno));
+    return MQ_OK;
+}
+
 int cmd_tune(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -145,6 +286,7 @@ int cmd_tune(int argc, char **argv)
         {"no-plots", no_argument, NULL, 'P'},          {"help", no_argument, NULL, 'h'},
         {"remote", required_argument, NULL, 'R'},      {"remote-model", required_argument, NULL, 'm'},
         {"remote-timeout", required_argument, NULL, 'T'}, {"host-backend", required_argument, NULL, 'H'},
+        {"target", required_argument, NULL, 'X'},      {"per-target", no_argument, NULL, 'Y'},
         {"verbose", no_argument, NULL, 'v'},           {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
@@ -154,7 +296,9 @@ int cmd_tune(int argc, char **argv)
     double mem_budget = SRCH_NO_BUDGET, lat_budget = SRCH_NO_BUDGET, max_seconds = 0;
     long long ctx = 0, chunks = -1, n_validate = 8, threads = 0, groups = 0;
     enum srch_sens_method method = SRCH_SENS_MEASURED;
-    bool probe = true, no_cache = false, plots = true;
+    bool probe = true, no_cache = false, plots = true, backend_given = false, per_target = false;
+    const char *target_spec[SRCH_TUNE_MAX_TARGETS];
+    int n_targets = 0;
     static struct srch_pins cli_pins, pins; /* large: off the stack */
     memset(&cli_pins, 0, sizeof(cli_pins));
     memset(&pins, 0, sizeof(pins));
@@ -195,7 +339,13 @@ int cmd_tune(int argc, char **argv)
                 return cli_usage_error("tune", "--max-seconds wants a number in (0, 3600], not '%s'", optarg);
             break;
         }
-        case 'b': backend = optarg; break;
+        case 'b': backend = optarg; backend_given = true; break;
+        case 'X':
+            if (n_targets == SRCH_TUNE_MAX_TARGETS)
+                return cli_usage_error("tune", "at most %d --target", SRCH_TUNE_MAX_TARGETS);
+            target_spec[n_targets++] = optarg;
+            break;
+        case 'Y': per_target = true; break;
         case 'j': u = cli_parse_int("tune", "--threads", optarg, 1, 1024, &threads); break;
         case 'o': out_dir = optarg; break;
         case 'M': probe = false; break;
@@ -222,6 +372,11 @@ int cmd_tune(int argc, char **argv)
     }
     if (argc - optind > 1)
         return cli_usage_error("tune", "want at most one MODEL argument");
+    if (n_targets && (remote || backend_given))
+        return cli_usage_error("tune", "--target names each target's backend and command: not with %s",
+                               remote ? "--remote" : "--backend");
+    if (per_target && !n_targets)
+        return cli_usage_error("tune", "--per-target wants at least one --target");
     uint32_t fmask;
     if (cli_parse_formats("tune", formats, &fmask) != CLI_OK)
         return CLI_USAGE;
@@ -235,6 +390,23 @@ int cmd_tune(int argc, char **argv)
         snprintf(cache_dir, sizeof(cache_dir), "%s", cache_arg);
     else
         prof_cache_default_dir(cache_dir, sizeof(cache_dir));
+    static struct tune_target tg[SRCH_TUNE_MAX_TARGETS]; /* large: off the stack */
+    if (n_targets) {
+        char self[4096];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n <= 0)
+            return cli_usage_error("tune", "--target: cannot find this program to run its agents: %s",
+                                   n < 0 ? strerror(errno) : "empty path");
+        self[n] = '\0';
+        for (int i = 0; i < n_targets; i++) {
+            int u = target_parse(target_spec[i], i, self, cache_arg ? cache_dir : NULL, &tg[i]);
+            if (u != CLI_OK)
+                return u;
+            for (int j = 0; j < i; j++)
+                if (!strcmp(tg[j].label, tg[i].label))
+                    return cli_usage_error("tune", "--target '%s' is given twice", tg[i].label);
+        }
+    }
 
     uint64_t t0 = prof_now_ns();
     struct mq_model *m = NULL;
@@ -243,6 +415,7 @@ int cmd_tune(int argc, char **argv)
     struct srch_sensitivity *sens = NULL;
     struct srch_tune *t = NULL;
     struct cli_remote *rem = NULL;
+    struct srch_tune *tt = NULL; /* --per-target: the tuning of one target */
     static struct rpt_model_config cfg;
     bool have_cfg;
     int rc;
@@ -284,7 +457,8 @@ int cmd_tune(int argc, char **argv)
         rc = mq_error(MQ_EIO, "cannot create '%s': %s", out_dir, strerror(errno));
         goto done;
     }
-    if ((rc = be_open(remote ? host_backend : backend, &(struct be_config){.n_threads = remote ? 0 : (int)threads},
+    bool agents = remote || n_targets; /* measured by agents; quality here on host_backend */
+    if ((rc = be_open(agents ? host_backend : backend, &(struct be_config){.n_threads = agents ? 0 : (int)threads},
                       &be)) < 0)
         goto done;
     if (remote && (rc = cli_remote_open(remote, remote_timeout, &rem)) < 0)
@@ -305,7 +479,39 @@ int cmd_tune(int argc, char **argv)
         mq_warn("gnuplot is not installed: no plots (scripts/install-deps installs it)");
 
     /* 1. what each layer costs here */
-    if (rem) {
+    char path[4200];
+    if (n_targets) {
+        const struct prof_profile *profs[SRCH_TUNE_MAX_TARGETS];
+        for (int i = 0; i < n_targets; i++) {
+            struct tune_target *g = &tg[i];
+            mq_info("step 1/4: profile on target %d/%d, %s (%s backend, workload %s)", i + 1, n_targets, g->label,
+                    g->backend, po.workload.label);
+            g->q = rq;
+            g->q.backend = g->backend;
+            g->rm = (struct remote_measure){.q = &g->q, .cache_dir = cache_dir, .refresh = no_cache};
+            if ((rc = cli_remote_open(g->cmd, remote_timeout, &g->r)) < 0)
+                goto done;
+            g->rm.r = g->r;
+            if ((rc = cli_remote_profile(g->r, &g->q, &g->prof)) < 0 || (rc = prof_profile_matches(g->prof, m)) < 0)
+                goto done;
+            if (g->prof->target.emulated) { /* said wherever its figures are shown */
+                size_t n = strlen(g->label);
+                snprintf(g->label + n, sizeof(g->label) - n, " (EMULATED)");
+            }
+            snprintf(path, sizeof(path), "%s/%s", out_dir, g->slug);
+            if ((rc = make_dir(path)) < 0)
+                goto done;
+            snprintf(path, sizeof(path), "%s/%s/profile.yaml", out_dir, g->slug);
+            if ((rc = rpt_profile_write(g->prof, path)) < 0)
+                goto done;
+            snprintf(path, sizeof(path), "%s/%s", out_dir, g->slug);
+            if (draw && ((rc = rpt_plot_layer_times(path, g->prof)) < 0 || (rc = rpt_plot_roofline(path, g->prof)) < 0))
+                goto done;
+            profs[i] = g->prof;
+        }
+        if ((rc = srch_tune_worst_profile(profs, n_targets, &prof)) < 0)
+            goto done;
+    } else if (rem) {
         mq_info("step 1/4: profile on the remote target (%s backend, workload %s)", backend, po.workload.label);
         if ((rc = cli_remote_profile(rem, &rq, &prof)) < 0)
             goto done;
@@ -318,11 +524,10 @@ int cmd_tune(int argc, char **argv)
         if (probe && (rc = prof_profile_probe_memory(m, prof, backend, be_threads(be))) < 0)
             goto done;
     }
-    char path[4200];
     snprintf(path, sizeof(path), "%s/profile.yaml", out_dir);
-    if ((rc = rpt_profile_write(prof, path)) < 0)
+    if (!n_targets && (rc = rpt_profile_write(prof, path)) < 0)
         goto done;
-    if (draw && ((rc = rpt_plot_layer_times(out_dir, prof)) < 0 || (rc = rpt_plot_roofline(out_dir, prof)) < 0))
+    if (!n_targets && draw && ((rc = rpt_plot_layer_times(out_dir, prof)) < 0 || (rc = rpt_plot_roofline(out_dir, prof)) < 0))
         goto done;
 
     /* 2. what each layer loses */
@@ -344,20 +549,62 @@ int cmd_tune(int argc, char **argv)
                                    .pins = &pins, .n_validate = (int)n_validate, .max_seconds = max_seconds,
                                    .probe_memory = probe, .backend = backend, .quality = qc, .progress = true,
                                    .measure_plan = rem ? remote_measure_plan : NULL, .measure_ctx = &rm};
+    if (n_targets) {
+        to.n_targets = n_targets;
+        to.measure_target = targets_measure;
+        to.measure_ctx = tg;
+        for (int i = 0; i < n_targets; i++)
+            to.target_labels[i] = tg[i].label;
+    }
     mq_info("step 3/4: search");
     if ((rc = srch_tune_search(m, prof, sens, &to, &t)) < 0)
         goto done;
-    mq_info("step 4/4: validation on the target");
+    mq_info("step 4/4: validation on the target%s", n_targets > 1 ? "s" : "");
     if ((rc = srch_tune_validate(m, be, prof, &to, t)) < 0 || (rc = cli_tune_write(out_dir, m, prof, sens, t, draw)) < 0)
         goto done;
     printf("\n");
     cli_tune_summary(m, prof, sens, t);
-    printf("wrote        %s/profile.yaml, sensitivity.yaml, front.yaml%s\n", out_dir,
-           draw ? " and plots (front-memory-loss.png, validation.png, plan.png, ...)" : "");
+    if (n_targets)
+        printf("wrote        %s/sensitivity.yaml, front.yaml, and each target's profile.yaml in %s/%s ...%s\n",
+               out_dir, out_dir, tg[0].slug, draw ? "; plots" : "");
+    else
+        printf("wrote        %s/profile.yaml, sensitivity.yaml, front.yaml%s\n", out_dir,
+               draw ? " and plots (front-memory-loss.png, validation.png, plan.png, ...)" : "");
+    int missed = 0; /* --per-target: targets without a plan of their own */
+    for (int i = 0; per_target && i < n_targets; i++) {
+        struct srch_tune_options o1 = to;
+        o1.n_targets = 1;
+        o1.measure_ctx = &tg[i];
+        o1.target_labels[0] = tg[i].label;
+        printf("\n==== %s alone (--per-target)\n", tg[i].label);
+        mq_info("per target %d/%d, %s: search and validation", i + 1, n_targets, tg[i].label);
+        srch_tune_free(tt);
+        tt = NULL;
+        if ((rc = srch_tune_search(m, tg[i].prof, sens, &o1, &tt)) < 0 ||
+            (rc = srch_tune_validate(m, be, tg[i].prof, &o1, tt)) < 0)
+            goto done;
+        snprintf(path, sizeof(path), "%s/%s", out_dir, tg[i].slug);
+        if ((rc = cli_tune_write(path, m, tg[i].prof, sens, tt, draw)) < 0)
+            goto done;
+        cli_tune_summary(m, tg[i].prof, sens, tt);
+        printf("wrote        %s/front.yaml\n", path);
+        missed += tt->chosen < 0;
+    }
     printf("wall time    %.1f s\n", (double)(prof_now_ns() - t0) * 1e-9);
     if (t->chosen < 0)
-        rc = mq_error(MQ_ERANGE, "no validated plan met both budgets as measured; front.yaml lists what came closest");
+        rc = mq_error(MQ_ERANGE, "no validated plan met both budgets as measured%s; front.yaml lists what came "
+                      "closest", n_targets > 1 ? " on every target" : "");
+    else if (missed)
+        rc = mq_error(MQ_ERANGE, "--per-target: %d target%s had no validated plan within the budgets (see "
+                      "their front.yaml)", missed, missed == 1 ? "" : "s");
 done:
+    for (int i = 0; i < n_targets; i++) {
+        cli_remote_close(tg[i].r);
+        prof_profile_free(tg[i].prof);
+        tg[i].r = NULL;
+        tg[i].prof = NULL;
+    }
+    srch_tune_free(tt);
     srch_tune_free(t);
     srch_sensitivity_free(sens);
     prof_profile_free(prof);

@@ -97,6 +97,33 @@ static void print_row(const struct srch_tune *t, const struct srch_candidate *c,
            c->metric, verdict);
 }
 
+/* Several targets: every measured plan's median latency and memory on each target. */
+static void print_targets(const struct srch_tune *t)
+{
+    printf("  %-34s", "per target (median latency, memory)");
+    for (int i = 0; i < t->n_targets; i++)
+        printf(" %-24.24s", t->target_labels[i]);
+    printf("\n");
+    for (int pass = 0; pass < 3; pass++) { /* chosen, baselines, the other front points */
+        for (int c = 0; c < t->n_cand; c++) {
+            const struct srch_candidate *cd = &t->cand[c];
+            bool chosen = c == t->chosen;
+            if (pass == 0 ? !chosen : chosen || (pass == 1) != (cd->point < 0))
+                continue;
+            printf("%s %-34.34s", chosen ? "*" : " ", cd->label);
+            for (int i = 0; i < cd->n_targets; i++) {
+                char lat[32], mem[32], cell[80];
+                srch_budget_format_time(cd->tgt[i].lat.median_ns, lat, sizeof(lat));
+                srch_budget_format_bytes(cd->tgt[i].mem, false, mem, sizeof(mem));
+                snprintf(cell, sizeof(cell), "%s %s%s", lat, mem, cd->tgt[i].meets ? "" : " OVER");
+                printf(" %-24.24s", cell);
+            }
+            printf("\n");
+        }
+    }
+    printf("\n");
+}
+
 void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof, const struct srch_sensitivity *sens,
                       const struct srch_tune *t)
 {
@@ -110,8 +137,16 @@ void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof,
     else
         snprintf(b2, sizeof(b2), "none");
     printf("model        %s: %d layers (%s), workload %s\n", m->path, m->n_layers, m->arch, prof->workload.label);
-    printf("target       %s backend, %d threads on %s%s\n", prof->target.backend, prof->target.threads,
-           prof->target.cpu, prof->target.emulated ? " (EMULATED: timings say nothing about real hardware)" : "");
+    if (t->n_targets > 1) {
+        printf("targets      %d, each plan measured on each:", t->n_targets);
+        for (int i = 0; i < t->n_targets; i++)
+            printf("%s %s", i ? ";" : "", t->target_labels[i]);
+        printf("\n             search on per-layer times of the slowest target (conservative); latency and\n"
+               "             memory below are the worst target's, per target after the table\n");
+    } else {
+        printf("target       %s backend, %d threads on %s%s\n", prof->target.backend, prof->target.threads,
+               prof->target.cpu, prof->target.emulated ? " (EMULATED: timings say nothing about real hardware)" : "");
+    }
     printf("budgets      memory %s, latency %s per run\n", b1, b2);
     printf("sensitivity  %s (loss %s%s)%s\n", srch_sens_method_name(sens->method), sens->loss_name,
            sens->method == SRCH_SENS_GROUPED ? ", estimated from groups" : "",
@@ -143,6 +178,8 @@ void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof,
         if (i != t->chosen && t->cand[i].point >= 0)
             print_row(t, &t->cand[i], false);
     printf("\n");
+    if (t->n_targets > 1)
+        print_targets(t);
     if (t->chosen < 0) {
         printf("chosen       none: no validated front point met both budgets as measured (see front.yaml)\n");
     } else {

@@ -295,6 +295,9 @@ int rpt_cmp_load(const struct rpt_cmp_inputs *in, struct rpt_cmp **out)
         if (fr->target >= 0) {
             snprintf(fr->label, sizeof(fr->label), "%s", c->targets[fr->target].label);
             fr->color = c->targets[fr->target].color;
+        } else if (!strncmp(f->backend_detail, "combined", 8)) { /* mixq tune --target A --target B */
+            snprintf(fr->label, sizeof(fr->label), "one plan for several targets (worst of each)");
+            fr->color = target_colors[(size_t)n_colors++ % N_COLORS];
         } else {
             target_label(f->backend, f->backend_detail, f->emulated, fr->label, sizeof(fr->label));
             fr->color = target_colors[(size_t)n_colors++ % N_COLORS];

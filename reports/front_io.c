@@ -61,6 +61,24 @@ static void write_measured(struct rpt_yw *w, const struct srch_candidate *c)
     rpt_yw_kv_bool(w, "meets_budgets", c->meets);
     rpt_yw_kv_bool(w, "on_measured_front", c->on_measured_front);
     rpt_yw_kv_int(w, "round", c->round);
+    if (c->n_targets > 0) { /* several targets: each one's figures (the ones above are the worst) */
+        rpt_yw_key(w, "targets");
+        rpt_yw_seq(w);
+        for (int i = 0; i < c->n_targets; i++) {
+            const struct srch_target_meas *tm = &c->tgt[i];
+            rpt_yw_map(w);
+            rpt_yw_kv_int(w, "target", i);
+            rpt_yw_kv_num(w, "memory_bytes", tm->mem, 10);
+            rpt_yw_kv_bool(w, "memory_measured", tm->mem_measured);
+            rpt_yw_kv_num(w, "latency_us", tm->lat.median_ns / 1e3, 6);
+            rpt_yw_kv_num(w, "latency_min_us", tm->lat.min_ns / 1e3, 6);
+            rpt_yw_kv_num(w, "latency_mad_us", tm->lat.mad_ns / 1e3, 4);
+            rpt_yw_kv_int(w, "reps", tm->lat.reps);
+            rpt_yw_kv_bool(w, "meets_budgets", tm->meets);
+            rpt_yw_end(w);
+        }
+        rpt_yw_end(w);
+    }
     rpt_yw_end(w);
 }
 
@@ -146,6 +164,13 @@ int rpt_front_write(const char *path, const struct mq_model *m, const struct pro
     else
         rpt_yw_null(&w);
     rpt_yw_end(&w);
+    if (t->n_targets > 0) { /* tuned for several targets: the plans were measured on each */
+        rpt_yw_key(&w, "targets");
+        rpt_yw_seq(&w);
+        for (int i = 0; i < t->n_targets; i++)
+            rpt_yw_str(&w, t->target_labels[i]);
+        rpt_yw_end(&w);
+    }
     rpt_yw_key(&w, "budgets");
     rpt_yw_map(&w);
     budget_value(&w, "memory_bytes", t->mem_budget, 1);

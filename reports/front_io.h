@@ -6,7 +6,9 @@
  *   model {path, name, arch, content_hash, layers},
  *   workload, target {cpu, backend, backend_detail, threads, topology, features, emulated,
  *           remote (the agent command that measured it, or null)},
- *   budgets {memory_bytes, latency_us} (null: none),
+ *   targets [LABEL, ...]   # only when tuned for several targets (mixq tune --target):
+                          # `target` is then the combined profile's, see search/tune.h
+   budgets {memory_bytes, latency_us} (null: none),
  *   search {method, exact, eps_memory_bytes, eps_latency_us, seconds, points, written,
  *           latency_model, best_predicted (index or null), validated,
  *           memory_calibration_bytes, validation_rounds, queried_memory_bytes,
@@ -17,7 +19,11 @@
  *            plan {default FORMAT, layers {NAME: FORMAT, ...}},
  *            measured {memory_bytes, memory_measured, latency_us, latency_min_us,
  *                      latency_mad_us, reps, kl, kl_stderr, metric, meets_budgets,
- *                      on_measured_front, round}   # validated points only
+ *                      on_measured_front, round,   # validated points only
+                      targets [{target (index into targets), memory_bytes, memory_measured,
+                                latency_us, latency_min_us, latency_mad_us, reps,
+                                meets_budgets}]}   # several targets; the fields above
+                                                   # are then the worst target's
  *           }],
  *   baselines [{label, plan, predicted {...}, measured {...}}],
  *   chosen {index, label} (null when no validated point meets the budgets as measured)

@@ -513,14 +513,14 @@ static int run_grouped(const struct mq_model *m, struct be_backend *be, const st
                 s->group_metric[g * MQ_DTYPE_COUNT + f] = v[1];
             }
             /* shared out within the group by weight count (see sensitivity.h) */
-            double total = 0;
+            double weights = 0;
             for (int l = 0; l < m->n_layers; l++)
                 if (plan->fmt[l] == (enum mq_dtype)f)
-                    total += (double)m->layers[l].n_in * (double)m->layers[l].n_out;
+                    weights += (double)m->layers[l].n_in * (double)m->layers[l].n_out;
             for (int l = 0; l < m->n_layers; l++)
                 if (plan->fmt[l] == (enum mq_dtype)f)
                     s->loss[l * MQ_DTYPE_COUNT + f] =
-                        fmax(v[0], 0) * ((double)m->layers[l].n_in * (double)m->layers[l].n_out / total);
+                        fmax(v[0], 0) * ((double)m->layers[l].n_in * (double)m->layers[l].n_out / weights);
         }
     }
     if (o->progress && isatty(STDERR_FILENO))

@@ -192,6 +192,34 @@ static int measure(const struct mq_model *m, struct be_backend *be, void *q, con
                    const struct srch_tune_options *o, struct srch_candidate *c)
 {
     int rc;
+    if (o->n_targets > 0) { /* every target; the plan's figures are its worst target's */
+        c->n_targets = o->n_targets;
+        c->worst_target = 0;
+        c->mem = 0;
+        c->mem_measured = true;
+        for (int i = 0; i < o->n_targets; i++) {
+            struct srch_target_meas *tm = &c->tgt[i];
+            double mem = 0;
+            bool measured = false;
+            if ((rc = o->measure_target(o->measure_ctx, i, c->plan, &tm->lat, &mem, &measured)) < 0)
+                return rc;
+            if (!measured) {
+                struct mq_memory mm;
+                if ((rc = m->runner->memory(m, c->plan, &prof->workload, &mm)) < 0)
+                    return rc;
+                mem = (double)(mm.weights + mm.kv_cache + mm.scratch + prof->overhead_bytes);
+            }
+            tm->mem = mem;
+            tm->mem_measured = measured;
+            tm->meets = mem <= o->mem_budget && tm->lat.median_ns <= o->lat_budget;
+            c->mem = fmax(c->mem, mem);
+            c->mem_measured &= measured;
+            if (tm->lat.median_ns > c->tgt[c->worst_target].lat.median_ns)
+                c->worst_target = i;
+        }
+        c->lat = c->tgt[c->worst_target].lat;
+        goto quality;
+    }
     if (o->measure_plan) {
         double mem = 0;
         bool measured = false;
@@ -368,6 +396,13 @@ int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const st
 {
     void *q = NULL;
     int cap = t->n_cand, rc;
+    if (o->n_targets < 0 || o->n_targets > SRCH_TUNE_MAX_TARGETS || (o->n_targets && !o->measure_target))
+        return mq_error(MQ_EINVAL, "%d targets: want 0..%d, with a measure_target", o->n_targets,
+                        SRCH_TUNE_MAX_TARGETS);
+    t->n_targets = o->n_targets;
+    for (int i = 0; i < o->n_targets; i++)
+        snprintf(t->target_labels[i], sizeof(t->target_labels[i]), "%s",
+                 o->target_labels[i] ? o->target_labels[i] : "?");
     int k = o->n_validate >= 8 ? o->n_validate : 8;
     /* the points to measure: nearest the budgets, then the baselines */
     if ((rc = add_nearest(m, t, &cap, o->mem_budget, o->lat_budget, k)) < 0)
@@ -473,4 +508,67 @@ int srch_tune_run(const struct mq_model *m, struct be_backend *be, const struct 
         *out = NULL;
     }
     return rc;
+}
+
+int srch_tune_worst_profile(const struct prof_profile *const *profs, int n, struct prof_profile **out)
+{
+    *out = NULL;
+    if (n < 1)
+        return mq_error(MQ_EINVAL, "no profile to combine");
+    const struct prof_profile *p0 = profs[0];
+    int base = 0;
+    for (int i = 1; i < n; i++) {
+        const struct prof_profile *p = profs[i];
+        if (p->model_hash != p0->model_hash || p->n_layers != p0->n_layers)
+            return mq_error(MQ_EINVAL, "target %d profiled model '%s' (content %016llx, %d layers), target 1 '%s' "
+                            "(content %016llx, %d layers): targets must profile one model", i + 1, p->model_name,
+                            (unsigned long long)p->model_hash, p->n_layers, p0->model_name,
+                            (unsigned long long)p0->model_hash, p0->n_layers);
+        if (strcmp(p->workload.label, p0->workload.label))
+            return mq_error(MQ_EINVAL, "target %d profiled workload %s, target 1 %s: targets must profile one "
+                            "workload", i + 1, p->workload.label, p0->workload.label);
+        for (int l = 0; l < p0->n_layers; l++)
+            if (strcmp(p->layer_names[l], p0->layer_names[l]) || p->layer_in[l] != p0->layer_in[l] ||
+                p->layer_out[l] != p0->layer_out[l])
+                return mq_error(MQ_EINVAL, "target %d layer %d is '%s', target 1's is '%s': targets must profile "
+                                "one model", i + 1, l, p->layer_names[l], p0->layer_names[l]);
+        if (p->overhead_bytes > profs[base]->overhead_bytes)
+            base = i;
+    }
+    struct prof_profile *w;
+    int rc = prof_profile_alloc(p0->n_layers, &w);
+    if (rc < 0)
+        return rc;
+    char(*names)[MQ_GGUF_MAX_NAME + 1] = w->layer_names;
+    int64_t *in = w->layer_in, *outs = w->layer_out;
+    double *ns = w->layer_ns;
+    *w = *profs[base]; /* scalars and the target; the tables are w's own, filled below */
+    w->layer_names = names;
+    w->layer_in = in;
+    w->layer_out = outs;
+    w->layer_ns = ns;
+    w->n_costs = 0;
+    w->costs = NULL;
+    size_t nl = (size_t)p0->n_layers;
+    memcpy(w->layer_names, p0->layer_names, nl * sizeof(*w->layer_names));
+    memcpy(w->layer_in, p0->layer_in, nl * sizeof(*w->layer_in));
+    memcpy(w->layer_out, p0->layer_out, nl * sizeof(*w->layer_out));
+    w->layer_scale = 1.0;
+    w->glue_ns = 0;
+    for (int i = 0; i < n; i++) {
+        w->glue_ns = fmax(w->glue_ns, profs[i]->glue_ns > 0 ? profs[i]->glue_ns : 0);
+        w->formats &= profs[i]->formats;
+    }
+    for (size_t k = 0; k < nl * MQ_DTYPE_COUNT; k++) {
+        double v = 0;
+        for (int i = 0; i < n && !isnan(v); i++) {
+            double x = profs[i]->layer_ns[k];
+            v = isnan(x) ? NAN : fmax(v, profs[i]->layer_scale * x);
+        }
+        w->layer_ns[k] = v;
+    }
+    snprintf(w->target.backend_detail, sizeof(w->target.backend_detail),
+             "combined: per layer and format the largest time of %d targets", n);
+    *out = w;
+    return MQ_OK;
 }

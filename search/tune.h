@@ -27,6 +27,15 @@
  * one) and the points nearest those are measured, up to SRCH_TUNE_MAX_ROUNDS rounds; none
  * is chosen (chosen = -1) when still no validated point meets the budgets.
  *
+ * Several targets (mixq tune --target A --target B): the search runs on one combined
+ * profile (srch_tune_worst_profile: each layer's time in each format is the largest of the
+ * targets', so a plan's predicted latency, a sum of per-layer maxima, is at least its
+ * latency on any one target: conservative), and validation measures every plan on every
+ * target through measure_target; a plan meets the budgets only when it meets them on each
+ * target as measured. The candidate's lat and mem are then its worst target's, so the
+ * tightening rounds tighten by the worst miss over all targets, and cand[i].tgt[] keeps
+ * each target's own figures.
+ *
  * The memory model: the runner's (weights, KV cache, scratch) plus the measured runtime
  * overhead plus mem_calibration, the mean residual of the profile's peak-RSS runs of its
  * uniform plans (what the model does not see of a running process).
@@ -53,6 +62,7 @@
 #include "search/sensitivity.h"
 
 #define SRCH_TUNE_MAX_ROUNDS 3
+#define SRCH_TUNE_MAX_TARGETS 8
 
 struct srch_tune_options {
     double mem_budget, lat_budget; /* bytes and ns; SRCH_NO_BUDGET where none */
@@ -72,6 +82,21 @@ struct srch_tune_options {
     int (*measure_plan)(void *ctx, const struct mq_plan *plan, struct prof_stats *lat, double *mem,
                         bool *mem_measured);
     void *measure_ctx;
+    /* Several targets: n_targets > 0 measures every plan on targets 0..n_targets-1 through
+     * measure_target (same contract as measure_plan; ctx is measure_ctx), and measure_plan
+     * is not used. target_labels[i] names target i in results ("cpu:isa=scalar"). */
+    int n_targets;
+    const char *target_labels[SRCH_TUNE_MAX_TARGETS];
+    int (*measure_target)(void *ctx, int target, const struct mq_plan *plan, struct prof_stats *lat,
+                          double *mem, bool *mem_measured);
+};
+
+/* One plan measured on one of several targets. */
+struct srch_target_meas {
+    struct prof_stats lat; /* ns per workload run */
+    double mem;            /* bytes: peak RSS there, or the memory model */
+    bool mem_measured;
+    bool meets;            /* meets both budgets on this target as measured */
 };
 
 /* One plan measured on the target. */
@@ -90,6 +115,10 @@ struct srch_candidate {
     bool meets;            /* meets both budgets as measured */
     int round;             /* validation round that measured it (0: the first) */
     bool on_measured_front;
+    /* several targets: each one's figures (lat and mem above are the worst of them) */
+    int n_targets;
+    int worst_target; /* the target of the largest median latency */
+    struct srch_target_meas tgt[SRCH_TUNE_MAX_TARGETS];
 };
 
 struct srch_tune {
@@ -111,6 +140,8 @@ struct srch_tune {
     bool higher_is_better;
     double ref_metric;
     double search_seconds, validate_seconds;
+    int n_targets; /* 0: one target; else the validation measured on each of these */
+    char target_labels[SRCH_TUNE_MAX_TARGETS][96];
 };
 
 /* srch_tune_search then srch_tune_validate. */
@@ -128,6 +159,15 @@ int srch_tune_search(const struct mq_model *m, const struct prof_profile *prof, 
 int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const struct prof_profile *prof,
                        const struct srch_tune_options *o, struct srch_tune *t);
 void srch_tune_free(struct srch_tune *t);
+
+/* The combined profile several targets are searched on: the profiles must be of one model
+ * (layer names and shapes) and one workload. Each layer's time in each format is the
+ * largest over the targets of layer_scale x time (NaN where one target did not profile
+ * it, so the search cannot pick it), layer_scale 1, glue the largest glue; the target,
+ * end-to-end runs and memory overhead are those of the profile with the largest overhead
+ * (its target's backend_detail says the table is combined). *out is the caller's
+ * (prof_profile_free); the inputs are borrowed. */
+int srch_tune_worst_profile(const struct prof_profile *const *profs, int n, struct prof_profile **out);
 
 /* The plan of front point i. The caller frees it. */
 int srch_tune_point_plan(const struct mq_model *m, const struct srch_tune *t, int i, struct mq_plan **out);

@@ -202,6 +202,61 @@ if command -v gnuplot >/dev/null; then
         fi
     done
 fi
+# tune --target: one plan for two targets (the cpu backend on its best path and forced to
+# its scalar kernels, each measured by an agent), measured to meet the budgets on both.
+# The latency budget is derived, not hard-coded: a first run without one measures the
+# plans on both targets; the budget is then 0.7x the slowest plan's latency on the scalar
+# target (f16 there: the quantized plans, several times faster, meet it and f16 does not),
+# so it binds, and the chosen plan must be shown to meet it on both.
+expect "tune --target bad spec" 2 "$MIXQ" tune --target 'cpu:fast'
+expect "tune --target bad isa backend" 2 "$MIXQ" tune --target 'ref:isa=scalar'
+expect "tune --target empty command" 2 "$MIXQ" tune --target 'neon@'
+expect "tune --target twice" 2 "$MIXQ" tune --target cpu --target cpu
+expect "tune --target with --remote" 2 "$MIXQ" tune --target cpu --remote 'mixq agent'
+expect "tune --per-target alone" 2 "$MIXQ" tune --per-target
+expect "tune --target unknown isa" 1 "$MIXQ" -q tune --target cpu:isa=sse9 --no-memory --no-plots \
+    --cache-dir "$tmp/cache" --out "$tmp/tgt"
+targs=(--target cpu --target cpu:isa=scalar --threads 1 --sensitivity proxy --budget 1GB --workload decode:32
+    --max-seconds 0.05 --ctx 64 --chunks 1 --no-memory --no-plots --cache-dir "$tmp/cache")
+expect "tune two targets, memory budget only" 0 "$MIXQ" -q tune "${targs[@]}" --out "$tmp/tgt"
+grep_out "tune targets summary" '^targets +2, each plan measured on each: cpu; cpu:isa=scalar'
+grep_out "tune targets per-target table" '^  per target \(median latency, memory\) +cpu +cpu:isa=scalar'
+lat=$(python3 - "$tmp/tgt/front.yaml" <<'PY'
+import sys, yaml
+f = yaml.safe_load(open(sys.argv[1]))
+m = [x["measured"] for x in f["points"] + f["baselines"] if "measured" in x]
+print("%.3fus" % (0.7 * max(x["targets"][1]["latency_us"] for x in m)))
+PY
+)
+expect "tune two targets, binding latency budget $lat" 0 "$MIXQ" -q tune "${targs[@]}" --latency "$lat" \
+    --per-target --out "$tmp/tgt"
+python3 - "$tmp/tgt" "$lat" >"$tmp/tgt.check" 2>&1 <<'PY'
+import glob, sys, yaml
+d, lat = sys.argv[1], float(sys.argv[2][:-2])
+f = yaml.safe_load(open(d + "/front.yaml"))
+assert f["targets"] == ["cpu", "cpu:isa=scalar"], f["targets"]
+assert f["budgets"]["latency_us"] == lat, f["budgets"]
+ch = [p for p in f["points"] if p["index"] == f["chosen"]["index"]][0]["measured"]
+assert [t["target"] for t in ch["targets"]] == [0, 1]
+for t in ch["targets"]:  # measured to meet the budgets on each target
+    assert t["meets_budgets"] and t["latency_us"] <= lat and t["reps"] >= 5, t
+    assert t["memory_bytes"] <= f["budgets"]["memory_bytes"], t
+assert ch["latency_us"] == max(t["latency_us"] for t in ch["targets"]), ch
+m = [x["measured"] for x in f["points"] + f["baselines"] if "measured" in x]
+assert any(not x["targets"][1]["meets_budgets"] and not x["meets_budgets"] for x in m), "the budget does not bind"
+for i, slug in enumerate(["t1-cpu", "t2-cpu-isa-scalar"]):  # --per-target: each its own plan
+    g = yaml.safe_load(open("%s/%s/front.yaml" % (d, slug)))
+    p = yaml.safe_load(open("%s/%s/profile.yaml" % (d, slug)))
+    assert g["targets"] == [f["targets"][i]] and g["chosen"] is not None, g.get("chosen")
+    assert ("scalar" in p["target"]["backend_detail"]) == (i == 1), p["target"]["backend_detail"]
+print("ok")
+PY
+if grep -qx ok "$tmp/tgt.check"; then
+    pass=$((pass + 1)); echo "ok   tune two targets: chosen plan meets the budgets on both, as measured"
+else
+    fail=$((fail + 1)); echo "FAIL tune two targets: front.yaml check"; sed 's/^/     /' "$tmp/tgt.check" | tail -5
+fi
+
 expect "eval chosen plan of a front" 0 "$MIXQ" eval "$TINY" --plan "$tmp/tune/front.yaml" --chunks 1 --ctx 64
 grep_out "eval front plan label" '^plan +.*\(point [0-9]+ of '
 expect "eval front point absent" 1 "$MIXQ" eval "$TINY" --plan "$tmp/tune/front.yaml" --point 999999

@@ -378,10 +378,69 @@ static int test_sensitivity_grouped(void)
     return T_PASS;
 }
 
+/* Several targets: the combined profile prices each layer and format at its slowest
+ * target (scaled by each target's latency model), cannot choose a format one target did
+ * not profile, and refuses profiles of different models or workloads. */
+static struct prof_profile *two_layer_profile(double scale, double glue, uint64_t overhead, double q4_ns)
+{
+    struct prof_profile *p;
+    if (prof_profile_alloc(2, &p) != MQ_OK)
+        return NULL;
+    p->model_hash = 0xabc;
+    snprintf(p->model_name, sizeof(p->model_name), "two");
+    snprintf(p->workload.label, sizeof(p->workload.label), "decode:64");
+    p->formats = (1u << MQ_DTYPE_F16) | (1u << MQ_DTYPE_Q4_0);
+    for (int l = 0; l < 2; l++) {
+        snprintf(p->layer_names[l], sizeof(p->layer_names[l]), "blk.%d.w", l);
+        p->layer_in[l] = 64;
+        p->layer_out[l] = 32;
+        p->layer_ns[l * MQ_DTYPE_COUNT + MQ_DTYPE_F16] = 100.0 * (l + 1);
+        p->layer_ns[l * MQ_DTYPE_COUNT + MQ_DTYPE_Q4_0] = q4_ns;
+    }
+    p->layer_scale = scale;
+    p->glue_ns = glue;
+    p->overhead_bytes = overhead;
+    return p;
+}
+
+static int test_worst_profile(void)
+{
+    struct prof_profile *a = two_layer_profile(1.0, 50, 1000, 80), *b = two_layer_profile(2.0, 10, 3000, 30), *w = NULL;
+    T_CHECK(a && b);
+    const struct prof_profile *ab[] = {a, b};
+    T_CHECK(srch_tune_worst_profile(ab, 2, &w) == MQ_OK);
+    T_CHECK(w->layer_scale == 1.0 && w->glue_ns == 50 && w->overhead_bytes == 3000 && w->n_costs == 0);
+    T_CHECK(!strcmp(w->layer_names[1], "blk.1.w") && w->layer_in[1] == 64 && w->layer_out[1] == 32);
+    for (int l = 0; l < 2; l++) {
+        T_CHECK(w->layer_ns[l * MQ_DTYPE_COUNT + MQ_DTYPE_F16] == 200.0 * (l + 1)); /* b: 2 x 100(l+1) */
+        T_CHECK(w->layer_ns[l * MQ_DTYPE_COUNT + MQ_DTYPE_Q4_0] == 80);            /* a: 80 > 2 x 30 */
+        T_CHECK(isnan(w->layer_ns[l * MQ_DTYPE_COUNT + MQ_DTYPE_Q8_0]));            /* profiled by none */
+    }
+    prof_profile_free(w);
+    w = NULL;
+    b->layer_ns[1 * MQ_DTYPE_COUNT + MQ_DTYPE_Q4_0] = NAN; /* one target did not profile it */
+    T_CHECK(srch_tune_worst_profile(ab, 2, &w) == MQ_OK);
+    T_CHECK(isnan(w->layer_ns[1 * MQ_DTYPE_COUNT + MQ_DTYPE_Q4_0]) && w->layer_ns[MQ_DTYPE_Q4_0] == 80);
+    prof_profile_free(w);
+    w = NULL;
+    snprintf(b->workload.label, sizeof(b->workload.label), "decode:512");
+    T_CHECK(srch_tune_worst_profile(ab, 2, &w) == MQ_EINVAL && !w);
+    snprintf(b->workload.label, sizeof(b->workload.label), "decode:64");
+    snprintf(b->layer_names[1], sizeof(b->layer_names[1]), "blk.1.v");
+    T_CHECK(srch_tune_worst_profile(ab, 2, &w) == MQ_EINVAL && !w);
+    b->model_hash = 0xdef;
+    T_CHECK(srch_tune_worst_profile(ab, 2, &w) == MQ_EINVAL && !w);
+    T_CHECK(srch_tune_worst_profile(ab, 0, &w) == MQ_EINVAL && !w);
+    prof_profile_free(a);
+    prof_profile_free(b);
+    return T_PASS;
+}
+
 const struct mq_test tune_tests[] = {
     {"tune/sensitivity-grouped", test_sensitivity_grouped},
     {"tune/front-equals-exhaustive", test_front_exhaustive},
     {"tune/validated-remeasured", test_validated_remeasured},
     {"tune/refusals", test_refusals},
+    {"tune/worst-profile", test_worst_profile},
     {NULL, NULL},
 };
