@@ -306,13 +306,18 @@ static int exchange(struct cli_remote *r, const char *request, const struct buf 
     memset(y, 0, sizeof(*y));
     if (b->oom)
         return mq_error(MQ_ENOMEM, "cannot build a %s request", request);
-    if (frame_send(r->to_fd, b->p, b->n) < 0)
-        return agent_failed(r, request, "does not take requests (its input is closed)");
+    /* An agent that closed its input may still have written something (a foreign protocol's
+     * greeting, garbage): read it, so that the message names what it said. */
+    bool sent = frame_send(r->to_fd, b->p, b->n) == 0;
     char *text, what[160];
     size_t len;
-    int rc = frame_recv(r->from_fd, r->timeout, &text, &len, what, sizeof(what));
-    if (rc == RECV_EOF)
-        return agent_failed(r, request, "ended its output");
+    double wait = sent || (r->timeout > 0 && r->timeout < 5) ? r->timeout : 5;
+    int rc = frame_recv(r->from_fd, wait, &text, &len, what, sizeof(what));
+    if (rc == RECV_EOF || (!sent && rc == RECV_OK)) {
+        if (rc == RECV_OK)
+            free(text);
+        return agent_failed(r, request, sent ? "ended its output" : "does not take requests (its input is closed)");
+    }
     if (rc == RECV_TIMEOUT) {
         kill(r->pid, SIGKILL);
         return agent_failed(r, request, "stayed silent too long (killed)");

@@ -19,8 +19,11 @@
  *                --layerPrecisions with layers named as TensorRT's ONNX parser names them
  *                (the node's name, or "node_of_" + its first output); file form: a script.
  *   onnxruntime  (ONNX models) the onnxruntime.quantization configuration: nodes kept in
- *                float, nodes quantized to 8 or 4 bits and how; file form: JSON
- *                (schema ort-recipe/1) that the printed python snippet applies.
+ *                float, MatMul nodes to 4 or 8-bit blocks of 32 (MatMulNBits), Conv nodes to
+ *                int8 weights per channel with 16-bit activations (QDQ, quantize_static,
+ *                calibrated on inputs the user gives); file form: JSON (schema
+ *                ort-recipe/1) that the printed python snippet applies, failing when
+ *                onnxruntime leaves a node of the recipe in float (subgraphs).
  * What a tool cannot express is rounded to the nearest plan it can express, towards more
  * precision, and each rounding is listed in the recipe's notes; a plan with nothing
  * expressible is refused (MQ_EUNSUPPORTED, one line).

@@ -400,6 +400,8 @@ if [ -f "$SILERO" ]; then
     grep_out "export trtexec says q4_0 is rounded" '^# rounded: [0-9]+ q4_0 layers? -> int8'
     expect "export onnxruntime" 0 "$MIXQ" export q8_0 --model "$SILERO" --to onnxruntime -o "$tmp/ort.json"
     grep_out "export onnxruntime snippet" '^from onnxruntime\.quantization import '
+    grep_out "export onnxruntime int8 Conv needs calibration" '^# the int8 Conv nodes need calibration inputs'
+    grep_out "export onnxruntime snippet refuses to run uncalibrated" 'sys\.exit\("error: the int8 Conv nodes need calibration'
     if grep -q '"mixq_schema": "ort-recipe/1"' "$tmp/ort.json"; then
         pass=$((pass + 1)); echo "ok   export onnxruntime recipe file"
     else

@@ -17,7 +17,10 @@
 #    q4_0 by llama-quantize --pure) and SmolLM2 (as shipped in q4_1, and requantized to
 #    f16, q8_0, q4_0 by llama-quantize --pure);
 # 4. ONNX Runtime on the ONNX models (check-onnx.sh);
-# 5. the memory model within 5% of the measured peak RSS (check-memory.sh).
+# 5. the memory model within 5% of the measured peak RSS (check-memory.sh);
+# 6. mixq quantize / export --to llama.cpp against llama-perplexity and llama-quantize
+#    (check-export.sh), and export --to onnxruntime applied by onnxruntime.quantization
+#    (check-ort-recipe.sh).
 #
 # Tolerances, and why (ppl: |ppl_llama / ppl_mixq - 1|; kl: mean KL divergence):
 #   float weights (tinyllm f32, SmolLM2 f16): ppl 1e-3, kl 1e-4. Same arithmetic up to
@@ -86,9 +89,13 @@ note "dequantization of every source type against ggml's"
 tests/interop/check-quant.sh || bad "check-quant"
 
 BUILD=$BUILD tests/interop/check-onnx.sh; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 77 ] || bad "check-onnx"
+BUILD=$BUILD MIXQ=$MIXQ tests/interop/check-ort-recipe.sh; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 77 ] || bad "check-ort-recipe"
 
 note "memory model against measured peak RSS (SmolLM2, synthetic 1B)"
 MIXQ=$MIXQ SMOL=$SMOL tests/interop/check-memory.sh || bad "check-memory"
+
+note "mixq quantize and export --to llama.cpp against llama-perplexity and llama-quantize"
+MIXQ=$MIXQ LLAMA_BIN=$LLAMA_BIN SMOL=$SMOL tests/interop/check-export.sh || bad "check-export"
 
 note "perplexity and KL divergence against llama-perplexity"
 requant() { # SRC TYPE OUT
