@@ -62,6 +62,9 @@ int cli_load_plan(const struct mq_model *m, const char *arg, long long point, st
 /* Evaluation data given by path: a readable, non-empty regular file (one-line error). */
 int cli_check_data(const char *path);
 
+/* An output folder, with its missing parents (mkdir -p); one-line error naming it. */
+int cli_make_dir(const char *path);
+
 /* "1.23 MiB" style sizes into buf. */
 const char *cli_fmt_bytes(char *buf, size_t size, uint64_t bytes);
 

@@ -49,12 +49,6 @@ static void profile_usage(FILE *f)
             "  --help            this text\n");
 }
 
-static int make_dir(const char *dir)
-{
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return mq_error(MQ_EIO, "cannot create '%s': %s", dir, strerror(errno));
-    return MQ_OK;
-}
 
 static void print_summary(const struct prof_profile *p, const char *yaml)
 {
@@ -169,7 +163,7 @@ int cmd_profile(int argc, char **argv)
     if ((rc = mq_model_load(argv[optind], &m)) < 0)
         goto done;
     if ((rc = mq_workload_parse(workload ? workload : m->runner->default_workload, &o.workload)) < 0 ||
-        (rc = mq_runner_check(m, &o.workload)) < 0 || (rc = make_dir(out_dir)) < 0 ||
+        (rc = mq_runner_check(m, &o.workload)) < 0 || (rc = cli_make_dir(out_dir)) < 0 ||
         (rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0)
         goto done;
     /* --no-cache measures everything afresh; the new figures still replace the old ones */

@@ -140,10 +140,8 @@ int cmd_search(int argc, char **argv)
     for (int i = 0; i < cli_pins.n; i++)
         if ((rc = srch_pins_add(&pins, cli_pins.pin[i].layer, cli_pins.pin[i].fmt, "--pin")) < 0)
             goto done;
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
-        rc = mq_error(MQ_EIO, "cannot create '%s': %s", out_dir, strerror(errno));
+    if ((rc = cli_make_dir(out_dir)) < 0)
         goto done;
-    }
     cli_data_path(default_text, sizeof(default_text), "examples/data/kjv-eval.txt");
     if (!eval && have_cfg && cfg.data[0]) {
         cli_data_path(cfg_data, sizeof(cfg_data), cfg.data);

@@ -178,10 +178,8 @@ int cmd_sensitivity(int argc, char **argv)
         chunks = m->kind == MQ_MODEL_LLAMA ? SENS_DEFAULT_CHUNKS : 0;
     if (eval && (rc = cli_check_data(eval)) < 0)
         goto done;
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
-        rc = mq_error(MQ_EIO, "cannot create '%s': %s", out_dir, strerror(errno));
+    if ((rc = cli_make_dir(out_dir)) < 0)
         goto done;
-    }
     if ((rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0)
         goto done;
     struct srch_sens_options o = {.method = method, .formats = fmask, .depth_groups = (int)groups, .pins = &pins, .cache_dir = cache_dir,

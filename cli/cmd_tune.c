@@ -263,12 +263,6 @@ static int targets_measure(void *ctx, int target, const struct mq_plan *plan, st
     return remote_measure_plan(&tg[target].rm, plan, lat, mem, mem_measured);
 }
 
-static int make_dir(const char *dir)
-{
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return mq_error(MQ_EIO, "cannot create '%s': %s", dir, strerror(errno));
-    return MQ_OK;
-}
 
 int cmd_tune(int argc, char **argv)
 {
@@ -453,10 +447,8 @@ int cmd_tune(int argc, char **argv)
         goto done;
     if ((rc = mq_workload_parse(workload, &po.workload)) < 0 || (rc = mq_runner_check(m, &po.workload)) < 0)
         goto done;
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
-        rc = mq_error(MQ_EIO, "cannot create '%s': %s", out_dir, strerror(errno));
+    if ((rc = cli_make_dir(out_dir)) < 0)
         goto done;
-    }
     bool agents = remote || n_targets; /* measured by agents; quality here on host_backend */
     if ((rc = be_open(agents ? host_backend : backend, &(struct be_config){.n_threads = agents ? 0 : (int)threads},
                       &be)) < 0)
@@ -499,7 +491,7 @@ int cmd_tune(int argc, char **argv)
                 snprintf(g->label + n, sizeof(g->label) - n, " (EMULATED)");
             }
             snprintf(path, sizeof(path), "%s/%s", out_dir, g->slug);
-            if ((rc = make_dir(path)) < 0)
+            if ((rc = cli_make_dir(path)) < 0)
                 goto done;
             snprintf(path, sizeof(path), "%s/%s/profile.yaml", out_dir, g->slug);
             if ((rc = rpt_profile_write(g->prof, path)) < 0)

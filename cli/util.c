@@ -134,3 +134,25 @@ int cli_load_plan(const struct mq_model *m, const char *arg, long long point, st
     return rpt_plan_read(m, arg, out);
 }
 
+
+int cli_make_dir(const char *path)
+{
+    char p[4096];
+    if (!path || !*path || strlen(path) >= sizeof(p))
+        return mq_error(MQ_EINVAL, "output folder name is empty or too long");
+    snprintf(p, sizeof(p), "%s", path);
+    for (char *c = p + 1; *c; c++) {
+        if (*c != '/')
+            continue;
+        *c = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            return mq_error(MQ_EIO, "cannot create '%s': %s", p, strerror(errno));
+        *c = '/';
+    }
+    struct stat st;
+    if (mkdir(p, 0755) != 0 && errno != EEXIST)
+        return mq_error(MQ_EIO, "cannot create '%s': %s", p, strerror(errno));
+    if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+        return mq_error(MQ_EIO, "cannot create '%s': it exists and is not a folder", p);
+    return MQ_OK;
+}

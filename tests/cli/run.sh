@@ -278,6 +278,11 @@ expect "search without tables" 2 "$MIXQ" search --budget 1GB
 expect "search" 0 "$MIXQ" -q search $S --budget 1GB --out "$tmp/search"
 grep_out "search best point" '^best +point [0-9]+ as predicted'
 grep_out "search not validated" '^not validated'
+expect "search into a new nested folder" 0 "$MIXQ" -q search $S --budget 1GB --no-plots --out "$tmp/n1/n2/search"
+[ -s "$tmp/n1/n2/search/front.yaml" ] && { pass=$((pass + 1)); echo "ok   nested --out created"; } ||
+    { fail=$((fail + 1)); echo "FAIL nested --out: no front.yaml"; }
+: >"$tmp/afile"
+expect "search out under a file" 1 "$MIXQ" -q search $S --budget 1GB --no-plots --out "$tmp/afile/search"
 expect "search impossible memory" 1 "$MIXQ" search $S --budget 1KB --no-plots --out "$tmp/search"
 expect "search impossible latency" 1 "$MIXQ" search $S --latency 1us --no-plots --out "$tmp/search"
 expect "search unknown pin" 1 "$MIXQ" search $S --pin nope.weight=q8_0 --no-plots --out "$tmp/search"
