@@ -15,6 +15,15 @@
  *   q4_0:         codes 0..15 (unsigned) times x (signed), minus 8 * sum x (carried with
  *                 the activations)
  *   q8_0 (no VNNI): |w| times x with w's sign (vpmaddubsw pairs, then vpmaddwd)
+ *
+ * From 8 columns on (prefill), q8_0, q4_0 and f16 walk a row group in K chunks (32
+ * blocks, or 256 values for f16) so that the chunk's weights stay in L1 across all column
+ * tiles; per chunk, what depends only on the weights is made once (VNNI q8_0's 128 * sum w
+ * per block, f16 widened to f32), and tiles carry their float sums through y between
+ * chunks, so every output gets the same operations in the same order as one pass over K
+ * (bit-identical to it). Integer corrections seed the int32 sums instead of being
+ * subtracted after (same int32). Loops over columns and quads are unrolled by pragma: the
+ * tiles' register arrays must not live in memory.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -142,118 +151,9 @@ static inline __attribute__((always_inline)) void tile_bf16_dot(const struct cpu
 }
 #endif
 
-/* ---- integer formats ---- */
-
-static inline int32_t load_i32(const void *p)
-{
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-#ifndef CPU_VNNI
-/* sum over 4-byte groups of u[i] * s[i] into 32-bit lanes (no saturation for |products|
- * the callers produce: 2 * 255 * 127 would saturate, 2 * 127 * 127 and 2 * 15 * 127 do not) */
-static inline __m512i dot_u8s8(__m512i acc, __m512i u, __m512i s)
-{
-    __m512i p16 = _mm512_maddubs_epi16(u, s);
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(p16, _mm512_set1_epi16(1)));
-}
-#endif
-
-static inline __attribute__((always_inline)) void tile_q8_0(const struct cpu_mm *mm, int64_t g, int64_t m0, int C)
-{
-    const int64_t K = mm->K, nb = K / 32;
-    const char *wg = (const char *)mm->w + (size_t)g * mm->group_bytes;
-    const struct cpu_act *a = mm->a;
-    __m512 acc[8];
-    for (int c = 0; c < 8; c++)
-        acc[c] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const char *blk = wg + (size_t)b * R * sizeof(struct mq_block_q8_0);
-        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
-        const __m512i *qs = (const __m512i *)(blk + R * 2);
-        __m512i isum[8];
-        for (int c = 0; c < 8; c++)
-            isum[c] = _mm512_setzero_si512();
-#ifdef CPU_VNNI
-        __m512i wsum = _mm512_setzero_si512();
-        const __m512i ones = _mm512_set1_epi8(1);
-        for (int q = 0; q < 8; q++) {
-            __m512i w = _mm512_loadu_si512(qs + q);
-            wsum = _mm512_dpbusd_epi32(wsum, ones, w);
-            for (int c = 0; c < C; c++)
-                isum[c] = _mm512_dpbusd_epi32(
-                    isum[c], _mm512_set1_epi32(load_i32(a->xu + (m0 + c) * K + b * 32 + q * 4)), w);
-        }
-        wsum = _mm512_slli_epi32(wsum, 7);
-#else
-        for (int q = 0; q < 8; q++) {
-            __m512i w = _mm512_loadu_si512(qs + q);
-            __m512i aw = _mm512_abs_epi8(w);
-            __mmask64 neg = _mm512_movepi8_mask(w);
-            for (int c = 0; c < C; c++) {
-                __m512i xv = _mm512_set1_epi32(load_i32(a->xq + (m0 + c) * K + b * 32 + q * 4));
-                xv = _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv);
-                isum[c] = dot_u8s8(isum[c], aw, xv);
-            }
-        }
-#endif
-        for (int c = 0; c < C; c++) {
-#ifdef CPU_VNNI
-            __m512i s = _mm512_sub_epi32(isum[c], wsum);
-#else
-            __m512i s = isum[c];
-#endif
-            __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a->xd[(m0 + c) * nb + b]));
-            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[c]);
-        }
-    }
-    store_tile(mm, g, m0, C, acc);
-}
-
-static inline __attribute__((always_inline)) void tile_q4_0(const struct cpu_mm *mm, int64_t g, int64_t m0, int C)
-{
-    const int64_t K = mm->K, nb = K / 32;
-    const char *wg = (const char *)mm->w + (size_t)g * mm->group_bytes;
-    const struct cpu_act *a = mm->a;
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
-    __m512 acc[8];
-    for (int c = 0; c < 8; c++)
-        acc[c] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const char *blk = wg + (size_t)b * R * sizeof(struct mq_block_q4_0);
-        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
-        const __m512i *qs = (const __m512i *)(blk + R * 2);
-        __m512i isum[8];
-        for (int c = 0; c < 8; c++)
-            isum[c] = _mm512_setzero_si512();
-        for (int t = 0; t < 4; t++) {
-            __m512i v = _mm512_loadu_si512(qs + t);
-            __m512i lo = _mm512_and_si512(v, low4);
-            __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-            for (int c = 0; c < C; c++) {
-                const int8_t *xq = a->xq + (m0 + c) * K + b * 32 + t * 8;
-#ifdef CPU_VNNI
-                isum[c] = _mm512_dpbusd_epi32(isum[c], lo, _mm512_set1_epi32(load_i32(xq)));
-                isum[c] = _mm512_dpbusd_epi32(isum[c], hi, _mm512_set1_epi32(load_i32(xq + 4)));
-#else
-                isum[c] = dot_u8s8(isum[c], lo, _mm512_set1_epi32(load_i32(xq)));
-                isum[c] = dot_u8s8(isum[c], hi, _mm512_set1_epi32(load_i32(xq + 4)));
-#endif
-            }
-        }
-        for (int c = 0; c < C; c++) {
-            __m512i s = _mm512_sub_epi32(isum[c], _mm512_set1_epi32(8 * a->xs[(m0 + c) * nb + b]));
-            __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a->xd[(m0 + c) * nb + b]));
-            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[c]);
-        }
-    }
-    store_tile(mm, g, m0, C, acc);
-}
-
 /* Column tiling: 8 columns at a time, then 4, 2, 1. The tile functions take C as a
- * run-time value but are inlined per call site with a constant, so loops over c unroll. */
+ * run-time value but are inlined per call site with a constant (gcc -O2 still keeps
+ * loops over c rolled unless told: see UNROLL below). */
 typedef void (*tile_fn)(const struct cpu_mm *mm, int64_t g, int64_t m0, int C);
 
 static inline __attribute__((always_inline)) void run_tiles(const struct cpu_mm *mm, int64_t g0, int64_t g1, tile_fn tile)
@@ -280,14 +180,282 @@ static inline __attribute__((always_inline)) void run_tiles(const struct cpu_mm 
     static void NAME(const struct cpu_mm *mm, int64_t g0, int64_t g1) { run_tiles(mm, g0, g1, TILE); }
 
 MM_ENTRY(mm_f32, tile_f32)
-MM_ENTRY(mm_f16, tile_f16)
-MM_ENTRY(mm_q8_0, tile_q8_0)
-MM_ENTRY(mm_q4_0, tile_q4_0)
 #ifdef CPU_BF16
 MM_ENTRY(mm_bf16_dot, tile_bf16_dot)
 #else
 MM_ENTRY(mm_bf16, tile_bf16)
 #endif
+
+/* ---- integer formats ---- */
+
+static inline int32_t load_i32(const void *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+#ifndef CPU_VNNI
+/* sum over 4-byte groups of u[i] * s[i] into 32-bit lanes (no saturation for |products|
+ * the callers produce: 2 * 255 * 127 would saturate, 2 * 127 * 127 and 2 * 15 * 127 do not) */
+static inline __m512i dot_u8s8(__m512i acc, __m512i u, __m512i s)
+{
+    __m512i p16 = _mm512_maddubs_epi16(u, s);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(p16, _mm512_set1_epi16(1)));
+}
+#endif
+
+/* ---- matrix-matrix driver: K chunks of a row group against all columns ----
+ *
+ * A group is processed one K chunk at a time: the chunk's weights (16 rows x KC_INT
+ * blocks, or KC_F16 values) stay in L1 while every column tile runs over them, and what
+ * depends only on the weights is prepared once per chunk into a small buffer (aux): the
+ * VNNI q8_0 correction -128 * sum(w) per block, the f16 weights widened to f32. A tile
+ * resumes its accumulators from y after the first chunk, so each output sees the same
+ * sequence of float operations as an unchunked pass over K. */
+#define KC_INT 32   /* integer formats: blocks (of 32 weights) per chunk */
+#define KC_F16 256  /* f16: k per chunk (16 KiB of f32 weights) */
+#define UNROLL _Pragma("GCC unroll 16")
+
+/* k0 == 0: zero; else the tile's partial sums from y (padding rows read as zero) */
+static inline __attribute__((always_inline)) void acc_load(const struct cpu_mm *mm, int64_t g, int64_t m0, int C, bool first, __m512 *acc)
+{
+    __mmask16 mask = row_mask(mm, g);
+    UNROLL
+    for (int c = 0; c < C; c++)
+        acc[c] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, mm->y + (m0 + c) * mm->N + g * R);
+}
+
+/* a 16-row x C-column tile over units [k0, k1) of K (blocks or k) */
+typedef void (*ktile_fn)(const struct cpu_mm *mm, int64_t g, int64_t m0, int C, int64_t k0, int64_t k1, const void *aux);
+
+static inline __attribute__((always_inline)) void run_cols(const struct cpu_mm *mm, int64_t g, int64_t k0, int64_t k1, const void *aux, ktile_fn tile)
+{
+    const int64_t M = mm->a->M;
+    int64_t m = 0;
+    for (; m + 8 <= M; m += 8)
+        tile(mm, g, m, 8, k0, k1, aux);
+    if (m + 4 <= M) {
+        tile(mm, g, m, 4, k0, k1, aux);
+        m += 4;
+    }
+    if (m + 2 <= M) {
+        tile(mm, g, m, 2, k0, k1, aux);
+        m += 2;
+    }
+    if (m < M)
+        tile(mm, g, m, 1, k0, k1, aux);
+}
+
+/* q8_0 over blocks [b0, b1); aux (VNNI): -128 * sum(w) per block of the chunk, 16 rows,
+ * or NULL to compute it in the tile */
+static inline __attribute__((always_inline)) void tile_q8_0(const struct cpu_mm *mm, int64_t g, int64_t m0, int C, int64_t b0, int64_t b1, const void *aux)
+{
+    const int64_t K = mm->K, nb = K / 32;
+    const char *wg = (const char *)mm->w + (size_t)g * mm->group_bytes;
+    const struct cpu_act *a = mm->a;
+    __m512 acc[8];
+    acc_load(mm, g, m0, C, b0 == 0, acc);
+#ifdef CPU_VNNI
+    const __m512i *nwsum = aux;
+#else
+    (void)aux;
+#endif
+    for (int64_t b = b0; b < b1; b++) {
+        const char *blk = wg + (size_t)b * R * sizeof(struct mq_block_q8_0);
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        const __m512i *qs = (const __m512i *)(blk + R * 2);
+        __m512i isum[8];
+#ifdef CPU_VNNI
+        /* starting from the correction gives the same int32 as subtracting it after */
+        __m512i corr;
+        if (nwsum) {
+            corr = _mm512_load_si512(nwsum + (b - b0));
+        } else { /* few columns: no per-chunk pass over the weights */
+            const __m512i ones = _mm512_set1_epi8(1);
+            corr = _mm512_setzero_si512();
+            UNROLL
+            for (int q = 0; q < 8; q++)
+                corr = _mm512_dpbusd_epi32(corr, ones, _mm512_loadu_si512(qs + q));
+            corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(corr, 7));
+        }
+        UNROLL
+        for (int c = 0; c < C; c++)
+            isum[c] = corr;
+        UNROLL
+        for (int q = 0; q < 8; q++) {
+            __m512i w = _mm512_loadu_si512(qs + q);
+            UNROLL
+            for (int c = 0; c < C; c++)
+                isum[c] = _mm512_dpbusd_epi32(
+                    isum[c], _mm512_set1_epi32(load_i32(a->xu + (m0 + c) * K + b * 32 + q * 4)), w);
+        }
+#else
+        UNROLL
+        for (int c = 0; c < C; c++)
+            isum[c] = _mm512_setzero_si512();
+        UNROLL
+        for (int q = 0; q < 8; q++) {
+            __m512i w = _mm512_loadu_si512(qs + q);
+            __m512i aw = _mm512_abs_epi8(w);
+            __mmask64 neg = _mm512_movepi8_mask(w);
+            UNROLL
+            for (int c = 0; c < C; c++) {
+                __m512i xv = _mm512_set1_epi32(load_i32(a->xq + (m0 + c) * K + b * 32 + q * 4));
+                xv = _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv);
+                isum[c] = dot_u8s8(isum[c], aw, xv);
+            }
+        }
+#endif
+        UNROLL
+        for (int c = 0; c < C; c++) {
+            __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a->xd[(m0 + c) * nb + b]));
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), scale, acc[c]);
+        }
+    }
+    store_tile(mm, g, m0, C, acc);
+}
+
+static inline __attribute__((always_inline)) void tile_q4_0(const struct cpu_mm *mm, int64_t g, int64_t m0, int C, int64_t b0, int64_t b1, const void *aux)
+{
+    const int64_t K = mm->K, nb = K / 32;
+    const char *wg = (const char *)mm->w + (size_t)g * mm->group_bytes;
+    const struct cpu_act *a = mm->a;
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    (void)aux;
+    __m512 acc[8];
+    acc_load(mm, g, m0, C, b0 == 0, acc);
+    for (int64_t b = b0; b < b1; b++) {
+        const char *blk = wg + (size_t)b * R * sizeof(struct mq_block_q4_0);
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        const __m512i *qs = (const __m512i *)(blk + R * 2);
+        __m512i isum[8];
+        /* starting from -8 * sum(x) gives the same int32 as subtracting it after */
+        UNROLL
+        for (int c = 0; c < C; c++)
+            isum[c] = _mm512_set1_epi32(-8 * a->xs[(m0 + c) * nb + b]);
+        UNROLL
+        for (int t = 0; t < 4; t++) {
+            __m512i v = _mm512_loadu_si512(qs + t);
+            __m512i lo = _mm512_and_si512(v, low4);
+            __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+            UNROLL
+            for (int c = 0; c < C; c++) {
+                const int8_t *xq = a->xq + (m0 + c) * K + b * 32 + t * 8;
+#ifdef CPU_VNNI
+                isum[c] = _mm512_dpbusd_epi32(isum[c], lo, _mm512_set1_epi32(load_i32(xq)));
+                isum[c] = _mm512_dpbusd_epi32(isum[c], hi, _mm512_set1_epi32(load_i32(xq + 4)));
+#else
+                isum[c] = dot_u8s8(isum[c], lo, _mm512_set1_epi32(load_i32(xq)));
+                isum[c] = dot_u8s8(isum[c], hi, _mm512_set1_epi32(load_i32(xq + 4)));
+#endif
+            }
+        }
+        UNROLL
+        for (int c = 0; c < C; c++) {
+            __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a->xd[(m0 + c) * nb + b]));
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), scale, acc[c]);
+        }
+    }
+    store_tile(mm, g, m0, C, acc);
+}
+
+/* f16 over k [k0, k1); aux: the chunk's weights widened to f32, [k - k0][16 rows] */
+static inline __attribute__((always_inline)) void tile_f16_chunk(const struct cpu_mm *mm, int64_t g, int64_t m0, int C, int64_t k0, int64_t k1, const void *aux)
+{
+    const int64_t K = mm->K;
+    const float *wf = (const float *)aux - k0 * R;
+    const float *x = mm->a->x + m0 * K;
+    __m512 acc[8];
+    acc_load(mm, g, m0, C, k0 == 0, acc);
+    for (int64_t k = k0; k < k1; k++) {
+        __m512 w0 = _mm512_load_ps(wf + k * R);
+        UNROLL
+        for (int c = 0; c < C; c++)
+            acc[c] = _mm512_fmadd_ps(w0, _mm512_set1_ps(x[c * K + k]), acc[c]);
+    }
+    store_tile(mm, g, m0, C, acc);
+}
+
+#define Q_TILE_ENTRY(NAME, TILE, BLOCK)                                                           \
+    static void NAME(const struct cpu_mm *mm, int64_t g0, int64_t g1)                             \
+    {                                                                                             \
+        const int64_t nb = mm->K / 32;                                                            \
+        if (mm->a->M < 8) { /* decode: one pass over K, as memory-bound as it gets */             \
+            for (int64_t g = g0; g < g1; g++)                                                     \
+                run_cols(mm, g, 0, nb, NULL, TILE);                                               \
+            return;                                                                               \
+        }                                                                                         \
+        for (int64_t g = g0; g < g1; g++) {                                                       \
+            const char *wg = (const char *)mm->w + (size_t)g * mm->group_bytes;                   \
+            for (int64_t b0 = 0; b0 < nb; b0 += KC_INT) {                                         \
+                int64_t b1 = b0 + KC_INT < nb ? b0 + KC_INT : nb;                                 \
+                __m512i aux[KC_INT];                                                              \
+                prep_##BLOCK(wg, b0, b1, aux);                                                    \
+                run_cols(mm, g, b0, b1, aux, TILE);                                               \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+static inline void prep_q8_0(const char *wg, int64_t b0, int64_t b1, __m512i *aux)
+{
+#ifdef CPU_VNNI
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int64_t b = b0; b < b1; b++) {
+        const __m512i *qs = (const __m512i *)(wg + (size_t)b * R * sizeof(struct mq_block_q8_0) + R * 2);
+        __m512i s = _mm512_setzero_si512();
+        UNROLL
+        for (int q = 0; q < 8; q++)
+            s = _mm512_dpbusd_epi32(s, ones, _mm512_loadu_si512(qs + q));
+        aux[b - b0] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(s, 7));
+    }
+#else
+    (void)wg, (void)b0, (void)b1, (void)aux;
+#endif
+}
+
+static inline void prep_q4_0(const char *wg, int64_t b0, int64_t b1, __m512i *aux)
+{
+    (void)wg, (void)b0, (void)b1, (void)aux;
+}
+
+Q_TILE_ENTRY(mm_q8_0, tile_q8_0, q8_0)
+Q_TILE_ENTRY(mm_q4_0, tile_q4_0, q4_0)
+
+/* f16: few columns (decode) keep the direct tile; from 8 columns on, each K chunk of a
+ * group is widened once and reused by the 8- and 4-column tiles. Results are those of
+ * the direct tile bit for bit (its 8- and 4-column tiles use one k stream too). */
+static void mm_f16(const struct cpu_mm *mm, int64_t g0, int64_t g1)
+{
+    if (mm->a->M < 8) {
+        run_tiles(mm, g0, g1, tile_f16);
+        return;
+    }
+    const int64_t K = mm->K, M = mm->a->M, M4 = M / 4 * 4;
+    float wf[KC_F16 * R] __attribute__((aligned(64)));
+    for (int64_t g = g0; g < g1; g++) {
+        const uint16_t *wg = (const uint16_t *)((const char *)mm->w + (size_t)g * mm->group_bytes);
+        for (int64_t k0 = 0; k0 < K; k0 += KC_F16) {
+            int64_t k1 = k0 + KC_F16 < K ? k0 + KC_F16 : K;
+            for (int64_t k = k0; k < k1; k++)
+                _mm512_store_ps(wf + (k - k0) * R,
+                                _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wg + k * R))));
+            int64_t m = 0;
+            for (; m + 8 <= M4; m += 8)
+                tile_f16_chunk(mm, g, m, 8, k0, k1, wf);
+            if (m < M4)
+                tile_f16_chunk(mm, g, m, 4, k0, k1, wf);
+        }
+        /* the last M % 4 columns keep the direct tile's two k streams (same sums as M < 8) */
+        int64_t m = M4;
+        if (m + 2 <= M) {
+            tile_f16(mm, g, m, 2);
+            m += 2;
+        }
+        if (m < M)
+            tile_f16(mm, g, m, 1);
+    }
+}
 
 /* ---- activations to Q8_0: ggml's rule, bit-identical to the scalar path ---- */
 

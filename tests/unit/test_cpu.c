@@ -124,9 +124,12 @@ static int test_matmul_paths(void)
 {
     struct be_backend *ref;
     T_CHECK(be_open("ref", &(struct be_config){.n_threads = 2}, &ref) == MQ_OK);
-    /* shapes: GEMV and GEMM; N not a multiple of 8 or 16; single row; single column */
+    /* shapes: GEMV and GEMM; N not a multiple of 8 or 16; single row; single column; K
+     * over several cache chunks of the avx512 kernels (1024 for integer formats, 256 for
+     * f16), the last one partial */
     static const struct mm_case cases[] = {
         {64, 37, 1}, {96, 16, 3}, {256, 33, 9}, {32, 1, 5}, {128, 50, 17}, {160, 8, 1}, {64, 23, 64},
+        {2144, 21, 10},
     };
     int tested = 0;
     for (size_t i = 0; i < sizeof(isas) / sizeof(isas[0]); i++) {
