@@ -238,6 +238,8 @@ static void quantize_q8(const float *x, int64_t n, float *d, int8_t *q, uint8_t 
         for (int i = 0; i < 4; i++) {
             __m256 p = _mm256_mul_ps(v[i], _mm256_set1_ps(id));
             p = _mm256_and_ps(p, _mm256_cmp_ps(p, p, _CMP_ORD_Q)); /* NaN -> 0 */
+            /* infinite when the scale is subnormal (its f16 is 0): clamped, as on every path */
+            p = _mm256_min_ps(_mm256_max_ps(p, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f));
             __m256i c = round_half_away(p);
             sum = _mm256_add_epi32(sum, c);
             _mm256_storeu_si256((__m256i *)(codes + 8 * i), c);

@@ -487,6 +487,10 @@ static void quantize_q8(const float *x, int64_t n, float *d, int8_t *q, uint8_t 
         /* NaN products (NaN or Inf input) become code 0, as in the scalar path */
         p0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(p0, p0, _CMP_ORD_Q), p0);
         p1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(p1, p1, _CMP_ORD_Q), p1);
+        /* infinite when the scale is subnormal (its f16 is 0): clamped, as on every path */
+        const __m512 lim = _mm512_set1_ps(127.0f), nlim = _mm512_set1_ps(-127.0f);
+        p0 = _mm512_min_ps(_mm512_max_ps(p0, nlim), lim);
+        p1 = _mm512_min_ps(_mm512_max_ps(p1, nlim), lim);
         __m512i i0 = round_half_away(p0), i1 = round_half_away(p1);
         __m128i c0 = _mm512_cvtsepi32_epi8(i0), c1 = _mm512_cvtsepi32_epi8(i1);
         _mm_storeu_si128((__m128i *)(q + b * 32), c0);

@@ -136,8 +136,10 @@ static void quantize_q8(const float *x, int64_t n, float *d, int8_t *q, uint8_t 
         float id = dd != 0.0f ? 1.0f / dd : 0.0f;
         int32_t sum = 0;
         for (int j = 0; j < 32; j++) {
-            float r = roundf(xb[j] * id);
-            int8_t c = r == r ? (int8_t)r : 0;
+            /* |x * id| <= 127 whenever id is finite; a subnormal scale (f16 scale 0: the
+             * block adds 0 either way) makes it infinite: clamped, as on every path */
+            float p = xb[j] * id;
+            int8_t c = p == p ? (int8_t)roundf(fminf(fmaxf(p, -127.0f), 127.0f)) : 0;
             q[b * 32 + j] = c;
             sum += c;
             if (u)

@@ -485,11 +485,15 @@ static void quantize_q8(const float *x, int64_t n, float *d, int8_t *q, uint8_t 
         float dd = amax / 127.0f;
         float id = dd != 0.0f ? 1.0f / dd : 0.0f;
         /* FCVTAS rounds half away from zero like roundf; NaN products (NaN or Inf input)
-         * give 0 as in the scalar path; the narrowing saturates */
+         * give 0 as in the scalar path (FMAX/FMIN keep the NaN); products are clamped to
+         * +-127 (infinite when the scale is subnormal, its f16 0), as on every path */
+        const float32x4_t lim = vdupq_n_f32(127.0f), nlim = vdupq_n_f32(-127.0f);
         int16x8_t h[4];
-        for (int i = 0; i < 4; i++)
-            h[i] = vcombine_s16(vqmovn_s32(vcvtaq_s32_f32(vmulq_n_f32(v[2 * i], id))),
-                                vqmovn_s32(vcvtaq_s32_f32(vmulq_n_f32(v[2 * i + 1], id))));
+        for (int i = 0; i < 4; i++) {
+            float32x4_t p0 = vminq_f32(vmaxq_f32(vmulq_n_f32(v[2 * i], id), nlim), lim);
+            float32x4_t p1 = vminq_f32(vmaxq_f32(vmulq_n_f32(v[2 * i + 1], id), nlim), lim);
+            h[i] = vcombine_s16(vqmovn_s32(vcvtaq_s32_f32(p0)), vqmovn_s32(vcvtaq_s32_f32(p1)));
+        }
         int8x16_t q0 = vcombine_s8(vqmovn_s16(h[0]), vqmovn_s16(h[1]));
         int8x16_t q1 = vcombine_s8(vqmovn_s16(h[2]), vqmovn_s16(h[3]));
         vst1q_s8(q + b * 32, q0);
