@@ -9,7 +9,6 @@
 
 #include "backends/cpu/kern.h"
 #include "backends/cpu/ops.h"
-#include "core/pool.h"
 #include "core/status.h"
 
 struct cpu_isa_choice {
@@ -101,48 +100,12 @@ static void cpu_probe(struct be_info *info)
 
 static int cpu_open(const struct be_config *cfg, void **out)
 {
-    struct cpu_ctx *ctx = calloc(1, sizeof(*ctx));
-    if (!ctx)
-        return mq_error(MQ_ENOMEM, "cannot allocate the cpu backend");
-    ctx->name = "cpu";
+    const struct cpu_kern *k;
     char why[200];
-    int rc = choose_path(&ctx->kern, why, sizeof(why));
-    if (rc < 0) {
-        free(ctx);
+    int rc = choose_path(&k, why, sizeof(why));
+    if (rc < 0)
         return mq_error(rc, "cpu backend: %s", why);
-    }
-    int n = cfg->n_threads > 0 ? cfg->n_threads : mq_pool_default_threads();
-    if ((rc = mq_pool_new(n, &ctx->pool)) < 0) {
-        free(ctx);
-        return rc;
-    }
-    *out = ctx;
-    return MQ_OK;
-}
-
-static void cpu_close(void *p)
-{
-    struct cpu_ctx *ctx = p;
-    if (!ctx)
-        return;
-    mq_pool_free(ctx->pool);
-    cpu_ops_ctx_release(ctx);
-    free(ctx);
-}
-
-static int cpu_threads(void *p) { return mq_pool_threads(((struct cpu_ctx *)p)->pool); }
-
-static int cpu_thread_ids(void *p, int *tids, int max)
-{
-    return mq_pool_tids(((struct cpu_ctx *)p)->pool, tids, max);
-}
-
-static bool cpu_supports(void *p, enum be_op op, enum mq_dtype type)
-{
-    struct cpu_ctx *ctx = p;
-    if (op != BE_OP_MATMUL && op != BE_OP_GET_ROWS)
-        return true;
-    return ctx->kern->matmul[type] != NULL;
+    return cpu_ops_open("cpu", k, cfg, out);
 }
 
 const struct be_ops be_cpu_ops = {
@@ -155,11 +118,11 @@ const struct be_ops be_cpu_ops = {
 #endif
     .probe = cpu_probe,
     .open = cpu_open,
-    .close = cpu_close,
-    .supports = cpu_supports,
+    .close = cpu_ops_close,
+    .supports = cpu_ops_supports,
     .upload = cpu_ops_upload,
     .release = cpu_ops_release,
     .run = cpu_ops_run,
-    .threads = cpu_threads,
-    .thread_ids = cpu_thread_ids,
+    .threads = cpu_ops_threads,
+    .thread_ids = cpu_ops_thread_ids,
 };

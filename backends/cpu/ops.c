@@ -61,13 +61,45 @@ void cpu_ops_release(void *p, struct be_tensor *t)
     free(t->extra);
 }
 
-void cpu_ops_ctx_release(struct cpu_ctx *ctx)
+int cpu_ops_open(const char *name, const struct cpu_kern *kern, const struct be_config *cfg, void **out)
 {
+    struct cpu_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx)
+        return mq_error(MQ_ENOMEM, "cannot allocate the %s backend", name);
+    ctx->name = name;
+    ctx->kern = kern;
+    int n = cfg->n_threads > 0 ? cfg->n_threads : mq_pool_default_threads();
+    int rc = mq_pool_new(n, &ctx->pool);
+    if (rc < 0) {
+        free(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return MQ_OK;
+}
+
+void cpu_ops_close(void *p)
+{
+    struct cpu_ctx *ctx = p;
+    if (!ctx)
+        return;
+    mq_pool_free(ctx->pool);
     free(ctx->act_buf);
     free(ctx->attn_buf);
-    ctx->act_buf = ctx->attn_buf = NULL;
-    ctx->act_cap = ctx->attn_cap = 0;
+    free(ctx);
 }
+
+bool cpu_ops_supports(void *p, enum be_op op, enum mq_dtype type)
+{
+    const struct cpu_ctx *ctx = p;
+    if (op != BE_OP_MATMUL && op != BE_OP_GET_ROWS)
+        return true;
+    return ctx->kern->matmul[type] != NULL;
+}
+
+int cpu_ops_threads(void *p) { return mq_pool_threads(((struct cpu_ctx *)p)->pool); }
+
+int cpu_ops_thread_ids(void *p, int *tids, int max) { return mq_pool_tids(((struct cpu_ctx *)p)->pool, tids, max); }
 
 /* ---- matmul ---- */
 

@@ -5,15 +5,16 @@
  * quantized to Q8_0 once per call, or per thread for few columns; bf16 rounding and f16
  * conversion where the table asks for them), embedding lookups out of the packed layout,
  * and the row-parallel F32 ops of the forward pass (RMSNORM, ROPE, ATTENTION, SWIGLU,
- * ADD) on a core/ thread pool. The backend keeps its own probe, open and close (how it
- * picks a table is its business) and points its be_ops slots here:
+ * ADD) on a core/ thread pool. The backend keeps its own probe and picks a table at open
+ * (how is its business); everything else is here:
  *
- *     struct cpu_ctx *ctx = calloc(1, sizeof(*ctx));
- *     ctx->name = "neon";                  // in error messages
- *     ctx->kern = &neon_kern_dotprod;      // borrowed, static
- *     mq_pool_new(n_threads, &ctx->pool);  // owned by ctx
- *     ... .upload = cpu_ops_upload, .release = cpu_ops_release, .run = cpu_ops_run ...
- *     cpu_ops_ctx_release(ctx); free(ctx);
+ *     static int neon_open(const struct be_config *cfg, void **out) {
+ *         const struct cpu_kern *k = ...;            // borrowed, static
+ *         return cpu_ops_open("neon", k, cfg, out);  // name: in error messages
+ *     }
+ *     ... .open = neon_open, .close = cpu_ops_close, .supports = cpu_ops_supports,
+ *         .upload = cpu_ops_upload, .release = cpu_ops_release, .run = cpu_ops_run,
+ *         .threads = cpu_ops_threads, .thread_ids = cpu_ops_thread_ids ...
  *
  * Uploaded matrices hold the packed groups in t->data and a struct cpu_weights in
  * t->extra, both freed by cpu_ops_release. Every output element is computed by one thread
@@ -32,12 +33,12 @@
 #include "backends/cpu/kern.h"
 #include "core/pool.h"
 
-/* A host backend's context: the backend fills name, kern and pool at open. */
+/* A host backend's context, made by cpu_ops_open and freed by cpu_ops_close. */
 struct cpu_ctx {
     const char *name;            /* backend name for messages ("cpu", "neon"); static */
     const struct cpu_kern *kern; /* the chosen path; static */
-    struct mq_pool *pool;        /* owned: freed by the backend's close */
-    /* activation scratch, grown on demand; freed by cpu_ops_ctx_release */
+    struct mq_pool *pool;        /* owned */
+    /* activation scratch, grown on demand; owned */
     void *act_buf;
     size_t act_cap;
     /* attention scratch: per thread n_kv floats */
@@ -53,12 +54,17 @@ struct cpu_weights {
     bool f16_wide; /* F16 matrix too large for FP16 arithmetic: use kern->matmul_f16_wide */
 };
 
-/* be_ops slots (ctx is a struct cpu_ctx). */
+/* The context of a backend that runs kern (borrowed, static) on cfg->n_threads threads
+ * (0: the default); name (static) prefixes its error messages. */
+int cpu_ops_open(const char *name, const struct cpu_kern *kern, const struct be_config *cfg, void **out);
+
+/* be_ops slots (ctx is a struct cpu_ctx). close frees the pool, the scratch and ctx. */
+void cpu_ops_close(void *ctx);
+bool cpu_ops_supports(void *ctx, enum be_op op, enum mq_dtype type);
 int cpu_ops_upload(void *ctx, struct be_tensor *t, const void *src);
 void cpu_ops_release(void *ctx, struct be_tensor *t);
 int cpu_ops_run(void *ctx, const struct be_node *node);
-
-/* Frees the scratch buffers (not the pool, not ctx itself). */
-void cpu_ops_ctx_release(struct cpu_ctx *ctx);
+int cpu_ops_threads(void *ctx);
+int cpu_ops_thread_ids(void *ctx, int *tids, int max);
 
 #endif

@@ -13,7 +13,6 @@
 
 #include "backends/cpu/ops.h"
 #include "backends/neon/kern.h"
-#include "core/pool.h"
 #include "core/status.h"
 
 /* AT_HWCAP bits (Linux arch/arm64/include/uapi/asm/hwcap.h), for C libraries that lack them */
@@ -217,51 +216,12 @@ static void neon_probe(struct be_info *info)
 
 static int neon_open(const struct be_config *cfg, void **out)
 {
-    struct cpu_ctx *ctx = calloc(1, sizeof(*ctx));
-    if (!ctx)
-        return mq_error(MQ_ENOMEM, "cannot allocate the neon backend");
-    ctx->name = "neon";
+    const struct cpu_kern *k;
     char why[120];
-    int rc = choose_path(&ctx->kern, why, sizeof(why));
-    if (rc < 0) {
-        free(ctx);
+    int rc = choose_path(&k, why, sizeof(why));
+    if (rc < 0)
         return mq_error(rc, "neon backend: %s", why);
-    }
-    int n = cfg->n_threads > 0 ? cfg->n_threads : mq_pool_default_threads();
-    if ((rc = mq_pool_new(n, &ctx->pool)) < 0) {
-        free(ctx);
-        return rc;
-    }
-    *out = ctx;
-    return MQ_OK;
-}
-
-static void neon_close(void *p)
-{
-    struct cpu_ctx *ctx = p;
-    if (!ctx)
-        return;
-    mq_pool_free(ctx->pool);
-    cpu_ops_ctx_release(ctx);
-    free(ctx);
-}
-
-static int neon_threads(void *p)
-{
-    return mq_pool_threads(((struct cpu_ctx *)p)->pool);
-}
-
-static int neon_thread_ids(void *p, int *tids, int max)
-{
-    return mq_pool_tids(((struct cpu_ctx *)p)->pool, tids, max);
-}
-
-static bool neon_supports(void *p, enum be_op op, enum mq_dtype type)
-{
-    struct cpu_ctx *ctx = p;
-    if (op != BE_OP_MATMUL && op != BE_OP_GET_ROWS)
-        return true;
-    return ctx->kern->matmul[type] != NULL;
+    return cpu_ops_open("neon", k, cfg, out);
 }
 
 const struct be_ops be_neon_ops = {
@@ -270,11 +230,11 @@ const struct be_ops be_neon_ops = {
     .summary = "aarch64 NEON kernels (SDOT, FP16 arithmetic), chosen at run time",
     .probe = neon_probe,
     .open = neon_open,
-    .close = neon_close,
-    .supports = neon_supports,
+    .close = cpu_ops_close,
+    .supports = cpu_ops_supports,
     .upload = cpu_ops_upload,
     .release = cpu_ops_release,
     .run = cpu_ops_run,
-    .threads = neon_threads,
-    .thread_ids = neon_thread_ids,
+    .threads = cpu_ops_threads,
+    .thread_ids = cpu_ops_thread_ids,
 };
