@@ -141,6 +141,8 @@ int cmd_compare(int argc, char **argv)
     struct rpt_cmp *c = NULL;
     int rc = rpt_cmp_load(&in, &c);
     if (rc == 0)
+        rc = cli_make_dir(out);
+    if (rc == 0)
         rc = rpt_cmp_write(c, out, plots);
     if (rc == 0)
         print_summary(c, out);

@@ -391,6 +391,47 @@ static void choose(struct srch_tune *t)
     }
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile (0.5: median, 1: worst) over the measured front points of the
+ * predictions' miss, for each budget that at least one of them missed as measured
+ * (memory: bytes over the prediction, at least 0; latency: the measured/predicted ratio,
+ * at least 1); 0 and 1 for a budget none missed. */
+static int miss_quantiles(const struct srch_tune *t, const struct srch_tune_options *o, double q, double *dm,
+                          double *rl)
+{
+    *dm = 0;
+    *rl = 1;
+    double *mv = malloc((2 * (size_t)t->n_cand + 1) * sizeof(double)), *lv = mv + t->n_cand;
+    if (!mv)
+        return mq_error(MQ_ENOMEM, "cannot allocate the predictions' misses");
+    int n_m = 0, n_l = 0;
+    bool miss_mem = false, miss_lat = false;
+    for (int i = 0; i < t->n_cand; i++) {
+        const struct srch_candidate *c = &t->cand[i];
+        if (c->point < 0)
+            continue;
+        miss_mem |= c->mem > o->mem_budget;
+        miss_lat |= c->lat.median_ns > o->lat_budget;
+        if (isfinite(c->mem - c->pred_mem))
+            mv[n_m++] = c->mem - c->pred_mem;
+        if (c->pred_lat > 0 && isfinite(c->lat.median_ns / c->pred_lat))
+            lv[n_l++] = c->lat.median_ns / c->pred_lat;
+    }
+    qsort(mv, (size_t)n_m, sizeof(*mv), cmp_double);
+    qsort(lv, (size_t)n_l, sizeof(*lv), cmp_double);
+    if (miss_mem && n_m)
+        *dm = fmax(0, mv[(int)ceil(q * (n_m - 1))]);
+    if (miss_lat && n_l)
+        *rl = fmax(1, lv[(int)ceil(q * (n_l - 1))]);
+    free(mv);
+    return MQ_OK;
+}
+
 int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const struct prof_profile *prof,
                        const struct srch_tune_options *o, struct srch_tune *t)
 {
@@ -443,19 +484,15 @@ int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const st
         t->rounds = round + 1;
         if (t->chosen >= 0 || round + 1 >= SRCH_TUNE_MAX_ROUNDS)
             break;
-        /* none met the budgets as measured: the predictions were off. Tighten the budgets
-         * the front is queried with by the worst miss among the measured front points
-         * (memory: bytes over; latency: the ratio over), and measure the points nearest
-         * those; stop when the tightened budgets leave no point. */
-        double dm = 0, rl = 1;
-        for (int i = 0; i < t->n_cand; i++) {
-            const struct srch_candidate *c = &t->cand[i];
-            if (c->point < 0)
-                continue;
-            dm = fmax(dm, c->mem - c->pred_mem);
-            if (c->pred_lat > 0)
-                rl = fmax(rl, c->lat.median_ns / c->pred_lat);
-        }
+        /* none met the budgets as measured: the predictions were off. Tighten each budget that
+         * a measured front point missed by the predictions' miss over the measured front
+         * points (memory: bytes over the prediction; latency: the ratio over it): their
+         * median after the first round, so that one disturbed measurement does not tighten
+         * the budget past every plan, the worst after that; then measure the points nearest
+         * the tightened budgets. Stop when they leave no point. */
+        double dm, rl;
+        if ((rc = miss_quantiles(t, o, round == 0 ? 0.5 : 1.0, &dm, &rl)) < 0)
+            goto fail;
         double nm = isfinite(o->mem_budget) ? fmin(eff_mem, o->mem_budget - dm) : eff_mem;
         double nl = isfinite(o->lat_budget) ? fmin(eff_lat, o->lat_budget / rl) : eff_lat;
         int best;
@@ -465,7 +502,7 @@ int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const st
         eff_lat = nl;
         if (o->progress)
             mq_info("no measured point met the budgets; querying the front again with %.4g MB, %.4g us "
-                    "(the predictions' worst miss taken off)", eff_mem / 1e6, eff_lat / 1e3);
+                    "(the predictions' %s miss taken off)", eff_mem / 1e6, eff_lat / 1e3, round == 0 ? "median" : "worst");
         int before = t->n_cand;
         if ((rc = add_nearest(m, t, &cap, eff_mem, eff_lat, k)) < 0)
             goto fail;

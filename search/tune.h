@@ -22,10 +22,13 @@
  * memory model with the measured overhead, and the quality against full precision (KL
  * divergence, the task metric). The chosen plan is the lowest measured loss among the
  * validated front points that meet both budgets as measured. When none does, the
- * predictions were off: the front is queried again with the budgets tightened by the worst
- * miss of the measured points (bytes over the memory budget, the ratio over the latency
- * one) and the points nearest those are measured, up to SRCH_TUNE_MAX_ROUNDS rounds; none
- * is chosen (chosen = -1) when still no validated point meets the budgets.
+ * predictions were off: each budget a measured front point missed is tightened by the
+ * predictions' miss over the measured front points (bytes over the predicted memory, the
+ * ratio of measured to predicted latency): the median miss after the first round, so that
+ * one disturbed measurement cannot tighten a budget past every plan, the worst miss after
+ * the second; the front is queried again with the tightened budgets and the points nearest
+ * them are measured, up to SRCH_TUNE_MAX_ROUNDS rounds; none is chosen (chosen = -1) when
+ * still no validated point meets the budgets.
  *
  * Several targets (mixq tune --target A --target B): the search runs on one combined
  * profile (srch_tune_worst_profile: each layer's time in each format is the largest of the
@@ -33,7 +36,7 @@
  * latency on any one target: conservative), and validation measures every plan on every
  * target through measure_target; a plan meets the budgets only when it meets them on each
  * target as measured. The candidate's lat and mem are then its worst target's, so the
- * tightening rounds tighten by the worst miss over all targets, and cand[i].tgt[] keeps
+ * tightening rounds tighten by the misses of the worst target, and cand[i].tgt[] keeps
  * each target's own figures.
  *
  * The memory model: the runner's (weights, KV cache, scratch) plus the measured runtime

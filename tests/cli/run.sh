@@ -444,8 +444,9 @@ if [ -f "$tmp/tune/profile.yaml" ] && [ -f "$tmp/tune/front.yaml" ]; then
             fail=$((fail + 1)); echo "FAIL compare plots are not inline"
         fi
     fi
-    MIXQ_GNUPLOT="$tmp/no-gnuplot" expect "compare without gnuplot" 0 "$MIXQ" compare "$TP" -o "$tmp/cmp-nogp"
-    if grep -q 'This report has no plots: MIXQ_GNUPLOT' "$tmp/cmp-nogp/report.html"; then
+    MIXQ_GNUPLOT="$tmp/no-gnuplot" expect "compare without gnuplot, -o with missing parents" 0 "$MIXQ" compare "$TP" \
+        -o "$tmp/cmp-nogp/a/b"
+    if grep -q 'This report has no plots: MIXQ_GNUPLOT' "$tmp/cmp-nogp/a/b/report.html"; then
         pass=$((pass + 1)); echo "ok   compare says there is no gnuplot"
     else
         fail=$((fail + 1)); echo "FAIL compare without gnuplot does not say so"
@@ -460,7 +461,7 @@ if [ -f "$tmp/tune/profile.yaml" ] && [ -f "$tmp/tune/front.yaml" ]; then
     expect "compare newer profile schema" 1 "$MIXQ" compare "$TP" "$tmp/profile-v2.yaml" -o "$tmp/cmp"
     expect "compare a front as a profile" 1 "$MIXQ" compare "$tmp/tune/front.yaml" -o "$tmp/cmp"
     expect "compare missing profile" 1 "$MIXQ" compare "$tmp/none.yaml" -o "$tmp/cmp"
-    expect "compare unwritable folder" 1 "$MIXQ" compare "$TP" -o "$tmp/no-such-dir/x" --no-plots
+    expect "compare unwritable folder (under a file)" 1 "$MIXQ" compare "$TP" -o "$TP/x" --no-plots
 fi
 
 echo "cli tests: $pass passed, $fail failed"
