@@ -180,7 +180,8 @@ static bool spec_word(const char *s, size_t n)
 }
 
 /* Parses BACKEND[:isa=PATH][@CMD] into tg (index i, from 0). self: this binary; cache_dir:
- * passed to the agents this binary runs (NULL: their default). Errors are usage errors
+ * passed to the agents this binary runs (NULL: their default), which also get this
+ * process's log level (-q, -v). Errors are usage errors
  * (one line). */
 static int target_parse(const char *spec, int i, const char *self, const char *cache_dir, struct tune_target *tg)
 {
@@ -240,7 +241,10 @@ static int target_parse(const char *spec, int i, const char *self, const char *c
         if (cache_dir)
             n += (size_t)snprintf(tg->cmd + n, sizeof(tg->cmd) - n, "MIXQ_CACHE_DIR='%s' ", cache_dir);
         if (n >= sizeof(tg->cmd) ||
-            snprintf(tg->cmd + n, sizeof(tg->cmd) - n, "exec '%s' agent", self) >= (int)(sizeof(tg->cmd) - n))
+            snprintf(tg->cmd + n, sizeof(tg->cmd) - n, "exec '%s' agent%s", self,
+                     mq_log_enabled(MQ_LOG_DEBUG) ? " -v"
+                     : mq_log_enabled(MQ_LOG_INFO) ? ""
+                                                   : " -q") >= (int)(sizeof(tg->cmd) - n))
             return cli_usage_error("tune", "--target '%s': the agent's command is too long", spec);
         snprintf(tg->label, sizeof(tg->label), "%.*s", (int)(head < 90 ? head : 90), spec);
     }

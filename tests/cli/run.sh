@@ -219,6 +219,11 @@ expect "tune --target unknown isa" 1 "$MIXQ" -q tune --target cpu:isa=sse9 --no-
 targs=(--target cpu --target cpu:isa=scalar --threads 1 --sensitivity proxy --budget 1GB --workload decode:32
     --max-seconds 0.05 --ctx 64 --chunks 1 --no-memory --no-plots --cache-dir "$tmp/cache")
 expect "tune two targets, memory budget only" 0 "$MIXQ" -q tune "${targs[@]}" --out "$tmp/tgt"
+if grep -q '^mixq: measuring' "$tmp/err"; then
+    fail=$((fail + 1)); echo "FAIL tune two targets -q: the agents still report progress"
+else
+    pass=$((pass + 1)); echo "ok   tune two targets -q: the agents are quiet too"
+fi
 grep_out "tune targets summary" '^targets +2, each plan measured on each: cpu; cpu:isa=scalar'
 grep_out "tune targets per-target table" '^  per target \(median latency, memory\) +cpu +cpu:isa=scalar'
 lat=$(python3 - "$tmp/tgt/front.yaml" <<'PY'
