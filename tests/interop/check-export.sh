@@ -103,17 +103,8 @@ run_model() { # LABEL MODEL CTX CHUNKS FRONT INT_PTOL INT_KTOL
         if [ "$ppl_f" != "$ppl_m" ]; then
             bad "$c: mixq eval of the written file gives ppl $ppl_f, of the plan $ppl_m"
         fi
-        # llama-perplexity (0.3.36) sometimes exits 0 with the end of its stdout missing (the
-        # last chunks and the summary; seen in 1 run of 4 on a loaded 2-core machine): run it
-        # again, up to 3 times, until the summary is there
-        local try ok_run=0
-        for try in 1 2 3; do
-            "$LLAMA_BIN/llama-perplexity" -m "$out" -f "$TEXT" -c "$ctx" --chunks "$chunks" \
-                --kl-divergence-base "$tmp/$label-f32.logits" --kl-divergence >"$tmp/$c.txt" 2>&1 || break
-            if grep -q '^Mean    KLD' "$tmp/$c.txt"; then ok_run=1; break; fi
-            echo "note $c: llama-perplexity's output was cut short (run $try), running it again"
-        done
-        [ "$ok_run" = 1 ] || { bad "$c: llama-perplexity failed: $(tail -2 "$tmp/$c.txt" | head -1)"; continue; }
+        tests/interop/llama-ppl.sh "$LLAMA_BIN" "$out" "$TEXT" "$ctx" "$chunks" "$tmp/$label-f32.logits" \
+            "$tmp/$c.txt" || { bad "$c: llama-perplexity failed: $(tail -2 "$tmp/$c.txt" | head -1)"; continue; }
         local ppl_l kl_l v
         ppl_l=$(awk -F: '/^Mean PPL\(Q\) +:/{split($2,a," "); print a[1]}' "$tmp/$c.txt")
         kl_l=$(awk -F: '/^Mean    KLD/{split($2,a," "); print a[1]}' "$tmp/$c.txt")

@@ -126,9 +126,8 @@ for c in "${cases[@]}"; do
     out=$("$MIXQ" -q eval "$model" --plan "$plan" --ctx "$ctx" --chunks "$chunks" --no-kl \
         --text "$TEXT" --save-logits "$tmp/$label.logits") || { bad "$label: mixq eval failed"; continue; }
     ppl_m=$(echo "$out" | awk '/^ppl /{print $2}')
-    "$LLAMA_BIN/llama-perplexity" -m "$model" -f "$TEXT" -c "$ctx" --chunks "$chunks" \
-        --kl-divergence-base "$tmp/$label.logits" --kl-divergence >"$tmp/$label.txt" 2>&1 ||
-        { bad "$label: llama-perplexity failed: $(tail -2 "$tmp/$label.txt" | head -1)"; continue; }
+    tests/interop/llama-ppl.sh "$LLAMA_BIN" "$model" "$TEXT" "$ctx" "$chunks" "$tmp/$label.logits" \
+        "$tmp/$label.txt" || { bad "$label: llama-perplexity failed: $(tail -2 "$tmp/$label.txt" | head -1)"; continue; }
     ppl_l=$(awk -F: '/^Mean PPL\(Q\) +:/{split($2,a," "); print a[1]}' "$tmp/$label.txt")
     kld=$(awk -F: '/^Mean    KLD/{split($2,a," "); print a[1]}' "$tmp/$label.txt")
     same=$(awk -F: '/^Same top p/{split($2,a," "); print a[1]}' "$tmp/$label.txt")
