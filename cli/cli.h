@@ -41,6 +41,14 @@ int cli_bad_option(const char *cmd, char **argv);
 /* Strict integer parsing: the whole string, in [lo, hi]. */
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi, long long *out);
 
+/* Strict real parsing: the whole string, a finite number in [lo, hi], or (lo, hi] when
+ * lo_open; `what` names it in the error ("seconds": "--max-seconds wants seconds in (0, 3600]"). */
+int cli_parse_real(const char *cmd, const char *opt, const char *s, double lo, bool lo_open, double hi,
+                   const char *what, double *out);
+
+/* The profile cache folder: arg when given, else prof_cache_default_dir's. */
+void cli_cache_dir(const char *arg, char *buf, size_t size);
+
 /* "f16,q8_0,q4_0" -> a bit per enum mq_dtype; only plan formats; usage error otherwise. */
 int cli_parse_formats(const char *cmd, const char *list, uint32_t *mask);
 

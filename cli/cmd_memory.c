@@ -70,13 +70,7 @@ int cmd_memory(int argc, char **argv)
         case 'b': backend = optarg; break;
         case 'j': u = cli_parse_int("memory", "--threads", optarg, 1, 1024, &threads); break;
         case 'N': measure = false; break;
-        case 'e': {
-            char *end;
-            max_error = strtod(optarg, &end);
-            if (*end || !(max_error >= 0 && max_error <= 1000))
-                return cli_usage_error("memory", "--max-error wants a percentage in [0, 1000], not '%s'", optarg);
-            break;
-        }
+        case 'e': u = cli_parse_real("memory", "--max-error", optarg, 0, false, 1000, "a percentage", &max_error); break;
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': memory_usage(stdout); return CLI_OK;

@@ -122,13 +122,7 @@ int cmd_profile(int argc, char **argv)
         case 'W': cache_mode = PROF_WARM; break;
         case 'K': cache_mode = PROF_COLD; break;
         case 'x': multiplex = true; break;
-        case 's': {
-            char *end;
-            max_seconds = strtod(optarg, &end);
-            if (*end || !(max_seconds > 0 && max_seconds <= 3600))
-                return cli_usage_error("profile", "--max-seconds wants a number in (0, 3600], not '%s'", optarg);
-            break;
-        }
+        case 's': u = cli_parse_real("profile", "--max-seconds", optarg, 0, true, 3600, "seconds", &max_seconds); break;
         case 'E': no_e2e = true; break;
         case 'M': memory = false; break;
         case 'm': memory = true; break;
@@ -152,10 +146,7 @@ int cmd_profile(int argc, char **argv)
     struct prof_options o = {.formats = fmask, .cache_mode = cache_mode, .multiplex = multiplex, .no_e2e = no_e2e,
                              .max_seconds = max_seconds, .progress = true};
     char cache_dir[4096];
-    if (cache_dir_arg)
-        snprintf(cache_dir, sizeof(cache_dir), "%s", cache_dir_arg);
-    else
-        prof_cache_default_dir(cache_dir, sizeof(cache_dir));
+    cli_cache_dir(cache_dir_arg, cache_dir, sizeof(cache_dir));
     struct mq_model *m = NULL;
     struct be_backend *be = NULL;
     struct prof_profile *p = NULL;

@@ -12,7 +12,6 @@
 #include "core/log.h"
 #include "core/status.h"
 #include "model/model.h"
-#include "profiler/cache.h"
 #include "reports/plot.h"
 #include "reports/sensitivity_io.h"
 #include "search/sensitivity.h"
@@ -150,10 +149,7 @@ int cmd_sensitivity(int argc, char **argv)
     if (cli_parse_formats("sensitivity", formats, &fmask) != CLI_OK)
         return CLI_USAGE;
     char cache_dir[4096];
-    if (cache_arg)
-        snprintf(cache_dir, sizeof(cache_dir), "%s", cache_arg);
-    else
-        prof_cache_default_dir(cache_dir, sizeof(cache_dir));
+    cli_cache_dir(cache_arg, cache_dir, sizeof(cache_dir));
 
     struct mq_model *m = NULL;
     struct be_backend *be = NULL;

@@ -330,13 +330,7 @@ int cmd_tune(int argc, char **argv)
         case 'c': u = cli_parse_int("tune", "--ctx", optarg, 4, 1 << 20, &ctx); break;
         case 'n': u = cli_parse_int("tune", "--chunks", optarg, 1, 1 << 30, &chunks); break;
         case 'V': u = cli_parse_int("tune", "--validate", optarg, 8, 4096, &n_validate); break;
-        case 's': {
-            char *end;
-            max_seconds = strtod(optarg, &end);
-            if (*end || !(max_seconds > 0 && max_seconds <= 3600))
-                return cli_usage_error("tune", "--max-seconds wants a number in (0, 3600], not '%s'", optarg);
-            break;
-        }
+        case 's': u = cli_parse_real("tune", "--max-seconds", optarg, 0, true, 3600, "seconds", &max_seconds); break;
         case 'b': backend = optarg; backend_given = true; break;
         case 'X':
             if (n_targets == SRCH_TUNE_MAX_TARGETS)
@@ -353,13 +347,9 @@ int cmd_tune(int argc, char **argv)
         case 'R': remote = optarg; break;
         case 'm': remote_model = optarg; break;
         case 'H': host_backend = optarg; break;
-        case 'T': {
-            char *end;
-            remote_timeout = strtod(optarg, &end);
-            if (*end || !(remote_timeout > 0 && remote_timeout <= 86400))
-                return cli_usage_error("tune", "--remote-timeout wants seconds in (0, 86400], not '%s'", optarg);
+        case 'T':
+            u = cli_parse_real("tune", "--remote-timeout", optarg, 0, true, 86400, "seconds", &remote_timeout);
             break;
-        }
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': tune_usage(stdout); return CLI_OK;
@@ -384,10 +374,7 @@ int cmd_tune(int argc, char **argv)
     else
         cli_data_path(model_path, sizeof(model_path), "examples/tinyllm/tinyllm.gguf");
     cli_data_path(default_text, sizeof(default_text), "examples/data/kjv-eval.txt");
-    if (cache_arg)
-        snprintf(cache_dir, sizeof(cache_dir), "%s", cache_arg);
-    else
-        prof_cache_default_dir(cache_dir, sizeof(cache_dir));
+    cli_cache_dir(cache_arg, cache_dir, sizeof(cache_dir));
     static struct tune_target tg[SRCH_TUNE_MAX_TARGETS]; /* large: off the stack */
     if (n_targets) {
         char self[4096];

@@ -11,6 +11,7 @@
 #include "core/dtype.h"
 #include "core/status.h"
 #include "model/plan.h"
+#include "profiler/cache.h"
 #include "reports/front_io.h"
 #include "reports/plan_io.h"
 #include "reports/yaml_doc.h"
@@ -44,6 +45,26 @@ int cli_parse_int(const char *cmd, const char *opt, const char *s, long long lo,
         return cli_usage_error(cmd, "%s wants an integer in %lld..%lld, not '%s'", opt, lo, hi, s);
     *out = v;
     return CLI_OK;
+}
+
+int cli_parse_real(const char *cmd, const char *opt, const char *s, double lo, bool lo_open, double hi,
+                   const char *what, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(lo_open ? v > lo : v >= lo) || !(v <= hi))
+        return cli_usage_error(cmd, "%s wants %s in %c%g, %g], not '%s'", opt, what, lo_open ? '(' : '[', lo, hi, s);
+    *out = v;
+    return CLI_OK;
+}
+
+void cli_cache_dir(const char *arg, char *buf, size_t size)
+{
+    if (arg)
+        snprintf(buf, size, "%s", arg);
+    else
+        prof_cache_default_dir(buf, size);
 }
 
 int cli_parse_formats(const char *cmd, const char *list, uint32_t *mask)

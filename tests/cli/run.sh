@@ -31,6 +31,18 @@ expect() {
     fi
 }
 
+# grep_err NAME PATTERN: the last command's stderr matches PATTERN
+grep_err() {
+    if grep -Eq "$2" "$tmp/err"; then
+        pass=$((pass + 1))
+        echo "ok   $1"
+    else
+        fail=$((fail + 1))
+        echo "FAIL $1: stderr lacks /$2/"
+        head -5 "$tmp/err" | sed 's/^/     stderr: /'
+    fi
+}
+
 # grep_out NAME PATTERN: the last command's stdout matches PATTERN
 grep_out() {
     if grep -Eq "$2" "$tmp/out"; then
@@ -120,6 +132,11 @@ expect "profile empty formats" 2 "$MIXQ" profile "$TINY" --formats , --out "$tmp
 expect "profile bad backend" 1 "$MIXQ" profile "$TINY" --backend warp --out "$tmp/prof"
 expect "profile bad threads" 2 "$MIXQ" profile "$TINY" --threads 0 --out "$tmp/prof"
 expect "profile bad max-seconds" 2 "$MIXQ" profile "$TINY" --max-seconds -1 --out "$tmp/prof"
+for v in 0 nan 1e9 2x ''; do
+    expect "tune bad max-seconds '$v'" 2 "$MIXQ" tune --max-seconds "$v"
+done
+expect "tune bad remote-timeout" 2 "$MIXQ" tune --remote-timeout inf
+grep_err "tune bad remote-timeout names the range" '^mixq: error: --remote-timeout wants seconds in \(0, 86400\], not .inf.'
 expect "profile unwritable out" 1 "$MIXQ" profile "$TINY" --out /proc/mixq-no
 expect "profile quick" 0 "$MIXQ" -q profile "$TINY" --formats q4_0 --workload decode:32 --max-seconds 0.02 \
     --no-memory --cache-dir "$tmp/cache" --out "$tmp/prof"
