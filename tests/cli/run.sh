@@ -31,29 +31,22 @@ expect() {
     fi
 }
 
-# grep_err NAME PATTERN: the last command's stderr matches PATTERN
-grep_err() {
-    if grep -Eq "$2" "$tmp/err"; then
+# grep_out NAME PATTERN / grep_err NAME PATTERN: the last command's stdout / stderr
+# matches PATTERN
+grep_stream() {
+    local stream=$1
+    shift
+    if grep -Eq "$2" "$tmp/$stream"; then
         pass=$((pass + 1))
         echo "ok   $1"
     else
         fail=$((fail + 1))
-        echo "FAIL $1: stderr lacks /$2/"
-        head -5 "$tmp/err" | sed 's/^/     stderr: /'
+        echo "FAIL $1: std$stream lacks /$2/"
+        head -20 "$tmp/$stream" | sed "s/^/     std$stream: /"
     fi
 }
-
-# grep_out NAME PATTERN: the last command's stdout matches PATTERN
-grep_out() {
-    if grep -Eq "$2" "$tmp/out"; then
-        pass=$((pass + 1))
-        echo "ok   $1"
-    else
-        fail=$((fail + 1))
-        echo "FAIL $1: stdout lacks /$2/"
-        head -20 "$tmp/out" | sed 's/^/     stdout: /'
-    fi
-}
+grep_out() { grep_stream out "$@"; }
+grep_err() { grep_stream err "$@"; }
 
 expect "version" 0 "$MIXQ" --version
 grep_out "version text" '^mixq [0-9]+\.[0-9]+\.[0-9]+$'
