@@ -735,56 +735,39 @@ static int layer_tics(char (*names)[MQ_GGUF_MAX_NAME + 1], int L, struct rpt_plo
     return n_tics;
 }
 
-int rpt_plot_layer_times(const char *dir, const struct prof_profile *p)
+/* The per-layer plots (layer times, sensitivity): one log-scale line per format over the
+ * layers in file order, tics where blocks start. y: [n_fmt][L], NaN for a gap; titles[i]
+ * names series i. Borrows everything. */
+static int write_per_layer(const char *dir, const char *name, char (*names)[MQ_GGUF_MAX_NAME + 1], int L,
+                           const int *fmts, int n_fmt, const double *y, char (*titles)[96], const char *title,
+                           const char *sub, const char *ylabel)
 {
-    int fmts[MQ_DTYPE_COUNT];
-    int n_fmt = measured_formats(p, fmts), L = p->n_layers;
-    if (!n_fmt || L < 1)
-        return mq_error(MQ_EINVAL, "profile of '%s' has no measured layer to plot", p->model_path);
     double *x = malloc((size_t)L * sizeof(*x));
-    double *y = malloc((size_t)L * (size_t)n_fmt * sizeof(*y));
     struct rpt_plot_series *series = calloc((size_t)n_fmt, sizeof(*series));
     struct rpt_plot_tic *tics = calloc((size_t)L, sizeof(*tics));
     char(*tic_text)[TIC_LABEL_BYTES] = calloc((size_t)L, sizeof(*tic_text));
-    char titles[MQ_DTYPE_COUNT][64];
     int rc;
-    if (!x || !y || !series || !tics || !tic_text) {
-        rc = mq_error(MQ_ENOMEM, "out of memory plotting '%s'", p->model_path);
+    if (!x || !series || !tics || !tic_text) {
+        rc = mq_error(MQ_ENOMEM, "out of memory plotting %s", name);
         goto done;
     }
     for (int l = 0; l < L; l++)
         x[l] = l;
-    for (int i = 0; i < n_fmt; i++) {
-        int f = fmts[i], n = 0;
-        double sum = 0;
-        for (int l = 0; l < L; l++) {
-            double ns = layer_ns(p, l, f);
-            y[(size_t)i * (size_t)L + (size_t)l] = ns > 0 ? ns / 1e3 : NAN; /* NaN: not run (gap) */
-            if (ns > 0 && isfinite(ns)) {
-                sum += ns;
-                n++;
-            }
-        }
-        snprintf(titles[i], sizeof(titles[i]), "%s (%d layers, sum %.4g ms%s)",
-                 mq_dtype_name((enum mq_dtype)f), n, sum / 1e6, warm_note(p, f));
+    for (int i = 0; i < n_fmt; i++)
         series[i] = (struct rpt_plot_series){.title = titles[i],
                                              .style = RPT_PLOT_LINESPOINTS,
                                              .n = L,
                                              .x = x,
                                              .y = y + (size_t)i * (size_t)L,
-                                             .color = format_colors[f]};
-    }
+                                             .color = format_colors[fmts[i]]};
     bool vertical = false;
-    int n_tics = layer_tics(p->layer_names, L, tics, tic_text, &vertical);
-    char title[512], sub[512];
-    profile_titles(p, "Time per layer and format", fmts, n_fmt, title, sizeof(title), sub,
-                   sizeof(sub));
+    int n_tics = layer_tics(names, L, tics, tic_text, &vertical);
     struct rpt_plot plot = {
-        .name = RPT_PLOT_LAYER_TIMES,
+        .name = name,
         .title = title,
         .subtitle = sub,
         .xlabel = L <= 40 ? "layer (file order)" : "layer (file order; tics where blocks start)",
-        .ylabel = "time per workload run (us)",
+        .ylabel = ylabel,
         .ylog = true,
         .xmin = -0.5,
         .xmax = L - 0.5,
@@ -798,10 +781,42 @@ int rpt_plot_layer_times(const char *dir, const struct prof_profile *p)
     rc = rpt_plot_write(dir, &plot);
 done:
     free(x);
-    free(y);
     free(series);
     free(tics);
     free(tic_text);
+    return rc;
+}
+
+int rpt_plot_layer_times(const char *dir, const struct prof_profile *p)
+{
+    int fmts[MQ_DTYPE_COUNT];
+    int n_fmt = measured_formats(p, fmts), L = p->n_layers;
+    if (!n_fmt || L < 1)
+        return mq_error(MQ_EINVAL, "profile of '%s' has no measured layer to plot", p->model_path);
+    double *y = malloc((size_t)L * (size_t)n_fmt * sizeof(*y));
+    if (!y)
+        return mq_error(MQ_ENOMEM, "out of memory plotting '%s'", p->model_path);
+    char titles[MQ_DTYPE_COUNT][96];
+    for (int i = 0; i < n_fmt; i++) {
+        int f = fmts[i], n = 0;
+        double sum = 0;
+        for (int l = 0; l < L; l++) {
+            double ns = layer_ns(p, l, f);
+            y[(size_t)i * (size_t)L + (size_t)l] = ns > 0 ? ns / 1e3 : NAN; /* NaN: not run (gap) */
+            if (ns > 0 && isfinite(ns)) {
+                sum += ns;
+                n++;
+            }
+        }
+        snprintf(titles[i], sizeof(titles[i]), "%s (%d layers, sum %.4g ms%s)",
+                 mq_dtype_name((enum mq_dtype)f), n, sum / 1e6, warm_note(p, f));
+    }
+    char title[512], sub[512];
+    profile_titles(p, "Time per layer and format", fmts, n_fmt, title, sizeof(title), sub,
+                   sizeof(sub));
+    int rc = write_per_layer(dir, RPT_PLOT_LAYER_TIMES, p->layer_names, L, fmts, n_fmt, y, titles, title, sub,
+                             "time per workload run (us)");
+    free(y);
     return rc;
 }
 
@@ -972,19 +987,10 @@ int rpt_plot_sensitivity(const char *dir, const struct srch_sensitivity *s)
     }
     if (!n_fmt || L < 1)
         return mq_error(MQ_EINVAL, "sensitivity of '%s' has no positive loss to plot", s->model_path);
-    double *x = malloc((size_t)L * sizeof(*x));
     double *y = malloc((size_t)L * (size_t)n_fmt * sizeof(*y));
-    struct rpt_plot_series *series = calloc((size_t)n_fmt, sizeof(*series));
-    struct rpt_plot_tic *tics = calloc((size_t)L, sizeof(*tics));
-    char(*tic_text)[TIC_LABEL_BYTES] = calloc((size_t)L, sizeof(*tic_text));
+    if (!y)
+        return mq_error(MQ_ENOMEM, "out of memory plotting '%s'", s->model_path);
     char titles[MQ_DTYPE_COUNT][96];
-    int rc;
-    if (!x || !y || !series || !tics || !tic_text) {
-        rc = mq_error(MQ_ENOMEM, "out of memory plotting '%s'", s->model_path);
-        goto done;
-    }
-    for (int l = 0; l < L; l++)
-        x[l] = l;
     for (int i = 0; i < n_fmt; i++) {
         int f = fmts[i], worst = -1;
         for (int l = 0; l < L; l++) {
@@ -997,15 +1003,7 @@ int rpt_plot_sensitivity(const char *dir, const struct srch_sensitivity *s)
         tic_name(worst_name, s->names[worst]);
         snprintf(titles[i], sizeof(titles[i]), "%s (most sensitive: %s)", mq_dtype_name((enum mq_dtype)f),
                  worst_name);
-        series[i] = (struct rpt_plot_series){.title = titles[i],
-                                             .style = RPT_PLOT_LINESPOINTS,
-                                             .n = L,
-                                             .x = x,
-                                             .y = y + (size_t)i * (size_t)L,
-                                             .color = format_colors[f]};
     }
-    bool vertical = false;
-    int n_tics = layer_tics(s->names, L, tics, tic_text, &vertical);
     const char *slash = strrchr(s->model_path, '/');
     char title[512], sub[512], ylabel[128];
     snprintf(title, sizeof(title), "Sensitivity per layer and format: %.300s", slash ? slash + 1 : s->model_path);
@@ -1024,29 +1022,8 @@ int rpt_plot_sensitivity(const char *dir, const struct srch_sensitivity *s)
                  "from %.200s", data ? data + 1 : s->data);
         snprintf(ylabel, sizeof(ylabel), "relative output error ||dY||^2 / ||Y||^2");
     }
-    struct rpt_plot plot = {
-        .name = RPT_PLOT_SENSITIVITY,
-        .title = title,
-        .subtitle = sub,
-        .xlabel = L <= 40 ? "layer (file order)" : "layer (file order; tics where blocks start)",
-        .ylabel = ylabel,
-        .ylog = true,
-        .xmin = -0.5,
-        .xmax = L - 0.5,
-        .series = series,
-        .n_series = n_fmt,
-        .xtics = n_tics ? tics : NULL,
-        .n_xtics = n_tics,
-        .xtics_vertical = vertical,
-        .key = RPT_KEY_ABOVE,
-    };
-    rc = rpt_plot_write(dir, &plot);
-done:
-    free(x);
+    int rc = write_per_layer(dir, RPT_PLOT_SENSITIVITY, s->names, L, fmts, n_fmt, y, titles, title, sub, ylabel);
     free(y);
-    free(series);
-    free(tics);
-    free(tic_text);
     return rc;
 }
 
