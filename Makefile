@@ -169,9 +169,9 @@ TEST_UNIT := $(BUILD)/test-unit
 TEST_HW_COUNTERS := $(BUILD)/test-hw-counters
 BENCH_KERNELS := $(BUILD)/bench-kernels
 BENCH_E2E := $(BUILD)/bench-e2e
-BENCH_OBJS := $(BUILD)/obj/bench/kernels.o $(BUILD)/obj/bench/e2e.o
+BENCH_OBJS := $(BUILD)/obj/bench/kernels.o $(BUILD)/obj/bench/e2e.o $(BUILD)/obj/bench/mm.o
 
-.PHONY: all check check-unit check-cli check-corpus check-asan check-data check-interop demo fuzz format clean deps bench
+.PHONY: all check check-unit check-bench check-cli check-corpus check-asan check-data check-interop demo fuzz format clean deps bench
 .DEFAULT_GOAL := all
 
 all: $(MIXQ) $(TEST_UNIT) $(TEST_HW_COUNTERS) $(BENCH_KERNELS) $(BENCH_E2E)
@@ -205,7 +205,7 @@ $(TEST_UNIT): $(TEST_OBJS) $(LIBMIXQ)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(LIBMIXQ) $(LDLIBS)
 
-$(BENCH_KERNELS): $(BUILD)/obj/bench/kernels.o $(LIBMIXQ)
+$(BENCH_KERNELS): $(BUILD)/obj/bench/kernels.o $(BUILD)/obj/bench/mm.o $(LIBMIXQ)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBMIXQ) $(LDLIBS)
 
@@ -239,7 +239,7 @@ BENCH_OBJS += $(BUILD)/obj/bench/cuda.o
 all: $(BENCH_CUDA)
 bench: bench-cuda
 
-$(BENCH_CUDA): $(BUILD)/obj/bench/cuda.o $(LIBMIXQ)
+$(BENCH_CUDA): $(BUILD)/obj/bench/cuda.o $(BUILD)/obj/bench/mm.o $(LIBMIXQ)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBMIXQ) $(LDLIBS)
 
@@ -337,7 +337,7 @@ deps:
 # ---- tests ----------------------------------------------------------------------------------
 # check: the normal build (strict warnings), then the same tests under ASan+UBSan.
 check: deps
-	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-unit check-cli check-corpus check-data check-report
+	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-unit check-cli check-corpus check-data check-report check-bench
 	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-asan
 	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-aarch64
 	@echo "make check: all passed"
@@ -347,6 +347,20 @@ check-unit: $(TEST_UNIT) $(TEST_HW_COUNTERS) $(MIXQ)
 	$(Q)MIXQ_EXE=$(abspath $(MIXQ)) $(TEST_UNIT)
 	@echo "== hardware counters (skip, exit 77, where the machine has none)"
 	$(Q)$(TEST_HW_COUNTERS); rc=$$?; if [ $$rc -eq 77 ]; then echo "skipped"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
+
+# check-bench: the kernel benchmarks run (--quick) and write what they should; their times
+# are reported by `make bench`, never asserted. bench-cuda skips (77) without a GPU.
+check-bench: $(BENCH_KERNELS) $(BENCH_CUDA)
+	@echo "== benchmark harness (bench-kernels --quick; bench-cuda --quick where a GPU is usable)"
+	$(Q)mkdir -p $(BUILD)/bench
+	$(Q)$(BENCH_KERNELS) --quick --out $(BUILD)/bench/kernels-quick.yaml >/dev/null 2>$(BUILD)/bench/kernels-quick.log || \
+	  { tail -5 $(BUILD)/bench/kernels-quick.log; exit 1; }
+	$(Q)$(PYTHON) -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); \
+	  r = [k for k in d["kernels"] if k["median_us"] > 0]; \
+	  assert {k["kernel"] for k in r} >= {"gemv", "gemm"} and len(r) == len(d["kernels"]), "bench-kernels: missing or empty results"; \
+	  print("bench-kernels: %d results" % len(r))' $(BUILD)/bench/kernels-quick.yaml
+	$(Q)$(BENCH_CUDA) --quick --out $(BUILD)/bench/cuda-quick.yaml >/dev/null; rc=$$?; \
+	  if [ $$rc -eq 77 ]; then echo "bench-cuda skipped"; elif [ $$rc -ne 0 ]; then exit $$rc; else echo "bench-cuda: ran"; fi
 
 check-cli: $(MIXQ)
 	@echo "== command-line tests ($(BUILD))"

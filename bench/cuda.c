@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "backends/backend.h"
+#include "bench/mm.h"
 #include "backends/cuda/cuda.h"
 #include "core/dtype.h"
 #include "core/status.h"
@@ -97,78 +98,21 @@ static int bench_copy(struct timer *t, size_t bytes, struct prof_stats *st)
     return rc;
 }
 
-/* ---- matmul through the backend ---- */
+/* ---- matmul through the backend (bench/mm.h) ---- */
 
-struct mm_run {
-    struct be_backend *be;
-    struct be_tensor *w; /* copies */
-    int n_copies, next;
-    struct be_tensor x, y;
-};
-
-static int mm_once(void *arg)
-{
-    struct mm_run *r = arg;
-    struct be_tensor *w = &r->w[r->next];
-    r->next = (r->next + 1) % r->n_copies;
-    return be_run(r->be, &(struct be_node){.op = BE_OP_MATMUL, .src = {w, &r->x}, .dst = &r->y});
-}
-
-struct shape {
-    const char *name;
-    int64_t N, K;
-};
-
-static int bench_mm(struct timer *t, enum mq_dtype type, struct shape s, int64_t M,
+static int bench_mm(struct timer *t, enum mq_dtype type, struct bench_shape s, int64_t M,
                     size_t cold_bytes, struct prof_stats *st, double *weight_bytes)
 {
-    struct be_backend *be = t->be;
-    size_t row_bytes;
-    int rc = mq_dtype_row_bytes(type, s.K, &row_bytes);
-    if (rc < 0)
-        return rc;
-    size_t bytes = row_bytes * (size_t)s.N;
-    *weight_bytes = (double)bytes;
-    struct mm_run r = {.be = be};
-    r.n_copies = cold_bytes ? (int)((cold_bytes + bytes - 1) / bytes) : 1;
-    r.n_copies = r.n_copies < 1 ? 1 : r.n_copies > 64 ? 64 : r.n_copies;
-    r.w = calloc((size_t)r.n_copies, sizeof(*r.w));
-    float *wf = malloc((size_t)(s.N * s.K) * sizeof(float));
-    float *x = malloc((size_t)(s.K * M) * sizeof(float));
-    void *wq = malloc(bytes);
-    if (!r.w || !wf || !x || !wq) {
-        rc = mq_error(MQ_ENOMEM, "cannot allocate a %lld x %lld weight matrix", (long long)s.N,
-                      (long long)s.K);
-        goto done;
+    struct mm_run r;
+    int rc = mm_setup(&r, t->be, type, s, M, cold_bytes, 1, 64, weight_bytes);
+    if (rc == MQ_OK) {
+        /* enough back-to-back runs per sample that event resolution (~0.5 us) is noise */
+        int runs = r.n_copies > 8 ? r.n_copies : 8;
+        if (M >= 512)
+            runs = 3;
+        rc = measure(t, mm_once, &r, runs, 7, 1.5, st);
     }
-    for (int64_t i = 0; i < s.N * s.K; i++)
-        wf[i] = (float)((uint32_t)(i * 2654435761u) % 2001u) / 1000.0f - 1.0f;
-    mq_dtype_get(type)->from_f32(wf, wq, s.N * s.K);
-    for (int c = 0; c < r.n_copies; c++)
-        if ((rc = be_upload(be, &r.w[c], type, 2, (int64_t[]){s.K, s.N}, wq, BE_USE_MATRIX)) < 0)
-            goto done;
-    if ((rc = be_alloc(be, &r.x, MQ_DTYPE_F32, 2, (int64_t[]){s.K, M})) < 0 ||
-        (rc = be_alloc(be, &r.y, MQ_DTYPE_F32, 2, (int64_t[]){s.N, M})) < 0)
-        goto done;
-    for (int64_t i = 0; i < s.K * M; i++)
-        x[i] = (float)((i * 7919) % 1999) / 1000.0f - 1.0f;
-    if ((rc = be_write(be, &r.x, 0, x, (size_t)(s.K * M) * sizeof(float))) < 0)
-        goto done;
-    /* enough back-to-back runs per sample that event resolution (~0.5 us) is noise */
-    int runs = r.n_copies > 8 ? r.n_copies : 8;
-    if (M >= 512)
-        runs = 3;
-    rc = measure(t, mm_once, &r, runs, 7, 1.5, st);
-done:
-    if (r.w)
-        for (int c = 0; c < r.n_copies; c++)
-            be_free(be, &r.w[c]);
-    be_free(be, &r.x);
-    be_free(be, &r.y);
-    free(r.w);
-    free(wf);
-    free(x);
-    free(wq);
+    mm_release(&r);
     return rc;
 }
 
@@ -261,14 +205,14 @@ int main(int argc, char **argv)
         return 1;
     double copy_gbs = 2.0 * (double)copy_bytes / copy_st.median_ns;
 
-    static const struct shape gemv_shapes[] = {
+    static const struct bench_shape gemv_shapes[] = {
         {"4096x4096", 4096, 4096},
         {"11008x4096", 11008, 4096},
         {"4096x11008", 4096, 11008},
         {"14336x4096", 14336, 4096},
         {"tinyllm ffn_up 512x192", 512, 192},
     };
-    static const struct shape gemm_shape = {"4096x4096", 4096, 4096};
+    static const struct bench_shape gemm_shape = {"4096x4096", 4096, 4096};
     static const int64_t gemm_batches[] = {64, 512, 4096};
     static const enum mq_dtype formats[] = {MQ_DTYPE_F16, MQ_DTYPE_BF16, MQ_DTYPE_Q8_0,
                                             MQ_DTYPE_Q4_0, MQ_DTYPE_F32};
@@ -304,7 +248,7 @@ int main(int argc, char **argv)
         for (int kind = 0; kind < 2 && !status; kind++) { /* gemv, gemm */
             int n = kind == 0 ? n_gemv : n_gemm;
             for (int i = 0; i < n; i++) {
-                struct shape sh = kind == 0 ? gemv_shapes[i] : gemm_shape;
+                struct bench_shape sh = kind == 0 ? gemv_shapes[i] : gemm_shape;
                 int64_t M = kind == 0 ? 1 : gemm_batches[i];
                 struct prof_stats st;
                 double wbytes;

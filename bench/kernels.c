@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "backends/backend.h"
+#include "bench/mm.h"
 #include "profiler/limits.h"
 #include "core/dtype.h"
 #include "core/pool.h"
@@ -31,75 +32,16 @@
 
 /* ---- kernels through the backend ---- */
 
-struct mm_run {
-    struct be_backend *be;
-    struct be_tensor *w; /* copies */
-    int n_copies, next;
-    struct be_tensor x, y;
-};
-
-static int mm_once(void *arg)
-{
-    struct mm_run *r = arg;
-    struct be_tensor *w = &r->w[r->next];
-    r->next = (r->next + 1) % r->n_copies;
-    return be_run(r->be, &(struct be_node){.op = BE_OP_MATMUL, .src = {w, &r->x}, .dst = &r->y});
-}
-
-struct shape {
-    const char *name;
-    int64_t N, K;
-};
-
-static int bench_mm(struct be_backend *be, enum mq_dtype type, struct shape s, int64_t M, bool cold,
+/* The weights of one GEMV rotate through copies filling COLD_BYTES (at least 2), so every
+ * repetition reads them from DRAM; GEMMs use one copy. */
+static int bench_mm(struct be_backend *be, enum mq_dtype type, struct bench_shape s, int64_t M, bool cold,
                     struct prof_stats *st, double *weight_bytes)
 {
-    size_t row_bytes;
-    int rc = mq_dtype_row_bytes(type, s.K, &row_bytes);
-    if (rc < 0)
-        return rc;
-    size_t bytes = row_bytes * (size_t)s.N;
-    *weight_bytes = (double)bytes;
-    struct mm_run r = {.be = be};
-    r.n_copies = cold ? (int)((COLD_BYTES + bytes - 1) / bytes) : 1;
-    if (r.n_copies < 2 && cold)
-        r.n_copies = 2;
-    r.w = calloc((size_t)r.n_copies, sizeof(*r.w));
-    float *wf = malloc((size_t)(s.N * s.K) * sizeof(float));
-    void *wq = malloc(bytes);
-    if (!r.w || !wf || !wq) {
-        rc = mq_error(MQ_ENOMEM, "cannot allocate a %lld x %lld weight matrix", (long long)s.N, (long long)s.K);
-        goto done;
-    }
-    for (int64_t i = 0; i < s.N * s.K; i++)
-        wf[i] = (float)((uint32_t)(i * 2654435761u) % 2001u) / 1000.0f - 1.0f;
-    mq_dtype_get(type)->from_f32(wf, wq, s.N * s.K);
-    for (int c = 0; c < r.n_copies; c++)
-        if ((rc = be_upload(be, &r.w[c], type, 2, (int64_t[]){s.K, s.N}, wq, BE_USE_MATRIX)) < 0)
-            goto done;
-    if ((rc = be_alloc(be, &r.x, MQ_DTYPE_F32, 2, (int64_t[]){s.K, M})) < 0 ||
-        (rc = be_alloc(be, &r.y, MQ_DTYPE_F32, 2, (int64_t[]){s.N, M})) < 0)
-        goto done;
-    float *x = malloc((size_t)(s.K * M) * sizeof(float));
-    if (!x) {
-        rc = mq_error(MQ_ENOMEM, "cannot allocate activations");
-        goto done;
-    }
-    for (int64_t i = 0; i < s.K * M; i++)
-        x[i] = (float)((i * 7919) % 1999) / 1000.0f - 1.0f;
-    rc = be_write(be, &r.x, 0, x, (size_t)(s.K * M) * sizeof(float));
-    free(x);
+    struct mm_run r;
+    int rc = mm_setup(&r, be, type, s, M, cold ? COLD_BYTES : 0, 2, 1 << 20, weight_bytes);
     if (rc == MQ_OK)
         rc = prof_measure(mm_once, &r, &(struct prof_config){.min_reps = cold ? 3 * r.n_copies : 5, .max_seconds = 1.5}, st);
-done:
-    if (r.w)
-        for (int c = 0; c < r.n_copies; c++)
-            be_free(be, &r.w[c]);
-    be_free(be, &r.x);
-    be_free(be, &r.y);
-    free(r.w);
-    free(wf);
-    free(wq);
+    mm_release(&r);
     return rc;
 }
 
@@ -157,12 +99,12 @@ int main(int argc, char **argv)
     if (prof_limits_measure(threads, &L) < 0)
         return 1;
 
-    static const struct shape gemv_shapes[] = {
+    static const struct bench_shape gemv_shapes[] = {
         {"4096x4096", 4096, 4096},   {"11008x4096", 11008, 4096}, {"4096x11008", 4096, 11008},
         {"14336x4096", 14336, 4096}, {"tinyllm ffn_up 512x192", 512, 192},
         {"tinyllm ffn_down 192x512", 192, 512},
     };
-    static const struct shape gemm_shape = {"4096x4096", 4096, 4096};
+    static const struct bench_shape gemm_shape = {"4096x4096", 4096, 4096};
     static const enum mq_dtype formats[] = {MQ_DTYPE_F16, MQ_DTYPE_BF16, MQ_DTYPE_Q8_0, MQ_DTYPE_Q4_0};
     int n_gemv = quick ? 1 : (int)(sizeof(gemv_shapes) / sizeof(gemv_shapes[0]));
 
@@ -193,7 +135,7 @@ int main(int argc, char **argv)
             for (int kind = 0; kind < 3; kind++) { /* gemv, gemm 64, gemm 512 */
                 int n_shapes = kind == 0 ? n_gemv : 1;
                 for (int s = 0; s < n_shapes; s++) {
-                    struct shape sh = kind == 0 ? gemv_shapes[s] : gemm_shape;
+                    struct bench_shape sh = kind == 0 ? gemv_shapes[s] : gemm_shape;
                     int64_t M = kind == 0 ? 1 : kind == 1 ? 64 : 512;
                     if (quick && kind == 2)
                         continue;
