@@ -1,11 +1,9 @@
 /* cli/cmd_profile.c - `mixq profile MODEL`: per-layer costs on this target -> profile.yaml. */
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "backends/backend.h"
 #include "cli/cli.h"
@@ -48,7 +46,6 @@ static void profile_usage(FILE *f)
             "  -v, -q            more or fewer messages\n"
             "  --help            this text\n");
 }
-
 
 static void print_summary(const struct prof_profile *p, const char *yaml)
 {

@@ -1,12 +1,10 @@
 /* cli/cmd_search.c - `mixq search --profile P --sensitivity S`: the Pareto front from a
  * cost table and a sensitivity table, optionally validated on the target. */
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "backends/backend.h"
 #include "cli/cli.h"

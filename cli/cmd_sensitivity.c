@@ -1,11 +1,9 @@
 /* cli/cmd_sensitivity.c - `mixq sensitivity MODEL`: quality loss per layer and format. */
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "backends/backend.h"
 #include "cli/cli.h"

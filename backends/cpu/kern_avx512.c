@@ -151,33 +151,46 @@ static inline __attribute__((always_inline)) void tile_bf16_dot(const struct cpu
 }
 #endif
 
-/* Column tiling: 8 columns at a time, then 4, 2, 1. The tile functions take C as a
- * run-time value but are inlined per call site with a constant (gcc -O2 still keeps
- * loops over c rolled unless told: see UNROLL below). */
-typedef void (*tile_fn)(const struct cpu_mm *mm, int64_t g, int64_t m0, int C);
+/* Column tiling: 8 columns at a time, then 4, 2, 1, of one row group over units [k0, k1)
+ * of K (blocks or k; the chunked drivers below). The tile functions take C as a run-time
+ * value but are inlined per call site with a constant (gcc -O2 still keeps loops over c
+ * rolled unless told: see UNROLL below). */
+typedef void (*ktile_fn)(const struct cpu_mm *mm, int64_t g, int64_t m0, int C, int64_t k0, int64_t k1, const void *aux);
 
-static inline __attribute__((always_inline)) void run_tiles(const struct cpu_mm *mm, int64_t g0, int64_t g1, tile_fn tile)
+static inline __attribute__((always_inline)) void run_cols(const struct cpu_mm *mm, int64_t g, int64_t k0, int64_t k1, const void *aux, ktile_fn tile)
 {
     const int64_t M = mm->a->M;
-    for (int64_t g = g0; g < g1; g++) {
-        int64_t m = 0;
-        for (; m + 8 <= M; m += 8)
-            tile(mm, g, m, 8);
-        if (m + 4 <= M) {
-            tile(mm, g, m, 4);
-            m += 4;
-        }
-        if (m + 2 <= M) {
-            tile(mm, g, m, 2);
-            m += 2;
-        }
-        if (m < M)
-            tile(mm, g, m, 1);
+    int64_t m = 0;
+    for (; m + 8 <= M; m += 8)
+        tile(mm, g, m, 8, k0, k1, aux);
+    if (m + 4 <= M) {
+        tile(mm, g, m, 4, k0, k1, aux);
+        m += 4;
     }
+    if (m + 2 <= M) {
+        tile(mm, g, m, 2, k0, k1, aux);
+        m += 2;
+    }
+    if (m < M)
+        tile(mm, g, m, 1, k0, k1, aux);
 }
 
+/* The float tiles run over all of K in one call: as ktile_fn, k0, k1 and aux unused. */
+#define WHOLE_K(TILE)                                                                             \
+    static inline __attribute__((always_inline)) void TILE##_k(const struct cpu_mm *mm, int64_t g, int64_t m0, \
+                                                               int C, int64_t k0, int64_t k1, const void *aux) \
+    {                                                                                             \
+        (void)k0, (void)k1, (void)aux;                                                            \
+        TILE(mm, g, m0, C);                                                                       \
+    }
+
 #define MM_ENTRY(NAME, TILE)                                                                      \
-    static void NAME(const struct cpu_mm *mm, int64_t g0, int64_t g1) { run_tiles(mm, g0, g1, TILE); }
+    WHOLE_K(TILE)                                                                                 \
+    static void NAME(const struct cpu_mm *mm, int64_t g0, int64_t g1)                             \
+    {                                                                                             \
+        for (int64_t g = g0; g < g1; g++)                                                         \
+            run_cols(mm, g, 0, mm->K, NULL, TILE##_k);                                            \
+    }
 
 MM_ENTRY(mm_f32, tile_f32)
 #ifdef CPU_BF16
@@ -185,6 +198,7 @@ MM_ENTRY(mm_bf16_dot, tile_bf16_dot)
 #else
 MM_ENTRY(mm_bf16, tile_bf16)
 #endif
+WHOLE_K(tile_f16)
 
 /* ---- integer formats ---- */
 
@@ -224,27 +238,6 @@ static inline __attribute__((always_inline)) void acc_load(const struct cpu_mm *
     UNROLL
     for (int c = 0; c < C; c++)
         acc[c] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, mm->y + (m0 + c) * mm->N + g * R);
-}
-
-/* a 16-row x C-column tile over units [k0, k1) of K (blocks or k) */
-typedef void (*ktile_fn)(const struct cpu_mm *mm, int64_t g, int64_t m0, int C, int64_t k0, int64_t k1, const void *aux);
-
-static inline __attribute__((always_inline)) void run_cols(const struct cpu_mm *mm, int64_t g, int64_t k0, int64_t k1, const void *aux, ktile_fn tile)
-{
-    const int64_t M = mm->a->M;
-    int64_t m = 0;
-    for (; m + 8 <= M; m += 8)
-        tile(mm, g, m, 8, k0, k1, aux);
-    if (m + 4 <= M) {
-        tile(mm, g, m, 4, k0, k1, aux);
-        m += 4;
-    }
-    if (m + 2 <= M) {
-        tile(mm, g, m, 2, k0, k1, aux);
-        m += 2;
-    }
-    if (m < M)
-        tile(mm, g, m, 1, k0, k1, aux);
 }
 
 /* q8_0 over blocks [b0, b1); aux (VNNI): -128 * sum(w) per block of the chunk, 16 rows,
@@ -428,7 +421,8 @@ Q_TILE_ENTRY(mm_q4_0, tile_q4_0, q4_0)
 static void mm_f16(const struct cpu_mm *mm, int64_t g0, int64_t g1)
 {
     if (mm->a->M < 8) {
-        run_tiles(mm, g0, g1, tile_f16);
+        for (int64_t g = g0; g < g1; g++)
+            run_cols(mm, g, 0, mm->K, NULL, tile_f16_k);
         return;
     }
     const int64_t K = mm->K, M = mm->a->M, M4 = M / 4 * 4;
