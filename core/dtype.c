@@ -1,21 +1,43 @@
-/* core/dtype.c - traits table and reference conversions of every type.
+/* core/dtype.c - the traits table, the plain conversions (f32, f16, bf16), the legacy and
+ * IQ4 dequantizers, and the weight conversion every plan uses.
  *
- * The quantizers follow ggml's reference code (quantize_row_q8_0_ref and
- * quantize_row_q4_0_ref) operation for operation, so that the blocks are bit-identical
- * to what llama-quantize writes from the same f32 input. The dequantizers of the
- * source-only types follow ggml's dequantize_row_* the same way (code times scale, then
- * plus the offset), so that they give ggml's floats bit for bit; the K-quants are in
- * core/dtype_kquants.c. */
+ * The dequantizers follow ggml's dequantize_row_* operation for operation (code times
+ * scale, then plus the offset), so that they give ggml's floats bit for bit; the K-quants'
+ * are in core/dtype_kquants.c, and every quantizer (bit-exact with ggml's quantize_*) in
+ * core/dtype_quant.c. */
 #include "core/dtype.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/dtype_internal.h"
 #include "core/fp16.h"
 #include "core/status.h"
+
+/* from_f32 of every written type: its quantize without importance weights */
+#define FROM_F32(type)                                                                          \
+    static void type##_from_f32(const float *src, void *dst, int64_t n) { mq_quantize_##type(src, dst, 1, n, NULL); }
+FROM_F32(q8_0)
+FROM_F32(q4_0)
+FROM_F32(q4_1)
+FROM_F32(q5_0)
+FROM_F32(q5_1)
+FROM_F32(q2_k)
+FROM_F32(q3_k)
+FROM_F32(q4_k)
+FROM_F32(q5_k)
+FROM_F32(q6_k)
+FROM_F32(iq4_nl)
+FROM_F32(iq4_xs)
+FROM_F32(q8_k)
+#define q2_k_to_f32 mq_q2_k_to_f32
+#define q3_k_to_f32 mq_q3_k_to_f32
+#define q4_k_to_f32 mq_q4_k_to_f32
+#define q5_k_to_f32 mq_q5_k_to_f32
+#define q6_k_to_f32 mq_q6_k_to_f32
 
 static void f32_to_f32(const void *src, float *dst, int64_t n)
 {
@@ -55,6 +77,25 @@ static void bf16_from_f32(const float *src, void *dst, int64_t n)
         h[i] = mq_f32_to_bf16(src[i]);
 }
 
+/* the plain types' quantize: an element-wise conversion (importance weights have no use) */
+void mq_quantize_f32(const float *src, void *dst, int64_t n_rows, int64_t n_per_row, const float *imp)
+{
+    (void)imp;
+    f32_from_f32(src, dst, n_rows * n_per_row);
+}
+
+void mq_quantize_f16(const float *src, void *dst, int64_t n_rows, int64_t n_per_row, const float *imp)
+{
+    (void)imp;
+    f16_from_f32(src, dst, n_rows * n_per_row);
+}
+
+void mq_quantize_bf16(const float *src, void *dst, int64_t n_rows, int64_t n_per_row, const float *imp)
+{
+    (void)imp;
+    bf16_from_f32(src, dst, n_rows * n_per_row);
+}
+
 static void q8_0_to_f32(const void *src, float *dst, int64_t n)
 {
     const struct mq_block_q8_0 *b = src;
@@ -62,28 +103,6 @@ static void q8_0_to_f32(const void *src, float *dst, int64_t n)
         float d = mq_f16_to_f32(b[i].d);
         for (int j = 0; j < MQ_QK8_0; j++)
             dst[i * MQ_QK8_0 + j] = (float)b[i].qs[j] * d;
-    }
-}
-
-static void q8_0_from_f32(const float *src, void *dst, int64_t n)
-{
-    struct mq_block_q8_0 *b = dst;
-    for (int64_t i = 0; i < n / MQ_QK8_0; i++) {
-        const float *x = src + i * MQ_QK8_0;
-        float amax = 0.0f;
-        for (int j = 0; j < MQ_QK8_0; j++) {
-            float v = fabsf(x[j]);
-            amax = amax > v ? amax : v; /* ggml's MAX(): a NaN input makes amax NaN */
-        }
-        float d = amax / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
-        b[i].d = mq_f32_to_f16(d);
-        for (int j = 0; j < MQ_QK8_0; j++) {
-            /* |x*id| <= 127 for finite input; NaN (from NaN or Inf weights) becomes 0
-             * instead of an undefined float-to-int conversion */
-            float r = roundf(x[j] * id);
-            b[i].qs[j] = r == r ? (int8_t)r : 0;
-        }
     }
 }
 
@@ -95,39 +114,6 @@ static void q4_0_to_f32(const void *src, float *dst, int64_t n)
         for (int j = 0; j < MQ_QK4_0 / 2; j++) {
             dst[i * MQ_QK4_0 + j] = (float)((b[i].qs[j] & 0x0F) - 8) * d;
             dst[i * MQ_QK4_0 + j + MQ_QK4_0 / 2] = (float)((b[i].qs[j] >> 4) - 8) * d;
-        }
-    }
-}
-
-/* ggml computes MIN(15, (int8_t)v) for v = x*id + 8.5 in [0.5, 16.5]; truncation of a
- * non-negative v is (int)v. Out-of-range and NaN v (non-finite weights) are clamped
- * here rather than left to an undefined conversion. */
-static inline uint8_t q4_0_code(float v)
-{
-    if (v >= 15.0f)
-        return 15;
-    return v >= 0.0f ? (uint8_t)(int)v : 0;
-}
-
-static void q4_0_from_f32(const float *src, void *dst, int64_t n)
-{
-    struct mq_block_q4_0 *b = dst;
-    for (int64_t i = 0; i < n / MQ_QK4_0; i++) {
-        const float *x = src + i * MQ_QK4_0;
-        float amax = 0.0f, max = 0.0f; /* max keeps the sign of the largest magnitude */
-        for (int j = 0; j < MQ_QK4_0; j++) {
-            if (amax < fabsf(x[j])) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
-        }
-        float d = max / -8.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
-        b[i].d = mq_f32_to_f16(d);
-        for (int j = 0; j < MQ_QK4_0 / 2; j++) {
-            uint8_t q0 = q4_0_code(x[j] * id + 8.5f);
-            uint8_t q1 = q4_0_code(x[j + MQ_QK4_0 / 2] * id + 8.5f);
-            b[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
         }
     }
 }
@@ -182,34 +168,95 @@ static void q5_1_to_f32(const void *src, float *dst, int64_t n)
     }
 }
 
-/* Source-only rows: read, never written or planned. */
-#define SOURCE_ONLY(nm, ggml, elems, block, fn)                                                  \
+static void iq4_nl_to_f32(const void *src, float *dst, int64_t n)
+{
+    const struct mq_block_iq4_nl *b = src;
+    for (int64_t i = 0; i < n / MQ_QK4_NL; i++) {
+        float d = mq_f16_to_f32(b[i].d);
+        for (int j = 0; j < MQ_QK4_NL / 2; j++) {
+            dst[i * MQ_QK4_NL + j] = d * (float)mq_iq4nl_values[b[i].qs[j] & 0x0F];
+            dst[i * MQ_QK4_NL + j + MQ_QK4_NL / 2] = d * (float)mq_iq4nl_values[b[i].qs[j] >> 4];
+        }
+    }
+}
+
+static void iq4_xs_to_f32(const void *src, float *dst, int64_t n)
+{
+    const struct mq_block_iq4_xs *b = src;
+    for (int64_t i = 0; i < n / MQ_QK_K; i++) {
+        float d = mq_f16_to_f32(b[i].d);
+        for (int ib = 0; ib < MQ_QK_K / 32; ib++) {
+            int ls = ((b[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0x0F) | (((b[i].scales_h >> 2 * ib) & 3) << 4);
+            float dl = d * (float)(ls - 32);
+            const uint8_t *qs = b[i].qs + 16 * ib;
+            float *y = dst + i * MQ_QK_K + 32 * ib;
+            for (int j = 0; j < 16; j++) {
+                y[j] = dl * (float)mq_iq4nl_values[qs[j] & 0x0F];
+                y[j + 16] = dl * (float)mq_iq4nl_values[qs[j] >> 4];
+            }
+        }
+    }
+}
+
+static void q8_k_to_f32(const void *src, float *dst, int64_t n)
+{
+    const struct mq_block_q8_k *b = src;
+    for (int64_t i = 0; i < n / MQ_QK_K; i++)
+        for (int j = 0; j < MQ_QK_K; j++)
+            dst[i * MQ_QK_K + j] = b[i].d * (float)b[i].qs[j];
+}
+
+const int8_t mq_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                    1,    13,   25,  38,  53,  69,  89,  113};
+
+/* llama_ftype numbers (llama.h), as they reach general.file_type */
+enum {
+    FT_ALL_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9,
+    FT_Q2_K = 10, FT_Q3_K_M = 12, FT_Q4_K_M = 15, FT_Q5_K_M = 17, FT_Q6_K = 18, FT_IQ4_NL = 25,
+    FT_IQ4_XS = 30, FT_BF16 = 32,
+};
+
+/* A weight format: block-quantized, written by mixq, multiplied by integer kernels with
+ * activations in `act` blocks. */
+#define WEIGHT(nm, ggml, elems, block, ft, act, fb, dflt, type)                                  \
     {.name = nm, .ggml_type = ggml, .block_elems = elems, .block_bytes = sizeof(block),          \
-     .is_quantized = true, .is_plan_format = false, .to_f32 = fn, .from_f32 = NULL}
+     .is_quantized = true, .is_plan_format = true, .search_default = dflt, .llama_ftype = ft,   \
+     .act_type = act, .fallback = fb, .to_f32 = type##_to_f32, .from_f32 = type##_from_f32,     \
+     .quantize = mq_quantize_##type}
 
 static const struct mq_dtype_traits dtype_table[MQ_DTYPE_COUNT] = {
     [MQ_DTYPE_F32] = {.name = "f32", .ggml_type = 0, .block_elems = 1, .block_bytes = 4,
-                      .is_plan_format = true, .to_f32 = f32_to_f32, .from_f32 = f32_from_f32},
+                      .is_plan_format = true, .llama_ftype = FT_ALL_F32, .act_type = MQ_DTYPE_F32,
+                      .fallback = MQ_DTYPE_F32,
+                      .to_f32 = f32_to_f32, .from_f32 = f32_from_f32, .quantize = mq_quantize_f32},
     [MQ_DTYPE_F16] = {.name = "f16", .ggml_type = 1, .block_elems = 1, .block_bytes = 2,
-                      .is_plan_format = true, .to_f32 = f16_to_f32, .from_f32 = f16_from_f32},
+                      .is_plan_format = true, .search_default = true, .llama_ftype = FT_F16,
+                      .act_type = MQ_DTYPE_F32, .fallback = MQ_DTYPE_F32, .to_f32 = f16_to_f32, .from_f32 = f16_from_f32,
+                      .quantize = mq_quantize_f16},
     [MQ_DTYPE_BF16] = {.name = "bf16", .ggml_type = 30, .block_elems = 1, .block_bytes = 2,
-                       .is_plan_format = true, .to_f32 = bf16_to_f32, .from_f32 = bf16_from_f32},
-    [MQ_DTYPE_Q8_0] = {.name = "q8_0", .ggml_type = 8, .block_elems = MQ_QK8_0,
-                       .block_bytes = sizeof(struct mq_block_q8_0), .is_quantized = true,
-                       .is_plan_format = true, .to_f32 = q8_0_to_f32, .from_f32 = q8_0_from_f32},
-    [MQ_DTYPE_Q4_0] = {.name = "q4_0", .ggml_type = 2, .block_elems = MQ_QK4_0,
-                       .block_bytes = sizeof(struct mq_block_q4_0), .is_quantized = true,
-                       .is_plan_format = true, .to_f32 = q4_0_to_f32, .from_f32 = q4_0_from_f32},
-    /* ggml's numbers: Q4_1=3, Q5_0=6, Q5_1=7, Q2_K=10 .. Q6_K=14 (4, 5 were removed Q4_2/Q4_3) */
-    [MQ_DTYPE_Q4_1] = SOURCE_ONLY("q4_1", 3, MQ_QK4_1, struct mq_block_q4_1, q4_1_to_f32),
-    [MQ_DTYPE_Q5_0] = SOURCE_ONLY("q5_0", 6, MQ_QK5_0, struct mq_block_q5_0, q5_0_to_f32),
-    [MQ_DTYPE_Q5_1] = SOURCE_ONLY("q5_1", 7, MQ_QK5_1, struct mq_block_q5_1, q5_1_to_f32),
-    [MQ_DTYPE_Q2_K] = SOURCE_ONLY("q2_k", 10, MQ_QK_K, struct mq_block_q2_k, mq_q2_k_to_f32),
-    [MQ_DTYPE_Q3_K] = SOURCE_ONLY("q3_k", 11, MQ_QK_K, struct mq_block_q3_k, mq_q3_k_to_f32),
-    [MQ_DTYPE_Q4_K] = SOURCE_ONLY("q4_k", 12, MQ_QK_K, struct mq_block_q4_k, mq_q4_k_to_f32),
-    [MQ_DTYPE_Q5_K] = SOURCE_ONLY("q5_k", 13, MQ_QK_K, struct mq_block_q5_k, mq_q5_k_to_f32),
-    [MQ_DTYPE_Q6_K] = SOURCE_ONLY("q6_k", 14, MQ_QK_K, struct mq_block_q6_k, mq_q6_k_to_f32),
-    [MQ_DTYPE_I32] = {.name = "i32", .ggml_type = 26, .block_elems = 1, .block_bytes = 4},
+                       .is_plan_format = true, .llama_ftype = FT_BF16, .act_type = MQ_DTYPE_F32,
+                       .fallback = MQ_DTYPE_F32,
+                       .to_f32 = bf16_to_f32, .from_f32 = bf16_from_f32, .quantize = mq_quantize_bf16},
+    /* ggml's numbers: Q4_1=3, Q5_0=6, Q5_1=7, Q2_K=10 .. Q6_K=14, IQ4_NL=20, IQ4_XS=23 (4, 5
+     * were the removed Q4_2/Q4_3) */
+    [MQ_DTYPE_Q8_0] = WEIGHT("q8_0", 8, MQ_QK8_0, struct mq_block_q8_0, FT_Q8_0, MQ_DTYPE_Q8_0, MQ_DTYPE_F16, true, q8_0),
+    [MQ_DTYPE_Q4_0] = WEIGHT("q4_0", 2, MQ_QK4_0, struct mq_block_q4_0, FT_Q4_0, MQ_DTYPE_Q8_0, MQ_DTYPE_F16, false, q4_0),
+    [MQ_DTYPE_Q4_1] = WEIGHT("q4_1", 3, MQ_QK4_1, struct mq_block_q4_1, FT_Q4_1, MQ_DTYPE_Q8_0, MQ_DTYPE_F16, false, q4_1),
+    [MQ_DTYPE_Q5_0] = WEIGHT("q5_0", 6, MQ_QK5_0, struct mq_block_q5_0, FT_Q5_0, MQ_DTYPE_Q8_0, MQ_DTYPE_F16, false, q5_0),
+    [MQ_DTYPE_Q5_1] = WEIGHT("q5_1", 7, MQ_QK5_1, struct mq_block_q5_1, FT_Q5_1, MQ_DTYPE_Q8_0, MQ_DTYPE_F16, false, q5_1),
+    [MQ_DTYPE_Q2_K] = WEIGHT("q2_k", 10, MQ_QK_K, struct mq_block_q2_k, FT_Q2_K, MQ_DTYPE_Q8_K, MQ_DTYPE_Q4_0, false, q2_k),
+    [MQ_DTYPE_Q3_K] = WEIGHT("q3_k", 11, MQ_QK_K, struct mq_block_q3_k, FT_Q3_K_M, MQ_DTYPE_Q8_K, MQ_DTYPE_Q4_0, true, q3_k),
+    [MQ_DTYPE_Q4_K] = WEIGHT("q4_k", 12, MQ_QK_K, struct mq_block_q4_k, FT_Q4_K_M, MQ_DTYPE_Q8_K, MQ_DTYPE_Q5_0, true, q4_k),
+    [MQ_DTYPE_Q5_K] = WEIGHT("q5_k", 13, MQ_QK_K, struct mq_block_q5_k, FT_Q5_K_M, MQ_DTYPE_Q8_K, MQ_DTYPE_Q5_1, true, q5_k),
+    [MQ_DTYPE_Q6_K] = WEIGHT("q6_k", 14, MQ_QK_K, struct mq_block_q6_k, FT_Q6_K, MQ_DTYPE_Q8_K, MQ_DTYPE_Q8_0, true, q6_k),
+    [MQ_DTYPE_IQ4_NL] = WEIGHT("iq4_nl", 20, MQ_QK4_NL, struct mq_block_iq4_nl, FT_IQ4_NL, MQ_DTYPE_Q8_0, MQ_DTYPE_F16, false, iq4_nl),
+    [MQ_DTYPE_IQ4_XS] = WEIGHT("iq4_xs", 23, MQ_QK_K, struct mq_block_iq4_xs, FT_IQ4_XS, MQ_DTYPE_Q8_K, MQ_DTYPE_IQ4_NL, false, iq4_xs),
+    [MQ_DTYPE_Q8_K] = {.name = "q8_k", .ggml_type = 15, .block_elems = MQ_QK_K,
+                       .block_bytes = sizeof(struct mq_block_q8_k), .is_quantized = true,
+                       .is_activation = true, .llama_ftype = -1, .act_type = MQ_DTYPE_Q8_K, .fallback = MQ_DTYPE_F32, .to_f32 = q8_k_to_f32,
+                       .from_f32 = q8_k_from_f32, .quantize = mq_quantize_q8_k},
+    [MQ_DTYPE_I32] = {.name = "i32", .ggml_type = 26, .block_elems = 1, .block_bytes = 4,
+                      .llama_ftype = -1, .act_type = MQ_DTYPE_I32, .fallback = MQ_DTYPE_I32},
 };
 
 const struct mq_dtype_traits *mq_dtype_get(enum mq_dtype type)
@@ -259,16 +306,126 @@ double mq_dtype_bits_per_weight(enum mq_dtype type)
     return 8.0 * (double)t->block_bytes / (double)t->block_elems;
 }
 
-void mq_dtype_list_plan_formats(char *buf, size_t size)
+bool mq_dtype_row_ok(enum mq_dtype type, int64_t n)
+{
+    const struct mq_dtype_traits *t = mq_dtype_get(type);
+    return n > 0 && n % t->block_elems == 0;
+}
+
+enum mq_dtype mq_dtype_fallback_for_row(enum mq_dtype type, int64_t n)
+{
+    if (mq_dtype_row_ok(type, n))
+        return type;
+    enum mq_dtype fb = dtype_table[type].fallback;
+    if (fb != type && mq_dtype_row_ok(fb, n))
+        return fb;
+    return mq_dtype_row_ok(MQ_DTYPE_F16, n) ? MQ_DTYPE_F16 : MQ_DTYPE_F32;
+}
+
+uint32_t mq_dtype_formats_for_row(int64_t n)
+{
+    uint32_t mask = 0;
+    for (int t = 0; t < MQ_DTYPE_COUNT; t++)
+        if (dtype_table[t].is_plan_format && mq_dtype_row_ok((enum mq_dtype)t, n))
+            mask |= 1u << t;
+    return mask;
+}
+
+uint32_t mq_dtype_default_formats(void)
+{
+    uint32_t mask = 0;
+    for (int t = 0; t < MQ_DTYPE_COUNT; t++)
+        if (dtype_table[t].search_default)
+            mask |= 1u << t;
+    return mask;
+}
+
+int mq_dtype_parse_formats(const char *list, uint32_t *mask, char *why, size_t why_size)
+{
+    uint32_t m = 0;
+    char known[256];
+    mq_dtype_list_formats(0, known, sizeof(known));
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        char word[32];
+        enum mq_dtype t;
+        if (len == 0 || len >= sizeof(word)) {
+            snprintf(why, why_size, "an empty or overlong name in '%s' (formats: %s)", list, known);
+            return MQ_EINVAL;
+        }
+        memcpy(word, p, len);
+        word[len] = '\0';
+        if (mq_dtype_from_name(word, &t) < 0 || !dtype_table[t].is_plan_format) {
+            snprintf(why, why_size, "'%s' is not a format (formats: %s)", word, known);
+            return MQ_EINVAL;
+        }
+        m |= 1u << t;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    if (!m) {
+        snprintf(why, why_size, "the format list is empty (formats: %s)", known);
+        return MQ_EINVAL;
+    }
+    *mask = m;
+    return MQ_OK;
+}
+
+void mq_dtype_list_formats(uint32_t mask, char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
     for (int t = 0; t < MQ_DTYPE_COUNT; t++) {
-        if (!dtype_table[t].is_plan_format)
+        if (mask ? !(mask & (1u << t)) : !dtype_table[t].is_plan_format)
             continue;
         int k = snprintf(buf + used, size - used, "%s%s", used ? "," : "", dtype_table[t].name);
         if (k < 0 || (size_t)k >= size - used)
             return;
         used += (size_t)k;
     }
+}
+
+int mq_convert_weights(const char *name, enum mq_dtype type, const void *src, int64_t n_in,
+                       int64_t rows, enum mq_dtype fmt, const float *imp, const void **data,
+                       void **buf)
+{
+    *buf = NULL;
+    if (type == fmt) {
+        *data = src;
+        return MQ_OK;
+    }
+    const struct mq_dtype_traits *ft = mq_dtype_get(fmt);
+    if (!ft->quantize || !mq_dtype_get(type)->to_f32)
+        return mq_error(MQ_EUNSUPPORTED, "cannot convert weights '%s' from %s to %s", name,
+                        mq_dtype_name(type), ft->name);
+    if (!mq_dtype_row_ok(fmt, n_in))
+        return mq_error(MQ_EINVAL, "weights '%s': rows of %lld values cannot be %s (blocks of %lld)", name,
+                        (long long)n_in, ft->name, (long long)ft->block_elems);
+    size_t row_bytes;
+    int rc = mq_dtype_row_bytes(fmt, n_in, &row_bytes);
+    if (rc < 0)
+        return rc;
+    if (rows < 0 || (rows && (uint64_t)n_in > SIZE_MAX / sizeof(float) / (uint64_t)rows) ||
+        (rows && row_bytes > SIZE_MAX / (uint64_t)rows))
+        return mq_error(MQ_ENOMEM, "cannot convert weights '%s': size overflows", name);
+    /* a row at a time through f32: memory stays at one row of floats */
+    float *f32 = malloc((size_t)n_in * sizeof(float) + 1);
+    char *out = malloc(row_bytes * (size_t)rows + 1);
+    size_t src_row_bytes;
+    if ((rc = mq_dtype_row_bytes(type, n_in, &src_row_bytes)) < 0 || !f32 || !out) {
+        free(f32);
+        free(out);
+        return rc < 0 ? rc
+                      : mq_error(MQ_ENOMEM, "cannot convert weights '%s' (%lld x %lld)", name, (long long)rows,
+                                 (long long)n_in);
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        mq_dtype_get(type)->to_f32((const char *)src + (size_t)r * src_row_bytes, f32, n_in);
+        ft->quantize(f32, out + (size_t)r * row_bytes, 1, n_in, imp);
+    }
+    free(f32);
+    *data = out;
+    *buf = out;
+    return MQ_OK;
 }

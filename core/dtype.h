@@ -1,24 +1,36 @@
-/* core/dtype.h - the data types mixq stores weights in, one traits table for all.
+/* core/dtype.h - the data types mixq stores weights in: one traits table, one row per type.
  *
- *     const struct mq_dtype_traits *t = mq_dtype_get(MQ_DTYPE_Q4_0);
+ *     const struct mq_dtype_traits *t = mq_dtype_get(MQ_DTYPE_Q4_K);
+ *     if (!mq_dtype_row_ok(MQ_DTYPE_Q4_K, n)) ...          // n % 256 != 0: not offered
  *     size_t bytes;
- *     if (mq_dtype_row_bytes(MQ_DTYPE_Q4_0, n, &bytes) < 0) ...   // n % 32 != 0
- *     t->from_f32(src, blocks, n);       // reference quantization, bit-exact with ggml
- *     t->to_f32(blocks, dst, n);
+ *     if (mq_dtype_row_bytes(MQ_DTYPE_Q4_K, n, &bytes) < 0) ...
+ *     t->quantize(src, blocks, rows, n, imp);  // llama-quantize's bytes; imp NULL: no imatrix
+ *     t->to_f32(blocks, dst, rows * n);
  *
- * Q8_0 and Q4_0 are bit-for-bit ggml's block layouts (so a plan can be written as a GGUF
- * file that llama.cpp runs): Q8_0 is 32 weights as one f16 scale d and 32 int8 q with
- * w = d*q; Q4_0 is 32 weights as one f16 scale and 16 bytes of 4-bit codes, low nibbles
- * holding elements 0..15 and high nibbles 16..31, with w = d*(code - 8).
+ * A format is one row of the table below and nothing else in core: its name, ggml type
+ * number, block size and bytes, llama.cpp's file type for a file mostly of it, its
+ * quantizer and dequantizer, the activation blocks its integer kernels multiply with, and
+ * whether the search offers it by default. Backends keep a kernel table per format; the
+ * rest of mixq reads this table.
  *
- * Source-only types: Q4_1, Q5_0, Q5_1 (blocks of 32) and the K-quants Q2_K, Q3_K, Q4_K,
- * Q5_K, Q6_K (super-blocks of 256) are read so that published GGUF files load; to_f32
- * is bit-exact with ggml's dequantize_row_* (tests/unit/test_quant_src.c checks it on
- * blocks written by llama-quantize). mixq never writes them (from_f32 NULL) and a plan
- * cannot choose them. The struct comments below give each element's bits; "element e"
- * counts from 0 within its block or super-block.
+ * Every block layout below is bit for bit ggml's, and every quantizer gives ggml's bytes
+ * from the same f32 input: `quantize` is ggml's quantize_<type>() (ggml-quants.c, the
+ * function llama-quantize calls through ggml_quantize_chunk), with the importance weights
+ * an imatrix gives (one per input column, quant_weights in ggml) or, with NULL, the plain
+ * path llama-quantize takes without an imatrix (quantize_row_<type>_ref for every type but
+ * IQ4_NL/IQ4_XS, whose plain path is their weighted search with x^2 weights). `from_f32`
+ * is `quantize` without weights, over n elements. to_f32 is bit-exact with ggml's
+ * dequantize_row_*. (core/dtype_quant.c, core/dtype_kquants.c and tests/unit/test_quant.c
+ * say how that is checked.)
  *
- * Names ("q4_0") and ggml type numbers reach files; enum values never do, so the enum
+ * Activation types: Q8_K (and Q8_0 itself) are the blocks ggml quantizes activations to
+ * before an integer dot product with a weight row: Q8_0 for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1
+ * and IQ4_NL (ggml uses Q8_1, Q8_0 plus the block's sum, for the "_1" types: mixq keeps
+ * the exact integer sum of the codes beside Q8_0 blocks instead of ggml's f16 d*sum), Q8_K
+ * for the K-quants and IQ4_XS. Q8_K is in the table (from_f32 = ggml's
+ * quantize_row_q8_K_ref) but is not a weight format.
+ *
+ * Names ("q4_k") and ggml type numbers reach files; enum values never do, so the enum
  * may be reordered but the table's name and ggml_type fields must never change.
  *
  * Dependency rule: core/ depends on nothing but libc.
@@ -36,7 +48,7 @@ enum mq_dtype {
     MQ_DTYPE_BF16,
     MQ_DTYPE_Q8_0,
     MQ_DTYPE_Q4_0,
-    MQ_DTYPE_Q4_1, /* Q4_1 .. Q6_K: read from files only, never written */
+    MQ_DTYPE_Q4_1,
     MQ_DTYPE_Q5_0,
     MQ_DTYPE_Q5_1,
     MQ_DTYPE_Q2_K,
@@ -44,9 +56,14 @@ enum mq_dtype {
     MQ_DTYPE_Q4_K,
     MQ_DTYPE_Q5_K,
     MQ_DTYPE_Q6_K,
-    MQ_DTYPE_I32, /* token ids and other integer tensors; not a weight format */
+    MQ_DTYPE_IQ4_NL,
+    MQ_DTYPE_IQ4_XS,
+    MQ_DTYPE_Q8_K, /* activations of K-quant and IQ4_XS integer kernels; not a weight format */
+    MQ_DTYPE_I32,  /* token ids and other integer tensors; not a weight format */
     MQ_DTYPE_COUNT
 };
+/* Format sets are bit masks of (1u << type) (search menus, layer choices). */
+_Static_assert(MQ_DTYPE_COUNT <= 32, "format masks are 32-bit");
 
 #define MQ_QK8_0 32
 #define MQ_QK4_0 32
@@ -63,7 +80,7 @@ struct mq_block_q4_0 {
 };
 _Static_assert(sizeof(struct mq_block_q4_0) == 18, "q4_0 block must be ggml's 18 bytes");
 
-/* ---- legacy source-only types: blocks of 32, codes split as in Q4_0 ---- */
+/* ---- the other legacy types: blocks of 32, codes split as in Q4_0 ---- */
 
 #define MQ_QK4_1 32
 #define MQ_QK5_0 32
@@ -168,19 +185,74 @@ struct mq_block_q6_k {
 };
 _Static_assert(sizeof(struct mq_block_q6_k) == 210, "q6_K block must be ggml's 210 bytes");
 
+/* ---- non-linear 4-bit: codes index a table of 16 int8 values ---- */
+
+#define MQ_QK4_NL 32
+
+/* ggml's kvalues_iq4nl: the value of each 4-bit code */
+extern const int8_t mq_iq4nl_values[16];
+
+/* Q4_0's nibble layout, values from the table: w[j] = d*values[qs[j]&15],
+ * w[j+16] = d*values[qs[j]>>4]. */
+struct mq_block_iq4_nl {
+    uint16_t d;                /* f16 scale */
+    uint8_t qs[MQ_QK4_NL / 2]; /* 4-bit codes: low nibbles elements 0..15, high 16..31 */
+};
+_Static_assert(sizeof(struct mq_block_iq4_nl) == 18, "iq4_nl block must be ggml's 18 bytes");
+
+/* 256 weights in 8 sub-blocks of 32 with 6-bit scales ls (biased by 32):
+ * w[e] = d*(ls[e/32] - 32)*values[code e], codes of sub-block i as in IQ4_NL at
+ * qs[16i..16i+15]; ls[i] = (scales_l[i/2] >> 4*(i%2) & 15) | (scales_h >> 2i & 3) << 4. */
+struct mq_block_iq4_xs {
+    uint16_t d;               /* f16 super-block scale */
+    uint16_t scales_h;        /* high 2 bits of the 8 scales */
+    uint8_t scales_l[MQ_QK_K / 64]; /* low 4 bits of the 8 scales, two per byte */
+    uint8_t qs[MQ_QK_K / 2];  /* 4-bit codes */
+};
+_Static_assert(sizeof(struct mq_block_iq4_xs) == 136, "iq4_xs block must be ggml's 136 bytes");
+
+/* ---- activation blocks of K-quant kernels ---- */
+
+/* 256 activations: x[e] ~ d*qs[e], d a float (not f16), bsums[i] = sum of qs[16i..16i+15].
+ * ggml's quantize_row_q8_K_ref: the element of largest magnitude maps to -127. */
+struct mq_block_q8_k {
+    float d;
+    int8_t qs[MQ_QK_K];
+    int16_t bsums[MQ_QK_K / 16];
+};
+_Static_assert(sizeof(struct mq_block_q8_k) == 292, "q8_K block must be ggml's 292 bytes");
+
 /* Converts n elements (n a multiple of block_elems) between the type and f32. */
 typedef void (*mq_to_f32_fn)(const void *src, float *dst, int64_t n);
 typedef void (*mq_from_f32_fn)(const float *src, void *dst, int64_t n);
+/* Quantizes n_rows rows of n_per_row values (a multiple of block_elems) into n_rows rows
+ * of blocks, as ggml's quantize_<type>(src, dst, nrow, n_per_row, quant_weights): imp holds
+ * n_per_row importance weights (one per input column, the same for every row), or NULL. */
+typedef void (*mq_quantize_fn)(const float *src, void *dst, int64_t n_rows, int64_t n_per_row,
+                               const float *imp);
 
 struct mq_dtype_traits {
     const char *name;      /* lower case, as in files and on the command line */
     uint32_t ggml_type;    /* the type number in GGUF files */
-    int64_t block_elems;   /* elements per block (1 for plain types) */
+    int64_t block_elems;   /* elements per block (1 for plain types); a row's length must be
+                              a multiple of it */
     size_t block_bytes;    /* bytes per block */
     bool is_quantized;     /* block-quantized with scales */
-    bool is_plan_format;   /* may be chosen for a layer by a plan */
+    bool is_plan_format;   /* a weight format mixq writes: a plan may choose it */
+    bool is_activation;    /* an activation block type (q8_k): GGUF files may hold it (ggml
+                              can), but never as a model's weights */
+    bool search_default;   /* in the search's default menu (--formats changes it) */
+    int llama_ftype;       /* llama.cpp's general.file_type of a file mostly of this type
+                              (its loader's guess: Q4_K -> MOSTLY_Q4_K_M), -1: none */
+    enum mq_dtype act_type; /* blocks its integer kernels quantize activations to (Q8_0,
+                               Q8_K); F32 for the float formats */
+    enum mq_dtype fallback; /* for rows that are not whole blocks: llama.cpp's fallback
+                               (llama-quant.cpp tensor_type_fallback: q4_k -> q5_0, q5_k ->
+                               q5_1, q6_k -> q8_0, q2_k/q3_k -> q4_0, iq4_xs -> iq4_nl), F16
+                               where it has none (32-block types) or that does not fit */
     mq_to_f32_fn to_f32;   /* NULL: cannot be read as numbers (I32) */
     mq_from_f32_fn from_f32; /* NULL: mixq does not write this type */
+    mq_quantize_fn quantize; /* NULL: mixq does not write this type */
 };
 
 /* The traits of `type`; MQ_ASSERTs that type is in range. Never NULL. */
@@ -188,8 +260,8 @@ const struct mq_dtype_traits *mq_dtype_get(enum mq_dtype type);
 
 static inline const char *mq_dtype_name(enum mq_dtype type) { return mq_dtype_get(type)->name; }
 
-/* Looks a type up by its name ("q8_0", case-insensitive) or its ggml number.
- * Return 0 and set *out, or MQ_ENOTFOUND without printing. */
+/* Looks a type up by its name ("q8_0", case-insensitive) or its ggml number. Return 0 and
+ * set *out, or MQ_ENOTFOUND without printing. */
 int mq_dtype_from_name(const char *name, enum mq_dtype *out);
 int mq_dtype_from_ggml(uint32_t ggml_type, enum mq_dtype *out);
 
@@ -197,10 +269,45 @@ int mq_dtype_from_ggml(uint32_t ggml_type, enum mq_dtype *out);
  * block size, MQ_ENOMEM (printed) on overflow. */
 int mq_dtype_row_bytes(enum mq_dtype type, int64_t n, size_t *bytes);
 
+/* Whether rows of n elements can be stored in the type (n > 0, a whole number of blocks). */
+bool mq_dtype_row_ok(enum mq_dtype type, int64_t n);
+
+/* The format a row of n elements takes instead of `type` when n is not a whole number of
+ * type's blocks, as llama-quantize falls back: type itself when it fits, else its fallback
+ * row, else f16, else f32 (n odd... any n fits f32). */
+enum mq_dtype mq_dtype_fallback_for_row(enum mq_dtype type, int64_t n);
+
+/* The plan formats rows of n elements can take, as a mask of (1u << type). */
+uint32_t mq_dtype_formats_for_row(int64_t n);
+
+/* The search's default menu (search_default rows), as a mask of (1u << type). */
+uint32_t mq_dtype_default_formats(void);
+
+/* Parses a comma-separated list of plan format names ("f16,q8_0,q4_k") into a mask.
+ * MQ_EINVAL, silent, with the reason in why[why_size] (naming the word and the plan
+ * formats), on an unknown or non-plan name or an empty list. */
+int mq_dtype_parse_formats(const char *list, uint32_t *mask, char *why, size_t why_size);
+
+/* Converts `rows` rows of n_in values of `type` to `fmt` through f32 (dequantized with
+ * to_f32, quantized with fmt's `quantize` and the importance weights imp[n_in], or NULL).
+ * *buf receives malloc'd bytes (the caller frees them), or NULL when type == fmt: *data
+ * then points at src itself (no requantization: a layer kept in its source format is its
+ * bytes as shipped). The one conversion every plan uses, so what is measured is what is
+ * written. Errors (printed): a row length fmt cannot take, out of memory; `name` names
+ * the tensor in them. */
+int mq_convert_weights(const char *name, enum mq_dtype type, const void *src, int64_t n_in,
+                       int64_t rows, enum mq_dtype fmt, const float *imp, const void **data,
+                       void **buf);
+
 /* Storage bits per weight, e.g. 4.5 for Q4_0. */
 double mq_dtype_bits_per_weight(enum mq_dtype type);
 
-/* Writes the plan formats as "f32,f16,bf16,q8_0,q4_0" into buf (for messages). */
-void mq_dtype_list_plan_formats(char *buf, size_t size);
+/* Writes the formats of a mask (every plan format when mask is 0) as "f16,q8_0,q4_0"
+ * into buf (for messages and files), in table order. */
+void mq_dtype_list_formats(uint32_t mask, char *buf, size_t size);
+static inline void mq_dtype_list_plan_formats(char *buf, size_t size)
+{
+    mq_dtype_list_formats(0, buf, size);
+}
 
 #endif

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# tests/interop/check-quant.sh - mixq's dequantization against llama.cpp's, on every
-# tensor of the models llama-quantize writes (the interop tier of the check the offline
-# fixture tests/golden/quant-src.gguf makes on a few rows).
+# tests/interop/check-quant.sh - mixq's dequantization and quantization against
+# llama.cpp's: dequantization on every tensor of the models llama-quantize writes, and
+# quantization on every weight tensor of tinyllm and thousands of synthetic rows (the
+# interop tier of the checks the offline fixtures tests/golden/quant-src.gguf and
+# quant-ref.gguf make on a few rows).
 #
 #   tests/interop/check-quant.sh
 #
@@ -13,7 +15,18 @@
 #    compares mixq's with them bit for bit (any NaN equals any NaN) and prints a line per
 #    tensor into build/interop/compare/MODEL.txt;
 # 4. prints per type: models, tensors, elements, the largest absolute difference and
-#    whether all were equal.
+#    whether all were equal;
+# 5. quantization: tests/interop/make-quant-ref-fixture.sh --tool-only builds quant-ggml;
+#    quant-ggml -F compares core/fp16.h's f32<->f16 conversions with ggml's over every
+#    input (NaN payloads apart, which mixq's quantizers handle as ggml does);
+# 6. quant-ggml quantizes every f32 tensor of examples/tinyllm/tinyllm.gguf (rows a
+#    multiple of 32 wide), 4096 synthetic rows of 512 and the 5 adversarial rows with
+#    ggml_quantize_chunk into all 13 types, without weights and with two importance
+#    vectors (one with zeros), plus pseudo-random iq4_nl/iq4_xs/q8_K blocks and ggml's
+#    dequantization of them and of the quantized rows, into build/interop/quant-live.gguf;
+# 7. make build/test-unit; its test quant/ggml-live (MIXQ_QUANT_REF=that file) quantizes
+#    the same rows with mixq and prints per type the rows compared and byte-identical
+#    for each weighting, and the dequantized elements compared.
 #
 # Exit status: 0 all equal, 1 a difference or a failure (one line on stderr).
 set -euo pipefail
@@ -79,8 +92,35 @@ cat "$cmpdir"/*.txt | awk '
             printf "%-6s %8d %12d %14s  %s\n", t, n[t], el[t], mx[t], bad[t] ? "NO (" bad[t] " differ)" : "yes"
     }' | { read -r head; echo "$head"; sort; }
 if [ "$status" -ne 0 ]; then
-    echo "$prog: differences; per-tensor lines in $cmpdir/" >&2
+    echo "$prog: dequantization differs; per-tensor lines in $cmpdir/" >&2
     grep -h DIFFERENT "$cmpdir"/*.txt | head -5 >&2 || true
-    exit 1
 fi
+
+# 5. quantization: the tool, and the f16 conversion every quantizer rounds its scales with
+tests/interop/make-quant-ref-fixture.sh --tool-only || die "cannot build quant-ggml"
+echo
+echo "core/fp16.h's conversions vs ggml's, every input:"
+"$work/quant-ggml" -F || { echo "$prog: core/fp16.h rounds differently from ggml" >&2; status=1; }
+
+# 6. ggml's bytes
+live=$work/quant-live.gguf
+"$work/quant-ggml" -o "$live" -s 4096 -a -r 64 -D -k "mixq.fixture=quant-ref/1" \
+    examples/tinyllm/tinyllm.gguf 2>"$work/quant-live.log" ||
+    die "quant-ggml failed: $(tail -1 "$work/quant-live.log")"
+
+# 7. mixq's bytes, compared
+make --no-print-directory build/test-unit >"$work/make-test-unit.log" 2>&1 ||
+    die "make build/test-unit failed; see '$work/make-test-unit.log'"
+echo
+echo "llama.cpp's quantization vs mixq's ($(grep -o 'quantized [0-9]* rows' "$work/quant-live.log" | cut -d' ' -f2) rows: tinyllm's tensors, synthetic and adversarial rows):"
+rc=0
+MIXQ_QUANT_REF=$live build/test-unit quant/ggml-live >"$work/quant-live.txt" 2>&1 || rc=$?
+grep -v '^unit tests:' "$work/quant-live.txt" || true
+grep -q '^ok   quant/ggml-live' "$work/quant-live.txt" || rc=1
+rm -f "$live" # 130 MB
+if [ "$rc" -ne 0 ]; then
+    echo "$prog: quantization differs from llama.cpp's" >&2
+    status=1
+fi
+[ "$status" -eq 0 ] || exit 1
 echo "$prog: all equal"

@@ -43,8 +43,8 @@ static int test_traits(void)
         T_CHECK(t->ggml_type == src_types[i].ggml_type);
         T_CHECK(t->block_elems == src_types[i].block_elems);
         T_CHECK(t->block_bytes == src_types[i].block_bytes);
-        T_CHECK(t->is_quantized && !t->is_plan_format);
-        T_CHECK(t->to_f32 != NULL && t->from_f32 == NULL);
+        T_CHECK(t->is_quantized && t->is_plan_format); /* written too since issue 14 */
+        T_CHECK(t->to_f32 != NULL && t->from_f32 != NULL && t->quantize != NULL);
         T_CHECK(mq_dtype_from_ggml(src_types[i].ggml_type, &back) == MQ_OK);
         T_CHECK(back == src_types[i].type);
         T_CHECK(mq_dtype_from_name(src_types[i].name, &back) == MQ_OK && back == src_types[i].type);
@@ -53,13 +53,14 @@ static int test_traits(void)
     T_CHECK(mq_dtype_from_name("Q4_K", &t) == MQ_OK && t == MQ_DTYPE_Q4_K); /* ggml's "q4_K" */
     /* what stays unknown */
     T_CHECK(mq_dtype_from_name("iq2_xxs", &t) == MQ_ENOTFOUND);
-    T_CHECK(mq_dtype_from_ggml(15, &t) == MQ_ENOTFOUND); /* q8_k */
+    T_CHECK(mq_dtype_from_ggml(15, &t) == MQ_OK && mq_dtype_get(t)->is_activation); /* q8_k: read, never a weight */
     T_CHECK(mq_dtype_from_ggml(9, &t) == MQ_ENOTFOUND);  /* q8_1 */
     T_CHECK(mq_dtype_from_ggml(4, &t) == MQ_ENOTFOUND);  /* removed q4_2 */
-    /* no plan may choose a source-only type */
-    char buf[128];
+    /* every type mixq reads from files is a plan format */
+    char buf[256];
     mq_dtype_list_plan_formats(buf, sizeof(buf));
-    T_CHECK(strcmp(buf, "f32,f16,bf16,q8_0,q4_0") == 0);
+    T_CHECK_MSG(strcmp(buf, "f32,f16,bf16,q8_0,q4_0,q4_1,q5_0,q5_1,q2_k,q3_k,q4_k,q5_k,q6_k,iq4_nl,iq4_xs") == 0,
+                "%s", buf);
     return T_PASS;
 }
 
@@ -412,10 +413,7 @@ static int test_unsupported_types(void)
     } cases[] = {
         {4, "has type q4_2 (ggml type 4), which mixq does not read yet"},
         {9, "has type q8_1 (ggml type 9), which mixq does not read yet"},
-        {15, "has type q8_k (ggml type 15), which mixq does not read yet"},
         {16, "has type iq2_xxs (ggml type 16), which mixq does not read yet"},
-        {20, "has type iq4_nl (ggml type 20), which mixq does not read yet"},
-        {23, "has type iq4_xs (ggml type 23), which mixq does not read yet"},
         {29, "has type iq1_m (ggml type 29), which mixq does not read yet"},
         {34, "has type tq1_0 (ggml type 34), which mixq does not read yet"},
         {35, "has type tq2_0 (ggml type 35), which mixq does not read yet"},
