@@ -27,8 +27,9 @@
  * Ops and their shapes (M = tokens in the batch; all activations F32):
  *   GET_ROWS   src0 weights [K, V] any format, src1 ids I32 [M]   -> dst [K, M]
  *   MATMUL     src0 weights [K, N] any format, src1 [K, M]        -> dst [N, M]
- *              dst[m][n] = sum_k W[n][k] * X[m][k]. Q8_0/Q4_0 weights: X is quantized to
- *              Q8_0 blocks on the fly and blocks are multiplied in int32 (as ggml does);
+ *              dst[m][n] = sum_k W[n][k] * X[m][k]. Block-quantized weights: X is
+ *              quantized on the fly to the weight format's activation blocks (core/dtype.h
+ *              act_type: Q8_0 or Q8_K) and blocks are multiplied in int32 (as ggml does);
  *              F16/BF16 weights are widened and accumulated in F32 or better.
  *   RMSNORM    src0 [K, M], src1 weight [K]                        -> dst [K, M]
  *              dst = src0 / sqrt(mean(src0^2) + eps) * src1

@@ -5,11 +5,11 @@
  * Measures, on the device MIXQ_CUDA_DEVICE (default 0): device-to-device copy bandwidth
  * (cudaMemcpyAsync of 256 MiB, counted as bytes read + bytes written, as NVIDIA's
  * bandwidthTest counts it); each weight format's matrix-vector product (decode, batch 1)
- * at real model shapes, rotating through enough copies of the weights that none is in
- * L2, as GB/s of weight bytes and as a fraction of the copy bandwidth; and matrix-matrix
- * products at batch 64, 512 and 4096 as TFLOP/s. Every figure is device time from CUDA
- * events around a run of several back-to-back ops, through the backend's own op
- * (activation quantization and conversion included), with warm-up runs discarded and
+ * at real model shapes (those whose K the format's blocks divide), rotating through enough copies
+ * of the weights that none is in L2, as GB/s of weight bytes and as a fraction of the copy
+ * bandwidth; and matrix-matrix products at batch 64, 512 and 4096 as TFLOP/s. Every figure is
+ * device time from CUDA events around a run of several back-to-back ops, through the backend's own
+ * op (activation quantization and conversion included), with warm-up runs discarded and
  * repetitions, min, median and MAD reported. Writes YAML to stdout and to FILE (default
  * build/bench/cuda.yaml). Never asserts times.
  *
@@ -24,8 +24,8 @@
 #include <sys/stat.h>
 
 #include "backends/backend.h"
-#include "bench/mm.h"
 #include "backends/cuda/cuda.h"
+#include "bench/mm.h"
 #include "core/dtype.h"
 #include "core/status.h"
 #include "profiler/measure.h"
@@ -214,8 +214,12 @@ int main(int argc, char **argv)
     };
     static const struct bench_shape gemm_shape = {"4096x4096", 4096, 4096};
     static const int64_t gemm_batches[] = {64, 512, 4096};
-    static const enum mq_dtype formats[] = {MQ_DTYPE_F16, MQ_DTYPE_BF16, MQ_DTYPE_Q8_0,
-                                            MQ_DTYPE_Q4_0, MQ_DTYPE_F32};
+    /* every plan format the backend runs, f32 last (the slowest) */
+    static const enum mq_dtype formats[] = {
+        MQ_DTYPE_F16,  MQ_DTYPE_BF16, MQ_DTYPE_Q8_0,   MQ_DTYPE_Q4_0,   MQ_DTYPE_Q4_1,
+        MQ_DTYPE_Q5_0, MQ_DTYPE_Q5_1, MQ_DTYPE_IQ4_NL, MQ_DTYPE_Q2_K,   MQ_DTYPE_Q3_K,
+        MQ_DTYPE_Q4_K, MQ_DTYPE_Q5_K, MQ_DTYPE_Q6_K,   MQ_DTYPE_IQ4_XS, MQ_DTYPE_F32,
+    };
     int n_gemv = quick ? 1 : (int)(sizeof(gemv_shapes) / sizeof(gemv_shapes[0]));
     int n_gemm = quick ? 1 : (int)(sizeof(gemm_batches) / sizeof(gemm_batches[0]));
 
@@ -250,6 +254,9 @@ int main(int argc, char **argv)
             for (int i = 0; i < n; i++) {
                 struct bench_shape sh = kind == 0 ? gemv_shapes[i] : gemm_shape;
                 int64_t M = kind == 0 ? 1 : gemm_batches[i];
+                if (!mq_dtype_row_ok(formats[f], sh.K) ||
+                    !be_supports(be, BE_OP_MATMUL, formats[f]))
+                    continue; /* e.g. K = 192 for the 256-blocks */
                 struct prof_stats st;
                 double wbytes;
                 fprintf(stderr, "bench-cuda: %s %s %s M=%lld\n", mq_dtype_name(formats[f]),

@@ -119,6 +119,7 @@ struct mm_job {
     struct cpu_mm mm;
     cpu_mm_fn fn;
     int64_t n_groups;
+    bool q8k; /* activations in Q8_K blocks (else Q8_0) */
     /* few columns: each thread quantizes them itself into its slice of `own` (saves a
      * second pool run per matmul in decode) */
     bool own_quant;
@@ -126,30 +127,42 @@ struct mm_job {
     size_t own_bytes;
 };
 
-/* Lays out Q8_0 activation buffers for M columns of K at s (see cpu_act). */
-static void act_layout(struct cpu_act *a, char *s, int64_t M, int64_t K)
+/* Per column: scales (Q8_0: per 32; Q8_K: per 256) and sums (Q8_0: per 32; Q8_K: per 16). */
+static int64_t act_nd(int64_t K, bool q8k) { return q8k ? K / 256 : K / 32; }
+static int64_t act_ns(int64_t K, bool q8k) { return q8k ? K / 16 : K / 32; }
+
+/* Lays out activation buffers for M columns of K at s (see cpu_act). */
+static void act_layout(struct cpu_act *a, char *s, int64_t M, int64_t K, bool q8k)
 {
-    int64_t nb = K / 32;
+    size_t nd = (size_t)act_nd(K, q8k), ns = (size_t)act_ns(K, q8k);
     a->xd = (float *)s;
-    a->xs = (int32_t *)(s + (size_t)M * nb * 4);
-    a->xq = (int8_t *)(s + (size_t)M * nb * 8);
-    a->xu = (uint8_t *)(s + (size_t)M * nb * 8 + (size_t)M * K);
+    a->xs = (int32_t *)(s + (size_t)M * nd * 4);
+    a->xq = (int8_t *)(s + (size_t)M * (nd + ns) * 4);
+    a->xu = (uint8_t *)(s + (size_t)M * (nd + ns) * 4 + (size_t)M * K);
 }
 
-static size_t act_bytes(int64_t M, int64_t K)
+static size_t act_bytes(int64_t M, int64_t K, bool q8k)
 {
-    return ((size_t)M * ((size_t)(K / 32) * 8 + (size_t)K * 2) + 63) / 64 * 64;
+    size_t nd = (size_t)act_nd(K, q8k), ns = (size_t)act_ns(K, q8k);
+    return ((size_t)M * ((nd + ns) * 4 + (size_t)K * 2) + 63) / 64 * 64;
+}
+
+/* Quantizes column m of j's activations into act's buffers. */
+static void act_quantize(const struct mm_job *j, const struct cpu_act *act, int64_t m)
+{
+    const struct cpu_kern *k = j->ctx->kern;
+    int64_t K = act->K, nd = act_nd(K, j->q8k), ns = act_ns(K, j->q8k);
+    (j->q8k ? k->quantize_q8k : k->quantize_q8)(act->x + m * K, K, act->xd + m * nd, act->xq + m * K,
+                                                 act->xu ? act->xu + m * K : NULL, act->xs + m * ns);
 }
 
 static void mm_quantize(void *arg, int ith, int nth)
 {
     struct mm_job *j = arg;
-    const struct cpu_kern *k = j->ctx->kern;
-    int64_t lo, hi, K = j->act.K, nb = K / 32;
+    int64_t lo, hi;
     mq_pool_split(j->act.M, ith, nth, &lo, &hi);
     for (int64_t m = lo; m < hi; m++)
-        k->quantize_q8(j->act.x + m * K, K, j->act.xd + m * nb, j->act.xq + m * K,
-                       j->act.xu ? j->act.xu + m * K : NULL, j->act.xs + m * nb);
+        act_quantize(j, &j->act, m);
 }
 
 static void mm_bf16_round(void *arg, int ith, int nth)
@@ -190,11 +203,9 @@ static void mm_rows(void *arg, int ith, int nth)
     if (j->own_quant) {
         struct cpu_act act = j->act;
         struct cpu_mm mm = j->mm;
-        act_layout(&act, j->own + (size_t)ith * j->own_bytes, act.M, act.K);
+        act_layout(&act, j->own + (size_t)ith * j->own_bytes, act.M, act.K, j->q8k);
         for (int64_t m = 0; m < act.M; m++)
-            j->ctx->kern->quantize_q8(act.x + m * act.K, act.K, act.xd + m * (act.K / 32),
-                                      act.xq + m * act.K, act.xu + m * act.K,
-                                      act.xs + m * (act.K / 32));
+            act_quantize(j, &act, m);
         mm.a = &act;
         j->fn(&mm, lo, hi);
         return;
@@ -224,9 +235,13 @@ static int cpu_matmul(struct cpu_ctx *ctx, const struct be_node *node)
     int64_t K = w->ne[0], N = w->ne[1], M = x->ne[1];
     j.act = (struct cpu_act){.x = x->data, .K = K, .M = M};
     if (mq_dtype_get(w->type)->is_quantized) {
+        j.q8k = mq_dtype_get(w->type)->act_type == MQ_DTYPE_Q8_K;
+        if (K % (j.q8k ? 256 : 32))
+            return mq_error(MQ_EINVAL, "%s matmul: K=%lld is not a whole number of %s blocks", ctx->name,
+                            (long long)K, j.q8k ? "q8_k" : "q8_0");
         /* up to 4 columns, quantizing is cheaper than a barrier: every thread does it */
         j.own_quant = M <= 4;
-        j.own_bytes = act_bytes(M, K);
+        j.own_bytes = act_bytes(M, K, j.q8k);
         size_t need = j.own_quant ? j.own_bytes * (size_t)mq_pool_threads(ctx->pool) : j.own_bytes;
         char *s = scratch(&ctx->act_buf, &ctx->act_cap, need);
         if (!s)
@@ -235,7 +250,7 @@ static int cpu_matmul(struct cpu_ctx *ctx, const struct be_node *node)
         if (j.own_quant) {
             j.own = s;
         } else {
-            act_layout(&j.act, s, M, K);
+            act_layout(&j.act, s, M, K, j.q8k);
             mq_pool_run(ctx->pool, mm_quantize, &j);
         }
     } else if (w->type == MQ_DTYPE_BF16 && k->bf16_dot) {

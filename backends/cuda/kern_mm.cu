@@ -1,9 +1,12 @@
-// backends/cuda/kern_mm.cu - matrix kernels: activation quantization, GEMV for every
-// format, dp4a GEMM for q8_0/q4_0, widening GEMM for bf16, f16 GEMM input scaling.
-// Layouts and contracts: kern.h. Scalar twins: backends/ref/ref.c (be_ref_dot).
+// backends/cuda/kern_mm.cu - matrix kernels: activation quantization (Q8_0, Q8_K), GEMV for
+// every format, dp4a GEMM for every block format, widening GEMM for bf16, f16 GEMM input
+// scaling. Layouts and contracts: kern.h and layout.h. Scalar twins: backends/ref/ref.c
+// (be_ref_dot); the slice decoding and dot formula are layout.h's, checked on the host by
+// tests/unit/test_cuda_layout.c.
 //
 // Built without --use_fast_math on purpose: divisions, roundf and ldexpf are IEEE-exact,
-// which is what makes the device quantizer give core/dtype.c's bits.
+// which is what makes the device quantizers give core/dtype.c's and cpu_quantize_q8k_scalar's
+// bits (the Q8_K one also avoids FMA contraction explicitly: layout.h cu_fmul/cu_fadd).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <stdint.h>
@@ -42,6 +45,56 @@ __global__ void k_quantize_q8(const float *__restrict__ x, int64_t n_blocks, int
         d[b] = __half2float(__float2half_rn(dd));
         s[b] = sum;
     }
+}
+
+// ---- Q8_K activation quantization: one warp per block of 256, 8 elements per lane ----
+//
+// Lane l holds elements 8l..8l+7 (cpu_quantize_q8k_scalar's loop split over the warp with
+// layout.h's helpers): its first largest magnitude and NaN flag, then a butterfly that
+// leaves every lane with the block's first largest (cu_q8k_takes is a total order) and the
+// OR of the flags; codes as there; the sums of 16 codes are lane pairs' sums.
+
+__global__ void k_quantize_q8k(const float *__restrict__ x, int64_t n_blocks,
+                               int8_t *__restrict__ q, float *__restrict__ d,
+                               int32_t *__restrict__ s)
+{
+    int64_t b = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x & 31;
+    if (b >= n_blocks)
+        return; // whole warps leave together
+    const float *xb = x + b * 256;
+    float v[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+        v[i] = xb[8 * lane + i];
+    float amax;
+    int idx, nan;
+    cu_q8k_lane_max(v, 8 * lane, &amax, &idx, &nan);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        float oa = __shfl_xor_sync(FULL, amax, o);
+        int oi = __shfl_xor_sync(FULL, idx, o);
+        nan |= __shfl_xor_sync(FULL, nan, o);
+        if (cu_q8k_takes(oa, oi, amax, idx))
+            amax = oa, idx = oi;
+    }
+    float iscale, db;
+    // idx is an element of the block whenever amax > 0
+    bool coded = cu_q8k_scale(amax, amax > 0.0f ? xb[idx] : 0.0f, nan, &iscale, &db);
+    uint32_t packed[2] = {0, 0};
+    int sum = 0;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        int c = coded ? cu_q8k_code(v[i], iscale) : 0;
+        sum += c;
+        packed[i / 4] |= (uint32_t)(c & 0xFF) << 8 * (i % 4);
+    }
+    *reinterpret_cast<uint2 *>(q + b * 256 + 8 * lane) = make_uint2(packed[0], packed[1]);
+    sum += __shfl_xor_sync(FULL, sum, 1);
+    if (!(lane & 1))
+        s[b * 16 + lane / 2] = sum;
+    if (lane == 0)
+        d[b] = db;
 }
 
 // ---- GEMV, float formats: one warp per row, 8 weights per lane per step ----
@@ -314,6 +367,142 @@ __global__ void __launch_bounds__(256)
     }
 }
 
+// ---- block formats but q8_0/q4_0: 32-weight slices (layout.h) ----
+//
+__device__ __forceinline__ void int4_words(int4 v, uint32_t w[4])
+{
+    w[0] = (uint32_t)v.x, w[1] = (uint32_t)v.y, w[2] = (uint32_t)v.z, w[3] = (uint32_t)v.w;
+}
+
+// GEMV: one warp per row, lane l takes slices l, l+32, ... of it.
+template <int FMT, int MT>
+__global__ void k_gemv_slices(cu_wplanes P, int K, int N, const int8_t *__restrict__ xq,
+                              const float *__restrict__ xd, const int32_t *__restrict__ xs,
+                              float *__restrict__ y, int M)
+{
+    using F = cu_fmt<FMT>;
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x & 31;
+    if (row >= N)
+        return; // whole warps leave together
+    int ns = K / 32;
+    float acc[MT];
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+        acc[m] = 0.0f;
+    for (int c = lane; c < ns; c += 32) {
+        cu_slice sl;
+        cu_slice_decode((cu_wtype)FMT, &P, (int64_t)row * ns + c, &sl);
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            if (m < M) {
+                const int4 *xp =
+                    reinterpret_cast<const int4 *>(xq + (size_t)m * K + 32 * (size_t)c);
+                uint32_t x0[4], x1[4];
+                int4_words(__ldg(xp), x0);
+                int4_words(__ldg(xp + 1), x1);
+                float dx;
+                int32_t b0, b1;
+                cu_slice_act(F::act_q8k, xd, xs, K, m, c, &dx, &b0, &b1);
+                acc[m] += cu_slice_dot(cu_dot16(sl.q, x0), cu_dot16(sl.q + 4, x1), &sl.s, b0, b1,
+                                       dx, F::off, F::act_q8k, F::has_min);
+            }
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < MT; m++) {
+        float v = warp_sum(acc[m]);
+        if (lane == 0 && m < M)
+            y[(size_t)m * N + row] = v;
+    }
+}
+
+// GEMM: 64 rows x 64 columns per 256-thread block, one slice (32 weights) per step.
+// Staging per step: threads 0..63 decode slice c of rows n0..n0+63 (codes to ws, scales to
+// wsc); threads 64..191 copy the 64 columns' 32 activation codes (two int4 each); threads
+// 192..255 the columns' scale and code sums. Compute as k_gemm_q: thread (ty, tx) owns rows
+// ty + 16i and columns tx + 16j; rows past N and columns past M are staged as zeros.
+template <int FMT>
+__global__ void __launch_bounds__(256)
+    k_gemm_slices(cu_wplanes P, int K, int N, const int8_t *__restrict__ xq,
+                  const float *__restrict__ xd, const int32_t *__restrict__ xs,
+                  float *__restrict__ y, int M)
+{
+    using F = cu_fmt<FMT>;
+    constexpr int T = 64, PAD = 12;
+    __shared__ __align__(16) uint32_t ws[T][PAD];
+    __shared__ __align__(16) uint32_t xsh[T][PAD];
+    __shared__ cu_sscale wsc[T];
+    __shared__ float xdx[T];
+    __shared__ int32_t xbs[T][2];
+    int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    int n0 = blockIdx.x * T, m0 = blockIdx.y * T, ns = K / 32;
+    float acc[4][4] = {};
+    for (int c = 0; c < ns; c++) {
+        if (tid < T) {
+            int n = n0 + tid;
+            cu_slice sl = {};
+            if (n < N)
+                cu_slice_decode((cu_wtype)FMT, &P, (int64_t)n * ns + c, &sl);
+            *reinterpret_cast<uint4 *>(&ws[tid][0]) =
+                make_uint4(sl.q[0], sl.q[1], sl.q[2], sl.q[3]);
+            *reinterpret_cast<uint4 *>(&ws[tid][4]) =
+                make_uint4(sl.q[4], sl.q[5], sl.q[6], sl.q[7]);
+            wsc[tid] = sl.s;
+        } else if (tid < 3 * T) {
+            int i = tid - T, col = i >> 1, h = i & 1, m = m0 + col;
+            int4 v = m < M ? __ldg(reinterpret_cast<const int4 *>(xq + (size_t)m * K +
+                                                                  32 * (size_t)c + 16 * h))
+                           : make_int4(0, 0, 0, 0);
+            *reinterpret_cast<int4 *>(&xsh[col][4 * h]) = v;
+        } else {
+            int col = tid - 3 * T, m = m0 + col;
+            float dx = 0.0f;
+            int32_t b0 = 0, b1 = 0;
+            if (m < M)
+                cu_slice_act(F::act_q8k, xd, xs, K, m, c, &dx, &b0, &b1);
+            xdx[col] = dx;
+            xbs[col][0] = b0;
+            xbs[col][1] = b1;
+        }
+        __syncthreads();
+        uint32_t a[4][8];
+        cu_sscale rs[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            uint4 lo = *reinterpret_cast<const uint4 *>(&ws[ty + 16 * i][0]);
+            uint4 hi = *reinterpret_cast<const uint4 *>(&ws[ty + 16 * i][4]);
+            a[i][0] = lo.x, a[i][1] = lo.y, a[i][2] = lo.z, a[i][3] = lo.w;
+            a[i][4] = hi.x, a[i][5] = hi.y, a[i][6] = hi.z, a[i][7] = hi.w;
+            rs[i] = wsc[ty + 16 * i];
+        }
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int col = tx + 16 * j;
+            uint4 lo = *reinterpret_cast<const uint4 *>(&xsh[col][0]);
+            uint4 hi = *reinterpret_cast<const uint4 *>(&xsh[col][4]);
+            uint32_t x0[4] = {lo.x, lo.y, lo.z, lo.w}, x1[4] = {hi.x, hi.y, hi.z, hi.w};
+            float dx = xdx[col];
+            int32_t b0 = xbs[col][0], b1 = xbs[col][1];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                acc[i][j] += cu_slice_dot(cu_dot16(a[i], x0), cu_dot16(a[i] + 4, x1), &rs[i], b0,
+                                          b1, dx, F::off, F::act_q8k, F::has_min);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        int m = m0 + tx + 16 * j;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int n = n0 + ty + 16 * i;
+            if (m < M && n < N)
+                y[(size_t)m * N + n] = acc[i][j];
+        }
+    }
+}
+
 // ---- GEMM, bf16 widened: 64 x 64 tiles, 16 k per step, F32 FMA ----
 //
 // Thread (ty, tx) of a 16 x 16 grid owns rows 4ty..4ty+3 and columns 4tx..4tx+3, read from
@@ -414,31 +603,54 @@ void launch_gemv_float(const void *w, int K, int N, const float *x, int M, float
         k_gemv_float<FMT, MT, false><<<grid, 128, 0, st>>>(w, x, y, K, N, M);
 }
 
+template <int FMT, int MT>
+void launch_gemv_slices(const void *w, int K, int N, const struct cu_q8act *a, int M, float *y,
+                        cudaStream_t st)
+{
+    dim3 grid((unsigned)((N + 3) / 4));
+    k_gemv_slices<FMT, MT>
+        <<<grid, 128, 0, st>>>(cu_planes((cu_wtype)FMT, w, K, N), K, N, a->q, a->d, a->s, y, M);
+}
+
 template <int MT>
 void launch_gemv(enum cu_wtype t, const void *w, int K, int N, const float *x,
                  const struct cu_q8act *a, int M, float *y, cudaStream_t st)
 {
     dim3 grid((unsigned)((N + 3) / 4));
     bool vec = K % 8 == 0 && (reinterpret_cast<uintptr_t>(x) & 15) == 0;
-    const __half *scales;
+    const __half *scales = reinterpret_cast<const __half *>(cu_planes(t, w, K, N).d);
     switch (t) {
     case CU_W_F32: launch_gemv_float<CU_W_F32, MT>(w, K, N, x, M, y, vec, st); break;
     case CU_W_F16: launch_gemv_float<CU_W_F16, MT>(w, K, N, x, M, y, vec, st); break;
     case CU_W_BF16: launch_gemv_float<CU_W_BF16, MT>(w, K, N, x, M, y, vec, st); break;
     case CU_W_Q8_0:
-        scales = reinterpret_cast<const __half *>(static_cast<const char *>(w) +
-                                                  cu_codes_bytes(t, K, N));
         k_gemv_q8<MT>
             <<<grid, 128, 0, st>>>(static_cast<const int8_t *>(w), scales, K, N, a->q, a->d, y, M);
         break;
     case CU_W_Q4_0:
-        scales = reinterpret_cast<const __half *>(static_cast<const char *>(w) +
-                                                  cu_codes_bytes(t, K, N));
         k_gemv_q4<MT><<<grid, 128, 0, st>>>(static_cast<const uint8_t *>(w), scales, K, N, a->q,
                                             a->d, a->s, y, M);
         break;
+    case CU_W_Q4_1: launch_gemv_slices<CU_W_Q4_1, MT>(w, K, N, a, M, y, st); break;
+    case CU_W_Q5_0: launch_gemv_slices<CU_W_Q5_0, MT>(w, K, N, a, M, y, st); break;
+    case CU_W_Q5_1: launch_gemv_slices<CU_W_Q5_1, MT>(w, K, N, a, M, y, st); break;
+    case CU_W_IQ4_NL: launch_gemv_slices<CU_W_IQ4_NL, MT>(w, K, N, a, M, y, st); break;
+    case CU_W_Q2_K: launch_gemv_slices<CU_W_Q2_K, MT>(w, K, N, a, M, y, st); break;
+    case CU_W_Q3_K: launch_gemv_slices<CU_W_Q3_K, MT>(w, K, N, a, M, y, st); break;
+    case CU_W_Q4_K: launch_gemv_slices<CU_W_Q4_K, MT>(w, K, N, a, M, y, st); break;
+    case CU_W_Q5_K: launch_gemv_slices<CU_W_Q5_K, MT>(w, K, N, a, M, y, st); break;
+    case CU_W_Q6_K: launch_gemv_slices<CU_W_Q6_K, MT>(w, K, N, a, M, y, st); break;
+    case CU_W_IQ4_XS: launch_gemv_slices<CU_W_IQ4_XS, MT>(w, K, N, a, M, y, st); break;
     case CU_W_COUNT: break;
     }
+}
+
+template <int FMT>
+void launch_gemm_slices(const void *w, int K, int N, const struct cu_q8act *a, int M, float *y,
+                        dim3 grid, cudaStream_t st)
+{
+    k_gemm_slices<FMT>
+        <<<grid, 256, 0, st>>>(cu_planes((cu_wtype)FMT, w, K, N), K, N, a->q, a->d, a->s, y, M);
 }
 
 } // namespace
@@ -451,6 +663,17 @@ extern "C" cudaError_t cu_quantize_q8(const float *x, int64_t K, int64_t M, stru
     if (grid > 0x7FFFFFFF)
         return cudaErrorInvalidValue;
     k_quantize_q8<<<(unsigned)grid, 256, 0, st>>>(x, n_blocks, a.q, a.d, a.s);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t cu_quantize_q8k(const float *x, int64_t K, int64_t M, struct cu_q8act a,
+                                       cudaStream_t st)
+{
+    int64_t n_blocks = K / 256 * M;
+    int64_t grid = (n_blocks + 7) / 8;
+    if (grid > 0x7FFFFFFF)
+        return cudaErrorInvalidValue;
+    k_quantize_q8k<<<(unsigned)grid, 256, 0, st>>>(x, n_blocks, a.q, a.d, a.s);
     return cudaGetLastError();
 }
 
@@ -474,15 +697,32 @@ extern "C" cudaError_t cu_gemv(enum cu_wtype t, const void *w, int64_t K, int64_
 extern "C" cudaError_t cu_gemm_q(enum cu_wtype t, const void *w, int64_t K, int64_t N,
                                  const struct cu_q8act *a, int64_t M, float *y, cudaStream_t st)
 {
-    if ((t != CU_W_Q8_0 && t != CU_W_Q4_0) || (M + QG_T - 1) / QG_T > 65535)
+    if ((unsigned)t >= CU_W_COUNT || cu_formats[t].block_elems == 1 ||
+        (M + QG_T - 1) / QG_T > 65535)
         return cudaErrorInvalidValue;
     dim3 grid((unsigned)((N + QG_T - 1) / QG_T), (unsigned)((M + QG_T - 1) / QG_T));
     const uint8_t *codes = static_cast<const uint8_t *>(w);
-    const __half *scales = reinterpret_cast<const __half *>(codes + cu_codes_bytes(t, K, N));
-    if (t == CU_W_Q4_0)
-        k_gemm_q<true><<<grid, 256, 0, st>>>(codes, scales, (int)K, (int)N, a->q, a->d, y, (int)M);
-    else
-        k_gemm_q<false><<<grid, 256, 0, st>>>(codes, scales, (int)K, (int)N, a->q, a->d, y, (int)M);
+    const __half *scales = reinterpret_cast<const __half *>(cu_planes(t, w, K, N).d);
+    int k = (int)K, n = (int)N, m = (int)M;
+    switch (t) {
+    case CU_W_Q4_0:
+        k_gemm_q<true><<<grid, 256, 0, st>>>(codes, scales, k, n, a->q, a->d, y, m);
+        break;
+    case CU_W_Q8_0:
+        k_gemm_q<false><<<grid, 256, 0, st>>>(codes, scales, k, n, a->q, a->d, y, m);
+        break;
+    case CU_W_Q4_1: launch_gemm_slices<CU_W_Q4_1>(w, k, n, a, m, y, grid, st); break;
+    case CU_W_Q5_0: launch_gemm_slices<CU_W_Q5_0>(w, k, n, a, m, y, grid, st); break;
+    case CU_W_Q5_1: launch_gemm_slices<CU_W_Q5_1>(w, k, n, a, m, y, grid, st); break;
+    case CU_W_IQ4_NL: launch_gemm_slices<CU_W_IQ4_NL>(w, k, n, a, m, y, grid, st); break;
+    case CU_W_Q2_K: launch_gemm_slices<CU_W_Q2_K>(w, k, n, a, m, y, grid, st); break;
+    case CU_W_Q3_K: launch_gemm_slices<CU_W_Q3_K>(w, k, n, a, m, y, grid, st); break;
+    case CU_W_Q4_K: launch_gemm_slices<CU_W_Q4_K>(w, k, n, a, m, y, grid, st); break;
+    case CU_W_Q5_K: launch_gemm_slices<CU_W_Q5_K>(w, k, n, a, m, y, grid, st); break;
+    case CU_W_Q6_K: launch_gemm_slices<CU_W_Q6_K>(w, k, n, a, m, y, grid, st); break;
+    case CU_W_IQ4_XS: launch_gemm_slices<CU_W_IQ4_XS>(w, k, n, a, m, y, grid, st); break;
+    default: return cudaErrorInvalidValue;
+    }
     return cudaGetLastError();
 }
 

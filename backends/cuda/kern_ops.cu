@@ -1,7 +1,7 @@
 // backends/cuda/kern_ops.cu - the glue ops of the llama forward pass on the device:
-// GET_ROWS (every format, exact), RMSNORM, ROPE (norm and neox), causal GQA ATTENTION over
-// the cache (online softmax), SWIGLU, ADD. Contracts: backend.h and kern.h; scalar twins:
-// backends/ref/ref.c.
+// GET_ROWS (every format, exact: block formats through layout.h's slice decoding), RMSNORM,
+// ROPE (norm and neox), causal GQA ATTENTION over the cache (online softmax), SWIGLU, ADD.
+// Contracts: backend.h and kern.h; scalar twins: backends/ref/ref.c.
 #include <cuda_fp16.h>
 #include <math.h>
 #include <stdint.h>
@@ -12,30 +12,32 @@
 namespace
 {
 
-// ---- GET_ROWS: element k of row id, exactly as core/dtype.c's to_f32 computes it ----
+// ---- GET_ROWS: exactly as core/dtype.c's to_f32 computes the weights ----
+//
+// Float formats: one thread per element. Block formats: one thread per 32-weight slice
+// (layout.h's cu_slice_decode and cu_slice_value, which the host tests compare with to_f32).
 
-template <int FMT>
-__device__ __forceinline__ float dequant(const void *w, int64_t K, int64_t V, int64_t id, int64_t k)
+template <int FMT> __device__ __forceinline__ float widen(const void *w, size_t i)
 {
-    size_t i = (size_t)id * (size_t)K + (size_t)k;
-    if constexpr (FMT == CU_W_F32) {
+    if constexpr (FMT == CU_W_F32)
         return static_cast<const float *>(w)[i];
-    } else if constexpr (FMT == CU_W_F16) {
+    else if constexpr (FMT == CU_W_F16)
         return __half2float(static_cast<const __half *>(w)[i]);
-    } else if constexpr (FMT == CU_W_BF16) {
+    else
         return bf16_bits_to_f32(static_cast<const uint16_t *>(w)[i]);
-    } else if constexpr (FMT == CU_W_Q8_0) {
-        const __half *sc =
-            reinterpret_cast<const __half *>(static_cast<const char *>(w) + (size_t)K * (size_t)V);
-        return (float)static_cast<const int8_t *>(w)[i] * __half2float(sc[i / 32]);
-    } else {
-        const __half *sc = reinterpret_cast<const __half *>(static_cast<const char *>(w) +
-                                                            (size_t)K / 2 * (size_t)V);
-        size_t blk = i / 32, j = i % 32;
-        uint8_t byte = static_cast<const uint8_t *>(w)[blk * 16 + j % 16];
-        int code = j < 16 ? (byte & 0x0F) : (byte >> 4);
-        return (float)(code - 8) * __half2float(sc[blk]);
+}
+
+// An id outside the table: a zero row, and the first thread of the row reports it.
+__device__ __forceinline__ bool bad_id(int32_t id, int64_t V, int32_t *err)
+{
+    bool bad = id < 0 || id >= V;
+    if (bad && blockIdx.x == 0 && threadIdx.x == 0) {
+        // plain stores to mapped host memory: any one bad id is worth reporting
+        volatile int32_t *e = err;
+        e[1] = id;
+        e[0] = 1;
     }
+    return bad;
 }
 
 template <int FMT>
@@ -46,16 +48,32 @@ __global__ void k_get_rows(const void *__restrict__ w, int64_t K, int64_t V,
     for (int64_t m = blockIdx.y; m < M; m += gridDim.y) {
         int32_t id = ids[m];
         float *ym = y + m * K;
-        bool bad = id < 0 || id >= V;
-        if (bad && blockIdx.x == 0 && threadIdx.x == 0) {
-            // plain stores to mapped host memory: any one bad id is worth reporting
-            volatile int32_t *e = err;
-            e[1] = id;
-            e[0] = 1;
-        }
+        bool bad = bad_id(id, V, err);
         for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < K;
              k += (int64_t)gridDim.x * blockDim.x)
-            ym[k] = bad ? 0.0f : dequant<FMT>(w, K, V, id, k);
+            ym[k] = bad ? 0.0f : widen<FMT>(w, (size_t)id * (size_t)K + (size_t)k);
+    }
+}
+
+template <int FMT>
+__global__ void k_get_rows_slices(cu_wplanes P, int64_t K, int64_t V,
+                                  const int32_t *__restrict__ ids, int64_t M, float *__restrict__ y,
+                                  int32_t *err)
+{
+    int64_t ns = K / 32;
+    for (int64_t m = blockIdx.y; m < M; m += gridDim.y) {
+        int32_t id = ids[m];
+        bool bad = bad_id(id, V, err);
+        for (int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; c < ns;
+             c += (int64_t)gridDim.x * blockDim.x) {
+            float *yc = y + m * K + 32 * c;
+            cu_slice sl = {};
+            if (!bad)
+                cu_slice_decode((cu_wtype)FMT, &P, (int64_t)id * ns + c, &sl);
+#pragma unroll
+            for (int i = 0; i < 32; i++)
+                yc[i] = bad ? 0.0f : cu_slice_value(&sl, i, cu_fmt<FMT>::off, cu_fmt<FMT>::has_min);
+        }
     }
 }
 
@@ -224,9 +242,17 @@ template <int FMT>
 void launch_get_rows(const void *w, int64_t K, int64_t V, const int32_t *ids, int64_t M, float *y,
                      int32_t *err, cudaStream_t st)
 {
-    unsigned gx = grid_1d(K, 256);
-    dim3 grid(gx < 64 ? gx : 64, (unsigned)(M < 65535 ? M : 65535));
-    k_get_rows<FMT><<<grid, 256, 0, st>>>(w, K, V, ids, M, y, err);
+    unsigned my = (unsigned)(M < 65535 ? M : 65535);
+    if constexpr (cu_fmt<FMT>::blocks) {
+        unsigned gx = grid_1d(K / 32, 128);
+        dim3 grid(gx < 64 ? gx : 64, my);
+        k_get_rows_slices<FMT>
+            <<<grid, 128, 0, st>>>(cu_planes((cu_wtype)FMT, w, K, V), K, V, ids, M, y, err);
+    } else {
+        unsigned gx = grid_1d(K, 256);
+        dim3 grid(gx < 64 ? gx : 64, my);
+        k_get_rows<FMT><<<grid, 256, 0, st>>>(w, K, V, ids, M, y, err);
+    }
 }
 
 template <int DPL>
@@ -249,6 +275,16 @@ extern "C" cudaError_t cu_get_rows(enum cu_wtype t, const void *w, int64_t K, in
     case CU_W_BF16: launch_get_rows<CU_W_BF16>(w, K, V, ids, M, y, err, st); break;
     case CU_W_Q8_0: launch_get_rows<CU_W_Q8_0>(w, K, V, ids, M, y, err, st); break;
     case CU_W_Q4_0: launch_get_rows<CU_W_Q4_0>(w, K, V, ids, M, y, err, st); break;
+    case CU_W_Q4_1: launch_get_rows<CU_W_Q4_1>(w, K, V, ids, M, y, err, st); break;
+    case CU_W_Q5_0: launch_get_rows<CU_W_Q5_0>(w, K, V, ids, M, y, err, st); break;
+    case CU_W_Q5_1: launch_get_rows<CU_W_Q5_1>(w, K, V, ids, M, y, err, st); break;
+    case CU_W_IQ4_NL: launch_get_rows<CU_W_IQ4_NL>(w, K, V, ids, M, y, err, st); break;
+    case CU_W_Q2_K: launch_get_rows<CU_W_Q2_K>(w, K, V, ids, M, y, err, st); break;
+    case CU_W_Q3_K: launch_get_rows<CU_W_Q3_K>(w, K, V, ids, M, y, err, st); break;
+    case CU_W_Q4_K: launch_get_rows<CU_W_Q4_K>(w, K, V, ids, M, y, err, st); break;
+    case CU_W_Q5_K: launch_get_rows<CU_W_Q5_K>(w, K, V, ids, M, y, err, st); break;
+    case CU_W_Q6_K: launch_get_rows<CU_W_Q6_K>(w, K, V, ids, M, y, err, st); break;
+    case CU_W_IQ4_XS: launch_get_rows<CU_W_IQ4_XS>(w, K, V, ids, M, y, err, st); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();

@@ -1,10 +1,11 @@
 /* backends/cuda/plugin.c - the cuda backend inside the plugin: device checks, device
  * memory, one stream per backend, events, cuBLAS, and the kernel chosen for each op.
  *
- * Which kernel runs (kern.h has the layouts):
- *   MATMUL, M <= CU_GEMV_MAX_COLS: cu_gemv for every format (q8_0/q4_0 after quantizing
- *          the activations on the device)
- *   MATMUL, larger M: q8_0/q4_0 cu_gemm_q (dp4a); bf16 cu_gemm_bf16 (widened, F32 FMA);
+ * Which kernel runs (kern.h and layout.h have the layouts):
+ *   MATMUL, M <= CU_GEMV_MAX_COLS: cu_gemv for every format (block formats after quantizing
+ *          the activations on the device to the format's Q8_0 or Q8_K blocks)
+ *   MATMUL, larger M: block formats cu_gemm_q (dp4a on the same activation blocks); bf16
+ *          cu_gemm_bf16 (widened, F32 FMA);
  *          f32 cublasSgemm; f16 cublasGemmEx with f16 inputs, F32 accumulation
  *          (CUBLAS_COMPUTE_32F) and activations scaled per column by a power of two
  *          before rounding to f16 (cu_f16_cols), which is what keeps the error at f16's
@@ -23,6 +24,7 @@
 #include <string.h>
 
 #include "backends/cuda/kern.h"
+#include "backends/cuda/layout_pack.h"
 #include "backends/cuda/plugin.h"
 #include "core/dtype.h"
 #include "core/status.h"
@@ -30,16 +32,6 @@
 #ifndef MQ_CUDA_BUILD
 #define MQ_CUDA_BUILD "unknown build"
 #endif
-
-/* Weight formats with kernels, and the kernels' name for each. */
-static const struct {
-    bool ok;
-    enum cu_wtype wt;
-} wtypes[MQ_DTYPE_COUNT] = {
-    [MQ_DTYPE_F32] = {true, CU_W_F32},   [MQ_DTYPE_F16] = {true, CU_W_F16},
-    [MQ_DTYPE_BF16] = {true, CU_W_BF16}, [MQ_DTYPE_Q8_0] = {true, CU_W_Q8_0},
-    [MQ_DTYPE_Q4_0] = {true, CU_W_Q4_0},
-};
 
 struct cu_ctx {
     int device;
@@ -51,8 +43,8 @@ struct cu_ctx {
     size_t scratch_cap;
 };
 
-/* Uploaded q8_0/q4_0 matrices are in the split layout; `extra` marks them, so that a view
- * or a be_alloc'd block tensor (ggml layout) is refused instead of misread. */
+/* Uploaded block-format matrices are in the planes layout (layout.h); `extra` marks them, so
+ * that a view or a be_alloc'd block tensor (ggml layout) is refused instead of misread. */
 struct cu_weights {
     enum cu_wtype wt;
 };
@@ -360,7 +352,7 @@ static bool cu_supports(void *p, enum be_op op, enum mq_dtype type)
     (void)p;
     if (op != BE_OP_MATMUL && op != BE_OP_GET_ROWS)
         return true;
-    return (unsigned)type < MQ_DTYPE_COUNT && wtypes[type].ok;
+    return (unsigned)type < MQ_DTYPE_COUNT && cu_wtypes[type].ok;
 }
 
 /* ---- memory ---- */
@@ -392,32 +384,20 @@ static void cu_release(void *p, struct be_tensor *t)
     free(t->extra);
 }
 
-/* ggml blocks -> split layout (kern.h): codes of all blocks, then their scales. */
-static void split_blocks(enum cu_wtype wt, const void *src, void *dst, int64_t K, int64_t N)
+/* Whether uploaded matrices of t are repacked into the planes layout (layout.h). */
+static bool is_block_format(enum cu_wtype t)
 {
-    size_t n_blocks = (size_t)(K / 32) * (size_t)N, code_bytes = wt == CU_W_Q8_0 ? 32 : 16;
-    char *codes = dst, *scales = codes + cu_codes_bytes(wt, K, N);
-    for (size_t i = 0; i < n_blocks; i++) {
-        if (wt == CU_W_Q8_0) {
-            const struct mq_block_q8_0 *b = (const struct mq_block_q8_0 *)src + i;
-            memcpy(codes + i * code_bytes, b->qs, code_bytes);
-            memcpy(scales + 2 * i, &b->d, 2);
-        } else {
-            const struct mq_block_q4_0 *b = (const struct mq_block_q4_0 *)src + i;
-            memcpy(codes + i * code_bytes, b->qs, code_bytes);
-            memcpy(scales + 2 * i, &b->d, 2);
-        }
-    }
+    return cu_formats[t].block_elems > 1;
 }
 
 static int cu_upload(void *p, struct be_tensor *t, const void *src)
 {
     struct cu_ctx *ctx = p;
-    if ((unsigned)t->type >= MQ_DTYPE_COUNT || !wtypes[t->type].ok)
+    if ((unsigned)t->type >= MQ_DTYPE_COUNT || !cu_wtypes[t->type].ok)
         return mq_error(MQ_EUNSUPPORTED, "cuda backend: no kernels for %s weights",
                         mq_dtype_name(t->type));
-    enum cu_wtype wt = wtypes[t->type].wt;
-    bool split = t->use == BE_USE_MATRIX && (wt == CU_W_Q8_0 || wt == CU_W_Q4_0);
+    enum cu_wtype wt = cu_wtypes[t->type].wt;
+    bool split = t->use == BE_USE_MATRIX && is_block_format(wt);
     int rc = cu_alloc(p, t);
     if (rc < 0)
         return rc;
@@ -433,7 +413,7 @@ static int cu_upload(void *p, struct be_tensor *t, const void *src)
                           t->nbytes);
             goto fail;
         }
-        split_blocks(wt, src, buf, K, N);
+        cu_layout_pack(wt, src, buf, K, N);
         cw->wt = wt;
         h = buf;
     }
@@ -594,26 +574,30 @@ static int cu_matmul(struct cu_ctx *ctx, const struct be_node *node)
     const struct be_tensor *w = node->src[0], *x = node->src[1];
     float *y = node->dst->data;
     int64_t K = w->ne[0], N = w->ne[1], M = x->ne[1];
-    enum cu_wtype wt = wtypes[w->type].wt;
+    enum cu_wtype wt = cu_wtypes[w->type].wt;
     if (K > INT32_MAX || N > INT32_MAX || M > INT32_MAX)
         return mq_error(MQ_EUNSUPPORTED,
                         "cuda matmul: %lld x %lld x %lld exceeds the kernels' int32 sizes",
                         (long long)N, (long long)K, (long long)M);
     cudaError_t e = cudaSuccess;
-    if (wt == CU_W_Q8_0 || wt == CU_W_Q4_0) {
+    if (is_block_format(wt)) {
         if (!w->extra)
             return mq_error(MQ_EUNSUPPORTED,
                             "cuda matmul: %s weights must be a whole tensor made by be_upload "
                             "(views and be_alloc'd blocks are not in the device layout)",
                             mq_dtype_name(w->type));
-        size_t nb = (size_t)(K / 32) * (size_t)M, codes = align256((size_t)K * (size_t)M);
-        char *s = scratch(ctx, codes + 2 * align256(nb * 4));
+        /* Q8_0: a scale and a sum per 32; Q8_K: a scale per 256 and a sum per 16 */
+        bool q8k = cu_formats[wt].act_q8k;
+        size_t cols = (size_t)M, codes = align256((size_t)K * cols);
+        size_t d_bytes = align256((size_t)(K / (q8k ? 256 : 32)) * cols * sizeof(float));
+        size_t s_bytes = align256((size_t)(K / (q8k ? 16 : 32)) * cols * sizeof(int32_t));
+        char *s = scratch(ctx, codes + d_bytes + s_bytes);
         if (!s)
             return mq_error(MQ_ENOMEM, "cuda matmul: cannot allocate activation scratch");
-        struct cu_q8act a = {.q = (int8_t *)s,
-                             .d = (float *)(s + codes),
-                             .s = (int32_t *)(s + codes + align256(nb * 4))};
-        e = cu_quantize_q8(x->data, K, M, a, ctx->stream);
+        struct cu_q8act a = {
+            .q = (int8_t *)s, .d = (float *)(s + codes), .s = (int32_t *)(s + codes + d_bytes)};
+        e = q8k ? cu_quantize_q8k(x->data, K, M, a, ctx->stream)
+                : cu_quantize_q8(x->data, K, M, a, ctx->stream);
         if (e == cudaSuccess)
             e = M <= CU_GEMV_MAX_COLS ? cu_gemv(wt, w->data, K, N, NULL, &a, M, y, ctx->stream)
                                       : cu_gemm_q(wt, w->data, K, N, &a, M, y, ctx->stream);
@@ -662,8 +646,8 @@ static int cu_run(void *p, const struct be_node *node)
     switch (node->op) {
     case BE_OP_MATMUL: return cu_matmul(ctx, node);
     case BE_OP_GET_ROWS: {
-        enum cu_wtype wt = wtypes[a->type].wt;
-        if ((wt == CU_W_Q8_0 || wt == CU_W_Q4_0) && !a->extra)
+        enum cu_wtype wt = cu_wtypes[a->type].wt;
+        if (is_block_format(wt) && !a->extra)
             return mq_error(MQ_EUNSUPPORTED,
                             "cuda get_rows: %s weights must be a whole tensor made by be_upload",
                             mq_dtype_name(a->type));

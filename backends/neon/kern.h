@@ -7,7 +7,7 @@
  *   neon_kern_fallback      ARMv8.0 Advanced SIMD, which every aarch64 CPU has: F16
  *                           widened to F32, integer dot products with vmull/vpadal
  *   neon_kern_fp16          + FEAT_FP16 (asimdhp, fphp): F16 weights in FP16 arithmetic
- *   neon_kern_dotprod       + FEAT_DotProd (asimddp): Q8_0/Q4_0 with SDOT
+ *   neon_kern_dotprod       + FEAT_DotProd (asimddp): every integer format with SDOT
  *   neon_kern_dotprod_fp16  both
  *
  * All use R = 8 rows per group, so one weight matrix packs the same way for every path

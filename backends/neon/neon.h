@@ -2,7 +2,7 @@
  * time.
  *
  * Paths, best first (MIXQ_NEON_PATH names):
- *   dotprod+fp16  Q8_0/Q4_0 with SDOT (FEAT_DotProd, HWCAP asimddp) and F16 weights in
+ *   dotprod+fp16  integer formats with SDOT (FEAT_DotProd, HWCAP asimddp) and F16 weights in
  *                 FP16 arithmetic (FEAT_FP16, HWCAP asimdhp + fphp)
  *   dotprod       SDOT; F16 widened to F32
  *   fp16          FP16 arithmetic; integer dot products with vmull/vpadal

@@ -72,54 +72,32 @@ static int ref_upload(void *p, struct be_tensor *t, const void *src)
 
 /* ---- dot products ---- */
 
-double be_ref_dot(enum mq_dtype type, const void *w_row, const float *x,
-                  const struct mq_block_q8_0 *x_q8, int64_t n)
+/* Activation i of a row quantized to `act` blocks, exactly (d * code in double). */
+static double act_value(enum mq_dtype act, const void *x_act, int64_t i)
 {
+    if (act == MQ_DTYPE_Q8_K) {
+        const struct mq_block_q8_k *b = (const struct mq_block_q8_k *)x_act + i / MQ_QK_K;
+        return (double)b->d * (double)b->qs[i % MQ_QK_K];
+    }
+    MQ_ASSERT(act == MQ_DTYPE_Q8_0);
+    const struct mq_block_q8_0 *b = (const struct mq_block_q8_0 *)x_act + i / MQ_QK8_0;
+    return (double)mq_f16_to_f32(b->d) * (double)b->qs[i % MQ_QK8_0];
+}
+
+double be_ref_dot(enum mq_dtype type, const void *w_row, const float *x, const void *x_act, float *wf,
+                  int64_t n)
+{
+    const struct mq_dtype_traits *t = mq_dtype_get(type);
+    MQ_ASSERT(t->to_f32 && "be_ref_dot: type without numbers");
+    t->to_f32(w_row, wf, n);
     double sum = 0.0;
-    switch (type) {
-    case MQ_DTYPE_F32: {
-        const float *w = w_row;
+    if (!t->is_quantized) {
         for (int64_t i = 0; i < n; i++)
-            sum += (double)w[i] * (double)x[i];
-        break;
+            sum += (double)wf[i] * (double)x[i];
+        return sum;
     }
-    case MQ_DTYPE_F16: {
-        const uint16_t *w = w_row;
-        for (int64_t i = 0; i < n; i++)
-            sum += (double)mq_f16_to_f32(w[i]) * (double)x[i];
-        break;
-    }
-    case MQ_DTYPE_BF16: {
-        const uint16_t *w = w_row;
-        for (int64_t i = 0; i < n; i++)
-            sum += (double)mq_bf16_to_f32(w[i]) * (double)x[i];
-        break;
-    }
-    case MQ_DTYPE_Q8_0: {
-        const struct mq_block_q8_0 *w = w_row;
-        for (int64_t b = 0; b < n / MQ_QK8_0; b++) {
-            int32_t sumi = 0;
-            for (int j = 0; j < MQ_QK8_0; j++)
-                sumi += (int32_t)w[b].qs[j] * (int32_t)x_q8[b].qs[j];
-            sum += (double)sumi * (double)mq_f16_to_f32(w[b].d) * (double)mq_f16_to_f32(x_q8[b].d);
-        }
-        break;
-    }
-    case MQ_DTYPE_Q4_0: {
-        const struct mq_block_q4_0 *w = w_row;
-        for (int64_t b = 0; b < n / MQ_QK4_0; b++) {
-            int32_t sumi = 0;
-            for (int j = 0; j < MQ_QK4_0 / 2; j++) {
-                sumi += ((w[b].qs[j] & 0x0F) - 8) * (int32_t)x_q8[b].qs[j];
-                sumi += ((w[b].qs[j] >> 4) - 8) * (int32_t)x_q8[b].qs[j + MQ_QK4_0 / 2];
-            }
-            sum += (double)sumi * (double)mq_f16_to_f32(w[b].d) * (double)mq_f16_to_f32(x_q8[b].d);
-        }
-        break;
-    }
-    default:
-        MQ_ASSERT(!"be_ref_dot: type without a dot product");
-    }
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)wf[i] * act_value(t->act_type, x_act, i);
     return sum;
 }
 
@@ -127,9 +105,11 @@ double be_ref_dot(enum mq_dtype type, const void *w_row, const float *x,
 
 struct matmul_job {
     const struct be_tensor *w;
-    const float *x;                   /* [M][K] */
-    const struct mq_block_q8_0 *x_q8; /* [M][K/32] or NULL */
-    float *y;                         /* [M][N] */
+    const float *x;        /* [M][K] */
+    const char *x_act;     /* [M] rows of act_bytes activation blocks, or NULL */
+    size_t act_bytes;
+    float *y;              /* [M][N] */
+    float *wf;             /* per thread: K floats */
     int64_t K, N, M;
     size_t row_bytes;
 };
@@ -137,14 +117,15 @@ struct matmul_job {
 static void matmul_rows(void *arg, int ith, int nth)
 {
     const struct matmul_job *j = arg;
+    float *wf = j->wf + (size_t)ith * (size_t)j->K;
     int64_t lo, hi;
     mq_pool_split(j->N, ith, nth, &lo, &hi);
     for (int64_t n = lo; n < hi; n++) {
         const char *row = (const char *)j->w->data + (size_t)n * j->row_bytes;
         for (int64_t m = 0; m < j->M; m++) {
             const float *x = j->x + m * j->K;
-            const struct mq_block_q8_0 *xq = j->x_q8 ? j->x_q8 + m * (j->K / MQ_QK8_0) : NULL;
-            j->y[m * j->N + n] = (float)be_ref_dot(j->w->type, row, x, xq, j->K);
+            const void *xa = j->x_act ? j->x_act + (size_t)m * j->act_bytes : NULL;
+            j->y[m * j->N + n] = (float)be_ref_dot(j->w->type, row, x, xa, wf, j->K);
         }
     }
 }
@@ -152,22 +133,31 @@ static void matmul_rows(void *arg, int ith, int nth)
 static int ref_matmul(struct ref_ctx *ctx, const struct be_node *node)
 {
     const struct be_tensor *w = node->src[0], *xt = node->src[1];
+    const struct mq_dtype_traits *t = mq_dtype_get(w->type);
     struct matmul_job j = {
         .w = w, .x = xt->data, .y = node->dst->data,
         .K = w->ne[0], .N = w->ne[1], .M = xt->ne[1], .row_bytes = w->nbytes / (size_t)w->ne[1],
     };
-    struct mq_block_q8_0 *xq = NULL;
-    if (mq_dtype_get(w->type)->is_quantized) {
-        if (j.K % MQ_QK8_0)
-            return mq_error(MQ_EINVAL, "matmul: K=%lld is not a multiple of 32", (long long)j.K);
-        xq = malloc((size_t)(j.M * (j.K / MQ_QK8_0)) * sizeof(*xq));
-        if (!xq)
+    char *xa = NULL;
+    if (t->is_quantized) {
+        enum mq_dtype act = t->act_type;
+        /* the weight's blocks (32 or 256) are whole activation blocks: checked at upload */
+        MQ_ASSERT(mq_dtype_row_bytes(act, j.K, &j.act_bytes) == MQ_OK);
+        xa = malloc(j.act_bytes * (size_t)j.M + 1);
+        if (!xa)
             return mq_error(MQ_ENOMEM, "matmul: cannot allocate activation blocks");
-        mq_dtype_get(MQ_DTYPE_Q8_0)->from_f32(j.x, xq, j.M * j.K);
-        j.x_q8 = xq;
+        for (int64_t m = 0; m < j.M; m++)
+            mq_dtype_get(act)->from_f32(j.x + m * j.K, xa + (size_t)m * j.act_bytes, j.K);
+        j.x_act = xa;
+    }
+    j.wf = malloc((size_t)mq_pool_threads(ctx->pool) * (size_t)j.K * sizeof(float) + 1);
+    if (!j.wf) {
+        free(xa);
+        return mq_error(MQ_ENOMEM, "matmul: cannot allocate a row buffer");
     }
     mq_pool_run(ctx->pool, matmul_rows, &j);
-    free(xq);
+    free(j.wf);
+    free(xa);
     return MQ_OK;
 }
 

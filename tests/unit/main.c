@@ -15,13 +15,16 @@ extern const struct mq_test core_tests[];
 extern const struct mq_test gguf_tests[];
 extern const struct mq_test model_tests[];
 extern const struct mq_test backend_tests[];
+extern const struct mq_test backend_ops_tests[];
 extern const struct mq_test eval_tests[];
 extern const struct mq_test yaml_tests[];
 extern const struct mq_test quant_src_tests[];
+extern const struct mq_test quant_tests[];
 extern const struct mq_test tokenizer_tests[];
 extern const struct mq_test cpu_tests[];
 extern const struct mq_test neon_tests[];
 extern const struct mq_test cuda_tests[];
+extern const struct mq_test cuda_layout_tests[];
 extern const struct mq_test profile_tests[];
 extern const struct mq_test search_tests[];
 extern const struct mq_test tune_tests[];
@@ -29,15 +32,19 @@ extern const struct mq_test synth_tests[];
 extern const struct mq_test onnx_tests[];
 extern const struct mq_test compare_tests[];
 extern const struct mq_test export_tests[];
+extern const struct mq_test preset_tests[];
+extern const struct mq_test imatrix_tests[];
 
 static const struct mq_test *const suites[] = {
-    core_tests,      gguf_tests,      model_tests, backend_tests, eval_tests,
-    yaml_tests,      quant_src_tests, tokenizer_tests, cpu_tests,     neon_tests,
-    cuda_tests,      profile_tests,   search_tests, tune_tests,
+    core_tests,      gguf_tests,      model_tests, backend_tests, backend_ops_tests, eval_tests,
+    yaml_tests,      quant_src_tests, quant_tests, tokenizer_tests, cpu_tests,     neon_tests,
+    cuda_tests,      cuda_layout_tests, profile_tests,   search_tests, tune_tests,
     synth_tests,
     onnx_tests,
     export_tests,
+    preset_tests,
     compare_tests,
+    imatrix_tests,
 };
 
 static char tmpdir[4096];

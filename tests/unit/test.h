@@ -22,7 +22,11 @@
 #ifndef MQ_TESTS_TEST_H
 #define MQ_TESTS_TEST_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+
+#include "core/dtype.h"
 
 #define T_PASS 0
 #define T_FAIL 1
@@ -93,5 +97,19 @@ static inline float t_rng_float(struct t_rng *r)
 {
     return (float)((double)(t_rng_next(r) >> 11) * (2.0 / 9007199254740992.0) - 1.0);
 }
+
+/* Whether a whole-model test under emulation or sanitizers (reduced: true) runs format t:
+ * every format natively; reduced, one of each kernel family (float: f32, f16, bf16; Q8_0
+ * activations: q8_0, q4_1 with its min, iq4_nl with its table; Q8_K activations: q3_k
+ * with its high-bit mask, q5_k with its high bits and mins, iq4_xs). Every format's
+ * kernels still run everywhere in backend_ops/, which is cheap. */
+bool t_format_in_run(enum mq_dtype t, bool reduced);
+
+/* n_rows rows of K values (a whole number of blocks) of a block-quantized `type` as
+ * pseudo-random bytes, so that every bit of the layout occurs, with the f16 scale fields
+ * (d, dmin, m) set to random finite values of magnitude 2^-9 .. 2^-4: dot products stay
+ * finite while codes and packed sub-scales take every value. dst holds the rows' bytes.
+ * Plain types get random bytes (use fill functions for those instead). */
+void t_random_blocks(enum mq_dtype type, int64_t K, int64_t n_rows, unsigned long long seed, void *dst);
 
 #endif

@@ -45,11 +45,14 @@ static int test_registry(void)
 }
 
 /* Y = W X for every format, against a double computation from the dequantized weights
- * (and, for Q8_0/Q4_0, the Q8_0-quantized activations, which is the format's math). */
+ * (and, for block formats, the activations quantized to the format's act_type blocks,
+ * Q8_0 or Q8_K, and dequantized: the format's math). The other backends are tested against
+ * ref in test_backend_ops.c; this is ref's own check. */
 static int test_matmul_all_formats(void)
 {
-    enum { K = 96, N = 7, M = 5 };
-    float w[N * K], x[M * K], xd[M * K], wd[N * K], y[N * M];
+    enum { K = 256, N = 7, M = 5 }; /* K: one block of every format */
+    static float w[N * K], x[M * K], xd[M * K], wd[N * K], y[N * M];
+    static char wq[N * K * 4], xq[M * K * 2];
     fill(w, N * K, 1, 1.0f);
     fill(x, M * K, 2, 3.0f);
     for (int threads = 1; threads <= 3; threads += 2) {
@@ -59,14 +62,13 @@ static int test_matmul_all_formats(void)
             const struct mq_dtype_traits *tr = mq_dtype_get((enum mq_dtype)t);
             if (!tr->is_plan_format)
                 continue;
-            char wq[N * K * 4];
             tr->from_f32(w, wq, N * K);
             tr->to_f32(wq, wd, N * K);
             memcpy(xd, x, sizeof(x));
             if (tr->is_quantized) {
-                struct mq_block_q8_0 xq[M * K / 32];
-                mq_dtype_get(MQ_DTYPE_Q8_0)->from_f32(x, xq, M * K);
-                mq_dtype_get(MQ_DTYPE_Q8_0)->to_f32(xq, xd, M * K);
+                const struct mq_dtype_traits *act = mq_dtype_get(tr->act_type);
+                act->from_f32(x, xq, M * K);
+                act->to_f32(xq, xd, M * K);
             }
             struct be_tensor tw, tx, ty;
             T_CHECK(be_upload(be, &tw, (enum mq_dtype)t, 2, (int64_t[]){K, N}, wq, BE_USE_MATRIX) == MQ_OK);
@@ -95,8 +97,9 @@ static int test_matmul_all_formats(void)
 
 static int test_get_rows(void)
 {
-    enum { K = 64, V = 9, M = 4 };
-    float w[V * K], y[M * K], want[K];
+    enum { K = 256, V = 9, M = 4 }; /* K: one block of every format */
+    static float w[V * K], y[M * K], want[K];
+    static char wq[V * K * 4];
     fill(w, V * K, 3, 2.0f);
     int32_t ids[M] = {8, 0, 3, 3};
     struct be_backend *be = open_ref(1);
@@ -105,7 +108,6 @@ static int test_get_rows(void)
         const struct mq_dtype_traits *tr = mq_dtype_get((enum mq_dtype)t);
         if (!tr->is_plan_format)
             continue;
-        char wq[V * K * 4];
         tr->from_f32(w, wq, V * K);
         struct be_tensor tw, ti, ty;
         T_CHECK(be_upload(be, &tw, (enum mq_dtype)t, 2, (int64_t[]){K, V}, wq, BE_USE_MATRIX) == MQ_OK);
