@@ -1,0 +1,606 @@
+/* model/imatrix.c - llama.cpp's importance-matrix files. Contract in imatrix.h. */
+#include "model/imatrix.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/status.h"
+#include "model/gguf.h"
+#include "model/llama.h"
+#include "model/plan.h"
+#include "model/tokenizer.h"
+
+#define IMATRIX_MAX_ENTRIES (1 << 20)
+#define IMATRIX_MAX_VALUES ((int64_t)1 << 32) /* per entry */
+#define IMATRIX_MAX_COUNT 1e15f /* activation rows: far more tokens than any calibration text */
+
+void mq_imatrix_free(struct mq_imatrix *im)
+{
+    if (!im)
+        return;
+    for (int i = 0; i < im->n_entries; i++) {
+        free(im->entries[i].sums);
+        free(im->entries[i].counts);
+    }
+    free(im->entries);
+    for (int i = 0; i < im->n_datasets; i++)
+        free(im->datasets[i]);
+    free(im->datasets);
+    free(im);
+}
+
+const struct mq_imatrix_entry *mq_imatrix_find(const struct mq_imatrix *im, const char *name)
+{
+    for (int i = 0; i < im->n_entries; i++)
+        if (strcmp(im->entries[i].name, name) == 0)
+            return &im->entries[i];
+    return NULL;
+}
+
+static bool all_finite(const float *v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return false;
+    return true;
+}
+
+static int add_dataset(struct mq_imatrix *im, const char *s, size_t len)
+{
+    char **d = realloc(im->datasets, (size_t)(im->n_datasets + 1) * sizeof(*d));
+    if (!d)
+        return mq_error(MQ_ENOMEM, "cannot read an imatrix's dataset names");
+    im->datasets = d;
+    if (!(d[im->n_datasets] = strndup(s, len)))
+        return mq_error(MQ_ENOMEM, "cannot read an imatrix's dataset names");
+    im->n_datasets++;
+    return MQ_OK;
+}
+
+/* ---- GGUF ---- */
+
+static int read_gguf(const char *path, struct mq_imatrix *im)
+{
+    struct mq_gguf *g = NULL;
+    int rc = mq_gguf_open(path, &g);
+    if (rc < 0)
+        return rc;
+    const struct mq_gguf_value *arr;
+    if (mq_gguf_get_arr(g, "imatrix.datasets", MQ_GGUF_STRING, &arr) == MQ_OK)
+        for (uint64_t i = 0; i < arr->arr.n && rc == MQ_OK; i++)
+            rc = add_dataset(im, arr->arr.items[i].str.ptr, (size_t)arr->arr.items[i].str.len);
+    if (rc == MQ_OK && (rc = mq_gguf_get_u32(g, "imatrix.chunk_count", &im->chunk_count)) == MQ_ENOTFOUND)
+        rc = MQ_OK;
+    if (rc == MQ_OK && (rc = mq_gguf_get_u32(g, "imatrix.chunk_size", &im->chunk_size)) == MQ_ENOTFOUND)
+        rc = MQ_OK;
+    if (rc < 0)
+        goto done;
+    im->entries = calloc(g->n_tensors ? g->n_tensors : 1, sizeof(*im->entries));
+    if (!im->entries) {
+        rc = mq_error(MQ_ENOMEM, "cannot read imatrix '%s'", path);
+        goto done;
+    }
+    static const char sums_sfx[] = ".in_sum2", counts_sfx[] = ".counts";
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const struct mq_gguf_tensor *t = &g->tensors[i];
+        size_t len = strlen(t->name), sl = sizeof(sums_sfx) - 1;
+        if (len <= sl || strcmp(t->name + len - sl, sums_sfx) != 0)
+            continue;
+        char base[MQ_GGUF_MAX_NAME + 1], cname[MQ_GGUF_MAX_NAME + 16];
+        snprintf(base, sizeof(base), "%.*s", (int)(len - sl), t->name);
+        snprintf(cname, sizeof(cname), "%s%s", base, counts_sfx);
+        const struct mq_gguf_tensor *c = mq_gguf_find_tensor(g, cname);
+        if (!c) {
+            rc = mq_error(MQ_EFORMAT, "imatrix '%s': '%s' has sums but no counts", path, base);
+            goto done;
+        }
+        if (t->type != MQ_DTYPE_F32 || c->type != MQ_DTYPE_F32) {
+            rc = mq_error(MQ_EFORMAT, "imatrix '%s': sums and counts of '%s' must be f32", path, base);
+            goto done;
+        }
+        int64_t n_mat = c->n_elems;
+        if (n_mat < 1 || t->n_elems % n_mat != 0 || t->n_elems / n_mat < 1 || t->n_elems > IMATRIX_MAX_VALUES) {
+            rc = mq_error(MQ_EFORMAT, "imatrix '%s': '%s' has %lld sums for %lld counts", path, base,
+                          (long long)t->n_elems, (long long)n_mat);
+            goto done;
+        }
+        struct mq_imatrix_entry *e = &im->entries[im->n_entries];
+        snprintf(e->name, sizeof(e->name), "%s", base);
+        e->n_mat = n_mat;
+        e->n_in = t->n_elems / n_mat;
+        e->sums = malloc((size_t)t->n_elems * sizeof(float));
+        e->counts = malloc((size_t)n_mat * sizeof(float));
+        im->n_entries++;
+        if (!e->sums || !e->counts) {
+            rc = mq_error(MQ_ENOMEM, "cannot read imatrix '%s'", path);
+            goto done;
+        }
+        memcpy(e->sums, t->data, (size_t)t->n_elems * sizeof(float));
+        memcpy(e->counts, c->data, (size_t)n_mat * sizeof(float));
+        /* checked before rounding: lroundf of a NaN or huge count is undefined */
+        if (!all_finite(e->sums, t->n_elems) || !all_finite(e->counts, n_mat)) {
+            rc = mq_error(MQ_EFORMAT, "imatrix '%s': '%s' has non-finite values", path, base);
+            goto done;
+        }
+        for (int64_t j = 0; j < n_mat; j++) {
+            if (e->counts[j] < 0.0f || e->counts[j] > IMATRIX_MAX_COUNT) {
+                rc = mq_error(MQ_EFORMAT, "imatrix '%s': '%s' has an absurd count %g", path, base,
+                              (double)e->counts[j]);
+                goto done;
+            }
+            e->counts[j] = (float)lroundf(e->counts[j]); /* llama.cpp rounds counts to integers */
+        }
+    }
+    if (im->n_entries == 0)
+        rc = mq_error(MQ_EFORMAT, "imatrix '%s' has no entries (no *.in_sum2 tensors)", path);
+done:
+    mq_gguf_close(g);
+    return rc;
+}
+
+/* ---- legacy .dat ---- */
+
+static int read_i32(FILE *f, int32_t *v) { return fread(v, sizeof(*v), 1, f) == 1 ? MQ_OK : MQ_EFORMAT; }
+
+static int read_legacy(const char *path, FILE *f, struct mq_imatrix *im)
+{
+    int32_t n;
+    if (read_i32(f, &n) < 0 || n < 1 || n > IMATRIX_MAX_ENTRIES)
+        return mq_error(MQ_EFORMAT, "imatrix '%s': not a GGUF file, and no entry count of a legacy imatrix", path);
+    im->legacy = true;
+    im->entries = calloc((size_t)n, sizeof(*im->entries));
+    if (!im->entries)
+        return mq_error(MQ_ENOMEM, "cannot read imatrix '%s'", path);
+    for (int32_t i = 0; i < n; i++) {
+        struct mq_imatrix_entry *e = &im->entries[i];
+        int32_t len, ncall, nval;
+        if (read_i32(f, &len) < 0 || len < 1 || len > MQ_GGUF_MAX_NAME || fread(e->name, 1, (size_t)len, f) != (size_t)len)
+            return mq_error(MQ_EFORMAT, "imatrix '%s': entry %d has a bad or truncated name", path, i + 1);
+        e->name[len] = '\0';
+        if (strlen(e->name) != (size_t)len)
+            return mq_error(MQ_EFORMAT, "imatrix '%s': entry %d's name contains a NUL byte", path, i + 1);
+        if (read_i32(f, &ncall) < 0 || read_i32(f, &nval) < 0 || nval < 1 || ncall < 0)
+            return mq_error(MQ_EFORMAT, "imatrix '%s': entry '%s' has a bad or truncated size", path, e->name);
+        e->n_in = nval;
+        e->n_mat = 1;
+        e->sums = malloc((size_t)nval * sizeof(float));
+        e->counts = malloc(sizeof(float));
+        im->n_entries++;
+        if (!e->sums || !e->counts)
+            return mq_error(MQ_ENOMEM, "cannot read imatrix '%s'", path);
+        e->counts[0] = (float)ncall;
+        if (fread(e->sums, sizeof(float), (size_t)nval, f) != (size_t)nval)
+            return mq_error(MQ_EFORMAT, "imatrix '%s': entry '%s' is truncated", path, e->name);
+        if (!all_finite(e->sums, nval))
+            return mq_error(MQ_EFORMAT, "imatrix '%s': '%s' has non-finite values", path, e->name);
+    }
+    /* the trailing chunk count and dataset name are optional */
+    int32_t chunks, len;
+    if (read_i32(f, &chunks) == MQ_OK) {
+        im->chunk_count = chunks > 0 ? (uint32_t)chunks : 0;
+        if (read_i32(f, &len) == MQ_OK && len > 0 && len < (1 << 20)) {
+            char *name = malloc((size_t)len);
+            if (!name)
+                return mq_error(MQ_ENOMEM, "cannot read imatrix '%s'", path);
+            int rc = MQ_OK;
+            if (fread(name, 1, (size_t)len, f) == (size_t)len)
+                rc = add_dataset(im, name, strnlen(name, (size_t)len));
+            free(name);
+            return rc;
+        }
+    }
+    return MQ_OK;
+}
+
+int mq_imatrix_read(const char *path, struct mq_imatrix **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mq_error(MQ_EIO, "cannot open imatrix '%s': %s", path, strerror(errno));
+    char magic[4] = {0};
+    bool gguf = fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    struct mq_imatrix *im = calloc(1, sizeof(*im));
+    int rc;
+    if (!im) {
+        fclose(f);
+        return mq_error(MQ_ENOMEM, "cannot read imatrix '%s'", path);
+    }
+    if (gguf) {
+        fclose(f);
+        rc = read_gguf(path, im);
+    } else {
+        rewind(f);
+        rc = read_legacy(path, f, im);
+        fclose(f);
+    }
+    if (rc < 0) {
+        mq_imatrix_free(im);
+        return rc;
+    }
+    *out = im;
+    return MQ_OK;
+}
+
+int mq_imatrix_write(const struct mq_imatrix *im, const char *path)
+{
+    struct mq_gguf_writer *w = mq_gguf_writer_new();
+    if (!w)
+        return mq_error(MQ_ENOMEM, "cannot write imatrix '%s'", path);
+    int rc = mq_gguf_writer_set_str(w, "general.type", "imatrix");
+    if (rc == MQ_OK)
+        rc = mq_gguf_writer_set_str_arr(w, "imatrix.datasets", (const char *const *)im->datasets,
+                                        (uint64_t)im->n_datasets);
+    if (rc == MQ_OK)
+        rc = mq_gguf_writer_set_u32(w, "imatrix.chunk_count", im->chunk_count);
+    if (rc == MQ_OK)
+        rc = mq_gguf_writer_set_u32(w, "imatrix.chunk_size", im->chunk_size);
+    /* legacy sums are value * ncall with counts = ncall chunks: as GGUF, in_sum2 / counts
+     * must give the same importance, so the counts become ncall (and the sums stay) */
+    for (int i = 0; i < im->n_entries && rc == MQ_OK; i++) {
+        const struct mq_imatrix_entry *e = &im->entries[i];
+        char name[MQ_GGUF_MAX_NAME + 16];
+        snprintf(name, sizeof(name), "%s.in_sum2", e->name);
+        rc = mq_gguf_writer_add_tensor(w, name, MQ_DTYPE_F32, 2, (int64_t[]){e->n_in, e->n_mat}, e->sums);
+        snprintf(name, sizeof(name), "%s.counts", e->name);
+        /* a legacy ncall of 0 means "the values are the importance" there; a GGUF count of 0
+         * means importance 1, so such an entry is written with count 1 */
+        static const float one = 1.0f; /* borrowed by the writer until it writes */
+        const float *counts = im->legacy && e->n_mat == 1 && e->counts[0] == 0.0f ? &one : e->counts;
+        if (rc == MQ_OK)
+            rc = mq_gguf_writer_add_tensor(w, name, MQ_DTYPE_F32, 2, (int64_t[]){1, e->n_mat}, counts);
+    }
+    if (rc == MQ_OK)
+        rc = mq_gguf_writer_write(w, path);
+    mq_gguf_writer_free(w);
+    return rc;
+}
+
+void mq_imatrix_importance(const struct mq_imatrix *im, const struct mq_imatrix_entry *e, float *out)
+{
+    float count = e->counts[0];
+    if (im->legacy) {
+        /* llama-quantize: sums[i] / ncall (an int64 converted to float), or the sums */
+        for (int64_t i = 0; i < e->n_in; i++)
+            out[i] = count > 0.0f ? e->sums[i] / count : e->sums[i];
+        return;
+    }
+    for (int64_t i = 0; i < e->n_in; i++)
+        out[i] = count > 0.0f ? e->sums[i] / count : 1.0f;
+}
+
+int mq_model_set_imatrix(struct mq_model *m, const struct mq_imatrix *im, int *n_used)
+{
+    int used = 0;
+    size_t total = 0;
+    free(m->imp_data);
+    m->imp_data = NULL;
+    m->imp_hash = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        m->layers[i].imp = NULL;
+    if (n_used)
+        *n_used = 0;
+    m->has_imatrix = im != NULL;
+    if (!im)
+        return MQ_OK;
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct mq_layer *ly = &m->layers[i];
+        const struct mq_imatrix_entry *e = mq_imatrix_find(im, ly->name);
+        if (!e)
+            continue;
+        if (e->n_in != ly->n_in || e->n_mat != 1) {
+            if (ly->role == MQ_ROLE_TOKEN_EMBD)
+                continue;
+            return mq_error(MQ_EINVAL, "imatrix entry '%s' has %lld x %lld values, its layer %lld inputs", e->name,
+                            (long long)e->n_mat, (long long)e->n_in, (long long)ly->n_in);
+        }
+        total += (size_t)ly->n_in;
+    }
+    if (total == 0)
+        return MQ_OK;
+    if (!(m->imp_data = malloc(total * sizeof(float))))
+        return mq_error(MQ_ENOMEM, "cannot allocate importance weights");
+    float *p = m->imp_data;
+    for (int i = 0; i < m->n_layers; i++) {
+        struct mq_layer *ly = &m->layers[i];
+        const struct mq_imatrix_entry *e = mq_imatrix_find(im, ly->name);
+        if (!e || e->n_in != ly->n_in || e->n_mat != 1)
+            continue;
+        mq_imatrix_importance(im, e, p);
+        ly->imp = p;
+        p += ly->n_in;
+        used++;
+    }
+    m->imp_hash = mq_hash64(m->imp_data, total * sizeof(float), 0x696d6174726978ULL /* "imatrix" */);
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].imp)
+            m->imp_hash = mq_hash64(&i, sizeof(i), m->imp_hash);
+    if (n_used)
+        *n_used = used;
+    return MQ_OK;
+}
+
+/* ---- computing an importance matrix, llama-imatrix style ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The whole of a regular, non-empty file, less one trailing newline (llama.cpp's -f). */
+static int read_text(const char *path, char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mq_error(MQ_EIO, "cannot open calibration text '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return mq_error(MQ_EIO, "calibration text '%s' is not a regular file", path);
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        fclose(f);
+        return mq_error(MQ_ENOMEM, "cannot allocate %lld bytes for '%s'", (long long)st.st_size, path);
+    }
+    size_t n = fread(buf, 1, (size_t)st.st_size, f);
+    int err = ferror(f);
+    fclose(f);
+    if (err || n != (size_t)st.st_size) {
+        free(buf);
+        return mq_error(MQ_EIO, "cannot read calibration text '%s'", path);
+    }
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n == 0) {
+        free(buf);
+        return mq_error(MQ_EINVAL, "calibration text '%s' is empty", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return MQ_OK;
+}
+
+/* What the capture hook accumulates into. */
+struct im_acc {
+    const struct mq_model *m;
+    int n_entries;
+    int *entry_of;  /* [m->n_layers]: the entry a layer's input is summed into, or -1 */
+    int *layer_of;  /* [n_entries]: the layer of each entry, in name order */
+    double **sums;  /* [n_entries][n_in] */
+    int64_t *rows;  /* [n_entries] activation rows summed */
+};
+
+static int im_capture(void *arg, int layer, const float *x, int64_t K, int64_t M)
+{
+    struct im_acc *a = arg;
+    int e = a->entry_of[layer];
+    if (e < 0)
+        return MQ_OK;
+    if (K != a->m->layers[layer].n_in)
+        return mq_error(MQ_EINTERNAL, "layer '%s': captured %lld inputs, want %lld", a->m->layers[layer].name,
+                        (long long)K, (long long)a->m->layers[layer].n_in);
+    double *s = a->sums[e];
+    for (int64_t t = 0; t < M; t++) {
+        const float *xt = x + t * K;
+        for (int64_t k = 0; k < K; k++)
+            s[k] += (double)xt[k] * (double)xt[k];
+    }
+    a->rows[e] += M;
+    return MQ_OK;
+}
+
+static void im_acc_release(struct im_acc *a)
+{
+    if (a->sums)
+        for (int i = 0; i < a->n_entries; i++)
+            free(a->sums[i]);
+    free(a->sums);
+    free(a->rows);
+    free(a->entry_of);
+    free(a->layer_of);
+    memset(a, 0, sizeof(*a));
+}
+
+struct named_layer {
+    const char *name;
+    int layer;
+};
+
+static int cmp_layer_name(const void *x, const void *y)
+{
+    return strcmp(((const struct named_layer *)x)->name, ((const struct named_layer *)y)->name);
+}
+
+/* Which layers llama-imatrix collects: matmuls of weights named blk.*, and output.weight
+ * with --process-output (a tied output multiplies by token_embd.weight: never). */
+static bool im_collects(const struct mq_layer *ly, bool process_output)
+{
+    if (ly->role == MQ_ROLE_TOKEN_EMBD)
+        return false;
+    return strncmp(ly->name, "blk.", 4) == 0 || (process_output && strcmp(ly->name, "output.weight") == 0);
+}
+
+static int im_acc_init(struct im_acc *a, const struct mq_model *m, bool process_output)
+{
+    memset(a, 0, sizeof(*a));
+    a->m = m;
+    a->entry_of = malloc((size_t)m->n_layers * sizeof(*a->entry_of));
+    a->layer_of = malloc((size_t)m->n_layers * sizeof(*a->layer_of));
+    if (!a->entry_of || !a->layer_of)
+        return mq_error(MQ_ENOMEM, "cannot allocate an importance matrix");
+    struct named_layer *order = malloc((size_t)m->n_layers * sizeof(*order));
+    if (!order)
+        return mq_error(MQ_ENOMEM, "cannot allocate an importance matrix");
+    int n = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        a->entry_of[i] = -1;
+        if (im_collects(&m->layers[i], process_output))
+            order[n++] = (struct named_layer){m->layers[i].name, i};
+    }
+    qsort(order, (size_t)n, sizeof(*order), cmp_layer_name); /* llama-imatrix's file order */
+    for (int e = 0; e < n; e++)
+        a->layer_of[e] = order[e].layer;
+    free(order);
+    if (n == 0)
+        return mq_error(MQ_EINVAL, "model '%s' has no blk.* matmul weights to collect", m->path);
+    a->sums = calloc((size_t)n, sizeof(*a->sums));
+    a->rows = calloc((size_t)n, sizeof(*a->rows));
+    if (!a->sums || !a->rows)
+        return mq_error(MQ_ENOMEM, "cannot allocate an importance matrix");
+    a->n_entries = n;
+    for (int e = 0; e < n; e++) {
+        int li = a->layer_of[e];
+        a->entry_of[li] = e;
+        if (!(a->sums[e] = calloc((size_t)m->layers[li].n_in, sizeof(double))))
+            return mq_error(MQ_ENOMEM, "cannot allocate an importance matrix");
+    }
+    return MQ_OK;
+}
+
+/* The accumulated sums as an mq_imatrix (f32, as llama-imatrix stores them). */
+static int im_acc_result(const struct im_acc *a, const char *text, int64_t n_chunks, int64_t n_ctx,
+                         struct mq_imatrix **out)
+{
+    struct mq_imatrix *im = calloc(1, sizeof(*im));
+    int rc = MQ_OK;
+    if (!im || !(im->entries = calloc((size_t)a->n_entries, sizeof(*im->entries)))) {
+        rc = mq_error(MQ_ENOMEM, "cannot allocate an importance matrix");
+        goto done;
+    }
+    for (int e = 0; e < a->n_entries; e++) {
+        const struct mq_layer *ly = &a->m->layers[a->layer_of[e]];
+        struct mq_imatrix_entry *d = &im->entries[e];
+        snprintf(d->name, sizeof(d->name), "%s", ly->name);
+        d->n_in = ly->n_in;
+        d->n_mat = 1;
+        d->sums = malloc((size_t)ly->n_in * sizeof(float));
+        d->counts = malloc(sizeof(float));
+        im->n_entries++;
+        if (!d->sums || !d->counts) {
+            rc = mq_error(MQ_ENOMEM, "cannot allocate an importance matrix");
+            goto done;
+        }
+        for (int64_t k = 0; k < ly->n_in; k++)
+            d->sums[k] = (float)a->sums[e][k];
+        d->counts[0] = (float)a->rows[e];
+    }
+    if ((rc = add_dataset(im, text, strlen(text))) < 0)
+        goto done;
+    im->chunk_count = (uint32_t)n_chunks;
+    im->chunk_size = (uint32_t)n_ctx;
+done:
+    if (rc < 0) {
+        mq_imatrix_free(im);
+        im = NULL;
+    }
+    *out = im;
+    return rc;
+}
+
+int mq_imatrix_compute(const struct mq_model *m, struct be_backend *be, const struct mq_imatrix_config *cfg,
+                       struct mq_imatrix **out)
+{
+    *out = NULL;
+    if (m->kind != MQ_MODEL_LLAMA)
+        return mq_error(MQ_EUNSUPPORTED,
+                        "'%s' is not a llama (GGUF) model: importance matrices are llama.cpp's, for GGUF models only",
+                        m->path);
+    if (!cfg->text)
+        return mq_error(MQ_EINVAL, "no calibration text given for the importance matrix");
+    const int64_t n_train = m->hp.n_ctx_train;
+    int64_t n_ctx = cfg->n_ctx;
+    if (n_ctx == 0)
+        n_ctx = n_train > 0 && n_train < MQ_IMATRIX_DEFAULT_CTX ? n_train : MQ_IMATRIX_DEFAULT_CTX;
+    if (n_ctx < MQ_IMATRIX_MIN_CTX || n_ctx > INT32_MAX / 2)
+        return mq_error(MQ_EINVAL, "imatrix context %lld is out of range (%d to %d tokens; llama-imatrix ignores "
+                        "batches under %d tokens)", (long long)n_ctx, MQ_IMATRIX_MIN_CTX, INT32_MAX / 2,
+                        MQ_IMATRIX_MIN_CTX);
+    if (cfg->max_chunks < 0)
+        return mq_error(MQ_EINVAL, "imatrix chunk limit %lld is negative", (long long)cfg->max_chunks);
+
+    char *text = NULL;
+    size_t text_len = 0, n_tokens = 0;
+    int32_t *tokens = NULL, *chunk = NULL;
+    struct mq_plan *p32 = NULL;
+    struct mq_llama *l = NULL;
+    struct im_acc acc = {0};
+    int rc;
+    if ((rc = read_text(cfg->text, &text, &text_len)) < 0 ||
+        (rc = mq_vocab_tokenize_special(m->vocab, text, text_len, true, &tokens, &n_tokens)) < 0)
+        goto done;
+    if ((int64_t)n_tokens < 2 * n_ctx) {
+        rc = mq_error(MQ_EINVAL, "calibration text '%s' has %zu tokens: it needs at least %lld (2 x context %lld)",
+                      cfg->text, n_tokens, (long long)(2 * n_ctx), (long long)n_ctx);
+        goto done;
+    }
+    if (n_train > 0 && n_ctx > n_train)
+        mq_warn("imatrix context %lld is longer than the model's training context %lld", (long long)n_ctx,
+                (long long)n_train);
+    int64_t n_chunks = (int64_t)n_tokens / n_ctx;
+    if (cfg->max_chunks > 0 && cfg->max_chunks < n_chunks)
+        n_chunks = cfg->max_chunks;
+    mq_debug("imatrix: '%s': %zu tokens, %lld chunks of %lld", cfg->text, n_tokens, (long long)n_chunks,
+             (long long)n_ctx);
+    const int32_t bos = mq_vocab_add_bos(m->vocab) ? mq_vocab_bos(m->vocab) : -1;
+    /* batches of at most 512 tokens (llama.cpp's ubatch) keep the logits buffer small;
+     * how a chunk is split does not change its activations */
+    const int64_t n_batch = n_ctx < 512 ? n_ctx : 512;
+    if (!(chunk = malloc((size_t)n_ctx * sizeof(*chunk)))) {
+        rc = mq_error(MQ_ENOMEM, "cannot allocate a chunk of %lld tokens", (long long)n_ctx);
+        goto done;
+    }
+    if ((rc = im_acc_init(&acc, m, cfg->process_output)) < 0 || (rc = mq_plan_uniform(m, MQ_DTYPE_F32, &p32)) < 0 ||
+        (rc = mq_llama_new(m, p32, be, &(struct mq_llama_config){.n_ctx = n_ctx, .n_batch = n_batch}, &l)) < 0)
+        goto done;
+    mq_llama_set_capture(l, im_capture, &acc);
+    const bool tty = cfg->progress && isatty(STDERR_FILENO);
+    const double t0 = now_s();
+    for (int64_t c = 0; c < n_chunks; c++) {
+        memcpy(chunk, tokens + c * n_ctx, (size_t)n_ctx * sizeof(*chunk));
+        if (bos >= 0)
+            chunk[0] = bos;
+        for (int64_t p = 0; p < n_ctx; p += n_batch) {
+            int64_t k = n_ctx - p < n_batch ? n_ctx - p : n_batch;
+            if ((rc = mq_llama_decode(l, chunk + p, k, p, NULL)) < 0)
+                goto done;
+        }
+        for (int e = 0; e < acc.n_entries; e++) {
+            const struct mq_layer *ly = &m->layers[acc.layer_of[e]];
+            for (int64_t k = 0; k < ly->n_in; k++)
+                if (!isfinite((float)acc.sums[e][k])) {
+                    rc = mq_error(MQ_ERANGE, "non-finite activations into '%s' in chunk %lld", ly->name,
+                                  (long long)(c + 1));
+                    goto done;
+                }
+        }
+        if (tty) {
+            double el = now_s() - t0;
+            fprintf(stderr, "\rmixq: imatrix chunk %lld/%lld, %.1f s, about %.0f s left ", (long long)(c + 1),
+                    (long long)n_chunks, el, el / (double)(c + 1) * (double)(n_chunks - c - 1));
+        }
+    }
+    if (tty)
+        fprintf(stderr, "\n");
+    rc = im_acc_result(&acc, cfg->text, n_chunks, n_ctx, out);
+done:
+    mq_llama_free(l);
+    mq_plan_free(p32);
+    im_acc_release(&acc);
+    free(chunk);
+    free(tokens);
+    free(text);
+    return rc;
+}
