@@ -28,6 +28,7 @@ int cmd_agent(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_imatrix(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_memory_probe(int argc, char **argv); /* hidden: the child side of profile's memory check */
 
@@ -49,7 +50,8 @@ int cli_parse_real(const char *cmd, const char *opt, const char *s, double lo, b
 /* The profile cache folder: arg when given, else prof_cache_default_dir's. */
 void cli_cache_dir(const char *arg, char *buf, size_t size);
 
-/* "f16,q8_0,q4_0" -> a bit per enum mq_dtype; only plan formats; usage error otherwise. */
+/* "f16,q8_0,q4_k" -> a bit per enum mq_dtype (core/dtype.h mq_dtype_parse_formats); only plan
+ * formats; usage error otherwise. */
 int cli_parse_formats(const char *cmd, const char *list, uint32_t *mask);
 
 /* Maps a library status to an exit code: bad usage (MQ_EINVAL from argument checks is
@@ -63,9 +65,15 @@ void cli_data_path(char *buf, size_t size, const char *rel);
 
 struct mq_model;
 struct mq_plan;
-/* A plan from the command line: a format for every layer, 'source', a plan file (plan/1),
+/* A plan from the command line: a format for every layer, 'source', a llama.cpp preset
+ * (model/preset.h: a name that is not a format's, or preset:NAME), a plan file (plan/1),
  * or a front.yaml (its chosen plan, or point >= 0). One-line errors. */
 int cli_load_plan(const struct mq_model *m, const char *arg, long long point, struct mq_plan **out);
+
+/* Reads the importance matrix at path (llama.cpp's GGUF or legacy .dat) and makes every
+ * quantization of m's layers use it (model/imatrix.h); logs how many layers it covers.
+ * path NULL: nothing. One-line errors. */
+int cli_apply_imatrix(struct mq_model *m, const char *path);
 
 /* Evaluation data given by path: a readable, non-empty regular file (one-line error). */
 int cli_check_data(const char *path);

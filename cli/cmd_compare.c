@@ -19,10 +19,11 @@ static void compare_usage(FILE *f)
         "optionally, the fronts mixq tune found on them. Writes DIR/report.html (self-contained:\n"
         "plots inline as SVG, no scripts, no external files) and DIR/report.md, with the plots'\n"
         "files under DIR/plots: each target's topology, features, counters and measured limits\n"
-        "(emulated targets marked); end-to-end latency and the speed-up of q8_0 and q4_0 over\n"
-        "f16; the same per layer shape, highlighted where quantization does not pay; rooflines;\n"
-        "the fronts overlaid; and what bounds each kernel (from counters where the target had\n"
-        "them, and a plain statement of what is missing where not).\n\n"
+        "(emulated targets marked); end-to-end latency and the speed-up of q8_0 and of the\n"
+        "profiles' 4-bit format (q4_k, else q4_0, else the narrowest integer format they all\n"
+        "measured) over f16; the same per layer shape, highlighted where quantization does not\n"
+        "pay; rooflines; the fronts overlaid; and what bounds each kernel (from counters where\n"
+        "the target had them, and a plain statement of what is missing where not).\n\n"
         "Profiles and fronts must be of one model (same content hash and layers) and one\n"
         "workload.\n\n"
         "options:\n"
@@ -37,13 +38,16 @@ static void compare_usage(FILE *f)
 
 static void print_summary(const struct rpt_cmp *c, const char *dir)
 {
-    static const enum mq_dtype fmts[] = {MQ_DTYPE_F16, MQ_DTYPE_Q8_0, MQ_DTYPE_Q4_0};
-    printf("%-34s %10s %10s %10s %9s %9s\n", "target (end to end, median us)", "f16", "q8_0",
-           "q4_0", "q8_0/f16", "q4_0/f16");
+    const enum mq_dtype *fmts = c->fmt; /* the compared formats, chosen by rpt_cmp_load */
+    char vs[RPT_CMP_N_FORMATS][24];
+    for (int k = 1; k < RPT_CMP_N_FORMATS; k++)
+        snprintf(vs[k], sizeof(vs[k]), "%s/%s", mq_dtype_name(fmts[k]), mq_dtype_name(fmts[0]));
+    printf("%-34s %10s %10s %10s %9s %9s\n", "target (end to end, median us)",
+           mq_dtype_name(fmts[0]), mq_dtype_name(fmts[1]), mq_dtype_name(fmts[2]), vs[1], vs[2]);
     for (int t = 0; t < c->n_targets; t++) {
         const struct prof_profile *p = c->targets[t].prof;
         printf("%-34.34s", c->targets[t].label);
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < RPT_CMP_N_FORMATS; k++) {
             double ns = NAN;
             for (int i = 0; i < p->n_e2e; i++)
                 if (p->e2e[i].fmt == fmts[k])
@@ -53,7 +57,7 @@ static void print_summary(const struct rpt_cmp *c, const char *dir)
             else
                 printf(" %10s", "-");
         }
-        for (int k = 1; k < 3; k++) {
+        for (int k = 1; k < RPT_CMP_N_FORMATS; k++) {
             double s = rpt_cmp_e2e_speedup(p, fmts[k]);
             if (s > 0)
                 printf(" %8.2fx", s);
@@ -62,6 +66,10 @@ static void print_summary(const struct rpt_cmp *c, const char *dir)
         }
         printf("%s\n", p->target.emulated ? "  EMULATED" : "");
     }
+    char note[1024];
+    rpt_cmp_low_note(c, note, sizeof(note));
+    if (note[0])
+        printf("note: %s\n", note);
     printf("wrote %s/report.html and %s/report.md (%d target%s, %d front%s, %d layer shapes)\n",
            dir, dir, c->n_targets, c->n_targets == 1 ? "" : "s", c->n_fronts,
            c->n_fronts == 1 ? "" : "s", c->n_shapes);

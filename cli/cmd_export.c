@@ -21,7 +21,8 @@ static void export_usage(FILE *f)
                "Prints the recipe that makes another tool apply a plan: notes on what the tool\n"
                "cannot express and how it was rounded (lines starting with '#'), then the\n"
                "command. The plan is a point of a front.yaml (the chosen one unless --point),\n"
-               "whose model the front names, or a plan file / format for --model.\n\n"
+               "whose model the front names, or a plan file / format / llama.cpp preset\n"
+               "(Q4_K_M, preset:Q4_0) for --model.\n\n"
                "targets:\n");
     for (int i = 0; i < rpt_export_n_targets; i++)
         fprintf(f, "  %-12s %s\n  %-12s -o writes %s\n", rpt_export_targets[i].name, rpt_export_targets[i].summary,
@@ -30,7 +31,10 @@ static void export_usage(FILE *f)
                "  --to TARGET       the tool (above)\n"
                "  --point N         a front point by its index\n"
                "  --model MODEL     the model (default: the one the front names)\n"
-               "  -o, --output F    also write the recipe's file form to F\n"
+               "  -o, --output F    also write the recipe's file form to F (llama.cpp: by default\n"
+               "                    OUT-MODEL.tensor-types.txt, the --tensor-type-file that llama-quantize\n"
+               "                    reads, beside the model the recipe makes)\n"
+               "  --no-file         llama.cpp: write no file; the recipe is the --tensor-type flag form\n"
                "  --out-model F     the file the recipe makes (default: the model's name + -mixq)\n"
                "  -v, -q            more or fewer messages\n"
                "  --help            this text\n\n"
@@ -42,12 +46,14 @@ int cmd_export(int argc, char **argv)
     static const struct option opts[] = {
         {"to", required_argument, NULL, 't'},        {"point", required_argument, NULL, 'P'},
         {"model", required_argument, NULL, 'm'},     {"output", required_argument, NULL, 'o'},
+        {"no-file", no_argument, NULL, 'N'},
         {"out-model", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},         {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
     const char *to = NULL, *model_arg = NULL, *file = NULL, *out_model = NULL;
     long long point = -1;
+    bool no_file = false;
     int c;
     optind = 1;
     opterr = 0;
@@ -58,6 +64,7 @@ int cmd_export(int argc, char **argv)
         case 'P': u = cli_parse_int("export", "--point", optarg, 0, 1 << 30, &point); break;
         case 'm': model_arg = optarg; break;
         case 'o': file = optarg; break;
+        case 'N': no_file = true; break;
         case 'M': out_model = optarg; break;
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
@@ -115,7 +122,8 @@ int cmd_export(int argc, char **argv)
     else
         snprintf(from, sizeof(from), "%s", plan_arg);
     struct rpt_export_input in = {
-        .m = m, .plan = plan, .plan_from = from, .pt = is_front ? &pt : NULL, .output = out_model};
+        .m = m, .plan = plan, .plan_from = from, .pt = is_front ? &pt : NULL, .output = out_model,
+        .default_file = !no_file};
     rc = t->write(&in, stdout, file);
 done:
     mq_plan_free(plan);

@@ -31,7 +31,8 @@ static void profile_usage(FILE *f)
             "  --backend NAME    backend to measure (default cpu; see 'mixq backends')\n"
             "  --workload W      decode[:CTX] (default decode:512), prefill:N, generate:P,G;\n"
             "                    ONNX models: infer[:BATCH]\n"
-            "  --formats LIST    formats to profile, comma-separated (default f16,q8_0,q4_0)\n"
+            "  --formats LIST    formats to profile, comma-separated (default f16,q8_0,q6_k,q5_k,q4_k,q3_k\n"
+            "                        where rows allow; a layer's stored format always)\n"
             "  --threads N       threads (default: all online CPUs)\n"
             "  --out DIR         output folder (default ./mixq-out)\n"
             "  --cold, --warm    weights streamed from DRAM, or hot in cache (default: per\n"
@@ -99,7 +100,7 @@ int cmd_profile(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},          {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},         {NULL, 0, NULL, 0},
     };
-    const char *backend = "cpu", *workload = NULL, *formats = "f16,q8_0,q4_0", *out_dir = "mixq-out";
+    const char *backend = "cpu", *workload = NULL, *formats = NULL, *out_dir = "mixq-out";
     const char *cache_dir_arg = NULL;
     long long threads = 0;
     double max_seconds = 0;
@@ -137,8 +138,8 @@ int cmd_profile(int argc, char **argv)
     if (argc - optind != 1)
         return cli_usage_error("profile", "want exactly one MODEL argument");
 
-    uint32_t fmask;
-    if (cli_parse_formats("profile", formats, &fmask) != CLI_OK)
+    uint32_t fmask = 0; /* 0: the default menu (core/dtype.h) */
+    if (formats && cli_parse_formats("profile", formats, &fmask) != CLI_OK)
         return CLI_USAGE;
     struct prof_options o = {.formats = fmask, .cache_mode = cache_mode, .multiplex = multiplex, .no_e2e = no_e2e,
                              .max_seconds = max_seconds, .progress = true};

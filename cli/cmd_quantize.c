@@ -17,18 +17,25 @@
 
 static void quantize_usage(FILE *f)
 {
-    fprintf(f, "usage: mixq quantize MODEL.gguf --plan P [--point N] -o OUT.gguf\n\n"
+    fprintf(f, "usage: mixq quantize MODEL.gguf --plan P [--point N] [--imatrix FILE] -o OUT.gguf\n\n"
                "Writes the model as a GGUF file with every quantizable layer in the format the\n"
                "plan gives it, quantized by the same code that mixq measured (so the file is\n"
                "what was measured), and every other tensor and metadata key carried over.\n"
-               "general.file_type says the plan's most common format; mixq.* keys record the\n"
-               "plan, the budgets and the figures measured for it (docs/recipes.md). The file\n"
-               "is written atomically: on an error nothing is left at OUT.\n\n"
+               "general.file_type says the plan's most common format (a llama.cpp preset's\n"
+               "own type for a preset); mixq.* keys record the plan, the budgets and the\n"
+               "figures measured for it (docs/recipes.md). The file is written atomically:\n"
+               "on an error nothing is left at OUT.\n\n"
                "options:\n"
                "  --plan P        a front.yaml of 'mixq tune' (its chosen point, or --point N),\n"
                "                  a plan file (mixq_schema: plan/1), a format for every layer\n"
-               "                  (f32, f16, bf16, q8_0, q4_0), or 'source'\n"
+               "                  (f16, q8_0, q4_k, ...: llama-quantize --pure), a llama.cpp\n"
+               "                  preset (Q4_K_M, Q3_K_S, ...: the types llama-quantize gives\n"
+               "                  each tensor; preset:Q4_0 where the name is also a format's),\n"
+               "                  or 'source'\n"
                "  --point N       with a front.yaml: the point of that index\n"
+               "  --imatrix FILE  quantize with this importance matrix (llama-imatrix's GGUF or\n"
+               "                  .dat; 'mixq imatrix' writes one): the bytes llama-quantize\n"
+               "                  --imatrix FILE writes\n"
                "  -o, --output F  the GGUF file to write\n"
                "  -v, -q          more or fewer messages\n"
                "  --help          this text\n");
@@ -44,11 +51,12 @@ int cmd_quantize(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"plan", required_argument, NULL, 'p'}, {"point", required_argument, NULL, 'P'},
+        {"imatrix", required_argument, NULL, 'I'},
         {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},    {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
-    const char *plan_arg = NULL, *out = NULL;
+    const char *plan_arg = NULL, *out = NULL, *imatrix = NULL;
     long long point = -1;
     int c;
     optind = 1;
@@ -59,6 +67,7 @@ int cmd_quantize(int argc, char **argv)
         case 'p': plan_arg = optarg; break;
         case 'P': u = cli_parse_int("quantize", "--point", optarg, 0, 1 << 30, &point); break;
         case 'o': out = optarg; break;
+        case 'I': imatrix = optarg; break;
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': quantize_usage(stdout); return CLI_OK;
@@ -82,7 +91,8 @@ int cmd_quantize(int argc, char **argv)
     struct rpt_front_point pt;
     bool is_front = false;
     int rc;
-    if ((rc = mq_model_load(src, &m)) < 0 || (rc = cli_load_plan(m, plan_arg, point, &plan)) < 0)
+    if ((rc = mq_model_load(src, &m)) < 0 || (rc = cli_apply_imatrix(m, imatrix)) < 0 ||
+        (rc = cli_load_plan(m, plan_arg, point, &plan)) < 0)
         goto done;
     struct stat st;
     char schema[32] = "";
@@ -105,8 +115,12 @@ int cmd_quantize(int argc, char **argv)
     printf("wrote      %s: %s, %d tensors (%d layers converted)\n", out, cli_fmt_bytes(b1, sizeof(b1), r.file_bytes),
            r.n_tensors, r.n_converted);
     printf("plan       %s from %s\n", plan->label, from);
-    printf("layers     %s of weights; general.file_type mostly %s\n",
-           cli_fmt_bytes(b2, sizeof(b2), r.weight_bytes), mq_dtype_name(mq_quantize_file_type(plan)));
+    if (plan->ftype >= 0) /* a llama.cpp preset: its own file type */
+        printf("layers     %s of weights; general.file_type %d (%s)\n", cli_fmt_bytes(b2, sizeof(b2), r.weight_bytes),
+               plan->ftype, plan->label);
+    else
+        printf("layers     %s of weights; general.file_type mostly %s\n",
+               cli_fmt_bytes(b2, sizeof(b2), r.weight_bytes), mq_dtype_name(mq_quantize_file_type(plan)));
     if (is_front && pt.measured)
         printf("measured   kl %.6g, %s %.6g, memory %.0f bytes, latency %.4g us (%s on %s, %d threads, %s)\n", pt.kl,
                pt.metric_name, pt.metric, pt.mem_bytes, pt.lat_us, pt.target_backend, pt.target_cpu, pt.threads,

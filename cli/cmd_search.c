@@ -22,8 +22,8 @@
 static void search_usage(FILE *f)
 {
     fprintf(f,
-            "usage: mixq search --profile FILE --sensitivity FILE [--budget SIZE] [--latency TIME]\n"
-            "                   [MODEL] [options]\n\n"
+            "usage: mixq search --profile FILE --sensitivity FILE [--budget SIZE] [--size SIZE]\n"
+            "                   [--latency TIME] [MODEL] [options]\n\n"
             "Computes the Pareto front of plans over (memory, latency, loss) from a profile.yaml\n"
             "(mixq profile) and a sensitivity.yaml (mixq sensitivity), and the best point within\n"
             "the budgets, as predicted: exact (exhaustive or a dynamic program) where the space\n"
@@ -35,8 +35,11 @@ static void search_usage(FILE *f)
             "  --profile FILE        cost table (profile.yaml)\n"
             "  --sensitivity FILE    loss table (sensitivity.yaml)\n"
             "  --budget SIZE         memory budget: B, KB, MB, GB, KiB, MiB, GiB (default none)\n"
+            "  --size SIZE           file size budget: bytes of the GGUF file 'mixq quantize' writes\n"
+            "                        (default none; GGUF models)\n"
             "  --latency TIME        latency budget per workload run: us, ms, s (default none)\n"
-            "  --formats LIST        formats layers may take (default f16,q8_0,q4_0)\n"
+            "  --formats LIST        formats layers may take (default f16,q8_0,q6_k,q5_k,q4_k,q3_k\n"
+            "                        where rows allow; a layer's stored format always)\n"
             "  --pin LAYER=FORMAT    fix a layer's format (a name or a glob); repeatable\n"
             "  --config FILE|none    model config with pins (default: the one matching MODEL)\n"
             "  --validate N          measure N front points (at least 8) and the baselines here\n"
@@ -56,6 +59,7 @@ int cmd_search(int argc, char **argv)
     static const struct option opts[] = {
         {"profile", required_argument, NULL, 'r'}, {"sensitivity", required_argument, NULL, 'S'},
         {"budget", required_argument, NULL, 'B'},  {"latency", required_argument, NULL, 'L'},
+        {"size", required_argument, NULL, 'Z'},
         {"formats", required_argument, NULL, 'f'}, {"pin", required_argument, NULL, 'p'},
         {"config", required_argument, NULL, 'g'},  {"validate", required_argument, NULL, 'V'},
         {"eval", required_argument, NULL, 'e'},    {"ctx", required_argument, NULL, 'c'},
@@ -65,9 +69,9 @@ int cmd_search(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},          {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},         {NULL, 0, NULL, 0},
     };
-    const char *prof_path = NULL, *sens_path = NULL, *formats = "f16,q8_0,q4_0", *config = NULL, *eval = NULL;
+    const char *prof_path = NULL, *sens_path = NULL, *formats = NULL, *config = NULL, *eval = NULL;
     const char *backend = NULL, *out_dir = "mixq-out";
-    double mem_budget = SRCH_NO_BUDGET, lat_budget = SRCH_NO_BUDGET;
+    double mem_budget = SRCH_NO_BUDGET, lat_budget = SRCH_NO_BUDGET, size_budget = SRCH_NO_BUDGET;
     long long n_validate = 0, ctx = 0, chunks = 4, threads = 0;
     bool probe = true, plots = true;
     static struct srch_pins cli_pins, pins;
@@ -83,6 +87,10 @@ int cmd_search(int argc, char **argv)
         case 'S': sens_path = optarg; break;
         case 'B':
             if (srch_budget_parse_bytes(optarg, &mem_budget) < 0)
+                return CLI_USAGE;
+            break;
+        case 'Z':
+            if (srch_budget_parse_bytes(optarg, &size_budget) < 0)
                 return CLI_USAGE;
             break;
         case 'L':
@@ -116,8 +124,8 @@ int cmd_search(int argc, char **argv)
         return cli_usage_error("search", "--profile and --sensitivity are required");
     if (argc - optind > 1)
         return cli_usage_error("search", "want at most one MODEL argument");
-    uint32_t fmask;
-    if (cli_parse_formats("search", formats, &fmask) != CLI_OK)
+    uint32_t fmask = 0; /* 0: the default menu (core/dtype.h) */
+    if (formats && cli_parse_formats("search", formats, &fmask) != CLI_OK)
         return CLI_USAGE;
 
     struct prof_profile *prof = NULL;
@@ -151,7 +159,10 @@ int cmd_search(int argc, char **argv)
         backend = prof->target.backend;
     if (!threads)
         threads = prof->target.threads;
-    struct srch_tune_options to = {.mem_budget = mem_budget, .lat_budget = lat_budget, .formats = fmask,
+    struct cli_file_size fsz;
+    cli_file_size_init(&fsz, m, prof, out_dir, mem_budget, lat_budget, size_budget);
+    struct srch_tune_options to = {.mem_budget = mem_budget, .lat_budget = lat_budget, .size_budget = size_budget,
+                                   .file_bytes = cli_file_size_bytes, .file_bytes_ctx = &fsz, .formats = fmask,
                                    .pins = &pins, .n_validate = (int)n_validate, .probe_memory = probe,
                                    .backend = backend, .quality = {.data = eval, .ctx = ctx, .max_chunks = chunks},
                                    .progress = true};

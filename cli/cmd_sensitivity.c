@@ -37,7 +37,8 @@ static void sens_usage(FILE *f)
             "                        KJV held-out text)\n"
             "  --config FILE|none    model config, for its data and pins (default: the one in\n"
             "                        configs/models matching MODEL); pinned layers are not analysed\n"
-            "  --formats LIST        formats to analyse (default f16,q8_0,q4_0)\n"
+            "  --formats LIST        formats to analyse (default f16,q8_0,q6_k,q5_k,q4_k,q3_k\n"
+            "                        where rows allow; a layer's stored format always)\n"
             "  --sensitivity M       measured, grouped or proxy (default measured)\n"
             "  --groups N            grouped: groups per role along depth (default %d)\n"
             "  --backend NAME        backend (default cpu)\n"
@@ -107,7 +108,7 @@ int cmd_sensitivity(int argc, char **argv)
     };
     char default_text[4096];
     cli_data_path(default_text, sizeof(default_text), "examples/data/kjv-eval.txt");
-    const char *eval = NULL, *formats = "f16,q8_0,q4_0", *backend = "cpu", *out_dir = "mixq-out", *cache_arg = NULL;
+    const char *eval = NULL, *formats = NULL, *backend = "cpu", *out_dir = "mixq-out", *cache_arg = NULL;
     const char *config = NULL;
     long long threads = 0, ctx = 0, chunks = -1, groups = 0;
     enum srch_sens_method method = SRCH_SENS_MEASURED;
@@ -143,8 +144,8 @@ int cmd_sensitivity(int argc, char **argv)
     }
     if (argc - optind != 1)
         return cli_usage_error("sensitivity", "want exactly one MODEL argument");
-    uint32_t fmask;
-    if (cli_parse_formats("sensitivity", formats, &fmask) != CLI_OK)
+    uint32_t fmask = 0; /* 0: the default menu (core/dtype.h) */
+    if (formats && cli_parse_formats("sensitivity", formats, &fmask) != CLI_OK)
         return CLI_USAGE;
     char cache_dir[4096];
     cli_cache_dir(cache_arg, cache_dir, sizeof(cache_dir));

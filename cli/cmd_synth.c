@@ -48,7 +48,8 @@ static void synth_usage(FILE *f)
             "\noptions:\n"
             "  --arch llama        the architecture (llama is the only one)\n"
             "  --params PRESET     the shapes, from the presets above (required)\n"
-            "  --type TYPE         weight type: f16 (default), f32, bf16, q8_0, q4_0\n"
+            "  --type TYPE         weight type: f16 (default) or any plan format whose blocks divide the\n"
+            "                      preset's rows (K-quants and iq4_xs: multiples of 256; not 'tiny')\n"
             "  --vocab N           vocabulary size instead of the preset's (%d..%d)\n"
             "  --seed N            random seed (default 1); a seed always gives the same file\n"
             "  --threads N         threads generating and quantizing (default: all CPUs)\n"
@@ -124,9 +125,11 @@ int cmd_synth(int argc, char **argv)
         return cli_usage_error("synth", "--params '%s' is not a preset (%s)", params, list);
     }
     struct mq_synth_options o = {.seed = (uint64_t)seed, .threads = (int)threads, .progress = true};
-    if (mq_dtype_from_name(type, &o.type) < 0 || !mq_dtype_get(o.type)->is_plan_format)
-        return cli_usage_error("synth", "--type '%s' is not one of f16, f32, bf16, q8_0, q4_0",
-                               type);
+    if (mq_dtype_from_name(type, &o.type) < 0 || !mq_dtype_get(o.type)->is_plan_format) {
+        char list[256];
+        mq_dtype_list_plan_formats(list, sizeof(list));
+        return cli_usage_error("synth", "--type '%s' is not a format (%s)", type, list);
+    }
     if (vocab)
         cfg.n_vocab = vocab;
 

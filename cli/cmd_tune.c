@@ -42,15 +42,20 @@
 static void tune_usage(FILE *f)
 {
     fprintf(f,
-            "usage: mixq tune [MODEL] [--budget SIZE] [--latency TIME] [options]\n\n"
+            "usage: mixq tune [MODEL] [--budget SIZE] [--size SIZE] [--latency TIME] [options]\n\n"
             "Finds the mixed-precision plans (a format per layer) that trade memory, latency and\n"
             "quality best on this machine, and the one to use within the budgets: profiles every\n"
             "layer in every format here, measures each layer's sensitivity, computes the Pareto\n"
             "front over (memory, latency, loss), then builds and runs the front points nearest the\n"
-            "budgets and the uniform f16, q8_0 and q4_0 plans (and llama.cpp's Q4_0 rule) end to\n"
-            "end. The chosen plan is the lowest measured KL divergence among the validated front\n"
-            "points that meet both budgets as measured. Every step is cached: a second run with\n"
+            "budgets, the uniform f16 and q8_0 plans and llama.cpp's presets Q3_K_M, Q4_K_M,\n"
+            "Q5_K_M and Q6_K (as llama-quantize makes them; ONNX models: uniform q4_0) end to end.\n"
+            "The chosen plan is the lowest measured KL divergence among the validated front\n"
+            "points that meet every budget as measured. Every step is cached: a second run with\n"
             "other budgets only searches and validates.\n\n"
+            "Cost: measured sensitivity is one evaluation of --chunks chunks per layer and format\n"
+            "(the default menu's 6 formats: 6 x layers evaluations, twice the 3-format menu of\n"
+            "earlier versions; a layer's stored format is free); grouped about 10x fewer; proxy\n"
+            "one pass. The progress line shows the evaluations done, left, and the time left.\n\n"
             "With no MODEL it tunes the bundled model (examples/tinyllm) on the bundled\n"
             "evaluation text, offline.\n\n"
             "Writes DIR/profile.yaml, sensitivity.yaml and front.yaml, with plots: layer-times,\n"
@@ -58,10 +63,14 @@ static void tune_usage(FILE *f)
             "validation and plan (.png, .svg, and the .gp/.dat that redraw them).\n\n"
             "options:\n"
             "  --budget SIZE         memory budget: B, KB, MB, GB, KiB, MiB, GiB (e.g. 8GB; default none)\n"
+            "  --size SIZE           file size budget: the bytes of the GGUF file 'mixq quantize' writes\n"
+            "                        for the plan (what presets are compared by; llama.cpp's\n"
+            "                        --target-size), same units (default none; GGUF models)\n"
             "  --latency TIME        latency budget per workload run: us, ms, s (e.g. 200ms; default none)\n"
             "  --workload W          decode[:CTX] (default decode:512), prefill:N, generate:P,G;\n"
             "                        ONNX models: infer[:BATCH] (default: the model config's)\n"
-            "  --formats LIST        formats layers may take (default f16,q8_0,q4_0)\n"
+            "  --formats LIST        formats layers may take (default f16,q8_0,q6_k,q5_k,q4_k,q3_k\n"
+            "                        where rows allow; a layer's stored format always)\n"
             "  --pin LAYER=FORMAT    fix a layer's format (a name or a glob such as 'blk.*.attn_v.weight');\n"
             "                        repeatable; added to the model config's pins\n"
             "  --config FILE|none    model config (default: the one in configs/models matching MODEL)\n"
@@ -271,6 +280,7 @@ int cmd_tune(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"budget", required_argument, NULL, 'B'},      {"latency", required_argument, NULL, 'L'},
+        {"size", required_argument, NULL, 'Z'},
         {"workload", required_argument, NULL, 'w'},    {"formats", required_argument, NULL, 'f'},
         {"pin", required_argument, NULL, 'p'},         {"config", required_argument, NULL, 'g'},
         {"sensitivity", required_argument, NULL, 'S'}, {"groups", required_argument, NULL, 'G'},
@@ -287,10 +297,10 @@ int cmd_tune(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},           {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
-    const char *workload = NULL, *formats = "f16,q8_0,q4_0", *config = NULL, *eval = NULL, *backend = "cpu";
+    const char *workload = NULL, *formats = NULL, *config = NULL, *eval = NULL, *backend = "cpu";
     const char *out_dir = "mixq-out", *cache_arg = NULL, *remote = NULL, *remote_model = NULL, *host_backend = "cpu";
     double remote_timeout = 1800;
-    double mem_budget = SRCH_NO_BUDGET, lat_budget = SRCH_NO_BUDGET, max_seconds = 0;
+    double mem_budget = SRCH_NO_BUDGET, lat_budget = SRCH_NO_BUDGET, size_budget = SRCH_NO_BUDGET, max_seconds = 0;
     long long ctx = 0, chunks = -1, n_validate = 8, threads = 0, groups = 0;
     enum srch_sens_method method = SRCH_SENS_MEASURED;
     bool probe = true, no_cache = false, plots = true, backend_given = false, per_target = false;
@@ -311,6 +321,10 @@ int cmd_tune(int argc, char **argv)
             break;
         case 'L':
             if (srch_budget_parse_time(optarg, &lat_budget) < 0)
+                return CLI_USAGE;
+            break;
+        case 'Z':
+            if (srch_budget_parse_bytes(optarg, &size_budget) < 0)
                 return CLI_USAGE;
             break;
         case 'w': workload = optarg; break;
@@ -364,8 +378,8 @@ int cmd_tune(int argc, char **argv)
                                remote ? "--remote" : "--backend");
     if (per_target && !n_targets)
         return cli_usage_error("tune", "--per-target wants at least one --target");
-    uint32_t fmask;
-    if (cli_parse_formats("tune", formats, &fmask) != CLI_OK)
+    uint32_t fmask = 0; /* 0: the default menu (core/dtype.h) */
+    if (formats && cli_parse_formats("tune", formats, &fmask) != CLI_OK)
         return CLI_USAGE;
     char model_path[4096], default_text[4096], cfg_data[4096], cache_dir[4096];
     if (optind < argc)
@@ -527,7 +541,10 @@ int cmd_tune(int argc, char **argv)
         goto done;
 
     /* 3. the front, 4. measured on the target */
-    struct srch_tune_options to = {.mem_budget = mem_budget, .lat_budget = lat_budget, .formats = fmask,
+    struct cli_file_size fsz;
+    cli_file_size_init(&fsz, m, prof, out_dir, mem_budget, lat_budget, size_budget);
+    struct srch_tune_options to = {.mem_budget = mem_budget, .lat_budget = lat_budget, .size_budget = size_budget,
+                                   .file_bytes = cli_file_size_bytes, .file_bytes_ctx = &fsz, .formats = fmask,
                                    .pins = &pins, .n_validate = (int)n_validate, .max_seconds = max_seconds,
                                    .probe_memory = probe, .backend = backend, .quality = qc, .progress = true,
                                    .measure_plan = rem ? remote_measure_plan : NULL, .measure_ctx = &rm};

@@ -21,6 +21,7 @@ static const struct command commands[] = {
     {"search", cmd_search, "the Pareto front from a profile and a sensitivity table"},
     {"compare", cmd_compare, "hardware comparison report (HTML, Markdown) from profiles and fronts of several targets"},
     {"backends", cmd_backends, "backends, their capabilities, counters and the topology"},
+    {"imatrix", cmd_imatrix, "importance matrix of a model over calibration text (llama-imatrix's file)"},
     {"quantize", cmd_quantize, "write a GGUF with each layer in its planned format (a front point, a plan)"},
     {"export", cmd_export, "a plan as a recipe for llama.cpp (llama-quantize), trtexec or onnxruntime"},
     {"agent", cmd_agent, "serve measurements on stdin/stdout for a host's 'tune --remote'"},

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "core/log.h"
 #include "core/status.h"
+#include "model/quantize.h"
 #include "reports/front_io.h"
 #include "reports/plot.h"
 #include "search/budget.h"
@@ -62,6 +63,38 @@ int cli_tune_write(const char *dir, const struct mq_model *m, const struct prof_
     return MQ_OK;
 }
 
+void cli_file_size_init(struct cli_file_size *s, const struct mq_model *m, const struct prof_profile *prof,
+                        const char *dir, double mem_budget, double lat_budget, double size_budget)
+{
+    memset(s, 0, sizeof(*s));
+    s->m = m;
+    snprintf(s->from, sizeof(s->from), "%s/front.yaml point 99999 (chosen)", dir);
+    struct rpt_front_point *pt = &s->pt;
+    pt->index = 99999;
+    pt->chosen = true;
+    snprintf(pt->model_path, sizeof(pt->model_path), "%s", m->path);
+    snprintf(pt->model_hash, sizeof(pt->model_hash), "%016llx", (unsigned long long)m->content_hash);
+    snprintf(pt->workload, sizeof(pt->workload), "%s", prof->workload.label);
+    snprintf(pt->target_cpu, sizeof(pt->target_cpu), "%s", prof->target.cpu);
+    snprintf(pt->target_backend, sizeof(pt->target_backend), "%s", prof->target.backend);
+    snprintf(pt->metric_name, sizeof(pt->metric_name), "%s", m->kind == MQ_MODEL_LLAMA ? "ppl" : "metric");
+    pt->threads = prof->target.threads;
+    pt->has_mem_budget = isfinite(mem_budget);
+    pt->has_lat_budget = isfinite(lat_budget);
+    pt->has_size_budget = isfinite(size_budget);
+    pt->measured = true;
+}
+
+int cli_file_size_bytes(void *ctx, const struct mq_plan *plan, uint64_t *bytes)
+{
+    struct cli_file_size *s = ctx;
+    struct rpt_provenance prov = {.m = s->m, .plan = plan, .plan_from = s->from, .pt = &s->pt};
+    int rc = mq_quantize_file_bytes(s->m, plan, rpt_provenance_write, &prov, bytes);
+    if (rc == MQ_OK)
+        *bytes += CLI_FILE_SIZE_SLACK;
+    return rc;
+}
+
 /* "q4_0 x 150, q8_0 x 40, f16 x 21" */
 static void plan_counts(const struct mq_plan *p, char *buf, size_t size)
 {
@@ -83,18 +116,34 @@ static void plan_counts(const struct mq_plan *p, char *buf, size_t size)
     }
 }
 
+/* "meets all", "over memory", "over memory, size": the budgets a measured plan misses. */
+static void verdict(const struct srch_tune *t, const struct srch_candidate *c, char *buf, size_t size)
+{
+    if (c->meets) {
+        snprintf(buf, size, "meets all");
+        return;
+    }
+    bool over[3] = {c->mem > t->mem_budget, c->lat.median_ns > t->lat_budget, c->size > t->size_budget};
+    static const char *const name[3] = {"memory", "latency", "size"};
+    size_t used = (size_t)snprintf(buf, size, "over");
+    for (int i = 0; i < 3; i++)
+        if (over[i] && used < size)
+            used += (size_t)snprintf(buf + used, size - used, "%s %s", used > 4 ? "," : "", name[i]);
+}
+
 static void print_row(const struct srch_tune *t, const struct srch_candidate *c, bool chosen)
 {
-    char mem[32], lat[32], mad[32];
+    char mem[32], lat[32], mad[32], file[32], v[64];
     srch_budget_format_bytes(c->mem, false, mem, sizeof(mem));
     srch_budget_format_time(c->lat.median_ns, lat, sizeof(lat));
     srch_budget_format_time(c->lat.mad_ns, mad, sizeof(mad));
-    const char *verdict = c->meets                              ? "meets both"
-                          : c->mem > t->mem_budget && c->lat.median_ns > t->lat_budget ? "over both"
-                          : c->mem > t->mem_budget                                     ? "over memory"
-                                                                                       : "over latency";
-    printf("%s %-34.34s %11s %11s ±%-9s %9.3g %9.4f  %s\n", chosen ? "*" : " ", c->label, mem, lat, mad, c->loss,
-           c->metric, verdict);
+    if (isfinite(c->size))
+        srch_budget_format_bytes(c->size, false, file, sizeof(file));
+    else
+        snprintf(file, sizeof(file), "-");
+    verdict(t, c, v, sizeof(v));
+    printf("%s %-34.34s %11s %11s %11s ±%-9s %9.3g %9.4f  %s\n", chosen ? "*" : " ", c->label, file, mem, lat, mad,
+           c->loss, c->metric, v);
 }
 
 /* Several targets: every measured plan's median latency and memory on each target. */
@@ -147,7 +196,12 @@ void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof,
         printf("target       %s backend, %d threads on %s%s\n", prof->target.backend, prof->target.threads,
                prof->target.cpu, prof->target.emulated ? " (EMULATED: timings say nothing about real hardware)" : "");
     }
-    printf("budgets      memory %s, latency %s per run\n", b1, b2);
+    char b3[32];
+    if (isfinite(t->size_budget))
+        srch_budget_format_bytes(t->size_budget, false, b3, sizeof(b3));
+    else
+        snprintf(b3, sizeof(b3), "none");
+    printf("budgets      memory %s, latency %s per run, file size %s\n", b1, b2, b3);
     printf("sensitivity  %s (loss %s%s)%s\n", srch_sens_method_name(sens->method), sens->loss_name,
            sens->method == SRCH_SENS_GROUPED ? ", estimated from groups" : "",
            sens->method == SRCH_SENS_PROXY ? "; validation measures KL" : "");
@@ -167,8 +221,8 @@ void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof,
     printf("validation   %d plans built and run in %.1f s; memory is %s; %s reference %.4f\n", t->n_cand,
            t->validate_seconds, t->n_cand && t->cand[0].mem_measured ? "peak RSS" : "the memory model",
            t->metric_name, t->ref_metric);
-    printf("\n  %-34s %11s %11s %-10s %9s %9s  %s\n", "plan (measured)", "memory", "latency", " (MAD)", "KL",
-           t->metric_name, "budgets");
+    printf("\n  %-34s %11s %11s %11s %-10s %9s %9s  %s\n", "plan (measured)", "file", "memory", "latency", " (MAD)",
+           "KL", t->metric_name, "budgets");
     if (t->chosen >= 0)
         print_row(t, &t->cand[t->chosen], true);
     for (int i = 0; i < t->n_cand; i++)
@@ -187,15 +241,28 @@ void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof,
         char counts[128];
         plan_counts(c->plan, counts, sizeof(counts));
         printf("chosen       %s: %s\n", c->label, counts);
+        int kept = 0, quantized_src = 0;
+        for (int l = 0; l < m->n_layers; l++) {
+            quantized_src += mq_dtype_get(m->layers[l].src_type)->is_quantized;
+            kept += c->plan->fmt[l] == m->layers[l].src_type;
+        }
+        if (quantized_src)
+            printf("             %d of %d layers kept as stored in the file (no requantization)\n", kept,
+                   m->n_layers);
         /* the comparisons the plan is for: the baselines that meet the budgets too */
         for (int i = 0; i < t->n_cand; i++) {
             const struct srch_candidate *b = &t->cand[i];
             if (b->point >= 0)
                 continue;
+            char v[64];
+            verdict(t, b, v, sizeof(v));
             if (!b->meets)
-                printf("             %s does not meet the budgets as measured\n", b->label);
+                printf("             %s does not fit: %s as measured\n", b->label, v);
             else if (c->loss > 0)
                 printf("             %s meets them with %.3gx the chosen plan's KL\n", b->label, b->loss / c->loss);
+            else
+                printf("             %s meets them with KL %.3g (the chosen plan's: %.3g)\n", b->label, b->loss,
+                       c->loss);
         }
     }
 }

@@ -4,13 +4,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/dtype.h"
+#include "core/log.h"
 #include "core/status.h"
+#include "model/imatrix.h"
 #include "model/plan.h"
+#include "model/preset.h"
 #include "profiler/cache.h"
 #include "reports/front_io.h"
 #include "reports/plan_io.h"
@@ -70,20 +74,9 @@ void cli_cache_dir(const char *arg, char *buf, size_t size)
 int cli_parse_formats(const char *cmd, const char *list, uint32_t *mask)
 {
     *mask = 0;
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", list);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        enum mq_dtype t;
-        if (mq_dtype_from_name(tok, &t) < 0 || !mq_dtype_get(t)->is_plan_format) {
-            char known[128];
-            mq_dtype_list_plan_formats(known, sizeof(known));
-            return cli_usage_error(cmd, "'%s' in --formats is not a format (%s)", tok, known);
-        }
-        *mask |= 1u << t;
-    }
-    if (!*mask)
-        return cli_usage_error(cmd, "--formats is empty");
+    char why[512];
+    if (mq_dtype_parse_formats(list, mask, why, sizeof(why)) < 0)
+        return cli_usage_error(cmd, "--formats: %s", why);
     return CLI_OK;
 }
 
@@ -133,16 +126,37 @@ int cli_check_data(const char *path)
 int cli_load_plan(const struct mq_model *m, const char *arg, long long point, struct mq_plan **out)
 {
     enum mq_dtype t;
-    bool is_file = strcmp(arg, "source") != 0 && mq_dtype_from_name(arg, &t) != MQ_OK;
+    bool is_format = mq_dtype_from_name(arg, &t) == MQ_OK;
+    /* a format name is every layer in it (llama-quantize --pure); another name is looked up
+     * as a llama.cpp preset; preset:NAME names one that is also a format (preset:Q4_0) */
+    bool explicit_preset = !strncasecmp(arg, "preset:", 7);
+    const char *preset = explicit_preset ? arg + 7 : !is_format && mq_preset_find(arg) ? arg : NULL;
+    bool is_file = strcmp(arg, "source") != 0 && !is_format && !preset;
     if (point >= 0 && !is_file)
         return mq_error(MQ_EINVAL, "--point selects a point of a front.yaml, not of the plan '%s'", arg);
     if (strcmp(arg, "source") == 0)
         return mq_plan_source(m, out);
-    if (mq_dtype_from_name(arg, &t) == MQ_OK) {
+    if (preset) {
+        struct mq_preset_result r;
+        int rc = mq_plan_preset_ex(m, preset, NULL, out, &r);
+        if (rc == MQ_OK && r.n_fallback > 0)
+            mq_info("%s: %d of %d tensor(s) required fallback quantization", (*out)->label, r.n_fallback,
+                    r.n_tensors);
+        return rc;
+    }
+    if (is_format) {
         if (!mq_dtype_get(t)->is_plan_format)
             return mq_error(MQ_EINVAL, "'%s' is not a format a plan can choose", arg);
         int rc = mq_plan_uniform(m, t, out);
         return rc < 0 ? rc : mq_plan_check(m, *out);
+    }
+    struct stat st;
+    if (!strchr(arg, '/') && !strchr(arg, '.') && stat(arg, &st) != 0) {
+        char formats[160], presets[256];
+        mq_dtype_list_plan_formats(formats, sizeof(formats));
+        mq_preset_list(presets, sizeof(presets));
+        return mq_error(MQ_EINVAL, "plan '%s' is not a format (%s), a llama.cpp preset (%s), 'source' or a file",
+                        arg, formats, presets);
     }
     char schema[64];
     int rc = rpt_yaml_schema_of(arg, schema, sizeof(schema));
@@ -155,6 +169,22 @@ int cli_load_plan(const struct mq_model *m, const char *arg, long long point, st
     return rpt_plan_read(m, arg, out);
 }
 
+
+int cli_apply_imatrix(struct mq_model *m, const char *path)
+{
+    if (!path)
+        return MQ_OK;
+    struct mq_imatrix *im = NULL;
+    int used = 0;
+    int rc = mq_imatrix_read(path, &im);
+    if (rc == MQ_OK)
+        rc = mq_model_set_imatrix(m, im, &used);
+    if (rc == MQ_OK)
+        mq_info("imatrix %s: %d of %d layers (%d entries, %u chunks)", path, used, m->n_layers,
+                    im->n_entries, im->chunk_count);
+    mq_imatrix_free(im);
+    return rc;
+}
 
 int cli_make_dir(const char *path)
 {

@@ -25,43 +25,12 @@ struct mq_llama {
     size_t capture_cap;
 };
 
-/* Converts weights of `type` (rows of n_in) to `fmt` in host memory; *buf receives
- * malloc'd bytes, or NULL when the source bytes are used as they are (*data then points
- * at them). */
-int mq_convert_weights(const char *name, enum mq_dtype type, const void *src, int64_t n_in,
-                       int64_t rows, enum mq_dtype fmt, const void **data, void **buf)
-{
-    *buf = NULL;
-    if (type == fmt) {
-        *data = src;
-        return MQ_OK;
-    }
-    size_t row_bytes;
-    int rc = mq_dtype_row_bytes(fmt, n_in, &row_bytes);
-    if (rc < 0)
-        return rc;
-    int64_t n = n_in * rows;
-    float *f32 = malloc((size_t)n * sizeof(float) + 1);
-    char *out = malloc(row_bytes * (size_t)rows + 1);
-    if (!f32 || !out) {
-        free(f32);
-        free(out);
-        return mq_error(MQ_ENOMEM, "cannot convert weights '%s' (%lld elements)", name, (long long)n);
-    }
-    mq_dtype_get(type)->to_f32(src, f32, n);
-    mq_dtype_get(fmt)->from_f32(f32, out, n);
-    free(f32);
-    *data = out;
-    *buf = out;
-    return MQ_OK;
-}
-
 static int upload_norm(struct mq_llama *l, const struct mq_gguf_tensor *src, struct be_tensor *dst)
 {
     const void *data;
     void *buf;
     int rc = mq_convert_weights(src->name, src->type, src->data, src->ne[0], src->n_elems / src->ne[0],
-                                MQ_DTYPE_F32, &data, &buf);
+                                MQ_DTYPE_F32, NULL, &data, &buf);
     if (rc < 0)
         return rc;
     rc = be_upload(l->be, dst, MQ_DTYPE_F32, 1, &src->ne[0], data, BE_USE_VECTOR);
@@ -107,7 +76,7 @@ int mq_llama_new(const struct mq_model *m, const struct mq_plan *plan, struct be
         const void *data;
         void *buf;
         if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, plan->fmt[i],
-                                     &data, &buf)) < 0)
+                                     ly->imp, &data, &buf)) < 0)
             goto fail;
         rc = be_upload(be, &l->w[i], plan->fmt[i], 2, (int64_t[]){ly->n_in, ly->n_out}, data, BE_USE_MATRIX);
         free(buf);
@@ -205,7 +174,8 @@ int mq_llama_set_layer(struct mq_llama *l, int layer, enum mq_dtype fmt)
         return mq_error(MQ_EINVAL, "layer '%s' cannot be stored as %s", ly->name, mq_dtype_name(fmt));
     const void *data;
     void *buf;
-    int rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, fmt, &data, &buf);
+    int rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, fmt, ly->imp, &data,
+                                &buf);
     if (rc < 0)
         return rc;
     struct be_tensor t;

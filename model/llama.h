@@ -62,12 +62,6 @@ typedef int (*mq_llama_capture_fn)(void *arg, int layer, const float *x, int64_t
 void mq_llama_set_capture(struct mq_llama *l, mq_llama_capture_fn fn, void *arg);
 int64_t mq_llama_n_batch(const struct mq_llama *l);
 
-/* Weights of `type` (rows of n_in values, `rows` rows) converted to `fmt` with core/dtype's
- * reference quantizer, through f32; *buf is malloc'd (free it), or NULL when type == fmt
- * and *data is `src` itself. The one conversion every plan uses, so that what is
- * measured is what is written. */
-int mq_convert_weights(const char *name, enum mq_dtype type, const void *src, int64_t n_in,
-                       int64_t rows, enum mq_dtype fmt, const void **data, void **buf);
 /* Bytes of weights uploaded (quantizable layers in their plan formats plus norms). */
 uint64_t mq_llama_weight_bytes(const struct mq_llama *l);
 

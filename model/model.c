@@ -22,15 +22,26 @@ static const char *const role_names[MQ_ROLE_COUNT] = {
     [MQ_ROLE_CONV_TRANSPOSE] = "conv_transpose", [MQ_ROLE_GEMM] = "gemm",
 };
 
-uint32_t mq_layer_formats_for(int64_t n_in)
+uint32_t mq_layer_formats_for(int64_t n_in) { return mq_dtype_formats_for_row(n_in); }
+
+uint32_t mq_layer_menu(const struct mq_layer *l, uint32_t menu)
 {
-    uint32_t mask = 0;
-    for (int t = 0; t < MQ_DTYPE_COUNT; t++) {
-        const struct mq_dtype_traits *tr = mq_dtype_get((enum mq_dtype)t);
-        if (tr->is_plan_format && n_in % tr->block_elems == 0)
-            mask |= 1u << t;
-    }
-    return mask;
+    uint32_t asked = menu ? menu : mq_dtype_default_formats(), m = 0;
+    for (int f = 0; f < MQ_DTYPE_COUNT; f++)
+        if ((asked >> f) & 1u)
+            m |= 1u << mq_dtype_fallback_for_row((enum mq_dtype)f, l->n_in);
+    m &= l->formats;
+    if (mq_dtype_get(l->src_type)->is_plan_format)
+        m |= 1u << l->src_type;
+    return m;
+}
+
+uint32_t mq_model_menu(const struct mq_model *m, uint32_t menu)
+{
+    uint32_t u = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        u |= mq_layer_menu(&m->layers[i], menu);
+    return u;
 }
 
 static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
@@ -175,7 +186,7 @@ static int want_tensor(struct mq_model *m, const char *name, int64_t ne0, int64_
         return mq_error(MQ_EFORMAT, "'%s': tensor '%s' is [%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
                         "], want [%" PRId64 ", %" PRId64 "]",
                         m->path, name, t->ne[0], t->ne[1], t->ne[2], t->ne[3], ne0, want1);
-    if (!mq_dtype_get(t->type)->to_f32)
+    if (!mq_dtype_get(t->type)->to_f32 || mq_dtype_get(t->type)->is_activation)
         return mq_error(MQ_EUNSUPPORTED, "'%s': tensor '%s' has type %s, which is not a weight type",
                         m->path, name, mq_dtype_name(t->type));
     return MQ_OK;
@@ -327,6 +338,7 @@ void mq_model_free(struct mq_model *m)
     free(m->attn_norm);
     free(m->ffn_norm);
     mq_gguf_close(m->gguf);
+    free(m->imp_data);
     free(m);
 }
 

@@ -66,6 +66,10 @@ struct mq_layer {
     const void *src_data; /* borrowed from the model (its mapping or its own buffers) */
     size_t src_nbytes;
     uint32_t formats;   /* bit per enum mq_dtype: formats this layer can be stored in */
+    /* importance weights [n_in] (an imatrix's mean squared activations per input column)
+     * every quantization of this layer uses, or NULL (plain quantization); owned by the
+     * model, set by mq_model_set_imatrix (model/imatrix.h) */
+    const float *imp;
 };
 
 struct mq_hparams {
@@ -116,6 +120,12 @@ struct mq_model {
 
     /* other kinds keep their own state here (freed by mq_model_free through the runner) */
     void *impl;
+    /* the layers' importance weights (their `imp` point into it), or NULL; owned */
+    float *imp_data;
+    uint64_t imp_hash; /* hash of the importance weights and which layers have them; 0: none
+                          (caches of anything quantized key on it beside content_hash) */
+    bool has_imatrix;  /* an importance matrix was applied, even one that covers no layer (as
+                          llama-quantize --imatrix: its preset rules then see one) */
 };
 
 /* Loads a model: GGUF (llama architecture) or ONNX, told apart by the file's magic. */
@@ -136,8 +146,19 @@ static inline bool mq_layer_allows(const struct mq_layer *l, enum mq_dtype t)
     return (l->formats >> t) & 1u;
 }
 
+/* The formats a layer is offered from a menu (a mask of (1u << format); 0: the default
+ * menu, core/dtype.h): the menu's formats its rows allow, or where they do not, the format
+ * llama.cpp falls back to (mq_dtype_fallback_for_row: 192-wide rows get q5_0 for q4_k,
+ * q5_1 for q5_k, q8_0 for q6_k, q4_0 for q3_k), and always the format it is stored in (kept byte for byte as shipped, with no requantization error, it is the one
+ * choice that loses nothing: a user whose file is already quantized must see when keeping
+ * a layer beats every requantization). */
+uint32_t mq_layer_menu(const struct mq_layer *l, uint32_t menu);
+
+/* The union of mq_layer_menu over the model's layers. */
+uint32_t mq_model_menu(const struct mq_model *m, uint32_t menu);
+
 /* The formats a layer with rows of n_in can take: every plan format whose block size
- * divides n_in. */
+ * divides n_in (mq_dtype_formats_for_row). */
 uint32_t mq_layer_formats_for(int64_t n_in);
 
 /* A fast 64-bit hash of n bytes (for cache keys; not cryptographic). */

@@ -16,16 +16,17 @@ int mq_plan_uniform(const struct mq_model *m, enum mq_dtype fmt, struct mq_plan 
         return mq_error(MQ_ENOMEM, "cannot allocate a plan of %d layers", m->n_layers);
     }
     p->n_layers = m->n_layers;
-    /* a layer whose rows are not whole blocks of fmt (an ONNX depthwise conv with K = 9)
-     * keeps f16 (or f32 where fmt is wider or f16 does not fit) */
+    p->ftype = -1;
+    /* a layer whose rows are not whole blocks of fmt falls back as llama-quantize does (a
+     * 576-wide row in q4_k: q5_0; an ONNX depthwise conv with K = 9: f16), so that a
+     * uniform plan is the file `llama-quantize --pure` writes */
     int kept = 0;
     enum mq_dtype fallback = MQ_DTYPE_F32;
     for (int i = 0; i < m->n_layers; i++) {
         p->fmt[i] = fmt;
         if (mq_layer_allows(&m->layers[i], fmt) || !mq_dtype_get(fmt)->is_plan_format)
             continue;
-        bool narrower = mq_dtype_bits_per_weight(fmt) < 16.0;
-        p->fmt[i] = fallback = narrower && mq_layer_allows(&m->layers[i], MQ_DTYPE_F16) ? MQ_DTYPE_F16 : MQ_DTYPE_F32;
+        p->fmt[i] = fallback = mq_dtype_fallback_for_row(fmt, m->layers[i].n_in);
         kept++;
     }
     if (kept)
@@ -69,6 +70,7 @@ int mq_plan_clone(const struct mq_plan *src, struct mq_plan **out)
     p->n_layers = src->n_layers;
     memcpy(p->fmt, src->fmt, (size_t)src->n_layers * sizeof(*p->fmt));
     memcpy(p->label, src->label, sizeof(p->label));
+    p->ftype = src->ftype;
     *out = p;
     return MQ_OK;
 }

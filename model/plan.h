@@ -24,7 +24,10 @@
 struct mq_plan {
     int n_layers;        /* == model->n_layers */
     enum mq_dtype *fmt;  /* [n_layers], indexed like model->layers */
-    char label[128];     /* for reports: "q4_0", "mixed (plan.yaml)" */
+    char label[128];     /* for reports: "q4_0", "mixed (plan.yaml)", "llama.cpp Q4_K_M" */
+    int ftype;           /* the llama_ftype general.file_type says (a preset's, model/preset.h),
+                            -1: the plan's most common format's (model/quantize.h); every
+                            constructor below sets -1 */
 };
 
 int mq_plan_uniform(const struct mq_model *m, enum mq_dtype fmt, struct mq_plan **out);

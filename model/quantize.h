@@ -24,7 +24,9 @@
  * front.yaml lists for the plan and the type llama.cpp's own loader would guess from
  * the tensors when the key is absent (it counts tensors by type; norms aside, which are
  * f32 in every plan). mq_quantize_file_type gives it, so that the llama.cpp recipe can
- * write the same key (reports/export.h).
+ * write the same key (reports/export.h). A plan that names its own llama_ftype
+ * (p->ftype >= 0: llama.cpp's presets, model/preset.h) gets that one instead, as
+ * llama-quantize writes it.
  *
  * Writing streams: the GGUF writer asks for each tensor's rows a chunk at a time
  * (mq_gguf_writer_add_tensor_fn), so memory stays at a few chunks, and the file is
@@ -45,13 +47,6 @@
 #include "model/model.h"
 #include "model/plan.h"
 
-/* llama_ftype values (llama.h), as they reach files in general.file_type. */
-#define MQ_LLAMA_FTYPE_ALL_F32 0
-#define MQ_LLAMA_FTYPE_MOSTLY_F16 1
-#define MQ_LLAMA_FTYPE_MOSTLY_Q4_0 2
-#define MQ_LLAMA_FTYPE_MOSTLY_Q8_0 7
-#define MQ_LLAMA_FTYPE_MOSTLY_BF16 32
-
 /* The llama_ftype of a file whose tensors are mostly `t` (one of the plan formats), or
  * -1 for a type that has no llama_ftype mixq writes. */
 int mq_quantize_ftype_of(enum mq_dtype t);
@@ -70,6 +65,12 @@ struct mq_quantize_result {
     int n_tensors;         /* tensors written */
     int n_converted;       /* layers whose type changed */
 };
+
+/* The size in bytes of the file mq_quantize_write would write with the same arguments
+ * (metadata, meta's keys, tensors, padding), exactly, without quantizing or writing
+ * anything. Errors as mq_quantize_write's, but for the file. */
+int mq_quantize_file_bytes(const struct mq_model *m, const struct mq_plan *p, mq_quantize_meta_fn meta,
+                           void *meta_ctx, uint64_t *bytes);
 
 /* Writes `m` with plan `p` to `path` (atomically). Errors, one line each: a model that
  * is not a GGUF llama model (MQ_EUNSUPPORTED), a plan that does not fit the model

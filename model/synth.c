@@ -57,12 +57,6 @@ static const struct mq_synth_config presets[] = {
 };
 /* clang-format on */
 
-/* general.file_type (llama_ftype) of a model whose matrices are all of one type */
-static const int32_t file_types[MQ_DTYPE_COUNT] = {
-    [MQ_DTYPE_F32] = 0,  [MQ_DTYPE_F16] = 1,   [MQ_DTYPE_Q4_0] = 2,
-    [MQ_DTYPE_Q8_0] = 7, [MQ_DTYPE_BF16] = 32,
-};
-
 #define SYNTH_DEFAULT_STDDEV 0.02
 #define SYNTH_LEVELS 65536 /* equiprobable levels of the weight distribution */
 #define SYNTH_BOS 256
@@ -373,7 +367,7 @@ static int check_options(const struct mq_synth_options *o)
 {
     if ((unsigned)o->type >= MQ_DTYPE_COUNT || !mq_dtype_get(o->type)->is_plan_format ||
         !mq_dtype_get(o->type)->from_f32) {
-        char list[128];
+        char list[256];
         mq_dtype_list_plan_formats(list, sizeof(list));
         return mq_error(MQ_EINVAL, "synthetic weights of type '%s': want one of %s",
                         (unsigned)o->type < MQ_DTYPE_COUNT ? mq_dtype_name(o->type) : "?", list);
@@ -390,6 +384,10 @@ static int check_options(const struct mq_synth_options *o)
 static int add_matrix(struct synth_file *f, struct synth_gen *gen, uint64_t seed, const char *name,
                       int64_t n_in, int64_t n_out, enum mq_dtype type)
 {
+    if (!mq_dtype_row_ok(type, n_in))
+        return mq_error(MQ_EINVAL, "synthetic %s weights: '%s' has rows of %lld values, not whole %s blocks of %lld",
+                        mq_dtype_name(type), name, (long long)n_in, mq_dtype_name(type),
+                        (long long)mq_dtype_get(type)->block_elems);
     struct synth_tensor *t = &f->tensors[f->n_tensors++];
     t->gen = gen;
     t->n_in = n_in;
@@ -437,7 +435,7 @@ static int synth_file_build(const struct mq_synth_config *c, const struct mq_syn
     if ((rc = mq_gguf_writer_set_str(w, "general.architecture", "llama")) < 0 ||
         (rc = mq_gguf_writer_set_str(w, "general.name", name)) < 0 ||
         (rc = mq_gguf_writer_set_str(w, "general.description", desc)) < 0 ||
-        (rc = mq_gguf_writer_set_u32(w, "general.file_type", (uint32_t)file_types[type])) < 0 ||
+        (rc = mq_gguf_writer_set_u32(w, "general.file_type", (uint32_t)mq_dtype_get(type)->llama_ftype)) < 0 ||
         (rc = mq_gguf_writer_set_bool(w, "mixq.synthetic", true)) < 0 ||
         (rc = mq_gguf_writer_set_str(w, "mixq.synthetic.preset", cfg_name(c))) < 0 ||
         (rc = mq_gguf_writer_set_str(w, "mixq.synthetic.like", cfg_like(c))) < 0 ||

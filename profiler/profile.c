@@ -171,7 +171,7 @@ static int measure_cost(struct profiler *pr, const struct mq_layer *ly, struct p
         rc = mq_error(MQ_ENOMEM, "cannot allocate weight copies");
         goto done;
     }
-    if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, c->fmt, &data, &buf)) < 0)
+    if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, c->fmt, ly->imp, &data, &buf)) < 0)
         goto done;
     for (int i = 0; i < r.n_copies; i++)
         if ((rc = be_upload(be, &r.w[i], c->fmt, 2, (int64_t[]){c->K, c->N}, data, BE_USE_MATRIX)) < 0)
@@ -489,8 +489,8 @@ int prof_profile_run(const struct mq_model *m, struct be_backend *be, const stru
         p->layer_out[l] = m->layers[l].n_out;
     }
     p->workload = o->workload;
-    p->formats = o->formats ? o->formats
-                            : (1u << MQ_DTYPE_F16) | (1u << MQ_DTYPE_Q8_0) | (1u << MQ_DTYPE_Q4_0);
+    /* the menu, and every layer's stored format (mq_layer_menu) */
+    p->formats = mq_model_menu(m, o->formats);
     if ((rc = describe_target(&pr)) < 0)
         goto fail;
     /* cold or warm, per format */
@@ -552,12 +552,12 @@ int prof_profile_run(const struct mq_model *m, struct be_backend *be, const stru
         }
     }
     /* end to end */
-    if (!o->no_e2e) {
-        static const enum mq_dtype uniform[] = {MQ_DTYPE_F16, MQ_DTYPE_Q8_0, MQ_DTYPE_Q4_0};
-        for (size_t i = 0; i < 3; i++) {
-            if (!((p->formats >> uniform[i]) & 1u))
+    if (!o->no_e2e) { /* the uniform plans of the menu's formats (not the stored ones) */
+        uint32_t menu = o->formats ? o->formats : mq_dtype_default_formats();
+        for (int f = 0; f < MQ_DTYPE_COUNT; f++) {
+            if (!((menu >> f) & 1u))
                 continue;
-            if ((rc = measure_e2e(&pr, uniform[i], &p->e2e[p->n_e2e])) < 0)
+            if ((rc = measure_e2e(&pr, (enum mq_dtype)f, &p->e2e[p->n_e2e])) < 0)
                 goto fail;
             p->n_e2e++;
         }

@@ -57,7 +57,8 @@
 
 struct prof_options {
     struct mq_workload workload;
-    uint32_t formats;     /* bit per enum mq_dtype; 0: f16, q8_0, q4_0 */
+    uint32_t formats;     /* bit per enum mq_dtype; 0: the default menu (core/dtype.h); every
+                             layer's stored format is profiled too (mq_layer_menu) */
     enum prof_cache_mode { PROF_AUTO, PROF_COLD, PROF_WARM } cache_mode;
     bool multiplex;       /* allow PAPI multiplexing */
     const char *cache_dir; /* NULL: no cache */

@@ -24,10 +24,6 @@ static const char *const target_colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#f
                                             "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 #define N_COLORS (sizeof(target_colors) / sizeof(target_colors[0]))
 
-/* The formats the report compares, in the order of its columns. */
-static const enum mq_dtype cmp_formats[] = {MQ_DTYPE_F16, MQ_DTYPE_Q8_0, MQ_DTYPE_Q4_0};
-#define N_CMP_FORMATS 3
-
 /* ---- loading ------------------------------------------------------------------------------ */
 
 /* "cpu avx512vnni", "neon dotprod+fp16 (emulated)": the backend and the kernel path its
@@ -173,6 +169,110 @@ static int build_shapes(struct rpt_cmp *c)
     return MQ_OK;
 }
 
+static const struct prof_e2e *e2e_of(const struct prof_profile *p, enum mq_dtype fmt)
+{
+    for (int i = 0; i < p->n_e2e; i++)
+        if (p->e2e[i].fmt == fmt && p->e2e[i].time.median_ns > 0)
+            return &p->e2e[i];
+    return NULL;
+}
+
+bool rpt_cmp_measured(const struct prof_profile *p, enum mq_dtype fmt)
+{
+    if ((unsigned)fmt >= MQ_DTYPE_COUNT || (p->n_e2e > 0 && !e2e_of(p, fmt)))
+        return false;
+    for (int l = 0; l < p->n_layers; l++) {
+        double ns = p->layer_ns[(size_t)l * MQ_DTYPE_COUNT + (size_t)fmt];
+        if (isfinite(ns) && ns > 0)
+            return true;
+    }
+    return false;
+}
+
+/* Bits per weight of a format, for ordering by width. */
+static double bits_per_weight(enum mq_dtype f)
+{
+    const struct mq_dtype_traits *t = mq_dtype_get(f);
+    return 8.0 * (double)t->block_bytes / (double)t->block_elems;
+}
+
+/* The compared formats (compare.h): the baseline, q8_0, and the first of q4_k, q4_0 and the
+ * other integer formats narrowest first that every profile measured; where none is, the
+ * one the most profiles measured (the earlier on a tie), or q4_k where no profile measured
+ * any. */
+static void pick_formats(struct rpt_cmp *c)
+{
+    c->fmt[RPT_CMP_BASE] = RPT_CMP_BASELINE;
+    c->fmt[RPT_CMP_8BIT] = MQ_DTYPE_Q8_0;
+    enum mq_dtype cand[MQ_DTYPE_COUNT];
+    int n = 0;
+    cand[n++] = MQ_DTYPE_Q4_K;
+    cand[n++] = MQ_DTYPE_Q4_0;
+    int first_other = n;
+    for (int f = 0; f < MQ_DTYPE_COUNT; f++) {
+        const struct mq_dtype_traits *t = mq_dtype_get((enum mq_dtype)f);
+        if (!t->is_quantized || !t->is_plan_format || f == MQ_DTYPE_Q8_0 || f == MQ_DTYPE_Q4_K ||
+            f == MQ_DTYPE_Q4_0)
+            continue;
+        int i = n++; /* insertion sort, narrowest first; the enum's order on a tie */
+        while (i > first_other &&
+               bits_per_weight(cand[i - 1]) > bits_per_weight((enum mq_dtype)f)) {
+            cand[i] = cand[i - 1];
+            i--;
+        }
+        cand[i] = (enum mq_dtype)f;
+    }
+    int best = -1, best_n = 0;
+    for (int i = 0; i < n; i++) {
+        int k = 0;
+        for (int t = 0; t < c->n_targets; t++)
+            k += rpt_cmp_measured(c->targets[t].prof, cand[i]);
+        if (k == c->n_targets) {
+            c->fmt[RPT_CMP_LOW] = cand[i];
+            c->low_shared = true;
+            return;
+        }
+        if (k > best_n) {
+            best = i;
+            best_n = k;
+        }
+    }
+    c->fmt[RPT_CMP_LOW] = best >= 0 ? cand[best] : MQ_DTYPE_Q4_K;
+    c->low_shared = false;
+}
+
+void rpt_cmp_low_note(const struct rpt_cmp *c, char *buf, size_t size)
+{
+    if (!size)
+        return;
+    buf[0] = '\0';
+    if (c->low_shared)
+        return;
+    const char *low = mq_dtype_name(c->fmt[RPT_CMP_LOW]), *q8 = mq_dtype_name(c->fmt[RPT_CMP_8BIT]);
+    int k = 0;
+    for (int t = 0; t < c->n_targets; t++)
+        k += rpt_cmp_measured(c->targets[t].prof, c->fmt[RPT_CMP_LOW]);
+    if (!k) {
+        snprintf(buf, size,
+                 "No profile measured a format narrower than %s end to end and per layer, so the "
+                 "%s columns are empty (\"-\")",
+                 q8, low);
+        return;
+    }
+    size_t n = (size_t)snprintf(buf, size,
+                                "The profiles share no format narrower than %s measured end to end "
+                                "and per layer: the %s columns show %s where it was measured, and "
+                                "\"-\" (not measured) for ",
+                                q8, low, low);
+    const char *sep = "";
+    for (int t = 0; t < c->n_targets && n < size; t++) {
+        if (rpt_cmp_measured(c->targets[t].prof, c->fmt[RPT_CMP_LOW]))
+            continue;
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", sep, c->targets[t].label);
+        sep = ", ";
+    }
+}
+
 /* The one-line error for inputs of different models. */
 static int other_model(const char *path, const char *name, uint64_t hash, const char *path0,
                        const char *name0, uint64_t hash0)
@@ -307,6 +407,7 @@ int rpt_cmp_load(const struct rpt_cmp_inputs *in, struct rpt_cmp **out)
     }
     if ((rc = build_shapes(c)) < 0)
         goto fail;
+    pick_formats(c);
     *out = c;
     return MQ_OK;
 fail:
@@ -330,21 +431,13 @@ void rpt_cmp_free(struct rpt_cmp *c)
 
 double rpt_cmp_speedup(const struct rpt_cmp_shape *s, int target, enum mq_dtype fmt)
 {
-    double base = s->ns[target][MQ_DTYPE_F16], t = s->ns[target][fmt];
+    double base = s->ns[target][RPT_CMP_BASELINE], t = s->ns[target][fmt];
     return base > 0 && t > 0 ? base / t : NAN;
-}
-
-static const struct prof_e2e *e2e_of(const struct prof_profile *p, enum mq_dtype fmt)
-{
-    for (int i = 0; i < p->n_e2e; i++)
-        if (p->e2e[i].fmt == fmt && p->e2e[i].time.median_ns > 0)
-            return &p->e2e[i];
-    return NULL;
 }
 
 double rpt_cmp_e2e_speedup(const struct prof_profile *p, enum mq_dtype fmt)
 {
-    const struct prof_e2e *base = e2e_of(p, MQ_DTYPE_F16), *e = e2e_of(p, fmt);
+    const struct prof_e2e *base = e2e_of(p, RPT_CMP_BASELINE), *e = e2e_of(p, fmt);
     return base && e ? base->time.median_ns / e->time.median_ns : NAN;
 }
 
@@ -393,21 +486,18 @@ void rpt_cmp_explain(const struct prof_profile *p, const struct prof_cost *c,
     b->gbs = (double)c->weight_bytes / b->time_ns;
     b->gops = ops / b->time_ns;
     b->dram_frac = b->gbs / positive(t->dram_read_gbs);
-    /* f16 and f32 compute in f32 FMAs on CPUs; the integer formats in int8 dot products */
-    switch (c->fmt) {
-    case MQ_DTYPE_Q8_0:
-    case MQ_DTYPE_Q4_0:
+    /* f16 and f32 compute in f32 FMAs on CPUs, bf16 in bf16 dot products; the integer
+     * formats multiply their codes with int8 activation blocks (q8_0, q8_k) in int8 dot
+     * products (VNNI, dotprod) */
+    if (mq_dtype_get(c->fmt)->is_quantized) {
         b->peak = positive(t->int8_gops);
         b->peak_name = "int8 dot-product";
-        break;
-    case MQ_DTYPE_BF16:
+    } else if (c->fmt == MQ_DTYPE_BF16) {
         b->peak = positive(t->bf16_gflops);
         b->peak_name = "bf16 dot-product";
-        break;
-    default:
+    } else {
         b->peak = positive(t->fma_gflops);
         b->peak_name = "f32 FMA";
-        break;
     }
     b->peak_frac = b->gops / b->peak;
     double roof = b->peak;
@@ -552,19 +642,19 @@ static const char *model_title(const struct prof_profile *p)
 static int plot_e2e(const struct rpt_cmp *c, const char *dir, bool *done)
 {
     int T = c->n_targets;
-    double x[RPT_CMP_MAX_TARGETS], y[N_CMP_FORMATS][RPT_CMP_MAX_TARGETS], lo = INFINITY, hi = 0;
-    struct rpt_plot_series series[N_CMP_FORMATS];
+    double x[RPT_CMP_MAX_TARGETS], y[RPT_CMP_N_FORMATS][RPT_CMP_MAX_TARGETS], lo = INFINITY, hi = 0;
+    struct rpt_plot_series series[RPT_CMP_N_FORMATS];
     struct rpt_plot_tic tics[RPT_CMP_MAX_TARGETS];
-    static const char *const colors[N_CMP_FORMATS] = {"#1f77b4", "#2ca02c", "#d62728"};
+    static const char *const colors[RPT_CMP_N_FORMATS] = {"#1f77b4", "#2ca02c", "#d62728"};
     int n_series = 0;
     for (int t = 0; t < T; t++) {
         x[t] = t;
         tics[t] = (struct rpt_plot_tic){.at = t, .label = c->targets[t].label};
     }
-    for (int i = 0; i < N_CMP_FORMATS; i++) {
+    for (int i = 0; i < RPT_CMP_N_FORMATS; i++) {
         bool any = false;
         for (int t = 0; t < T; t++) {
-            const struct prof_e2e *e = e2e_of(c->targets[t].prof, cmp_formats[i]);
+            const struct prof_e2e *e = e2e_of(c->targets[t].prof, c->fmt[i]);
             y[i][t] = e ? e->time.median_ns / 1e3 : NAN;
             if (e) {
                 any = true;
@@ -573,7 +663,7 @@ static int plot_e2e(const struct rpt_cmp *c, const char *dir, bool *done)
             }
         }
         if (any)
-            series[n_series++] = (struct rpt_plot_series){.title = mq_dtype_name(cmp_formats[i]),
+            series[n_series++] = (struct rpt_plot_series){.title = mq_dtype_name(c->fmt[i]),
                                                           .style = RPT_PLOT_POINTS,
                                                           .n = T,
                                                           .x = x,
@@ -631,7 +721,7 @@ static int plot_speedup(const struct rpt_cmp *c, const char *dir, bool *done)
     }
     for (int t = 0; t < T; t++)
         for (int k = 0; k < 2; k++) {
-            enum mq_dtype f = k ? MQ_DTYPE_Q4_0 : MQ_DTYPE_Q8_0;
+            enum mq_dtype f = c->fmt[k ? RPT_CMP_LOW : RPT_CMP_8BIT];
             double *ys = y + ((size_t)t * 2 + (size_t)k) * (size_t)S;
             bool any = false;
             for (int s = 0; s < S; s++) {
@@ -653,18 +743,22 @@ static int plot_speedup(const struct rpt_cmp *c, const char *dir, bool *done)
         }
     if (!n_series)
         goto done;
-    struct rpt_plot_ref one = {.axis = RPT_AXIS_Y,
-                               .value = 1,
-                               .label = "1 = f16 speed: below it quantization does not pay"};
-    char sub[400];
+    const char *base = mq_dtype_name(c->fmt[RPT_CMP_BASE]),
+               *q8 = mq_dtype_name(c->fmt[RPT_CMP_8BIT]), *low = mq_dtype_name(c->fmt[RPT_CMP_LOW]);
+    char ref_text[96], sub[400], title[160], ylabel[64];
+    snprintf(ref_text, sizeof(ref_text), "1 = %s speed: below it quantization does not pay", base);
+    struct rpt_plot_ref one = {.axis = RPT_AXIS_Y, .value = 1, .label = ref_text};
     snprintf(sub, sizeof(sub),
-             "%.200s, workload %s; solid q8_0, dashed q4_0; f16 time / format time per layer",
-             model_title(c->targets[0].prof), c->targets[0].prof->workload.label);
+             "%.200s, workload %s; solid %s, dashed %s; %s time / format time per layer",
+             model_title(c->targets[0].prof), c->targets[0].prof->workload.label, q8, low, base);
+    snprintf(title, sizeof(title), "Speed-up of %s and %s over %s, per layer shape and target", q8,
+             low, base);
+    snprintf(ylabel, sizeof(ylabel), "speed-up over %s (x)", base);
     struct rpt_plot p = {.name = "speedup",
-                         .title = "Speed-up of q8_0 and q4_0 over f16, per layer shape and target",
+                         .title = title,
                          .subtitle = sub,
                          .xlabel = "layer shape (inputs->outputs, roles)",
-                         .ylabel = "speed-up over f16 (x)",
+                         .ylabel = ylabel,
                          .ylog = true,
                          .xmin = -0.5,
                          .xmax = S - 0.5,
@@ -994,6 +1088,37 @@ static void kv_code_row(struct rpt_doc *d, const char *key, const char *code)
     rpt_doc_row_end(d);
 }
 
+/* The format columns of the summary and shape tables: "f16 (us)", "q8_0 (us)", "q4_k (us)",
+ * "q8_0 vs f16", "q4_k vs f16", into text, pointed at by head; returns how many. */
+static int format_heads(const struct rpt_cmp *c, char (*text)[48], const char **head)
+{
+    int n = 0;
+    for (int k = 0; k < RPT_CMP_N_FORMATS; k++) {
+        snprintf(text[n], sizeof(text[n]), "%s (us)", mq_dtype_name(c->fmt[k]));
+        head[n] = text[n];
+        n++;
+    }
+    for (int k = RPT_CMP_BASE + 1; k < RPT_CMP_N_FORMATS; k++) {
+        snprintf(text[n], sizeof(text[n]), "%s vs %s", mq_dtype_name(c->fmt[k]),
+                 mq_dtype_name(c->fmt[RPT_CMP_BASE]));
+        head[n] = text[n];
+        n++;
+    }
+    return n;
+}
+
+/* Where the profiles share no 4-bit-class format, a note saying so (rpt_cmp_low_note). */
+static void write_low_note(struct rpt_doc *d, const struct rpt_cmp *c)
+{
+    char note[1024];
+    rpt_cmp_low_note(c, note, sizeof(note));
+    if (!note[0])
+        return;
+    rpt_doc_par_begin(d, RPT_DOC_NOTE);
+    rpt_doc_text(d, "%s.", note);
+    rpt_doc_par_end(d);
+}
+
 static void write_intro(struct rpt_doc *d, const struct rpt_cmp *c, const struct cmp_plots *pl)
 {
     const struct prof_profile *p0 = c->targets[0].prof;
@@ -1090,6 +1215,7 @@ static bool is_noisy(const struct prof_cost *co)
 /* The plain-language findings: where quantization pays, where not, which target is fastest. */
 static void write_findings(struct rpt_doc *d, const struct rpt_cmp *c)
 {
+    const char *base = mq_dtype_name(c->fmt[RPT_CMP_BASE]);
     rpt_doc_list_begin(d);
     for (int t = 0; t < c->n_targets; t++) {
         const struct prof_profile *p = c->targets[t].prof;
@@ -1097,21 +1223,21 @@ static void write_findings(struct rpt_doc *d, const struct rpt_cmp *c)
         rpt_doc_strong(d, "%s", c->targets[t].label);
         rpt_doc_text(d, ": ");
         const char *sep = "";
-        for (int k = 1; k < N_CMP_FORMATS; k++) {
-            enum mq_dtype f = cmp_formats[k];
+        for (int k = RPT_CMP_BASE + 1; k < RPT_CMP_N_FORMATS; k++) {
+            enum mq_dtype f = c->fmt[k];
             double s = rpt_cmp_e2e_speedup(p, f);
             if (!(s > 0))
                 continue;
             rpt_doc_text(d, "%s%s%s %.2fx", *sep ? " and " : "end to end, ", mq_dtype_name(f),
                          *sep ? "" : " runs", s);
             if (s < 1)
-                rpt_doc_strong(d, " (slower than f16)");
+                rpt_doc_strong(d, " (slower than %s)", base);
             sep = "; ";
         }
         if (*sep)
-            rpt_doc_text(d, " the speed of f16");
-        for (int k = 1; k < N_CMP_FORMATS; k++) {
-            enum mq_dtype f = cmp_formats[k];
+            rpt_doc_text(d, " the speed of %s", base);
+        for (int k = RPT_CMP_BASE + 1; k < RPT_CMP_N_FORMATS; k++) {
+            enum mq_dtype f = c->fmt[k];
             int known = 0, losing = 0, worst = -1;
             for (int s = 0; s < c->n_shapes; s++) {
                 double v = rpt_cmp_speedup(&c->shapes[s], t, f);
@@ -1128,18 +1254,22 @@ static void write_findings(struct rpt_doc *d, const struct rpt_cmp *c)
                 continue;
             if (losing)
                 rpt_doc_text(d,
-                             "%s%s is slower than f16 on %d of %d layer shapes (worst: %lld->%lld "
+                             "%s%s is slower than %s on %d of %d layer shapes (worst: %lld->%lld "
                              "%s, %.2fx)",
-                             sep, mq_dtype_name(f), losing, known, (long long)c->shapes[worst].K,
-                             (long long)c->shapes[worst].N, c->shapes[worst].roles,
-                             rpt_cmp_speedup(&c->shapes[worst], t, f));
-            else
-                rpt_doc_text(d, "%s%s is faster than f16 on all %d layer shapes", sep,
-                             mq_dtype_name(f), known);
+                             sep, mq_dtype_name(f), base, losing, known,
+                             (long long)c->shapes[worst].K, (long long)c->shapes[worst].N,
+                             c->shapes[worst].roles, rpt_cmp_speedup(&c->shapes[worst], t, f));
+            else if (known == c->n_shapes)
+                rpt_doc_text(d, "%s%s is faster than %s on all %d layer shapes", sep,
+                             mq_dtype_name(f), base, known);
+            else /* shapes whose rows are not whole blocks of it were not measured in it */
+                rpt_doc_text(d,
+                             "%s%s is faster than %s on the %d of %d layer shapes measured in it",
+                             sep, mq_dtype_name(f), base, known, c->n_shapes);
             sep = "; ";
         }
         if (!*sep)
-            rpt_doc_text(d, "no f16 measurement to compare with");
+            rpt_doc_text(d, "no %s measurement to compare with", base);
         int n_noisy = 0;
         for (int i = 0; i < p->n_costs; i++)
             n_noisy += is_noisy(&p->costs[i]);
@@ -1150,8 +1280,8 @@ static void write_findings(struct rpt_doc *d, const struct rpt_cmp *c)
         rpt_doc_item_end(d);
     }
     /* the fastest real (not emulated) target per format, end to end */
-    for (int k = 0; k < N_CMP_FORMATS && c->n_targets > 1; k++) {
-        enum mq_dtype f = cmp_formats[k];
+    for (int k = 0; k < RPT_CMP_N_FORMATS && c->n_targets > 1; k++) {
+        enum mq_dtype f = c->fmt[k];
         int best = -1, slow = -1;
         for (int t = 0; t < c->n_targets; t++) {
             const struct prof_e2e *e = e2e_of(c->targets[t].prof, f);
@@ -1181,15 +1311,20 @@ static void write_summary(struct rpt_doc *d, const struct rpt_cmp *c, const stru
 {
     rpt_doc_heading(d, 2, "summary", "Summary: end to end");
     write_findings(d, c);
-    static const char *const head[] = {"target",      "f16 (us)",    "q8_0 (us)",    "q4_0 (us)",
-                                       "q8_0 vs f16", "q4_0 vs f16", "latency model"};
-    rpt_doc_table_begin(d, 7, head);
+    write_low_note(d, c);
+    char text[2 * RPT_CMP_N_FORMATS - 1][48];
+    const char *head[2 * RPT_CMP_N_FORMATS + 1];
+    int n_head = 0;
+    head[n_head++] = "target";
+    n_head += format_heads(c, text, head + n_head);
+    head[n_head++] = "latency model";
+    rpt_doc_table_begin(d, n_head, head);
     for (int t = 0; t < c->n_targets; t++) {
         const struct prof_profile *p = c->targets[t].prof;
         rpt_doc_row_begin(d, false);
         rpt_doc_cell(d, RPT_CELL_HEAD, "%s", c->targets[t].label);
-        for (int k = 0; k < N_CMP_FORMATS; k++) {
-            const struct prof_e2e *e = e2e_of(p, cmp_formats[k]);
+        for (int k = 0; k < RPT_CMP_N_FORMATS; k++) {
+            const struct prof_e2e *e = e2e_of(p, c->fmt[k]);
             char b1[32], b2[32];
             if (e)
                 rpt_doc_cell(d, RPT_CELL_NUM, "%s ± %s", us_text(b1, sizeof(b1), e->time.median_ns),
@@ -1197,8 +1332,8 @@ static void write_summary(struct rpt_doc *d, const struct rpt_cmp *c, const stru
             else
                 rpt_doc_cell(d, RPT_CELL_NUM, "-");
         }
-        speedup_cell(d, rpt_cmp_e2e_speedup(p, MQ_DTYPE_Q8_0));
-        speedup_cell(d, rpt_cmp_e2e_speedup(p, MQ_DTYPE_Q4_0));
+        for (int k = RPT_CMP_BASE + 1; k < RPT_CMP_N_FORMATS; k++)
+            speedup_cell(d, rpt_cmp_e2e_speedup(p, c->fmt[k]));
         char b1[32];
         if (p->n_e2e)
             rpt_doc_cell(d, 0, "%s us + %.3g x sum of layers",
@@ -1210,10 +1345,12 @@ static void write_summary(struct rpt_doc *d, const struct rpt_cmp *c, const stru
     }
     rpt_doc_table_end(d);
     rpt_doc_par_begin(d, RPT_DOC_NOTE);
-    rpt_doc_text(d, "Median time of one workload run with every layer in one format (± median "
-                    "absolute deviation). Speed-ups are f16 time / format time: above 1 the format "
-                    "is faster; below 1 (red) quantization costs time on that target. The latency "
-                    "model is the one each profile fitted for the search.");
+    rpt_doc_text(d,
+                 "Median time of one workload run with every layer in one format (± median "
+                 "absolute deviation). Speed-ups are %s time / format time: above 1 the format "
+                 "is faster; below 1 (red) quantization costs time on that target. The latency "
+                 "model is the one each profile fitted for the search.",
+                 mq_dtype_name(c->fmt[RPT_CMP_BASE]));
     rpt_doc_par_end(d);
     put_plot(d, pl, pl->e2e, "plots/e2e.svg",
              "End-to-end latency of the uniform plans on each target");
@@ -1307,23 +1444,29 @@ static void write_targets(struct rpt_doc *d, const struct rpt_cmp *c)
 
 static void write_shapes(struct rpt_doc *d, const struct rpt_cmp *c, const struct cmp_plots *pl)
 {
+    const char *base = mq_dtype_name(c->fmt[RPT_CMP_BASE]),
+               *q8 = mq_dtype_name(c->fmt[RPT_CMP_8BIT]), *low = mq_dtype_name(c->fmt[RPT_CMP_LOW]);
     rpt_doc_heading(d, 2, "shapes", "Per layer shape and format");
     rpt_doc_par_begin(d, RPT_DOC_NOTE);
-    rpt_doc_text(
-        d,
-        "One layer's time per workload run (median over the layers of that shape, in us) in each "
-        "format, and the speed-up of q8_0 and q4_0 over f16 on the same target. Red: the quantized "
-        "format is slower than f16 there, so quantizing those layers saves memory but costs time.");
+    rpt_doc_text(d,
+                 "One layer's time per workload run (median over the layers of that shape, in "
+                 "us) in each format, and the speed-up of %s and %s over %s on the same target. "
+                 "Red: the quantized format is slower than %s there, so quantizing those layers "
+                 "saves memory but costs time.",
+                 q8, low, base, base);
     if (c->n_lookups)
         rpt_doc_text(d, " %d layer%s without a matmul (token embedding lookups) %s left out.",
                      c->n_lookups, c->n_lookups == 1 ? "" : "s", c->n_lookups == 1 ? "is" : "are");
     rpt_doc_par_end(d);
-    put_plot(d, pl, pl->speedup, "plots/speedup.svg",
-             "Speed-up of q8_0 and q4_0 over f16 per layer shape");
-    static const char *const head[] = {"shape (in->out)", "layers",     "target",
-                                       "f16 (us)",        "q8_0 (us)",  "q4_0 (us)",
-                                       "q8_0 vs f16",     "q4_0 vs f16"};
-    rpt_doc_table_begin(d, 8, head);
+    write_low_note(d, c);
+    char caption[128];
+    snprintf(caption, sizeof(caption), "Speed-up of %s and %s over %s per layer shape", q8, low,
+             base);
+    put_plot(d, pl, pl->speedup, "plots/speedup.svg", caption);
+    char text[2 * RPT_CMP_N_FORMATS - 1][48];
+    const char *head[2 * RPT_CMP_N_FORMATS + 3] = {"shape (in->out)", "layers", "target"};
+    int n_head = 3 + format_heads(c, text, head + 3);
+    rpt_doc_table_begin(d, n_head, head);
     for (int s = 0; s < c->n_shapes; s++) {
         const struct rpt_cmp_shape *sh = &c->shapes[s];
         for (int t = 0; t < c->n_targets; t++) {
@@ -1340,35 +1483,58 @@ static void write_shapes(struct rpt_doc *d, const struct rpt_cmp *c, const struc
                 rpt_doc_cell(d, 0, "%s", "");
             }
             rpt_doc_cell(d, 0, "%s", c->targets[t].label);
-            for (int k = 0; k < N_CMP_FORMATS; k++)
-                rpt_doc_cell(d, RPT_CELL_NUM, "%s",
-                             us_text(b, sizeof(b), sh->ns[t][cmp_formats[k]]));
-            speedup_cell(d, rpt_cmp_speedup(sh, t, MQ_DTYPE_Q8_0));
-            speedup_cell(d, rpt_cmp_speedup(sh, t, MQ_DTYPE_Q4_0));
+            for (int k = 0; k < RPT_CMP_N_FORMATS; k++)
+                rpt_doc_cell(d, RPT_CELL_NUM, "%s", us_text(b, sizeof(b), sh->ns[t][c->fmt[k]]));
+            for (int k = RPT_CMP_BASE + 1; k < RPT_CMP_N_FORMATS; k++)
+                speedup_cell(d, rpt_cmp_speedup(sh, t, c->fmt[k]));
             rpt_doc_row_end(d);
         }
     }
-    /* the whole model: every layer's time summed */
+    /* the whole model: every layer's time summed, each format's as its uniform plan is
+     * profiled (profiler/profile.h): the baseline for layers whose rows cannot take it */
+    bool filled = false;
     for (int t = 0; t < c->n_targets; t++) {
         const struct prof_profile *p = c->targets[t].prof;
-        double sum[MQ_DTYPE_COUNT] = {0};
-        for (int f = 0; f < MQ_DTYPE_COUNT; f++)
+        double sum[RPT_CMP_N_FORMATS];
+        for (int k = 0; k < RPT_CMP_N_FORMATS; k++) {
+            bool any = false, gap = false;
+            sum[k] = 0;
             for (int l = 0; l < p->n_layers; l++) {
-                double ns = p->layer_ns[(size_t)l * MQ_DTYPE_COUNT + (size_t)f];
-                sum[f] += isfinite(ns) ? ns : 0;
+                const double *ns = &p->layer_ns[(size_t)l * MQ_DTYPE_COUNT];
+                double base_ns = ns[c->fmt[RPT_CMP_BASE]];
+                if (isfinite(ns[c->fmt[k]])) {
+                    sum[k] += ns[c->fmt[k]];
+                    any |= ns[c->fmt[k]] > 0; /* not a lookup's 0 */
+                } else if (isfinite(base_ns)) {
+                    sum[k] += base_ns;
+                    gap |= base_ns > 0;
+                }
             }
+            if (!any)
+                sum[k] = NAN; /* not profiled there at all: "-", not the baseline's sum */
+            filled |= any && gap;
+        }
         char b[32];
         rpt_doc_row_begin(d, t == 0);
         rpt_doc_cell(d, RPT_CELL_HEAD, "%s", t == 0 ? "all layers (sum)" : "");
         rpt_doc_cell(d, 0, "%d", t == 0 ? p->n_layers : 0);
         rpt_doc_cell(d, 0, "%s", c->targets[t].label);
-        for (int k = 0; k < N_CMP_FORMATS; k++)
-            rpt_doc_cell(d, RPT_CELL_NUM, "%s", us_text(b, sizeof(b), sum[cmp_formats[k]]));
-        speedup_cell(d, sum[MQ_DTYPE_Q8_0] > 0 ? sum[MQ_DTYPE_F16] / sum[MQ_DTYPE_Q8_0] : NAN);
-        speedup_cell(d, sum[MQ_DTYPE_Q4_0] > 0 ? sum[MQ_DTYPE_F16] / sum[MQ_DTYPE_Q4_0] : NAN);
+        for (int k = 0; k < RPT_CMP_N_FORMATS; k++)
+            rpt_doc_cell(d, RPT_CELL_NUM, "%s", us_text(b, sizeof(b), sum[k]));
+        for (int k = RPT_CMP_BASE + 1; k < RPT_CMP_N_FORMATS; k++)
+            speedup_cell(d, sum[k] > 0 ? sum[RPT_CMP_BASE] / sum[k] : NAN);
         rpt_doc_row_end(d);
     }
     rpt_doc_table_end(d);
+    if (filled) {
+        rpt_doc_par_begin(d, RPT_DOC_NOTE);
+        rpt_doc_text(d,
+                     "\"-\": not measured, mostly layers whose rows are not whole blocks of the "
+                     "format. The all-layers sums count %s for those layers, as the profiler's "
+                     "uniform plans run them.",
+                     mq_dtype_name(c->fmt[RPT_CMP_BASE]));
+        rpt_doc_par_end(d);
+    }
 }
 
 static void write_rooflines(struct rpt_doc *d, const struct rpt_cmp *c, const struct cmp_plots *pl)
@@ -1610,9 +1776,10 @@ static void write_explain(struct rpt_doc *d, const struct rpt_cmp *c)
         d,
         "Each measured matmul (one call: a GEMV for one decoded token) against the target's "
         "limits. Bound by DRAM bandwidth: cold weights streamed at >= %.0f%% of the measured "
-        "bandwidth; by the compute peak: >= %.0f%% of the format's peak (int8 dot products for "
-        "q8_0 and q4_0, f32 FMA for f16); by waiting threads: CPU time below %.0f%% of threads x "
-        "wall time. With cycle and instruction counters, the rest is split by IPC (>= %.1g: "
+        "bandwidth; by the compute peak: >= %.0f%% of the format's peak (the int8 dot-product "
+        "peak, VNNI or dot-product instructions, for the integer formats; f32 FMA for f16 and "
+        "f32; bf16 dot products for bf16); by waiting threads: CPU time below %.0f%% of threads "
+        "x wall time. With cycle and instruction counters, the rest is split by IPC (>= %.1g: "
         "instruction throughput; < %.1g: stalls).",
         100 * RPT_BOUND_NEAR, 100 * RPT_BOUND_NEAR, 100 * RPT_BUSY_LOW, RPT_IPC_HIGH, RPT_IPC_LOW);
     rpt_doc_par_end(d);

@@ -14,11 +14,12 @@
  *   - per target: CPU, topology, features, backend and its kernel path, threads, measured
  *     limits (DRAM read bandwidth, compute peaks), counters used and those missing with
  *     why, and whether it was emulated (said in a box at the top of the page);
- *   - end to end: the workload's latency with the uniform f16, q8_0 and q4_0 plans on each
- *     target, and the speed-ups of q8_0 and q4_0 over f16;
+ *   - end to end: the workload's latency with the uniform plans of the three compared
+ *     formats on each target, and the speed-ups of the two integer ones over the float
+ *     baseline;
  *   - per layer shape (inputs -> outputs) and format: one layer's time per workload run on
- *     each target and the speed-up over f16, highlighted where it is below 1 (quantization
- *     does not pay there), with a plot of the speed-ups;
+ *     each target and the speed-up over the baseline, highlighted where it is below 1
+ *     (quantization does not pay there), with a plot of the speed-ups;
  *   - the roofline and per-layer times of each target (reports/plot.h);
  *   - fronts (reports/front_io.h) overlaid: the 2-D Pareto subsets of each front's
  *     predicted points (latency vs loss, memory vs latency) and the plans measured on each
@@ -26,6 +27,14 @@
  *   - an explanation of each measured matmul (rpt_cmp_explain): from IPC, bytes per
  *     instruction and CPU utilization where the target had those counters, and a plain
  *     statement of what is missing and why, with what the timings alone show, where not.
+ *
+ * The compared formats are chosen once, at load, from the profiles (struct rpt_cmp fmt[]),
+ * and every column, plot title, legend and note is named from them: the float baseline
+ * (f16), the 8-bit format (q8_0), and the profiles' 4-bit-class format: q4_k where every
+ * profile measured it, else q4_0 (profiles of mixq before the K-quants), else the narrowest
+ * integer format every profile measured. "Measured" means per layer and, in a profile that
+ * ran the workload end to end at all, end to end too. Where the profiles share none, the
+ * report says so and shows the one most of them measured, "-" where not measured.
  *
  * Loading checks that every profile and front is of one model (content hash, layer names)
  * and one workload; otherwise, and for files of another schema or a newer version, it
@@ -83,7 +92,19 @@ struct rpt_cmp_front {
     struct rpt_front_file *file;
 };
 
+/* The compared formats, in the order of the report's columns: indices of struct rpt_cmp
+ * fmt[]. */
+enum rpt_cmp_role {
+    RPT_CMP_BASE, /* the float baseline every speed-up is over: RPT_CMP_BASELINE */
+    RPT_CMP_8BIT, /* the 8-bit format: q8_0 */
+    RPT_CMP_LOW,  /* the 4-bit-class format chosen from the profiles */
+    RPT_CMP_N_FORMATS
+};
+#define RPT_CMP_BASELINE MQ_DTYPE_F16
+
 struct rpt_cmp {
+    enum mq_dtype fmt[RPT_CMP_N_FORMATS]; /* the compared formats, by enum rpt_cmp_role */
+    bool low_shared;                      /* every profile measured fmt[RPT_CMP_LOW] (above) */
     int n_targets;
     struct rpt_cmp_target targets[RPT_CMP_MAX_TARGETS];
     int n_fronts;
@@ -96,10 +117,18 @@ struct rpt_cmp {
 int rpt_cmp_load(const struct rpt_cmp_inputs *in, struct rpt_cmp **out);
 void rpt_cmp_free(struct rpt_cmp *c);
 
-/* f16 time over fmt time of a shape on a target: > 1 where fmt is faster; NaN unknown. */
+/* Baseline (RPT_CMP_BASELINE) time over fmt time of a shape on a target: > 1 where fmt is
+ * faster; NaN unknown. */
 double rpt_cmp_speedup(const struct rpt_cmp_shape *s, int target, enum mq_dtype fmt);
 /* The same end to end (the uniform plans' workload medians); NaN where not measured. */
 double rpt_cmp_e2e_speedup(const struct prof_profile *p, enum mq_dtype fmt);
+
+/* Whether p measured fmt: per layer and, where p has end-to-end runs, end to end. */
+bool rpt_cmp_measured(const struct prof_profile *p, enum mq_dtype fmt);
+
+/* Where the profiles share no 4-bit-class format (!c->low_shared), one sentence saying so
+ * and which targets lack the one shown; "" where they share it. */
+void rpt_cmp_low_note(const struct rpt_cmp *c, char *buf, size_t size);
 
 /* What bounds one measured matmul. Fractions near 1 mean the roof is reached. */
 enum rpt_bound {
@@ -128,7 +157,8 @@ struct rpt_bound_info {
     double gbs, dram_frac;        /* weight bytes / time; of the measured DRAM read bandwidth */
     double gops, peak, peak_frac; /* ops / time; the format's measured peak (GOP/s) */
     double roof_frac;             /* of min(DRAM x intensity, peak) */
-    const char *peak_name;        /* "int8 dot-product", "f32 FMA", "bf16 dot-product" */
+    const char *peak_name;        /* "int8 dot-product" (every integer format), "f32 FMA",
+                                     "bf16 dot-product" */
     /* from counters; NaN where the target did not count them */
     double ipc, bytes_per_ins, l1_mpki, cpus_busy;
 };

@@ -80,6 +80,7 @@ int rpt_front_point_read(const char *path, int index, struct rpt_front_point *ou
     out->threads = yget_num(&y, target, "threads", &v) ? (int)v : 0;
     out->has_mem_budget = yget_num(&y, budgets, "memory_bytes", &out->mem_budget_bytes);
     out->has_lat_budget = yget_num(&y, budgets, "latency_us", &out->lat_budget_us);
+    out->has_size_budget = yget_num(&y, budgets, "file_bytes", &out->size_budget_bytes);
     yget_str(&y, metric, "name", out->metric_name, sizeof(out->metric_name));
     if (!out->model_path[0]) {
         rc = mq_error(MQ_EFORMAT, "'%s' names no model (model.path)", path);
@@ -182,6 +183,8 @@ int rpt_provenance_write(void *ctx, struct mq_gguf_writer *w)
         TRY(mq_gguf_writer_set_bool(w, "mixq.front.chosen", pt->chosen));
         if (pt->has_mem_budget)
             TRY(mq_gguf_writer_set_u64(w, "mixq.budget.memory_bytes", (uint64_t)pt->mem_budget_bytes));
+        if (pt->has_size_budget)
+            TRY(mq_gguf_writer_set_u64(w, "mixq.budget.file_bytes", (uint64_t)pt->size_budget_bytes));
         if (pt->has_lat_budget)
             TRY(set_f64(w, "mixq.budget.latency_us", pt->lat_budget_us));
         TRY(mq_gguf_writer_set_str(w, "mixq.workload", pt->workload));
@@ -600,18 +603,47 @@ static void output_name(const struct rpt_export_input *in, const char *ext, char
     snprintf(buf, size, "%.*s-mixq%s", n, base, ext);
 }
 
-static const char *llama_type_arg(enum mq_dtype t)
+/* llama-quantize's type argument for a format: its name in upper case (F16, Q4_K, IQ4_XS;
+ * with --pure, Q4_K, llama-quantize's alias of Q4_K_M, gives every tensor q4_K). */
+static const char *llama_type_arg(enum mq_dtype t, char buf[16])
 {
-    static const char *const names[MQ_DTYPE_COUNT] = {
-        [MQ_DTYPE_F32] = "F32", [MQ_DTYPE_F16] = "F16", [MQ_DTYPE_BF16] = "BF16",
-        [MQ_DTYPE_Q8_0] = "Q8_0", [MQ_DTYPE_Q4_0] = "Q4_0",
-    };
-    return names[t];
+    const char *n = mq_dtype_name(t);
+    size_t i = 0;
+    for (; n[i] && i < 15; i++)
+        buf[i] = (char)toupper((unsigned char)n[i]);
+    buf[i] = '\0';
+    return buf;
+}
+
+/* A llama.cpp preset plan (model/preset.h) is llama-quantize's own command: its rules give
+ * every tensor the plan's type. */
+static int export_llama_preset(const struct rpt_export_input *in, FILE *out, const char *preset)
+{
+    const struct mq_model *m = in->m;
+    bool requant = false, imatrix = m->has_imatrix;
+    for (int i = 0; i < m->n_layers; i++)
+        requant |= is_quantized(m->layers[i].src_type);
+    char outname[4096];
+    output_name(in, ".gguf", outname, sizeof(outname));
+    note_source(in, out, "llama.cpp (llama-quantize)");
+    fprintf(out, "# llama.cpp's preset %s: llama-quantize's own per-tensor rules give every tensor the type of this "
+                 "plan (mixq computes them as the pinned llama.cpp does; general.file_type %d)\n",
+            preset, in->plan->ftype);
+    if (imatrix)
+        fprintf(out, "# --imatrix: the plan was made with an importance matrix; give llama-quantize the same file\n");
+    fprintf(out, "llama-quantize%s%s ", requant ? " --allow-requantize" : "", imatrix ? " --imatrix IMATRIX.gguf" : "");
+    put_quoted(out, m->path);
+    fputc(' ', out);
+    put_quoted(out, outname);
+    fprintf(out, " %s\n", preset);
+    return MQ_OK;
 }
 
 static int export_llama_cpp(const struct rpt_export_input *in, FILE *out, const char *file)
 {
     const struct mq_model *m = in->m;
+    if (in->plan->ftype >= 0 && !strncmp(in->plan->label, "llama.cpp ", 10) && in->plan->label[10])
+        return export_llama_preset(in, out, in->plan->label + 10);
     struct rpt_llama_recipe r;
     int rc = rpt_llama_rules(m, in->plan, &r);
     if (rc < 0)
@@ -625,14 +657,21 @@ static int export_llama_cpp(const struct rpt_export_input *in, FILE *out, const 
     int n_sel = 0;
     for (int k = 0; k < r.n_rules; k++)
         n_sel += r.rules[k].n_tensors;
-    char outname[4096];
+    char outname[4096], tb[16], deffile[4096];
     output_name(in, ".gguf", outname, sizeof(outname));
+    if (!file && in->default_file && r.n_rules) { /* the rules' file next to the model it makes */
+        size_t n = strlen(outname);
+        if (n > 5 && !strcmp(outname + n - 5, ".gguf"))
+            n -= 5;
+        snprintf(deffile, sizeof(deffile), "%.*s.tensor-types.txt", (int)n, outname);
+        file = deffile;
+    }
 
     note_source(in, out, "llama.cpp (llama-quantize)");
     if (r.n_rules)
         fprintf(out, "# base type %s for %d tensors; %d --tensor-type rule%s select the other %d (checked against the %llu "
                      "tensors of the model: each gets its planned type)\n",
-                llama_type_arg(r.base), m->n_layers - n_sel, r.n_rules, r.n_rules > 1 ? "s" : "", n_sel,
+                llama_type_arg(r.base, tb), m->n_layers - n_sel, r.n_rules, r.n_rules > 1 ? "s" : "", n_sel,
                 (unsigned long long)m->gguf->n_tensors);
     else
         fprintf(out, "# every layer %s: no --tensor-type rules\n", mq_dtype_name(r.base));
@@ -646,11 +685,19 @@ static int export_llama_cpp(const struct rpt_export_input *in, FILE *out, const 
         fprintf(out, "# --override-kv keeps general.file_type at the plan's most common format (%s), as 'mixq "
                      "quantize' writes it\n",
                 mq_dtype_name(ft));
-    for (int form = 0; form < 2; form++) {
-        if (form == 1 && (!file || !r.n_rules))
+    /* the rules in a file (--tensor-type-file, llama.cpp #18572: command lines of hundreds of
+     * flags break, #18565), then the same on the command line; --pure with --tensor-type:
+     * docs/recipes.md says which llama.cpp versions honour both */
+    bool with_file = file && r.n_rules;
+    for (int pass = 0; pass < 2; pass++) {
+        int form = with_file ? 1 - pass : pass; /* 1: the file form */
+        if (form == 1 && !with_file)
             break;
-        if (form == 1)
-            fprintf(out, "# the same, with the rules in the file %s (--tensor-type-file):\n", file);
+        if (pass == 1)
+            fprintf(out, "# the same, with the %d rule%s on the command line (--tensor-type):\n", r.n_rules,
+                    r.n_rules > 1 ? "s" : "");
+        else if (form == 1)
+            fprintf(out, "# the rules are in %s (--tensor-type-file):\n", file);
         fprintf(out, "llama-quantize --pure%s", requant ? " --allow-requantize" : "");
         if (override_ft)
             fprintf(out, " --override-kv general.file_type=int:%d", mq_quantize_ftype_of(ft));
@@ -669,7 +716,7 @@ static int export_llama_cpp(const struct rpt_export_input *in, FILE *out, const 
         put_quoted(out, m->path);
         fputc(' ', out);
         put_quoted(out, outname);
-        fprintf(out, " %s\n", llama_type_arg(r.base));
+        fprintf(out, " %s\n", llama_type_arg(r.base, tb));
     }
     if (file) {
         struct text t;
@@ -699,13 +746,16 @@ static void trt_layer_name(const struct mq_onnx_node *n, char *buf, size_t size)
         snprintf(buf, size, "node_of_%s", n->outputs[0]);
 }
 
+/* TensorRT's precision for a format: the float formats as they are, every block format
+ * int8 (--layerPrecisions has no narrower type; rounded up, as the notes say). */
 static const char *trt_precision(enum mq_dtype t)
 {
-    static const char *const names[MQ_DTYPE_COUNT] = {
-        [MQ_DTYPE_F32] = "fp32", [MQ_DTYPE_F16] = "fp16", [MQ_DTYPE_BF16] = "bf16",
-        [MQ_DTYPE_Q8_0] = "int8", [MQ_DTYPE_Q4_0] = "int8",
-    };
-    return names[t];
+    switch (t) {
+    case MQ_DTYPE_F32: return "fp32";
+    case MQ_DTYPE_F16: return "fp16";
+    case MQ_DTYPE_BF16: return "bf16";
+    default: return "int8";
+    }
 }
 
 static int check_onnx(const struct rpt_export_input *in, const char *tool)
@@ -735,7 +785,7 @@ static int export_trtexec(const struct rpt_export_input *in, FILE *out, const ch
                             "layer '%s': its TensorRT layer name '%s' cannot be written in --layerPrecisions "
                             "(empty, or holds ',', a quote or '*')",
                             m->layers[i].name, name);
-        n_q4 += in->plan->fmt[i] == MQ_DTYPE_Q4_0;
+        n_q4 += is_quantized(in->plan->fmt[i]) && in->plan->fmt[i] != MQ_DTYPE_Q8_0;
         n_q8 += in->plan->fmt[i] == MQ_DTYPE_Q8_0;
         used[in->plan->fmt[i]] = true;
     }
@@ -777,7 +827,8 @@ static int export_trtexec(const struct rpt_export_input *in, FILE *out, const ch
                      "per block at run time\n",
                 n_q8, n_q8 > 1 ? "s" : "");
     if (n_q4)
-        fprintf(out, "# rounded: %d q4_0 layer%s -> int8: --layerPrecisions has no 4-bit precision (TensorRT runs "
+        fprintf(out, "# rounded: %d layer%s of a format under 8 bits (q2_k .. q6_k, q4_0, q4_1, q5_0, q5_1, "
+                     "iq4_nl, iq4_xs) -> int8: --layerPrecisions has no narrower precision (TensorRT runs "
                      "4-bit weights only from explicit block-quantized DequantizeLinear nodes of MatMul/Gemm, not "
                      "Conv)\n",
                 n_q4, n_q4 > 1 ? "s" : "");
@@ -827,9 +878,18 @@ static enum ort_kind ort_kind_of(const char *op, enum mq_dtype t, bool *rounded)
         return conv ? ORT_QDQ_INT8 : ORT_FLOAT;
     case MQ_DTYPE_F32:
         return ORT_FLOAT;
-    default: /* f16, bf16: the quantization tools keep float weights in f32 */
+    case MQ_DTYPE_F16:
+    case MQ_DTYPE_BF16: /* the quantization tools keep float weights in f32 */
         *rounded = true;
         return ORT_FLOAT;
+    default:
+        /* the other block formats: MatMulNBits has 4 and 8 bits with one scale per block of
+         * 32; under 5 bits per weight to 4, else to 8 (rounded either way: no sub-block scales,
+         * other code tables); Conv as Q8_0 */
+        *rounded = true;
+        if (matmul)
+            return mq_dtype_bits_per_weight(t) < 5.0 ? ORT_NBITS4 : ORT_NBITS8;
+        return conv ? ORT_QDQ_INT8 : ORT_FLOAT;
     }
 }
 

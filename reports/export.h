@@ -63,8 +63,8 @@ struct rpt_front_point {
     int model_layers;
     char workload[64], target_cpu[128], target_backend[32];
     int threads;
-    bool has_mem_budget, has_lat_budget;
-    double mem_budget_bytes, lat_budget_us;
+    bool has_mem_budget, has_lat_budget, has_size_budget;
+    double mem_budget_bytes, lat_budget_us, size_budget_bytes;
     char metric_name[32];
     double pred_mem_bytes, pred_lat_us, pred_loss;
     bool measured;             /* validated end to end: the figures below are set */
@@ -129,6 +129,9 @@ struct rpt_export_input {
     const char *plan_from;             /* for the notes: "front.yaml point 3", "q4_0" */
     const struct rpt_front_point *pt;  /* NULL unless the plan is a front point */
     const char *output;                /* the model file the recipe makes; NULL: a name from the source */
+    bool default_file;                 /* without a file: the target may write its file form to a
+                                          default path (llama.cpp: the rules' --tensor-type-file,
+                                          named after the output model) */
 };
 
 struct rpt_export_target {

@@ -35,11 +35,13 @@ static void write_plan(struct rpt_yw *w, const struct mq_model *m, const enum mq
     rpt_yw_end(w);
 }
 
-static void write_predicted(struct rpt_yw *w, double mem, double lat, double loss)
+static void write_predicted(struct rpt_yw *w, double mem, double lat, double loss, double size)
 {
     rpt_yw_key(w, "predicted");
     rpt_yw_map(w);
     rpt_yw_kv_num(w, "memory_bytes", mem, 10);
+    if (isfinite(size))
+        rpt_yw_kv_num(w, "file_bytes_at_most", size, 12);
     rpt_yw_kv_num(w, "latency_us", lat / 1e3, 6);
     rpt_yw_kv_num(w, "loss", loss, 6);
     rpt_yw_end(w);
@@ -51,6 +53,8 @@ static void write_measured(struct rpt_yw *w, const struct srch_candidate *c)
     rpt_yw_map(w);
     rpt_yw_kv_num(w, "memory_bytes", c->mem, 10);
     rpt_yw_kv_bool(w, "memory_measured", c->mem_measured);
+    if (isfinite(c->size))
+        rpt_yw_kv_num(w, "file_bytes", c->size, 12);
     rpt_yw_kv_num(w, "latency_us", c->lat.median_ns / 1e3, 6);
     rpt_yw_kv_num(w, "latency_min_us", c->lat.min_ns / 1e3, 6);
     rpt_yw_kv_num(w, "latency_mad_us", c->lat.mad_ns / 1e3, 4);
@@ -175,6 +179,7 @@ int rpt_front_write(const char *path, const struct mq_model *m, const struct pro
     rpt_yw_map(&w);
     budget_value(&w, "memory_bytes", t->mem_budget, 1);
     budget_value(&w, "latency_us", t->lat_budget, 1e3);
+    budget_value(&w, "file_bytes", t->size_budget, 1);
     rpt_yw_end(&w);
     rpt_yw_key(&w, "search");
     rpt_yw_map(&w);
@@ -219,8 +224,10 @@ int rpt_front_write(const char *path, const struct mq_model *m, const struct pro
         const struct srch_point *pt = &f->pts[i];
         rpt_yw_map(&w);
         rpt_yw_kv_int(&w, "index", i);
-        write_predicted(&w, pt->mem, pt->lat, pt->loss);
-        rpt_yw_kv_bool(&w, "meets_budgets", pt->mem <= t->mem_budget && pt->lat <= t->lat_budget);
+        double size = srch_tune_size_bound(t, pt->mem);
+        write_predicted(&w, pt->mem, pt->lat, pt->loss, size);
+        rpt_yw_kv_bool(&w, "meets_budgets",
+                       pt->mem <= t->mem_budget && pt->lat <= t->lat_budget && !(size > t->size_budget));
         for (int l = 0; l < m->n_layers; l++)
             fmt[l] = t->layers[l].fmt[pt->choice[l]];
         write_plan(&w, m, fmt);
@@ -238,7 +245,7 @@ int rpt_front_write(const char *path, const struct mq_model *m, const struct pro
         rpt_yw_map(&w);
         rpt_yw_kv_str(&w, "label", cd->label);
         write_plan(&w, m, cd->plan->fmt);
-        write_predicted(&w, cd->pred_mem, cd->pred_lat, cd->pred_loss);
+        write_predicted(&w, cd->pred_mem, cd->pred_lat, cd->pred_loss, cd->pred_size);
         write_measured(&w, cd);
         rpt_yw_end(&w);
     }
@@ -548,6 +555,9 @@ int rpt_front_file_read(const char *path, struct rpt_front_file **out)
     yaml_node_t *budgets = rpt_yaml_get(&y, root, "budgets");
     f->mem_budget_bytes = frd_num(&r, budgets, "memory_bytes", false);
     f->lat_budget_ns = frd_num(&r, budgets, "latency_us", false) * 1e3;
+    f->size_budget_bytes = frd_num(&r, budgets, "file_bytes", false);
+    if (isnan(f->size_budget_bytes))
+        f->size_budget_bytes = INFINITY;
     if (isnan(f->mem_budget_bytes))
         f->mem_budget_bytes = INFINITY;
     if (isnan(f->lat_budget_ns))

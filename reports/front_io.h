@@ -85,6 +85,7 @@ struct rpt_front_file {
     int threads;
     bool emulated;
     double mem_budget_bytes, lat_budget_ns; /* INFINITY: no budget */
+    double size_budget_bytes;               /* of the GGUF file; INFINITY: no budget */
     char sens_method[32], loss_name[32], metric_name[32];
     int front_points;                       /* points the front had before thinning */
     int n_points;

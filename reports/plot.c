@@ -623,8 +623,12 @@ done:
 
 /* One colour per format, the same in every plot. */
 static const char *const format_colors[MQ_DTYPE_COUNT] = {
-    [MQ_DTYPE_F32] = "#555555",  [MQ_DTYPE_F16] = "#1f77b4",  [MQ_DTYPE_BF16] = "#9467bd",
-    [MQ_DTYPE_Q8_0] = "#2ca02c", [MQ_DTYPE_Q4_0] = "#d62728",
+    [MQ_DTYPE_F32] = "#555555",   [MQ_DTYPE_F16] = "#1f77b4",   [MQ_DTYPE_BF16] = "#9467bd",
+    [MQ_DTYPE_Q8_0] = "#2ca02c",  [MQ_DTYPE_Q6_K] = "#17becf",  [MQ_DTYPE_Q5_K] = "#bcbd22",
+    [MQ_DTYPE_Q5_1] = "#dbdb8d",  [MQ_DTYPE_Q5_0] = "#c7c7c7",  [MQ_DTYPE_Q4_K] = "#ff7f0e",
+    [MQ_DTYPE_Q4_1] = "#ffbb78",  [MQ_DTYPE_Q4_0] = "#d62728",  [MQ_DTYPE_IQ4_NL] = "#e377c2",
+    [MQ_DTYPE_IQ4_XS] = "#f7b6d2", [MQ_DTYPE_Q3_K] = "#8c564b", [MQ_DTYPE_Q2_K] = "#7f7f7f",
+    [MQ_DTYPE_Q8_K] = "#000000",  [MQ_DTYPE_I32] = "#000000",
 };
 
 static double layer_ns(const struct prof_profile *p, int l, int f)
@@ -1315,9 +1319,13 @@ int rpt_plot_plan(const char *dir, const char *model, const struct srch_tune *t)
     if (t->chosen < 0)
         return mq_error(MQ_EINVAL, "no chosen plan to plot");
     const struct mq_plan *p = t->cand[t->chosen].plan, *rule = NULL;
-    for (int i = 0; i < t->n_cand; i++)
-        if (!strncmp(t->cand[i].label, "llama.cpp", 9))
-            rule = t->cand[i].plan;
+    const char *rule_label = NULL;
+    for (int pass = 0; pass < 2 && !rule; pass++) /* llama.cpp's Q4_K_M where validated, else its first preset */
+        for (int i = 0; i < t->n_cand && !rule; i++)
+            if (!strncmp(t->cand[i].label, pass ? "llama.cpp" : "llama.cpp Q4_K_M", pass ? 9 : 16)) {
+                rule = t->cand[i].plan;
+                rule_label = t->cand[i].label;
+            }
     int L = p->n_layers;
     double *buf = malloc(((size_t)L * (MQ_DTYPE_COUNT * 2 + 2) + 2) * sizeof(double));
     struct rpt_plot_tic *tics = calloc((size_t)L, sizeof(*tics));
@@ -1328,6 +1336,7 @@ int rpt_plot_plan(const char *dir, const char *model, const struct srch_tune *t)
         goto done;
     }
     struct rpt_plot_series series[MQ_DTYPE_COUNT + 1];
+    char rule_title[160];
     char titles[MQ_DTYPE_COUNT][64];
     int ns = 0;
     double *rx = buf + (size_t)L * MQ_DTYPE_COUNT * 2, *ry = rx + L + 1;
@@ -1353,7 +1362,8 @@ int rpt_plot_plan(const char *dir, const char *model, const struct srch_tune *t)
             rx[l] = l - 0.5;
             ry[l] = bits_per_weight(rule->fmt[l < L ? l : L - 1]);
         }
-        series[ns++] = (struct rpt_plot_series){.title = "llama.cpp Q4_0 rule, for comparison",
+        snprintf(rule_title, sizeof(rule_title), "%.100s, for comparison", rule_label);
+        series[ns++] = (struct rpt_plot_series){.title = rule_title,
                                                 .style = RPT_PLOT_STEPS, .n = L + 1, .x = rx, .y = ry,
                                                 .color = "#888888", .dashed = true};
     }

@@ -173,13 +173,20 @@ struct proxy_ctx {
     bool progress;
 };
 
+/* Whether layer ly is analysed in format f: offered (mq_layer_menu of the asked menu) and
+ * not its stored format, whose loss is exactly 0 (it is the reference) and never measured. */
+static bool analysed(uint32_t menu, const struct mq_layer *ly, int f)
+{
+    return ((mq_layer_menu(ly, menu) >> f) & 1u) && f != (int)ly->src_type;
+}
+
 static int matmul_host(struct be_backend *be, const struct mq_layer *ly, enum mq_dtype fmt, const struct be_tensor *x,
                        struct be_tensor *y, float *out, size_t out_bytes)
 {
     const void *data;
     void *buf;
     struct be_tensor w;
-    int rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, fmt, &data, &buf);
+    int rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, fmt, ly->imp, &data, &buf);
     if (rc < 0)
         return rc;
     rc = be_upload(be, &w, fmt, 2, (int64_t[]){ly->n_in, ly->n_out}, data, BE_USE_MATRIX);
@@ -213,7 +220,7 @@ static int proxy_layer(void *arg, int layer, const float *xh, int64_t K, int64_t
     for (size_t i = 0; rc == MQ_OK && i < out_bytes / sizeof(float); i++)
         norm += (double)ref[i] * (double)ref[i];
     for (int f = 0; rc == MQ_OK && f < MQ_DTYPE_COUNT; f++) {
-        if (!((pc->formats >> f) & 1u) || !mq_layer_allows(ly, (enum mq_dtype)f))
+        if (!analysed(pc->formats, ly, f))
             continue;
         if ((rc = matmul_host(be, ly, (enum mq_dtype)f, &x, &y, got, out_bytes)) < 0)
             break;
@@ -250,7 +257,7 @@ static int proxy_weights(const struct mq_layer *ly, uint32_t formats, double *ou
     for (int64_t i = 0; rc == MQ_OK && i < n; i++)
         norm += (double)w[i] * (double)w[i];
     for (int f = 0; rc == MQ_OK && f < MQ_DTYPE_COUNT; f++) {
-        if (!((formats >> f) & 1u) || !mq_layer_allows(ly, (enum mq_dtype)f))
+        if (!analysed(formats, ly, f))
             continue;
         size_t row;
         if ((rc = mq_dtype_row_bytes((enum mq_dtype)f, ly->n_in, &row)) < 0)
@@ -261,7 +268,7 @@ static int proxy_weights(const struct mq_layer *ly, uint32_t formats, double *ou
             break;
         }
         q = nq;
-        mq_dtype_get((enum mq_dtype)f)->from_f32(w, q, n);
+        mq_dtype_get((enum mq_dtype)f)->quantize(w, q, ly->n_out, ly->n_in, ly->imp);
         mq_dtype_get((enum mq_dtype)f)->to_f32(q, back, n);
         double err = 0;
         for (int64_t i = 0; i < n; i++) {
@@ -472,11 +479,12 @@ static int run_grouped(const struct mq_model *m, struct be_backend *be, const st
     struct sens_eval e = {.m = m, .be = be, .o = o, .s = s};
     uint64_t dh = data_hash(o->quality.data), t0 = prof_now_ns();
     int total = 0, done = 0;
+    uint32_t all = mq_model_menu(m, formats);
     for (int f = 0; f < MQ_DTYPE_COUNT; f++)
-        if ((formats >> f) & 1u && f != MQ_DTYPE_F32)
+        if ((all >> f) & 1u && f != MQ_DTYPE_F32)
             total += wide_format((enum mq_dtype)f) ? 1 : s->n_groups;
     for (int f = 0; f < MQ_DTYPE_COUNT && rc == MQ_OK; f++) {
-        if (!((formats >> f) & 1u) || f == MQ_DTYPE_F32)
+        if (!((all >> f) & 1u) || f == MQ_DTYPE_F32)
             continue;
         bool wide = wide_format((enum mq_dtype)f);
         for (int g = 0; g < (wide ? 1 : s->n_groups) && rc == MQ_OK; g++) {
@@ -484,8 +492,7 @@ static int run_grouped(const struct mq_model *m, struct be_backend *be, const st
             uint64_t members = 0x67727075ULL;
             int n_in = 0;
             for (int l = 0; l < m->n_layers; l++) {
-                bool in = s->group[l] >= 0 && (wide || s->group[l] == g) &&
-                          mq_layer_allows(&m->layers[l], (enum mq_dtype)f);
+                bool in = s->group[l] >= 0 && (wide || s->group[l] == g) && analysed(formats, &m->layers[l], f);
                 plan->fmt[l] = in ? (enum mq_dtype)f : MQ_DTYPE_F32;
                 if (in) {
                     members = mq_hash64(m->layers[l].name, strlen(m->layers[l].name), members);
@@ -495,8 +502,9 @@ static int run_grouped(const struct mq_model *m, struct be_backend *be, const st
             if (!n_in)
                 continue;
             char key[1200];
-            snprintf(key, sizeof(key), "%s group=%016llx model=%016llx fmt=%s data=%016llx ctx=%lld chunks=%lld be=%s",
+            snprintf(key, sizeof(key), "%s group=%016llx model=%016llx imp=%016llx fmt=%s data=%016llx ctx=%lld chunks=%lld be=%s",
                      SENS_CACHE_VERSION, (unsigned long long)members, (unsigned long long)m->content_hash,
+                     (unsigned long long)m->imp_hash,
                      mq_dtype_name((enum mq_dtype)f), (unsigned long long)dh, (long long)o->quality.ctx,
                      (long long)o->quality.max_chunks, be_name(be));
             double v[4];
@@ -543,17 +551,19 @@ static int run_measured(const struct mq_model *m, struct be_backend *be, const s
     int total = 0, done = 0;
     for (int l = 0; l < m->n_layers; l++)
         for (int f = 0; f < MQ_DTYPE_COUNT; f++)
-            total += pinned[l] == MQ_DTYPE_COUNT && ((formats >> f) & 1u) &&
-                     mq_layer_allows(&m->layers[l], (enum mq_dtype)f);
+            total += pinned[l] == MQ_DTYPE_COUNT && analysed(formats, &m->layers[l], f);
+    if (o->progress)
+        mq_info("measured sensitivity: %d evaluations (each analysed layer in each offered format but its stored "
+                "one), cached ones free", total);
     uint64_t t0 = prof_now_ns();
     for (int l = 0; l < m->n_layers && rc == MQ_OK; l++) {
         for (int f = 0; f < MQ_DTYPE_COUNT && rc == MQ_OK; f++) {
-            if (pinned[l] != MQ_DTYPE_COUNT || !((formats >> f) & 1u) ||
-                !mq_layer_allows(&m->layers[l], (enum mq_dtype)f))
+            if (pinned[l] != MQ_DTYPE_COUNT || !analysed(formats, &m->layers[l], f))
                 continue;
             char key[1200];
-            snprintf(key, sizeof(key), "%s model=%016llx layer=%d:%s fmt=%s data=%016llx ctx=%lld chunks=%lld be=%s",
-                     SENS_CACHE_VERSION, (unsigned long long)m->content_hash, l, m->layers[l].name,
+            snprintf(key, sizeof(key), "%s model=%016llx imp=%016llx layer=%d:%s fmt=%s data=%016llx ctx=%lld chunks=%lld be=%s",
+                     SENS_CACHE_VERSION, (unsigned long long)m->content_hash, (unsigned long long)m->imp_hash, l,
+                     m->layers[l].name,
                      mq_dtype_name((enum mq_dtype)f), (unsigned long long)dh, (long long)o->quality.ctx,
                      (long long)o->quality.max_chunks, be_name(be));
             double v[4];
@@ -580,8 +590,7 @@ int srch_sensitivity_run(const struct mq_model *m, struct be_backend *be, const 
 {
     *out = NULL;
     uint64_t t0 = prof_now_ns();
-    uint32_t formats = o->formats ? o->formats
-                                  : (1u << MQ_DTYPE_F16) | (1u << MQ_DTYPE_Q8_0) | (1u << MQ_DTYPE_Q4_0);
+    uint32_t formats = o->formats ? o->formats : mq_dtype_default_formats();
     struct srch_sensitivity *s;
     uint8_t *pinned = NULL;
     int rc = srch_sensitivity_alloc(m->n_layers, &s);
@@ -592,7 +601,7 @@ int srch_sensitivity_run(const struct mq_model *m, struct be_backend *be, const 
     for (int l = 0; l < m->n_layers; l++)
         snprintf(s->names[l], sizeof(s->names[l]), "%s", m->layers[l].name);
     s->method = o->method;
-    s->formats = formats;
+    s->formats = mq_model_menu(m, formats);
     snprintf(s->data, sizeof(s->data), "%s", o->quality.data ? o->quality.data : "(default)");
     s->ctx = o->quality.ctx;
     s->chunks = o->quality.max_chunks;
@@ -619,6 +628,12 @@ int srch_sensitivity_run(const struct mq_model *m, struct be_backend *be, const 
     } else {
         snprintf(s->loss_name, sizeof(s->loss_name), "rel_mse");
         memcpy(s->loss, s->proxy, (size_t)m->n_layers * MQ_DTYPE_COUNT * sizeof(double));
+    }
+    /* a layer kept in its stored format is the reference: no loss, nothing measured */
+    for (int l = 0; l < m->n_layers; l++) {
+        size_t i = (size_t)l * MQ_DTYPE_COUNT + m->layers[l].src_type;
+        if (mq_dtype_get(m->layers[l].src_type)->is_plan_format)
+            s->loss[i] = s->kl[i] = s->proxy[i] = 0;
     }
     if (!s->metric_name[0]) /* nothing measured now (all cached, or proxy) */
         snprintf(s->metric_name, sizeof(s->metric_name), "%s", m->kind == MQ_MODEL_LLAMA ? "ppl" : "metric");

@@ -70,7 +70,8 @@ enum srch_sens_method { SRCH_SENS_MEASURED, SRCH_SENS_PROXY, SRCH_SENS_GROUPED }
 
 struct srch_sens_options {
     enum srch_sens_method method;
-    uint32_t formats;                 /* bit per format; 0: f16, q8_0, q4_0 */
+    uint32_t formats;                 /* bit per format; 0: the default menu (core/dtype.h); each
+                                         layer's stored format is always in (mq_layer_menu) */
     struct mq_quality_config quality; /* evaluation data, context, chunks */
     const struct srch_pins *pins;     /* measured, grouped: pinned layers are not analysed (NULL: none) */
     int depth_groups;                 /* grouped: groups per role along depth (0: the default 4) */

@@ -9,6 +9,9 @@
 
 #include "core/log.h"
 #include "core/status.h"
+#include "model/preset.h"
+#include "model/quantize.h"
+#include "search/budget.h"
 
 void srch_tune_free(struct srch_tune *t)
 {
@@ -23,30 +26,15 @@ void srch_tune_free(struct srch_tune *t)
     free(t);
 }
 
-int srch_rule_plan(const struct mq_model *m, struct mq_plan **out)
-{
-    int rc = mq_plan_uniform(m, MQ_DTYPE_Q4_0, out);
-    if (rc < 0)
-        return rc;
-    for (int l = 0; l < m->n_layers; l++) {
-        enum mq_layer_role r = m->layers[l].role;
-        enum mq_dtype f = r == MQ_ROLE_ATTN_V || r == MQ_ROLE_FFN_DOWN || r == MQ_ROLE_OUTPUT ? MQ_DTYPE_Q8_0
-                                                                                                : MQ_DTYPE_Q4_0;
-        if (l == m->layer_output) /* a tied token_embd is the output matrix */
-            f = MQ_DTYPE_Q8_0;
-        (*out)->fmt[l] = mq_layer_allows(&m->layers[l], f) ? f : MQ_DTYPE_F16;
-    }
-    snprintf((*out)->label, sizeof((*out)->label), "llama.cpp Q4_0 rule (q8_0 attn_v, ffn_down, output)");
-    return MQ_OK;
-}
+const char *const srch_tune_presets[] = {"Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K", NULL};
 
 /* ---- the problem ---- */
+
+static int size_model(const struct mq_model *m, const struct srch_tune_options *o, struct srch_tune *t);
 
 static int build_problem(const struct mq_model *m, const struct prof_profile *prof,
                          const struct srch_sensitivity *sens, const struct srch_tune_options *o, struct srch_tune *t)
 {
-    uint32_t formats = o->formats ? o->formats
-                                  : (1u << MQ_DTYPE_F16) | (1u << MQ_DTYPE_Q8_0) | (1u << MQ_DTYPE_Q4_0);
     int rc = prof_profile_matches(prof, m);
     if (rc == MQ_OK)
         rc = srch_sensitivity_matches(sens, m);
@@ -67,8 +55,9 @@ static int build_problem(const struct mq_model *m, const struct prof_profile *pr
         struct srch_layer *sl = &t->layers[l];
         snprintf(t->layer_names[l], sizeof(t->layer_names[l]), "%s", ly->name);
         sl->name = t->layer_names[l];
+        uint32_t menu = mq_layer_menu(ly, o->formats);
         for (int f = 0; f < MQ_DTYPE_COUNT; f++) {
-            bool want = pinned[l] < MQ_DTYPE_COUNT ? f == pinned[l] : ((formats >> f) & 1u) != 0;
+            bool want = pinned[l] < MQ_DTYPE_COUNT ? f == pinned[l] : ((menu >> f) & 1u) != 0;
             if (!want || !mq_layer_allows(ly, (enum mq_dtype)f))
                 continue;
             double ns = prof->layer_ns[l * MQ_DTYPE_COUNT + f];
@@ -129,10 +118,67 @@ static int build_problem(const struct mq_model *m, const struct prof_profile *pr
     t->problem = (struct srch_problem){.n_layers = m->n_layers, .layers = t->layers,
                                        .mem0 = mem0 > 0 ? mem0 : 0,
                                        .lat0 = prof->glue_ns > 0 ? prof->glue_ns : 0};
+    if ((rc = size_model(m, o, t)) < 0)
+        goto done;
 done:
     free(pinned);
     return rc;
 }
+
+/* The exact size of the file plan p writes. */
+static int file_bytes(const struct mq_model *m, const struct srch_tune_options *o, const struct mq_plan *p,
+                      double *bytes)
+{
+    uint64_t b;
+    int rc = o->file_bytes ? o->file_bytes(o->file_bytes_ctx, p, &b) : mq_quantize_file_bytes(m, p, NULL, NULL, &b);
+    *bytes = rc == MQ_OK ? (double)b : NAN;
+    return rc;
+}
+
+/* The file size model (tune.h): size_base from the all-f32 plan's file, less its layers'
+ * aligned bytes, plus an allowance of each layer's name and 32 bytes for provenance keys
+ * that list the layers not in a plan's most common format (the all-f32 plan lists none);
+ * and the memory budget a size budget implies. */
+static double size_budget_of(const struct srch_tune_options *o)
+{
+    return o->size_budget > 0 ? o->size_budget : SRCH_NO_BUDGET;
+}
+
+static int size_model(const struct mq_model *m, const struct srch_tune_options *o, struct srch_tune *t)
+{
+    t->size_base = NAN;
+    t->mem_from_size = INFINITY;
+    if (m->kind != MQ_MODEL_LLAMA || !m->gguf) {
+        if (isfinite(size_budget_of(o)))
+            return mq_error(MQ_EINVAL, "--size bounds the GGUF file a plan writes, and '%s' is not a GGUF model "
+                            "(use --budget for its memory)", m->path);
+        return MQ_OK;
+    }
+    struct mq_plan *p32;
+    double fb;
+    int rc = mq_plan_uniform(m, MQ_DTYPE_F32, &p32);
+    if (rc == MQ_OK)
+        rc = file_bytes(m, o, p32, &fb);
+    mq_plan_free(p32);
+    if (rc < 0)
+        return rc;
+    double base = fb;
+    for (int l = 0; l < m->n_layers; l++) {
+        const struct mq_layer *ly = &m->layers[l];
+        base -= (double)(((uint64_t)ly->n_in * (uint64_t)ly->n_out * 4 + 31) / 32 * 32);
+        base += (double)strlen(ly->name) + 32;
+    }
+    t->size_base = base;
+    if (isfinite(size_budget_of(o)))
+        t->mem_from_size = size_budget_of(o) - base - 31.0 * m->n_layers + t->problem.mem0;
+    return MQ_OK;
+}
+
+double srch_tune_size_bound(const struct srch_tune *t, double pred_mem)
+{
+    return t->size_base + (pred_mem - t->problem.mem0) + 31.0 * t->problem.n_layers;
+}
+#define size_bound srch_tune_size_bound
 
 int srch_tune_point_plan(const struct mq_model *m, const struct srch_tune *t, int i, struct mq_plan **out)
 {
@@ -161,9 +207,9 @@ static int run_once(void *arg)
     return r->m->runner->session_run(r->session);
 }
 
-static bool meets(const struct srch_tune *t, double mem, double lat)
+static bool meets(const struct srch_tune *t, double mem, double lat, double size)
 {
-    return mem <= t->mem_budget && lat <= t->lat_budget;
+    return mem <= t->mem_budget && lat <= t->lat_budget && !(size > t->size_budget);
 }
 
 /* Predicted objectives of any plan (baselines too), from the problem's tables. */
@@ -301,7 +347,9 @@ static int add_candidate(struct srch_tune *t, int *cap, struct mq_plan *plan, in
     c->point = point;
     snprintf(c->label, sizeof(c->label), "%s", label);
     predict(t, plan, &c->pred_mem, &c->pred_lat, &c->pred_loss);
-    c->pred_meets = meets(t, c->pred_mem, c->pred_lat);
+    c->pred_size = size_bound(t, c->pred_mem);
+    c->size = NAN;
+    c->pred_meets = meets(t, c->pred_mem, c->pred_lat, c->pred_size);
     return MQ_OK;
 }
 
@@ -334,6 +382,7 @@ int srch_tune_search(const struct mq_model *m, const struct prof_profile *prof, 
     t->best = -1;
     t->mem_budget = t->eff_mem_budget = o->mem_budget;
     t->lat_budget = t->eff_lat_budget = o->lat_budget;
+    t->size_budget = size_budget_of(o);
     t->ref_metric = NAN;
     snprintf(t->loss_name, sizeof(t->loss_name), "%s", sens->loss_name);
     snprintf(t->metric_name, sizeof(t->metric_name), "%s", sens->metric_name);
@@ -348,12 +397,23 @@ int srch_tune_search(const struct mq_model *m, const struct prof_profile *prof, 
     struct srch_extremes ex;
     if ((rc = srch_extremes_compute(&t->problem, &ex)) < 0)
         goto fail;
-    rc = srch_budget_check(&ex, t->front, o->mem_budget, o->lat_budget, &t->best);
+    /* a size budget is a memory budget on the search's memory axis (tune.h) */
+    double mem_b = fmin(o->mem_budget, t->mem_from_size);
+    if (isfinite(t->size_budget) && size_bound(t, ex.smallest.mem) > t->size_budget) {
+        char b[32], s[32];
+        srch_budget_format_bytes(t->size_budget, false, b, sizeof(b));
+        srch_budget_format_bytes(size_bound(t, ex.smallest.mem), false, s, sizeof(s));
+        rc = mq_error(MQ_ERANGE, "file size budget %s is below the smallest plan's file, %s (every layer in its "
+                      "smallest format)", b, s);
+    } else {
+        rc = srch_budget_check(&ex, t->front, mem_b, o->lat_budget, &t->best);
+    }
     srch_extremes_release(&ex);
     if (rc < 0)
         goto fail;
-    if (isfinite(o->mem_budget) || isfinite(o->lat_budget))
-        srch_front_refine(&t->problem, t->front, o->mem_budget, o->lat_budget, &t->best);
+    t->eff_mem_budget = mem_b;
+    if (isfinite(mem_b) || isfinite(o->lat_budget))
+        srch_front_refine(&t->problem, t->front, mem_b, o->lat_budget, &t->best);
     t->search_seconds = (double)(prof_now_ns() - t0) * 1e-9;
     *out = t;
     return MQ_OK;
@@ -445,18 +505,22 @@ int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const st
         snprintf(t->target_labels[i], sizeof(t->target_labels[i]), "%s",
                  o->target_labels[i] ? o->target_labels[i] : "?");
     int k = o->n_validate >= 8 ? o->n_validate : 8;
+    double mem_b = fmin(o->mem_budget, t->mem_from_size); /* with the size budget's */
     /* the points to measure: nearest the budgets, then the baselines */
-    if ((rc = add_nearest(m, t, &cap, o->mem_budget, o->lat_budget, k)) < 0)
+    if ((rc = add_nearest(m, t, &cap, mem_b, o->lat_budget, k)) < 0)
         goto fail;
-    static const enum mq_dtype uniform[] = {MQ_DTYPE_F16, MQ_DTYPE_Q8_0, MQ_DTYPE_Q4_0};
-    for (size_t i = 0; i < 3 && rc == MQ_OK; i++) {
+    /* uniform f16 and q8_0; GGUF models: llama.cpp's presets users deploy (srch_tune_presets);
+     * others: uniform q4_0 */
+    enum mq_dtype uniform[] = {MQ_DTYPE_F16, MQ_DTYPE_Q8_0, MQ_DTYPE_Q4_0};
+    bool presets = m->kind == MQ_MODEL_LLAMA && m->gguf;
+    for (size_t i = 0; i < (presets ? 2u : 3u) && rc == MQ_OK; i++) {
         struct mq_plan *p;
         if ((rc = baseline_plan(m, t, uniform[i], &p)) == MQ_OK)
             rc = add_candidate(t, &cap, p, -1, p->label);
     }
-    if (rc == MQ_OK && m->kind == MQ_MODEL_LLAMA) {
+    for (int i = 0; presets && srch_tune_presets[i] && rc == MQ_OK; i++) {
         struct mq_plan *p;
-        if ((rc = srch_rule_plan(m, &p)) == MQ_OK)
+        if ((rc = mq_plan_preset(m, srch_tune_presets[i], &p)) == MQ_OK)
             rc = add_candidate(t, &cap, p, -1, p->label);
     }
     if (rc < 0)
@@ -467,7 +531,7 @@ int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const st
     qc.progress = o->progress;
     if ((rc = m->runner->quality_new(m, be, &qc, &q)) < 0)
         goto fail;
-    double eff_mem = o->mem_budget, eff_lat = o->lat_budget;
+    double eff_mem = mem_b, eff_lat = o->lat_budget;
     for (int round = 0, done = 0;; round++) {
         /* measure what is new on the target */
         for (int i = done; i < t->n_cand; i++) {
@@ -476,7 +540,19 @@ int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const st
                 mq_info("validating %d/%d: %s", i + 1, t->n_cand, c->label);
             if ((rc = measure(m, be, q, prof, o, c)) < 0)
                 goto fail;
-            c->meets = meets(t, c->mem, c->lat.median_ns);
+            if (isfinite(t->size_base)) {
+                /* a llama.cpp preset is llama-quantize's file (no mixq keys); a plan of
+                 * mixq's, the file mixq quantize writes */
+                bool preset = c->point < 0 && c->plan->ftype >= 0;
+                uint64_t b = 0;
+                if (preset && (rc = mq_quantize_file_bytes(m, c->plan, NULL, NULL, &b)) < 0)
+                    goto fail;
+                if (!preset && (rc = file_bytes(m, o, c->plan, &c->size)) < 0)
+                    goto fail;
+                if (preset)
+                    c->size = (double)b;
+            }
+            c->meets = meets(t, c->mem, c->lat.median_ns, c->size);
             c->round = round;
         }
         done = t->n_cand;
@@ -493,7 +569,7 @@ int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const st
         double dm, rl;
         if ((rc = miss_quantiles(t, o, round == 0 ? 0.5 : 1.0, &dm, &rl)) < 0)
             goto fail;
-        double nm = isfinite(o->mem_budget) ? fmin(eff_mem, o->mem_budget - dm) : eff_mem;
+        double nm = isfinite(mem_b) ? fmin(eff_mem, mem_b - dm) : eff_mem;
         double nl = isfinite(o->lat_budget) ? fmin(eff_lat, o->lat_budget / rl) : eff_lat;
         int best;
         if (!(nm < eff_mem || nl < eff_lat) || srch_front_best(t->front, nm, nl, &best) != MQ_OK)

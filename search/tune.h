@@ -14,10 +14,18 @@
  * memory for everything but the quantizable weights (norms, KV cache, scratch, the
  * measured runtime overhead), and the latency model's glue.
  *
+ * The file size budget (--size, GGUF models): a plan's file is its source's metadata and
+ * glue tensors plus its layers' weights, so it is the memory objective up to a constant:
+ * the search runs with the memory budget min(mem_budget, mem_from_size), where
+ * mem_from_size bounds every layer's alignment padding and the provenance keys from above,
+ * and validation computes each plan's exact file size (o->file_bytes), which must be within
+ * size_budget for the plan to meet the budgets.
+ *
  * Validation: the front points nearest the budgets (at least n_validate, search/search.h's
- * srch_front_nearest) and, for comparison, the uniform plans and llama.cpp's Q4_0-style
- * rule (Q4_0 everywhere, Q8_0 for attn_v, ffn_down and output; llama models only) are
- * built and measured end to end on the target: workload latency (median of repeated
+ * srch_front_nearest) and, for comparison, the uniform f16 and q8_0 plans and, for GGUF
+ * models, llama.cpp's presets users deploy (srch_tune_presets: Q3_K_M, Q4_K_M, Q5_K_M,
+ * Q6_K, as llama-quantize makes them; other models: uniform q4_0) are built and measured
+ * end to end on the target: workload latency (median of repeated
  * runs), peak RSS of a process running it (prof_memory_probe) or, without probes, the
  * memory model with the measured overhead, and the quality against full precision (KL
  * divergence, the task metric). The chosen plan is the lowest measured loss among the
@@ -69,7 +77,14 @@
 
 struct srch_tune_options {
     double mem_budget, lat_budget; /* bytes and ns; SRCH_NO_BUDGET where none */
-    uint32_t formats;              /* formats layers may take (0: f16, q8_0, q4_0) */
+    double size_budget;            /* bytes of the GGUF file the plan writes; 0 or SRCH_NO_BUDGET:
+                                      none (GGUF models only) */
+    /* The exact size of the file a plan writes (mixq quantize's, provenance keys included);
+     * NULL: mq_quantize_file_bytes without extra keys. */
+    int (*file_bytes)(void *ctx, const struct mq_plan *plan, uint64_t *bytes);
+    void *file_bytes_ctx;
+    uint32_t formats;              /* formats layers may take (0: the default menu, core/dtype.h);
+                                      each layer also keeps its stored format (mq_layer_menu) */
     const struct srch_pins *pins;  /* NULL: none */
     int n_validate;                /* front points to re-measure (at least 8) */
     double max_seconds;            /* per latency measurement (0: 2 s) */
@@ -104,11 +119,13 @@ struct srch_target_meas {
 
 /* One plan measured on the target. */
 struct srch_candidate {
-    char label[96];        /* "front point 12", "uniform q4_0", "llama.cpp Q4_0 rule" */
+    char label[96];        /* "front point 12", "uniform q8_0", "llama.cpp Q4_K_M" */
     int point;             /* index into the front, -1 for baselines */
     struct mq_plan *plan;
     double pred_mem, pred_lat, pred_loss;
+    double pred_size;      /* bytes of its GGUF file as the search bounds it (NaN: not a GGUF model) */
     bool pred_meets;
+    double size;           /* bytes of its GGUF file, exact (NaN: not a GGUF model) */
     struct prof_stats lat; /* ns per workload run */
     double mem;            /* bytes: measured peak RSS, or the memory model with measured overhead */
     bool mem_measured;     /* mem is a peak RSS */
@@ -130,6 +147,12 @@ struct srch_tune {
     char (*layer_names)[MQ_GGUF_MAX_NAME + 1];
     struct srch_front *front;
     double mem_budget, lat_budget;
+    double size_budget;          /* SRCH_NO_BUDGET: none */
+    /* a plan's file is at most size_base + the sum of its layers' weight bytes + 31 bytes of
+     * alignment per layer (NaN: not a GGUF model); size_base includes an allowance for the
+     * provenance keys that name layers (search/tune.c) */
+    double size_base;
+    double mem_from_size;        /* the memory budget the size budget alone implies (inf: none) */
     int n_cand;
     struct srch_candidate *cand;
     int best;                    /* front point with the lowest predicted loss within the budgets */
@@ -172,11 +195,15 @@ void srch_tune_free(struct srch_tune *t);
  * (prof_profile_free); the inputs are borrowed. */
 int srch_tune_worst_profile(const struct prof_profile *const *profs, int n, struct prof_profile **out);
 
+/* The largest file a plan of predicted memory pred_mem writes (the size model above); NaN
+ * for models that are not GGUF. */
+double srch_tune_size_bound(const struct srch_tune *t, double pred_mem);
+
 /* The plan of front point i. The caller frees it. */
 int srch_tune_point_plan(const struct mq_model *m, const struct srch_tune *t, int i, struct mq_plan **out);
 
-/* llama.cpp's fixed Q4_0-style rule for a llama model: Q4_0 everywhere, Q8_0 for attn_v,
- * ffn_down and output (layers that cannot take a format keep f16). */
-int srch_rule_plan(const struct mq_model *m, struct mq_plan **out);
+/* The llama.cpp presets validated beside the front of a GGUF model (model/preset.h: the
+ * per-tensor types llama-quantize gives them), NULL-terminated. */
+extern const char *const srch_tune_presets[];
 
 #endif

@@ -60,10 +60,12 @@ enum { LAYERS = 4 };
 static const char *const layer_names[LAYERS] = {"token_embd.weight", "blk.0.attn_q.weight",
                                                 "blk.1.attn_q.weight", "output.<b>&weight"};
 static const int64_t layer_k[LAYERS] = {64, 64, 64, 64}, layer_n[LAYERS] = {259, 64, 64, 96};
-/* us per workload run: f16, q8_0, q4_0 */
-static const double layer_us[LAYERS][3] = {
-    {0, 0, 0}, {100, 50, 200}, {100, 50, 200}, {300, 100, 60}};
-static const enum mq_dtype fmts3[3] = {MQ_DTYPE_F16, MQ_DTYPE_Q8_0, MQ_DTYPE_Q4_0};
+/* us per workload run: f16, q8_0, the third format (q4_0 unless the spec says), and an
+ * extra format where the spec asks for one */
+static const double layer_us[LAYERS][4] = {
+    {0, 0, 0, 0}, {100, 50, 200, 250}, {100, 50, 200, 250}, {300, 100, 60, 75}};
+/* us per workload run end to end, the same formats */
+static const double e2e_us[4] = {1000, 500, 1200, 1100};
 
 struct prof_spec {
     uint64_t hash;
@@ -71,6 +73,11 @@ struct prof_spec {
     bool emulated;
     bool counters;       /* PAPI_TOT_CYC, PAPI_TOT_INS, perf::TASK-CLOCK */
     const char *rename0; /* another name for layer 1, or NULL */
+    enum mq_dtype third; /* the profile's third format; 0 (f32): q4_0, as mixq profiled before
+                            the K-quants; q4_k as the default menu profiles now */
+    bool third_no_e2e;   /* the third format per layer only, not end to end */
+    bool third_gap;      /* the third format not on the attn_q layers (as rows it cannot take) */
+    enum mq_dtype extra; /* a fourth format, measured per layer and end to end; 0: none */
 };
 
 /* A profile of the 4-layer model above, with costs and end-to-end runs, written to path. */
@@ -87,14 +94,20 @@ static int write_profile(const char *path, const struct prof_spec *s)
         prof_profile_free(p);
         return -1;
     }
-    p->formats = (1u << MQ_DTYPE_F16) | (1u << MQ_DTYPE_Q8_0) | (1u << MQ_DTYPE_Q4_0);
+    const enum mq_dtype fmts[4] = {MQ_DTYPE_F16, MQ_DTYPE_Q8_0, s->third ? s->third : MQ_DTYPE_Q4_0,
+                                   s->extra};
+    int n_fmts = s->extra ? 4 : 3;
+    p->formats = 0;
+    for (int k = 0; k < n_fmts; k++)
+        p->formats |= 1u << fmts[k];
     for (int l = 0; l < LAYERS; l++) {
         snprintf(p->layer_names[l], sizeof(p->layer_names[l]), "%s",
                  l == 1 && s->rename0 ? s->rename0 : layer_names[l]);
         p->layer_in[l] = layer_k[l];
         p->layer_out[l] = layer_n[l];
-        for (int k = 0; k < 3; k++)
-            p->layer_ns[l * MQ_DTYPE_COUNT + fmts3[k]] = layer_us[l][k] * 1e3;
+        for (int k = 0; k < n_fmts; k++)
+            if (!(k == 2 && s->third_gap && (l == 1 || l == 2)))
+                p->layer_ns[l * MQ_DTYPE_COUNT + fmts[k]] = layer_us[l][k] * 1e3;
     }
     struct prof_target *t = &p->target;
     snprintf(t->cpu, sizeof(t->cpu), "Test CPU");
@@ -127,19 +140,21 @@ static int write_profile(const char *path, const struct prof_spec *s)
                  "perf_event is disabled <in this VM>");
     }
     /* one cost per shape and format, as the profiler measures them */
-    p->costs = calloc(6, sizeof(*p->costs));
+    p->costs = calloc(2 * (size_t)n_fmts, sizeof(*p->costs));
     if (!p->costs) {
         prof_profile_free(p);
         return -1;
     }
     for (int sh = 0; sh < 2; sh++)
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < n_fmts; k++) {
+            if (k == 2 && s->third_gap && sh == 0)
+                continue;
             struct prof_cost *c = &p->costs[p->n_costs++];
             int l = sh ? 3 : 1;
             c->K = layer_k[l];
             c->N = layer_n[l];
             c->M = 1;
-            c->fmt = fmts3[k];
+            c->fmt = fmts[k];
             c->time = (struct prof_stats){.reps = 10,
                                           .min_ns = layer_us[l][k] * 1e3 * 0.9,
                                           .median_ns = layer_us[l][k] * 1e3,
@@ -155,10 +170,11 @@ static int write_profile(const char *path, const struct prof_spec *s)
             if (!s->counters)
                 c->counters[0] = 1.8 * c->time.median_ns;
         }
-    static const double e2e_us[3] = {1000, 500, 1200};
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < n_fmts; k++) {
+        if (k == 2 && s->third_no_e2e)
+            continue;
         struct prof_e2e *e = &p->e2e[p->n_e2e++];
-        e->fmt = fmts3[k];
+        e->fmt = fmts[k];
         e->time = (struct prof_stats){.reps = 20,
                                       .min_ns = e2e_us[k] * 900,
                                       .median_ns = e2e_us[k] * 1e3,
@@ -396,6 +412,13 @@ static int test_shapes(void)
     if (fabs(rpt_cmp_e2e_speedup(c->targets[0].prof, MQ_DTYPE_Q8_0) - 2.0) > 1e-9 ||
         fabs(rpt_cmp_e2e_speedup(c->targets[0].prof, MQ_DTYPE_Q4_0) - 1000.0 / 1200.0) > 1e-9)
         goto done;
+    /* profiles of f16, q8_0 and q4_0 (mixq before the K-quants) compare those three */
+    if (c->fmt[RPT_CMP_BASE] != MQ_DTYPE_F16 || c->fmt[RPT_CMP_8BIT] != MQ_DTYPE_Q8_0 ||
+        c->fmt[RPT_CMP_LOW] != MQ_DTYPE_Q4_0 || !c->low_shared) {
+        fprintf(stderr, "    compared %s %s %s (shared %d)\n", mq_dtype_name(c->fmt[0]),
+                mq_dtype_name(c->fmt[1]), mq_dtype_name(c->fmt[2]), c->low_shared);
+        goto done;
+    }
     /* labels from backend and path; the front of the same target takes its label */
     if (strcmp(c->targets[0].label, "cpu avx2") ||
         strcmp(c->targets[1].label, "neon dotprod (emulated)") ||
@@ -409,6 +432,85 @@ static int test_shapes(void)
 done:
     rpt_cmp_free(c);
     return rc;
+}
+
+/* ---- the compared formats ---- */
+
+/* Loads profiles of specs; checks the third compared format, whether it is shared, and
+ * that the note names exactly the targets in `lacking` (NULL: no note). */
+static int check_pick(const struct prof_spec *specs, int n, enum mq_dtype want, bool shared,
+                      const char *lacking)
+{
+    struct rpt_cmp *c = NULL;
+    T_CHECK(load(specs, n, NULL, &c) == MQ_OK);
+    char note[1024];
+    rpt_cmp_low_note(c, note, sizeof(note));
+    enum mq_dtype got = c->fmt[RPT_CMP_LOW];
+    bool got_shared = c->low_shared;
+    bool fixed = c->fmt[RPT_CMP_BASE] == MQ_DTYPE_F16 && c->fmt[RPT_CMP_8BIT] == MQ_DTYPE_Q8_0;
+    rpt_cmp_free(c);
+    const char *tail = strstr(note, "(not measured) for ");
+    T_CHECK(fixed);
+    T_CHECK_MSG(got == want && got_shared == shared, "compared %s (shared %d), want %s (%d)",
+                mq_dtype_name(got), got_shared, mq_dtype_name(want), shared);
+    if (!lacking)
+        T_CHECK_MSG(!note[0], "note '%s'", note);
+    else
+        T_CHECK_MSG(tail && !strcmp(tail + 19, lacking), "note '%s', want it to end '%s'", note,
+                    lacking);
+    return T_PASS;
+}
+
+static int test_formats(void)
+{
+    const struct prof_spec q40 = {.hash = 0xabc, .workload = "decode:512"};
+    struct prof_spec q4k = q40, a, b;
+    q4k.third = MQ_DTYPE_Q4_K;
+    /* the default menu's profiles: q4_k */
+    T_CHECK(check_pick((struct prof_spec[]){q4k, q4k}, 2, MQ_DTYPE_Q4_K, true, NULL) == T_PASS);
+    T_CHECK(check_pick(&q4k, 1, MQ_DTYPE_Q4_K, true, NULL) == T_PASS);
+    /* q4_k on one only: q4_0, which both measured */
+    a = q40;
+    a.extra = MQ_DTYPE_Q4_K;
+    T_CHECK(check_pick((struct prof_spec[]){a, q40}, 2, MQ_DTYPE_Q4_0, true, NULL) == T_PASS);
+    /* neither: the narrowest integer format both measured (q3_k before q5_k), and the
+     * only one they share (q6_k, though one of them has the narrower q5_k) */
+    a = q40;
+    a.third = MQ_DTYPE_Q5_K;
+    a.extra = MQ_DTYPE_Q3_K;
+    T_CHECK(check_pick((struct prof_spec[]){a, a}, 2, MQ_DTYPE_Q3_K, true, NULL) == T_PASS);
+    a.extra = MQ_DTYPE_Q6_K;
+    b = q40;
+    b.third = MQ_DTYPE_Q6_K;
+    T_CHECK(check_pick((struct prof_spec[]){a, b}, 2, MQ_DTYPE_Q6_K, true, NULL) == T_PASS);
+    /* none shared: the one most profiles measured, q4_k on a tie; the note names the others */
+    T_CHECK(check_pick((struct prof_spec[]){q4k, q40}, 2, MQ_DTYPE_Q4_K, false, "cpu avx2 #2") ==
+            T_PASS);
+    T_CHECK(check_pick((struct prof_spec[]){q40, q4k, q40}, 3, MQ_DTYPE_Q4_0, false,
+                       "cpu avx2 #2") == T_PASS);
+    /* measured per layer but not in a profile's end-to-end runs: not measured there */
+    b = q4k;
+    b.third_no_e2e = true;
+    b.emulated = true;
+    T_CHECK(check_pick((struct prof_spec[]){q4k, b}, 2, MQ_DTYPE_Q4_K, false,
+                       "neon dotprod (emulated)") == T_PASS);
+
+    /* a profile without end-to-end runs counts what it measured per layer */
+    struct prof_profile *p;
+    T_CHECK(prof_profile_alloc(2, &p) == MQ_OK);
+    p->layer_ns[1 * MQ_DTYPE_COUNT + MQ_DTYPE_Q4_K] = 5e3;
+    p->layer_ns[0 * MQ_DTYPE_COUNT + MQ_DTYPE_Q4_0] = 0; /* a lookup: no matmul */
+    bool ok = rpt_cmp_measured(p, MQ_DTYPE_Q4_K) && !rpt_cmp_measured(p, MQ_DTYPE_Q4_0) &&
+              !rpt_cmp_measured(p, MQ_DTYPE_Q8_0);
+    /* with end-to-end runs, only those formats */
+    p->n_e2e = 1;
+    p->e2e[0] = (struct prof_e2e){.fmt = MQ_DTYPE_Q8_0, .time = {.median_ns = 1e6}};
+    ok = ok && !rpt_cmp_measured(p, MQ_DTYPE_Q4_K);
+    p->e2e[0].fmt = MQ_DTYPE_Q4_K;
+    ok = ok && rpt_cmp_measured(p, MQ_DTYPE_Q4_K);
+    prof_profile_free(p);
+    T_CHECK(ok);
+    return T_PASS;
 }
 
 /* ---- explanations ---- */
@@ -487,6 +589,37 @@ static int test_explain(void)
     rpt_cmp_explain(p, &c, &b);
     if (b.kind != RPT_BOUND_COMPUTE || fabs(b.peak_frac - 0.7) > 1e-9)
         goto done;
+    /* every integer format against the int8 dot-product peak, the float ones against theirs */
+    p->target.bf16_gflops = 300;
+    static const struct {
+        enum mq_dtype fmt;
+        double peak;
+        const char *name;
+    } peaks[] = {{MQ_DTYPE_Q4_K, 1000, "int8 dot-product"},
+                 {MQ_DTYPE_Q8_0, 1000, "int8 dot-product"},
+                 {MQ_DTYPE_Q3_K, 1000, "int8 dot-product"},
+                 {MQ_DTYPE_IQ4_XS, 1000, "int8 dot-product"},
+                 {MQ_DTYPE_F16, 200, "f32 FMA"},
+                 {MQ_DTYPE_BF16, 300, "bf16 dot-product"}};
+    for (size_t i = 0; i < sizeof(peaks) / sizeof(peaks[0]); i++) {
+        struct prof_cost ci = c;
+        ci.fmt = peaks[i].fmt;
+        rpt_cmp_explain(p, &ci, &b);
+        if (b.peak != peaks[i].peak || strcmp(b.peak_name, peaks[i].name)) {
+            fprintf(stderr, "    %s against %g (%s)\n", mq_dtype_name(ci.fmt), b.peak, b.peak_name);
+            goto done;
+        }
+    }
+    c.fmt = MQ_DTYPE_Q4_K;
+    rpt_cmp_explain(p, &c, &b);
+    rpt_cmp_explain_text(&c, &b, text, sizeof(text));
+    if (b.kind != RPT_BOUND_COMPUTE ||
+        !strstr(text, "q4_k GEMV 4096->4096 is bound by compute peak") ||
+        !strstr(text, "70.0% of the int8 dot-product peak")) {
+        fprintf(stderr, "    q4_k: %s\n", text);
+        goto done;
+    }
+    c.fmt = MQ_DTYPE_Q4_0;
     /* no counters: unknown, and the text says why */
     p->n_events = 0;
     c.time.median_ns = 1e6;
@@ -576,6 +709,108 @@ done:
     return rc;
 }
 
+/* Profiles of the default menu (q4_k, no q4_0): q4_k columns, titles and findings, and no
+ * q4_0 anywhere; with profiles that share no 4-bit-class format, a note and "-" cells. */
+static int test_report_q4k(void)
+{
+    struct rpt_cmp *c = NULL;
+    struct prof_spec s[2] = {
+        {.hash = 0xabc, .workload = "decode:512", .counters = true, .third = MQ_DTYPE_Q4_K},
+        {.hash = 0xabc, .workload = "decode:512", .emulated = true, .third = MQ_DTYPE_Q4_K}};
+    T_CHECK(load(s, 2, NULL, &c) == MQ_OK);
+    char gp[4096];
+    bool plots = rpt_gnuplot_find(gp, sizeof(gp)) == MQ_OK;
+    char dir[4096], path[4200];
+    tmp_path(dir, sizeof(dir), "report-q4k");
+    int rc = rpt_cmp_write(c, dir, plots);
+    rpt_cmp_free(c);
+    T_CHECK(rc == MQ_OK);
+    snprintf(path, sizeof(path), "%s/report.html", dir);
+    char *html = slurp(path);
+    snprintf(path, sizeof(path), "%s/report.md", dir);
+    char *md = slurp(path);
+    snprintf(path, sizeof(path), "%s/plots/speedup.gp", dir);
+    char *speedup_gp = plots ? slurp(path) : NULL;
+    rc = T_FAIL;
+    if (!html || !md || (plots && !speedup_gp))
+        goto done;
+    if (!strstr(md, "| target | f16 (us) | q8_0 (us) | q4_k (us) | q8_0 vs f16 | q4_k vs f16 | "
+                    "latency model |") ||
+        !strstr(md, "| f16 (us) | q8_0 (us) | q4_k (us) | q8_0 vs f16 | q4_k vs f16 |\n") ||
+        !strstr(html, "<th>q4_k vs f16</th>")) {
+        fprintf(stderr, "    no q4_k columns\n");
+        goto done;
+    }
+    /* q4_k end to end: 1000 / 1200 us; the output shape 300 / 60 us */
+    if (!strstr(html, "end to end, q8_0 runs 2.00x and q4_k 0.83x<strong> (slower than "
+                      "f16)</strong> the speed of f16") ||
+        !strstr(html, "q4_k is slower than f16 on 1 of 2 layer shapes") ||
+        !strstr(html, "<td class=\"num good\">5.00x</td>") ||
+        !strstr(html, "speed-up of q8_0 and q4_k over f16 on the same target") ||
+        !strstr(html, "q4_k GEMV 64-&gt;64")) {
+        fprintf(stderr, "    q4_k findings, cells or explanations missing\n");
+        goto done;
+    }
+    if (count(html, "q4_0") || count(md, "q4_0") || strstr(html, "share no format")) {
+        fprintf(stderr, "    q4_0 or a note in a report of q4_k profiles\n");
+        goto done;
+    }
+    if (plots && (!strstr(speedup_gp, "Speed-up of q8_0 and q4_k over f16") ||
+                  !strstr(speedup_gp, "solid q8_0, dashed q4_k") || strstr(speedup_gp, "q4_0"))) {
+        fprintf(stderr, "    speed-up plot not of q4_k\n");
+        goto done;
+    }
+    /* a q4_0 profile beside a q4_k one: no shared format, said, and "-" where not measured */
+    s[1].third = MQ_DTYPE_Q4_0;
+    s[1].emulated = false;
+    T_CHECK(load(s, 2, NULL, &c) == MQ_OK);
+    tmp_path(dir, sizeof(dir), "report-mixed");
+    rc = rpt_cmp_write(c, dir, false);
+    rpt_cmp_free(c);
+    free(md);
+    snprintf(path, sizeof(path), "%s/report.md", dir);
+    md = slurp(path);
+    bool written = rc == MQ_OK && md;
+    rc = T_FAIL;
+    if (!written)
+        goto done;
+    if (count(md, "> The profiles share no format narrower than q8_0 measured end to end and per "
+                  "layer: the q4_k columns show q4_k where it was measured, and \"-\" (not "
+                  "measured) for cpu avx2 \\#2.") != 2 ||
+        !strstr(md, "| cpu avx2 \\#2 | 1000 ± 5.00 | 500 ± 5.00 | - | 2.00x | - |")) {
+        fprintf(stderr, "    no note or cells of the unshared format\n");
+        goto done;
+    }
+    /* q4_k not on the attn_q layers: their cells "-", the all-layers sum counts f16 there */
+    s[1] = s[0];
+    s[0].third_gap = s[1].third_gap = true;
+    T_CHECK(load(s, 2, NULL, &c) == MQ_OK);
+    tmp_path(dir, sizeof(dir), "report-gap");
+    rc = rpt_cmp_write(c, dir, false);
+    rpt_cmp_free(c);
+    free(md);
+    snprintf(path, sizeof(path), "%s/report.md", dir);
+    md = slurp(path);
+    written = rc == MQ_OK && md;
+    rc = T_FAIL;
+    if (!written)
+        goto done;
+    if (!strstr(md, "| 64->64 | 2: `attn_q` | cpu avx2 | 100 | 50.0 | - | 2.00x | - |") ||
+        !strstr(md, "| all layers (sum) | 4 | cpu avx2 | 500 | 200 | 260 | 2.50x | 1.92x |") ||
+        !strstr(md, "q4_k is faster than f16 on the 1 of 2 layer shapes measured in it") ||
+        !strstr(md, "The all-layers sums count f16 for those layers") ||
+        strstr(md, "share no format")) {
+        fprintf(stderr, "    layers without q4_k not as expected\n");
+        goto done;
+    }
+    rc = T_PASS;
+done:
+    free(html);
+    free(md);
+    free(speedup_gp);
+    return rc;
+}
+
 static int test_report_no_counters(void)
 {
     struct rpt_cmp *c = NULL;
@@ -655,8 +890,10 @@ const struct mq_test compare_tests[] = {
     {"compare/front_read", test_front_read},
     {"compare/load_checks", test_load_checks},
     {"compare/shapes", test_shapes},
+    {"compare/formats", test_formats},
     {"compare/explain", test_explain},
     {"compare/report_tables", test_report_tables},
+    {"compare/report_q4k", test_report_q4k},
     {"compare/report_no_counters", test_report_no_counters},
     {"compare/report_plots", test_report_plots},
     {NULL, NULL},

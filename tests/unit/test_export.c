@@ -124,7 +124,7 @@ static int check_written(const struct mq_model *src, const struct mq_plan *p, co
                     mq_dtype_name(p->fmt[i]));
             goto out;
         }
-        if (mq_convert_weights(a->name, a->src_type, a->src_data, a->n_in, a->n_out, p->fmt[i], &data, &buf) < 0)
+        if (mq_convert_weights(a->name, a->src_type, a->src_data, a->n_in, a->n_out, p->fmt[i], a->imp, &data, &buf) < 0)
             goto out;
         size_t row;
         bool same = mq_dtype_row_bytes(p->fmt[i], a->n_in, &row) == MQ_OK &&
@@ -253,8 +253,8 @@ static int test_quantize_errors(void)
     T_CHECK(mq_quantize_write(m, other, NULL, NULL, out, NULL) == MQ_EINVAL);
     T_CHECK(!exists(out));
     free(other);
-    /* a format the rows do not fit: rows of 192 are whole q4_0 blocks, so use a source-only type */
-    p->fmt[3] = MQ_DTYPE_Q4_1;
+    /* a format the rows do not fit: rows of 192 are not whole q4_k super-blocks of 256 */
+    p->fmt[3] = MQ_DTYPE_Q4_K;
     T_CHECK(mq_quantize_write(m, p, NULL, NULL, out, NULL) < 0);
     T_CHECK(!exists(out));
     p->fmt[3] = MQ_DTYPE_Q8_0;

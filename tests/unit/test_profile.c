@@ -61,9 +61,10 @@ static int test_profile_tiny(void)
     struct prof_profile *p = NULL;
     T_CHECK(quick_profile(cache, &m, &p) == MQ_OK);
     /* distinct shapes: 192x192, 64x192, 512x192, 192x512, 259x192 (output); token_embd
-     * is a lookup: 5 shapes x 2 formats */
-    T_CHECK_MSG(p->n_costs == 10, "%d costs", p->n_costs);
-    T_CHECK(p->n_measured == 10 && p->n_cached == 0);
+     * is a lookup: 5 shapes x 3 formats (f16 and q4_0 asked for, f32 the stored format,
+     * which every layer is always offered) */
+    T_CHECK_MSG(p->n_costs == 15, "%d costs", p->n_costs);
+    T_CHECK(p->n_measured == 15 && p->n_cached == 0);
     for (int l = 0; l < m->n_layers; l++) {
         double f16 = p->layer_ns[l * MQ_DTYPE_COUNT + MQ_DTYPE_F16];
         double q4 = p->layer_ns[l * MQ_DTYPE_COUNT + MQ_DTYPE_Q4_0];
@@ -128,7 +129,7 @@ static int test_profile_tiny(void)
     /* a second run takes everything from the cache */
     struct mq_model *m2 = NULL;
     T_CHECK(quick_profile(cache, &m2, &p) == MQ_OK);
-    T_CHECK_MSG(p->n_measured == 0 && p->n_cached == 10, "measured %d, cached %d", p->n_measured, p->n_cached);
+    T_CHECK_MSG(p->n_measured == 0 && p->n_cached == 15, "measured %d, cached %d", p->n_measured, p->n_cached);
     T_CHECK(p->e2e[0].cached && p->e2e[1].cached);
     prof_profile_free(p);
     mq_model_free(m2);
@@ -162,7 +163,7 @@ static int test_profile_read_refusals(void)
         {"mixq_schema: profile/1\nmodel: {content_hash: '1'}\nworkload: decode:64\nlayers:\n"
          "  - {name: a, in: 32, out: 4, us: {f16: -5}}\n", MQ_EFORMAT},
         {"mixq_schema: profile/1\nmodel: {content_hash: '1'}\nworkload: decode:64\nlayers:\n"
-         "  - {name: a, in: 32, out: 4, us: {q3_k: 5}}\n", MQ_EFORMAT},
+         "  - {name: a, in: 32, out: 4, us: {q7_k: 5}}\n", MQ_EFORMAT},
         {"mixq_schema: profile/1\nmodel: {content_hash: '1'}\nworkload: train:5\nlayers: []\n", MQ_EFORMAT},
         {"mixq_schema: profile/1\nmodel: {content_hash: '1'}\nworkload: decode:64\nlayers:\n"
          "  - {name: a, in: 1e300, out: 4, us: {f16: 5}}\n", MQ_EFORMAT},

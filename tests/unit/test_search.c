@@ -900,7 +900,7 @@ static int test_validate(void)
         const char *has;
     } bad[] = {
         {"n = 0", 1, 0, 0, "layer 'blk.1' has 0 candidate formats"},
-        {"n too big", 1, 0, MQ_DTYPE_COUNT + 1, "layer 'blk.1' has 15"},
+        {"n too big", 1, 0, MQ_DTYPE_COUNT + 1, "candidate formats, want 1 to"},
         {"format -1", 0, 1, -1, "layer 'blk.0' candidate 1 has format number -1"},
         {"format past the end", 0, 1, MQ_DTYPE_COUNT, "not a format"},
         {"NaN memory", 2, 2, NAN, "layer 'blk.2' format 'q8_0': memory nan"},

@@ -476,7 +476,7 @@ static int test_synth_refusals(void)
         {"kv heads do not divide heads", c, MQ_DTYPE_F16},
         {"vocabulary too small", c, MQ_DTYPE_F16},
         {"no blocks", c, MQ_DTYPE_F16},
-        {"source-only type", c, MQ_DTYPE_Q4_1},
+        {"rows not whole blocks (64-wide rows, q4_k)", c, MQ_DTYPE_Q4_K},
         {"not a weight type", c, MQ_DTYPE_I32},
     };
     bad[0].c.n_embd = 100;

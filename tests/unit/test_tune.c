@@ -344,7 +344,7 @@ static int test_refusals(void)
     T_CHECK(srch_pins_add(&pins, "output.weight", MQ_DTYPE_BF16, "test") == MQ_OK); /* not profiled */
     T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_EINVAL && !t);
     T_CHECK(srch_pins_parse(&pins, "output.weight", "--pin") < 0);
-    T_CHECK(srch_pins_parse(&pins, "output.weight=q3_k", "--pin") < 0);
+    T_CHECK(srch_pins_parse(&pins, "output.weight=q7_k", "--pin") < 0);
     memset(&pins, 0, sizeof(pins));
 
     /* impossible: below the smallest plan; conflicting: each budget alone reachable, not both */

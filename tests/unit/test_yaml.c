@@ -44,7 +44,7 @@ static int test_plan_read(void)
         {"default: q4_0\n", MQ_EFORMAT},                                   /* no schema */
         {"mixq_schema: plan/9\ndefault: q4_0\n", MQ_EUNSUPPORTED},         /* future version */
         {"mixq_schema: front/1\ndefault: q4_0\n", MQ_EFORMAT},             /* another schema */
-        {"mixq_schema: plan/1\ndefault: q3_k\n", MQ_EFORMAT},              /* unknown format */
+        {"mixq_schema: plan/1\ndefault: q7_k\n", MQ_EFORMAT},              /* unknown format */
         {"mixq_schema: plan/1\ndefault: i32\n", MQ_EFORMAT},               /* not a plan format */
         {"mixq_schema: plan/1\nlayers:\n  blk.0.attn_v.weight: f16\n", MQ_EFORMAT}, /* others unset */
         {"mixq_schema: plan/1\ndefault: f16\nlayers:\n  blk.9.attn_v.weight: f16\n", MQ_EFORMAT},
