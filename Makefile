@@ -264,7 +264,7 @@ PLUGIN_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) -f
 CUDA_PLUGIN := $(BUILD)/plugins/libmixq-cuda.so
 CUDA_CU_OBJS := $(patsubst %.cu,$(BUILD)/plugin-obj/%.o,$(wildcard backends/cuda/*.cu))
 CUDA_C_OBJS := $(patsubst %.c,$(BUILD)/plugin-obj/%.o,$(wildcard backends/cuda/*.c) \
-                 core/status.c core/dtype.c core/dtype_kquants.c)
+                 core/status.c core/dtype.c core/dtype_kquants.c core/dtype_quant.c)
 all: $(CUDA_PLUGIN)
 # the tests and the benchmark use the plugin where a GPU is usable
 check-unit check-cli bench-cuda: $(CUDA_PLUGIN)
@@ -427,9 +427,9 @@ QEMU_CPU_FULL ?= max
 QEMU_PATHS_FULL ?= fallback,fp16,dotprod,dotprod+fp16
 QEMU_CPU_BASE ?= cortex-a57
 QEMU_PATHS_BASE ?= fallback
-AARCH64_TESTS_FULL ?= core/ gguf/ model/ backend/ yaml/ quant_src/ tokenizer/ synth/ cuda/ profile/ plot/ \
-                      onnx/ neon/ cpu/get_rows cpu/nonfinite cpu/matmul cpu/ops eval/refusals
-AARCH64_TESTS_BASE ?= backend/ neon/
+AARCH64_TESTS_FULL ?= core/ gguf/ model/ backend/ backend_ops/ yaml/ quant_src/ quant/ tokenizer/ synth/ cuda/ \
+                      profile/ plot/ onnx/ neon/ cpu/quantize cpu/nonfinite cpu/ops eval/refusals
+AARCH64_TESTS_BASE ?= backend/ backend_ops/ neon/
 .PHONY: check-aarch64
 check-aarch64:
 	@echo "== aarch64: cross build ($(CROSS_CC)), unit tests under $(QEMU_AARCH64)"

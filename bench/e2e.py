@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """bench/e2e.py - mixq's forward pass beside llama.cpp's llama-bench, alternately, in one run.
 
-SmolLM2-135M (scripts/fetch-models) is requantized by llama.cpp's own llama-quantize
-(--pure, so every tensor gets the type, token_embd included) to F16, Q8_0 and Q4_0. For
-each file, ROUNDS rounds alternate: build/bench-e2e (mixq: pp512 and tg128, one rep),
+SmolLM2-135M (scripts/fetch-models) is requantized by llama.cpp's own llama-quantize:
+lower-case names with --pure (every tensor gets the type, token_embd included: f16, q8_0,
+q4_0, q4_k, q6_k, ...), upper-case preset names as llama-quantize's presets (Q4_K_M, Q6_K:
+the files users deploy, their per-tensor mixture and fallbacks included). mixq runs each
+file as stored. For each file, ROUNDS rounds alternate: build/bench-e2e (mixq: pp512 and
+tg128, one rep),
 then llama-bench -p 512 -n 128 -r 1 with the same thread count. Reports per format the
 median tokens/s of both tools over the rounds and the ratio mixq / llama.cpp, as YAML on
 stdout and in build/bench/e2e.yaml. Medians of alternating runs, because this machine's
 memory bandwidth drifts by +-15%.
 
-Usage: bench/e2e.py [--threads N] [--rounds N] [--formats f16,q8_0,q4_0] [--mixq-bench PATH]
+Usage: bench/e2e.py [--threads N] [--rounds N] [--formats f16,q8_0,q4_0,Q4_K_M,Q6_K] [--mixq-bench PATH]
 """
 import argparse
 import json
@@ -19,7 +22,10 @@ import subprocess
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-GGML_TYPES = {"f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0"}
+# --pure types (mixq's plan formats) and llama-quantize presets
+PURE = ["f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl",
+        "iq4_xs"]
+PRESETS = ["Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0", "IQ4_XS"]
 
 
 def die(msg):
@@ -68,14 +74,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--formats", default="f16,q8_0,q4_0")
+    ap.add_argument("--formats", default="f16,q8_0,q4_0,Q4_K_M,Q6_K")
     ap.add_argument("--mixq-bench", default=os.path.join(ROOT, "build", "bench-e2e"))
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench", "e2e.yaml"))
     a = ap.parse_args()
     formats = a.formats.split(",")
     for f in formats:
-        if f not in GGML_TYPES:
-            die("unknown format '%s' (f16, q8_0, q4_0)" % f)
+        if f not in PURE and f not in PRESETS:
+            die("unknown format '%s' (--pure types: %s; presets: %s)" % (f, ", ".join(PURE), ", ".join(PRESETS)))
     if not os.access(a.mixq_bench, os.X_OK):
         die("'%s' is missing: run make first" % a.mixq_bench)
     bin_dir = last_line(run([os.path.join(ROOT, "scripts", "build-llama-cpp")]))
@@ -84,11 +90,12 @@ def main():
     os.makedirs(cache, exist_ok=True)
     results = []
     for f in formats:
-        path = os.path.join(cache, "SmolLM2-135M-%s-pure.gguf" % GGML_TYPES[f])
+        pure = f in PURE
+        path = os.path.join(cache, "SmolLM2-135M-%s%s.gguf" % (f.upper(), "-pure" if pure else ""))
         if not os.path.exists(path):
-            sys.stderr.write("bench-e2e: llama-quantize --pure %s -> %s\n" % (GGML_TYPES[f], path))
-            run([os.path.join(bin_dir, "llama-quantize"), "--allow-requantize", "--pure", src, path + ".tmp",
-                 GGML_TYPES[f]])
+            sys.stderr.write("bench-e2e: llama-quantize%s %s -> %s\n" % (" --pure" if pure else "", f.upper(), path))
+            run([os.path.join(bin_dir, "llama-quantize"), "--allow-requantize"] + (["--pure"] if pure else []) +
+                [src, path + ".tmp", f.upper()])
             os.replace(path + ".tmp", path)
         m_pp, m_tg, l_pp, l_tg = [], [], [], []
         for r in range(a.rounds):
@@ -99,7 +106,7 @@ def main():
             m_pp.append(mv["pp"]); m_tg.append(mv["tg"]); l_pp.append(lv["pp"]); l_tg.append(lv["tg"])
         results.append((f, m_pp, m_tg, l_pp, l_tg))
     lines = ["mixq_schema: bench-e2e-compare/1",
-             "model: SmolLM2-135M-Instruct requantized by llama-quantize --pure",
+             "model: SmolLM2-135M-Instruct requantized by llama-quantize (lower case: --pure; upper case: the preset)",
              "threads: %d" % a.threads, "rounds: %d" % a.rounds,
              "units: tokens per second, medians over the alternating rounds", "formats:"]
     for f, m_pp, m_tg, l_pp, l_tg in results:

@@ -17,10 +17,12 @@ Perplexity is measured as llama-perplexity measures it: the text is tokenized wi
 front, cut into chunks of n_ctx tokens, the first token of every chunk is replaced by BOS,
 and the next-token log-likelihood is scored for the second half of every chunk only.
 
-Usage (Debian's python3-torch; about 1.5 h on 2 cores, 1500 steps of 32 x 256 tokens):
+Usage (Debian's python3-torch; tinyllm about 1.5 h on 2 cores, 1500 steps of 32 x 256
+tokens; tinyllm256, twice the parameters, about twice that):
   scripts/prepare-data.py          # writes examples/data/kjv-train.txt and the eval texts
-  scripts/train-tinyllm.py [--steps N] [--work DIR] [--out DIR]
-It checkpoints to WORK (default build/train) and resumes from there when interrupted.
+  scripts/train-tinyllm.py [--model tinyllm|tinyllm256] [--steps N] [--work DIR] [--out DIR]
+It checkpoints to WORK (default build/train, build/train-tinyllm256) every 100 steps and
+resumes from there when interrupted.
 The GGUF writer below is this script's own, independent of mixq's C writer.
 """
 import argparse
@@ -35,11 +37,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-HP = dict(
-    n_vocab=259, n_embd=192, n_layer=6, n_head=6, n_head_kv=2, n_ff=512, n_ctx=256,
-    rope_theta=10000.0, norm_eps=1e-5,
-    batch=32, lr=3e-3, lr_min=3e-4, warmup=100, weight_decay=0.1, seed=1234,
-)
+# The bundled models. "tinyllm" (examples/tinyllm/) has 192-wide rows, so ggml's K-quants
+# (256-value super-blocks) apply only to its ffn_down; "tinyllm256" (examples/tinyllm256/)
+# has every row a multiple of 256 (embedding 256, feed-forward 768), so every layer can
+# take every format: the full-precision benchmark of requantization.
+PRESETS = {
+    "tinyllm": dict(
+        n_vocab=259, n_embd=192, n_layer=6, n_head=6, n_head_kv=2, n_ff=512, n_ctx=256,
+        rope_theta=10000.0, norm_eps=1e-5,
+        batch=32, lr=3e-3, lr_min=3e-4, warmup=100, weight_decay=0.1, seed=1234,
+    ),
+    "tinyllm256": dict(
+        n_vocab=259, n_embd=256, n_layer=6, n_head=4, n_head_kv=2, n_ff=768, n_ctx=256,
+        rope_theta=10000.0, norm_eps=1e-5,
+        batch=32, lr=2e-3, lr_min=2e-4, warmup=100, weight_decay=0.1, seed=4321,
+    ),
+}
+HP = dict(PRESETS["tinyllm"])
 BOS, EOS, NULNUL = 256, 257, 258
 
 
@@ -255,7 +269,7 @@ def write_model(path, model):
     a = "llama."
     kvs = [
         ("general.architecture", GGUF_STRING, "llama"),
-        ("general.name", GGUF_STRING, "tinyllm-kjv"),
+        ("general.name", GGUF_STRING, hp.get("name", "tinyllm") + "-kjv"),
         ("general.license", GGUF_STRING, "MIT"),
         ("general.file_type", GGUF_UINT32, 0),
         (a + "vocab_size", GGUF_UINT32, hp["n_vocab"]),
@@ -318,15 +332,24 @@ def lr_at(step, steps):
 def main():
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     ap = argparse.ArgumentParser(description="train mixq's bundled byte-level llama")
+    ap.add_argument("--model", choices=sorted(PRESETS), default="tinyllm",
+                    help="which bundled model (default tinyllm; its folders default to its name)")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--data", default=os.path.join(root, "examples", "data"))
-    ap.add_argument("--work", default=os.path.join(root, "build", "train"))
-    ap.add_argument("--out", default=os.path.join(root, "examples", "tinyllm"))
+    ap.add_argument("--work", default=None, help="checkpoints (default build/train, or build/train-MODEL)")
+    ap.add_argument("--out", default=None, help="output folder (default examples/MODEL)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--bench", action="store_true", help="time 10 steps and exit")
     ap.add_argument("--export-checkpoint", action="store_true",
                     help="write the model and golden files from the last checkpoint without training")
     args = ap.parse_args()
+    HP.clear()
+    HP.update(PRESETS[args.model])
+    HP["name"] = args.model
+    if args.work is None:
+        args.work = os.path.join(root, "build", "train" if args.model == "tinyllm" else "train-" + args.model)
+    if args.out is None:
+        args.out = os.path.join(root, "examples", args.model)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(HP["seed"])
@@ -402,7 +425,7 @@ def main():
         f.write("# written by scripts/train-tinyllm.py\n")
         f.write("torch %s, threads %d, params %d, steps %d, tokens seen %d\n"
                 % (torch.__version__, args.threads, n_params, args.steps, args.steps * B * T))
-        f.write("hyperparameters: %s\n" % " ".join("%s=%s" % kv for kv in HP.items()))
+        f.write("hyperparameters: %s\n" % " ".join("%s=%s" % kv for kv in HP.items() if kv[0] != "name"))
         for k, v in figures.items():
             f.write("%s: %s\n" % (k, ("%.6f" % v) if isinstance(v, float) else v))
         f.write("log (step, train loss, kjv ppl on 8 chunks):\n")

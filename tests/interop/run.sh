@@ -8,19 +8,30 @@
 # 1. tokenizers: every vocabulary llama.cpp tests (models/ggml-vocab-*.gguf .inp/.out);
 #    then a varied sample text (tests/interop/tokenize-sample.txt) through llama-tokenize
 #    and mixq, for tinyllm and SmolLM2: the ids must be identical;
-# 2. dequantization: every tensor llama-quantize writes in every source type, bit for bit
-#    (tests/interop/check-quant.sh);
+# 2. dequantization: every tensor llama-quantize writes in every source type, bit for bit,
+#    and quantization: ggml's quantizers against mixq's on real and synthetic rows
+#    (tests/interop/check-quant.sh); then whole files: mixq quantize --plan TYPE against
+#    llama-quantize --pure TYPE for every format, with and without an importance matrix
+#    (check-quantize-files.sh);
 # 3. perplexity and next-token distributions: mixq evaluates a model and saves its
 #    log-probabilities (eval --save-logits, llama-perplexity's format); llama-perplexity
 #    --kl-divergence runs llama.cpp on the same tokens and reports its perplexity and the
-#    KL divergence KL(mixq || llama.cpp). Models: tinyllm (f32, and requantized to q8_0 and
-#    q4_0 by llama-quantize --pure) and SmolLM2 (as shipped in q4_1, and requantized to
-#    f16, q8_0, q4_0 by llama-quantize --pure);
+#    KL divergence KL(mixq || llama.cpp). Models: tinyllm (f32, requantized to q8_0 and
+#    q4_0 by llama-quantize --pure, and its Q4_K_M and Q6_K presets) and SmolLM2 (as
+#    shipped in q4_1, requantized to f16, q8_0, q4_0 by llama-quantize --pure, and its
+#    Q4_K_M and Q6_K presets);
 # 4. ONNX Runtime on the ONNX models (check-onnx.sh);
 # 5. the memory model within 5% of the measured peak RSS (check-memory.sh);
 # 6. mixq quantize / export --to llama.cpp against llama-perplexity and llama-quantize
 #    (check-export.sh), and export --to onnxruntime applied by onnxruntime.quantization
-#    (check-ort-recipe.sh).
+#    (check-ort-recipe.sh);
+# 7. llama.cpp's presets as plans: mixq quantize --plan PRESET against llama-quantize
+#    PRESET, tensor types, fallbacks, file type and bytes (check-presets.sh);
+# 8. mixq imatrix against llama-imatrix (check-imatrix.sh);
+# 9. the quality goal on the bundled model: mixq tune --size N at the size N of
+#    llama-quantize's Q4_K_M file, measured by llama-perplexity --kl-divergence on text the
+#    tune never read (examples/data/austen-eval.txt), must have a lower mean KL than
+#    Q4_K_M (scripts/compare-presets; the closing notes quote the full tables).
 #
 # Tolerances, and why (ppl: |ppl_llama / ppl_mixq - 1|; kl: mean KL divergence):
 #   float weights (tinyllm f32, SmolLM2 f16): ppl 1e-3, kl 1e-4. Same arithmetic up to
@@ -85,8 +96,11 @@ for model in "$TINY" "$SMOL"; do
     fi
 done
 
-note "dequantization of every source type against ggml's"
+note "dequantization of every source type against ggml's, and ggml's quantizers"
 tests/interop/check-quant.sh || bad "check-quant"
+note "mixq quantize against llama-quantize --pure, every format, with and without an imatrix"
+MIXQ=$MIXQ BUILD=$BUILD LLAMA_BIN=$LLAMA_BIN SMOL=$SMOL tests/interop/check-quantize-files.sh ||
+    bad "check-quantize-files"
 
 BUILD=$BUILD tests/interop/check-onnx.sh; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 77 ] || bad "check-onnx"
 BUILD=$BUILD MIXQ=$MIXQ tests/interop/check-ort-recipe.sh; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 77 ] || bad "check-ort-recipe"
@@ -96,6 +110,10 @@ MIXQ=$MIXQ SMOL=$SMOL tests/interop/check-memory.sh || bad "check-memory"
 
 note "mixq quantize and export --to llama.cpp against llama-perplexity and llama-quantize"
 MIXQ=$MIXQ LLAMA_BIN=$LLAMA_BIN SMOL=$SMOL tests/interop/check-export.sh || bad "check-export"
+
+note "llama.cpp's presets: mixq quantize --plan PRESET against llama-quantize PRESET"
+MIXQ=$MIXQ BUILD=$BUILD LLAMA_BIN=$LLAMA_BIN SMOL=$SMOL tests/interop/check-presets.sh || bad "check-presets"
+note "mixq imatrix against llama-imatrix"; MIXQ=$MIXQ BUILD=$BUILD LLAMA_BIN=$LLAMA_BIN SMOL=$SMOL tests/interop/check-imatrix.sh || bad "check-imatrix"
 
 note "perplexity and KL divergence against llama-perplexity"
 requant() { # SRC TYPE OUT
@@ -115,7 +133,20 @@ cases=(
     "$cache/smol-Q8_0.gguf source 512 4 2e-2 1.5e-2 smollm2-q8_0"
     "$cache/smol-Q4_0.gguf source 512 4 2e-2 1.5e-2 smollm2-q4_0"
     "$SMOL f32 512 4 2e-2 1.5e-2 smollm2-q4_1-as-shipped"
+    "$cache/tiny-Q4_K_M.gguf source 256 16 2e-3 5e-4 tinyllm-Q4_K_M"
+    "$cache/tiny-Q6_K.gguf source 256 16 2e-3 5e-4 tinyllm-Q6_K"
+    "$cache/smol-Q4_K_M.gguf source 512 4 2e-2 1.5e-2 smollm2-Q4_K_M"
+    "$cache/smol-Q6_K.gguf source 512 4 2e-2 1.5e-2 smollm2-Q6_K"
 )
+preset() { # SRC PRESET OUT: llama-quantize's preset, as users make it
+    [ -f "$3" ] && return 0
+    if "$LLAMA_BIN/llama-quantize" --allow-requantize "$1" "$3.tmp" "$2" >"$tmp/q.log" 2>&1; then
+        mv "$3.tmp" "$3"
+    else
+        bad "llama-quantize $2 of $1: $(tail -1 "$tmp/q.log")"
+    fi
+}
+for p in Q4_K_M Q6_K; do preset "$TINY" $p "$cache/tiny-$p.gguf"; preset "$SMOL" $p "$cache/smol-$p.gguf"; done
 requant "$TINY" Q8_0 "$cache/tiny-Q8_0.gguf"
 requant "$TINY" Q4_0 "$cache/tiny-Q4_0.gguf"
 for t in F16 Q8_0 Q4_0; do requant "$SMOL" "$t" "$cache/smol-$t.gguf"; done
@@ -138,6 +169,10 @@ for c in "${cases[@]}"; do
         "${verdict% *}" "$kld" "$same" "${verdict#* }" "$ptol" "$ktol"
     [ "${verdict#* }" = ok ] || fail=1
 done
+
+note "quality: mixq tune --size (Q4_K_M's bytes) against llama.cpp's Q4_K_M, on held-out text"
+MIXQ=$MIXQ scripts/compare-presets "$TINY" --presets Q4_K_M --out "$BUILD/interop/compare-presets" ||
+    bad "compare-presets: mixq's plan loses to Q4_K_M at equal size (see $BUILD/interop/compare-presets)"
 
 if [ "$fail" -eq 0 ]; then
     echo "interop: all passed"
