@@ -4,13 +4,15 @@
  *                      [--quick]
  *
  * Problems shaped like a 7B transformer: layers cycle through the seven matrices of a block
- * (attn q, k, v, o 4096x4096; ffn gate, up 11008x4096; down 4096x11008), formats f16,
- * bf16, q8_0 and q4_0. Memory is the exact bytes of each format; latency is a memory-bound
- * decode, the bytes at 30 GB/s times a per-format efficiency (1.0, 0.98, 0.85, 0.73: this
- * machine's llama.cpp figures in FIELD.md) with 5% log-normal measurement noise and 2 us of
- * per-layer overhead; loss is a log-normal sensitivity per layer (sigma 1, x2 for attn_v and
- * ffn_down, x3 in the first and last blocks, as llama.cpp's presets assume) times a
- * per-format error (1e-6, 8e-6, 5e-5, 2e-3), with 30% log-normal noise.
+ * (attn q, k, v, o 4096x4096; ffn gate, up 11008x4096; down 4096x11008), eight formats:
+ * the default menu (f16, q8_0, q6_k, q5_k, q4_k, q3_k) with q5_0 and q4_0. Memory is the
+ * exact bytes of each format (core's traits); latency is a memory-bound decode, the bytes
+ * at 30 GB/s times a per-format efficiency (f16 1.0, q8_0 0.85, q4_0 0.73: this machine's
+ * llama.cpp figures in FIELD.md; the K-quants and q5_0 0.7 to 0.8) with 5% log-normal
+ * measurement noise and 2 us of per-layer overhead; loss is a log-normal sensitivity per
+ * layer (sigma 1, x2 for attn_v and ffn_down, x3 in the first and last blocks, as
+ * llama.cpp's presets assume) times a per-format error growing about 4x per bit removed
+ * (1e-6 for f16 to 6e-3 for q3_k), with 30% log-normal noise.
  *
  * Reports: (1) the DP front (srch_front_compute) at several state bounds, median wall and
  * CPU time over --runs runs (after one warm-up; CPU time is the figure to trust on a busy
@@ -31,6 +33,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/dtype.h"
 #include "core/status.h"
 #include "profiler/measure.h"
 #include "reports/yaml_write.h"
@@ -40,7 +43,7 @@
 #include <glpk.h>
 #endif
 
-#define N_FMT 4
+#define N_FMT 8
 #define GRID 5 /* budgets per axis */
 
 struct rng {
@@ -72,10 +75,10 @@ static void make_problem(unsigned long long seed, int n_layers, struct srch_laye
         {"ffn_gate", 11008.0 * 4096, 1}, {"ffn_up", 11008.0 * 4096, 1},
         {"ffn_down", 4096.0 * 11008, 2},
     };
-    static const enum mq_dtype fmt[N_FMT] = {MQ_DTYPE_F16, MQ_DTYPE_BF16, MQ_DTYPE_Q8_0,
-                                             MQ_DTYPE_Q4_0};
-    static const double bpw[N_FMT] = {16, 16, 8.5, 4.5}, eff[N_FMT] = {1.0, 0.98, 0.85, 0.73},
-                        err[N_FMT] = {1e-6, 8e-6, 5e-5, 2e-3};
+    static const enum mq_dtype fmt[N_FMT] = {MQ_DTYPE_F16,  MQ_DTYPE_Q8_0, MQ_DTYPE_Q6_K, MQ_DTYPE_Q5_K,
+                                             MQ_DTYPE_Q5_0, MQ_DTYPE_Q4_K, MQ_DTYPE_Q4_0, MQ_DTYPE_Q3_K};
+    static const double eff[N_FMT] = {1.0, 0.85, 0.8, 0.78, 0.75, 0.78, 0.73, 0.7},
+                        err[N_FMT] = {1e-6, 5e-5, 2.5e-4, 7e-4, 9e-4, 1.6e-3, 2e-3, 6e-3};
     struct rng r = {seed * 0x9E3779B97F4A7C15ULL + 1};
     int n_blocks = (n_layers + 6) / 7;
     for (int l = 0; l < n_layers; l++) {
@@ -88,7 +91,7 @@ static void make_problem(unsigned long long seed, int n_layers, struct srch_laye
         L[l].n = N_FMT;
         for (int c = 0; c < N_FMT; c++) {
             L[l].fmt[c] = fmt[c];
-            L[l].mem[c] = mats[m].params * bpw[c] / 8;
+            L[l].mem[c] = mats[m].params * mq_dtype_bits_per_weight(fmt[c]) / 8;
             L[l].lat[c] = L[l].mem[c] / 30.0 / eff[c] * exp(0.05 * rng_normal(&r)) + 2e3;
             L[l].loss[c] = sens * err[c] * exp(0.3 * rng_normal(&r));
         }
@@ -322,7 +325,7 @@ int main(int argc, char **argv)
                   "7B-like transformer: attn q/k/v/o 4096x4096, ffn gate/up 11008x4096, down "
                   "4096x11008, cycled");
     rpt_yw_kv_int(&w, "layers", n_layers);
-    rpt_yw_kv_str(&w, "formats", "f16, bf16, q8_0, q4_0");
+    rpt_yw_kv_str(&w, "formats", "f16, q8_0, q6_k, q5_k, q5_0, q4_k, q4_0, q3_k");
     rpt_yw_kv_int(&w, "seed", (int64_t)seed);
     rpt_yw_kv_num(&w, "smallest_plan_bytes", ext.smallest.mem, 6);
     rpt_yw_kv_num(&w, "largest_plan_bytes", largest(&p, false), 6);

@@ -533,10 +533,12 @@ static int dp_merge(const double *sm, const double *st, const double *sq, const 
         hm[c] = sm[0] + L->mem[eff[c]], ht[c] = st[0] + L->lat[eff[c]],
         hq[c] = sq[0] + L->loss[eff[c]];
     }
+    /* A list that ran out gets memory +inf (costs are finite: srch_problem_validate); the
+     * scan compares memory alone unless two heads tie on it. */
     for (size_t p = 0; p < M; p++) {
-        int b = -1;
-        for (int c = 0; c < n; c++)
-            if (hd[c] < S && (b < 0 || lex3(hm[c], ht[c], hq[c], hm[b], ht[b], hq[b]) < 0))
+        int b = 0;
+        for (int c = 1; c < n; c++)
+            if (hm[c] < hm[b] || (hm[c] == hm[b] && lex3(hm[c], ht[c], hq[c], hm[b], ht[b], hq[b]) < 0))
                 b = c;
         C->m[p] = hm[b], C->t[p] = ht[b], C->q[p] = hq[b];
         C->par[p] = hd[b];
@@ -547,6 +549,8 @@ static int dp_merge(const double *sm, const double *st, const double *sq, const 
         if (s < S) {
             hm[b] = sm[s] + L->mem[eff[b]], ht[b] = st[s] + L->lat[eff[b]],
             hq[b] = sq[s] + L->loss[eff[b]];
+        } else {
+            hm[b] = INFINITY;
         }
     }
     if (!sorted) {
@@ -571,14 +575,13 @@ static int dp_merge(const double *sm, const double *st, const double *sq, const 
         ht[c] = st[lord[0]] + L->lat[eff[c]];
     }
     for (size_t k = 0; k < M; k++) {
-        int b = -1;
-        for (int c = 0; c < n; c++)
-            if (hd[c] < S && (b < 0 || ht[c] < ht[b]))
+        int b = 0;
+        for (int c = 1; c < n; c++)
+            if (ht[c] < ht[b])
                 b = c;
         C->lat[k] = C->pos[(size_t)b * S + lord[hd[b]]];
         uint32_t s = ++hd[b];
-        if (s < S)
-            ht[b] = st[lord[s]] + L->lat[eff[b]];
+        ht[b] = s < S ? st[lord[s]] + L->lat[eff[b]] : INFINITY;
     }
     for (size_t k = 0; k < M; k++)
         C->rank[C->lat[k]] =
