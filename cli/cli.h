@@ -71,9 +71,26 @@ struct mq_plan;
 int cli_load_plan(const struct mq_model *m, const char *arg, long long point, struct mq_plan **out);
 
 /* Reads the importance matrix at path (llama.cpp's GGUF or legacy .dat) and makes every
- * quantization of m's layers use it (model/imatrix.h); logs how many layers it covers.
+ * quantization of m's layers use it (model/imatrix.h); logs how many layers it covers (-v).
  * path NULL: nothing. One-line errors. */
 int cli_apply_imatrix(struct mq_model *m, const char *path);
+
+/* Whether path is a readable front.yaml (mixq_schema: front/N); quiet otherwise. */
+bool cli_is_front(const char *path);
+
+/* cli_load_plan, and the importance matrix the plan is quantized with, applied to m
+ * (cli_apply_imatrix) and described in *ref (unset: none): none with no_imatrix; the
+ * user's file (imatrix); otherwise, when plan_arg is a front.yaml that records one (mixq
+ * tune), that file, checked against its recorded sha256 (*from_front set). A preset sees
+ * the imatrix when its rules are computed (they depend on one, as in llama-quantize); a
+ * plan file or front is read and checked against m first. One-line errors: those of
+ * cli_load_plan, an unreadable, changed or malformed imatrix file. On success *plan is the
+ * caller's (mq_plan_free). */
+struct rpt_imatrix_ref;
+int cli_load_plan_imatrix(struct mq_model *m, const char *plan_arg, long long point, const char *imatrix,
+                          bool no_imatrix, struct mq_plan **plan, struct rpt_imatrix_ref *ref, bool *from_front);
+/* "LABEL PATH (where it came from)" or "LABEL none" on stdout. */
+void cli_print_imatrix(const char *label, const struct rpt_imatrix_ref *ref, bool from_front, bool no_imatrix);
 
 /* Evaluation data given by path: a readable, non-empty regular file (one-line error). */
 int cli_check_data(const char *path);

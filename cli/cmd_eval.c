@@ -16,6 +16,7 @@
 #include "model/plan.h"
 #include "model/runner.h"
 #include "model/tokenizer.h"
+#include "reports/export.h"
 
 #define EVAL_DEFAULT_TEXT "examples/data/kjv-eval.txt"
 #define EVAL_DEFAULT_CTX 512
@@ -37,6 +38,11 @@ static void eval_usage(FILE *f)
             "                     (YAML, mixq_schema: plan/1), or a front.yaml of 'mixq tune'\n"
             "                     (its chosen plan, or --point N); default f32\n"
             "  --point N          with a front.yaml: the front point of that index\n"
+            "  --imatrix FILE     quantize with this importance matrix (llama-imatrix's GGUF or\n"
+            "                     .dat, or 'mixq imatrix''s); default: for a front.yaml, the one\n"
+            "                     'mixq tune' recorded there (so the KL is the one tune measured),\n"
+            "                     otherwise none\n"
+            "  --no-imatrix       quantize plainly, even a front's plan made with an imatrix\n"
             "  --backend NAME     backend to run on (default cpu; see 'mixq backends')\n"
             "  --threads N        threads (default: all online CPUs)\n"
             "  --ctx N            chunk length in tokens (default: the model's training\n"
@@ -164,14 +170,15 @@ int cmd_eval(int argc, char **argv)
         {"ctx", required_argument, NULL, 'c'},     {"chunks", required_argument, NULL, 'n'},
         {"no-kl", no_argument, NULL, 'k'},         {"help", no_argument, NULL, 'h'},
         {"save-logits", required_argument, NULL, 's'}, {"point", required_argument, NULL, 'P'},
+        {"imatrix", required_argument, NULL, 'I'}, {"no-imatrix", no_argument, NULL, 'N'},
         {"verbose", no_argument, NULL, 'v'},       {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
     char default_text[4096];
     cli_data_path(default_text, sizeof(default_text), EVAL_DEFAULT_TEXT);
-    const char *text_path = default_text, *plan_arg = "f32", *backend = "cpu", *save_logits = NULL;
+    const char *text_path = default_text, *plan_arg = "f32", *backend = "cpu", *save_logits = NULL, *imatrix = NULL;
     long long threads = 0, ctx = 0, chunks = 0, point = -1;
-    bool want_kl = true;
+    bool want_kl = true, no_imatrix = false;
     int c;
     optind = 1;
     opterr = 0;
@@ -187,6 +194,8 @@ int cmd_eval(int argc, char **argv)
         case 'k': want_kl = false; break;
         case 's': save_logits = optarg; break;
         case 'P': u = cli_parse_int("eval", "--point", optarg, 0, 1 << 30, &point); break;
+        case 'I': imatrix = optarg; break;
+        case 'N': no_imatrix = true; break;
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': eval_usage(stdout); return CLI_OK;
@@ -197,17 +206,24 @@ int cmd_eval(int argc, char **argv)
     }
     if (argc - optind != 1)
         return cli_usage_error("eval", "want exactly one MODEL argument");
+    if (imatrix && no_imatrix)
+        return cli_usage_error("eval", "--imatrix and --no-imatrix: give one");
 
     int rc;
     struct mq_model *m = NULL;
     struct mq_plan *plan = NULL;
     struct be_backend *be = NULL;
-    if ((rc = mq_model_load(argv[optind], &m)) < 0 || (rc = cli_load_plan(m, plan_arg, point, &plan)) < 0 ||
+    static struct rpt_imatrix_ref im; /* large: off the stack */
+    bool im_front;
+    if ((rc = mq_model_load(argv[optind], &m)) < 0 ||
+        (rc = cli_load_plan_imatrix(m, plan_arg, point, imatrix, no_imatrix, &plan, &im, &im_front)) < 0 ||
         (rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0)
         goto done;
     char b1[32];
     printf("model     %s (%s, %.2f M parameters)\n", m->path, m->arch, (double)m->n_params / 1e6);
     printf("plan      %s, weights %s\n", plan->label, cli_fmt_bytes(b1, sizeof(b1), mq_plan_weight_bytes(m, plan)));
+    if (m->kind == MQ_MODEL_LLAMA)
+        cli_print_imatrix("imatrix  ", &im, im_front, no_imatrix);
     printf("backend   %s, %d threads\n", be_name(be), be_threads(be));
     fflush(stdout);
     if (m->kind == MQ_MODEL_LLAMA)

@@ -17,7 +17,7 @@
 static void export_usage(FILE *f)
 {
     fprintf(f, "usage: mixq export FRONT.yaml [--point N] --to TARGET [-o FILE]\n"
-               "       mixq export PLAN --model MODEL --to TARGET [-o FILE]\n\n"
+               "       mixq export PLAN --model MODEL [--imatrix FILE] --to TARGET [-o FILE]\n\n"
                "Prints the recipe that makes another tool apply a plan: notes on what the tool\n"
                "cannot express and how it was rounded (lines starting with '#'), then the\n"
                "command. The plan is a point of a front.yaml (the chosen one unless --point),\n"
@@ -35,6 +35,14 @@ static void export_usage(FILE *f)
                "                    OUT-MODEL.tensor-types.txt, the --tensor-type-file that llama-quantize\n"
                "                    reads, beside the model the recipe makes)\n"
                "  --no-file         llama.cpp: write no file; the recipe is the --tensor-type flag form\n"
+               "                    and names the importance matrix where it is\n"
+               "  --imatrix FILE    llama.cpp: the importance matrix the plan is quantized with (default:\n"
+               "                    a front's, the one 'mixq tune' quantized every plan with; none for\n"
+               "                    other plans). The recipe names it (llama-quantize --imatrix), copied\n"
+               "                    as OUT-MODEL.imatrix.gguf beside the rules file (-o) or the model it\n"
+               "                    makes, unless --no-file, so that llama-quantize writes the tensors\n"
+               "                    'mixq quantize' writes, byte for byte\n"
+               "  --no-imatrix      llama.cpp: no importance matrix, even for a front that has one\n"
                "  --out-model F     the file the recipe makes (default: the model's name + -mixq)\n"
                "  -v, -q            more or fewer messages\n"
                "  --help            this text\n\n"
@@ -47,13 +55,14 @@ int cmd_export(int argc, char **argv)
         {"to", required_argument, NULL, 't'},        {"point", required_argument, NULL, 'P'},
         {"model", required_argument, NULL, 'm'},     {"output", required_argument, NULL, 'o'},
         {"no-file", no_argument, NULL, 'N'},
+        {"imatrix", required_argument, NULL, 'I'},   {"no-imatrix", no_argument, NULL, 'n'},
         {"out-model", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},         {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
-    const char *to = NULL, *model_arg = NULL, *file = NULL, *out_model = NULL;
+    const char *to = NULL, *model_arg = NULL, *file = NULL, *out_model = NULL, *imatrix = NULL;
     long long point = -1;
-    bool no_file = false;
+    bool no_file = false, no_imatrix = false;
     int c;
     optind = 1;
     opterr = 0;
@@ -65,6 +74,8 @@ int cmd_export(int argc, char **argv)
         case 'm': model_arg = optarg; break;
         case 'o': file = optarg; break;
         case 'N': no_file = true; break;
+        case 'I': imatrix = optarg; break;
+        case 'n': no_imatrix = true; break;
         case 'M': out_model = optarg; break;
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
@@ -78,6 +89,8 @@ int cmd_export(int argc, char **argv)
         return cli_usage_error("export", "want exactly one FRONT (or plan) argument");
     if (!to)
         return cli_usage_error("export", "--to is required (llama.cpp, trtexec or onnxruntime)");
+    if (imatrix && no_imatrix)
+        return cli_usage_error("export", "--imatrix and --no-imatrix: give one");
     const struct rpt_export_target *t = rpt_export_find(to);
     if (!t) {
         char names[128] = "";
@@ -106,9 +119,15 @@ int cmd_export(int argc, char **argv)
 
     struct mq_model *m = NULL;
     struct mq_plan *plan = NULL;
-    if ((rc = mq_model_load(model_arg ? model_arg : pt.model_path, &m)) < 0 ||
-        (rc = cli_load_plan(m, plan_arg, is_front ? pt.index : point, &plan)) < 0)
+    static struct rpt_imatrix_ref im; /* large: off the stack */
+    bool im_front;
+    if ((rc = mq_model_load(model_arg ? model_arg : pt.model_path, &m)) < 0)
         goto done;
+    if (m->kind != MQ_MODEL_LLAMA && imatrix) {
+        rc = mq_error(MQ_EUNSUPPORTED, "--imatrix: '%s' is an ONNX model; importance matrices apply to GGUF llama "
+                      "models only", m->path);
+        goto done;
+    }
     if (m->kind != t->kind) {
         rc = mq_error(MQ_EUNSUPPORTED, "--to %s takes %s models; '%s' is %s", t->name,
                       t->kind == MQ_MODEL_ONNX ? "ONNX" : "GGUF llama", m->path,
@@ -116,6 +135,9 @@ int cmd_export(int argc, char **argv)
                                                : "a GGUF llama model (try --to llama.cpp)");
         goto done;
     }
+    if ((rc = cli_load_plan_imatrix(m, plan_arg, is_front ? pt.index : point, imatrix, no_imatrix, &plan, &im,
+                                    &im_front)) < 0)
+        goto done;
     char from[4200];
     if (is_front)
         snprintf(from, sizeof(from), "%s point %d%s", plan_arg, pt.index, pt.chosen ? " (chosen)" : "");
@@ -123,7 +145,7 @@ int cmd_export(int argc, char **argv)
         snprintf(from, sizeof(from), "%s", plan_arg);
     struct rpt_export_input in = {
         .m = m, .plan = plan, .plan_from = from, .pt = is_front ? &pt : NULL, .output = out_model,
-        .default_file = !no_file};
+        .default_file = !no_file, .imatrix = &im};
     rc = t->write(&in, stdout, file);
 done:
     mq_plan_free(plan);

@@ -17,7 +17,8 @@
 
 static void quantize_usage(FILE *f)
 {
-    fprintf(f, "usage: mixq quantize MODEL.gguf --plan P [--point N] [--imatrix FILE] -o OUT.gguf\n\n"
+    fprintf(f, "usage: mixq quantize MODEL.gguf --plan P [--point N] [--imatrix FILE | --no-imatrix]\n"
+               "                    -o OUT.gguf\n\n"
                "Writes the model as a GGUF file with every quantizable layer in the format the\n"
                "plan gives it, quantized by the same code that mixq measured (so the file is\n"
                "what was measured), and every other tensor and metadata key carried over.\n"
@@ -35,7 +36,11 @@ static void quantize_usage(FILE *f)
                "  --point N       with a front.yaml: the point of that index\n"
                "  --imatrix FILE  quantize with this importance matrix (llama-imatrix's GGUF or\n"
                "                  .dat; 'mixq imatrix' writes one): the bytes llama-quantize\n"
-               "                  --imatrix FILE writes\n"
+               "                  --imatrix FILE writes. Default: for a front.yaml of 'mixq tune',\n"
+               "                  the importance matrix the front records (the one tune quantized\n"
+               "                  every plan with: the file is then what tune measured), checked\n"
+               "                  against its sha256; otherwise none\n"
+               "  --no-imatrix    quantize plainly, even a front's plan made with an imatrix\n"
                "  -o, --output F  the GGUF file to write\n"
                "  -v, -q          more or fewer messages\n"
                "  --help          this text\n");
@@ -51,12 +56,13 @@ int cmd_quantize(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"plan", required_argument, NULL, 'p'}, {"point", required_argument, NULL, 'P'},
-        {"imatrix", required_argument, NULL, 'I'},
+        {"imatrix", required_argument, NULL, 'I'},  {"no-imatrix", no_argument, NULL, 'N'},
         {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},    {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
     const char *plan_arg = NULL, *out = NULL, *imatrix = NULL;
+    bool no_imatrix = false;
     long long point = -1;
     int c;
     optind = 1;
@@ -68,6 +74,7 @@ int cmd_quantize(int argc, char **argv)
         case 'P': u = cli_parse_int("quantize", "--point", optarg, 0, 1 << 30, &point); break;
         case 'o': out = optarg; break;
         case 'I': imatrix = optarg; break;
+        case 'N': no_imatrix = true; break;
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': quantize_usage(stdout); return CLI_OK;
@@ -80,6 +87,8 @@ int cmd_quantize(int argc, char **argv)
         return cli_usage_error("quantize", "want exactly one MODEL argument");
     if (!plan_arg)
         return cli_usage_error("quantize", "--plan is required");
+    if (imatrix && no_imatrix)
+        return cli_usage_error("quantize", "--imatrix and --no-imatrix: give one");
     if (!out)
         return cli_usage_error("quantize", "-o OUT.gguf is required");
     const char *src = argv[optind];
@@ -88,11 +97,12 @@ int cmd_quantize(int argc, char **argv)
 
     struct mq_model *m = NULL;
     struct mq_plan *plan = NULL;
-    struct rpt_front_point pt;
-    bool is_front = false;
+    static struct rpt_front_point pt; /* large: off the stack */
+    static struct rpt_imatrix_ref im;
+    bool is_front = false, im_front;
     int rc;
-    if ((rc = mq_model_load(src, &m)) < 0 || (rc = cli_apply_imatrix(m, imatrix)) < 0 ||
-        (rc = cli_load_plan(m, plan_arg, point, &plan)) < 0)
+    if ((rc = mq_model_load(src, &m)) < 0 ||
+        (rc = cli_load_plan_imatrix(m, plan_arg, point, imatrix, no_imatrix, &plan, &im, &im_front)) < 0)
         goto done;
     struct stat st;
     char schema[32] = "";
@@ -101,13 +111,22 @@ int cmd_quantize(int argc, char **argv)
         if ((rc = rpt_front_point_read(plan_arg, (int)point, &pt)) < 0)
             goto done;
         is_front = true;
+        bool same = pt.imatrix.set == im.set && (!im.set || !strcmp(pt.imatrix.sha256, im.sha256));
+        if (pt.measured && !same) { /* what tune measured is not this file */
+            mq_warn("the front's plans were measured %s%s; this file is quantized %s%s: the measured figures are "
+                    "left out of it", pt.imatrix.set ? "with the importance matrix " : "without an importance matrix",
+                    pt.imatrix.set ? pt.imatrix.path : "", im.set ? "with " : "without an importance matrix",
+                    im.set ? im.path : "");
+            pt.measured = false;
+        }
     }
     char from[4200];
     if (is_front)
         snprintf(from, sizeof(from), "%s point %d%s", plan_arg, pt.index, pt.chosen ? " (chosen)" : "");
     else
         snprintf(from, sizeof(from), "%s", plan_arg);
-    struct rpt_provenance prov = {.m = m, .plan = plan, .plan_from = from, .pt = is_front ? &pt : NULL};
+    struct rpt_provenance prov = {.m = m, .plan = plan, .plan_from = from, .pt = is_front ? &pt : NULL,
+                                  .imatrix = &im};
     struct mq_quantize_result r;
     if ((rc = mq_quantize_write(m, plan, rpt_provenance_write, &prov, out, &r)) < 0)
         goto done;
@@ -115,6 +134,7 @@ int cmd_quantize(int argc, char **argv)
     printf("wrote      %s: %s, %d tensors (%d layers converted)\n", out, cli_fmt_bytes(b1, sizeof(b1), r.file_bytes),
            r.n_tensors, r.n_converted);
     printf("plan       %s from %s\n", plan->label, from);
+    cli_print_imatrix("imatrix   ", &im, im_front, no_imatrix);
     if (plan->ftype >= 0) /* a llama.cpp preset: its own file type */
         printf("layers     %s of weights; general.file_type %d (%s)\n", cli_fmt_bytes(b2, sizeof(b2), r.weight_bytes),
                plan->ftype, plan->label);

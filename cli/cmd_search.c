@@ -23,7 +23,7 @@ static void search_usage(FILE *f)
 {
     fprintf(f,
             "usage: mixq search --profile FILE --sensitivity FILE [--budget SIZE] [--size SIZE]\n"
-            "                   [--latency TIME] [MODEL] [options]\n\n"
+            "                   [--latency TIME] [--max-kl X] [MODEL] [options]\n\n"
             "Computes the Pareto front of plans over (memory, latency, loss) from a profile.yaml\n"
             "(mixq profile) and a sensitivity.yaml (mixq sensitivity), and the best point within\n"
             "the budgets, as predicted: exact (exhaustive or a dynamic program) where the space\n"
@@ -38,6 +38,9 @@ static void search_usage(FILE *f)
             "  --size SIZE           file size budget: bytes of the GGUF file 'mixq quantize' writes\n"
             "                        (default none; GGUF models)\n"
             "  --latency TIME        latency budget per workload run: us, ms, s (default none)\n"
+            "  --max-kl X            quality bound, mean KL in nats: the best point is the fastest\n"
+            "                        predicted within it (a KL sensitivity table); with --validate, the\n"
+            "                        fastest measured within it, as 'mixq tune --max-kl'\n"
             "  --formats LIST        formats layers may take (default f16,q8_0,q6_k,q5_k,q4_k,q3_k\n"
             "                        where rows allow; a layer's stored format always)\n"
             "  --pin LAYER=FORMAT    fix a layer's format (a name or a glob); repeatable\n"
@@ -59,7 +62,7 @@ int cmd_search(int argc, char **argv)
     static const struct option opts[] = {
         {"profile", required_argument, NULL, 'r'}, {"sensitivity", required_argument, NULL, 'S'},
         {"budget", required_argument, NULL, 'B'},  {"latency", required_argument, NULL, 'L'},
-        {"size", required_argument, NULL, 'Z'},
+        {"size", required_argument, NULL, 'Z'},    {"max-kl", required_argument, NULL, 'K'},
         {"formats", required_argument, NULL, 'f'}, {"pin", required_argument, NULL, 'p'},
         {"config", required_argument, NULL, 'g'},  {"validate", required_argument, NULL, 'V'},
         {"eval", required_argument, NULL, 'e'},    {"ctx", required_argument, NULL, 'c'},
@@ -71,7 +74,8 @@ int cmd_search(int argc, char **argv)
     };
     const char *prof_path = NULL, *sens_path = NULL, *formats = NULL, *config = NULL, *eval = NULL;
     const char *backend = NULL, *out_dir = "mixq-out";
-    double mem_budget = SRCH_NO_BUDGET, lat_budget = SRCH_NO_BUDGET, size_budget = SRCH_NO_BUDGET;
+    double mem_budget = SRCH_NO_BUDGET, lat_budget = SRCH_NO_BUDGET, size_budget = SRCH_NO_BUDGET, max_kl = 0;
+    bool has_max_kl = false;
     long long n_validate = 0, ctx = 0, chunks = 4, threads = 0;
     bool probe = true, plots = true;
     static struct srch_pins cli_pins, pins;
@@ -96,6 +100,11 @@ int cmd_search(int argc, char **argv)
         case 'L':
             if (srch_budget_parse_time(optarg, &lat_budget) < 0)
                 return CLI_USAGE;
+            break;
+        case 'K':
+            if (srch_budget_parse_kl(optarg, &max_kl) < 0)
+                return CLI_USAGE;
+            has_max_kl = true;
             break;
         case 'f': formats = optarg; break;
         case 'p':
@@ -141,6 +150,12 @@ int cmd_search(int argc, char **argv)
         goto done;
     if ((rc = mq_model_load(optind < argc ? argv[optind] : prof->model_path, &m)) < 0)
         goto done;
+    if (has_max_kl && !n_validate && strcmp(sens->loss_name, "kl")) {
+        rc = mq_error(MQ_EINVAL, "--max-kl bounds KL, and '%s' holds %s losses (%s sensitivity): give --validate N "
+                      "to measure KL, or a KL sensitivity table", sens_path, sens->loss_name,
+                      srch_sens_method_name(sens->method));
+        goto done;
+    }
     if ((rc = cli_tune_config("search", m, config, &cfg, &have_cfg, &pins)) < 0)
         goto done;
     for (int i = 0; i < cli_pins.n; i++)
@@ -160,9 +175,12 @@ int cmd_search(int argc, char **argv)
     if (!threads)
         threads = prof->target.threads;
     struct cli_file_size fsz;
-    cli_file_size_init(&fsz, m, prof, out_dir, mem_budget, lat_budget, size_budget);
+    cli_file_size_init(&fsz, m, prof, out_dir, mem_budget, lat_budget, size_budget, NULL);
+    fsz.pt.has_max_kl = has_max_kl; /* quantize records it too */
+    fsz.pt.max_kl = max_kl;
     struct srch_tune_options to = {.mem_budget = mem_budget, .lat_budget = lat_budget, .size_budget = size_budget,
                                    .file_bytes = cli_file_size_bytes, .file_bytes_ctx = &fsz, .formats = fmask,
+                                   .has_max_kl = has_max_kl, .max_kl = max_kl,
                                    .pins = &pins, .n_validate = (int)n_validate, .probe_memory = probe,
                                    .backend = backend, .quality = {.data = eval, .ctx = ctx, .max_chunks = chunks},
                                    .progress = true};
@@ -173,12 +191,16 @@ int cmd_search(int argc, char **argv)
             (rc = srch_tune_validate(m, be, prof, &to, t)) < 0)
             goto done;
     }
-    if ((rc = cli_tune_write(out_dir, m, prof, sens, t, plots)) < 0)
+    if ((rc = cli_tune_write(out_dir, m, prof, sens, t, plots, NULL)) < 0)
         goto done;
-    cli_tune_summary(m, prof, sens, t);
+    cli_tune_summary(m, prof, sens, t, NULL);
     printf("wrote        %s/front.yaml%s\n", out_dir, plots ? " and plots" : "");
     if (n_validate > 0 && t->chosen < 0)
-        rc = mq_error(MQ_ERANGE, "no validated plan met both budgets as measured; front.yaml lists what came closest");
+        rc = cli_tune_unmet(t, "");
+    else if (!n_validate && has_max_kl && t->front->pts[t->best].loss > max_kl)
+        rc = mq_error(MQ_ERANGE, "no plan within the budgets is predicted within --max-kl %g: the lowest predicted "
+                      "KL within them is %.4g (point %d); predicted KL is a sum of per-layer KLs, --validate N "
+                      "measures it", max_kl, t->front->pts[t->best].loss, t->best);
 done:
     srch_tune_free(t);
     be_close(be);

@@ -24,6 +24,7 @@
 #include "cli/tune_common.h"
 #include "core/log.h"
 #include "core/status.h"
+#include "model/imatrix.h"
 #include "model/model.h"
 #include "model/runner.h"
 #include "profiler/cache.h"
@@ -38,11 +39,17 @@
 #include "search/tune.h"
 
 #define TUNE_DEFAULT_CHUNKS 4
+/* the evaluation text of LLMs: disjoint from the calibration text MQ_IMATRIX_DEFAULT_TEXT
+ * (the 16 KiB of the held-out KJV after it; scripts/prepare-data.py) */
+#define TUNE_DEFAULT_EVAL_TEXT "examples/data/kjv-tune.txt"
+/* long options without a short one (values past any character) */
+enum { TUNE_OPT_IMATRIX = 0x1501, TUNE_OPT_NO_IMATRIX, TUNE_OPT_CALIB, TUNE_OPT_CALIB_CHUNKS };
 
 static void tune_usage(FILE *f)
 {
     fprintf(f,
-            "usage: mixq tune [MODEL] [--budget SIZE] [--size SIZE] [--latency TIME] [options]\n\n"
+            "usage: mixq tune [MODEL] [--budget SIZE] [--size SIZE] [--latency TIME] [--max-kl X]\n"
+            "                 [options]\n\n"
             "Finds the mixed-precision plans (a format per layer) that trade memory, latency and\n"
             "quality best on this machine, and the one to use within the budgets: profiles every\n"
             "layer in every format here, measures each layer's sensitivity, computes the Pareto\n"
@@ -50,14 +57,20 @@ static void tune_usage(FILE *f)
             "budgets, the uniform f16 and q8_0 plans and llama.cpp's presets Q3_K_M, Q4_K_M,\n"
             "Q5_K_M and Q6_K (as llama-quantize makes them; ONNX models: uniform q4_0) end to end.\n"
             "The chosen plan is the lowest measured KL divergence among the validated front\n"
-            "points that meet every budget as measured. Every step is cached: a second run with\n"
+            "points that meet every budget as measured; with --max-kl, the fastest (then smallest)\n"
+            "of those whose measured KL is within it. Every step is cached: a second run with\n"
             "other budgets only searches and validates.\n\n"
             "Cost: measured sensitivity is one evaluation of --chunks chunks per layer and format\n"
-            "(the default menu's 6 formats: 6 x layers evaluations, twice the 3-format menu of\n"
-            "earlier versions; a layer's stored format is free); grouped about 10x fewer; proxy\n"
-            "one pass. The progress line shows the evaluations done, left, and the time left.\n\n"
+            "(a layer's stored format is free); calibrated about 3 per group of layers, whatever\n"
+            "the menu (weight errors predict the rest); grouped one per group and format; proxy\n"
+            "one pass. Default: measured up to %d evaluations, calibrated above (the bundled\n"
+            "model: 226, so calibrated); the first message says which. The progress line shows\n"
+            "the evaluations done, left, and the time left.\n\n"
             "With no MODEL it tunes the bundled model (examples/tinyllm) on the bundled\n"
             "evaluation text, offline.\n\n"
+            "As llama.cpp users do (llama-quantize --imatrix), it quantizes every format with an\n"
+            "importance matrix, computed once on a calibration text kept apart from the evaluation\n"
+            "text (--calib; --imatrix FILE, --no-imatrix); the summary names both texts.\n\n"
             "Writes DIR/profile.yaml, sensitivity.yaml and front.yaml, with plots: layer-times,\n"
             "roofline, sensitivity, front-memory-loss, front-latency-loss, front-memory-latency,\n"
             "validation and plan (.png, .svg, and the .gp/.dat that redraw them).\n\n"
@@ -67,6 +80,13 @@ static void tune_usage(FILE *f)
             "                        for the plan (what presets are compared by; llama.cpp's\n"
             "                        --target-size), same units (default none; GGUF models)\n"
             "  --latency TIME        latency budget per workload run: us, ms, s (e.g. 200ms; default none)\n"
+            "  --max-kl X            quality bound: choose the fastest plan (then the smallest) whose\n"
+            "                        measured mean KL divergence from full precision, in nats (the\n"
+            "                        validation's KL column; ONNX models: of the output distributions,\n"
+            "                        not the task metric), is at most X, within the other budgets.\n"
+            "                        Predicted loss (a sum of per-layer losses) steers which plans are\n"
+            "                        measured, around X; only measured KL decides. Below the smallest\n"
+            "                        KL any plan reaches (the most precise plan's): an error naming it\n"
             "  --workload W          decode[:CTX] (default decode:512), prefill:N, generate:P,G;\n"
             "                        ONNX models: infer[:BATCH] (default: the model config's)\n"
             "  --formats LIST        formats layers may take (default f16,q8_0,q6_k,q5_k,q4_k,q3_k\n"
@@ -74,12 +94,26 @@ static void tune_usage(FILE *f)
             "  --pin LAYER=FORMAT    fix a layer's format (a name or a glob such as 'blk.*.attn_v.weight');\n"
             "                        repeatable; added to the model config's pins\n"
             "  --config FILE|none    model config (default: the one in configs/models matching MODEL)\n"
-            "  --sensitivity M       measured (default: each layer alone), grouped (groups of layers,\n"
-            "                        about 10x fewer evaluations) or proxy (one pass, blind to how\n"
-            "                        errors reach the output); see 'mixq sensitivity --help'\n"
-            "  --groups N            grouped: groups per role along depth (default %d)\n"
-            "  --eval FILE           evaluation data (LLMs: a text; default the model config's, or the\n"
-            "                        bundled KJV held-out text)\n"
+            "  --sensitivity M       measured (each layer alone), calibrated (weight errors mapped to\n"
+            "                        KL by a fit to a few measured groups), grouped (groups of layers)\n"
+            "                        or proxy (one pass, blind to how errors reach the output); default\n"
+            "                        as above; see 'mixq sensitivity --help'\n"
+            "  --groups N            grouped, calibrated: groups per role along depth (default %d)\n"
+            "  --eval FILE           evaluation data of sensitivity and validation KL (LLMs: a text;\n"
+            "                        default the model config's, or the bundled\n"
+            "                        %s, disjoint from the calibration text)\n"
+            "  --calib FILE          LLMs: the calibration text of the importance matrix (default the\n"
+            "                        bundled %s): computed once per model, text,\n"
+            "                        --ctx and --calib-chunks and kept in the cache, and every format\n"
+            "                        (the presets too) is quantized with it, as llama-quantize --imatrix\n"
+            "                        does; front.yaml records the file, for 'mixq quantize --plan\n"
+            "                        DIR/front.yaml' and 'mixq export'. A warning says when the\n"
+            "                        calibration and evaluation texts overlap. ONNX models: none\n"
+            "  --calib-chunks N      chunks of --ctx tokens of the calibration text (default: every\n"
+            "                        whole chunk, as llama-imatrix)\n"
+            "  --imatrix FILE        quantize with this importance matrix instead (llama-imatrix's GGUF\n"
+            "                        or .dat, or one 'mixq imatrix' wrote)\n"
+            "  --no-imatrix          quantize plainly, without an importance matrix\n"
             "  --ctx N, --chunks N   LLMs: chunk length and chunks of the text scored (default\n"
             "                        min(training context, 512) and %d); other models: --chunks N\n"
             "                        takes the first N samples (default all)\n"
@@ -118,7 +152,7 @@ static void tune_usage(FILE *f)
             "                        profile and measured there (DIR/tN-NAME/front.yaml)\n"
             "  -v, -q                more or fewer messages\n"
             "  --help                this text\n",
-            SRCH_SENS_DEFAULT_DEPTH_GROUPS, TUNE_DEFAULT_CHUNKS, SRCH_TUNE_MAX_TARGETS);
+            SRCH_SENS_AUTO_MAX_EVALS, SRCH_SENS_DEFAULT_DEPTH_GROUPS, TUNE_DEFAULT_EVAL_TEXT, MQ_IMATRIX_DEFAULT_TEXT, TUNE_DEFAULT_CHUNKS, SRCH_TUNE_MAX_TARGETS);
 }
 
 /* Validation on a remote target: each plan's latency and peak RSS from the agent, kept in
@@ -280,11 +314,15 @@ int cmd_tune(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"budget", required_argument, NULL, 'B'},      {"latency", required_argument, NULL, 'L'},
-        {"size", required_argument, NULL, 'Z'},
+        {"size", required_argument, NULL, 'Z'},        {"max-kl", required_argument, NULL, 'K'},
         {"workload", required_argument, NULL, 'w'},    {"formats", required_argument, NULL, 'f'},
         {"pin", required_argument, NULL, 'p'},         {"config", required_argument, NULL, 'g'},
         {"sensitivity", required_argument, NULL, 'S'}, {"groups", required_argument, NULL, 'G'},
         {"eval", required_argument, NULL, 'e'},
+        {"imatrix", required_argument, NULL, TUNE_OPT_IMATRIX},
+        {"no-imatrix", no_argument, NULL, TUNE_OPT_NO_IMATRIX},
+        {"calib", required_argument, NULL, TUNE_OPT_CALIB},
+        {"calib-chunks", required_argument, NULL, TUNE_OPT_CALIB_CHUNKS},
         {"ctx", required_argument, NULL, 'c'},         {"chunks", required_argument, NULL, 'n'},
         {"validate", required_argument, NULL, 'V'},    {"max-seconds", required_argument, NULL, 's'},
         {"backend", required_argument, NULL, 'b'},     {"threads", required_argument, NULL, 'j'},
@@ -301,9 +339,14 @@ int cmd_tune(int argc, char **argv)
     const char *out_dir = "mixq-out", *cache_arg = NULL, *remote = NULL, *remote_model = NULL, *host_backend = "cpu";
     double remote_timeout = 1800;
     double mem_budget = SRCH_NO_BUDGET, lat_budget = SRCH_NO_BUDGET, size_budget = SRCH_NO_BUDGET, max_seconds = 0;
+    double max_kl = 0;
+    bool has_max_kl = false;
     long long ctx = 0, chunks = -1, n_validate = 8, threads = 0, groups = 0;
-    enum srch_sens_method method = SRCH_SENS_MEASURED;
+    enum srch_sens_method method = SRCH_SENS_AUTO;
     bool probe = true, no_cache = false, plots = true, backend_given = false, per_target = false;
+    const char *imatrix = NULL, *calib = NULL; /* the importance matrix: cli_tune_imatrix */
+    bool no_imatrix = false;
+    long long calib_chunks = 0;
     const char *target_spec[SRCH_TUNE_MAX_TARGETS];
     int n_targets = 0;
     static struct srch_pins cli_pins, pins; /* large: off the stack */
@@ -327,6 +370,11 @@ int cmd_tune(int argc, char **argv)
             if (srch_budget_parse_bytes(optarg, &size_budget) < 0)
                 return CLI_USAGE;
             break;
+        case 'K':
+            if (srch_budget_parse_kl(optarg, &max_kl) < 0)
+                return CLI_USAGE;
+            has_max_kl = true;
+            break;
         case 'w': workload = optarg; break;
         case 'f': formats = optarg; break;
         case 'p':
@@ -335,11 +383,18 @@ int cmd_tune(int argc, char **argv)
             break;
         case 'g': config = optarg; break;
         case 'S':
-            if (srch_sens_method_parse(optarg, &method) < 0)
-                return cli_usage_error("tune", "--sensitivity is measured, grouped or proxy, not '%s'", optarg);
+            if (srch_sens_method_parse(optarg, &method) < 0 || method == SRCH_SENS_AUTO)
+                return cli_usage_error("tune", "--sensitivity is measured, calibrated, grouped or proxy, not '%s'",
+                                       optarg);
             break;
         case 'G': u = cli_parse_int("tune", "--groups", optarg, 1, 1 << 20, &groups); break;
         case 'e': eval = optarg; break;
+        case TUNE_OPT_IMATRIX: imatrix = optarg; break;
+        case TUNE_OPT_NO_IMATRIX: no_imatrix = true; break;
+        case TUNE_OPT_CALIB: calib = optarg; break;
+        case TUNE_OPT_CALIB_CHUNKS:
+            u = cli_parse_int("tune", "--calib-chunks", optarg, 1, 1 << 30, &calib_chunks);
+            break;
         case 'c': u = cli_parse_int("tune", "--ctx", optarg, 4, 1 << 20, &ctx); break;
         case 'n': u = cli_parse_int("tune", "--chunks", optarg, 1, 1 << 30, &chunks); break;
         case 'V': u = cli_parse_int("tune", "--validate", optarg, 8, 4096, &n_validate); break;
@@ -371,6 +426,11 @@ int cmd_tune(int argc, char **argv)
         if (u != CLI_OK)
             return u;
     }
+    if (imatrix && no_imatrix)
+        return cli_usage_error("tune", "--imatrix and --no-imatrix: give one");
+    if ((calib || calib_chunks) && (imatrix || no_imatrix))
+        return cli_usage_error("tune", "--calib and --calib-chunks compute the importance matrix: not with %s",
+                               imatrix ? "--imatrix" : "--no-imatrix");
     if (argc - optind > 1)
         return cli_usage_error("tune", "want at most one MODEL argument");
     if (n_targets && (remote || backend_given))
@@ -386,7 +446,7 @@ int cmd_tune(int argc, char **argv)
         snprintf(model_path, sizeof(model_path), "%s", argv[optind]);
     else
         cli_data_path(model_path, sizeof(model_path), "examples/tinyllm/tinyllm.gguf");
-    cli_data_path(default_text, sizeof(default_text), "examples/data/kjv-eval.txt");
+    cli_data_path(default_text, sizeof(default_text), TUNE_DEFAULT_EVAL_TEXT);
     cli_cache_dir(cache_arg, cache_dir, sizeof(cache_dir));
     static struct tune_target tg[SRCH_TUNE_MAX_TARGETS]; /* large: off the stack */
     if (n_targets) {
@@ -459,6 +519,13 @@ int cmd_tune(int argc, char **argv)
         goto done;
     if (remote && (rc = cli_remote_open(remote, remote_timeout, &rem)) < 0)
         goto done;
+    /* the importance matrix every format is quantized with, set before anything is measured */
+    static struct cli_tune_texts tx; /* large: off the stack */
+    memset(&tx, 0, sizeof(tx));
+    tx.eval = eval;
+    tx.chunks = chunks;
+    if ((rc = cli_tune_imatrix(m, be, imatrix, no_imatrix, calib, ctx, calib_chunks, cache_dir, no_cache, &tx)) < 0)
+        goto done;
     struct cli_remote_req rq = {.model = remote_model ? remote_model : model_path, .content_hash = m->content_hash,
                                 .backend = backend, .threads = (int)threads, .workload = &po.workload,
                                 .formats = po.formats, .cache_mode = PROF_AUTO, .max_seconds = max_seconds,
@@ -528,7 +595,12 @@ int cmd_tune(int argc, char **argv)
 
     /* 2. what each layer loses */
     struct mq_quality_config qc = {.data = eval, .ctx = ctx, .max_chunks = chunks};
-    mq_info("step 2/4: %s sensitivity", srch_sens_method_name(method));
+    int n_meas = 0;
+    if (method == SRCH_SENS_AUTO && (method = srch_sens_auto(m, fmask, &pins, &n_meas)) == SRCH_SENS_CALIBRATED)
+        mq_info("step 2/4: calibrated sensitivity (measured would take %d evaluations, more than %d)", n_meas,
+                SRCH_SENS_AUTO_MAX_EVALS);
+    else
+        mq_info("step 2/4: %s sensitivity", srch_sens_method_name(method));
     struct srch_sens_options so = {.method = method, .formats = fmask, .pins = &pins, .quality = qc,
                                    .depth_groups = (int)groups,
                                    .cache_dir = cache_dir, .cache_refresh = no_cache, .progress = true};
@@ -542,9 +614,12 @@ int cmd_tune(int argc, char **argv)
 
     /* 3. the front, 4. measured on the target */
     struct cli_file_size fsz;
-    cli_file_size_init(&fsz, m, prof, out_dir, mem_budget, lat_budget, size_budget);
+    cli_file_size_init(&fsz, m, prof, out_dir, mem_budget, lat_budget, size_budget, &tx.imatrix);
+    fsz.pt.has_max_kl = has_max_kl; /* quantize records it too */
+    fsz.pt.max_kl = max_kl;
     struct srch_tune_options to = {.mem_budget = mem_budget, .lat_budget = lat_budget, .size_budget = size_budget,
                                    .file_bytes = cli_file_size_bytes, .file_bytes_ctx = &fsz, .formats = fmask,
+                                   .has_max_kl = has_max_kl, .max_kl = max_kl,
                                    .pins = &pins, .n_validate = (int)n_validate, .max_seconds = max_seconds,
                                    .probe_memory = probe, .backend = backend, .quality = qc, .progress = true,
                                    .measure_plan = rem ? remote_measure_plan : NULL, .measure_ctx = &rm};
@@ -559,10 +634,10 @@ int cmd_tune(int argc, char **argv)
     if ((rc = srch_tune_search(m, prof, sens, &to, &t)) < 0)
         goto done;
     mq_info("step 4/4: validation on the target%s", n_targets > 1 ? "s" : "");
-    if ((rc = srch_tune_validate(m, be, prof, &to, t)) < 0 || (rc = cli_tune_write(out_dir, m, prof, sens, t, draw)) < 0)
+    if ((rc = srch_tune_validate(m, be, prof, &to, t)) < 0 || (rc = cli_tune_write(out_dir, m, prof, sens, t, draw, &tx.imatrix)) < 0)
         goto done;
     printf("\n");
-    cli_tune_summary(m, prof, sens, t);
+    cli_tune_summary(m, prof, sens, t, &tx);
     if (n_targets)
         printf("wrote        %s/sensitivity.yaml, front.yaml, and each target's profile.yaml in %s/%s ...%s\n",
                out_dir, out_dir, tg[0].slug, draw ? "; plots" : "");
@@ -583,16 +658,15 @@ int cmd_tune(int argc, char **argv)
             (rc = srch_tune_validate(m, be, tg[i].prof, &o1, tt)) < 0)
             goto done;
         snprintf(path, sizeof(path), "%s/%s", out_dir, tg[i].slug);
-        if ((rc = cli_tune_write(path, m, tg[i].prof, sens, tt, draw)) < 0)
+        if ((rc = cli_tune_write(path, m, tg[i].prof, sens, tt, draw, &tx.imatrix)) < 0)
             goto done;
-        cli_tune_summary(m, tg[i].prof, sens, tt);
+        cli_tune_summary(m, tg[i].prof, sens, tt, &tx);
         printf("wrote        %s/front.yaml\n", path);
         missed += tt->chosen < 0;
     }
     printf("wall time    %.1f s\n", (double)(prof_now_ns() - t0) * 1e-9);
     if (t->chosen < 0)
-        rc = mq_error(MQ_ERANGE, "no validated plan met both budgets as measured%s; front.yaml lists what came "
-                      "closest", n_targets > 1 ? " on every target" : "");
+        rc = cli_tune_unmet(t, n_targets > 1 ? " on every target" : "");
     else if (missed)
         rc = mq_error(MQ_ERANGE, "--per-target: %d target%s had no validated plan within the budgets (see "
                       "their front.yaml)", missed, missed == 1 ? "" : "s");

@@ -1,14 +1,20 @@
 /* cli/tune_common.c - config, outputs and summary shared by `mixq tune` and `mixq search`. */
 #include "cli/tune_common.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "core/log.h"
 #include "core/status.h"
+#include "model/imatrix.h"
 #include "model/quantize.h"
+#include "profiler/imatrix_cache.h"
 #include "reports/front_io.h"
 #include "reports/plot.h"
 #include "search/budget.h"
@@ -41,12 +47,119 @@ int cli_tune_config(const char *cmd, const struct mq_model *m, const char *confi
     return MQ_OK;
 }
 
+/* The calibration text: a readable, non-empty regular file (one-line error). */
+static int check_calib(const char *path)
+{
+    struct stat st;
+    FILE *f = NULL;
+    if (stat(path, &st) != 0 || !(f = fopen(path, "rb")))
+        return mq_error(MQ_EIO, "cannot open calibration text '%s': %s", path, strerror(errno));
+    fclose(f);
+    if (!S_ISREG(st.st_mode))
+        return mq_error(MQ_EIO, "calibration text '%s' is not a regular file", path);
+    if (st.st_size == 0)
+        return mq_error(MQ_EINVAL, "calibration text '%s' is empty", path);
+    return MQ_OK;
+}
+
+/* Reads the imatrix file at path and sets it on m; what it holds goes into ref. */
+static int tune_apply_imatrix(struct mq_model *m, const char *path, struct rpt_imatrix_ref *ref)
+{
+    struct mq_imatrix *im = NULL;
+    int used = 0;
+    int rc = mq_imatrix_read(path, &im);
+    if (rc == MQ_OK)
+        rc = mq_model_set_imatrix(m, im, &used);
+    if (rc == MQ_OK) {
+        mq_info("imatrix %s: %d of %d layers (%d entries, %u chunks of %u tokens)", path, used, m->n_layers,
+                im->n_entries, im->chunk_count, im->chunk_size);
+        if (!ref->text[0] && im->n_datasets > 0)
+            snprintf(ref->text, sizeof(ref->text), "%s", im->datasets[0]);
+        ref->chunks = im->chunk_count;
+        ref->ctx = im->chunk_size;
+    }
+    mq_imatrix_free(im);
+    return rc;
+}
+
+int cli_tune_imatrix(struct mq_model *m, struct be_backend *be, const char *imatrix, bool no_imatrix,
+                     const char *calib, long long ctx, long long calib_chunks, const char *cache_dir, bool refresh,
+                     struct cli_tune_texts *tx)
+{
+    memset(&tx->imatrix, 0, sizeof(tx->imatrix));
+    tx->no_imatrix[0] = '\0';
+    tx->cached = false;
+    tx->seconds = 0;
+    tx->ctx = ctx;
+    if (m->kind == MQ_MODEL_LLAMA && !ctx) /* the evaluation's default: min(training context, 512) */
+        tx->ctx = m->hp.n_ctx_train > 0 && m->hp.n_ctx_train < 512 ? m->hp.n_ctx_train : 512;
+    if (m->kind != MQ_MODEL_LLAMA) {
+        if (imatrix)
+            return mq_error(MQ_EUNSUPPORTED, "--imatrix: '%s' is an ONNX model; importance matrices apply to GGUF "
+                            "llama models only", m->path);
+        mq_debug("no importance matrix: '%s' is an ONNX model, whose formats are quantized plainly", m->path);
+        snprintf(tx->no_imatrix, sizeof(tx->no_imatrix), "an ONNX model");
+        return MQ_OK;
+    }
+    if (no_imatrix) {
+        mq_info("no importance matrix (--no-imatrix): every format is quantized plainly");
+        snprintf(tx->no_imatrix, sizeof(tx->no_imatrix), "--no-imatrix");
+        return MQ_OK;
+    }
+    struct rpt_imatrix_ref ref;
+    char real[PATH_MAX];
+    int rc;
+    if (imatrix) {
+        /* by its full path, so that 'mixq quantize --plan DIR/front.yaml' finds it from anywhere */
+        if ((rc = rpt_imatrix_ref_given(realpath(imatrix, real) ? real : imatrix, &ref)) < 0 ||
+            (rc = tune_apply_imatrix(m, ref.path, &ref)) < 0)
+            return rc;
+        tx->imatrix = ref;
+        return MQ_OK;
+    }
+    char deftext[4096];
+    if (!calib) {
+        cli_data_path(deftext, sizeof(deftext), MQ_IMATRIX_DEFAULT_TEXT);
+        calib = deftext;
+    }
+    if ((rc = check_calib(calib)) < 0)
+        return rc;
+    if (ctx && ctx < MQ_IMATRIX_MIN_CTX)
+        return mq_error(MQ_EINVAL, "--ctx %lld: the importance matrix wants chunks of at least %d tokens "
+                        "(llama-imatrix ignores shorter batches); give --ctx %d or more, or --no-imatrix", ctx,
+                        MQ_IMATRIX_MIN_CTX, MQ_IMATRIX_MIN_CTX);
+    bool overlap = false;
+    if (tx->eval && (rc = prof_text_overlap(calib, tx->eval, &overlap)) < 0)
+        return rc;
+    if (overlap)
+        mq_warn("the calibration text '%s' and the evaluation text '%s' are the same text (or one begins with the "
+                "other): KL is measured on the text the importance matrix was fitted to; give --calib or --eval "
+                "another text", calib, tx->eval);
+    struct mq_imatrix_config cfg = {.text = calib, .n_ctx = ctx, .max_chunks = calib_chunks, .progress = true};
+    struct prof_imatrix_file f;
+    mq_info("importance matrix on the calibration text %s", calib);
+    if ((rc = prof_imatrix_get(m, be, &cfg, cache_dir, refresh, &f)) < 0)
+        return rc;
+    memset(&ref, 0, sizeof(ref));
+    if ((rc = rpt_imatrix_ref_given(realpath(f.path, real) ? real : f.path, &ref)) < 0)
+        return rc;
+    snprintf(ref.source, sizeof(ref.source), "computed");
+    snprintf(ref.text, sizeof(ref.text), "%s", calib);
+    if ((rc = tune_apply_imatrix(m, ref.path, &ref)) < 0)
+        return rc;
+    tx->imatrix = ref;
+    tx->cached = f.hit;
+    tx->seconds = f.seconds;
+    return MQ_OK;
+}
+
 int cli_tune_write(const char *dir, const struct mq_model *m, const struct prof_profile *prof,
-                   const struct srch_sensitivity *sens, const struct srch_tune *t, bool plots)
+                   const struct srch_sensitivity *sens, const struct srch_tune *t, bool plots,
+                   const struct rpt_imatrix_ref *im)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/front.yaml", dir);
-    int rc = rpt_front_write(path, m, prof, sens, t, 0);
+    int rc = rpt_front_write(path, m, prof, sens, t, 0, im);
     if (rc < 0 || !plots)
         return rc;
     char gp[4096];
@@ -64,7 +177,8 @@ int cli_tune_write(const char *dir, const struct mq_model *m, const struct prof_
 }
 
 void cli_file_size_init(struct cli_file_size *s, const struct mq_model *m, const struct prof_profile *prof,
-                        const char *dir, double mem_budget, double lat_budget, double size_budget)
+                        const char *dir, double mem_budget, double lat_budget, double size_budget,
+                        const struct rpt_imatrix_ref *im)
 {
     memset(s, 0, sizeof(*s));
     s->m = m;
@@ -83,12 +197,15 @@ void cli_file_size_init(struct cli_file_size *s, const struct mq_model *m, const
     pt->has_lat_budget = isfinite(lat_budget);
     pt->has_size_budget = isfinite(size_budget);
     pt->measured = true;
+    if (im)
+        pt->imatrix = *im;
 }
 
 int cli_file_size_bytes(void *ctx, const struct mq_plan *plan, uint64_t *bytes)
 {
     struct cli_file_size *s = ctx;
-    struct rpt_provenance prov = {.m = s->m, .plan = plan, .plan_from = s->from, .pt = &s->pt};
+    struct rpt_provenance prov = {.m = s->m, .plan = plan, .plan_from = s->from, .pt = &s->pt,
+                                  .imatrix = &s->pt.imatrix};
     int rc = mq_quantize_file_bytes(s->m, plan, rpt_provenance_write, &prov, bytes);
     if (rc == MQ_OK)
         *bytes += CLI_FILE_SIZE_SLACK;
@@ -123,12 +240,38 @@ static void verdict(const struct srch_tune *t, const struct srch_candidate *c, c
         snprintf(buf, size, "meets all");
         return;
     }
-    bool over[3] = {c->mem > t->mem_budget, c->lat.median_ns > t->lat_budget, c->size > t->size_budget};
-    static const char *const name[3] = {"memory", "latency", "size"};
+    bool over[4] = {c->mem > t->mem_budget, c->lat.median_ns > t->lat_budget, c->size > t->size_budget,
+                    c->loss > t->max_kl};
+    static const char *const name[4] = {"memory", "latency", "size", "max-kl"};
     size_t used = (size_t)snprintf(buf, size, "over");
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (over[i] && used < size)
             used += (size_t)snprintf(buf + used, size - used, "%s %s", used > 4 ? "," : "", name[i]);
+}
+
+int cli_tune_unmet(const struct srch_tune *t, const char *where)
+{
+    if (!isfinite(t->max_kl))
+        return mq_error(MQ_ERANGE, "no validated plan met both budgets as measured%s; front.yaml lists what came "
+                        "closest", where);
+    int smallest, under;
+    srch_tune_kl_reach(t, &smallest, &under);
+    if (smallest < 0)
+        return mq_error(MQ_ERANGE, "--max-kl %g: no plan was measured", t->max_kl);
+    const struct srch_candidate *s = &t->cand[smallest];
+    if (under < 0)
+        return mq_error(MQ_ERANGE, "--max-kl %g is below the smallest KL any plan reaches: %.4g (%s, as measured; "
+                        "front.yaml lists the plans)", t->max_kl, s->loss, s->label);
+    const struct srch_candidate *u = &t->cand[under];
+    char v[64];
+    verdict(t, u, v, sizeof(v));
+    if (u->meets) /* a baseline outside the plans searched (--formats, pins) */
+        return mq_error(MQ_ERANGE, "no validated front point within --max-kl %g met the budgets as measured%s; %s "
+                        "(KL %.4g) does, but is not a plan of the searched space (--formats, --pin)", t->max_kl,
+                        where, u->label, u->loss);
+    return mq_error(MQ_ERANGE, "no validated plan within --max-kl %g met the other budgets as measured%s: the "
+                    "fastest within it, %s (KL %.4g), does not fit: %s as measured; front.yaml lists what came "
+                    "closest", t->max_kl, where, u->label, u->loss, v);
 }
 
 static void print_row(const struct srch_tune *t, const struct srch_candidate *c, bool chosen)
@@ -173,8 +316,51 @@ static void print_targets(const struct srch_tune *t)
     printf("\n");
 }
 
+/* The predicted KL of the validated plans against the measured one (reports/front_io.h). */
+static void print_calibration(const struct srch_sensitivity *sens, const struct srch_tune *t)
+{
+    double *err = malloc(((size_t)t->n_cand + 1) * sizeof(double)), med, worst;
+    int n = err ? rpt_front_loss_errors(sens, t, err, &med, &worst) : 0;
+    if (n > 0) {
+        printf("calibration  predicted (%s sensitivity) vs measured KL of the %d validated plans: median error "
+               "%.1f%%, worst %.1f%%\n", srch_sens_method_name(sens->method), n, med, worst);
+        if (sens->method == SRCH_SENS_CALIBRATED)
+            printf("             the fit: leave-one-out Spearman %.3f, median error %.1f%% over its %d measured "
+                   "group points\n", sens->rank_corr, 100 * sens->loo_median_err, sens->n_points);
+        for (int i = 0; i < t->n_cand; i++)
+            if (!isnan(err[i]))
+                printf("             %-34s predicted %-10.4g measured %-10.4g %+.1f%%\n", t->cand[i].label,
+                       t->cand[i].pred_loss, t->cand[i].loss, err[i]);
+        printf("\n");
+    }
+    free(err);
+}
+
+/* Which texts the tuning calibrated on (its importance matrix) and evaluated on. */
+static void print_texts(const struct cli_tune_texts *tx)
+{
+    const struct rpt_imatrix_ref *im = &tx->imatrix;
+    if (!im->set)
+        printf("imatrix      none (%s): every format quantized plainly\n", tx->no_imatrix[0] ? tx->no_imatrix : "none");
+    else if (!strcmp(im->source, "computed"))
+        printf("imatrix      computed on %s, %lld chunks of %lld tokens (calibration; %s %.1f s): %s\n", im->text,
+               im->chunks, im->ctx, tx->cached ? "cached, computed in" : "computed in", tx->seconds, im->path);
+    else
+        printf("imatrix      given: %s (%lld chunks of %lld tokens of %s)\n", im->path, im->chunks, im->ctx,
+               im->text[0] ? im->text : "an unnamed text");
+    if (tx->eval && tx->ctx > 0)
+        printf("evaluation   %s, %lld chunk%s of %lld tokens (sensitivity and validation KL)\n", tx->eval, tx->chunks,
+               tx->chunks == 1 ? "" : "s", tx->ctx);
+    else if (tx->chunks > 0)
+        printf("evaluation   %s, the first %lld samples (sensitivity and validation)\n",
+               tx->eval ? tx->eval : "the model's default data", tx->chunks);
+    else
+        printf("evaluation   %s, every sample (sensitivity and validation)\n",
+               tx->eval ? tx->eval : "the model's default data");
+}
+
 void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof, const struct srch_sensitivity *sens,
-                      const struct srch_tune *t)
+                      const struct srch_tune *t, const struct cli_tune_texts *tx)
 {
     char b1[32], b2[32];
     if (isfinite(t->mem_budget))
@@ -201,10 +387,15 @@ void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof,
         srch_budget_format_bytes(t->size_budget, false, b3, sizeof(b3));
     else
         snprintf(b3, sizeof(b3), "none");
-    printf("budgets      memory %s, latency %s per run, file size %s\n", b1, b2, b3);
+    printf("budgets      memory %s, latency %s per run, file size %s", b1, b2, b3);
+    if (isfinite(t->max_kl)) /* --max-kl */
+        printf(", KL at most %.4g (measured: the fastest plan within it is chosen)", t->max_kl);
+    printf("\n");
     printf("sensitivity  %s (loss %s%s)%s\n", srch_sens_method_name(sens->method), sens->loss_name,
            sens->method == SRCH_SENS_GROUPED ? ", estimated from groups" : "",
            sens->method == SRCH_SENS_PROXY ? "; validation measures KL" : "");
+    if (tx)
+        print_texts(tx);
     const struct srch_front *f = t->front;
     printf("search       %s%s over 2^%.1f plans: %d points on the front in %.3g s\n", f->method,
            f->exact ? " (exact)" : " (epsilon-approximate)", f->log2_plans, f->n, t->search_seconds);
@@ -214,6 +405,10 @@ void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof,
         srch_budget_format_time(pt->lat, b2, sizeof(b2));
         printf("best         point %d as predicted: %s, %s, %s %.3g\n", t->best, b1, b2, t->loss_name, pt->loss);
     }
+    if (isfinite(t->max_kl) && !isnan(t->loss_bar)) /* --max-kl: where the front was queried */
+        printf("KL bound     front queried at predicted %s %.4g (KL bound %.4g / %.3g, the measured/predicted "
+               "ratio%s)\n", t->loss_name, t->loss_bar, t->max_kl, isnan(t->loss_ratio) ? 1.0 : t->loss_ratio,
+               isnan(t->loss_ratio) ? " assumed" : " of the measured plans nearest the bound");
     if (!t->validated) {
         printf("\nnot validated: nothing was measured on the target (front.yaml holds the predictions)\n");
         return;
@@ -234,8 +429,10 @@ void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof,
     printf("\n");
     if (t->n_targets > 1)
         print_targets(t);
+    print_calibration(sens, t);
     if (t->chosen < 0) {
-        printf("chosen       none: no validated front point met both budgets as measured (see front.yaml)\n");
+        printf("chosen       none: no validated front point met %s as measured (see front.yaml)\n",
+               isfinite(t->max_kl) ? "the budgets and the KL bound" : "both budgets");
     } else {
         const struct srch_candidate *c = &t->cand[t->chosen];
         char counts[128];
@@ -258,6 +455,9 @@ void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof,
             verdict(t, b, v, sizeof(v));
             if (!b->meets)
                 printf("             %s does not fit: %s as measured\n", b->label, v);
+            else if (isfinite(t->max_kl) && c->lat.median_ns > 0) /* --max-kl: the fastest is chosen */
+                printf("             %s meets them with %.3gx the chosen plan's latency (KL %.3g, the chosen "
+                       "plan's: %.3g)\n", b->label, b->lat.median_ns / c->lat.median_ns, b->loss, c->loss);
             else if (c->loss > 0)
                 printf("             %s meets them with %.3gx the chosen plan's KL\n", b->label, b->loss / c->loss);
             else

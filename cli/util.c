@@ -16,6 +16,7 @@
 #include "model/plan.h"
 #include "model/preset.h"
 #include "profiler/cache.h"
+#include "reports/export.h"
 #include "reports/front_io.h"
 #include "reports/plan_io.h"
 #include "reports/yaml_doc.h"
@@ -180,10 +181,78 @@ int cli_apply_imatrix(struct mq_model *m, const char *path)
     if (rc == MQ_OK)
         rc = mq_model_set_imatrix(m, im, &used);
     if (rc == MQ_OK)
-        mq_info("imatrix %s: %d of %d layers (%d entries, %u chunks)", path, used, m->n_layers,
+        mq_debug("imatrix %s: %d of %d layers (%d entries, %u chunks)", path, used, m->n_layers,
                     im->n_entries, im->chunk_count);
     mq_imatrix_free(im);
     return rc;
+}
+
+bool cli_is_front(const char *path)
+{
+    struct stat st;
+    char schema[32] = "";
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && rpt_yaml_schema_of(path, schema, sizeof(schema)) == 0 &&
+           !strcmp(schema, "front");
+}
+
+/* cli_load_plan_imatrix's importance matrix (cli.h) */
+static int plan_imatrix(struct mq_model *m, const char *plan_arg, const char *imatrix, bool no_imatrix,
+                        struct rpt_imatrix_ref *ref, bool *from_front)
+{
+    memset(ref, 0, sizeof(*ref));
+    *from_front = false;
+    if (no_imatrix)
+        return MQ_OK;
+    int rc;
+    if (imatrix) {
+        if ((rc = rpt_imatrix_ref_given(imatrix, ref)) < 0 || (rc = cli_apply_imatrix(m, imatrix)) < 0)
+            ref->set = false;
+        return rc;
+    }
+    if (!cli_is_front(plan_arg))
+        return MQ_OK;
+    if ((rc = rpt_front_imatrix_read(plan_arg, ref)) < 0 || !ref->set)
+        return rc;
+    if ((rc = rpt_imatrix_ref_check(ref, "the front's importance matrix")) < 0 ||
+        (rc = cli_apply_imatrix(m, ref->path)) < 0) {
+        ref->set = false;
+        return rc;
+    }
+    *from_front = true;
+    return MQ_OK;
+}
+
+int cli_load_plan_imatrix(struct mq_model *m, const char *plan_arg, long long point, const char *imatrix,
+                          bool no_imatrix, struct mq_plan **plan, struct rpt_imatrix_ref *ref, bool *from_front)
+{
+    *plan = NULL;
+    memset(ref, 0, sizeof(*ref));
+    *from_front = false;
+    struct stat st;
+    bool file = stat(plan_arg, &st) == 0 && S_ISREG(st.st_mode);
+    int rc;
+    if (!file && (rc = plan_imatrix(m, plan_arg, imatrix, no_imatrix, ref, from_front)) < 0)
+        return rc;
+    if ((rc = cli_load_plan(m, plan_arg, point, plan)) < 0)
+        return rc;
+    if (file && (rc = plan_imatrix(m, plan_arg, imatrix, no_imatrix, ref, from_front)) < 0) {
+        mq_plan_free(*plan);
+        *plan = NULL;
+    }
+    return rc;
+}
+
+void cli_print_imatrix(const char *label, const struct rpt_imatrix_ref *ref, bool from_front, bool no_imatrix)
+{
+    if (!ref->set)
+        printf("%s none%s\n", label, no_imatrix ? " (--no-imatrix): quantized plainly" : "");
+    else if (!from_front)
+        printf("%s %s (--imatrix)\n", label, ref->path);
+    else if (!strcmp(ref->source, "computed") && ref->text[0])
+        printf("%s %s (the front's: computed by mixq tune on %s, %lld chunks; --no-imatrix for none)\n", label,
+               ref->path, ref->text, ref->chunks);
+    else
+        printf("%s %s (the front's; --no-imatrix for none)\n", label, ref->path);
 }
 
 int cli_make_dir(const char *path)

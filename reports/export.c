@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/sha256.h"
 #include "core/status.h"
 #include "model/onnx.h"
 #include "model/quantize.h"
@@ -57,6 +58,83 @@ static void yget_str(struct rpt_yaml *y, yaml_node_t *map, const char *key, char
     snprintf(buf, size, "%s", s ? s : "");
 }
 
+/* ---- importance matrices ------------------------------------------------------------ */
+
+int rpt_imatrix_ref_given(const char *path, struct rpt_imatrix_ref *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (strlen(path) >= sizeof(out->path))
+        return mq_error(MQ_EINVAL, "imatrix file name '%.64s...' is too long", path);
+    int rc = mq_sha256_file(path, out->sha256);
+    if (rc < 0)
+        return rc;
+    out->set = true;
+    snprintf(out->source, sizeof(out->source), "given");
+    snprintf(out->path, sizeof(out->path), "%s", path);
+    return MQ_OK;
+}
+
+int rpt_imatrix_ref_check(const struct rpt_imatrix_ref *ref, const char *what)
+{
+    char sha[65];
+    if (access(ref->path, R_OK) != 0)
+        return mq_error(MQ_EIO, "%s '%s' cannot be read: %s (give --imatrix FILE or --no-imatrix)", what, ref->path,
+                        strerror(errno));
+    int rc = mq_sha256_file(ref->path, sha);
+    if (rc < 0)
+        return rc;
+    if (strcmp(sha, ref->sha256) != 0)
+        return mq_error(MQ_EFORMAT, "%s '%s' has changed since it was recorded (sha256 %.16s..., recorded %.16s...): "
+                        "give --imatrix FILE or --no-imatrix", what, ref->path, sha, ref->sha256);
+    return MQ_OK;
+}
+
+static bool is_sha256(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!isxdigit((unsigned char)s[n]) || isupper((unsigned char)s[n]))
+            return false;
+    return n == 64;
+}
+
+/* The `imatrix` map of a front's root into out (unset when absent or null). */
+static int front_imatrix(struct rpt_yaml *y, const char *path, struct rpt_imatrix_ref *out)
+{
+    memset(out, 0, sizeof(*out));
+    yaml_node_t *im = rpt_yaml_get(y, rpt_yaml_root(y), "imatrix");
+    if (!im || (im->type == YAML_SCALAR_NODE && (!strcmp(rpt_yaml_scalar(im), "null") ||
+                                                  !strcmp(rpt_yaml_scalar(im), "~") || !*rpt_yaml_scalar(im))))
+        return MQ_OK;
+    const char *file = yget(y, im, "path"), *sha = yget(y, im, "sha256");
+    if (im->type != YAML_MAPPING_NODE || !file || !*file || strlen(file) >= sizeof(out->path) || !sha ||
+        !is_sha256(sha))
+        return mq_error(MQ_EFORMAT, "'%s':%d: 'imatrix' wants a map with a file 'path' and its 'sha256' (64 lowercase "
+                        "hex digits), or null", path, rpt_yaml_line(im));
+    out->set = true;
+    snprintf(out->path, sizeof(out->path), "%s", file);
+    snprintf(out->sha256, sizeof(out->sha256), "%s", sha);
+    yget_str(y, im, "source", out->source, sizeof(out->source));
+    yget_str(y, im, "text", out->text, sizeof(out->text));
+    double v;
+    out->chunks = yget_num(y, im, "chunks", &v) ? (long long)v : 0;
+    out->ctx = yget_num(y, im, "ctx", &v) ? (long long)v : 0;
+    return MQ_OK;
+}
+
+int rpt_front_imatrix_read(const char *path, struct rpt_imatrix_ref *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct rpt_yaml y;
+    int rc = rpt_yaml_load(path, &y);
+    if (rc < 0)
+        return rc;
+    if ((rc = rpt_yaml_check_schema(&y, "front", 1)) == MQ_OK)
+        rc = front_imatrix(&y, path, out);
+    rpt_yaml_release(&y);
+    return rc;
+}
+
 int rpt_front_point_read(const char *path, int index, struct rpt_front_point *out)
 {
     memset(out, 0, sizeof(*out));
@@ -81,11 +159,14 @@ int rpt_front_point_read(const char *path, int index, struct rpt_front_point *ou
     out->has_mem_budget = yget_num(&y, budgets, "memory_bytes", &out->mem_budget_bytes);
     out->has_lat_budget = yget_num(&y, budgets, "latency_us", &out->lat_budget_us);
     out->has_size_budget = yget_num(&y, budgets, "file_bytes", &out->size_budget_bytes);
+    out->has_max_kl = yget_num(&y, budgets, "max_kl", &out->max_kl);
     yget_str(&y, metric, "name", out->metric_name, sizeof(out->metric_name));
     if (!out->model_path[0]) {
         rc = mq_error(MQ_EFORMAT, "'%s' names no model (model.path)", path);
         goto done;
     }
+    if ((rc = front_imatrix(&y, path, &out->imatrix)) < 0)
+        goto done;
     int chosen = -1;
     yaml_node_t *ch = rpt_yaml_get(&y, root, "chosen");
     if (yget_num(&y, ch, "index", &v))
@@ -177,6 +258,10 @@ int rpt_provenance_write(void *ctx, struct mq_gguf_writer *w)
     TRY(mq_gguf_writer_set_str(w, "mixq.plan.default", mq_dtype_name(def)));
     TRY(mq_gguf_writer_set_str_arr(w, "mixq.plan.layers", names, (uint64_t)n_other));
     TRY(mq_gguf_writer_set_str_arr(w, "mixq.plan.formats", fmts, (uint64_t)n_other));
+    if (p->imatrix && p->imatrix->set) {
+        TRY(mq_gguf_writer_set_str(w, "mixq.imatrix.file", p->imatrix->path));
+        TRY(mq_gguf_writer_set_str(w, "mixq.imatrix.sha256", p->imatrix->sha256));
+    }
     const struct rpt_front_point *pt = p->pt;
     if (pt) {
         TRY(mq_gguf_writer_set_i32(w, "mixq.front.point", pt->index));
@@ -187,6 +272,8 @@ int rpt_provenance_write(void *ctx, struct mq_gguf_writer *w)
             TRY(mq_gguf_writer_set_u64(w, "mixq.budget.file_bytes", (uint64_t)pt->size_budget_bytes));
         if (pt->has_lat_budget)
             TRY(set_f64(w, "mixq.budget.latency_us", pt->lat_budget_us));
+        if (pt->has_max_kl)
+            TRY(set_f64(w, "mixq.budget.max_kl", pt->max_kl));
         TRY(mq_gguf_writer_set_str(w, "mixq.workload", pt->workload));
         TRY(mq_gguf_writer_set_str(w, "mixq.target.cpu", pt->target_cpu));
         TRY(mq_gguf_writer_set_str(w, "mixq.target.backend", pt->target_backend));
@@ -615,23 +702,125 @@ static const char *llama_type_arg(enum mq_dtype t, char buf[16])
     return buf;
 }
 
+/* Copies src to dst atomically, checking that the bytes copied have the sha256 `sha`. */
+static int copy_checked(const char *src, const char *dst, const char *sha, const char *what)
+{
+    char tmp[4200], got[65];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", dst, (long)getpid());
+    FILE *fi = fopen(src, "rb"), *fo = NULL;
+    int rc = MQ_OK;
+    if (!fi) {
+        rc = mq_error(MQ_EIO, "%s '%s' cannot be read: %s (give --imatrix FILE or --no-imatrix)", what, src,
+                      strerror(errno));
+        goto done;
+    }
+    if (!(fo = fopen(tmp, "wb"))) {
+        rc = mq_error(MQ_EIO, "cannot write '%s': %s", dst, strerror(errno));
+        goto done;
+    }
+    struct mq_sha256 h;
+    mq_sha256_init(&h);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), fi)) > 0) {
+        mq_sha256_update(&h, buf, n);
+        if (fwrite(buf, 1, n, fo) != n) {
+            rc = mq_error(MQ_EIO, "cannot write '%s': %s", dst, strerror(errno));
+            goto done;
+        }
+    }
+    if (ferror(fi)) {
+        rc = mq_error(MQ_EIO, "cannot read '%s': %s", src, strerror(errno));
+        goto done;
+    }
+    mq_sha256_final(&h, got);
+    if (strcmp(got, sha) != 0) {
+        rc = mq_error(MQ_EFORMAT, "%s '%s' has changed since it was recorded (sha256 %.16s..., recorded %.16s...): "
+                      "give --imatrix FILE or --no-imatrix", what, src, got, sha);
+        goto done;
+    }
+    int e = fclose(fo);
+    fo = NULL;
+    if (e != 0 || rename(tmp, dst) != 0)
+        rc = mq_error(MQ_EIO, "cannot write '%s': %s", dst, strerror(errno));
+done:
+    if (fi)
+        fclose(fi);
+    if (fo)
+        fclose(fo);
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+/* The importance matrix a llama.cpp recipe names: none (buf "") when the plan has none or
+ * quantizes no layer; otherwise its file, copied to OUT.imatrix.gguf (OUT: the output
+ * model's name less .gguf) beside the recipe's file (`file`, or the output model when there
+ * is none) unless the input asks for no files. Writes nothing to `out` (errors first). */
+static int llama_imatrix_file(const struct rpt_export_input *in, const char *outname, const char *file, char *buf,
+                              size_t size)
+{
+    buf[0] = '\0';
+    const struct rpt_imatrix_ref *im = in->imatrix;
+    bool quantized = false;
+    for (int i = 0; i < in->plan->n_layers; i++)
+        quantized |= is_quantized(in->plan->fmt[i]);
+    if (!im || !im->set || !quantized)
+        return MQ_OK;
+    if (!in->default_file) {
+        snprintf(buf, size, "%s", im->path);
+        return rpt_imatrix_ref_check(im, "the importance matrix");
+    }
+    const char *base = strrchr(outname, '/'), *beside = file ? file : outname, *slash = strrchr(beside, '/');
+    base = base ? base + 1 : outname;
+    size_t n = strlen(base);
+    if (n > 5 && !strcmp(base + n - 5, ".gguf"))
+        n -= 5;
+    int nd = slash ? (int)(slash - beside + 1) : 0; /* the folder, with its '/' */
+    if (snprintf(buf, size, "%.*s%.*s.imatrix.gguf", nd, beside, (int)n, base) >= (int)size)
+        return mq_error(MQ_EINVAL, "the importance matrix's copy beside '%s' has too long a name", beside);
+    return copy_checked(im->path, buf, im->sha256, "the importance matrix");
+}
+
+/* The recipe's note on its importance matrix (imfile: the file it names, "" for none). */
+static void note_imatrix(const struct rpt_export_input *in, FILE *out, const char *imfile)
+{
+    const struct rpt_imatrix_ref *im = in->imatrix;
+    if (!imfile[0]) {
+        if (im && im->set)
+            fprintf(out, "# no --imatrix: the plan quantizes no layer, so its importance matrix applies nowhere\n");
+        return;
+    }
+    if (!strcmp(im->source, "computed") && im->text[0])
+        fprintf(out, "# --imatrix: the importance matrix mixq tune computed on %s (%lld chunks of %lld tokens) and "
+                     "quantized every plan with, sha256 %.16s...%s\n",
+                im->text, im->chunks, im->ctx, im->sha256, strcmp(imfile, im->path) ? ", copied here" : "");
+    else
+        fprintf(out, "# --imatrix: the importance matrix the plan is quantized with, %s (sha256 %.16s...)%s\n",
+                im->path, im->sha256, strcmp(imfile, im->path) ? ", copied here" : "");
+    fprintf(out, "# with it, llama-quantize writes the tensors 'mixq quantize' writes, byte for byte\n");
+}
+
 /* A llama.cpp preset plan (model/preset.h) is llama-quantize's own command: its rules give
  * every tensor the plan's type. */
-static int export_llama_preset(const struct rpt_export_input *in, FILE *out, const char *preset)
+static int export_llama_preset(const struct rpt_export_input *in, FILE *out, const char *preset, const char *outname,
+                               const char *imfile)
 {
     const struct mq_model *m = in->m;
-    bool requant = false, imatrix = m->has_imatrix;
+    bool requant = false;
     for (int i = 0; i < m->n_layers; i++)
         requant |= is_quantized(m->layers[i].src_type);
-    char outname[4096];
-    output_name(in, ".gguf", outname, sizeof(outname));
     note_source(in, out, "llama.cpp (llama-quantize)");
     fprintf(out, "# llama.cpp's preset %s: llama-quantize's own per-tensor rules give every tensor the type of this "
                  "plan (mixq computes them as the pinned llama.cpp does; general.file_type %d)\n",
             preset, in->plan->ftype);
-    if (imatrix)
-        fprintf(out, "# --imatrix: the plan was made with an importance matrix; give llama-quantize the same file\n");
-    fprintf(out, "llama-quantize%s%s ", requant ? " --allow-requantize" : "", imatrix ? " --imatrix IMATRIX.gguf" : "");
+    note_imatrix(in, out, imfile);
+    fprintf(out, "llama-quantize%s", requant ? " --allow-requantize" : "");
+    if (imfile[0]) {
+        fprintf(out, " --imatrix ");
+        put_quoted(out, imfile);
+    }
+    fputc(' ', out);
     put_quoted(out, m->path);
     fputc(' ', out);
     put_quoted(out, outname);
@@ -642,8 +831,12 @@ static int export_llama_preset(const struct rpt_export_input *in, FILE *out, con
 static int export_llama_cpp(const struct rpt_export_input *in, FILE *out, const char *file)
 {
     const struct mq_model *m = in->m;
-    if (in->plan->ftype >= 0 && !strncmp(in->plan->label, "llama.cpp ", 10) && in->plan->label[10])
-        return export_llama_preset(in, out, in->plan->label + 10);
+    char outname[4096], imfile[4200];
+    output_name(in, ".gguf", outname, sizeof(outname));
+    if (in->plan->ftype >= 0 && !strncmp(in->plan->label, "llama.cpp ", 10) && in->plan->label[10]) {
+        int rc = llama_imatrix_file(in, outname, file, imfile, sizeof(imfile));
+        return rc < 0 ? rc : export_llama_preset(in, out, in->plan->label + 10, outname, imfile);
+    }
     struct rpt_llama_recipe r;
     int rc = rpt_llama_rules(m, in->plan, &r);
     if (rc < 0)
@@ -657,8 +850,7 @@ static int export_llama_cpp(const struct rpt_export_input *in, FILE *out, const 
     int n_sel = 0;
     for (int k = 0; k < r.n_rules; k++)
         n_sel += r.rules[k].n_tensors;
-    char outname[4096], tb[16], deffile[4096];
-    output_name(in, ".gguf", outname, sizeof(outname));
+    char tb[16], deffile[4096];
     if (!file && in->default_file && r.n_rules) { /* the rules' file next to the model it makes */
         size_t n = strlen(outname);
         if (n > 5 && !strcmp(outname + n - 5, ".gguf"))
@@ -666,6 +858,8 @@ static int export_llama_cpp(const struct rpt_export_input *in, FILE *out, const 
         snprintf(deffile, sizeof(deffile), "%.*s.tensor-types.txt", (int)n, outname);
         file = deffile;
     }
+    if ((rc = llama_imatrix_file(in, outname, file, imfile, sizeof(imfile))) < 0)
+        goto done;
 
     note_source(in, out, "llama.cpp (llama-quantize)");
     if (r.n_rules)
@@ -680,6 +874,7 @@ static int export_llama_cpp(const struct rpt_export_input *in, FILE *out, const 
     fprintf(out, "# --pure: no k-quant mixture rules, so every tensor without a rule takes the base type%s\n",
             requant ? "; --allow-requantize: the source holds quantized tensors, which llama-quantize, like "
                       "mixq, dequantizes to f32 and quantizes again" : "");
+    note_imatrix(in, out, imfile);
     bool override_ft = ft != r.base;
     if (override_ft)
         fprintf(out, "# --override-kv keeps general.file_type at the plan's most common format (%s), as 'mixq "
@@ -699,6 +894,10 @@ static int export_llama_cpp(const struct rpt_export_input *in, FILE *out, const 
         else if (form == 1)
             fprintf(out, "# the rules are in %s (--tensor-type-file):\n", file);
         fprintf(out, "llama-quantize --pure%s", requant ? " --allow-requantize" : "");
+        if (imfile[0]) {
+            fprintf(out, " --imatrix ");
+            put_quoted(out, imfile);
+        }
         if (override_ft)
             fprintf(out, " --override-kv general.file_type=int:%d", mq_quantize_ftype_of(ft));
         if (form == 0) {

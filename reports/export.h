@@ -14,7 +14,9 @@
  * as '#' lines, then the command) and, given a file, writes the recipe's file form:
  *   llama.cpp    (GGUF llama models) the llama-quantize command that rebuilds the plan from
  *                the source model: --pure, the base type, and --tensor-type REGEX=TYPE
- *                overrides; the file form is llama-quantize's --tensor-type-file.
+ *                overrides; the file form is llama-quantize's --tensor-type-file. With an
+ *                importance matrix, --imatrix names it (a copy beside the output model),
+ *                so llama-quantize writes the tensors mixq quantize writes, byte for byte.
  *   trtexec      (ONNX models) TensorRT's per-layer precisions: --precisionConstraints=obey
  *                --layerPrecisions with layers named as TensorRT's ONNX parser names them
  *                (the node's name, or "node_of_" + its first output); file form: a script.
@@ -54,6 +56,34 @@
 #include "model/model.h"
 #include "model/plan.h"
 
+/* ---- the importance matrix plans were quantized with ---- */
+
+/* Recorded in front.yaml (`imatrix`, mixq tune) and in the GGUF files mixq quantize writes
+ * (mixq.imatrix.file, mixq.imatrix.sha256), so that quantize and export use the file tune
+ * measured with, and can tell when it changed. */
+struct rpt_imatrix_ref {
+    bool set;            /* an importance matrix was used; false: plain quantization */
+    char source[16];     /* "computed" (by mixq tune, kept in its cache) or "given" (--imatrix) */
+    char path[4096];     /* the imatrix file */
+    char sha256[65];     /* of the file's bytes */
+    char text[4096];     /* computed: the calibration text; "" otherwise */
+    long long chunks;    /* computed: chunks of the text summed, and tokens per chunk */
+    long long ctx;
+};
+
+/* A given file: set, source "given", path and its sha256 (MQ_EIO, one line, when it
+ * cannot be read). */
+int rpt_imatrix_ref_given(const char *path, struct rpt_imatrix_ref *out);
+
+/* MQ_OK when ref's file is there with the recorded sha256; otherwise one line naming the
+ * file, what changed and `what` ("the front's importance matrix"): MQ_EIO when it cannot
+ * be read, MQ_EFORMAT when its bytes changed. */
+int rpt_imatrix_ref_check(const struct rpt_imatrix_ref *ref, const char *what);
+
+/* The `imatrix` of a front/1 file (unset when it has none, or null). One-line errors: not
+ * a front, a malformed imatrix entry. */
+int rpt_front_imatrix_read(const char *path, struct rpt_imatrix_ref *out);
+
 /* ---- a front.yaml point and its context (front/1, docs/front-schema.md) ---- */
 
 struct rpt_front_point {
@@ -65,11 +95,14 @@ struct rpt_front_point {
     int threads;
     bool has_mem_budget, has_lat_budget, has_size_budget;
     double mem_budget_bytes, lat_budget_us, size_budget_bytes;
+    bool has_max_kl;           /* budgets.max_kl: the bound on measured KL (--max-kl) */
+    double max_kl;
     char metric_name[32];
     double pred_mem_bytes, pred_lat_us, pred_loss;
     bool measured;             /* validated end to end: the figures below are set */
     double mem_bytes, lat_us, lat_mad_us, kl, kl_stderr, metric;
     int reps;
+    struct rpt_imatrix_ref imatrix; /* the front's (every point's) importance matrix */
 };
 
 /* Reads point `index` (-1: the chosen one) of a front/1 file with its budgets, target
@@ -83,11 +116,14 @@ struct rpt_provenance {
     const struct mq_plan *plan;
     const char *plan_from;              /* what the plan was given as: a path, a format */
     const struct rpt_front_point *pt;   /* NULL unless the plan is a front point */
+    const struct rpt_imatrix_ref *imatrix; /* the importance matrix the file is quantized
+                                              with; NULL or unset: none */
 };
 
 /* An mq_quantize_meta_fn (model/quantize.h): ctx is a struct rpt_provenance. Writes the
  * measured figures only when the front was measured on this very source (same content
- * hash); otherwise it warns and writes mixq.measured_on = "another file". */
+ * hash); otherwise it warns and writes mixq.measured_on = "another file". With an
+ * importance matrix: mixq.imatrix.file and mixq.imatrix.sha256. */
 int rpt_provenance_write(void *ctx, struct mq_gguf_writer *w);
 
 /* ---- llama-quantize --tensor-type rules ---- */
@@ -132,6 +168,11 @@ struct rpt_export_input {
     bool default_file;                 /* without a file: the target may write its file form to a
                                           default path (llama.cpp: the rules' --tensor-type-file,
                                           named after the output model) */
+    const struct rpt_imatrix_ref *imatrix; /* llama.cpp: the importance matrix the plan is
+                                              quantized with (NULL or unset: none); the recipe
+                                              names it (--imatrix), copied as OUT.imatrix.gguf
+                                              beside the recipe's file (the output model when
+                                              there is none) with default_file */
 };
 
 struct rpt_export_target {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/status.h"
+#include "reports/export.h"
 #include "reports/yaml_doc.h"
 #include "reports/yaml_write.h"
 
@@ -95,8 +96,90 @@ static void budget_value(struct rpt_yw *w, const char *key, double v, double uni
         rpt_yw_null(w);
 }
 
+int rpt_front_loss_errors(const struct srch_sensitivity *sens, const struct srch_tune *t, double *err_pct,
+                          double *median_pct, double *worst_pct)
+{
+    *median_pct = *worst_pct = NAN;
+    double *abs_pct = malloc(((size_t)t->n_cand + 1) * sizeof(double));
+    if (!abs_pct)
+        return mq_error(MQ_ENOMEM, "cannot allocate %d plans' errors", t->n_cand);
+    int n = 0;
+    for (int i = 0; i < t->n_cand; i++) {
+        const struct srch_candidate *c = &t->cand[i];
+        err_pct[i] = NAN;
+        if (strcmp(sens->loss_name, "kl") != 0 || !t->validated || !isfinite(c->pred_loss) || !(c->loss > 0))
+            continue;
+        err_pct[i] = 100 * (c->pred_loss - c->loss) / c->loss;
+        abs_pct[n++] = fabs(err_pct[i]);
+    }
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of plans */
+        for (int j = i; j > 0 && abs_pct[j - 1] > abs_pct[j]; j--) {
+            double v = abs_pct[j];
+            abs_pct[j] = abs_pct[j - 1];
+            abs_pct[j - 1] = v;
+        }
+    if (n) {
+        *median_pct = n % 2 ? abs_pct[n / 2] : 0.5 * (abs_pct[n / 2 - 1] + abs_pct[n / 2]);
+        *worst_pct = abs_pct[n - 1];
+    }
+    free(abs_pct);
+    return n;
+}
+
+/* calibration: the validated plans' predicted KL against the measured one */
+static int write_calibration(struct rpt_yw *w, const struct srch_sensitivity *sens, const struct srch_tune *t)
+{
+    double *err = malloc(((size_t)t->n_cand + 1) * sizeof(double)), med, worst;
+    if (!err)
+        return mq_error(MQ_ENOMEM, "cannot allocate %d plans' errors", t->n_cand);
+    int n = rpt_front_loss_errors(sens, t, err, &med, &worst);
+    if (n > 0) {
+        rpt_yw_key(w, "calibration");
+        rpt_yw_map(w);
+        rpt_yw_key(w, "plans");
+        rpt_yw_seq(w);
+        for (int i = 0; i < t->n_cand; i++) {
+            if (isnan(err[i]))
+                continue;
+            rpt_yw_map(w);
+            rpt_yw_kv_str(w, "label", t->cand[i].label);
+            rpt_yw_kv_num(w, "predicted_kl", t->cand[i].pred_loss, 6);
+            rpt_yw_kv_num(w, "measured_kl", t->cand[i].loss, 6);
+            rpt_yw_kv_num(w, "error_percent", err[i], 4);
+            rpt_yw_end(w);
+        }
+        rpt_yw_end(w);
+        rpt_yw_kv_num(w, "median_error_percent", med, 4);
+        rpt_yw_kv_num(w, "worst_error_percent", worst, 4);
+        rpt_yw_end(w);
+    }
+    free(err);
+    return n < 0 ? n : MQ_OK;
+}
+
+/* imatrix: the file every plan was quantized with (reports/export.h), or null */
+static void write_imatrix(struct rpt_yw *w, const struct rpt_imatrix_ref *im)
+{
+    rpt_yw_key(w, "imatrix");
+    if (!im || !im->set) {
+        rpt_yw_null(w);
+        return;
+    }
+    rpt_yw_map(w);
+    rpt_yw_kv_str(w, "source", im->source);
+    rpt_yw_kv_str(w, "path", im->path);
+    rpt_yw_kv_str(w, "sha256", im->sha256);
+    if (im->text[0]) {
+        rpt_yw_kv_str(w, "text", im->text);
+        rpt_yw_kv_int(w, "chunks", im->chunks);
+        rpt_yw_kv_int(w, "ctx", im->ctx);
+    }
+    rpt_yw_end(w);
+}
+
 int rpt_front_write(const char *path, const struct mq_model *m, const struct prof_profile *prof,
-                    const struct srch_sensitivity *sens, const struct srch_tune *t, int max_points)
+                    const struct srch_sensitivity *sens, const struct srch_tune *t, int max_points,
+                    const struct rpt_imatrix_ref *im)
 {
     const struct srch_front *f = t->front;
     /* which points go into the file: validated ones, extremes, and an even spread */
@@ -152,6 +235,7 @@ int rpt_front_write(const char *path, const struct mq_model *m, const struct pro
     rpt_yw_kv_str(&w, "content_hash", hash);
     rpt_yw_kv_int(&w, "layers", m->n_layers);
     rpt_yw_end(&w);
+    write_imatrix(&w, im);
     rpt_yw_kv_str(&w, "workload", prof->workload.label);
     rpt_yw_key(&w, "target");
     rpt_yw_map(&w);
@@ -180,6 +264,7 @@ int rpt_front_write(const char *path, const struct mq_model *m, const struct pro
     budget_value(&w, "memory_bytes", t->mem_budget, 1);
     budget_value(&w, "latency_us", t->lat_budget, 1e3);
     budget_value(&w, "file_bytes", t->size_budget, 1);
+    budget_value(&w, "max_kl", t->max_kl, 1);
     rpt_yw_end(&w);
     rpt_yw_key(&w, "search");
     rpt_yw_map(&w);
@@ -201,6 +286,8 @@ int rpt_front_write(const char *path, const struct mq_model *m, const struct pro
     rpt_yw_kv_int(&w, "validation_rounds", t->rounds);
     budget_value(&w, "queried_memory_bytes", t->eff_mem_budget, 1);
     budget_value(&w, "queried_latency_us", t->eff_lat_budget, 1e3);
+    budget_value(&w, "queried_loss", t->loss_bar, 1);
+    budget_value(&w, "loss_ratio", t->loss_ratio, 1);
     rpt_yw_end(&w);
     rpt_yw_key(&w, "sensitivity");
     rpt_yw_map(&w);
@@ -208,7 +295,13 @@ int rpt_front_write(const char *path, const struct mq_model *m, const struct pro
     rpt_yw_kv_str(&w, "loss", sens->loss_name);
     rpt_yw_kv_str(&w, "note", "predicted loss is the sum of per-layer losses (additive model); measured kl is "
                               "the whole plan's KL divergence from full precision");
+    if (sens->method == SRCH_SENS_CALIBRATED && !isnan(sens->rank_corr)) {
+        rpt_yw_kv_num(&w, "rank_correlation", sens->rank_corr, 4);
+        rpt_yw_kv_str(&w, "rank_correlation_of", "leave-one-out predictions and measured KL of the measured group "
+                                                 "points (sensitivity.yaml)");
+    }
     rpt_yw_end(&w);
+    int calib_rc = write_calibration(&w, sens, t);
     rpt_yw_key(&w, "metric");
     rpt_yw_map(&w);
     rpt_yw_kv_str(&w, "name", t->metric_name);
@@ -260,6 +353,8 @@ int rpt_front_write(const char *path, const struct mq_model *m, const struct pro
         rpt_yw_null(&w);
     }
     rc = rpt_yw_close(&w);
+    if (rc == MQ_OK && calib_rc < 0)
+        rc = calib_rc;
 done:
     free(keep);
     free(cand_of);
@@ -556,6 +651,9 @@ int rpt_front_file_read(const char *path, struct rpt_front_file **out)
     f->mem_budget_bytes = frd_num(&r, budgets, "memory_bytes", false);
     f->lat_budget_ns = frd_num(&r, budgets, "latency_us", false) * 1e3;
     f->size_budget_bytes = frd_num(&r, budgets, "file_bytes", false);
+    f->max_kl = frd_num(&r, budgets, "max_kl", false);
+    if (isnan(f->max_kl))
+        f->max_kl = INFINITY;
     if (isnan(f->size_budget_bytes))
         f->size_budget_bytes = INFINITY;
     if (isnan(f->mem_budget_bytes))

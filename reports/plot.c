@@ -1021,6 +1021,11 @@ int rpt_plot_sensitivity(const char *dir, const struct srch_sensitivity *s)
                  "of %.150s), shared out by each layer's proxy error", s->n_groups, (long long)s->n_samples,
                  data ? data + 1 : s->data);
         snprintf(ylabel, sizeof(ylabel), "estimated KL divergence (nats per token)");
+    } else if (s->method == SRCH_SENS_CALIBRATED) {
+        snprintf(sub, sizeof(sub), "calibrated: weight error mapped to KL by a fit to %d measured group points "
+                 "(%lld positions of %.150s); leave-one-out Spearman %.2f", s->n_points, (long long)s->n_samples,
+                 data ? data + 1 : s->data, s->rank_corr);
+        snprintf(ylabel, sizeof(ylabel), "predicted KL divergence (nats per token)");
     } else {
         snprintf(sub, sizeof(sub), "proxy: the layer's own relative output error on activations captured "
                  "from %.200s", data ? data + 1 : s->data);

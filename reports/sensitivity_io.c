@@ -37,6 +37,10 @@ int rpt_sensitivity_write(const struct srch_sensitivity *s, const char *path)
                   : s->method == SRCH_SENS_GROUPED
                       ? "the layer's group's measured mean KL divergence (the group alone quantized), times the "
                         "layer's share of the group's weights"
+                  : s->method == SRCH_SENS_CALIBRATED
+                      ? "mean KL divergence of the outputs from full precision, this layer alone quantized, "
+                        "predicted from the layer's weight error by a map fitted to measured group points (source: "
+                        "measured, shared or predicted)"
                       : "relative squared error of this layer's own output on calibration inputs");
     rpt_yw_kv_str(&w, "data", s->data);
     rpt_yw_kv_int(&w, "ctx", s->ctx);
@@ -62,11 +66,52 @@ int rpt_sensitivity_write(const struct srch_sensitivity *s, const char *path)
         rpt_yw_null(&w);
     else
         rpt_yw_num(&w, s->rank_corr, 4);
+    if (s->method == SRCH_SENS_MEASURED || s->method == SRCH_SENS_CALIBRATED)
+        rpt_yw_kv_str(&w, "rank_correlation_of",
+                      s->method == SRCH_SENS_MEASURED
+                          ? "proxy and measured KL over layers and formats"
+                          : "leave-one-out predictions and measured KL over the measured group points");
     rpt_yw_kv_int(&w, "samples", s->n_samples);
     rpt_yw_kv_num(&w, "wall_seconds", s->wall_seconds, 4);
     rpt_yw_kv_int(&w, "evaluated", s->n_evaluated);
     rpt_yw_kv_int(&w, "cached", s->n_cached);
-    if (s->method == SRCH_SENS_GROUPED) {
+    if (s->method == SRCH_SENS_CALIBRATED) {
+        rpt_yw_key(&w, "calibration");
+        rpt_yw_map(&w);
+        rpt_yw_kv_str(&w, "error", s->err_weighted ? "importance-weighted relative squared error of the weights"
+                                                   : "relative squared error of the weights (no importance weights)");
+        rpt_yw_kv_str(&w, "fit", "log(kl_group / layers) = a_group + b_role log(mean err); layer loss exp(a_group) "
+                                 "err^b_role, measured group KL shared out by err^b_role");
+        rpt_yw_kv_int(&w, "points", s->n_points);
+        rpt_yw_key(&w, "loo_median_error");
+        if (isnan(s->loo_median_err))
+            rpt_yw_null(&w);
+        else
+            rpt_yw_num(&w, s->loo_median_err, 4);
+        rpt_yw_key(&w, "loo_worst_error");
+        if (isnan(s->loo_worst_err))
+            rpt_yw_null(&w);
+        else
+            rpt_yw_num(&w, s->loo_worst_err, 4);
+        rpt_yw_key(&w, "slopes");
+        rpt_yw_map(&w);
+        for (int r = 0; r < MQ_ROLE_COUNT; r++)
+            if (!isnan(s->role_b[r]))
+                rpt_yw_kv_num(&w, mq_layer_role_name((enum mq_layer_role)r), s->role_b[r], 4);
+        rpt_yw_end(&w);
+        int counts[SRCH_SRC_COUNT] = {0};
+        for (int i = 0; i < s->n_layers * MQ_DTYPE_COUNT; i++)
+            if (!isnan(s->loss[i]))
+                counts[s->source[i]]++;
+        rpt_yw_key(&w, "losses");
+        rpt_yw_map(&w);
+        for (int k = SRCH_SRC_MEASURED; k < SRCH_SRC_COUNT; k++)
+            if (counts[k])
+                rpt_yw_kv_int(&w, srch_sens_source_name((enum srch_sens_source)k), counts[k]);
+        rpt_yw_end(&w);
+        rpt_yw_end(&w);
+    }
+    if (s->method == SRCH_SENS_GROUPED || s->method == SRCH_SENS_CALIBRATED) {
         rpt_yw_key(&w, "all_layers");
         rpt_yw_map(&w);
         for (int f = 0; f < MQ_DTYPE_COUNT; f++) {
@@ -86,6 +131,8 @@ int rpt_sensitivity_write(const struct srch_sensitivity *s, const char *path)
             rpt_yw_map(&w);
             rpt_yw_kv_str(&w, "name", s->group_names[g]);
             rpt_yw_kv_int(&w, "layers", s->group_size[g]);
+            if (s->method == SRCH_SENS_CALIBRATED && s->group_a && !isnan(s->group_a[g]))
+                rpt_yw_kv_num(&w, "intercept", s->group_a[g], 6);
             for (int f = 0; f < MQ_DTYPE_COUNT; f++) {
                 double kl = s->group_kl[g * MQ_DTYPE_COUNT + f];
                 if (isnan(kl))
@@ -95,6 +142,10 @@ int rpt_sensitivity_write(const struct srch_sensitivity *s, const char *path)
                 rpt_yw_kv_num(&w, "kl", kl, 6);
                 if (!isnan(s->group_metric[g * MQ_DTYPE_COUNT + f]))
                     rpt_yw_kv_num(&w, "metric", s->group_metric[g * MQ_DTYPE_COUNT + f], 8);
+                if (s->group_err && !isnan(s->group_err[g * MQ_DTYPE_COUNT + f]))
+                    rpt_yw_kv_num(&w, "err", s->group_err[g * MQ_DTYPE_COUNT + f], 6);
+                if (s->group_loo && !isnan(s->group_loo[g * MQ_DTYPE_COUNT + f]))
+                    rpt_yw_kv_num(&w, "kl_left_out", s->group_loo[g * MQ_DTYPE_COUNT + f], 6);
                 rpt_yw_end(&w);
             }
             rpt_yw_end(&w);
@@ -106,22 +157,26 @@ int rpt_sensitivity_write(const struct srch_sensitivity *s, const char *path)
     for (int l = 0; l < s->n_layers; l++) {
         rpt_yw_map(&w);
         rpt_yw_kv_str(&w, "name", s->names[l]);
-        if (s->method == SRCH_SENS_GROUPED && s->group[l] >= 0)
+        if ((s->method == SRCH_SENS_GROUPED || s->method == SRCH_SENS_CALIBRATED) && s->group[l] >= 0)
             rpt_yw_kv_str(&w, "group", s->group_names[s->group[l]]);
         for (int f = 0; f < MQ_DTYPE_COUNT; f++) {
             int i = l * MQ_DTYPE_COUNT + f;
-            if (isnan(s->loss[i]) && isnan(s->proxy[i]))
+            if (isnan(s->loss[i]) && isnan(s->proxy[i]) && isnan(s->err[i]))
                 continue;
             rpt_yw_key(&w, mq_dtype_name((enum mq_dtype)f));
             rpt_yw_map(&w);
             if (!isnan(s->loss[i]))
                 rpt_yw_kv_num(&w, "loss", s->loss[i], 6);
+            if (!isnan(s->loss[i]) && s->source[i] != SRCH_SRC_NONE)
+                rpt_yw_kv_str(&w, "source", srch_sens_source_name((enum srch_sens_source)s->source[i]));
             if (!isnan(s->kl[i]))
                 rpt_yw_kv_num(&w, "kl", s->kl[i], 6);
             if (!isnan(s->metric[i]))
                 rpt_yw_kv_num(&w, "metric", s->metric[i], 8);
             if (!isnan(s->proxy[i]))
                 rpt_yw_kv_num(&w, "proxy", s->proxy[i], 6);
+            if (!isnan(s->err[i]))
+                rpt_yw_kv_num(&w, "err", s->err[i], 6);
             rpt_yw_end(&w);
         }
         rpt_yw_end(&w);
@@ -173,8 +228,8 @@ int rpt_sensitivity_read(const char *path, struct srch_sensitivity **out)
     v = rpt_yaml_scalar(rpt_yaml_get(&y, model, "content_hash"));
     s->model_hash = v ? strtoull(v, NULL, 16) : 0;
     v = rpt_yaml_scalar(rpt_yaml_get(&y, root, "method"));
-    if (!v || srch_sens_method_parse(v, &s->method) < 0) {
-        rc = mq_error(MQ_EFORMAT, "'%s': 'method' must be measured, grouped or proxy", path);
+    if (!v || srch_sens_method_parse(v, &s->method) < 0 || s->method == SRCH_SENS_AUTO) {
+        rc = mq_error(MQ_EFORMAT, "'%s': 'method' must be measured, grouped, calibrated or proxy", path);
         goto done;
     }
     v = rpt_yaml_scalar(rpt_yaml_get(&y, root, "loss"));
@@ -208,8 +263,22 @@ int rpt_sensitivity_read(const char *path, struct srch_sensitivity **out)
             if ((rc = get_num(&y, fn, "loss", false, &s->loss[i])) < 0 ||
                 (rc = get_num(&y, fn, "kl", false, &s->kl[i])) < 0 ||
                 (rc = get_num(&y, fn, "metric", false, &s->metric[i])) < 0 ||
-                (rc = get_num(&y, fn, "proxy", false, &s->proxy[i])) < 0)
+                (rc = get_num(&y, fn, "proxy", false, &s->proxy[i])) < 0 ||
+                (rc = get_num(&y, fn, "err", false, &s->err[i])) < 0)
                 goto done;
+            /* files before `source` (mixq 0.x): what the method and the values say */
+            const char *src = rpt_yaml_scalar(rpt_yaml_get(&y, fn, "source"));
+            enum srch_sens_source so = SRCH_SRC_NONE;
+            if (src && srch_sens_source_parse(src, &so) < 0) {
+                rc = mq_error(MQ_EFORMAT, "'%s':%d: layer '%s' %s source '%s' is not measured, shared, predicted or "
+                              "proxy", path, rpt_yaml_line(fn), name, mq_dtype_name((enum mq_dtype)f), src);
+                goto done;
+            }
+            if (!src && !isnan(s->loss[i]))
+                so = s->method == SRCH_SENS_PROXY     ? SRCH_SRC_PROXY
+                     : s->method == SRCH_SENS_GROUPED ? SRCH_SRC_SHARED
+                                                      : SRCH_SRC_MEASURED;
+            s->source[i] = (uint8_t)so;
             if (!isnan(s->loss[i]) && !(s->loss[i] >= 0 && isfinite(s->loss[i]))) {
                 rc = mq_error(MQ_EFORMAT, "'%s':%d: layer '%s' %s loss %g is not a finite non-negative number", path,
                               rpt_yaml_line(fn), name, mq_dtype_name((enum mq_dtype)f), s->loss[i]);

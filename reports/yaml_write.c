@@ -184,6 +184,13 @@ void rpt_yw_num(struct rpt_yw *w, double v, int digits)
         snprintf(buf, sizeof(buf), "%s", v > 0 ? ".inf" : "-.inf");
     else
         snprintf(buf, sizeof(buf), "%.*g", digits, v);
+    /* YAML 1.1 floats want a '.' before an exponent: "1e-08" would read back as a string */
+    char *e = strchr(buf, 'e');
+    if (e && !strchr(buf, '.') && strlen(buf) + 3 < sizeof(buf)) {
+        memmove(e + 2, e, strlen(e) + 1);
+        e[0] = '.';
+        e[1] = '0';
+    }
     scalar(w, buf, true);
 }
 

@@ -12,6 +12,9 @@ Outputs (in OUTDIR, default examples/data):
   kjv-train.txt    first 95% of the KJV (verses, one per line)   -- not committed
   kjv-heldout.txt  last 5% of the KJV                             -- not committed
   kjv-eval.txt     first 16 KiB of the held-out part, cut at a line end -- committed
+                   (the calibration text: importance matrices)
+  kjv-tune.txt     the next 16 KiB of the held-out part, cut at a line end -- committed
+                   (mixq tune's evaluation text, disjoint from the calibration text)
   austen-eval.txt  first 16 KiB of Persuasion, cut at a line end  -- committed
 
 Only the Python standard library is used.  Usage:
@@ -226,10 +229,12 @@ def generate(outdir):
     os.makedirs(outdir, exist_ok=True)
     kjv = kjv_text()
     split = kjv.index(b"\n", int(len(kjv) * (1 - HOLDOUT_FRACTION))) + 1
+    kjv_eval = cut(kjv[split:], EVAL_BYTES)
     files = {
         "kjv-train.txt": kjv[:split],
         "kjv-heldout.txt": kjv[split:],
-        "kjv-eval.txt": cut(kjv[split:], EVAL_BYTES),
+        "kjv-eval.txt": kjv_eval,
+        "kjv-tune.txt": cut(kjv[split + len(kjv_eval):], EVAL_BYTES),
         "austen-eval.txt": cut(austen_book("persuasion"), EVAL_BYTES),
     }
     for name, data in files.items():
@@ -251,7 +256,7 @@ def main():
         return
     with tempfile.TemporaryDirectory() as tmp:
         files = generate(tmp)
-        for name in ("kjv-eval.txt", "austen-eval.txt"):
+        for name in ("kjv-eval.txt", "kjv-tune.txt", "austen-eval.txt"):
             with open(os.path.join(a.out, name), "rb") as f:
                 if f.read() != files[name]:
                     die("%s differs from a fresh regeneration" % name)

@@ -164,6 +164,34 @@ int srch_budget_parse_time(const char *text, double *ns)
     return parse_budget(&time_kind, text, ns);
 }
 
+int srch_budget_parse_kl(const char *text, double *kl)
+{
+    static const char what[] = "KL bound";
+    static const char want[] = "a mean KL divergence in nats, >= 0, with no unit, e.g. '0.01'";
+    if (!text)
+        return mq_error(MQ_EINVAL, "no %s given (%s)", what, want);
+    if (!text[0])
+        return mq_error(MQ_EINVAL, "%s '': empty; write %s", what, want);
+    size_t n = number_span(text);
+    if (n == 0)
+        return mq_error(MQ_EINVAL, "%s '%s': not a number >= 0; write %s", what, text, want);
+    if (text[n])
+        return mq_error(MQ_EINVAL, "%s '%s': '%s' after the number; write %s", what, text, text + n,
+                        want);
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end != text + n)
+        return mq_error(MQ_EINVAL,
+                        "%s '%s': cannot read the number (is the locale's decimal point '.'?)",
+                        what, text);
+    if (!isfinite(v) || v > SRCH_BUDGET_MAX_KL)
+        return mq_error(MQ_EINVAL, "%s '%s' is out of range: 0 to %g nats", what, text,
+                        SRCH_BUDGET_MAX_KL);
+    *kl = v;
+    return MQ_OK;
+}
+
 void srch_budget_format_bytes(double bytes, bool binary, char *buf, size_t size)
 {
     static const char *const dec[] = {"B", "KB", "MB", "GB", "TB"};

@@ -1,4 +1,4 @@
-/* search/budget.h - strict parsing of memory and latency budgets, and their printing.
+/* search/budget.h - strict parsing of memory, latency and KL budgets, and their printing.
  *
  *     double bytes, ns;
  *     if (srch_budget_parse_bytes("8GB", &bytes) < 0) return 2;       // 8e9
@@ -34,11 +34,18 @@
 #define SRCH_BUDGET_MAX_BYTES 1125899906842624.0 /* 1 PiB */
 #define SRCH_BUDGET_MIN_NS 1.0
 #define SRCH_BUDGET_MAX_NS 86400e9 /* 1 day */
+#define SRCH_BUDGET_MAX_KL 100.0   /* nats: far past any plan worth measuring */
 
 /* MQ_OK and *bytes (not rounded: "1.5KiB" is 1536, "0.5KB" 500), or MQ_EINVAL printed. */
 int srch_budget_parse_bytes(const char *text, double *bytes);
 /* MQ_OK and *ns, or MQ_EINVAL printed. */
 int srch_budget_parse_time(const char *text, double *ns);
+
+/* A bound on the measured KL divergence (mixq tune --max-kl): a number in nats with no unit,
+ * in the grammar above ("0.01", "1e-3", ".05"; 0 is allowed: a plan as precise as the
+ * reference), at most SRCH_BUDGET_MAX_KL. MQ_OK and *kl, or MQ_EINVAL printed: empty, a sign,
+ * "nan"/"inf", a unit or other trailing text, out of range. */
+int srch_budget_parse_kl(const char *text, double *kl);
 
 /* "4.213 GB", "512 MB", "800 B": 4 significant digits in the largest power-of-1000 unit
  * that keeps the number >= 1 (binary: KiB, MiB, GiB). Non-finite values print as "inf". */

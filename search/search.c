@@ -1303,6 +1303,119 @@ int srch_front_nearest(const struct srch_front *f, double mem_budget, double lat
     return MQ_OK;
 }
 
+/* Is a faster than b: less latency, then less memory, then less loss. */
+static bool faster(const struct srch_point *a, const struct srch_point *b)
+{
+    if (a->lat != b->lat)
+        return a->lat < b->lat;
+    if (a->mem != b->mem)
+        return a->mem < b->mem;
+    return a->loss < b->loss;
+}
+
+int srch_front_fastest(const struct srch_front *f, double mem_budget, double lat_budget,
+                       double loss_budget, int *idx)
+{
+    if (isnan(mem_budget) || isnan(lat_budget) || isnan(loss_budget))
+        return mq_error(MQ_EINVAL, "search: a budget is NaN");
+    int best = -1;
+    for (int i = 0; i < f->n; i++) {
+        const struct srch_point *pt = &f->pts[i];
+        if (within(pt, mem_budget, lat_budget) && pt->loss <= loss_budget &&
+            (best < 0 || faster(pt, &f->pts[best])))
+            best = i;
+    }
+    if (best < 0)
+        return MQ_ERANGE;
+    *idx = best;
+    return MQ_OK;
+}
+
+/* A point of the staircase being built: its objectives and its index in the front. */
+struct step_key {
+    struct srch_point pt; /* choice unused */
+    int i;
+};
+
+static int step_key_cmp(const void *pa, const void *pb)
+{
+    const struct step_key *a = pa, *b = pb;
+    return faster(&a->pt, &b->pt) ? -1 : faster(&b->pt, &a->pt) ? 1 : a->i - b->i;
+}
+
+/* The first staircase step (s[0..m-1], loss decreasing) with loss <= bar; m - 1 when none. */
+static int step_under(const int *s, int m, const struct srch_front *f, double bar)
+{
+    for (int i = 0; i < m; i++)
+        if (f->pts[s[i]].loss <= bar)
+            return i;
+    return m - 1;
+}
+
+int srch_front_nearest_loss(const struct srch_front *f, double mem_budget, double lat_budget,
+                            double loss_bar, int k, int *idx, int *n_out)
+{
+    if (k < 0)
+        return mq_error(MQ_EINVAL, "search: asked for %d nearest points", k);
+    if (isnan(mem_budget) || isnan(lat_budget))
+        return mq_error(MQ_EINVAL, "search: a budget is NaN");
+    if (!(loss_bar >= 0))
+        return mq_error(MQ_EINVAL, "search: loss bar %g, want a number >= 0", loss_bar);
+    *n_out = 0;
+    if (k == 0 || f->n == 0)
+        return MQ_OK;
+    /* the staircase, as indices into f->pts: within the budgets by increasing latency, each
+     * point below the loss of every faster one */
+    struct step_key *in = alloc_n((size_t)f->n, sizeof(*in));
+    int *s = alloc_n(2 * (size_t)f->n, sizeof(*s)); /* the staircase, then which steps are taken */
+    if (!in || !s) {
+        free(in);
+        free(s);
+        return mq_error(MQ_ENOMEM, "search: out of memory");
+    }
+    int n_in = 0, m = 0;
+    for (int i = 0; i < f->n; i++)
+        if (within(&f->pts[i], mem_budget, lat_budget))
+            in[n_in++] = (struct step_key){.pt = f->pts[i], .i = i};
+    qsort(in, (size_t)n_in, sizeof(*in), step_key_cmp);
+    for (int i = 0; i < n_in; i++)
+        if (m == 0 || in[i].pt.loss < f->pts[s[m - 1]].loss)
+            s[m++] = in[i].i;
+    free(in);
+    int n = 0;
+    if (m > 0) {
+        int b = step_under(s, m, f, loss_bar);
+        int fast = b, slow = b, *taken = s + m; /* the last picks on each side */
+        memset(taken, 0, (size_t)m * sizeof(*taken));
+        idx[n++] = s[b];
+        for (int j = 1; n < k && (fast > 0 || slow < m - 1); j++) {
+            double g = pow(2.0, j / 3.0);
+            if (fast > 0) {
+                int p = step_under(s, m, f, loss_bar * g);
+                fast = p < fast ? p : fast - 1;
+                idx[n++] = s[fast];
+                taken[fast] = 1;
+            }
+            if (n < k && slow < m - 1) {
+                int p = step_under(s, m, f, loss_bar / g);
+                slow = p > slow ? p : slow + 1;
+                idx[n++] = s[slow];
+                taken[slow] = 1;
+            }
+        }
+        /* both sides spent with k not reached: the steps the spread skipped, nearest b first */
+        for (int d = 1; n < k && d < m; d++)
+            for (int side = -1; side <= 1 && n < k; side += 2) {
+                int i = b + side * d;
+                if (i >= 0 && i < m && !taken[i])
+                    idx[n++] = s[i];
+            }
+    }
+    free(s);
+    *n_out = n;
+    return MQ_OK;
+}
+
 int srch_extremes_compute(const struct srch_problem *p, struct srch_extremes *e)
 {
     memset(e, 0, sizeof(*e));

@@ -38,7 +38,8 @@
  * Queries: srch_front_best (the lowest loss within budgets), srch_front_refine (the same,
  * improved by a budgeted knapsack and local search on the problem: at the ILP's optimum on
  * all 25 budgets of bench/search.c), srch_front_nearest (the few points to re-measure around the
- * budgets), srch_extremes_compute (the smallest and the fastest plan, exact from the
+ * budgets), srch_front_fastest and srch_front_nearest_loss (the same for a loss bound: the
+ * fastest plan under a loss bar), srch_extremes_compute (the smallest and the fastest plan, exact from the
  * problem), srch_budget_check (the best point, or the one-line error naming both
  * extremes). Budgets are bytes and ns; SRCH_NO_BUDGET (+inf) means none.
  *
@@ -166,6 +167,33 @@ int srch_front_refine(const struct srch_problem *p, struct srch_front *f, double
  * rest follow by increasing loss. MQ_OK, or MQ_EINVAL (printed) on k < 0 or a NaN budget. */
 int srch_front_nearest(const struct srch_front *f, double mem_budget, double lat_budget, int k,
                        int *idx, int *n_out);
+
+/* A loss bound (mixq tune --max-kl): the fastest point with mem <= mem_budget, lat <=
+ * lat_budget and loss <= loss_budget; ties in latency go to less memory, then less loss.
+ * MQ_OK and *idx, MQ_ERANGE (not printed) when no point qualifies, MQ_EINVAL (printed) on a
+ * NaN budget. */
+int srch_front_fastest(const struct srch_front *f, double mem_budget, double lat_budget,
+                       double loss_budget, int *idx);
+
+/* Up to k distinct points worth re-measuring when the plan wanted is the fastest whose loss,
+ * as measured, is at most a bar (predicted loss is a sum of per-layer losses, and a plan's
+ * measured loss differs from it, either way). Among the points within the memory and latency
+ * budgets, the staircase of latency against loss (sorted by latency, then memory; each
+ * point kept when its loss is below every faster one's) runs from fast and lossy to slow and
+ * precise. Taken from it, most useful first, into the caller's idx[k] (*n_out of them):
+ *   1. b, the fastest point with loss <= loss_bar (srch_front_fastest; with none, the
+ *      lowest-loss point);
+ *   2. then by turns a faster and a slower one: for j = 1, 2, ... the fastest point with
+ *      loss <= loss_bar x 2^(j/3) (faster than b: plans that may measure under the bar),
+ *      and the fastest with loss <= loss_bar / 2^(j/3) (slower: the fallbacks should b
+ *      measure over it), each at least one staircase step past the previous one on its
+ *      side, so the points bracket the bar geometrically where the staircase is dense and
+ *      are its neighbours where it is sparse; until k are taken or both sides are spent;
+ *   3. then the steps the spread skipped, nearest b first, until k are taken.
+ * No point within the budgets: *n_out = 0. MQ_OK, or MQ_EINVAL (printed) on k < 0, a NaN
+ * budget or a bar that is NaN or negative. */
+int srch_front_nearest_loss(const struct srch_front *f, double mem_budget, double lat_budget,
+                            double loss_bar, int k, int *idx, int *n_out);
 
 /* The two extreme plans, exact from the problem (whatever a front found). */
 struct srch_extremes {

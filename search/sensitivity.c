@@ -1,4 +1,5 @@
-/* search/sensitivity.c - measured and proxy per-layer sensitivity. */
+/* search/sensitivity.c - measured, grouped, calibrated and proxy per-layer sensitivity:
+ * what to measure and what the numbers mean; the passes are profiler/quality.h's. */
 #include "search/sensitivity.h"
 
 #include <math.h>
@@ -11,22 +12,53 @@
 #include "core/status.h"
 #include "model/llama.h"
 #include "model/plan.h"
-#include "profiler/cache.h"
 #include "profiler/measure.h"
+#include "profiler/quality.h"
 
 #define SENS_CACHE_VERSION "sens/1"
 
+/* the calibrated fit's slope is kept within these (a noisy pair of points must not make
+ * more error mean less KL, nor a steep extrapolation) */
+#define CALIB_SLOPE_MIN 0.25
+#define CALIB_SLOPE_MAX 4.0
+/* narrow formats each group is measured at (group_picks) */
+#define CALIB_PICKS 3
+
+static const char *const method_names[] = {
+    [SRCH_SENS_MEASURED] = "measured", [SRCH_SENS_PROXY] = "proxy",     [SRCH_SENS_GROUPED] = "grouped",
+    [SRCH_SENS_CALIBRATED] = "calibrated", [SRCH_SENS_AUTO] = "auto",
+};
+
 const char *srch_sens_method_name(enum srch_sens_method m)
 {
-    return m == SRCH_SENS_MEASURED ? "measured" : m == SRCH_SENS_GROUPED ? "grouped" : "proxy";
+    return (unsigned)m < sizeof(method_names) / sizeof(method_names[0]) ? method_names[m] : "proxy";
 }
 
 int srch_sens_method_parse(const char *text, enum srch_sens_method *out)
 {
-    static const enum srch_sens_method all[] = {SRCH_SENS_MEASURED, SRCH_SENS_GROUPED, SRCH_SENS_PROXY};
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-        if (!strcmp(text, srch_sens_method_name(all[i]))) {
-            *out = all[i];
+    for (size_t i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++)
+        if (!strcmp(text, method_names[i])) {
+            *out = (enum srch_sens_method)i;
+            return MQ_OK;
+        }
+    return MQ_EINVAL;
+}
+
+static const char *const source_names[SRCH_SRC_COUNT] = {
+    [SRCH_SRC_NONE] = "", [SRCH_SRC_MEASURED] = "measured", [SRCH_SRC_SHARED] = "shared",
+    [SRCH_SRC_PREDICTED] = "predicted", [SRCH_SRC_PROXY] = "proxy",
+};
+
+const char *srch_sens_source_name(enum srch_sens_source src)
+{
+    return (unsigned)src < SRCH_SRC_COUNT ? source_names[src] : "";
+}
+
+int srch_sens_source_parse(const char *text, enum srch_sens_source *out)
+{
+    for (int i = 1; i < SRCH_SRC_COUNT; i++)
+        if (!strcmp(text, source_names[i])) {
+            *out = (enum srch_sens_source)i;
             return MQ_OK;
         }
     return MQ_EINVAL;
@@ -46,18 +78,23 @@ int srch_sensitivity_alloc(int n_layers, struct srch_sensitivity **out)
     s->kl = malloc(n * MQ_DTYPE_COUNT * sizeof(double));
     s->metric = malloc(n * MQ_DTYPE_COUNT * sizeof(double));
     s->proxy = malloc(n * MQ_DTYPE_COUNT * sizeof(double));
-    if (!s->names || !s->group || !s->loss || !s->kl || !s->metric || !s->proxy) {
+    s->err = malloc(n * MQ_DTYPE_COUNT * sizeof(double));
+    s->source = calloc(n * MQ_DTYPE_COUNT, sizeof(*s->source));
+    if (!s->names || !s->group || !s->loss || !s->kl || !s->metric || !s->proxy || !s->err || !s->source) {
         srch_sensitivity_free(s);
         return mq_error(MQ_ENOMEM, "cannot allocate a sensitivity table of %d layers", n_layers);
     }
     for (size_t i = 0; i < n * MQ_DTYPE_COUNT; i++)
-        s->loss[i] = s->kl[i] = s->metric[i] = s->proxy[i] = NAN;
+        s->loss[i] = s->kl[i] = s->metric[i] = s->proxy[i] = s->err[i] = NAN;
     for (size_t i = 0; i < n; i++)
         s->group[i] = -1;
     s->rank_corr = NAN;
     s->ref_metric = NAN;
+    s->loo_median_err = s->loo_worst_err = NAN;
     for (int f = 0; f < MQ_DTYPE_COUNT; f++)
         s->all_kl[f] = s->all_metric[f] = NAN;
+    for (int r = 0; r < MQ_ROLE_COUNT; r++)
+        s->role_b[r] = NAN;
     *out = s;
     return MQ_OK;
 }
@@ -72,13 +109,17 @@ void srch_sensitivity_free(struct srch_sensitivity *s)
     free(s->group_size);
     free(s->group_kl);
     free(s->group_metric);
+    free(s->group_err);
+    free(s->group_loo);
+    free(s->group_a);
     free(s->loss);
     free(s->kl);
     free(s->metric);
     free(s->proxy);
+    free(s->err);
+    free(s->source);
     free(s);
 }
-
 int srch_sensitivity_matches(const struct srch_sensitivity *s, const struct mq_model *m)
 {
     if (s->n_layers != m->n_layers)
@@ -161,217 +202,125 @@ done:
     return rho;
 }
 
-/* ---- proxy: each layer's own output error on captured inputs ---- */
 
-struct proxy_ctx {
-    const struct mq_model *m;
-    struct be_backend *be;
-    uint32_t formats;
-    struct srch_sensitivity *s;
-    bool *done; /* [n_layers] */
-    int n_done;
-    bool progress;
-};
+/* ---- the calibrated fit ---- */
 
-/* Whether layer ly is analysed in format f: offered (mq_layer_menu of the asked menu) and
- * not its stored format, whose loss is exactly 0 (it is the reference) and never measured. */
-static bool analysed(uint32_t menu, const struct mq_layer *ly, int f)
+int srch_calib_fit(const struct srch_calib_point *pt, int n, int skip, int n_groups, const int *group_role,
+                   double *a, double *b)
 {
-    return ((mq_layer_menu(ly, menu) >> f) & 1u) && f != (int)ly->src_type;
-}
-
-static int matmul_host(struct be_backend *be, const struct mq_layer *ly, enum mq_dtype fmt, const struct be_tensor *x,
-                       struct be_tensor *y, float *out, size_t out_bytes)
-{
-    const void *data;
-    void *buf;
-    struct be_tensor w;
-    int rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, fmt, ly->imp, &data, &buf);
-    if (rc < 0)
-        return rc;
-    rc = be_upload(be, &w, fmt, 2, (int64_t[]){ly->n_in, ly->n_out}, data, BE_USE_MATRIX);
-    free(buf);
-    if (rc < 0)
-        return rc;
-    rc = be_run(be, &(struct be_node){.op = BE_OP_MATMUL, .src = {&w, (struct be_tensor *)x}, .dst = y});
-    if (rc == MQ_OK)
-        rc = be_read(be, y, 0, out, out_bytes);
-    be_free(be, &w);
-    return rc;
-}
-
-static int proxy_layer(void *arg, int layer, const float *xh, int64_t K, int64_t M)
-{
-    struct proxy_ctx *pc = arg;
-    if (pc->done[layer]) /* a tied matrix runs twice (lookup and output): once is enough */
-        return MQ_OK;
-    const struct mq_layer *ly = &pc->m->layers[layer];
-    struct be_backend *be = pc->be;
-    struct be_tensor x = {0}, y = {0};
-    size_t out_bytes = (size_t)(ly->n_out * M) * sizeof(float);
-    float *ref = malloc(out_bytes), *got = malloc(out_bytes);
-    int rc = ref && got ? MQ_OK : mq_error(MQ_ENOMEM, "proxy: cannot allocate %zu bytes", out_bytes);
-    if (rc == MQ_OK && (rc = be_alloc(be, &x, MQ_DTYPE_F32, 2, (int64_t[]){K, M})) == MQ_OK &&
-        (rc = be_alloc(be, &y, MQ_DTYPE_F32, 2, (int64_t[]){ly->n_out, M})) == MQ_OK)
-        rc = be_write(be, &x, 0, xh, (size_t)(K * M) * sizeof(float));
-    if (rc == MQ_OK)
-        rc = matmul_host(be, ly, MQ_DTYPE_F32, &x, &y, ref, out_bytes);
-    double norm = 0;
-    for (size_t i = 0; rc == MQ_OK && i < out_bytes / sizeof(float); i++)
-        norm += (double)ref[i] * (double)ref[i];
-    for (int f = 0; rc == MQ_OK && f < MQ_DTYPE_COUNT; f++) {
-        if (!analysed(pc->formats, ly, f))
+    double *sx = calloc((size_t)n_groups + 1, sizeof(double)), *sy = calloc((size_t)n_groups + 1, sizeof(double));
+    int *cnt = calloc((size_t)n_groups + 1, sizeof(int));
+    if (!sx || !sy || !cnt) {
+        free(sx);
+        free(sy);
+        free(cnt);
+        return mq_error(MQ_ENOMEM, "cannot allocate the calibration fit of %d groups", n_groups);
+    }
+#define CALIB_USED(k) ((k) != skip && pt[k].err > 0 && pt[k].kl > 0 && pt[k].n > 0 && isfinite(pt[k].err) && \
+                       isfinite(pt[k].kl) && pt[k].group >= 0 && pt[k].group < n_groups)
+#define CALIB_X(k) log(pt[k].err)
+#define CALIB_Y(k) log(pt[k].kl / pt[k].n)
+    for (int k = 0; k < n; k++)
+        if (CALIB_USED(k)) {
+            sx[pt[k].group] += CALIB_X(k);
+            sy[pt[k].group] += CALIB_Y(k);
+            cnt[pt[k].group]++;
+        }
+    /* the slope within groups, pooled per role and over all roles */
+    double sxy[MQ_ROLE_COUNT] = {0}, sxx[MQ_ROLE_COUNT] = {0}, all_xy = 0, all_xx = 0;
+    bool seen[MQ_ROLE_COUNT] = {false};
+    for (int k = 0; k < n; k++) {
+        if (!CALIB_USED(k))
             continue;
-        if ((rc = matmul_host(be, ly, (enum mq_dtype)f, &x, &y, got, out_bytes)) < 0)
-            break;
-        double err = 0;
-        for (size_t i = 0; i < out_bytes / sizeof(float); i++) {
-            double d = (double)got[i] - (double)ref[i];
-            err += d * d;
+        int g = pt[k].group, r = pt[k].role;
+        double dx = CALIB_X(k) - sx[g] / cnt[g], dy = CALIB_Y(k) - sy[g] / cnt[g];
+        if (r >= 0 && r < MQ_ROLE_COUNT) {
+            sxy[r] += dx * dy;
+            sxx[r] += dx * dx;
+            seen[r] = true;
         }
-        pc->s->proxy[layer * MQ_DTYPE_COUNT + f] = norm > 0 ? err / norm : 0;
+        all_xy += dx * dy;
+        all_xx += dx * dx;
     }
-    be_free(be, &x);
-    be_free(be, &y);
-    free(ref);
-    free(got);
-    if (rc == MQ_OK) {
-        pc->done[layer] = true;
-        pc->n_done++;
-        if (pc->progress && isatty(STDERR_FILENO))
-            fprintf(stderr, "\rmixq: proxy sensitivity: layer %d/%d", pc->n_done, pc->m->n_layers);
+    const double tiny = 1e-6; /* (log units)^2: formats whose errors hardly differ tell no slope */
+    double b_all = all_xx > tiny ? all_xy / all_xx : 1.0;
+    b_all = fmin(fmax(b_all, CALIB_SLOPE_MIN), CALIB_SLOPE_MAX);
+    for (int r = 0; r < MQ_ROLE_COUNT; r++) {
+        double v = seen[r] && sxx[r] > tiny ? sxy[r] / sxx[r] : b_all;
+        b[r] = fmin(fmax(v, CALIB_SLOPE_MIN), CALIB_SLOPE_MAX);
     }
-    return rc;
-}
-
-/* Layers the calibration run never handed over (lookups): the weights' own error. */
-static int proxy_weights(const struct mq_layer *ly, uint32_t formats, double *out)
-{
-    int64_t n = ly->n_in * ly->n_out;
-    float *w = malloc((size_t)n * sizeof(float)), *back = malloc((size_t)n * sizeof(float));
-    void *q = NULL;
-    int rc = w && back ? MQ_OK : mq_error(MQ_ENOMEM, "proxy: cannot allocate %lld weights", (long long)n);
-    if (rc == MQ_OK)
-        mq_dtype_get(ly->src_type)->to_f32(ly->src_data, w, n);
-    double norm = 0;
-    for (int64_t i = 0; rc == MQ_OK && i < n; i++)
-        norm += (double)w[i] * (double)w[i];
-    for (int f = 0; rc == MQ_OK && f < MQ_DTYPE_COUNT; f++) {
-        if (!analysed(formats, ly, f))
+    /* intercepts: the group's own points; else its role's groups' mean; else all groups' */
+    double ra[MQ_ROLE_COUNT] = {0}, sum_a = 0;
+    int rn[MQ_ROLE_COUNT] = {0}, n_a = 0;
+    for (int g = 0; g < n_groups; g++) {
+        int r = group_role[g];
+        a[g] = NAN;
+        if (!cnt[g] || r < 0 || r >= MQ_ROLE_COUNT)
             continue;
-        size_t row;
-        if ((rc = mq_dtype_row_bytes((enum mq_dtype)f, ly->n_in, &row)) < 0)
-            break;
-        void *nq = realloc(q, row * (size_t)ly->n_out + 1);
-        if (!nq) {
-            rc = mq_error(MQ_ENOMEM, "proxy: cannot allocate weights");
-            break;
-        }
-        q = nq;
-        mq_dtype_get((enum mq_dtype)f)->quantize(w, q, ly->n_out, ly->n_in, ly->imp);
-        mq_dtype_get((enum mq_dtype)f)->to_f32(q, back, n);
-        double err = 0;
-        for (int64_t i = 0; i < n; i++) {
-            double d = (double)back[i] - (double)w[i];
-            err += d * d;
-        }
-        out[f] = norm > 0 ? err / norm : 0;
+        a[g] = (sy[g] - b[r] * sx[g]) / cnt[g];
+        ra[r] += a[g];
+        rn[r]++;
+        sum_a += a[g];
+        n_a++;
     }
-    free(w);
-    free(back);
-    free(q);
-    return rc;
-}
-
-static int run_proxy(const struct mq_model *m, struct be_backend *be, const struct srch_sens_options *o,
-                     uint32_t formats, struct srch_sensitivity *s)
-{
-    struct proxy_ctx pc = {.m = m, .be = be, .formats = formats, .s = s, .progress = o->progress};
-    pc.done = calloc((size_t)m->n_layers + 1, sizeof(bool));
-    if (!pc.done)
-        return mq_error(MQ_ENOMEM, "cannot allocate the proxy state");
-    int rc = m->runner->capture(m, be, &o->quality, proxy_layer, &pc);
-    if (o->progress && isatty(STDERR_FILENO))
-        fprintf(stderr, "\n");
-    for (int l = 0; rc == MQ_OK && l < m->n_layers; l++)
-        if (!pc.done[l])
-            rc = proxy_weights(&m->layers[l], formats, &s->proxy[l * MQ_DTYPE_COUNT]);
-    free(pc.done);
-    return rc;
-}
-
-/* ---- measured: one layer at a time against the full-precision model ---- */
-
-/* The evaluation data's content hash, for cache keys. */
-static uint64_t data_hash(const char *path)
-{
-    FILE *f = path ? fopen(path, "rb") : NULL;
-    if (!f)
-        return 0;
-    uint64_t h = 0x73656e73ULL;
-    char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-        h = mq_hash64(buf, n, h);
-    fclose(f);
-    return h;
-}
-
-/* One plan evaluated against the reference, through the cache: v[0..3] = KL, metric,
- * reference metric, samples. *q is opened on first need. */
-struct sens_eval {
-    const struct mq_model *m;
-    struct be_backend *be;
-    const struct srch_sens_options *o;
-    struct srch_sensitivity *s;
-    void *q;
-};
-
-static int eval_cached(struct sens_eval *e, const char *key, const struct mq_plan *plan, double v[4])
-{
-    const struct srch_sens_options *o = e->o;
-    struct srch_sensitivity *s = e->s;
-    if (o->cache_dir && !o->cache_refresh && prof_cache_get(o->cache_dir, key, v, 4) == 4) {
-        s->ref_metric = v[2];
-        s->n_samples = (int64_t)v[3];
-        s->n_cached++;
-        return MQ_OK;
+    for (int g = 0; g < n_groups; g++) {
+        int r = group_role[g];
+        if (!isnan(a[g]))
+            continue;
+        if (r >= 0 && r < MQ_ROLE_COUNT && rn[r])
+            a[g] = ra[r] / rn[r];
+        else if (n_a)
+            a[g] = sum_a / n_a;
     }
-    int rc;
-    if (!e->q) { /* the reference pass, only when something must be measured */
-        struct mq_quality_config qc = o->quality;
-        qc.progress = o->progress;
-        if ((rc = e->m->runner->quality_new(e->m, e->be, &qc, &e->q)) < 0)
-            return rc;
-    }
-    struct mq_quality r;
-    if ((rc = e->m->runner->quality_eval(e->q, plan, &r)) < 0)
-        return rc;
-    v[0] = r.loss;
-    v[1] = r.metric;
-    v[2] = r.ref_metric;
-    v[3] = (double)r.n_samples;
-    s->ref_metric = r.ref_metric;
-    snprintf(s->metric_name, sizeof(s->metric_name), "%s", r.metric_name);
-    s->higher_is_better = r.higher_is_better;
-    s->n_samples = r.n_samples;
-    s->n_evaluated++;
-    if (o->cache_dir)
-        prof_cache_put(o->cache_dir, key, v, 4);
+#undef CALIB_USED
+#undef CALIB_X
+#undef CALIB_Y
+    free(sx);
+    free(sy);
+    free(cnt);
     return MQ_OK;
 }
 
-static void eval_progress(const struct srch_sens_options *o, const struct srch_sensitivity *s, uint64_t t0, int done,
+int srch_calib_loo(const struct srch_calib_point *pt, int n, int k, int n_groups, const int *group_role,
+                   double *pred)
+{
+    *pred = NAN;
+    double *a = malloc(((size_t)n_groups + 1) * sizeof(double)), b[MQ_ROLE_COUNT];
+    if (!a)
+        return mq_error(MQ_ENOMEM, "cannot allocate the calibration fit of %d groups", n_groups);
+    int rc = srch_calib_fit(pt, n, k, n_groups, group_role, a, b);
+    int g = pt[k].group, r = pt[k].role;
+    if (rc == MQ_OK && g >= 0 && g < n_groups && r >= 0 && r < MQ_ROLE_COUNT && pt[k].err > 0 && !isnan(a[g]))
+        *pred = pt[k].n * exp(a[g] + b[r] * log(pt[k].err));
+    free(a);
+    return rc;
+}
+
+/* ---- evaluations (profiler/quality.h runs them) ---- */
+
+static void eval_progress(const struct srch_sens_options *o, const struct prof_quality *pq, uint64_t t0, int done,
                           int total, const char *what, const char *fmt)
 {
     if (!o->progress || !isatty(STDERR_FILENO))
         return;
     double el = (double)(prof_now_ns() - t0) * 1e-9;
-    double eta = s->n_evaluated ? el / s->n_evaluated * (total - done) : 0;
+    double eta = pq->n_evaluated ? el / pq->n_evaluated * (total - done) : 0;
     fprintf(stderr, "\rmixq: sensitivity %d/%d (%s %s), %.0f s, about %.0f s left   ", done, total, what, fmt, el, eta);
 }
 
-/* ---- grouped: layers of a role within a depth range, measured together ---- */
+/* What the evaluations said about the metric, into the table. */
+static void take_metric(const struct prof_quality *pq, struct srch_sensitivity *s)
+{
+    if (!isnan(pq->ref_metric))
+        s->ref_metric = pq->ref_metric;
+    if (pq->metric_name[0]) {
+        snprintf(s->metric_name, sizeof(s->metric_name), "%s", pq->metric_name);
+        s->higher_is_better = pq->higher_is_better;
+    }
+    s->n_samples = pq->n_samples;
+    s->n_evaluated += pq->n_evaluated;
+    s->n_cached += pq->n_cached;
+}
 
 /* 16 bits and more: near lossless, measured once over all layers. */
 static bool wide_format(enum mq_dtype f)
@@ -379,6 +328,7 @@ static bool wide_format(enum mq_dtype f)
     const struct mq_dtype_traits *tr = mq_dtype_get(f);
     return 8 * (int64_t)tr->block_bytes >= 16 * (int64_t)tr->block_elems;
 }
+/* ---- grouped: layers of a role within a depth range, measured together ---- */
 
 /* Assigns s->group[l] for the unpinned layers and names the groups. */
 static int make_groups(const struct mq_model *m, const uint8_t *pinned, int depth_groups, struct srch_sensitivity *s)
@@ -458,13 +408,46 @@ static int make_groups(const struct mq_model *m, const uint8_t *pinned, int dept
     free(count);
     free(maxpos);
     free(bucket_group);
-    s->group_kl = malloc(((size_t)s->n_groups + 1) * MQ_DTYPE_COUNT * sizeof(double));
-    s->group_metric = malloc(((size_t)s->n_groups + 1) * MQ_DTYPE_COUNT * sizeof(double));
-    if (!s->group_kl || !s->group_metric)
+    size_t ng = (size_t)s->n_groups + 1;
+    s->group_kl = malloc(ng * MQ_DTYPE_COUNT * sizeof(double));
+    s->group_metric = malloc(ng * MQ_DTYPE_COUNT * sizeof(double));
+    s->group_err = malloc(ng * MQ_DTYPE_COUNT * sizeof(double));
+    s->group_loo = malloc(ng * MQ_DTYPE_COUNT * sizeof(double));
+    s->group_a = malloc(ng * sizeof(double));
+    if (!s->group_kl || !s->group_metric || !s->group_err || !s->group_loo || !s->group_a)
         return mq_error(MQ_ENOMEM, "cannot allocate the sensitivity groups");
-    for (size_t i = 0; i < ((size_t)s->n_groups + 1) * MQ_DTYPE_COUNT; i++)
-        s->group_kl[i] = s->group_metric[i] = NAN;
+    for (size_t i = 0; i < ng * MQ_DTYPE_COUNT; i++)
+        s->group_kl[i] = s->group_metric[i] = s->group_err[i] = s->group_loo[i] = NAN;
+    for (size_t i = 0; i < ng; i++)
+        s->group_a[i] = NAN;
     return MQ_OK;
+}
+
+
+/* Sets `plan` to group g's layers (every grouped layer, for a wide format) in f and every
+ * other layer in f32, and evaluates it through the cache. *n_in: the layers in f (0: none,
+ * nothing evaluated). */
+static int eval_group(const struct mq_model *m, struct prof_quality *pq, uint32_t formats,
+                      const struct srch_sensitivity *s, struct mq_plan *plan, int g, bool wide, enum mq_dtype f,
+                      int *n_in, double v[4])
+{
+    uint64_t members = 0x67727075ULL;
+    *n_in = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        bool in = s->group[l] >= 0 && (wide || s->group[l] == g) && prof_quality_analysed(formats, &m->layers[l], f);
+        plan->fmt[l] = in ? f : MQ_DTYPE_F32;
+        if (in) {
+            members = mq_hash64(m->layers[l].name, strlen(m->layers[l].name), members);
+            (*n_in)++;
+        }
+    }
+    if (!*n_in)
+        return MQ_OK;
+    char what[512];
+    snprintf(what, sizeof(what), "%s group=%016llx model=%016llx imp=%016llx fmt=%s", SENS_CACHE_VERSION,
+             (unsigned long long)members, (unsigned long long)m->content_hash, (unsigned long long)m->imp_hash,
+             mq_dtype_name(f));
+    return prof_quality_eval(pq, what, plan, v);
 }
 
 static int run_grouped(const struct mq_model *m, struct be_backend *be, const struct srch_sens_options *o,
@@ -476,8 +459,9 @@ static int run_grouped(const struct mq_model *m, struct be_backend *be, const st
         rc = mq_plan_uniform(m, MQ_DTYPE_F32, &plan);
     if (rc < 0)
         return rc;
-    struct sens_eval e = {.m = m, .be = be, .o = o, .s = s};
-    uint64_t dh = data_hash(o->quality.data), t0 = prof_now_ns();
+    struct prof_quality pq;
+    prof_quality_init(&pq, m, be, &o->quality, o->cache_dir, o->cache_refresh, o->progress);
+    uint64_t t0 = prof_now_ns();
     int total = 0, done = 0;
     uint32_t all = mq_model_menu(m, formats);
     for (int f = 0; f < MQ_DTYPE_COUNT; f++)
@@ -488,30 +472,14 @@ static int run_grouped(const struct mq_model *m, struct be_backend *be, const st
             continue;
         bool wide = wide_format((enum mq_dtype)f);
         for (int g = 0; g < (wide ? 1 : s->n_groups) && rc == MQ_OK; g++) {
-            /* the plan: the group's layers (every unpinned layer, for a wide format) in f */
-            uint64_t members = 0x67727075ULL;
-            int n_in = 0;
-            for (int l = 0; l < m->n_layers; l++) {
-                bool in = s->group[l] >= 0 && (wide || s->group[l] == g) && analysed(formats, &m->layers[l], f);
-                plan->fmt[l] = in ? (enum mq_dtype)f : MQ_DTYPE_F32;
-                if (in) {
-                    members = mq_hash64(m->layers[l].name, strlen(m->layers[l].name), members);
-                    n_in++;
-                }
-            }
+            double v[4];
+            int n_in;
+            if ((rc = eval_group(m, &pq, formats, s, plan, g, wide, (enum mq_dtype)f, &n_in, v)) < 0)
+                break;
             if (!n_in)
                 continue;
-            char key[1200];
-            snprintf(key, sizeof(key), "%s group=%016llx model=%016llx imp=%016llx fmt=%s data=%016llx ctx=%lld chunks=%lld be=%s",
-                     SENS_CACHE_VERSION, (unsigned long long)members, (unsigned long long)m->content_hash,
-                     (unsigned long long)m->imp_hash,
-                     mq_dtype_name((enum mq_dtype)f), (unsigned long long)dh, (long long)o->quality.ctx,
-                     (long long)o->quality.max_chunks, be_name(be));
-            double v[4];
-            if ((rc = eval_cached(&e, key, plan, v)) < 0)
-                break;
             done++;
-            eval_progress(o, s, t0, done, total, wide ? "all layers" : s->group_names[g],
+            eval_progress(o, &pq, t0, done, total, wide ? "all layers" : s->group_names[g],
                           mq_dtype_name((enum mq_dtype)f));
             if (wide) {
                 s->all_kl[f] = v[0];
@@ -525,19 +493,28 @@ static int run_grouped(const struct mq_model *m, struct be_backend *be, const st
             for (int l = 0; l < m->n_layers; l++)
                 if (plan->fmt[l] == (enum mq_dtype)f)
                     weights += (double)m->layers[l].n_in * (double)m->layers[l].n_out;
-            for (int l = 0; l < m->n_layers; l++)
-                if (plan->fmt[l] == (enum mq_dtype)f)
-                    s->loss[l * MQ_DTYPE_COUNT + f] =
-                        fmax(v[0], 0) * ((double)m->layers[l].n_in * (double)m->layers[l].n_out / weights);
+            for (int l = 0; l < m->n_layers; l++) {
+                if (plan->fmt[l] != (enum mq_dtype)f)
+                    continue;
+                size_t i = (size_t)l * MQ_DTYPE_COUNT + (size_t)f;
+                s->loss[i] = fmax(v[0], 0) * ((double)m->layers[l].n_in * (double)m->layers[l].n_out / weights);
+                s->source[i] = n_in == 1 ? SRCH_SRC_MEASURED : SRCH_SRC_SHARED;
+                if (n_in == 1) {
+                    s->kl[i] = v[0];
+                    s->metric[i] = v[1];
+                }
+            }
         }
     }
     if (o->progress && isatty(STDERR_FILENO))
         fprintf(stderr, "\n");
-    if (e.q)
-        m->runner->quality_free(e.q);
+    take_metric(&pq, s);
+    prof_quality_release(&pq);
     mq_plan_free(plan);
     return rc;
 }
+
+/* ---- measured: one layer at a time against the full-precision model ---- */
 
 static int run_measured(const struct mq_model *m, struct be_backend *be, const struct srch_sens_options *o,
                         uint32_t formats, const uint8_t *pinned, struct srch_sensitivity *s)
@@ -546,43 +523,346 @@ static int run_measured(const struct mq_model *m, struct be_backend *be, const s
     int rc = mq_plan_uniform(m, MQ_DTYPE_F32, &plan);
     if (rc < 0)
         return rc;
-    struct sens_eval e = {.m = m, .be = be, .o = o, .s = s};
-    uint64_t dh = data_hash(o->quality.data);
+    struct prof_quality pq;
+    prof_quality_init(&pq, m, be, &o->quality, o->cache_dir, o->cache_refresh, o->progress);
     int total = 0, done = 0;
     for (int l = 0; l < m->n_layers; l++)
         for (int f = 0; f < MQ_DTYPE_COUNT; f++)
-            total += pinned[l] == MQ_DTYPE_COUNT && analysed(formats, &m->layers[l], f);
+            total += pinned[l] == MQ_DTYPE_COUNT && prof_quality_analysed(formats, &m->layers[l], f);
     if (o->progress)
         mq_info("measured sensitivity: %d evaluations (each analysed layer in each offered format but its stored "
                 "one), cached ones free", total);
     uint64_t t0 = prof_now_ns();
     for (int l = 0; l < m->n_layers && rc == MQ_OK; l++) {
         for (int f = 0; f < MQ_DTYPE_COUNT && rc == MQ_OK; f++) {
-            if (pinned[l] != MQ_DTYPE_COUNT || !analysed(formats, &m->layers[l], f))
+            if (pinned[l] != MQ_DTYPE_COUNT || !prof_quality_analysed(formats, &m->layers[l], f))
                 continue;
-            char key[1200];
-            snprintf(key, sizeof(key), "%s model=%016llx imp=%016llx layer=%d:%s fmt=%s data=%016llx ctx=%lld chunks=%lld be=%s",
-                     SENS_CACHE_VERSION, (unsigned long long)m->content_hash, (unsigned long long)m->imp_hash, l,
-                     m->layers[l].name,
-                     mq_dtype_name((enum mq_dtype)f), (unsigned long long)dh, (long long)o->quality.ctx,
-                     (long long)o->quality.max_chunks, be_name(be));
+            char what[1200];
+            snprintf(what, sizeof(what), "%s model=%016llx imp=%016llx layer=%d:%s fmt=%s", SENS_CACHE_VERSION,
+                     (unsigned long long)m->content_hash, (unsigned long long)m->imp_hash, l, m->layers[l].name,
+                     mq_dtype_name((enum mq_dtype)f));
             double v[4];
             plan->fmt[l] = (enum mq_dtype)f;
-            rc = eval_cached(&e, key, plan, v);
+            rc = prof_quality_eval(&pq, what, plan, v);
             plan->fmt[l] = MQ_DTYPE_F32;
             if (rc < 0)
                 break;
             s->kl[l * MQ_DTYPE_COUNT + f] = v[0];
             s->metric[l * MQ_DTYPE_COUNT + f] = v[1];
-            eval_progress(o, s, t0, ++done, total, m->layers[l].name, mq_dtype_name((enum mq_dtype)f));
+            s->source[l * MQ_DTYPE_COUNT + f] = SRCH_SRC_MEASURED;
+            eval_progress(o, &pq, t0, ++done, total, m->layers[l].name, mq_dtype_name((enum mq_dtype)f));
         }
     }
     if (o->progress && isatty(STDERR_FILENO))
         fprintf(stderr, "\n");
-    if (e.q)
-        m->runner->quality_free(e.q);
+    take_metric(&pq, s);
+    prof_quality_release(&pq);
     mq_plan_free(plan);
     return rc;
+}
+
+static int count_measured(const struct mq_model *m, uint32_t formats, const uint8_t *pinned)
+{
+    uint32_t menu = formats ? formats : mq_dtype_default_formats();
+    int n = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        for (int f = 0; f < MQ_DTYPE_COUNT; f++)
+            n += pinned[l] == MQ_DTYPE_COUNT && prof_quality_analysed(menu, &m->layers[l], f);
+    return n;
+}
+
+/* ---- calibrated: weight errors, a few measured points, a fitted map ---- */
+
+/* Every unpinned layer's weight error in every analysed format. */
+static int weight_errors(const struct mq_model *m, const struct srch_sens_options *o, uint32_t formats,
+                         const uint8_t *pinned, struct srch_sensitivity *s)
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        if (pinned[l] != MQ_DTYPE_COUNT)
+            continue;
+        int rc = prof_quality_weight_error(m, l, formats, true, o->cache_dir, o->cache_refresh,
+                                           &s->err[l * MQ_DTYPE_COUNT]);
+        if (rc < 0)
+            return rc;
+        s->err_weighted |= m->layers[l].imp != NULL;
+        if (o->progress && isatty(STDERR_FILENO))
+            fprintf(stderr, "\rmixq: weight errors: layer %d/%d", l + 1, m->n_layers);
+    }
+    if (o->progress && isatty(STDERR_FILENO))
+        fprintf(stderr, "\n");
+    return MQ_OK;
+}
+
+struct fmt_bits {
+    enum mq_dtype f;
+    double bits;
+};
+
+static int cmp_bits(const void *a, const void *b)
+{
+    const struct fmt_bits *x = a, *y = b;
+    if (x->bits != y->bits)
+        return x->bits < y->bits ? -1 : 1;
+    return (int)x->f - (int)y->f;
+}
+
+/* The group's measured narrow formats, of those every member is analysed in: the
+ * cheapest, the middle one and the dearest by bits per weight (MQ_DTYPE_COUNT where
+ * there are fewer than three). Two were not enough on the bundled model: with the
+ * cheapest and the middle one, q8_0 was under-predicted 2.8x (the KL of the 8-bit formats
+ * falls more slowly than their weight error), with the cheapest and the dearest the
+ * formats between were over-predicted 1.3x (docs/sensitivity.md). */
+static void group_picks(const struct mq_model *m, uint32_t formats, const struct srch_sensitivity *s, int g,
+                        enum mq_dtype pick[CALIB_PICKS])
+{
+    uint32_t common = ~0u;
+    for (int l = 0; l < m->n_layers; l++) {
+        if (s->group[l] != g)
+            continue;
+        uint32_t mask = 0;
+        for (int f = 0; f < MQ_DTYPE_COUNT; f++)
+            if (prof_quality_analysed(formats, &m->layers[l], f) && !wide_format((enum mq_dtype)f))
+                mask |= 1u << f;
+        common &= mask;
+    }
+    struct fmt_bits fb[MQ_DTYPE_COUNT];
+    int n = 0;
+    for (int f = 0; f < MQ_DTYPE_COUNT; f++)
+        if ((common >> f) & 1u)
+            fb[n++] = (struct fmt_bits){(enum mq_dtype)f, mq_dtype_bits_per_weight((enum mq_dtype)f)};
+    qsort(fb, (size_t)n, sizeof(fb[0]), cmp_bits);
+    pick[0] = n ? fb[0].f : MQ_DTYPE_COUNT;
+    pick[1] = n >= 3 ? fb[n / 2].f : MQ_DTYPE_COUNT;
+    pick[2] = n >= 2 ? fb[n - 1].f : MQ_DTYPE_COUNT;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The fit's measured points, its leave-one-out check, and every loss (sensitivity.h). */
+static int calib_fit_and_predict(const struct mq_model *m, uint32_t formats, const uint8_t *pinned,
+                                 const enum mq_dtype (*pick)[CALIB_PICKS], struct srch_sensitivity *s)
+{
+    int G = s->n_groups, n = 0;
+    struct srch_calib_point *pt = malloc(((size_t)G * CALIB_PICKS + 1) * sizeof(*pt));
+    int *role = malloc(((size_t)G + 1) * sizeof(int));
+    size_t np = (size_t)G * CALIB_PICKS + 1;
+    double *loo = calloc(np, sizeof(double)), *kl = calloc(np, sizeof(double)), *rel = malloc(np * sizeof(double));
+    double *bsum = calloc(((size_t)G + 1) * MQ_DTYPE_COUNT, sizeof(double));
+    int rc = MQ_OK;
+    if (!pt || !role || !loo || !kl || !rel || !bsum) {
+        rc = mq_error(MQ_ENOMEM, "cannot allocate the calibration of %d groups", G);
+        goto done;
+    }
+    for (int g = 0; g < G; g++)
+        role[g] = -1;
+    for (int l = 0; l < m->n_layers; l++)
+        if (s->group[l] >= 0)
+            role[s->group[l]] = (int)m->layers[l].role;
+    for (int g = 0; g < G; g++)
+        for (int k = 0; k < CALIB_PICKS; k++) {
+            enum mq_dtype f = pick[g][k];
+            if (f == MQ_DTYPE_COUNT || isnan(s->group_kl[g * MQ_DTYPE_COUNT + f]))
+                continue;
+            pt[n++] = (struct srch_calib_point){.group = g, .role = role[g], .n = s->group_size[g], .fmt = (int)f,
+                                                .err = s->group_err[g * MQ_DTYPE_COUNT + f],
+                                                .kl = s->group_kl[g * MQ_DTYPE_COUNT + f]};
+        }
+    s->n_points = n;
+    if ((rc = srch_calib_fit(pt, n, -1, G, role, s->group_a, s->role_b)) < 0)
+        goto done;
+    for (int r = 0; r < MQ_ROLE_COUNT; r++) { /* slopes of the roles analysed only */
+        bool any = false;
+        for (int g = 0; g < G; g++)
+            any |= role[g] == r;
+        if (!any)
+            s->role_b[r] = NAN;
+    }
+    /* leave one out: each point from the fit without it */
+    int n_rel = 0;
+    for (int k = 0; k < n; k++) {
+        if ((rc = srch_calib_loo(pt, n, k, G, role, &loo[k])) < 0)
+            goto done;
+        kl[k] = pt[k].kl;
+        s->group_loo[pt[k].group * MQ_DTYPE_COUNT + pt[k].fmt] = loo[k];
+        if (isfinite(loo[k]) && pt[k].kl > 0)
+            rel[n_rel++] = fabs(loo[k] / pt[k].kl - 1);
+    }
+    s->rank_corr = srch_spearman(loo, kl, n);
+    if (n_rel) {
+        double worst = 0;
+        for (int i = 0; i < n_rel; i++)
+            worst = fmax(worst, rel[i]);
+        qsort(rel, (size_t)n_rel, sizeof(rel[0]), cmp_double);
+        s->loo_median_err = n_rel % 2 ? rel[n_rel / 2] : 0.5 * (rel[n_rel / 2 - 1] + rel[n_rel / 2]);
+        s->loo_worst_err = worst;
+    }
+    /* the losses: measured formats shared out by err^b, the others predicted */
+    for (int l = 0; l < m->n_layers; l++) {
+        int g = s->group[l];
+        if (g < 0)
+            continue;
+        double b = s->role_b[m->layers[l].role];
+        for (int f = 0; f < MQ_DTYPE_COUNT; f++) {
+            double e = s->err[l * MQ_DTYPE_COUNT + f];
+            if (!isnan(e) && !wide_format((enum mq_dtype)f))
+                bsum[g * MQ_DTYPE_COUNT + f] += e > 0 ? pow(e, b) : 0;
+        }
+    }
+    for (int l = 0; l < m->n_layers; l++) {
+        int g = s->group[l];
+        if (g < 0 || pinned[l] != MQ_DTYPE_COUNT)
+            continue;
+        double b = s->role_b[m->layers[l].role], a = s->group_a[g];
+        for (int f = 0; f < MQ_DTYPE_COUNT; f++) {
+            size_t i = (size_t)l * MQ_DTYPE_COUNT + (size_t)f;
+            double e = s->err[i];
+            if (!prof_quality_analysed(formats, &m->layers[l], f) || isnan(e))
+                continue;
+            double gk = s->group_kl[g * MQ_DTYPE_COUNT + f];
+            if (wide_format((enum mq_dtype)f)) {
+                if (isnan(s->all_kl[f]))
+                    continue;
+                /* the all-layer KL shared out by err (by weights where every err is 0) */
+                double es = 0, ws = 0;
+                for (int j = 0; j < m->n_layers; j++) {
+                    double ej = s->err[j * MQ_DTYPE_COUNT + f];
+                    if (s->group[j] >= 0 && !isnan(ej) && prof_quality_analysed(formats, &m->layers[j], f)) {
+                        es += ej;
+                        ws += (double)m->layers[j].n_in * (double)m->layers[j].n_out;
+                    }
+                }
+                double share = es > 0 ? e / es : (double)m->layers[l].n_in * (double)m->layers[l].n_out / ws;
+                s->loss[i] = fmax(s->all_kl[f], 0) * share;
+                s->source[i] = SRCH_SRC_SHARED;
+            } else if (!isnan(gk)) {
+                double bs = bsum[g * MQ_DTYPE_COUNT + f];
+                s->loss[i] = fmax(gk, 0) * (bs > 0 ? (e > 0 ? pow(e, b) : 0) / bs : 1.0 / s->group_size[g]);
+                s->source[i] = s->group_size[g] == 1 ? SRCH_SRC_MEASURED : SRCH_SRC_SHARED;
+                if (s->group_size[g] == 1) {
+                    s->kl[i] = gk;
+                    s->metric[i] = s->group_metric[g * MQ_DTYPE_COUNT + f];
+                }
+            } else if (!isnan(a) && !isnan(b)) {
+                s->loss[i] = e > 0 ? exp(a + b * log(e)) : 0;
+                s->source[i] = SRCH_SRC_PREDICTED;
+            }
+        }
+    }
+done:
+    free(pt);
+    free(role);
+    free(loo);
+    free(kl);
+    free(rel);
+    free(bsum);
+    return rc;
+}
+
+static int run_calibrated(const struct mq_model *m, struct be_backend *be, const struct srch_sens_options *o,
+                          uint32_t formats, const uint8_t *pinned, struct srch_sensitivity *s)
+{
+    struct mq_plan *plan = NULL;
+    enum mq_dtype (*pick)[CALIB_PICKS] = NULL;
+    int rc = weight_errors(m, o, formats, pinned, s);
+    if (rc == MQ_OK)
+        rc = make_groups(m, pinned, o->depth_groups, s);
+    if (rc == MQ_OK)
+        rc = mq_plan_uniform(m, MQ_DTYPE_F32, &plan);
+    if (rc < 0)
+        return rc;
+    pick = malloc(((size_t)s->n_groups + 1) * sizeof(*pick));
+    if (!pick) {
+        mq_plan_free(plan);
+        return mq_error(MQ_ENOMEM, "cannot allocate the calibration of %d groups", s->n_groups);
+    }
+    int total = 0, done = 0;
+    for (int g = 0; g < s->n_groups; g++) {
+        group_picks(m, formats, s, g, pick[g]);
+        for (int k = 0; k < CALIB_PICKS; k++)
+            total += pick[g][k] != MQ_DTYPE_COUNT;
+    }
+    uint32_t wide = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        for (int f = 0; f < MQ_DTYPE_COUNT; f++)
+            if (s->group[l] >= 0 && wide_format((enum mq_dtype)f) && prof_quality_analysed(formats, &m->layers[l], f))
+                wide |= 1u << f;
+    for (int f = 0; f < MQ_DTYPE_COUNT; f++)
+        total += (wide >> f) & 1u;
+    if (o->progress) {
+        mq_info("calibrated sensitivity: %d evaluations (%d groups of layers at their cheapest, middle and dearest "
+                "format, 16-bit formats once over all layers; measured would run %d), cached ones free; weight errors for "
+                "every layer and format", total, s->n_groups,
+                count_measured(m, formats, pinned));
+    }
+    struct prof_quality pq;
+    prof_quality_init(&pq, m, be, &o->quality, o->cache_dir, o->cache_refresh, o->progress);
+    uint64_t t0 = prof_now_ns();
+    for (int g = 0; g < s->n_groups && rc == MQ_OK; g++)
+        for (int k = 0; k < CALIB_PICKS && rc == MQ_OK; k++) {
+            enum mq_dtype f = pick[g][k];
+            if (f == MQ_DTYPE_COUNT)
+                continue;
+            double v[4];
+            int n_in;
+            if ((rc = eval_group(m, &pq, formats, s, plan, g, false, f, &n_in, v)) < 0 || !n_in)
+                continue;
+            s->group_kl[g * MQ_DTYPE_COUNT + f] = v[0];
+            s->group_metric[g * MQ_DTYPE_COUNT + f] = v[1];
+            double es = 0;
+            for (int l = 0; l < m->n_layers; l++)
+                if (plan->fmt[l] == f)
+                    es += s->err[l * MQ_DTYPE_COUNT + f];
+            s->group_err[g * MQ_DTYPE_COUNT + f] = es / n_in;
+            eval_progress(o, &pq, t0, ++done, total, s->group_names[g], mq_dtype_name(f));
+        }
+    for (int f = 0; f < MQ_DTYPE_COUNT && rc == MQ_OK; f++) {
+        if (!((wide >> f) & 1u))
+            continue;
+        double v[4];
+        int n_in;
+        if ((rc = eval_group(m, &pq, formats, s, plan, 0, true, (enum mq_dtype)f, &n_in, v)) < 0 || !n_in)
+            continue;
+        s->all_kl[f] = v[0];
+        s->all_metric[f] = v[1];
+        eval_progress(o, &pq, t0, ++done, total, "all layers", mq_dtype_name((enum mq_dtype)f));
+    }
+    if (o->progress && isatty(STDERR_FILENO))
+        fprintf(stderr, "\n");
+    take_metric(&pq, s);
+    prof_quality_release(&pq);
+    mq_plan_free(plan);
+    if (rc == MQ_OK)
+        rc = calib_fit_and_predict(m, formats, pinned, (const enum mq_dtype(*)[CALIB_PICKS])pick, s);
+    free(pick);
+    return rc;
+}
+
+/* ---- the table ---- */
+
+int srch_sens_measured_evals(const struct mq_model *m, uint32_t formats, const struct srch_pins *pins)
+{
+    uint8_t *pinned = malloc((size_t)m->n_layers + 1);
+    if (!pinned)
+        return mq_error(MQ_ENOMEM, "cannot allocate %d layer flags", m->n_layers);
+    memset(pinned, MQ_DTYPE_COUNT, (size_t)m->n_layers + 1);
+    int n = pins ? srch_pins_apply(pins, m, pinned) : MQ_OK;
+    if (n == MQ_OK)
+        n = count_measured(m, formats, pinned);
+    free(pinned);
+    return n;
+}
+
+enum srch_sens_method srch_sens_auto(const struct mq_model *m, uint32_t formats, const struct srch_pins *pins,
+                                     int *n_measured)
+{
+    int n = srch_sens_measured_evals(m, formats, pins);
+    if (n_measured)
+        *n_measured = n;
+    return n >= 0 && n <= SRCH_SENS_AUTO_MAX_EVALS ? SRCH_SENS_MEASURED : SRCH_SENS_CALIBRATED;
 }
 
 int srch_sensitivity_run(const struct mq_model *m, struct be_backend *be, const struct srch_sens_options *o,
@@ -613,27 +893,40 @@ int srch_sensitivity_run(const struct mq_model *m, struct be_backend *be, const 
     memset(pinned, MQ_DTYPE_COUNT, (size_t)m->n_layers + 1);
     if (o->pins && (rc = srch_pins_apply(o->pins, m, pinned)) < 0)
         goto fail;
-    if (o->method != SRCH_SENS_GROUPED && (rc = run_proxy(m, be, o, formats, s)) < 0)
+    if (s->method == SRCH_SENS_AUTO)
+        s->method = count_measured(m, formats, pinned) <= SRCH_SENS_AUTO_MAX_EVALS ? SRCH_SENS_MEASURED
+                                                                                    : SRCH_SENS_CALIBRATED;
+    size_t n_all = (size_t)m->n_layers * MQ_DTYPE_COUNT;
+    if ((s->method == SRCH_SENS_MEASURED || s->method == SRCH_SENS_PROXY) &&
+        (rc = prof_quality_proxy(m, be, &o->quality, formats, o->progress, s->proxy)) < 0)
         goto fail;
-    if (o->method == SRCH_SENS_MEASURED) {
-        if ((rc = run_measured(m, be, o, formats, pinned, s)) < 0)
+    if (s->method == SRCH_SENS_MEASURED) {
+        if ((rc = weight_errors(m, o, formats, pinned, s)) < 0 || (rc = run_measured(m, be, o, formats, pinned, s)) < 0)
             goto fail;
         snprintf(s->loss_name, sizeof(s->loss_name), "kl");
-        memcpy(s->loss, s->kl, (size_t)m->n_layers * MQ_DTYPE_COUNT * sizeof(double));
+        memcpy(s->loss, s->kl, n_all * sizeof(double));
         s->rank_corr = srch_spearman(s->proxy, s->kl, m->n_layers * MQ_DTYPE_COUNT);
-    } else if (o->method == SRCH_SENS_GROUPED) {
+    } else if (s->method == SRCH_SENS_GROUPED) {
         if ((rc = run_grouped(m, be, o, formats, pinned, s)) < 0)
+            goto fail;
+        snprintf(s->loss_name, sizeof(s->loss_name), "kl");
+    } else if (s->method == SRCH_SENS_CALIBRATED) {
+        if ((rc = run_calibrated(m, be, o, formats, pinned, s)) < 0)
             goto fail;
         snprintf(s->loss_name, sizeof(s->loss_name), "kl");
     } else {
         snprintf(s->loss_name, sizeof(s->loss_name), "rel_mse");
-        memcpy(s->loss, s->proxy, (size_t)m->n_layers * MQ_DTYPE_COUNT * sizeof(double));
+        memcpy(s->loss, s->proxy, n_all * sizeof(double));
+        for (size_t i = 0; i < n_all; i++)
+            s->source[i] = isnan(s->loss[i]) ? SRCH_SRC_NONE : SRCH_SRC_PROXY;
     }
     /* a layer kept in its stored format is the reference: no loss, nothing measured */
     for (int l = 0; l < m->n_layers; l++) {
         size_t i = (size_t)l * MQ_DTYPE_COUNT + m->layers[l].src_type;
-        if (mq_dtype_get(m->layers[l].src_type)->is_plan_format)
+        if (mq_dtype_get(m->layers[l].src_type)->is_plan_format) {
             s->loss[i] = s->kl[i] = s->proxy[i] = 0;
+            s->source[i] = SRCH_SRC_MEASURED;
+        }
     }
     if (!s->metric_name[0]) /* nothing measured now (all cached, or proxy) */
         snprintf(s->metric_name, sizeof(s->metric_name), "%s", m->kind == MQ_MODEL_LLAMA ? "ppl" : "metric");

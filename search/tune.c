@@ -383,7 +383,13 @@ int srch_tune_search(const struct mq_model *m, const struct prof_profile *prof, 
     t->mem_budget = t->eff_mem_budget = o->mem_budget;
     t->lat_budget = t->eff_lat_budget = o->lat_budget;
     t->size_budget = size_budget_of(o);
+    t->max_kl = o->has_max_kl ? o->max_kl : SRCH_NO_BUDGET;
+    t->loss_bar = t->loss_ratio = NAN;
     t->ref_metric = NAN;
+    if (o->has_max_kl && !(o->max_kl >= 0 && isfinite(o->max_kl))) {
+        free(t);
+        return mq_error(MQ_EINVAL, "KL bound %g: want a finite number >= 0", o->max_kl);
+    }
     snprintf(t->loss_name, sizeof(t->loss_name), "%s", sens->loss_name);
     snprintf(t->metric_name, sizeof(t->metric_name), "%s", sens->metric_name);
     t->higher_is_better = sens->higher_is_better;
@@ -414,6 +420,13 @@ int srch_tune_search(const struct mq_model *m, const struct prof_profile *prof, 
     t->eff_mem_budget = mem_b;
     if (isfinite(mem_b) || isfinite(o->lat_budget))
         srch_front_refine(&t->problem, t->front, mem_b, o->lat_budget, &t->best);
+    /* a KL bound on a KL table: the best as predicted is the fastest within it */
+    if (o->has_max_kl && !strcmp(t->loss_name, "kl")) {
+        t->loss_bar = o->max_kl;
+        int b;
+        if (srch_front_fastest(t->front, mem_b, o->lat_budget, o->max_kl, &b) == MQ_OK)
+            t->best = b;
+    }
     t->search_seconds = (double)(prof_now_ns() - t0) * 1e-9;
     *out = t;
     return MQ_OK;
@@ -441,13 +454,40 @@ static int add_nearest(const struct mq_model *m, struct srch_tune *t, int *cap, 
     return rc;
 }
 
-static void choose(struct srch_tune *t)
+/* Is a faster than b as measured: latency, then memory, then loss. */
+static bool faster_measured(const struct srch_candidate *a, const struct srch_candidate *b)
 {
+    if (a->lat.median_ns != b->lat.median_ns)
+        return a->lat.median_ns < b->lat.median_ns;
+    if (a->mem != b->mem)
+        return a->mem < b->mem;
+    return a->loss < b->loss;
+}
+
+void srch_tune_choose(struct srch_tune *t)
+{
+    bool bound = isfinite(t->max_kl);
     t->chosen = -1;
     for (int i = 0; i < t->n_cand; i++) {
         const struct srch_candidate *a = &t->cand[i];
-        if (a->point >= 0 && a->meets && (t->chosen < 0 || a->loss < t->cand[t->chosen].loss))
+        if (a->point < 0 || !a->meets)
+            continue;
+        if (t->chosen < 0 || (bound ? faster_measured(a, &t->cand[t->chosen]) : a->loss < t->cand[t->chosen].loss))
             t->chosen = i;
+    }
+}
+
+void srch_tune_kl_reach(const struct srch_tune *t, int *smallest, int *under)
+{
+    *smallest = *under = -1;
+    for (int i = 0; i < t->n_cand; i++) {
+        const struct srch_candidate *c = &t->cand[i];
+        if (isnan(c->loss))
+            continue;
+        if (*smallest < 0 || c->loss < t->cand[*smallest].loss)
+            *smallest = i;
+        if (c->loss <= t->max_kl && (*under < 0 || faster_measured(c, &t->cand[*under])))
+            *under = i;
     }
 }
 
@@ -455,6 +495,34 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+double srch_tune_loss_ratio(const struct srch_tune *t, double max_kl)
+{
+    double dist[3], ratio[3];
+    int n = 0;
+    for (int i = 0; i < t->n_cand; i++) {
+        const struct srch_candidate *c = &t->cand[i];
+        if (!(c->pred_loss > 0 && isfinite(c->pred_loss) && c->loss > 0 && isfinite(c->loss)))
+            continue;
+        double d = max_kl > 0 ? fabs(log(c->loss / max_kl)) : c->loss;
+        int at = n < 3 ? n++ : 3; /* insertion into the 3 nearest, by distance */
+        while (at > 0 && dist[at - 1] > d) {
+            if (at < 3) {
+                dist[at] = dist[at - 1];
+                ratio[at] = ratio[at - 1];
+            }
+            at--;
+        }
+        if (at < 3) {
+            dist[at] = d;
+            ratio[at] = c->loss / c->pred_loss;
+        }
+    }
+    if (!n)
+        return NAN;
+    qsort(ratio, (size_t)n, sizeof(*ratio), cmp_double);
+    return n == 2 ? sqrt(ratio[0] * ratio[1]) : ratio[n / 2];
 }
 
 /* The q-quantile (0.5: median, 1: worst) over the measured front points of the
@@ -492,6 +560,91 @@ static int miss_quantiles(const struct srch_tune *t, const struct srch_tune_opti
     return MQ_OK;
 }
 
+/* Measures the candidates from *done on (their latency, memory, file size and quality) and
+ * whether they meet the budgets. */
+static int measure_new(const struct mq_model *m, struct be_backend *be, void *q, const struct prof_profile *prof,
+                       const struct srch_tune_options *o, struct srch_tune *t, int *done, int round)
+{
+    int rc;
+    for (int i = *done; i < t->n_cand; i++) {
+        struct srch_candidate *c = &t->cand[i];
+        if (o->progress)
+            mq_info("validating %d/%d: %s", i + 1, t->n_cand, c->label);
+        if ((rc = measure(m, be, q, prof, o, c)) < 0)
+            return rc;
+        if (isfinite(t->size_base)) {
+            /* a llama.cpp preset is llama-quantize's file (no mixq keys); a plan of
+             * mixq's, the file mixq quantize writes */
+            bool preset = c->point < 0 && c->plan->ftype >= 0;
+            uint64_t b = 0;
+            if (preset && (rc = mq_quantize_file_bytes(m, c->plan, NULL, NULL, &b)) < 0)
+                return rc;
+            if (!preset && (rc = file_bytes(m, o, c->plan, &c->size)) < 0)
+                return rc;
+            if (preset)
+                c->size = (double)b;
+        }
+        c->meets = meets(t, c->mem, c->lat.median_ns, c->size) && !(c->loss > t->max_kl);
+        c->round = round;
+    }
+    *done = t->n_cand;
+    return MQ_OK;
+}
+
+/* The front point of index i, unless it is measured already. */
+static int add_point(const struct mq_model *m, struct srch_tune *t, int *cap, int i)
+{
+    struct mq_plan *p;
+    char label[96];
+    snprintf(label, sizeof(label), "front point %d", i);
+    int rc = srch_tune_point_plan(m, t, i, &p);
+    return rc < 0 ? rc : add_candidate(t, cap, p, i, label);
+}
+
+/* A KL bound: the predicted loss bar from the ratio fitted on what is measured (tune.h; NaN
+ * where there is none: assumed 1 for a KL table), and that ratio; the bar is NaN where there
+ * is none to fit on a table that is not KL. */
+static double kl_bar(const struct srch_tune *t, double *ratio)
+{
+    *ratio = srch_tune_loss_ratio(t, t->max_kl);
+    if (isnan(*ratio) && !strcmp(t->loss_name, "kl"))
+        return t->max_kl;
+    return t->max_kl / *ratio;
+}
+
+/* A KL bound: the points srch_front_nearest_loss gives at the bar (NaN: those nearest the
+ * budgets), topped up to k with those nearest the budgets, and with `extremes` the lowest-loss
+ * point within the budgets and the lowest-loss point of the front. */
+static int add_near_bar(const struct mq_model *m, struct srch_tune *t, int *cap, double mem_budget,
+                        double lat_budget, double bar, int k, bool extremes)
+{
+    t->loss_bar = bar;
+    int *idx = malloc((size_t)k * sizeof(int)), n_idx = 0, rc = MQ_OK;
+    if (!idx)
+        return mq_error(MQ_ENOMEM, "cannot allocate validation points");
+    if (!isnan(bar))
+        rc = srch_front_nearest_loss(t->front, mem_budget, lat_budget, bar, k, idx, &n_idx);
+    for (int i = 0; i < n_idx && rc == MQ_OK; i++)
+        rc = add_point(m, t, cap, idx[i]);
+    free(idx);
+    if (rc == MQ_OK && n_idx < k)
+        rc = add_nearest(m, t, cap, mem_budget, lat_budget, k - n_idx);
+    int b;
+    if (rc == MQ_OK && extremes && srch_front_best(t->front, mem_budget, lat_budget, &b) == MQ_OK)
+        rc = add_point(m, t, cap, b);
+    if (rc == MQ_OK && extremes && srch_front_best(t->front, SRCH_NO_BUDGET, SRCH_NO_BUDGET, &b) == MQ_OK)
+        rc = add_point(m, t, cap, b);
+    return rc;
+}
+
+static bool point_measured(const struct srch_tune *t, int point)
+{
+    for (int i = 0; i < t->n_cand; i++)
+        if (t->cand[i].point == point)
+            return true;
+    return false;
+}
+
 int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const struct prof_profile *prof,
                        const struct srch_tune_options *o, struct srch_tune *t)
 {
@@ -506,13 +659,16 @@ int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const st
                  o->target_labels[i] ? o->target_labels[i] : "?");
     int k = o->n_validate >= 8 ? o->n_validate : 8;
     double mem_b = fmin(o->mem_budget, t->mem_from_size); /* with the size budget's */
-    /* the points to measure: nearest the budgets, then the baselines */
-    if ((rc = add_nearest(m, t, &cap, mem_b, o->lat_budget, k)) < 0)
+    bool bound = isfinite(t->max_kl);
+    /* the points to measure: nearest the budgets (a KL bound: nearest its bar, once the
+     * baselines are measured), then the baselines */
+    if (!bound && (rc = add_nearest(m, t, &cap, mem_b, o->lat_budget, k)) < 0)
         goto fail;
     /* uniform f16 and q8_0; GGUF models: llama.cpp's presets users deploy (srch_tune_presets);
      * others: uniform q4_0 */
     enum mq_dtype uniform[] = {MQ_DTYPE_F16, MQ_DTYPE_Q8_0, MQ_DTYPE_Q4_0};
     bool presets = m->kind == MQ_MODEL_LLAMA && m->gguf;
+    rc = MQ_OK;
     for (size_t i = 0; i < (presets ? 2u : 3u) && rc == MQ_OK; i++) {
         struct mq_plan *p;
         if ((rc = baseline_plan(m, t, uniform[i], &p)) == MQ_OK)
@@ -532,55 +688,77 @@ int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const st
     if ((rc = m->runner->quality_new(m, be, &qc, &q)) < 0)
         goto fail;
     double eff_mem = mem_b, eff_lat = o->lat_budget;
-    for (int round = 0, done = 0;; round++) {
+    int done = 0;
+    if (bound) { /* the baselines' measured KL against their predicted loss places the bar */
+        if ((rc = measure_new(m, be, q, prof, o, t, &done, 0)) < 0)
+            goto fail;
+        double bar = kl_bar(t, &t->loss_ratio);
+        if (o->progress)
+            mq_info("KL bound %.4g: the front is queried at predicted %s %.4g (measured/predicted %.3g)", t->max_kl,
+                    t->loss_name, bar, t->loss_ratio);
+        if ((rc = add_near_bar(m, t, &cap, eff_mem, eff_lat, bar, k, true)) < 0)
+            goto fail;
+    }
+    for (int round = 0;; round++) {
         /* measure what is new on the target */
-        for (int i = done; i < t->n_cand; i++) {
-            struct srch_candidate *c = &t->cand[i];
-            if (o->progress)
-                mq_info("validating %d/%d: %s", i + 1, t->n_cand, c->label);
-            if ((rc = measure(m, be, q, prof, o, c)) < 0)
-                goto fail;
-            if (isfinite(t->size_base)) {
-                /* a llama.cpp preset is llama-quantize's file (no mixq keys); a plan of
-                 * mixq's, the file mixq quantize writes */
-                bool preset = c->point < 0 && c->plan->ftype >= 0;
-                uint64_t b = 0;
-                if (preset && (rc = mq_quantize_file_bytes(m, c->plan, NULL, NULL, &b)) < 0)
-                    goto fail;
-                if (!preset && (rc = file_bytes(m, o, c->plan, &c->size)) < 0)
-                    goto fail;
-                if (preset)
-                    c->size = (double)b;
-            }
-            c->meets = meets(t, c->mem, c->lat.median_ns, c->size);
-            c->round = round;
-        }
-        done = t->n_cand;
-        choose(t);
+        if ((rc = measure_new(m, be, q, prof, o, t, &done, round)) < 0)
+            goto fail;
+        srch_tune_choose(t);
         t->rounds = round + 1;
-        if (t->chosen >= 0 || round + 1 >= SRCH_TUNE_MAX_ROUNDS)
+        if (round + 1 >= SRCH_TUNE_MAX_ROUNDS || (t->chosen >= 0 && !bound))
             break;
+        int smallest = -1, under = -1;
+        if (bound)
+            srch_tune_kl_reach(t, &smallest, &under);
         /* none met the budgets as measured: the predictions were off. Tighten each budget that
          * a measured front point missed by the predictions' miss over the measured front
          * points (memory: bytes over the prediction; latency: the ratio over it): their
          * median after the first round, so that one disturbed measurement does not tighten
          * the budget past every plan, the worst after that; then measure the points nearest
-         * the tightened budgets. Stop when they leave no point. */
-        double dm, rl;
-        if ((rc = miss_quantiles(t, o, round == 0 ? 0.5 : 1.0, &dm, &rl)) < 0)
-            goto fail;
-        double nm = isfinite(mem_b) ? fmin(eff_mem, mem_b - dm) : eff_mem;
-        double nl = isfinite(o->lat_budget) ? fmin(eff_lat, o->lat_budget / rl) : eff_lat;
-        int best;
-        if (!(nm < eff_mem || nl < eff_lat) || srch_front_best(t->front, nm, nl, &best) != MQ_OK)
+         * the tightened budgets. Stop when they leave no point. A KL bound: only where some
+         * plan is within it (none is: the bound is below every plan's reach, even the most
+         * precise one's: stop). */
+        double nm = eff_mem, nl = eff_lat;
+        if (bound && t->chosen < 0 && under < 0)
             break;
+        if (t->chosen < 0) {
+            double dm, rl;
+            if ((rc = miss_quantiles(t, o, round == 0 ? 0.5 : 1.0, &dm, &rl)) < 0)
+                goto fail;
+            nm = isfinite(mem_b) ? fmin(eff_mem, mem_b - dm) : eff_mem;
+            nl = isfinite(o->lat_budget) ? fmin(eff_lat, o->lat_budget / rl) : eff_lat;
+        }
+        int best;
+        if (!bound) {
+            if (!(nm < eff_mem || nl < eff_lat) || srch_front_best(t->front, nm, nl, &best) != MQ_OK)
+                break;
+        } else if (t->chosen >= 0) {
+            /* steering: the bar refitted on every measured plan; another round only where its
+             * fastest point is predicted faster than the chosen plan and not measured yet */
+            double r, bar = kl_bar(t, &r);
+            if (!(srch_front_fastest(t->front, nm, nl, isnan(bar) ? -1 : bar, &best) == MQ_OK &&
+                  !point_measured(t, best) && t->front->pts[best].lat < t->cand[t->chosen].pred_lat))
+                break;
+        }
         eff_mem = nm;
         eff_lat = nl;
-        if (o->progress)
-            mq_info("no measured point met the budgets; querying the front again with %.4g MB, %.4g us "
-                    "(the predictions' %s miss taken off)", eff_mem / 1e6, eff_lat / 1e3, round == 0 ? "median" : "worst");
         int before = t->n_cand;
-        if ((rc = add_nearest(m, t, &cap, eff_mem, eff_lat, k)) < 0)
+        if (bound) {
+            double bar = kl_bar(t, &t->loss_ratio);
+            if (o->progress)
+                mq_info("%s; querying the front again at predicted %s %.4g (measured/predicted %.3g), %.4g MB, "
+                        "%.4g us", t->chosen >= 0 ? "a faster plan may be within the KL bound"
+                        : "no measured point met the budgets", t->loss_name, bar, t->loss_ratio, eff_mem / 1e6,
+                        eff_lat / 1e3);
+            rc = add_near_bar(m, t, &cap, eff_mem, eff_lat, bar, k, false);
+        } else {
+            if (o->progress)
+                mq_info("no measured point met the budgets; querying the front again with %.4g MB, %.4g us "
+                        "(the predictions' %s miss taken off)", eff_mem / 1e6, eff_lat / 1e3,
+                        round == 0 ? "median" : "worst");
+            rc = add_nearest(m, t, &cap, eff_mem, eff_lat, k);
+        }
+        if (rc < 0)
             goto fail;
         if (t->n_cand == before)
             break;

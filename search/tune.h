@@ -38,6 +38,25 @@
  * them are measured, up to SRCH_TUNE_MAX_ROUNDS rounds; none is chosen (chosen = -1) when
  * still no validated point meets the budgets.
  *
+ * A KL bound (o->has_max_kl, mixq tune --max-kl X): the chosen plan is instead the validated
+ * front point of the lowest measured latency (then memory, then KL) among those that meet the
+ * budgets as measured and whose measured loss (the runner's: mean KL divergence of the
+ * next-token distributions for LLMs, of the output distributions for ONNX models) is at most
+ * X; a candidate's `meets` includes that bound. Predicted loss is a sum of per-layer losses,
+ * in the sensitivity table's unit (kl, or rel_mse for the proxy), so it is not the measured
+ * KL: validation first measures the baselines, then queries the front at the predicted loss
+ * bar X / r, r the median ratio of measured KL to predicted loss over the (at most 3)
+ * measured plans whose KL is nearest X (srch_tune_loss_ratio; none: r = 1 for a kl table;
+ * a rel_mse table without one is queried as without the bound), and measures the points
+ * srch_front_nearest_loss gives there (the fastest under the bar, faster ones over it, and
+ * slower fallbacks), the lowest-loss point within the budgets and the lowest-loss point of
+ * the front (the smallest KL any plan reaches). Later rounds refit r on every measured plan
+ * and query again: when none was chosen, with the memory and latency budgets tightened as
+ * above where points under the bar missed them; when one was, where the refitted bar's
+ * fastest point is predicted faster than the chosen plan and is not measured yet. No plan
+ * chosen: srch_tune_kl_reach tells why (the bound is below every plan's KL, or the plans
+ * under it miss the other budgets).
+ *
  * Several targets (mixq tune --target A --target B): the search runs on one combined
  * profile (srch_tune_worst_profile: each layer's time in each format is the largest of the
  * targets', so a plan's predicted latency, a sum of per-layer maxima, is at least its
@@ -86,6 +105,8 @@ struct srch_tune_options {
     uint32_t formats;              /* formats layers may take (0: the default menu, core/dtype.h);
                                       each layer also keeps its stored format (mq_layer_menu) */
     const struct srch_pins *pins;  /* NULL: none */
+    bool has_max_kl;               /* a bound on the measured loss (--max-kl); otherwise none */
+    double max_kl;                 /* with has_max_kl: the bound, >= 0 (nats of mean KL) */
     int n_validate;                /* front points to re-measure (at least 8) */
     double max_seconds;            /* per latency measurement (0: 2 s) */
     bool probe_memory;             /* peak RSS of a process per validated plan */
@@ -129,10 +150,10 @@ struct srch_candidate {
     struct prof_stats lat; /* ns per workload run */
     double mem;            /* bytes: measured peak RSS, or the memory model with measured overhead */
     bool mem_measured;     /* mem is a peak RSS */
-    double loss;           /* measured KL divergence from full precision */
+    double loss;           /* measured KL divergence from full precision (the runner's loss) */
     double loss_stderr;
     double metric;         /* measured task metric */
-    bool meets;            /* meets both budgets as measured */
+    bool meets;            /* meets the budgets as measured (memory, latency, size, max_kl) */
     int round;             /* validation round that measured it (0: the first) */
     bool on_measured_front;
     /* several targets: each one's figures (lat and mem above are the worst of them) */
@@ -148,6 +169,10 @@ struct srch_tune {
     struct srch_front *front;
     double mem_budget, lat_budget;
     double size_budget;          /* SRCH_NO_BUDGET: none */
+    double max_kl;               /* the bound on measured loss; SRCH_NO_BUDGET: none */
+    double loss_bar;             /* with max_kl: the predicted loss the front was last queried at
+                                    (NaN: none, a rel_mse table before any ratio was fitted) */
+    double loss_ratio;           /* with max_kl: the ratio r that bar was made with (NaN: none) */
     /* a plan's file is at most size_base + the sum of its layers' weight bytes + 31 bytes of
      * alignment per layer (NaN: not a GGUF model); size_base includes an allowance for the
      * provenance keys that name layers (search/tune.c) */
@@ -155,9 +180,11 @@ struct srch_tune {
     double mem_from_size;        /* the memory budget the size budget alone implies (inf: none) */
     int n_cand;
     struct srch_candidate *cand;
-    int best;                    /* front point with the lowest predicted loss within the budgets */
+    int best;                    /* front point with the lowest predicted loss within the budgets;
+                                    with max_kl and a kl table, the fastest of them predicted
+                                    within it where there is one */
     bool validated;              /* srch_tune_validate ran: cand holds measured plans */
-    int chosen;                  /* index into cand, -1 when no validated point meets both budgets */
+    int chosen;                  /* index into cand, -1 when no validated point meets the budgets */
     int rounds;                  /* validation rounds run (1..SRCH_TUNE_MAX_ROUNDS) */
     double eff_mem_budget, eff_lat_budget; /* the budgets the front was last queried with */
     double mem_calibration;      /* bytes added to the memory model: the profile's mean peak-RSS residual */
@@ -185,6 +212,21 @@ int srch_tune_search(const struct mq_model *m, const struct prof_profile *prof, 
 int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const struct prof_profile *prof,
                        const struct srch_tune_options *o, struct srch_tune *t);
 void srch_tune_free(struct srch_tune *t);
+
+/* The choice among the measured candidates (see above): sets t->chosen from cand[].point,
+ * meets, loss, lat and mem, by t->max_kl. */
+void srch_tune_choose(struct srch_tune *t);
+
+/* The ratio of measured loss to predicted loss over the (at most 3) measured candidates whose
+ * loss is nearest max_kl (in log ratio; max_kl 0: the smallest), their median; candidates
+ * without a finite positive pred_loss and loss do not count. NaN when none does. */
+double srch_tune_loss_ratio(const struct srch_tune *t, double max_kl);
+
+/* Why no plan met a KL bound: *smallest the measured candidate (front point or baseline) of
+ * the lowest loss, *under the one of the lowest latency (then memory) among those whose loss
+ * is within t->max_kl (-1: none; then the bound is below the smallest KL any plan reaches).
+ * -1 and -1 when nothing was measured. */
+void srch_tune_kl_reach(const struct srch_tune *t, int *smallest, int *under);
 
 /* The combined profile several targets are searched on: the profiles must be of one model
  * (layer names and shapes) and one workload. Each layer's time in each format is the

@@ -197,6 +197,137 @@ grep_out "tune summary baselines" '^  uniform q8_0 '
 grep_out "tune summary presets" '^  llama\.cpp Q4_K_M '
 grep_out "tune summary preset comparison" '^ +llama\.cpp Q4_K_M (meets them with ([0-9.e+-]+x the chosen plan.s KL|KL [0-9.e+-]+ \(the chosen plan.s: [0-9.e+-]+\))|does not fit: over)'
 grep_out "tune summary choice" '^chosen +front point [0-9]+'
+# the importance matrix (issue 15): the quick tune computed one on the calibration text
+# (every chunk of 64 tokens of kjv-eval.txt) into the cache, quantized every format with
+# it and recorded the file in front.yaml; it evaluated on kjv-tune.txt, disjoint, so no
+# warning
+grep_out "tune summary imatrix" '^imatrix +computed on .*/examples/data/kjv-eval\.txt, [0-9]+ chunks of 64 tokens \(calibration; computed in [0-9.]+ s\): '
+grep_out "tune summary evaluation text" '^evaluation +.*/examples/data/kjv-tune\.txt, 1 chunk of 64 tokens \(sensitivity and validation KL\)$'
+if grep -q 'calibration text' "$tmp/err"; then
+    fail=$((fail + 1)); echo "FAIL tune quick: the default texts are said to overlap"; cat "$tmp/err"
+else
+    pass=$((pass + 1)); echo "ok   tune quick: no overlap warning for the default texts"
+fi
+im_path=$(awk '/^imatrix:$/{p=1} p && /^  path:/{print $2; exit}' "$tmp/tune/front.yaml")
+im_sha=$(awk '/^imatrix:$/{p=1} p && /^  sha256:/{print $2; exit}' "$tmp/tune/front.yaml")
+case "$im_path" in
+"$(realpath "$tmp/cache")"/imatrix-*.gguf)
+    if [ "$(sha256sum "$im_path" | cut -d' ' -f1)" = "$im_sha" ] &&
+        grep -q '^  source: computed$' "$tmp/tune/front.yaml"; then
+        pass=$((pass + 1)); echo "ok   tune front.yaml records the cached imatrix and its sha256"
+    else
+        fail=$((fail + 1)); echo "FAIL tune front.yaml: imatrix '$im_path' sha256 '$im_sha' does not match"
+    fi ;;
+*) fail=$((fail + 1)); echo "FAIL tune front.yaml: imatrix path '$im_path' is not in the cache folder" ;;
+esac
+# bad importance-matrix arguments: usage errors, or one error line before anything is measured
+printf 'GGUF\003\000\000\000garbage' >"$tmp/im-garbage.gguf"
+X=(--cache-dir "$tmp/cache" --out "$tmp/tune-x")
+expect "tune --imatrix with --no-imatrix" 2 "$MIXQ" tune --imatrix "$tmp/im-garbage.gguf" --no-imatrix
+expect "tune --calib with --no-imatrix" 2 "$MIXQ" tune --calib examples/data/kjv-eval.txt --no-imatrix
+expect "tune --calib-chunks with --imatrix" 2 "$MIXQ" tune --calib-chunks 2 --imatrix "$tmp/im-garbage.gguf"
+expect "tune bad --calib-chunks" 2 "$MIXQ" tune --calib-chunks 0
+expect "tune missing --imatrix" 1 "$MIXQ" tune --imatrix "$tmp/none.gguf" "${X[@]}"
+expect "tune garbage --imatrix" 1 "$MIXQ" tune --imatrix "$tmp/im-garbage.gguf" "${X[@]}"
+expect "tune --imatrix a model file" 1 "$MIXQ" tune --imatrix "$TINY" "${X[@]}"
+expect "tune missing --calib" 1 "$MIXQ" tune --calib "$tmp/none.txt" "${X[@]}"
+expect "tune empty --calib" 1 "$MIXQ" tune --calib "$tmp/empty.txt" "${X[@]}"
+expect "tune --ctx under the imatrix's 16 tokens" 1 "$MIXQ" tune --ctx 8 "${X[@]}"
+# the same text for calibration and evaluation: one warning, then the tune goes on (and
+# stops here at a target whose agent fails, right after the importance matrix)
+"$MIXQ" -q tune --calib examples/data/kjv-tune.txt --calib-chunks 2 --ctx 64 --target cpu:isa=sse9 --no-memory \
+    --no-plots "${X[@]}" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+n_warn=$(grep -c '^mixq: warning: the calibration text .* and the evaluation text .*kjv-tune\.txt. are the same text' "$tmp/err")
+if [ "$rc" -eq 1 ] && [ "$n_warn" -eq 1 ] && grep -q '^mixq: error: .*sse9' "$tmp/err"; then
+    pass=$((pass + 1)); echo "ok   tune --calib equal to the evaluation text: warned once"
+else
+    fail=$((fail + 1)); echo "FAIL tune --calib equal to the evaluation text: exit $rc, $n_warn warnings"
+    sed 's/^/     stderr: /' "$tmp/err" | head -5
+fi
+# a tune with the user's importance matrix and a file budget, so that the chosen plan mixes
+# formats and has a KL: quantize and eval of the front apply that file by themselves (the
+# file holds the bytes tune sized, the KL is the one tune measured), --no-imatrix gives
+# another file and KL; export copies it beside the recipe; a front whose imatrix is gone or
+# changed is one error line
+"$MIXQ" -q imatrix "$TINY" --ctx 64 --chunks 4 -o "$tmp/tim.gguf" >/dev/null 2>&1
+expect "tune --imatrix FILE" 0 "$MIXQ" -q tune --imatrix "$tmp/tim.gguf" --sensitivity proxy --size 2MB \
+    --workload decode:32 --max-seconds 0.05 --ctx 64 --chunks 1 --no-memory --no-plots --cache-dir "$tmp/cache" \
+    --out "$tmp/tim"
+grep_out "tune --imatrix summary" "^imatrix +given: $tmp/tim\.gguf \(4 chunks of 64 tokens of .*kjv-eval\.txt\)$"
+TF=$tmp/tim/front.yaml
+ci=$(awk '/^chosen:$/{getline; print $2; exit}' "$TF")
+fb=$(awk -v i="$ci" '$1 == "-" && $2 == "index:" {p = ($3 == i)} p && /^ +file_bytes:/{print $2; exit}' "$TF")
+kl_f=$(awk -v i="$ci" '$1 == "-" && $2 == "index:" {p = ($3 == i)} p && /^ +kl:/{print $2; exit}' "$TF")
+expect "quantize a front made with --imatrix" 0 "$MIXQ" quantize "$TINY" --plan "$TF" -o "$tmp/tim-q.gguf"
+grep_out "quantize applies the front's imatrix" "^imatrix +$tmp/tim\.gguf \(the front.s; --no-imatrix for none\)$"
+size=$(stat -c %s "$tmp/tim-q.gguf" 2>/dev/null || echo 0)
+# the file holds the bytes tune measured and sized: at most the file_bytes of the point
+# (quantize's provenance, which names the imatrix, plus 512 bytes of slack for spellings)
+if [ -n "$fb" ] && [ "$size" -gt 0 ] && [ "$size" -le "$fb" ] && [ "$size" -ge $((fb - 1024)) ] &&
+    grep -aq "$(sha256sum "$tmp/tim.gguf" | cut -d' ' -f1)" "$tmp/tim-q.gguf"; then
+    pass=$((pass + 1)); echo "ok   quantize a front made with --imatrix: $size bytes (tune: at most $fb), records the imatrix"
+else
+    fail=$((fail + 1)); echo "FAIL quantize a front made with --imatrix: $size bytes, tune measured '$fb' (or no mixq.imatrix.sha256)"
+fi
+expect "eval a front made with --imatrix" 0 "$MIXQ" eval "$TINY" --plan "$TF" --ctx 64 --chunks 1 \
+    --text examples/data/kjv-tune.txt
+kl_e=$(awk '/^kl /{print $3}' "$tmp/out")
+expect "eval that front with --no-imatrix" 0 "$MIXQ" eval "$TINY" --plan "$TF" --ctx 64 --chunks 1 --no-imatrix \
+    --text examples/data/kjv-tune.txt
+grep_out "eval --no-imatrix says so" '^imatrix +none \(--no-imatrix\)'
+kl_p=$(awk '/^kl /{print $3}' "$tmp/out")
+if awk -v f="$kl_f" -v e="$kl_e" -v p="$kl_p" 'BEGIN { d = e / f - 1; q = p / f - 1;
+    exit !(f > 0 && d < 5e-3 && d > -5e-3 && (q > 0.05 || q < -0.05)) }'; then
+    pass=$((pass + 1)); echo "ok   eval of the front gives tune's KL ($kl_e, front $kl_f); plain quantization another ($kl_p)"
+else
+    fail=$((fail + 1)); echo "FAIL eval of the front: KL $kl_e, front $kl_f, --no-imatrix $kl_p"
+fi
+expect "quantize that front with --no-imatrix" 0 "$MIXQ" quantize "$TINY" --plan "$TF" --no-imatrix \
+    -o "$tmp/tim-plain.gguf"
+grep_err "quantize --no-imatrix of an imatrix front leaves its figures out" 'measured figures are left out'
+if [ -s "$tmp/tim-plain.gguf" ] && ! cmp -s "$tmp/tim-q.gguf" "$tmp/tim-plain.gguf"; then
+    pass=$((pass + 1)); echo "ok   quantize --no-imatrix writes another file"
+else
+    fail=$((fail + 1)); echo "FAIL quantize --no-imatrix wrote the same file (or none)"
+fi
+expect "quantize --imatrix with --no-imatrix" 2 "$MIXQ" quantize "$TINY" --plan q4_k --imatrix "$tmp/tim.gguf" \
+    --no-imatrix -o "$tmp/bad.gguf"
+expect "eval --imatrix with --no-imatrix" 2 "$MIXQ" eval "$TINY" --imatrix "$tmp/tim.gguf" --no-imatrix
+expect "export --imatrix with --no-imatrix" 2 "$MIXQ" export "$TF" --to llama.cpp --imatrix "$tmp/tim.gguf" --no-imatrix
+expect "export a front made with --imatrix" 0 "$MIXQ" export "$TF" --to llama.cpp --out-model "$tmp/tl.gguf"
+grep_out "export names the copy of the imatrix" "^llama-quantize --pure --imatrix '$tmp/tl\.imatrix\.gguf' --tensor-type-file '$tmp/tl\.tensor-types\.txt'"
+if cmp -s "$tmp/tim.gguf" "$tmp/tl.imatrix.gguf"; then
+    pass=$((pass + 1)); echo "ok   export copied the imatrix beside the recipe"
+else
+    fail=$((fail + 1)); echo "FAIL export did not copy the imatrix to $tmp/tl.imatrix.gguf"
+fi
+expect "export --no-file" 0 "$MIXQ" export "$TF" --to llama.cpp --no-file --out-model "$tmp/tl2.gguf"
+grep_out "export --no-file names the imatrix where it is" "^llama-quantize --pure --imatrix '$tmp/tim\.gguf' "
+if [ -e "$tmp/tl2.imatrix.gguf" ]; then
+    fail=$((fail + 1)); echo "FAIL export --no-file copied the imatrix"
+else
+    pass=$((pass + 1)); echo "ok   export --no-file copies no imatrix"
+fi
+expect "export --no-imatrix" 0 "$MIXQ" export "$TF" --to llama.cpp --no-file --no-imatrix --out-model "$tmp/tl3.gguf"
+if grep -q -- '--imatrix' "$tmp/out"; then
+    fail=$((fail + 1)); echo "FAIL export --no-imatrix still names an imatrix"
+else
+    pass=$((pass + 1)); echo "ok   export --no-imatrix names none"
+fi
+expect "export a preset with --imatrix" 0 "$MIXQ" export Q4_K_M --model "$TINY" --to llama.cpp --imatrix "$tmp/tim.gguf" \
+    --out-model "$tmp/tl4.gguf"
+grep_out "export a preset with --imatrix names the copy" "^llama-quantize --imatrix '$tmp/tl4\.imatrix\.gguf' '.*' '$tmp/tl4\.gguf' Q4_K_M$"
+mv "$tmp/tim.gguf" "$tmp/tim-moved.gguf"
+expect "quantize a front whose imatrix is gone" 1 "$MIXQ" quantize "$TINY" --plan "$TF" -o "$tmp/bad.gguf"
+grep_err "the missing imatrix is named" "the front.s importance matrix '$tmp/tim\.gguf' cannot be read"
+expect "export a front whose imatrix is gone" 1 "$MIXQ" export "$TF" --to llama.cpp --out-model "$tmp/tl5.gguf"
+expect "quantize a front whose imatrix is gone, --no-imatrix" 0 "$MIXQ" -q quantize "$TINY" --plan "$TF" --no-imatrix \
+    -o "$tmp/tim-plain2.gguf"
+cp "$tmp/tim-moved.gguf" "$tmp/tim.gguf" && printf 'x' >>"$tmp/tim.gguf"
+expect "quantize a front whose imatrix changed" 1 "$MIXQ" quantize "$TINY" --plan "$TF" -o "$tmp/bad.gguf"
+grep_err "the change is named" 'has changed since it was recorded'
+mv "$tmp/tim-moved.gguf" "$tmp/tim.gguf"
 for f in profile.yaml sensitivity.yaml front.yaml; do
     if [ -s "$tmp/tune/$f" ]; then
         pass=$((pass + 1)); echo "ok   tune wrote $f"
@@ -213,6 +344,131 @@ if command -v gnuplot >/dev/null; then
         fi
     done
 fi
+# calibrated sensitivity: the weight errors mapped to KL by a fit to measured group points;
+# with four narrow formats each group is measured at three (cheapest, middle, dearest) and
+# q5_0 is predicted. sensitivity.yaml marks every loss; the summary and front.yaml compare
+# the validated plans' predicted KL with the measured one.
+expect "sensitivity bad method" 2 "$MIXQ" sensitivity "$TINY" --sensitivity auto
+expect "tune calibrated" 0 "$MIXQ" tune --sensitivity calibrated --formats f16,q8_0,q5_1,q5_0,q4_0 --budget 1GB \
+    --workload decode:32 --max-seconds 0.05 --ctx 64 --chunks 1 --no-memory --no-plots --cache-dir "$tmp/cache" \
+    --out "$tmp/tcal"
+grep_err "tune calibrated says how many evaluations" 'calibrated sensitivity: [0-9]+ evaluations .*measured would run [0-9]+'
+grep_out "tune calibrated: the fit's leave-one-out check" '^ +the fit: leave-one-out Spearman [0-9.-]+, median error [0-9.]+% over its [0-9]+ measured group points'
+grep_out "tune calibrated: predicted vs measured KL" '^calibration +predicted \(calibrated sensitivity\) vs measured KL of the [0-9]+ validated plans: median error [0-9.]+%, worst [0-9.]+%'
+grep_out "tune calibrated: a plan's error" '^ +uniform q8_0 +predicted [0-9.e+-]+ +measured [0-9.e+-]+ +[+-][0-9.]+%'
+if python3 - "$tmp/tcal" >"$tmp/tcal.check" 2>&1 <<'PY'
+import sys, yaml
+d = sys.argv[1]
+s = yaml.safe_load(open(d + "/sensitivity.yaml"))
+assert s["method"] == "calibrated" and s["loss"] == "kl", s["method"]
+src = {}
+for l in s["layers"]:
+    for f, v in l.items():
+        if isinstance(v, dict) and "loss" in v:
+            src.setdefault(v["source"], []).append((l["name"], f))
+            assert f == "f32" or v["err"] > 0, (l["name"], f)
+assert set(src) == {"measured", "shared", "predicted"}, sorted(src)
+assert all(f == "q5_0" for _, f in src["predicted"]), src["predicted"][:3]
+c = s["calibration"]
+assert c["points"] == 3 * len(s["groups"]) and -1 <= s["rank_correlation"] <= 1
+assert sum(c["losses"].values()) == sum(len(v) for v in src.values())
+f = yaml.safe_load(open(d + "/front.yaml"))
+assert f["sensitivity"]["method"] == "calibrated" and "rank_correlation" in f["sensitivity"]
+cal = f["calibration"]
+errs = [abs(p["error_percent"]) for p in cal["plans"]]
+for p in cal["plans"]:
+    assert abs(100 * (p["predicted_kl"] - p["measured_kl"]) / p["measured_kl"] - p["error_percent"]) < 0.01 * max(1, abs(p["error_percent"]))
+assert abs(max(errs) - cal["worst_error_percent"]) < 1e-3 * max(1, max(errs))
+print("ok")
+PY
+then
+    pass=$((pass + 1)); echo "ok   tune calibrated: sensitivity.yaml marks measured/shared/predicted, front.yaml has the calibration"
+else
+    fail=$((fail + 1)); echo "FAIL tune calibrated: yaml check"; sed 's/^/     /' "$tmp/tcal.check" | tail -5
+fi
+# tune --max-kl: a quality bound. Bad values are usage errors; a bound a plan reaches gives
+# the fastest measured plan within it (front.yaml: budgets.max_kl, the chosen point's
+# measured KL at most X and no faster measured point that meets the budgets); a bound
+# below every plan's KL (output.weight pinned to q4_0, so not even the source's precision
+# is a plan) names the smallest KL any plan reaches; plans within the bound that miss the
+# other budgets (KL 0 is the all-f32 plan alone, over a 5 MB file) are said not to fit.
+# expect_measured NAME WANT CMD...: expect for a run that measures before it fails:
+# warnings on how it measured (a busy machine) may come before the one error line
+expect_measured() {
+    local name=$1 want=$2
+    shift 2
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    if [ "$got" -eq "$want" ] && [ "$(grep -vc '^mixq: warning: ' "$tmp/err")" -eq 1 ] &&
+        tail -n 1 "$tmp/err" | grep -q '^mixq: error: '; then
+        pass=$((pass + 1)); echo "ok   $name"
+    else
+        fail=$((fail + 1)); echo "FAIL $name (exit $got, want $want)"; sed 's/^/     stderr: /' "$tmp/err" | head -5
+    fi
+}
+for v in -0.1 nan NaN inf -inf abc '' 0.1nats 1e400; do
+    expect "tune bad max-kl '$v'" 2 "$MIXQ" tune --max-kl "$v"
+done
+grep_err "tune bad max-kl: one line naming the bound" "^mixq: error: KL bound '1e400' is out of range"
+expect "search bad max-kl" 2 "$MIXQ" search --max-kl -1
+expect "tune --help says --max-kl" 0 "$MIXQ" tune --help
+grep_out "tune --help --max-kl" '^  --max-kl X +quality bound'
+KQ="--sensitivity proxy --workload decode:32 --max-seconds 0.05 --ctx 64 --chunks 1 --no-memory --no-plots"
+KQ="$KQ --cache-dir $tmp/cache"
+xkl=$(python3 - "$tmp/tune/front.yaml" <<'PY'
+import sys, yaml
+f = yaml.safe_load(open(sys.argv[1]))
+kl = sorted(p["measured"]["kl"] for p in f["baselines"])  # f16, q8_0 and the presets: a bound in their range
+print("%.3g" % kl[len(kl) // 2])
+PY
+)
+expect "tune --max-kl $xkl" 0 "$MIXQ" -q tune $KQ --max-kl "$xkl" --out "$tmp/maxkl"
+grep_out "tune --max-kl summary budgets" "^budgets .*, KL at most $xkl "
+grep_out "tune --max-kl summary chosen" '^chosen +front point [0-9]+'
+python3 - "$tmp/maxkl/front.yaml" "$xkl" >"$tmp/maxkl.check" 2>&1 <<'PY'
+import sys, yaml
+f, x = yaml.safe_load(open(sys.argv[1])), float(sys.argv[2])
+assert f["budgets"]["max_kl"] == x, f["budgets"]
+m = [p for p in f["points"] if "measured" in p]
+ch = [p for p in m if p["index"] == f["chosen"]["index"]][0]["measured"]
+assert ch["kl"] <= x and ch["meets_budgets"], ch
+for p in m:  # meets_budgets as measured includes the KL bound; none that meets is faster
+    assert p["measured"]["meets_budgets"] == (p["measured"]["kl"] <= x), p
+    if p["measured"]["meets_budgets"]:
+        assert ch["latency_us"] <= p["measured"]["latency_us"], (ch, p["measured"])
+assert any(p["measured"]["kl"] > x for p in m), "no measured plan over the bound: nothing steered near it"
+assert f["search"]["queried_loss"] is not None and f["search"]["loss_ratio"] > 0, f["search"]
+print("ok")
+PY
+if grep -qx ok "$tmp/maxkl.check"; then
+    pass=$((pass + 1)); echo "ok   tune --max-kl: the fastest measured plan within the bound, in front.yaml"
+else
+    fail=$((fail + 1)); echo "FAIL tune --max-kl: front.yaml check"; sed 's/^/     /' "$tmp/maxkl.check" | tail -5
+fi
+expect_measured "tune --max-kl below every plan" 1 "$MIXQ" -q tune $KQ --max-kl 1e-12 --pin output.weight=q4_0 \
+    --out "$tmp/maxkl0"
+grep_err "tune --max-kl below every plan names the smallest KL" \
+    '^mixq: error: --max-kl 1e-12 is below the smallest KL any plan reaches: [0-9.e+-]+ \(.*as measured'
+kmin=$(sed -n 's/.*any plan reaches: \([0-9.e+-]*\) .*/\1/p' "$tmp/err")
+if python3 - "$tmp/maxkl0/front.yaml" "$kmin" <<'PY'
+import sys, yaml
+f, k = yaml.safe_load(open(sys.argv[1])), float(sys.argv[2])
+kl = [p["measured"]["kl"] for p in f["points"] + f["baselines"] if "measured" in p]
+assert f["chosen"] is None and abs(min(kl) - k) <= 1e-3 * k, (min(kl), k)
+PY
+then
+    pass=$((pass + 1)); echo "ok   tune --max-kl below every plan: the KL named is the smallest measured"
+else
+    fail=$((fail + 1)); echo "FAIL tune --max-kl below every plan: '$kmin' is not the smallest measured KL"
+fi
+expect_measured "tune --max-kl within reach, over the size budget" 1 "$MIXQ" -q tune $KQ --max-kl 0 --size 5MB \
+    --out "$tmp/maxkl1"
+grep_err "tune --max-kl: the plans within it do not fit" \
+    '^mixq: error: no validated plan within --max-kl 0 met the other budgets as measured: the fastest within it, front point [0-9]+ \(KL 0\), does not fit: over size as measured'
+expect "search --max-kl on a proxy table" 1 "$MIXQ" search --profile "$tmp/tune/profile.yaml" \
+    --sensitivity "$tmp/tune/sensitivity.yaml" --max-kl 0.01 --no-plots --out "$tmp/search"
+grep_err "search --max-kl on a proxy table says why" 'holds rel_mse losses'
+
 # tune --target: one plan for two targets (the cpu backend on its best path and forced to
 # its scalar kernels, each measured by an agent), measured to meet the budgets on both.
 # The latency budget is derived, not hard-coded: a first run without one measures the
@@ -374,6 +630,7 @@ expect "quantize chosen point" 0 "$MIXQ" quantize "$TINY" --plan "$F" -o "$tmp/q
 grep_out "quantize names the point" '^plan .*point [0-9]+ of '
 grep_out "quantize file type" '^layers .*general\.file_type mostly [a-z0-9_]+$'
 grep_out "quantize measured figures" '^measured +kl [0-9.e-]+, ppl '
+grep_out "quantize applies the quick tune's imatrix" '^imatrix +/.*/imatrix-[0-9a-f]+\.gguf \(the front.s: computed by mixq tune on .*/examples/data/kjv-eval\.txt, [0-9]+ chunks;'
 expect "quantize q4_0" 0 "$MIXQ" quantize "$TINY" --plan q4_0 -o "$tmp/q4.gguf"
 expect "info of the q4_0 file" 0 "$MIXQ" info "$tmp/q4.gguf"
 if [ "$(grep -cE '^ +[0-9]+ +[a-z_.0-9]+ +[a-z_]+ +[-0-9]+ +[0-9]+ x [0-9]+ +q4_0 ' "$tmp/out")" -eq 44 ]; then
@@ -406,6 +663,12 @@ expect "export llama.cpp" 0 "$MIXQ" export "$F" --point "${P:-0}" --to llama.cpp
 grep_out "export llama.cpp command" '^llama-quantize --pure '
 grep_out "export llama.cpp rules file" " --tensor-type-file '$tmp/rules.txt'"
 grep_out "export llama.cpp checked" '^# base type Q[48]_0 for [0-9]+ tensors; [0-9]+ --tensor-type rules? select the other [0-9]+ \(checked'
+grep_out "export llama.cpp names tune's imatrix, copied beside the rules" "^llama-quantize --pure --imatrix '$tmp/tinyllm-mixq\.imatrix\.gguf' --tensor-type-file "
+if [ -s "$tmp/tinyllm-mixq.imatrix.gguf" ] && [ ! -e tinyllm-mixq.imatrix.gguf ]; then
+    pass=$((pass + 1)); echo "ok   export llama.cpp: the imatrix copied beside the rules file"
+else
+    fail=$((fail + 1)); echo "FAIL export llama.cpp: no $tmp/tinyllm-mixq.imatrix.gguf (or one in the working folder)"
+fi
 if [ -s "$tmp/rules.txt" ] && ! grep -qvE '^\^[^ =]+\$=(f32|f16|bf16|q[2-8]_[01k]|iq4_nl|iq4_xs)$' "$tmp/rules.txt"; then
     pass=$((pass + 1)); echo "ok   export llama.cpp rules file: REGEX=TYPE lines"
 else
@@ -419,6 +682,9 @@ if [ -f "$SILERO" ]; then
     expect "quantize an ONNX model" 1 "$MIXQ" quantize "$SILERO" --plan q8_0 -o "$tmp/bad.gguf"
     no_file "quantize an ONNX model" "$tmp/bad.gguf"
     expect "export ONNX to llama.cpp" 1 "$MIXQ" export q8_0 --model "$SILERO" --to llama.cpp
+    expect "export ONNX with --imatrix" 1 "$MIXQ" export q8_0 --model "$SILERO" --to trtexec --imatrix "$tmp/tim.gguf"
+    expect "tune ONNX with --imatrix" 1 "$MIXQ" -q tune "$SILERO" --imatrix "$tmp/tim.gguf" --cache-dir "$tmp/cache" \
+        --out "$tmp/tune-x"
     expect "export trtexec" 0 "$MIXQ" export q4_0 --model "$SILERO" --to trtexec -o "$tmp/trt.sh"
     grep_out "export trtexec precisions" " --layerPrecisions='\*:fp32,[^ ]+:int8"
     grep_out "export trtexec says q4_0 is rounded" '^# rounded: [0-9]+ q4_0 layers? -> int8'

@@ -11,6 +11,12 @@
 #    is within tolerances on its max, 99th percentile and median.
 # 2. Use: llama-quantize --imatrix MIXQ-FILE and mixq quantize --imatrix MIXQ-FILE write
 #    byte-identical tensors (tests/interop/gguf-cmp.c).
+# 3. Tune's importance matrix, end to end (tinyllm, a few chunks): `mixq tune` computes one
+#    on the calibration text and records it in front.yaml; `mixq quantize --plan
+#    front.yaml` applies it by itself; `mixq export --to llama.cpp` copies it beside the
+#    recipe (OUT.imatrix.gguf) and names it (--imatrix) with the --tensor-type-file; the
+#    recipe's llama-quantize command, run as printed, must write tensors byte-identical to
+#    mixq quantize's (and --no-imatrix, as a control, different ones).
 #
 # mixq runs every model in f32 (weights dequantized, activations f32, f32 K/V cache) and
 # sums in double. llama.cpp runs its own kernels, and what it does to intermediate values
@@ -165,6 +171,42 @@ if [ -s "$work/tiny.mixq.gguf" ]; then
 fi
 if [ "$have_smol" = yes ] && [ -s "$work/smol.mixq.gguf" ]; then
     for type in q4_k iq4_nl; do identical "$SMOL" "$work/smol.mixq.gguf" "$type"; done
+fi
+
+echo "mixq tune's importance matrix: quantize --plan FRONT against the exported llama-quantize recipe"
+# a front whose chosen plan mixes formats (tinyllm under 2 MB), its imatrix on 4 chunks of 64
+tdir=$tmp/tune
+if ! "$MIXQ" -q tune "$TINY" --sensitivity proxy --size 2MB --workload decode:32 --max-seconds 0.05 --ctx 64 \
+    --chunks 1 --calib-chunks 4 --no-memory --no-plots --cache-dir "$work/tune-cache" --out "$tdir" \
+    >"$tmp/tune.log" 2>&1; then
+    bad "mixq tune: $(tail -1 "$tmp/tune.log")"
+elif ! grep -q '^imatrix:$' "$tdir/front.yaml"; then
+    bad "mixq tune: front.yaml records no importance matrix"
+elif ! "$MIXQ" quantize "$TINY" --plan "$tdir/front.yaml" -o "$tmp/front-mixq.gguf" >"$tmp/fq.log" 2>&1 ||
+    ! grep -q "^imatrix .*(the front's" "$tmp/fq.log"; then
+    bad "mixq quantize --plan front.yaml did not apply the front's imatrix: $(tail -1 "$tmp/fq.log")"
+elif ! "$MIXQ" -q export "$tdir/front.yaml" --to llama.cpp --out-model "$tmp/front-llama.gguf" >"$tmp/recipe.txt"; then
+    bad "mixq export --to llama.cpp failed"
+else
+    cmd=$(awk '/^llama-quantize /{p=1} p{print} p && !/\\$/{exit}' "$tmp/recipe.txt")
+    if [ ! -s "$tmp/front-llama.imatrix.gguf" ] || ! grep -q -- "--imatrix '$tmp/front-llama.imatrix.gguf'" <<<"$cmd" ||
+        ! grep -q -- "--tensor-type-file " <<<"$cmd"; then
+        bad "the recipe does not name its copy of the imatrix and a tensor-type file:"
+        echo "$cmd" | sed 's/^/    /'
+    elif ! (eval "\"$LLAMA_BIN/\"$cmd") >"$tmp/lq.log" 2>&1; then
+        bad "the exported llama-quantize command failed: $(tail -1 "$tmp/lq.log")"
+    elif ! grep -Eq "have [1-9][0-9]* importance matrix entries" "$tmp/lq.log"; then
+        bad "the exported llama-quantize command did not use the imatrix"
+    elif "$work/gguf-cmp" "$tmp/front-llama.gguf" "$tmp/front-mixq.gguf" >"$tmp/cmp.txt" 2>&1; then
+        printf '%-34s %s\n' "tinyllm front (tune's imatrix)" "$(tail -1 "$tmp/cmp.txt")"
+        # the control: the same plan without the imatrix is another file
+        "$MIXQ" -q quantize "$TINY" --plan "$tdir/front.yaml" --no-imatrix -o "$tmp/front-plain.gguf" >/dev/null 2>&1 &&
+            ! "$work/gguf-cmp" "$tmp/front-llama.gguf" "$tmp/front-plain.gguf" >/dev/null 2>&1 ||
+            bad "tinyllm front: the plan quantized without the imatrix is the same file (the imatrix did nothing)"
+    else
+        bad "tinyllm front (tune's imatrix): $(tail -1 "$tmp/cmp.txt")"
+        head -3 "$tmp/cmp.txt" | sed 's/^/    /'
+    fi
 fi
 
 [ "$fail" -eq 0 ] && echo "check-imatrix: mixq's imatrix agrees with llama-imatrix, and quantizes identically"

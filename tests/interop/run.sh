@@ -27,11 +27,14 @@
 #    (check-ort-recipe.sh);
 # 7. llama.cpp's presets as plans: mixq quantize --plan PRESET against llama-quantize
 #    PRESET, tensor types, fallbacks, file type and bytes (check-presets.sh);
-# 8. mixq imatrix against llama-imatrix (check-imatrix.sh);
+# 8. mixq imatrix against llama-imatrix, and the importance matrix mixq tune computes
+#    carried through front.yaml to mixq quantize and to the exported llama-quantize
+#    recipe, whose file must be byte-identical (check-imatrix.sh);
 # 9. the quality goal on the bundled model: mixq tune --size N at the size N of
 #    llama-quantize's Q4_K_M file, measured by llama-perplexity --kl-divergence on text the
 #    tune never read (examples/data/austen-eval.txt), must have a lower mean KL than
-#    Q4_K_M (scripts/compare-presets; the closing notes quote the full tables).
+#    Q4_K_M, both quantized with the importance matrix llama-imatrix computes on the
+#    calibration text (scripts/compare-presets; the closing notes quote the full tables).
 #
 # Tolerances, and why (ppl: |ppl_llama / ppl_mixq - 1|; kl: mean KL divergence):
 #   float weights (tinyllm f32, SmolLM2 f16): ppl 1e-3, kl 1e-4. Same arithmetic up to

@@ -34,6 +34,8 @@ extern const struct mq_test compare_tests[];
 extern const struct mq_test export_tests[];
 extern const struct mq_test preset_tests[];
 extern const struct mq_test imatrix_tests[];
+extern const struct mq_test imatrix_cache_tests[];
+extern const struct mq_test sensitivity_tests[];
 
 static const struct mq_test *const suites[] = {
     core_tests,      gguf_tests,      model_tests, backend_tests, backend_ops_tests, eval_tests,
@@ -45,6 +47,8 @@ static const struct mq_test *const suites[] = {
     preset_tests,
     compare_tests,
     imatrix_tests,
+    imatrix_cache_tests,
+    sensitivity_tests,
 };
 
 static char tmpdir[4096];

@@ -366,7 +366,7 @@ static int test_front_point(void)
                              "model: {path: m.gguf, name: tiny, arch: llama, content_hash: 00ab, layers: 44}\n"
                              "workload: decode:512\n"
                              "target: {cpu: X, backend: cpu, threads: 2}\n"
-                             "budgets: {memory_bytes: 9000000, latency_us: null}\n"
+                             "budgets: {memory_bytes: 9000000, latency_us: null, max_kl: 1.0e-03}\n"
                              "metric: {name: ppl, reference: 4.4, higher_is_better: false}\n"
                              "points:\n"
                              "- index: 3\n"
@@ -383,6 +383,7 @@ static int test_front_point(void)
     T_CHECK(pt.index == 7 && pt.chosen && pt.measured && pt.reps == 9);
     T_CHECK(pt.kl == 0.002 && pt.metric == 4.41 && pt.lat_us == 4 && pt.pred_loss == 0.05);
     T_CHECK(pt.has_mem_budget && pt.mem_budget_bytes == 9e6 && !pt.has_lat_budget);
+    T_CHECK(pt.has_max_kl && pt.max_kl == 1e-3 && !pt.has_size_budget);
     T_CHECK(!strcmp(pt.model_path, "m.gguf") && !strcmp(pt.model_hash, "00ab") && pt.model_layers == 44);
     T_CHECK(!strcmp(pt.workload, "decode:512") && pt.threads == 2 && !strcmp(pt.metric_name, "ppl"));
     T_CHECK(rpt_front_point_read(path, 3, &pt) == MQ_OK);

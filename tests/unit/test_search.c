@@ -1114,6 +1114,146 @@ static int test_budget_format(void)
     return T_PASS;
 }
 
+/* A loss bar (--max-kl): srch_front_fastest against brute force, and srch_front_nearest_loss's
+ * points: within the budgets, on the latency/loss staircase, distinct, the fastest under the bar
+ * first, then faster ones over the bar (each at least as fast as the staircase's fastest under
+ * bar x 2^(j/3)) and slower ones under it, by turns. The front is built by hand: a staircase of
+ * 40 points (latency i, loss 0.9^i), points it dominates in latency and loss at less memory
+ * (kept off the staircase), and points over the memory budget. */
+static int test_nearest_loss(void)
+{
+    enum { NS = 40, NP = 3 * NS };
+    static struct srch_point pts[NP];
+    int n = 0;
+    for (int i = 0; i < NS; i++) {
+        pts[n++] = (struct srch_point){.mem = 10, .lat = i, .loss = pow(0.9, i)};
+        pts[n++] =
+            (struct srch_point){.mem = 5, .lat = i + 0.5, .loss = pow(0.9, i) * 1.01}; /* off it */
+        pts[n++] =
+            (struct srch_point){.mem = 100, .lat = i * 0.5, .loss = pow(0.9, i + 3)}; /* too big */
+    }
+    struct srch_front f = {.n = n, .pts = pts};
+    const double mem_b = 50, lat_b = SRCH_NO_BUDGET;
+    static const double bars[] = {0.3, 0.9, 1.0, 0.0, 1e-9, 2.0, INFINITY, 0.05};
+    for (size_t b = 0; b < sizeof(bars) / sizeof(bars[0]); b++) {
+        double bar = bars[b];
+        /* brute force: the fastest within the budgets under the bar */
+        int want = -1;
+        for (int i = 0; i < n; i++)
+            if (pts[i].mem <= mem_b && pts[i].loss <= bar &&
+                (want < 0 || pts[i].lat < pts[want].lat ||
+                 (pts[i].lat == pts[want].lat && pts[i].mem < pts[want].mem)))
+                want = i;
+        int got = -2;
+        int r = srch_front_fastest(&f, mem_b, lat_b, bar, &got);
+        T_CHECK_MSG(want < 0 ? r == MQ_ERANGE : r == MQ_OK && got == want, "bar %g: %d, want %d",
+                    bar, got, want);
+        int idx[12], k;
+        T_CHECK(srch_front_nearest_loss(&f, mem_b, lat_b, bar, 12, idx, &k) == MQ_OK && k == 12);
+        /* the first: the fastest under the bar, or with none the lowest-loss staircase point */
+        int first = want >= 0 ? want : 3 * (NS - 1);
+        T_CHECK_MSG(idx[0] == first, "bar %g: first %d, want %d", bar, idx[0], first);
+        double last_fast = pts[idx[0]].lat, last_slow = pts[idx[0]].lat;
+        int j_fast = 0, j_slow = 0;
+        for (int i = 0; i < k; i++) {
+            const struct srch_point *pt = &pts[idx[i]];
+            T_CHECK_MSG(idx[i] % 3 == 0, "bar %g: point %d is not on the staircase", bar, idx[i]);
+            for (int j = 0; j < i; j++)
+                T_CHECK(idx[j] != idx[i]);
+            if (i == 0)
+                continue;
+            if (pt->lat < pts[idx[0]].lat) { /* faster than the first: over the bar */
+                j_fast++;
+                T_CHECK(pt->lat < last_fast && pt->loss > bar);
+                double g = bar * pow(2.0, j_fast / 3.0);
+                for (int s = 0; s < NS; s++) /* at least as fast as the fastest under bar x g */
+                    if (pow(0.9, s) <= g) {
+                        T_CHECK_MSG(pt->lat <= s,
+                                    "bar %g: faster pick %d at %g, staircase under %g at %d", bar,
+                                    j_fast, pt->lat, g, s);
+                        break;
+                    }
+                last_fast = pt->lat;
+            } else {
+                j_slow++;
+                T_CHECK(pt->lat > last_slow);
+                last_slow = pt->lat;
+            }
+        }
+        /* by turns while both sides last: the second and third picks are one of each */
+        if (idx[0] != 0 && idx[0] != 3 * (NS - 1))
+            T_CHECK((pts[idx[1]].lat < pts[idx[0]].lat) != (pts[idx[2]].lat < pts[idx[0]].lat));
+        T_CHECK(j_fast + j_slow == k - 1);
+    }
+    /* the bar 0.3 on a dense staircase: the picks spread geometrically, not as neighbours */
+    int idx[8], k;
+    T_CHECK(srch_front_nearest_loss(&f, mem_b, lat_b, 0.3, 8, idx, &k) == MQ_OK && k == 8);
+    /* 0.9^12 = 0.282 <= 0.3; 0.9^10 = 0.349 <= 0.3 x 2^(1/3); 0.9^14 = 0.229 <= 0.3 / 2^(1/3) */
+    T_CHECK_MSG(pts[idx[0]].lat == 12 && pts[idx[1]].lat == 10 && pts[idx[2]].lat == 14, "%g %g %g",
+                pts[idx[0]].lat, pts[idx[1]].lat, pts[idx[2]].lat);
+    /* every staircase point once, then no more */
+    int all[NP];
+    T_CHECK(srch_front_nearest_loss(&f, mem_b, lat_b, 0.3, NP, all, &k) == MQ_OK && k == NS);
+    /* nothing within the budgets; k = 0 */
+    T_CHECK(srch_front_nearest_loss(&f, 1, lat_b, 0.3, 8, idx, &k) == MQ_OK && k == 0);
+    T_CHECK(srch_front_fastest(&f, 1, lat_b, 0.3, idx) == MQ_ERANGE);
+    T_CHECK(srch_front_nearest_loss(&f, mem_b, lat_b, 0.3, 0, idx, &k) == MQ_OK && k == 0);
+    /* ties in latency go to less memory */
+    struct srch_point tie[2] = {{.mem = 2, .lat = 1, .loss = 0.1},
+                                {.mem = 1, .lat = 1, .loss = 0.2}};
+    struct srch_front ft = {.n = 2, .pts = tie};
+    int w;
+    T_CHECK(srch_front_fastest(&ft, SRCH_NO_BUDGET, SRCH_NO_BUDGET, 0.5, &w) == MQ_OK && w == 1);
+    T_CHECK(srch_front_fastest(&ft, SRCH_NO_BUDGET, SRCH_NO_BUDGET, 0.15, &w) == MQ_OK && w == 0);
+    /* a NaN or negative bar, k < 0: one line, MQ_EINVAL */
+    static const double bad[] = {NAN, -0.1};
+    for (int b = 0; b < 3; b++) {
+        struct capture c;
+        char msg[256];
+        capture_begin(&c);
+        int r = b < 2 ? srch_front_nearest_loss(&f, mem_b, lat_b, bad[b], 8, idx, &k)
+                      : srch_front_nearest_loss(&f, mem_b, lat_b, 0.1, -1, idx, &k);
+        capture_end(&c, msg, sizeof(msg));
+        T_CHECK_MSG(r == MQ_EINVAL && count_lines(msg) == 1, "case %d: %d, '%s'", b, r, msg);
+    }
+    struct capture c;
+    char msg[256];
+    capture_begin(&c);
+    int r = srch_front_fastest(&f, mem_b, lat_b, NAN, idx);
+    capture_end(&c, msg, sizeof(msg));
+    T_CHECK(r == MQ_EINVAL && count_lines(msg) == 1);
+    return T_PASS;
+}
+
+/* --max-kl's values: a number in nats with no unit, 0 allowed; everything else one line. */
+static int test_budget_parse_kl(void)
+{
+    static const struct {
+        const char *text;
+        double kl;
+    } ok[] = {{"0.01", 0.01}, {"0", 0},     {"1e-3", 1e-3},  {".05", 0.05},
+              {"2.", 2},      {"100", 100}, {"1e-12", 1e-12}};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        double v = -1;
+        T_CHECK_MSG(srch_budget_parse_kl(ok[i].text, &v) == MQ_OK && v == ok[i].kl, "'%s' gave %g",
+                    ok[i].text, v);
+    }
+    static const char *const bad[] = {"",       "-0.1",  "+0.1",    "nan",  "NaN",  "inf",
+                                      "-inf",   "abc",   "0.1nats", "0.1 ", " 0.1", "1e",
+                                      "0x1p-3", "1e400", "101",     "--1",  ".",    "e5"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        double v = 7;
+        struct capture c;
+        char msg[512];
+        capture_begin(&c);
+        int r = srch_budget_parse_kl(bad[i], &v);
+        capture_end(&c, msg, sizeof(msg));
+        T_CHECK_MSG(r == MQ_EINVAL && v == 7 && count_lines(msg) == 1 && strstr(msg, "KL bound"),
+                    "'%s': %d, '%s'", bad[i], r, msg);
+    }
+    return T_PASS;
+}
+
 const struct mq_test search_tests[] = {
     {"search/refine_knapsack", test_refine_knapsack},
     {"search/dp_equals_exhaustive", test_dp_equals_exhaustive},
@@ -1130,5 +1270,7 @@ const struct mq_test search_tests[] = {
     {"search/validate", test_validate},
     {"search/budget_parse", test_budget_parse},
     {"search/budget_format", test_budget_format},
+    {"search/nearest_loss", test_nearest_loss},
+    {"search/budget_parse_kl", test_budget_parse_kl},
     {NULL, NULL},
 };

@@ -217,7 +217,7 @@ static int test_validated_remeasured(void)
     /* front.yaml round trip: the chosen plan reads back as the same plan */
     char path[4200];
     snprintf(path, sizeof(path), "%s/front.yaml", t_tmpdir());
-    T_CHECK(rpt_front_write(path, fx.m, fx.prof, fx.sens, t, 0) == MQ_OK);
+    T_CHECK(rpt_front_write(path, fx.m, fx.prof, fx.sens, t, 0, NULL) == MQ_OK);
     struct mq_plan *back = NULL;
     T_CHECK(rpt_front_read_plan(fx.m, path, -1, &back) == MQ_OK);
     T_CHECK(!memcmp(back->fmt, cp->fmt, (size_t)cp->n_layers * sizeof(*cp->fmt)));
@@ -537,6 +537,173 @@ static int test_worst_profile(void)
     return T_PASS;
 }
 
+/* --max-kl's choice on made-up measurements: the fastest (then smallest) front point that
+ * meets the budgets, KL bound included, never a baseline; without a bound the lowest KL.
+ * Why none was chosen (srch_tune_kl_reach) and the measured/predicted ratio the front is
+ * queried with (srch_tune_loss_ratio: the median over the 3 plans whose KL is nearest the
+ * bound). */
+static int test_max_kl_choice(void)
+{
+    /* point, lat ns, mem B, measured KL, predicted loss, meets (bound 0.005 included) */
+    static const struct {
+        int point;
+        double lat, mem, loss, pred;
+        bool meets;
+    } v[] = {
+        {3, 80, 5, 0.009, 0.004, false},     /* fastest front point, over the bound */
+        {7, 90, 6, 0.004, 0.003, true},      /* ties 9 in latency, more memory */
+        {9, 90, 5, 0.0045, 0.0035, true},    /* the choice */
+        {12, 120, 4, 0.001, 0.0012, true},   /* the lowest KL: the choice without a bound */
+        {-1, 70, 3, 0.002, 0.004, true},     /* a baseline: faster, never chosen */
+        {15, 60, 7, 0.003, NAN, false},      /* within the bound, over another budget */
+    };
+    enum { N = sizeof(v) / sizeof(v[0]) };
+    static struct srch_candidate c[N];
+    memset(c, 0, sizeof(c));
+    for (int i = 0; i < N; i++) {
+        c[i].point = v[i].point;
+        c[i].lat.median_ns = v[i].lat;
+        c[i].mem = v[i].mem;
+        c[i].loss = v[i].loss;
+        c[i].pred_loss = v[i].pred;
+        c[i].meets = v[i].meets;
+    }
+    struct srch_tune t = {.cand = c, .n_cand = N, .max_kl = 0.005};
+    srch_tune_choose(&t);
+    T_CHECK_MSG(t.chosen == 2, "chosen %d", t.chosen);
+    t.max_kl = SRCH_NO_BUDGET;
+    srch_tune_choose(&t);
+    T_CHECK_MSG(t.chosen == 3, "chosen %d without a bound", t.chosen);
+    int smallest, under;
+    t.max_kl = 0.005;
+    srch_tune_kl_reach(&t, &smallest, &under);
+    T_CHECK(smallest == 3 && under == 5);
+    t.max_kl = 0.0005; /* below every plan */
+    srch_tune_kl_reach(&t, &smallest, &under);
+    T_CHECK(smallest == 3 && under == -1);
+    /* nearest 0.005: 9 (1.286), 7 (1.333), 3 (2.25); nearest 0: 12 (0.833), the baseline
+     * (0.5), 7 (1.333); 15 has no prediction */
+    double r = srch_tune_loss_ratio(&t, 0.005);
+    T_CHECK_MSG(fabs(r - 0.004 / 0.003) < 1e-12, "ratio %g", r);
+    r = srch_tune_loss_ratio(&t, 0);
+    T_CHECK_MSG(fabs(r - 0.001 / 0.0012) < 1e-12, "ratio %g at 0", r);
+    t.n_cand = 2; /* two: their geometric mean */
+    r = srch_tune_loss_ratio(&t, 0.005);
+    T_CHECK_MSG(fabs(r - sqrt(2.25 * 0.004 / 0.003)) < 1e-12, "ratio %g of two", r);
+    t.n_cand = 0;
+    T_CHECK(isnan(srch_tune_loss_ratio(&t, 0.005)));
+    srch_tune_kl_reach(&t, &smallest, &under);
+    T_CHECK(smallest == -1 && under == -1);
+    srch_tune_choose(&t);
+    T_CHECK(t.chosen == -1);
+    return T_PASS;
+}
+
+/* A target whose latency and memory are the predictions exactly (the choice is then
+ * deterministic); quality is measured for real. */
+static int predicted_measure(void *ctx, const struct mq_plan *plan, struct prof_stats *lat, double *mem,
+                             bool *mem_measured)
+{
+    const struct srch_tune *const *t = ctx;
+    double pm, pl;
+    predict_plan(*t, plan, &pm, &pl);
+    *mem = pm;
+    *mem_measured = true;
+    *lat = (struct prof_stats){.reps = 5, .min_ns = pl, .median_ns = pl, .mean_ns = pl, .max_ns = pl};
+    return MQ_OK;
+}
+
+/* --max-kl on the bundled model (proxy sensitivity: the bar is placed by the ratio fitted on
+ * the measured baselines): a bound within reach gives the fastest measured front point whose
+ * KL is within it, with measured points on both sides of the bound and the most precise plan
+ * (the source's f32, KL 0) among them; a bound below every plan's KL (output.weight pinned
+ * to q4_0) chooses none, and names the smallest; KL 0 under a memory budget below the f32
+ * plan is within reach but does not fit. A KL table's best as predicted is the fastest
+ * predicted within the bound; a bound that is NaN or negative is refused. */
+static int test_max_kl_tune(void)
+{
+    struct fixture fx;
+    T_CHECK(fixture_open(&fx, false) == MQ_OK);
+    struct srch_tune *t = NULL;
+    struct srch_tune_options o = {.mem_budget = SRCH_NO_BUDGET, .lat_budget = SRCH_NO_BUDGET, .formats = F3,
+                                  .has_max_kl = true, .max_kl = 2e-3, .measure_plan = predicted_measure,
+                                  .measure_ctx = &t, .quality = {.data = EVAL, .ctx = 64, .max_chunks = 1}};
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_OK);
+    T_CHECK(srch_tune_validate(fx.m, fx.be, fx.prof, &o, t) == MQ_OK);
+    T_CHECK(t->max_kl == 2e-3 && isfinite(t->loss_bar) && t->loss_ratio > 0);
+    T_CHECK(t->chosen >= 0 && t->cand[t->chosen].point >= 0 && t->cand[t->chosen].loss <= o.max_kl);
+    bool over = false, f32 = false;
+    for (int i = 0; i < t->n_cand; i++) {
+        const struct srch_candidate *c = &t->cand[i];
+        T_CHECK_MSG(c->meets == (c->loss <= o.max_kl), "%s: KL %g, meets %d", c->label, c->loss, c->meets);
+        if (c->point < 0)
+            continue;
+        over |= c->loss > o.max_kl;
+        f32 |= c->pred_loss == 0 && c->loss == 0;
+        if (c->meets)
+            T_CHECK_MSG(t->cand[t->chosen].lat.median_ns <= c->lat.median_ns, "%s is faster than the chosen %s",
+                        c->label, t->cand[t->chosen].label);
+    }
+    T_CHECK(over && f32);
+    srch_tune_free(t);
+    t = NULL;
+
+    /* below every plan's KL */
+    static struct srch_pins pins;
+    memset(&pins, 0, sizeof(pins));
+    T_CHECK(srch_pins_add(&pins, "output.weight", MQ_DTYPE_Q4_0, "test") == MQ_OK);
+    o.pins = &pins;
+    o.max_kl = 1e-12;
+    T_CHECK(srch_tune_run(fx.m, fx.be, fx.prof, fx.sens, &o, &t) == MQ_OK);
+    int smallest, under;
+    srch_tune_kl_reach(t, &smallest, &under);
+    T_CHECK(t->chosen == -1 && under == -1 && smallest >= 0 && t->cand[smallest].loss > o.max_kl);
+    for (int i = 0; i < t->n_cand; i++)
+        T_CHECK(t->cand[smallest].loss <= t->cand[i].loss && !t->cand[i].meets);
+    srch_tune_free(t);
+    t = NULL;
+
+    /* within reach (the f32 plan), over the memory budget */
+    o.pins = NULL;
+    o.max_kl = 0;
+    struct mq_plan *p32;
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_OK);
+    T_CHECK(mq_plan_uniform(fx.m, MQ_DTYPE_F32, &p32) == MQ_OK);
+    double m32, l32;
+    predict_plan(t, p32, &m32, &l32);
+    mq_plan_free(p32);
+    srch_tune_free(t);
+    t = NULL;
+    o.mem_budget = 0.5 * m32;
+    T_CHECK(srch_tune_run(fx.m, fx.be, fx.prof, fx.sens, &o, &t) == MQ_OK);
+    srch_tune_kl_reach(t, &smallest, &under);
+    T_CHECK(t->chosen == -1 && under >= 0 && t->cand[under].loss == 0 && t->cand[under].mem > o.mem_budget);
+    srch_tune_free(t);
+    t = NULL;
+
+    /* a KL table: the best as predicted is the fastest within the bound */
+    o.mem_budget = SRCH_NO_BUDGET;
+    snprintf(fx.sens->loss_name, sizeof(fx.sens->loss_name), "kl");
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_OK);
+    double mid = t->front->pts[t->front->n / 2].loss;
+    srch_tune_free(t);
+    t = NULL;
+    o.max_kl = mid;
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_OK);
+    const struct srch_point *b = &t->front->pts[t->best];
+    T_CHECK(b->loss <= mid && t->loss_bar == mid);
+    for (int i = 0; i < t->front->n; i++)
+        T_CHECK(!(t->front->pts[i].loss <= mid && t->front->pts[i].lat < b->lat));
+    srch_tune_free(t);
+    t = NULL;
+    o.max_kl = NAN;
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_EINVAL && !t);
+    o.max_kl = -1;
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_EINVAL && !t);
+    fixture_free(&fx);
+    return T_PASS;
+}
+
 const struct mq_test tune_tests[] = {
     {"tune/sensitivity-grouped", test_sensitivity_grouped},
     {"tune/front-equals-exhaustive", test_front_exhaustive},
@@ -544,5 +711,7 @@ const struct mq_test tune_tests[] = {
     {"tune/tightening-rounds", test_tightening_rounds},
     {"tune/refusals", test_refusals},
     {"tune/worst-profile", test_worst_profile},
+    {"tune/max-kl-choice", test_max_kl_choice},
+    {"tune/max-kl", test_max_kl_tune},
     {NULL, NULL},
 };
