@@ -57,39 +57,6 @@ static void eval_usage(FILE *f)
             EVAL_DEFAULT_TEXT, EVAL_DEFAULT_CTX);
 }
 
-static int read_text(const char *path, char **out, size_t *len)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mq_error(MQ_EIO, "cannot open '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return mq_error(MQ_EIO, "'%s' is not a regular file", path);
-    }
-    char *buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        fclose(f);
-        return mq_error(MQ_ENOMEM, "cannot allocate %lld bytes for '%s'", (long long)st.st_size, path);
-    }
-    size_t n = fread(buf, 1, (size_t)st.st_size, f);
-    int err = ferror(f);
-    fclose(f);
-    if (err || n != (size_t)st.st_size) {
-        free(buf);
-        return mq_error(MQ_EIO, "cannot read '%s'", path);
-    }
-    if (n == 0) {
-        free(buf);
-        return mq_error(MQ_EINVAL, "evaluation text '%s' is empty", path);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return MQ_OK;
-}
-
 /* LLMs: perplexity and KL over chunks of a text, llama-perplexity style. */
 static int eval_llama(const struct mq_model *m, const struct mq_plan *plan, struct be_backend *be,
                       const char *text_path, long long ctx, long long chunks, bool want_kl,
@@ -100,7 +67,7 @@ static int eval_llama(const struct mq_model *m, const struct mq_plan *plan, stru
     size_t text_len = 0, n_tokens = 0;
     struct mq_eval *ev = NULL;
     int rc;
-    if ((rc = read_text(text_path, &text, &text_len)) < 0 ||
+    if ((rc = mq_text_read(text_path, "evaluation text", false, &text, &text_len)) < 0 ||
         (rc = mq_vocab_tokenize_special(m->vocab, text, text_len, true, &tokens, &n_tokens)) < 0)
         goto done;
     int64_t n_ctx = ctx ? ctx : (m->hp.n_ctx_train < EVAL_DEFAULT_CTX ? m->hp.n_ctx_train : EVAL_DEFAULT_CTX);

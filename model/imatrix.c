@@ -336,43 +336,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The whole of a regular, non-empty file, less one trailing newline (llama.cpp's -f). */
-static int read_text(const char *path, char **out, size_t *len)
-{
-    *out = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mq_error(MQ_EIO, "cannot open calibration text '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return mq_error(MQ_EIO, "calibration text '%s' is not a regular file", path);
-    }
-    char *buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        fclose(f);
-        return mq_error(MQ_ENOMEM, "cannot allocate %lld bytes for '%s'", (long long)st.st_size, path);
-    }
-    size_t n = fread(buf, 1, (size_t)st.st_size, f);
-    int err = ferror(f);
-    fclose(f);
-    if (err || n != (size_t)st.st_size) {
-        free(buf);
-        return mq_error(MQ_EIO, "cannot read calibration text '%s'", path);
-    }
-    if (n > 0 && buf[n - 1] == '\n')
-        n--;
-    if (n == 0) {
-        free(buf);
-        return mq_error(MQ_EINVAL, "calibration text '%s' is empty", path);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return MQ_OK;
-}
-
 /* What the capture hook accumulates into. */
 struct im_acc {
     const struct mq_model *m;
@@ -538,7 +501,7 @@ int mq_imatrix_compute(const struct mq_model *m, struct be_backend *be, const st
     struct mq_llama *l = NULL;
     struct im_acc acc = {0};
     int rc;
-    if ((rc = read_text(cfg->text, &text, &text_len)) < 0 ||
+    if ((rc = mq_text_read(cfg->text, "calibration text", true, &text, &text_len)) < 0 ||
         (rc = mq_vocab_tokenize_special(m->vocab, text, text_len, true, &tokens, &n_tokens)) < 0)
         goto done;
     if ((int64_t)n_tokens < 2 * n_ctx) {

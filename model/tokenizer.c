@@ -6,10 +6,12 @@
  * priority order), token_to_piece. The pre-tokenizers are in model/unicode.c. */
 #include "model/tokenizer.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/log.h"
 #include "core/status.h"
@@ -1522,4 +1524,40 @@ bool mq_vocab_add_eos(const struct mq_vocab *v)
 const char *mq_vocab_describe(const struct mq_vocab *v)
 {
     return v->describe;
+}
+
+int mq_text_read(const char *path, const char *what, bool drop_newline, char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mq_error(MQ_EIO, "cannot open %s '%s': %s", what, path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return mq_error(MQ_EIO, "%s '%s' is not a regular file", what, path);
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        fclose(f);
+        return mq_error(MQ_ENOMEM, "cannot allocate %lld bytes for '%s'", (long long)st.st_size, path);
+    }
+    size_t n = fread(buf, 1, (size_t)st.st_size, f);
+    int err = ferror(f);
+    fclose(f);
+    if (err || n != (size_t)st.st_size) {
+        free(buf);
+        return mq_error(MQ_EIO, "cannot read %s '%s'", what, path);
+    }
+    if (drop_newline && n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n == 0) {
+        free(buf);
+        return mq_error(MQ_EINVAL, "%s '%s' is empty", what, path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return MQ_OK;
 }

@@ -57,6 +57,13 @@
 
 struct mq_vocab;
 
+/* Reads the whole of a regular, non-empty text file into *out (malloc'd, NUL-terminated,
+ * the caller frees) and its length in bytes into *len; with drop_newline, less one
+ * trailing newline (llama.cpp's -f does that). `what` names the text in errors ("evaluation
+ * text", "calibration text"). Errors (one line): MQ_EIO (cannot open or read, not a regular
+ * file), MQ_ENOMEM, MQ_EINVAL (empty). */
+int mq_text_read(const char *path, const char *what, bool drop_newline, char **out, size_t *len);
+
 /* `name` is the file name used in messages. */
 int mq_vocab_load(const struct mq_gguf *g, const char *name, struct mq_vocab **out);
 void mq_vocab_free(struct mq_vocab *v);
