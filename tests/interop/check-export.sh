@@ -6,7 +6,7 @@
 #       tests/interop/check-export.sh          (tests/interop/run.sh calls it)
 #
 # For each model and each plan (all-f16, all-q8_0, all-q4_0, and the mixed plan that
-# `mixq tune` chooses: tinyllm under a 9 MB budget, SmolLM2 under 145 MB; the fronts are
+# `mixq tune` chooses: tinyllm under a 10 MB budget, SmolLM2 under 145 MB; the fronts are
 # kept in .cache/interop/ and reused):
 #  1. mixq quantize writes OUT.gguf; mixq eval of the source with the plan gives ppl_mixq
 #     and kl_mixq (mean KL from the f32 model), and mixq eval of OUT.gguf as it is
@@ -67,12 +67,12 @@ front() { # LABEL MODEL ARGS...
     if [ ! -s "$dir/front.yaml" ] || [ "$dir/front.yaml" -ot "$model" ]; then
         rm -rf "$dir"
         "$MIXQ" -q tune "$model" "$@" --out "$dir" --cache-dir "$cache/export-tune-cache" >"$tmp/tune.log" 2>&1 ||
-            { bad "tune $label: $(tail -1 "$tmp/tune.log")"; return 1; }
+            { echo "FAIL tune $label: $(tail -1 "$tmp/tune.log")" >&2; return 1; } # stdout is the path
     fi
     echo "$dir/front.yaml"
 }
 note "mixed plans: mixq tune (kept in $cache/export-tune-*)"
-TINY_FRONT=$(front tiny "$TINY" --sensitivity proxy --budget 9MB)
+TINY_FRONT=$(front tiny "$TINY" --sensitivity proxy --budget 10MB)
 SMOL_FRONT=$(front smol "$SMOL" --sensitivity grouped --ctx 256 --chunks 2 --budget 145MB)
 
 # types MODEL: "name type" of every layer, as mixq info lists them
