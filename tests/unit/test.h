@@ -112,4 +112,14 @@ bool t_format_in_run(enum mq_dtype t, bool reduced);
  * Plain types get random bytes (use fill functions for those instead). */
 void t_random_blocks(enum mq_dtype type, int64_t K, int64_t n_rows, unsigned long long seed, void *dst);
 
+/* stderr redirected into a temporary file, to check what the library prints:
+ *     struct t_capture c; if (t_capture_begin(&c) < 0) ...; <calls>; t_capture_end(&c, buf, sizeof(buf));
+ * t_capture_end restores stderr and puts what was printed in out (truncated to size). */
+struct t_capture {
+    int saved;
+    FILE *tmp;
+};
+int t_capture_begin(struct t_capture *c);
+void t_capture_end(struct t_capture *c, char *out, size_t size);
+
 #endif

@@ -65,38 +65,6 @@ static int count_dir_entries(const char *dir)
     return n;
 }
 
-/* stderr redirected into a temporary file, to check what the library prints. */
-struct capture {
-    int saved;
-    FILE *tmp;
-};
-
-static int capture_begin(struct capture *c)
-{
-    fflush(stderr);
-    c->tmp = tmpfile();
-    if (!c->tmp)
-        return -1;
-    c->saved = dup(2);
-    if (c->saved < 0 || dup2(fileno(c->tmp), 2) < 0) {
-        fclose(c->tmp);
-        return -1;
-    }
-    return 0;
-}
-
-/* Restores stderr and puts what was printed in out (truncated to size). */
-static void capture_end(struct capture *c, char *out, size_t size)
-{
-    fflush(stderr);
-    dup2(c->saved, 2);
-    close(c->saved);
-    rewind(c->tmp);
-    size_t n = fread(out, 1, size - 1, c->tmp);
-    out[n] = '\0';
-    fclose(c->tmp);
-}
-
 static int count_lines(const char *s)
 {
     int n = 0;
@@ -671,14 +639,14 @@ static int test_getters(void)
     T_CHECK(mq_gguf_get_str(g, "str", buf, 6) == 0 && strcmp(buf, "llama") == 0);
 
     /* absent keys: silent */
-    struct capture c;
+    struct t_capture c;
     char err[4096];
-    T_CHECK(capture_begin(&c) == 0);
+    T_CHECK(t_capture_begin(&c) == 0);
     int r1 = mq_gguf_get_u32(g, "absent", &u32);
     int r2 = mq_gguf_get_str(g, "absent", buf, sizeof(buf));
     const struct mq_gguf_value *arr = NULL;
     int r3 = mq_gguf_get_arr(g, "absent", MQ_GGUF_UINT8, &arr);
-    capture_end(&c, err, sizeof(err));
+    t_capture_end(&c, err, sizeof(err));
     T_CHECK(r1 == MQ_ENOTFOUND && r2 == MQ_ENOTFOUND && r3 == MQ_ENOTFOUND);
     T_CHECK_MSG(err[0] == '\0', "printed '%s'", err);
 
@@ -687,7 +655,7 @@ static int test_getters(void)
         int rc;
         const char *want;
     } bad[13];
-    T_CHECK(capture_begin(&c) == 0);
+    T_CHECK(t_capture_begin(&c) == 0);
     int n = 0;
     bad[n++] = (struct bad_case){mq_gguf_get_u32(g, "i32neg", &u32),
                                  "key 'i32neg' is i32 -1, which does not fit in u32"};
@@ -707,7 +675,7 @@ static int test_getters(void)
     bad[n++] =
         (struct bad_case){mq_gguf_get_str(g, "str", buf, 5), "string of 5 bytes does not fit"};
     bad[n++] = (struct bad_case){mq_gguf_get_str(g, "strnul", buf, sizeof(buf)), "contains a NUL"};
-    capture_end(&c, err, sizeof(err));
+    t_capture_end(&c, err, sizeof(err));
     T_CHECK_MSG(count_lines(err) == n, "%d lines for %d errors:\n%s", count_lines(err), n, err);
     char *line = err;
     for (int i = 0; i < n; i++) {
@@ -752,15 +720,15 @@ static int test_alignment(void)
     static const float y[17] = {4};
     struct mq_gguf_writer *w = mq_gguf_writer_new();
     T_CHECK(w);
-    struct capture c;
+    struct t_capture c;
     char err[2048];
     T_CHECK(mq_gguf_writer_set_u32(w, "general.alignment", 64) == 0);
-    T_CHECK(capture_begin(&c) == 0);
+    T_CHECK(t_capture_begin(&c) == 0);
     int r0 = mq_gguf_writer_set_u32(w, "general.alignment", 0);
     int r3 = mq_gguf_writer_set_u32(w, "general.alignment", 3);
     int rs = mq_gguf_writer_set_str(w, "general.alignment", "64");
     int ru = mq_gguf_writer_set_u64(w, "general.alignment", 64);
-    capture_end(&c, err, sizeof(err));
+    t_capture_end(&c, err, sizeof(err));
     T_CHECK(r0 == MQ_EINVAL && r3 == MQ_EINVAL && rs == MQ_EINVAL && ru == MQ_EINVAL);
     T_CHECK_MSG(count_lines(err) == 4, "%s", err);
     int64_t ne1 = 3, ne2 = 17;
@@ -803,7 +771,7 @@ static int test_writer_api(void)
     mq_gguf_writer_remove(w, "b");
     mq_gguf_writer_remove(w, "not there");
 
-    struct capture c;
+    struct t_capture c;
     char err[4096];
     int64_t ne[4] = {33, 1, 1, 1}, ne0[4] = {0, 1, 1, 1}, neg[4] = {32, -1, 1, 1};
     int64_t ovf[4] = {1ll << 32, 1ll << 32, 1, 1}, ok[4] = {32, 2, 1, 1};
@@ -819,7 +787,7 @@ static int test_writer_api(void)
     struct deep d;
     deep_build(&d, MQ_GGUF_MAX_ARRAY_DEPTH + 1);
     T_CHECK(mq_gguf_writer_add_tensor(w, "t", MQ_DTYPE_Q8_0, 2, ok, x) == 0);
-    T_CHECK(capture_begin(&c) == 0);
+    T_CHECK(t_capture_begin(&c) == 0);
     int rcs[] = {
         mq_gguf_writer_add_tensor(w, "t", MQ_DTYPE_F32, 1, ok, x),      /* duplicate */
         mq_gguf_writer_add_tensor(w, "u", MQ_DTYPE_Q8_0, 1, ne, x),     /* 33 % 32 */
@@ -836,7 +804,7 @@ static int test_writer_api(void)
         mq_gguf_writer_set_value(w, &k, &vmixed),                       /* wrong items */
         mq_gguf_writer_set_value(w, &k, &d.levels[0]),                  /* 9 levels */
     };
-    capture_end(&c, err, sizeof(err));
+    t_capture_end(&c, err, sizeof(err));
     int n = (int)N(rcs);
     for (int i = 0; i < n; i++)
         T_CHECK_MSG(rcs[i] == MQ_EINVAL, "case %d: %d", i, rcs[i]);
@@ -864,7 +832,7 @@ static int test_write_failures(void)
 {
     static float big[16384];
     char dir[4096], path[4096 + 64];
-    struct capture c;
+    struct t_capture c;
     char err[2048];
     struct mq_gguf_writer *w = mq_gguf_writer_new();
     T_CHECK(w);
@@ -875,9 +843,9 @@ static int test_write_failures(void)
     /* a folder that does not exist: an error, nothing created */
     tpath(dir, sizeof(dir), "no-such-dir");
     snprintf(path, sizeof(path), "%s/out.gguf", dir);
-    T_CHECK(capture_begin(&c) == 0);
+    T_CHECK(t_capture_begin(&c) == 0);
     int rc = mq_gguf_writer_write(w, path);
-    capture_end(&c, err, sizeof(err));
+    t_capture_end(&c, err, sizeof(err));
     T_CHECK(rc == MQ_EIO);
     T_CHECK_MSG(count_lines(err) == 1 && strstr(err, "out.gguf"), "%s", err);
     T_CHECK(access(dir, F_OK) != 0);
@@ -887,9 +855,9 @@ static int test_write_failures(void)
     T_CHECK(mkdir(dir, 0755) == 0);
     snprintf(path, sizeof(path), "%s/dest", dir);
     T_CHECK(mkdir(path, 0755) == 0);
-    T_CHECK(capture_begin(&c) == 0);
+    T_CHECK(t_capture_begin(&c) == 0);
     rc = mq_gguf_writer_write(w, path);
-    capture_end(&c, err, sizeof(err));
+    t_capture_end(&c, err, sizeof(err));
     T_CHECK(rc == MQ_EIO);
     T_CHECK_MSG(count_lines(err) == 1, "%s", err);
     T_CHECK(count_dir_entries(dir) == 1);
@@ -909,9 +877,9 @@ static int test_write_failures(void)
     lim.rlim_cur = 4096;
     void (*oldsig)(int) = signal(SIGXFSZ, SIG_IGN);
     T_CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
-    T_CHECK(capture_begin(&c) == 0);
+    T_CHECK(t_capture_begin(&c) == 0);
     rc = mq_gguf_writer_write(w, path);
-    capture_end(&c, err, sizeof(err));
+    t_capture_end(&c, err, sizeof(err));
     int restored = setrlimit(RLIMIT_FSIZE, &old);
     signal(SIGXFSZ, oldsig);
     T_CHECK(restored == 0);
@@ -942,10 +910,10 @@ static int test_write_failures(void)
 static int test_open_files(void)
 {
     char path[4096];
-    struct capture c;
+    struct t_capture c;
     char err[4096];
     struct mq_gguf *g = (struct mq_gguf *)&g; /* must be reset to NULL on failure */
-    T_CHECK(capture_begin(&c) == 0);
+    T_CHECK(t_capture_begin(&c) == 0);
     tpath(path, sizeof(path), "empty.gguf");
     FILE *f = fopen(path, "wb");
     int ok = f != NULL;
@@ -963,7 +931,7 @@ static int test_open_files(void)
     tpath(path, sizeof(path), "does-not-exist.gguf");
     int r_none = mq_gguf_open(path, &g);
     int r_null = mq_gguf_open("/dev/null", &g);
-    capture_end(&c, err, sizeof(err));
+    t_capture_end(&c, err, sizeof(err));
     T_CHECK(ok);
     T_CHECK(r_empty == MQ_EFORMAT && g_empty == NULL);
     T_CHECK(r_magic == MQ_EFORMAT && r_dir == MQ_EIO && r_none == MQ_EIO && r_null == MQ_EIO);

@@ -23,36 +23,6 @@
 
 /* ---- stderr capture: errors must be exactly one "mixq: error: " line ---- */
 
-struct err_capture {
-    int saved;
-    FILE *tmp;
-};
-
-static int err_begin(struct err_capture *c)
-{
-    fflush(stderr);
-    c->tmp = tmpfile();
-    if (!c->tmp)
-        return -1;
-    c->saved = dup(2);
-    if (c->saved < 0 || dup2(fileno(c->tmp), 2) < 0) {
-        fclose(c->tmp);
-        return -1;
-    }
-    return 0;
-}
-
-static void err_end(struct err_capture *c, char *out, size_t size)
-{
-    fflush(stderr);
-    dup2(c->saved, 2);
-    close(c->saved);
-    rewind(c->tmp);
-    size_t n = fread(out, 1, size - 1, c->tmp);
-    out[n] = '\0';
-    fclose(c->tmp);
-}
-
 static bool one_error_line(const char *s)
 {
     const char *nl = strchr(s, '\n');
@@ -222,10 +192,10 @@ static int test_compute_errors(void)
         struct mq_imatrix dummy, *im = &dummy; /* must be reset to NULL */
         struct mq_imatrix_config cfg = {.text = cases[i].text && !*cases[i].text ? path : cases[i].text,
                                         .n_ctx = cases[i].ctx};
-        struct err_capture c;
-        T_CHECK(err_begin(&c) == 0);
+        struct t_capture c;
+        T_CHECK(t_capture_begin(&c) == 0);
         int rc = mq_imatrix_compute(m, be, &cfg, &im);
-        err_end(&c, err, sizeof(err));
+        t_capture_end(&c, err, sizeof(err));
         T_CHECK_MSG(rc == cases[i].want && im == NULL, "case %zu: rc %d, want %d", i, rc, cases[i].want);
         T_CHECK_MSG(one_error_line(err), "case %zu printed '%s'", i, err);
     }
@@ -465,20 +435,20 @@ static int test_malformed(void)
                 T_CHECK(truncate(path, 4 + 4 + 19 + 8 + 100) == 0);
         }
         struct mq_imatrix dummy, *im = &dummy; /* must be reset to NULL */
-        struct err_capture c;
-        T_CHECK(err_begin(&c) == 0);
+        struct t_capture c;
+        T_CHECK(t_capture_begin(&c) == 0);
         int rc = mq_imatrix_read(path, &im);
-        err_end(&c, err, sizeof(err));
+        t_capture_end(&c, err, sizeof(err));
         T_CHECK_MSG(rc < 0 && im == NULL, "'%s': rc %d", cases[i].name, rc);
         T_CHECK_MSG(one_error_line(err), "'%s' printed '%s'", cases[i].name, err);
     }
     /* a missing file */
     struct mq_imatrix *im = NULL;
-    struct err_capture c;
+    struct t_capture c;
     snprintf(path, sizeof(path), "%s/none.gguf", dir);
-    T_CHECK(err_begin(&c) == 0);
+    T_CHECK(t_capture_begin(&c) == 0);
     int rc = mq_imatrix_read(path, &im);
-    err_end(&c, err, sizeof(err));
+    t_capture_end(&c, err, sizeof(err));
     T_CHECK(rc == MQ_EIO && im == NULL && one_error_line(err));
     return T_PASS;
 }
@@ -493,11 +463,11 @@ static int test_set_imatrix(void)
     T_CHECK(im && im->entries[0].sums);
     /* blk.0.attn_q.weight has 192 inputs, the entry 48: an error, no layer set */
     char err[1024];
-    struct err_capture c;
+    struct t_capture c;
     int used = -1;
-    T_CHECK(err_begin(&c) == 0);
+    T_CHECK(t_capture_begin(&c) == 0);
     int rc = mq_model_set_imatrix(m, im, &used);
-    err_end(&c, err, sizeof(err));
+    t_capture_end(&c, err, sizeof(err));
     T_CHECK_MSG(rc == MQ_EINVAL && one_error_line(err) && strstr(err, "'blk.0.attn_q.weight'"), "rc %d, '%s'", rc, err);
     for (int i = 0; i < m->n_layers; i++)
         T_CHECK(m->layers[i].imp == NULL);

@@ -91,37 +91,6 @@ static int make_dir(char *buf, size_t size, const char *name)
     return mkdir(buf, 0755) == 0 ? 0 : -1;
 }
 
-/* stderr redirected into a temporary file, to check what the library prints. */
-struct capture {
-    int saved;
-    FILE *tmp;
-};
-
-static int capture_begin(struct capture *c)
-{
-    fflush(stderr);
-    c->tmp = tmpfile();
-    if (!c->tmp)
-        return -1;
-    c->saved = dup(2);
-    if (c->saved < 0 || dup2(fileno(c->tmp), 2) < 0) {
-        fclose(c->tmp);
-        return -1;
-    }
-    return 0;
-}
-
-static void capture_end(struct capture *c, char *out, size_t size)
-{
-    fflush(stderr);
-    dup2(c->saved, 2);
-    close(c->saved);
-    rewind(c->tmp);
-    size_t n = fread(out, 1, size - 1, c->tmp);
-    out[n] = '\0';
-    fclose(c->tmp);
-}
-
 static int count_lines(const char *s)
 {
     int n = 0;
@@ -203,17 +172,17 @@ static int test_gguf_rows(void)
     ca = (struct rows_ctx){.src = a, .row_bytes = 1200 * sizeof(float), .fail_at = 2};
     cb = (struct rows_ctx){.src = b, .row_bytes = 68};
     char err[1024];
-    struct capture cap;
-    T_CHECK(capture_begin(&cap) == 0);
+    struct t_capture cap;
+    T_CHECK(t_capture_begin(&cap) == 0);
     int rc = mq_gguf_writer_write(w, p_fail);
-    capture_end(&cap, err, sizeof(err));
+    t_capture_end(&cap, err, sizeof(err));
     T_CHECK_MSG(rc == MQ_EIO && count_lines(err) == 1 && strstr(err, "callback fails"), "rc %d: %s",
                 rc, err);
     T_CHECK(!exists(p_fail) && count_named(t_tmpdir(), "rows-fail.gguf.tmp") == 0);
     /* no data and no function are refused */
-    T_CHECK(capture_begin(&cap) == 0);
+    T_CHECK(t_capture_begin(&cap) == 0);
     rc = mq_gguf_writer_add_tensor_fn(w, "c", MQ_DTYPE_F32, 2, ne_b, NULL, NULL);
-    capture_end(&cap, err, sizeof(err));
+    t_capture_end(&cap, err, sizeof(err));
     T_CHECK(rc == MQ_EINVAL && count_lines(err) == 1);
     mq_gguf_writer_free(w);
     free(a);
@@ -452,11 +421,11 @@ static int test_synth_refusals(void)
     T_CHECK(mq_synth_preset("tiny", &c) == MQ_OK);
     char path[4200], err[2048];
     tpath(path, sizeof(path), "too-big.gguf");
-    struct capture cap;
-    T_CHECK(capture_begin(&cap) == 0);
+    struct t_capture cap;
+    T_CHECK(t_capture_begin(&cap) == 0);
     int rc = mq_synth_write(
         &c, &(struct mq_synth_options){.type = MQ_DTYPE_F16, .disk_budget = 100000}, path);
-    capture_end(&cap, err, sizeof(err));
+    t_capture_end(&cap, err, sizeof(err));
     T_CHECK_MSG(rc == MQ_EIO && count_lines(err) == 1 && strstr(err, "needs") &&
                     strstr(err, "q4_0"),
                 "rc %d: %s", rc, err);
@@ -486,18 +455,18 @@ static int test_synth_refusals(void)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char p2[4200];
         tpath(p2, sizeof(p2), "bad.gguf");
-        T_CHECK(capture_begin(&cap) == 0);
+        T_CHECK(t_capture_begin(&cap) == 0);
         rc = mq_synth_write(&bad[i].c, &(struct mq_synth_options){.type = bad[i].type}, p2);
-        capture_end(&cap, err, sizeof(err));
+        t_capture_end(&cap, err, sizeof(err));
         T_CHECK_MSG(rc == MQ_EINVAL && count_lines(err) == 1, "%s: rc %d: %s", bad[i].what, rc,
                     err);
         T_CHECK(!exists(p2));
     }
     /* a folder that does not exist */
-    T_CHECK(capture_begin(&cap) == 0);
+    T_CHECK(t_capture_begin(&cap) == 0);
     rc = mq_synth_write(&c, &(struct mq_synth_options){.type = MQ_DTYPE_F16},
                         "/nonexistent-mixq/x.gguf");
-    capture_end(&cap, err, sizeof(err));
+    t_capture_end(&cap, err, sizeof(err));
     T_CHECK_MSG(rc == MQ_EIO && count_lines(err) == 1, "rc %d: %s", rc, err);
     return T_PASS;
 }
@@ -519,11 +488,11 @@ static int plot_without_gnuplot(const char *dir, const struct rpt_plot *p, char 
     if (old)
         snprintf(saved, sizeof(saved), "%s", old);
     setenv("MIXQ_GNUPLOT", "/nonexistent/gnuplot", 1);
-    struct capture cap;
-    if (capture_begin(&cap) != 0)
+    struct t_capture cap;
+    if (t_capture_begin(&cap) != 0)
         return MQ_EINTERNAL;
     int rc = rpt_plot_write(dir, p);
-    capture_end(&cap, err, size);
+    t_capture_end(&cap, err, size);
     if (old)
         setenv("MIXQ_GNUPLOT", saved, 1);
     else
@@ -622,10 +591,10 @@ static int test_plot_files(void)
     bad[3].p.series = s_empty;
     bad[3].p.n_series = 1;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        struct capture cap;
-        T_CHECK(capture_begin(&cap) == 0);
+        struct t_capture cap;
+        T_CHECK(t_capture_begin(&cap) == 0);
         rc = rpt_plot_write(dir, &bad[i].p);
-        capture_end(&cap, err, sizeof(err));
+        t_capture_end(&cap, err, sizeof(err));
         T_CHECK_MSG(rc == MQ_EINVAL && count_lines(err) == 1, "%s: rc %d: %s", bad[i].what, rc,
                     err);
     }
@@ -680,10 +649,10 @@ static int test_plot_gnuplot_error(void)
     struct rpt_plot_tic t[2];
     demo_plot(&p, s, r, t);
     p.extra = "set frobnicate 3";
-    struct capture cap;
-    T_CHECK(capture_begin(&cap) == 0);
+    struct t_capture cap;
+    T_CHECK(t_capture_begin(&cap) == 0);
     int rc = rpt_plot_write(dir, &p);
-    capture_end(&cap, err, sizeof(err));
+    t_capture_end(&cap, err, sizeof(err));
     T_CHECK_MSG(rc == MQ_EIO && count_lines(err) == 1 &&
                     strstr(err, "mixq: error: gnuplot failed on '") &&
                     strstr(err, "demo.gp': line "),
@@ -747,11 +716,11 @@ static int test_plot_profile(void)
     char dir[4200], path[4300], err[2048];
     T_CHECK(make_dir(dir, sizeof(dir), "plot-profile") == 0);
     /* files first, gnuplot or not */
-    struct capture cap;
+    struct t_capture cap;
     setenv("MIXQ_GNUPLOT", "/nonexistent/gnuplot", 1);
-    T_CHECK(capture_begin(&cap) == 0);
+    T_CHECK(t_capture_begin(&cap) == 0);
     int rc1 = rpt_plot_roofline(dir, p), rc2 = rpt_plot_layer_times(dir, p);
-    capture_end(&cap, err, sizeof(err));
+    t_capture_end(&cap, err, sizeof(err));
     unsetenv("MIXQ_GNUPLOT");
     T_CHECK_MSG(rc1 == MQ_ENOTFOUND && rc2 == MQ_ENOTFOUND && count_lines(err) == 2, "%d %d: %s",
                 rc1, rc2, err);
@@ -786,9 +755,9 @@ static int test_plot_profile(void)
     /* nothing measured: an error, not an empty plot */
     struct prof_profile *empty;
     T_CHECK(prof_profile_alloc(3, &empty) == MQ_OK);
-    T_CHECK(capture_begin(&cap) == 0);
+    T_CHECK(t_capture_begin(&cap) == 0);
     rc1 = rpt_plot_roofline(dir, empty);
-    capture_end(&cap, err, sizeof(err));
+    t_capture_end(&cap, err, sizeof(err));
     T_CHECK(rc1 == MQ_EINVAL && count_lines(err) == 1);
     prof_profile_free(empty);
 

@@ -6,6 +6,8 @@
 #include "core/fp16.h"
 #include "tests/unit/test.h"
 
+#include <unistd.h>
+
 /* Offsets of the f16 scale fields of each block format (ggml layouts, core/dtype.h). */
 static int f16_fields(enum mq_dtype type, size_t at[2])
 {
@@ -71,4 +73,29 @@ void t_random_blocks(enum mq_dtype type, int64_t K, int64_t n_rows, unsigned lon
             memcpy(p + at[f], &h, 2);
         }
     }
+}
+
+int t_capture_begin(struct t_capture *c)
+{
+    fflush(stderr);
+    c->tmp = tmpfile();
+    if (!c->tmp)
+        return -1;
+    c->saved = dup(2);
+    if (c->saved < 0 || dup2(fileno(c->tmp), 2) < 0) {
+        fclose(c->tmp);
+        return -1;
+    }
+    return 0;
+}
+
+void t_capture_end(struct t_capture *c, char *out, size_t size)
+{
+    fflush(stderr);
+    dup2(c->saved, 2);
+    close(c->saved);
+    rewind(c->tmp);
+    size_t n = fread(out, 1, size - 1, c->tmp);
+    out[n] = '\0';
+    fclose(c->tmp);
 }
