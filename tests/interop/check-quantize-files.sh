@@ -16,7 +16,8 @@
 #     same way, which is what is checked). Layers whose rows are
 #     not whole blocks of TYPE fall back in both (tinyllm's 192-wide rows: q4_k -> q5_0).
 # SmolLM2 (135 M weights; llama-quantize and mixq each take up to 100 s per iq4 file here)
-# runs the default menu's K-quants q3_k q4_k q6_k with and without the GGUF imatrix,
+# runs q4_k (on its 1536-wide rows a K-quant; elsewhere the q5_0 fallback) with and
+# without the GGUF imatrix (every K-quant's quantizer runs on tinyllm's 512-wide rows),
 # unless FULL=1, which runs it like the others (every format, both imatrix files: the run
 # the closing notes quote).
 # Prints one line per model, format and imatrix: identical or DIFFERENT (with the first
@@ -31,7 +32,7 @@ LLAMA_BIN=${LLAMA_BIN:-$(scripts/build-llama-cpp 2>/dev/null | tail -1)}
 SMOL=${SMOL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 TYPES=${TYPES:-"q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k iq4_nl iq4_xs"}
 FULL=${FULL:-0}
-SMOL_TYPES=${SMOL_TYPES:-"q3_k q4_k q6_k"}
+SMOL_TYPES=${SMOL_TYPES:-"q4_k"}
 TEXT=examples/data/kjv-eval.txt
 work=$BUILD/interop/quantize-files
 tmp=$(mktemp -d)

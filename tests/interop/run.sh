@@ -66,7 +66,7 @@ BUILD=${BUILD:-build}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
-note() { echo "== $*"; }
+note() { echo "== [${SECONDS}s] $*"; } # seconds since the tier started: where CI time goes
 bad() { echo "FAIL $*"; fail=1; }
 
 LLAMA_BIN=$(scripts/build-llama-cpp 2>"$tmp/build.err" | tail -1)
@@ -181,7 +181,7 @@ MIXQ=$MIXQ scripts/compare-presets "$TINY" --presets Q4_K_M --fail-above 1.10 --
     bad "compare-presets: mixq's plan is larger than Q4_K_M or has 1.10x its KL or more (see $BUILD/interop/compare-presets)"
 
 if [ "$fail" -eq 0 ]; then
-    echo "interop: all passed"
+    echo "interop: all passed in ${SECONDS}s"
 else
     echo "interop: FAILED"
 fi
