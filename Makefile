@@ -129,7 +129,8 @@ KERN_SAN_FLAGS := -O1 -fno-sanitize=undefined --param asan-stack=0
 endif
 
 # ---- sources --------------------------------------------------------------------------------
-LIB_DIRS := core model backends backends/ref backends/cpu profiler search reports
+LIB_DIRS := core gguf tokenizer model llm onnx backends backends/ref backends/cpu profiler search \
+            reports
 LIB_SRCS := $(filter-out backends/cpu/kern_%.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 # cpu backend kernels: each instruction-set path is its own object with its own -m flags;
 # the avx512 source is compiled twice (plain AVX-512, and with VNNI + BF16)
@@ -485,14 +486,17 @@ demo: deps
 
 # ---- fuzzing (clang's libFuzzer) ------------------------------------------------------------
 FUZZ_BUILD := $(BUILD)/fuzz
-FUZZ_LIB_SRCS := $(wildcard core/*.c) model/gguf.c
+FUZZ_LIB_SRCS := $(wildcard core/*.c) $(wildcard gguf/*.c)
 $(FUZZ_BUILD)/fuzz-gguf: tests/fuzz/fuzz_gguf.c $(FUZZ_LIB_SRCS)
 	@mkdir -p $(dir $@)
 	$(Q)clang $(CPPFLAGS) -std=c11 -g -O1 -pthread -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
 	    -o $@ $^ $(PKG_LIBS) -lm -lpthread -ldl
 
-# the ONNX target runs the whole model loader (model/ and the dispatcher, no backends)
-FUZZ_ONNX_SRCS := $(wildcard core/*.c) $(wildcard model/*.c) backends/dispatch.c
+# the ONNX target runs the whole model loader (gguf/, tokenizer/, model/, llm/, onnx/ and the
+# dispatcher, no backends)
+FUZZ_ONNX_SRCS := $(wildcard core/*.c) \
+                  $(foreach d,gguf tokenizer model llm onnx,$(wildcard $(d)/*.c)) \
+                  backends/dispatch.c
 $(FUZZ_BUILD)/fuzz-onnx: tests/fuzz/fuzz_onnx.c $(FUZZ_ONNX_SRCS)
 	@mkdir -p $(dir $@)
 	$(Q)clang $(CPPFLAGS) -std=c11 -g -O1 -pthread -fsanitize=fuzzer,address,undefined \

@@ -17,7 +17,7 @@
 #include "backends/backend.h"
 #include "core/dtype.h"
 #include "core/status.h"
-#include "model/llama.h"
+#include "llm/llama.h"
 #include "model/model.h"
 #include "model/plan.h"
 #include "profiler/measure.h"

@@ -10,13 +10,13 @@
 #include "cli/cli.h"
 #include "core/log.h"
 #include "core/status.h"
+#include "llm/llama.h"
 #include "model/eval.h"
-#include "model/llama.h"
 #include "model/model.h"
 #include "model/plan.h"
 #include "model/runner.h"
-#include "model/tokenizer.h"
 #include "reports/export.h"
+#include "tokenizer/tokenizer.h"
 
 #define EVAL_DEFAULT_TEXT "examples/data/kjv-eval.txt"
 #define EVAL_DEFAULT_CTX 512

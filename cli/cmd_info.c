@@ -9,7 +9,7 @@
 #include "model/model.h"
 #include "model/plan.h"
 #include "model/runner.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 static void info_usage(FILE *f)
 {

@@ -11,7 +11,8 @@
 #include <unistd.h>
 
 #include "core/status.h"
-#include "model/tokenizer.h"
+#include "llm/llama.h"
+#include "tokenizer/tokenizer.h"
 
 static double now_s(void)
 {

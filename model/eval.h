@@ -25,7 +25,8 @@
  * Ownership: an mq_eval owns its copy of the tokens and the reference logits; it
  * borrows the model and backend.
  *
- * Dependency rule: model/ depends on backends/ and core/ only.
+ * Dependency rule: model/ depends on gguf/, tokenizer/, backends/ and core/; only eval.c,
+ * imatrix.c (the llama forward pass) and loader.c (the loaders) reach llm/ and onnx/.
  */
 #ifndef MQ_MODEL_EVAL_H
 #define MQ_MODEL_EVAL_H
@@ -34,8 +35,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/llama.h"
+#include "backends/backend.h"
 #include "model/model.h"
+#include "model/plan.h"
 
 struct mq_eval_config {
     int64_t n_ctx;      /* chunk length */

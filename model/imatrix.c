@@ -12,10 +12,10 @@
 
 #include "core/log.h"
 #include "core/status.h"
-#include "model/gguf.h"
-#include "model/llama.h"
+#include "gguf/gguf.h"
+#include "llm/llama.h"
 #include "model/plan.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #define IMATRIX_MAX_ENTRIES (1 << 20)
 #define IMATRIX_MAX_VALUES ((int64_t)1 << 32) /* per entry */

@@ -37,7 +37,8 @@
  * Ownership: an mq_imatrix owns its entries; mq_model_set_imatrix copies what it uses
  * into the model (freed by mq_model_free).
  *
- * Dependency rule: model/ depends on backends/ and core/ only.
+ * Dependency rule: model/ depends on gguf/, tokenizer/, backends/ and core/; only eval.c,
+ * imatrix.c (the llama forward pass) and loader.c (the loaders) reach llm/ and onnx/.
  */
 #ifndef MQ_MODEL_IMATRIX_H
 #define MQ_MODEL_IMATRIX_H

@@ -14,15 +14,17 @@
  * both for the lookup and as the output matrix: one layer, two uses.
  *
  * Supported: GGUF files of general.architecture "llama" (the llama family's
- * hyperparameter keys), and ONNX files (model/onnx.h). Other architectures, and tensors
- * or shapes that do not fit, are refused with one line naming what is wrong. How a model
- * runs (sessions for workloads, its memory model) is behind model/runner.h, so that the
- * profiler and the search treat every kind alike.
+ * hyperparameter keys, llm/llama.h), and ONNX files (onnx/onnx.h). mq_model_load picks
+ * the loader by the file's first bytes from model/loader.h's table. Other architectures,
+ * and tensors or shapes that do not fit, are refused with one line naming what is wrong.
+ * How a model runs (sessions for workloads, its memory model) is behind model/runner.h,
+ * so that the profiler and the search treat every kind alike.
  *
  * Ownership: mq_model owns the mapped GGUF and everything it points to; layer tensor
  * pointers are borrowed from it and live until mq_model_free.
  *
- * Dependency rule: model/ depends on backends/ and core/ only.
+ * Dependency rule: model/ depends on gguf/, tokenizer/, backends/ and core/; only eval.c,
+ * imatrix.c (the llama forward pass) and loader.c (the loaders) reach llm/ and onnx/.
  */
 #ifndef MQ_MODEL_MODEL_H
 #define MQ_MODEL_MODEL_H
@@ -31,7 +33,7 @@
 #include <stdint.h>
 
 #include "core/dtype.h"
-#include "model/gguf.h"
+#include "gguf/gguf.h"
 
 #include <stddef.h>
 
@@ -128,7 +130,8 @@ struct mq_model {
                           llama-quantize --imatrix: its preset rules then see one) */
 };
 
-/* Loads a model: GGUF (llama architecture) or ONNX, told apart by the file's magic. */
+/* Loads a model: GGUF (llama architecture) or ONNX, told apart by the file's magic
+ * (model/loader.h). The caller frees *out with mq_model_free. */
 int mq_model_load(const char *path, struct mq_model **out);
 /* NULL is a no-op. */
 void mq_model_free(struct mq_model *m);

@@ -11,7 +11,8 @@
  *
  * Ownership: mq_plan_uniform returns a plan the caller frees with mq_plan_free.
  *
- * Dependency rule: model/ depends on backends/ and core/ only.
+ * Dependency rule: model/ depends on gguf/, tokenizer/, backends/ and core/; only eval.c,
+ * imatrix.c (the llama forward pass) and loader.c (the loaders) reach llm/ and onnx/.
  */
 #ifndef MQ_MODEL_PLAN_H
 #define MQ_MODEL_PLAN_H

@@ -44,7 +44,8 @@
  * Ownership: plans returned are the caller's (mq_plan_free); names and preset rows are
  * static.
  *
- * Dependency rule: model/ depends on backends/ and core/ only.
+ * Dependency rule: model/ depends on gguf/, tokenizer/, backends/ and core/; only eval.c,
+ * imatrix.c (the llama forward pass) and loader.c (the loaders) reach llm/ and onnx/.
  */
 #ifndef MQ_MODEL_PRESET_H
 #define MQ_MODEL_PRESET_H

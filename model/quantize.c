@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "core/status.h"
-#include "model/llama.h"
 
 #define GGML_QNT_VERSION 2 /* ggml's quantization version, which llama-quantize writes */
 

@@ -10,7 +10,7 @@
  * general.file_type (set from the plan, see below) and general.quantization_version (2,
  * as llama-quantize writes it); then whatever the caller's `meta` callback adds (mixq's
  * provenance, reports/export.h); then every tensor of the source in file order. A
- * quantizable layer's weights are converted by mq_convert_weights (model/llama.h), the
+ * quantizable layer's weights are converted by mq_convert_weights (core/dtype.h), the
  * one conversion the forward pass, the profiler and the sensitivity analysis use, so the
  * file holds exactly the bytes that were measured: dequantized to f32 with core/dtype's
  * to_f32 and quantized with its reference from_f32 (bit-exact with ggml's quantize_row_*),
@@ -36,14 +36,15 @@
  *
  * Ownership: the model and plan are borrowed; nothing allocated outlives a call.
  *
- * Dependency rule: model/ depends on backends/ and core/ only.
+ * Dependency rule: model/ depends on gguf/, tokenizer/, backends/ and core/; only eval.c,
+ * imatrix.c (the llama forward pass) and loader.c (the loaders) reach llm/ and onnx/.
  */
 #ifndef MQ_MODEL_QUANTIZE_H
 #define MQ_MODEL_QUANTIZE_H
 
 #include <stdint.h>
 
-#include "model/gguf.h"
+#include "gguf/gguf.h"
 #include "model/model.h"
 #include "model/plan.h"
 

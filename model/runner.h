@@ -11,7 +11,8 @@
  * Ownership: a session borrows the model, plan (only during session_new), backend and
  * workload, which must outlive it.
  *
- * Dependency rule: model/ depends on backends/ and core/ only.
+ * Dependency rule: model/ depends on gguf/, tokenizer/, backends/ and core/; only eval.c,
+ * imatrix.c (the llama forward pass) and loader.c (the loaders) reach llm/ and onnx/.
  */
 #ifndef MQ_MODEL_RUNNER_H
 #define MQ_MODEL_RUNNER_H
@@ -100,8 +101,6 @@ struct mq_runner_ops {
     int (*capture)(const struct mq_model *m, struct be_backend *be, const struct mq_quality_config *cfg,
                    mq_capture_fn fn, void *arg);
 };
-
-extern const struct mq_runner_ops mq_llama_runner;
 
 /* Checks that the model kind runs the workload: MQ_EINVAL with one line otherwise. */
 int mq_runner_check(const struct mq_model *m, const struct mq_workload *w);

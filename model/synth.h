@@ -33,8 +33,8 @@
  * Ownership: configs are plain values (their strings are static); nothing is allocated
  * that outlives a call.
  *
- * Dependency rule: model/ depends on backends/ and core/ only; this file on core/ and
- * model/gguf.h.
+ * Dependency rule: model/ depends on gguf/, tokenizer/, backends/ and core/; this file on
+ * core/ and gguf/gguf.h.
  */
 #ifndef MQ_MODEL_SYNTH_H
 #define MQ_MODEL_SYNTH_H
@@ -44,7 +44,7 @@
 #include <stdint.h>
 
 #include "core/dtype.h"
-#include "model/gguf.h"
+#include "gguf/gguf.h"
 
 /* The smallest vocabulary: 256 bytes, BOS, EOS and the merge result. */
 #define MQ_SYNTH_MIN_VOCAB 259

@@ -9,7 +9,8 @@
  *       "generate:P,G"   a prompt of P tokens, then G tokens decoded one by one
  * ONNX: "infer[:BATCH]"  one inference at the model's input shape with that batch (default 1)
  *
- * Dependency rule: model/ depends on backends/ and core/ only.
+ * Dependency rule: model/ depends on gguf/, tokenizer/, backends/ and core/; only eval.c,
+ * imatrix.c (the llama forward pass) and loader.c (the loaders) reach llm/ and onnx/.
  */
 #ifndef MQ_MODEL_WORKLOAD_H
 #define MQ_MODEL_WORKLOAD_H

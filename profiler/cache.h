@@ -13,7 +13,7 @@
  *
  * The default folder: $MIXQ_CACHE_DIR, else $XDG_CACHE_HOME/mixq, else ~/.cache/mixq.
  *
- * Dependency rule: profiler/ depends on model/, backends/ and core/ only.
+ * Dependency rule: profiler/ depends on model/, llm/, backends/ and core/ only.
  */
 #ifndef MQ_PROFILER_CACHE_H
 #define MQ_PROFILER_CACHE_H

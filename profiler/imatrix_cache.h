@@ -23,7 +23,7 @@
  *
  * Ownership: nothing is allocated that outlives a call.
  *
- * Dependency rule: profiler/ depends on model/, backends/ and core/ only.
+ * Dependency rule: profiler/ depends on model/, llm/, backends/ and core/ only.
  */
 #ifndef MQ_PROFILER_IMATRIX_CACHE_H
 #define MQ_PROFILER_IMATRIX_CACHE_H

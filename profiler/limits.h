@@ -2,7 +2,7 @@
  * peak arithmetic throughput of one core's vector units. The kernels' figures are
  * quoted as fractions of these, and profiles draw their rooflines against them.
  *
- * Dependency rule: profiler/ depends on model/, backends/ and core/ only.
+ * Dependency rule: profiler/ depends on model/, llm/, backends/ and core/ only.
  *
  * Each peak loop keeps 12 independent accumulators in registers (enough to cover the
  * instruction latency) and counts the arithmetic it does: an FMA is 2 flops per lane,

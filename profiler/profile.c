@@ -13,7 +13,7 @@
 
 #include "core/log.h"
 #include "core/status.h"
-#include "model/llama.h"
+#include "llm/llama.h"
 #include "profiler/cache.h"
 #include "profiler/topology.h"
 

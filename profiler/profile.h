@@ -38,7 +38,7 @@
  * Ownership: prof_profile_run returns a profile the caller frees with prof_profile_free.
  * Profiles read from YAML (reports/profile_io.h) are the same struct.
  *
- * Dependency rule: profiler/ depends on model/, backends/ and core/ only.
+ * Dependency rule: profiler/ depends on model/, llm/, backends/ and core/ only.
  */
 #ifndef MQ_PROFILER_PROFILE_H
 #define MQ_PROFILER_PROFILE_H

@@ -33,7 +33,7 @@
  * Ownership: prof_quality_init borrows the model, backend, configuration and cache folder
  * until prof_quality_release; the rest allocate nothing that outlives a call.
  *
- * Dependency rule: profiler/ depends on model/, backends/ and core/ only.
+ * Dependency rule: profiler/ depends on model/, llm/, backends/ and core/ only.
  */
 #ifndef MQ_PROFILER_QUALITY_H
 #define MQ_PROFILER_QUALITY_H

@@ -43,7 +43,8 @@
  * Ownership: rpt_cmp_load returns a comparison the caller frees with rpt_cmp_free (which
  * frees the profiles and fronts it read); the input arrays are borrowed.
  *
- * Dependency rule: reports/ reads plain structs from model/, profiler/ and search/.
+ * Dependency rule: reports/ reads plain structs from model/ (and gguf/, onnx/),
+ * profiler/ and search/.
  */
 #ifndef MQ_REPORTS_COMPARE_H
 #define MQ_REPORTS_COMPARE_H

@@ -11,7 +11,8 @@
  * must hold. Unknown keys, a malformed pin, or a schema other than model-config/1 are
  * one-line errors naming file and line, so that a typo does not silently unpin a layer.
  *
- * Dependency rule: reports/ reads plain structs from model/, profiler/ and search/.
+ * Dependency rule: reports/ reads plain structs from model/ (and gguf/, onnx/),
+ * profiler/ and search/.
  */
 #ifndef MQ_REPORTS_CONFIG_IO_H
 #define MQ_REPORTS_CONFIG_IO_H

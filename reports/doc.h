@@ -34,8 +34,8 @@
  * Ownership: the doc owns its buffers until rpt_doc_close or rpt_doc_release; strings
  * passed in are borrowed for the call.
  *
- * Dependency rule: reports/ reads plain structs from model/, profiler/ and search/; this
- * file depends on core/ only.
+ * Dependency rule: reports/ reads plain structs from model/ (and gguf/, onnx/),
+ * profiler/ and search/; this file depends on core/ only.
  */
 #ifndef MQ_REPORTS_DOC_H
 #define MQ_REPORTS_DOC_H

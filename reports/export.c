@@ -14,8 +14,8 @@
 #include "core/log.h"
 #include "core/sha256.h"
 #include "core/status.h"
-#include "model/onnx.h"
 #include "model/quantize.h"
+#include "onnx/onnx.h"
 #include "reports/yaml_doc.h"
 
 #ifndef MIXQ_VERSION

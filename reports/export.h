@@ -43,7 +43,8 @@
  * Ownership: the input structs are borrowed; rpt_llama_rules returns an array the caller
  * frees with rpt_llama_rules_free.
  *
- * Dependency rule: reports/ reads plain structs from model/, profiler/ and search/.
+ * Dependency rule: reports/ reads plain structs from model/ (and gguf/, onnx/),
+ * profiler/ and search/.
  */
 #ifndef MQ_REPORTS_EXPORT_H
 #define MQ_REPORTS_EXPORT_H
@@ -52,7 +53,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "model/gguf.h"
+#include "gguf/gguf.h"
 #include "model/model.h"
 #include "model/plan.h"
 

@@ -42,7 +42,8 @@
  * (validated points, the chosen one and the extremes always kept); `search.points` says
  * how many the front had.
  *
- * Dependency rule: reports/ reads plain structs from model/, profiler/ and search/.
+ * Dependency rule: reports/ reads plain structs from model/ (and gguf/, onnx/),
+ * profiler/ and search/.
  */
 #ifndef MQ_REPORTS_FRONT_IO_H
 #define MQ_REPORTS_FRONT_IO_H

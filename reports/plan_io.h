@@ -15,7 +15,8 @@
  *
  * Ownership: the caller frees the plan with mq_plan_free.
  *
- * Dependency rule: reports/ reads plain structs from model/, profiler/ and search/.
+ * Dependency rule: reports/ reads plain structs from model/ (and gguf/, onnx/),
+ * profiler/ and search/.
  */
 #ifndef MQ_REPORTS_PLAN_IO_H
 #define MQ_REPORTS_PLAN_IO_H

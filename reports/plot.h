@@ -42,7 +42,8 @@
  *
  * Ownership: everything passed in is borrowed for the duration of the call.
  *
- * Dependency rule: reports/ reads plain structs from model/, profiler/ and search/.
+ * Dependency rule: reports/ reads plain structs from model/ (and gguf/, onnx/),
+ * profiler/ and search/.
  */
 #ifndef MQ_REPORTS_PLOT_H
 #define MQ_REPORTS_PLOT_H

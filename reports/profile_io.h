@@ -26,7 +26,8 @@
  * value of the wrong kind is MQ_EFORMAT/MQ_EUNSUPPORTED with one line naming file, line
  * and field.
  *
- * Dependency rule: reports/ reads plain structs from model/, profiler/ and search/.
+ * Dependency rule: reports/ reads plain structs from model/ (and gguf/, onnx/),
+ * profiler/ and search/.
  */
 #ifndef MQ_REPORTS_PROFILE_IO_H
 #define MQ_REPORTS_PROFILE_IO_H

@@ -25,7 +25,8 @@
  * Readers refuse other schemas, newer versions, missing layers, unknown sources and
  * non-numeric or negative losses with one-line errors.
  *
- * Dependency rule: reports/ reads plain structs from model/, profiler/ and search/.
+ * Dependency rule: reports/ reads plain structs from model/ (and gguf/, onnx/),
+ * profiler/ and search/.
  */
 #ifndef MQ_REPORTS_SENSITIVITY_IO_H
 #define MQ_REPORTS_SENSITIVITY_IO_H

@@ -10,8 +10,8 @@
  *
  * Ownership: the document owns every node and string it hands out until release.
  *
- * Dependency rule: reports/ reads plain structs from model/, profiler/ and search/ and
- * depends on core/ and libyaml; nothing below it calls it.
+ * Dependency rule: reports/ reads plain structs from model/ (and gguf/, onnx/),
+ * profiler/ and search/ and depends on core/ and libyaml; nothing below it calls it.
  */
 #ifndef MQ_REPORTS_YAML_DOC_H
 #define MQ_REPORTS_YAML_DOC_H

@@ -14,7 +14,8 @@
  *
  * Ownership: the writer owns its emitter and temporary file until rpt_yw_close.
  *
- * Dependency rule: reports/ reads plain structs from model/, profiler/ and search/.
+ * Dependency rule: reports/ reads plain structs from model/ (and gguf/, onnx/),
+ * profiler/ and search/.
  */
 #ifndef MQ_REPORTS_YAML_WRITE_H
 #define MQ_REPORTS_YAML_WRITE_H

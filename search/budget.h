@@ -21,8 +21,8 @@
  *
  * Ownership: nothing is allocated; text is borrowed.
  *
- * Dependency rule: search/ depends on profiler/, model/, backends/ and core/; this module
- * uses core/ only.
+ * Dependency rule: search/ depends on profiler/, model/, llm/, gguf/, backends/ and
+ * core/; this module uses core/ only.
  */
 #ifndef MQ_SEARCH_BUDGET_H
 #define MQ_SEARCH_BUDGET_H

@@ -10,7 +10,8 @@
  * A pin that matches no layer, or gives a layer a format it cannot take, is an error
  * naming the pin and where it came from. When several pins match a layer, the last wins.
  *
- * Dependency rule: search/ depends on profiler/, model/, backends/ and core/.
+ * Dependency rule: search/ depends on profiler/, model/, llm/, gguf/, backends/ and
+ * core/.
  */
 #ifndef MQ_SEARCH_PINS_H
 #define MQ_SEARCH_PINS_H

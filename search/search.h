@@ -46,8 +46,8 @@
  * Ownership: the problem is borrowed (layer names too) and not kept after a call returns.
  * A front owns its points and their choices; srch_extremes owns its two choice arrays.
  *
- * Dependency rule: search/ depends on profiler/, model/, backends/ and core/; this module
- * uses core/ only.
+ * Dependency rule: search/ depends on profiler/, model/, llm/, gguf/, backends/ and
+ * core/; this module uses core/ only.
  */
 #ifndef MQ_SEARCH_SEARCH_H
 #define MQ_SEARCH_SEARCH_H

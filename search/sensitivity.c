@@ -10,7 +10,7 @@
 
 #include "core/log.h"
 #include "core/status.h"
-#include "model/llama.h"
+#include "llm/llama.h"
 #include "model/plan.h"
 #include "profiler/measure.h"
 #include "profiler/quality.h"

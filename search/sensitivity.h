@@ -79,7 +79,8 @@
  * Ownership: srch_sensitivity_run returns a table the caller frees with
  * srch_sensitivity_free; tables read from YAML (reports/sensitivity_io.h) are the same.
  *
- * Dependency rule: search/ depends on profiler/, model/, backends/ and core/.
+ * Dependency rule: search/ depends on profiler/, model/, llm/, gguf/, backends/ and
+ * core/.
  */
 #ifndef MQ_SEARCH_SENSITIVITY_H
 #define MQ_SEARCH_SENSITIVITY_H
@@ -88,7 +89,7 @@
 #include <stdint.h>
 
 #include "backends/backend.h"
-#include "model/gguf.h"
+#include "gguf/gguf.h"
 #include "model/model.h"
 #include "model/runner.h"
 #include "search/pins.h"

@@ -73,7 +73,8 @@
  * Ownership: srch_tune_run returns a result the caller frees with srch_tune_free; it
  * borrows nothing after returning.
  *
- * Dependency rule: search/ depends on profiler/, model/, backends/ and core/.
+ * Dependency rule: search/ depends on profiler/, model/, llm/, gguf/, backends/ and
+ * core/.
  */
 #ifndef MQ_SEARCH_TUNE_H
 #define MQ_SEARCH_TUNE_H

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "core/status.h"
-#include "model/gguf.h"
+#include "gguf/gguf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -17,15 +17,16 @@
 
 #include "backends/backend.h"
 #include "core/status.h"
-#include "model/onnx.h"
 #include "model/plan.h"
 #include "model/runner.h"
 #include "model/workload.h"
+#include "onnx/onnx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* No backend is opened here: the loader and the shape pass need none, so the fuzzer links
- * model/ and the dispatcher without backends/ (whose SIMD kernels need gcc's builtins). */
+ * gguf/, tokenizer/, model/, llm/, onnx/ and the dispatcher without backends/ (whose SIMD
+ * kernels need gcc's builtins). */
 int be_registry_count(void) { return 0; }
 const struct be_ops *be_registry_get(int i)
 {

@@ -8,7 +8,7 @@
 DIR holds the evaluation images as mixq's evaluation feeds them (tests/interop/onnx-run.c:
 case<k>.in.x.npy, batches in TSV order). TSV is the task's manifest (FILE<tab>ANGLE for
 the direction classifier, FILE<tab>TEXT for recognition). The metric is computed as
-model/onnx_task.c computes it: accuracy of the argmax class (cls), or the character error
+onnx/onnx_task.c computes it: accuracy of the argmax class (cls), or the character error
 rate of the greedy CTC decoding against the line's text, in Unicode code points (rec).
 
 Checks, each printed as ok or FAIL:
@@ -109,7 +109,7 @@ def main():
     if a.task == "rec":
         chars = alphabet(a.source)
         # the model's last class is a space when it has one more class than the dictionary
-        # lists (model/onnx_task.c rec_alphabet)
+        # lists (onnx/onnx_task.c rec_alphabet)
         n_classes = onnx.load(a.source, load_external_data=False).graph.output[0].type.tensor_type.shape.dim[2].dim_value
         if n_classes == len(chars) + 1:
             chars.append(" ")

@@ -32,7 +32,7 @@
 #include "core/dtype.h"
 #include "core/fp16.h"
 #include "core/status.h"
-#include "model/gguf.h"
+#include "gguf/gguf.h"
 
 static void usage(void)
 {

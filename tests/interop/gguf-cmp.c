@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/dtype.h"
-#include "model/gguf.h"
+#include "gguf/gguf.h"
 
 int main(int argc, char **argv)
 {

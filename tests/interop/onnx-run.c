@@ -21,9 +21,9 @@
 #include "backends/backend.h"
 #include "core/status.h"
 #include "model/model.h"
-#include "model/onnx.h"
-#include "model/onnx_task.h"
 #include "model/plan.h"
+#include "onnx/onnx.h"
+#include "onnx/onnx_task.h"
 
 static int write_npy(const char *path, const struct mq_onnx_io *t)
 {

@@ -27,7 +27,7 @@
 #include "core/dtype.h"
 #include "core/log.h"
 #include "core/status.h"
-#include "model/gguf.h"
+#include "gguf/gguf.h"
 #include "model/model.h"
 #include "model/plan.h"
 #include "model/preset.h"

@@ -27,8 +27,8 @@
 #include <time.h>
 
 #include "core/status.h"
-#include "model/gguf.h"
-#include "model/tokenizer.h"
+#include "gguf/gguf.h"
+#include "tokenizer/tokenizer.h"
 
 static char *slurp(const char *path, size_t *len)
 {

@@ -23,12 +23,12 @@
 #include "core/dtype.h"
 #include "core/fp16.h"
 #include "core/status.h"
+#include "llm/llama.h"
 #include "model/eval.h"
-#include "model/llama.h"
 #include "model/model.h"
 #include "model/plan.h"
-#include "model/tokenizer.h"
 #include "tests/unit/test.h"
+#include "tokenizer/tokenizer.h"
 
 static const char *const isas[] = {"scalar", "avx2", "avx512", "avx512vnni"};
 

@@ -31,13 +31,13 @@
 #include "backends/cuda/cuda.h"
 #include "core/dtype.h"
 #include "core/status.h"
+#include "llm/llama.h"
 #include "model/eval.h"
-#include "model/llama.h"
 #include "model/model.h"
 #include "model/plan.h"
-#include "model/tokenizer.h"
 #include "profiler/measure.h"
 #include "tests/unit/test.h"
+#include "tokenizer/tokenizer.h"
 
 static bool starts_with(const char *s, const char *prefix)
 {

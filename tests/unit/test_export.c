@@ -16,12 +16,12 @@
 #include <unistd.h>
 
 #include "core/status.h"
-#include "model/gguf.h"
-#include "model/llama.h"
+#include "gguf/gguf.h"
+#include "llm/llama.h"
 #include "model/model.h"
-#include "model/onnx.h"
 #include "model/plan.h"
 #include "model/quantize.h"
+#include "onnx/onnx.h"
 #include "reports/export.h"
 #include "tests/unit/test.h"
 

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "core/status.h"
-#include "model/gguf.h"
+#include "gguf/gguf.h"
 #include "tests/unit/test.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */

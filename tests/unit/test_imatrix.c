@@ -10,13 +10,13 @@
 
 #include "backends/backend.h"
 #include "core/status.h"
-#include "model/gguf.h"
+#include "gguf/gguf.h"
+#include "llm/llama.h"
 #include "model/imatrix.h"
-#include "model/llama.h"
 #include "model/model.h"
 #include "model/plan.h"
-#include "model/tokenizer.h"
 #include "tests/unit/test.h"
+#include "tokenizer/tokenizer.h"
 
 #define TINY "examples/tinyllm/tinyllm.gguf"
 #define TEXT "examples/data/kjv-eval.txt"

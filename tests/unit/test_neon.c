@@ -37,8 +37,8 @@
 #include "model/eval.h"
 #include "model/model.h"
 #include "model/plan.h"
-#include "model/tokenizer.h"
 #include "tests/unit/test.h"
+#include "tokenizer/tokenizer.h"
 
 #if defined(__aarch64__) && !defined(MIXQ_NO_NEON)
 #define HAVE_NEON_BACKEND 1

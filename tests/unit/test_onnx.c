@@ -11,11 +11,11 @@
 #include "backends/backend.h"
 #include "core/status.h"
 #include "model/model.h"
-#include "model/onnx.h"
-#include "model/onnx_internal.h"
 #include "model/plan.h"
 #include "model/runner.h"
 #include "model/workload.h"
+#include "onnx/onnx.h"
+#include "onnx/onnx_internal.h"
 #include "tests/unit/test.h"
 
 /* ---- a protobuf writer ----------------------------------------------------------------- */

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "core/status.h"
-#include "model/gguf.h"
+#include "gguf/gguf.h"
 #include "model/model.h"
 #include "model/plan.h"
 #include "model/preset.h"

@@ -20,7 +20,7 @@
 #include "core/dtype.h"
 #include "core/fp16.h"
 #include "core/status.h"
-#include "model/gguf.h"
+#include "gguf/gguf.h"
 #include "tests/unit/test.h"
 
 #define FIXTURE "tests/golden/quant-ref.gguf"

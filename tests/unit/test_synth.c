@@ -17,15 +17,15 @@
 
 #include "backends/backend.h"
 #include "core/status.h"
-#include "model/gguf.h"
-#include "model/llama.h"
+#include "gguf/gguf.h"
+#include "llm/llama.h"
 #include "model/model.h"
 #include "model/plan.h"
 #include "model/synth.h"
-#include "model/tokenizer.h"
 #include "profiler/profile.h"
 #include "reports/plot.h"
 #include "tests/unit/test.h"
+#include "tokenizer/tokenizer.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
 

@@ -8,10 +8,10 @@
 #include <string.h>
 
 #include "core/status.h"
-#include "model/gguf.h"
-#include "model/tokenizer.h"
-#include "model/unicode.h"
+#include "gguf/gguf.h"
 #include "tests/unit/test.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
 
 #define GPT2 "tests/golden/vocab/ggml-vocab-gpt-2.gguf"
 #define SPM "tests/golden/vocab/ggml-vocab-llama-spm.gguf"

@@ -1,5 +1,5 @@
-/* model/llama.c - the llama forward pass as a sequence of backend ops. */
-#include "model/llama.h"
+/* llm/llama.c - the llama forward pass as a sequence of backend ops. */
+#include "llm/llama.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,4 +1,6 @@
-/* model/llama.h - the llama-family forward pass, on any backend, with a plan applied.
+/* llm/llama.h - the llama family: loading it from GGUF (mq_llama_model_load, the
+ * hyperparameters and layers; llm/llama_model.c), its forward pass on any backend with a
+ * plan applied (llm/llama.c), and its runner (llm/llama_runner.c).
  *
  *     struct mq_llama *l;
  *     struct mq_llama_config cfg = {.n_ctx = 256, .n_batch = 256};
@@ -23,10 +25,10 @@
  * Ownership: the model and backend are borrowed and must outlive the mq_llama.
  * Logits are written to caller memory, [n][n_vocab] row-major.
  *
- * Dependency rule: model/ depends on backends/ and core/ only.
+ * Dependency rule: llm/ depends on model/, tokenizer/, gguf/, backends/ and core/.
  */
-#ifndef MQ_MODEL_LLAMA_H
-#define MQ_MODEL_LLAMA_H
+#ifndef MQ_LLM_LLAMA_H
+#define MQ_LLM_LLAMA_H
 
 #include <stdint.h>
 
@@ -64,5 +66,14 @@ int64_t mq_llama_n_batch(const struct mq_llama *l);
 
 /* Bytes of weights uploaded (quantizable layers in their plan formats plus norms). */
 uint64_t mq_llama_weight_bytes(const struct mq_llama *l);
+
+/* Loads a GGUF file of general.architecture "llama" as a model (llm/llama_model.c; the
+ * GGUF row of model/loader.c's table, so mq_model_load calls it for files that start with
+ * GGUF's magic): hyperparameters, quantizable layers, glue tensors and vocabulary. The
+ * caller frees with mq_model_free. */
+int mq_llama_model_load(const char *path, struct mq_model **out);
+
+/* The runner (model/runner.h) of llama models (llm/llama_runner.c). */
+extern const struct mq_runner_ops mq_llama_runner;
 
 #endif

@@ -1,4 +1,4 @@
-/* model/tokenizer.h - text to token ids, from the vocabulary in a GGUF file, exactly as
+/* tokenizer/tokenizer.h - text to token ids, from the vocabulary in a GGUF file, exactly as
  * llama.cpp tokenizes (llama_tokenize with parse_special = false).
  *
  *     struct mq_vocab *v;
@@ -44,16 +44,16 @@
  * mq_vocab_tokenize and mq_vocab_detokenize return malloc'd arrays the caller frees.
  * A vocab is read-only after loading: several threads may tokenize with one vocab.
  *
- * Dependency rule: model/ depends on backends/ and core/ only.
+ * Dependency rule: tokenizer/ depends on gguf/ and core/ only.
  */
-#ifndef MQ_MODEL_TOKENIZER_H
-#define MQ_MODEL_TOKENIZER_H
+#ifndef MQ_TOKENIZER_TOKENIZER_H
+#define MQ_TOKENIZER_TOKENIZER_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/gguf.h"
+#include "gguf/gguf.h"
 
 struct mq_vocab;
 

@@ -1,4 +1,4 @@
-/* model/onnx_task.c - ONNX models' tasks (model/onnx_task.h): recognizing them, their
+/* onnx/onnx_task.c - ONNX models' tasks (onnx/onnx_task.h): recognizing them, their
  * inputs, their evaluation data (WAV, PGM and manifests, every size checked) and their
  * quality against the f32 plan. */
 #include <errno.h>
@@ -12,7 +12,7 @@
 
 #include "core/log.h"
 #include "core/status.h"
-#include "model/onnx_task.h"
+#include "onnx/onnx_task.h"
 
 #define DATA_MAX_BYTES ((size_t)256 << 20) /* evaluation files beyond this are refused */
 #define IMG_MAX_SIDE 8192

@@ -1,4 +1,4 @@
-/* model/onnx_task.h - what an ONNX model is for: its task, recognized from the graph's
+/* onnx/onnx_task.h - what an ONNX model is for: its task, recognized from the graph's
  * signature, says what one inference feeds it (input shapes at a batch size, inputs bound
  * to constants), what its default evaluation data are, and how its quality is measured.
  *
@@ -19,15 +19,15 @@
  * Evaluation data are a manifest (formats in examples/onnx/README.md) naming WAV (16-bit
  * PCM, mono, 16 kHz) or PGM (P5, 8-bit) files beside it.
  *
- * Dependency rule: model/ depends on backends/ and core/ only.
+ * Dependency rule: onnx/ depends on model/, backends/ and core/ only.
  */
-#ifndef MQ_MODEL_ONNX_TASK_H
-#define MQ_MODEL_ONNX_TASK_H
+#ifndef MQ_ONNX_ONNX_TASK_H
+#define MQ_ONNX_ONNX_TASK_H
 
 #include <stdint.h>
 
-#include "model/onnx_internal.h"
 #include "model/runner.h"
+#include "onnx/onnx_internal.h"
 
 struct onnx_quality;
 

@@ -1,5 +1,5 @@
-/* model/onnx_internal.h - what the ONNX reader, graph compiler, interpreter and runner
- * share inside model/ (not a public interface: use model/onnx.h).
+/* onnx/onnx_internal.h - what the ONNX reader, graph compiler, interpreter and runner
+ * share inside onnx/ (not a public interface: use onnx/onnx.h).
  *
  * Tensors in the interpreter are dense, row-major, and of three kinds: F32 (every float
  * type is widened on reading), I64 (every integer type) and BOOL (stored as int64 0/1).
@@ -8,16 +8,16 @@
  * arithmetic: Shape, Gather, Concat, Cast on a few int64 values), so a whole model's
  * shapes, matmul sizes and live memory are known without running its arithmetic.
  *
- * Dependency rule: model/ depends on backends/ and core/ only.
+ * Dependency rule: onnx/ depends on model/, backends/ and core/ only.
  */
-#ifndef MQ_MODEL_ONNX_INTERNAL_H
-#define MQ_MODEL_ONNX_INTERNAL_H
+#ifndef MQ_ONNX_ONNX_INTERNAL_H
+#define MQ_ONNX_ONNX_INTERNAL_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "model/onnx.h"
 #include "model/runner.h"
+#include "onnx/onnx.h"
 
 #define OX_SHAPE_DATA_MAX 4096 /* elements an output may have to be computed in a shape pass */
 
@@ -151,6 +151,75 @@ int ox_run_node(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *con
 
 const struct mq_onnx_attr *ox_attr(const struct ox_node *n, const char *name);
 int64_t ox_attr_int(const struct ox_node *n, const char *name, int64_t def);
+
+/* ---- what the ops share (onnx_ops.c), for onnx_ops_shape.c and onnx_ops_nn.c ---------- */
+
+#define OX_MAX_ELEMS ((int64_t)1 << 34) /* 64 GiB of f32: beyond, a shape is absurd */
+
+static inline size_t ox_type_size(enum ox_type t)
+{
+    return t == OX_F32 ? sizeof(float) : sizeof(int64_t);
+}
+
+/* Element i of an F32 or I64/BOOL tensor, as a float. */
+static inline float ox_fget(const struct ox_tensor *t, int64_t i)
+{
+    return t->type == OX_F32 ? ((const float *)t->data)[i] : (float)((const int64_t *)t->data)[i];
+}
+
+/* The product of d[from] .. d[to - 1] (1 when empty). */
+static inline int64_t ox_prod(const int64_t *d, int from, int to)
+{
+    int64_t p = 1;
+    for (int i = from; i < to; i++)
+        p *= d[i];
+    return p;
+}
+
+float ox_attr_float(const struct ox_node *n, const char *name, float def);
+/* The attribute's string, in buf; `def` when absent. */
+const char *ox_attr_str(const struct ox_node *n, const char *name, const char *def, char *buf,
+                        size_t size);
+/* Integer list from an attribute (borrowed from the file): count in *count (-1 when absent). */
+const int64_t *ox_attr_ints(const struct ox_node *n, const char *name, int64_t *count);
+/* The values of a small integer input (axes, pads, shapes), which must have data: at most
+ * max into vals, their number in *n. */
+int ox_input_ints(struct ox_ctx *c, const struct ox_tensor *t, const char *what, int64_t *vals,
+                  int max, int *n);
+/* Axis in [-rank, rank) to [0, rank). */
+int ox_norm_axis(struct ox_ctx *c, int64_t axis, int rank, int *out);
+/* MQ_EFORMAT when input `what` is missing (t NULL); ox_need_f32 also refuses integer
+ * tensors (MQ_EUNSUPPORTED). */
+int ox_need(struct ox_ctx *c, const struct ox_tensor *t, const char *what);
+int ox_need_f32(struct ox_ctx *c, const struct ox_tensor *t, const char *what);
+/* The broadcast shape of n_ts tensors (numpy rules) into *nd and dims; MQ_EFORMAT when
+ * they do not broadcast. */
+int ox_bcast(struct ox_ctx *c, struct ox_tensor *const *ts, int n_ts, int *nd, int64_t *dims);
+
+/* Iterates the broadcast shape, giving each operand's offset. */
+struct ox_biter {
+    int nd, k;
+    int64_t dims[MQ_ONNX_MAX_DIMS], idx[MQ_ONNX_MAX_DIMS], st[3][MQ_ONNX_MAX_DIMS], off[3];
+};
+/* Starts at index 0 of dims[nd] for the k (<= 3) tensors ts; ox_biter_next steps one
+ * element in row-major order. */
+void ox_biter_init(struct ox_biter *it, struct ox_tensor *const *ts, int k, int nd,
+                   const int64_t *dims);
+void ox_biter_next(struct ox_biter *it);
+
+/* out = a copy of x's data with shape dims[nd] (same element count): what ox_out returns
+ * when it gives no memory (a shape pass), else MQ_OK or an error. */
+int ox_copy_tensor(struct ox_ctx *c, const struct ox_tensor *x, struct ox_tensor *out, int nd,
+                   const int64_t *dims);
+
+/* The ops of onnx_ops_shape.c and onnx_ops_nn.c, rows of ox_ops (onnx_ops.c). */
+typedef int ox_op_fn(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in,
+                     struct ox_tensor *out);
+ox_op_fn ox_op_reshape, ox_op_flatten, ox_op_squeeze, ox_op_unsqueeze, ox_op_transpose,
+         ox_op_concat, ox_op_split, ox_op_slice, ox_op_gather, ox_op_expand, ox_op_pad, ox_op_rmean,
+         ox_op_rsum, ox_op_rmax, ox_op_softmax, ox_op_batchnorm, ox_op_layernorm;
+ox_op_fn ox_op_maxpool, ox_op_avgpool, ox_op_gap, ox_op_gmp, ox_op_resize, ox_op_conv, ox_op_conv_t,
+         ox_op_gemm, ox_op_matmul;
 
 /* Hands every layer matmul's input ([M][K] row-major: M columns of K) to fn before it
  * runs; a grouped layer (conv with groups) hands one call per group, and group j's

@@ -1,8 +1,8 @@
-/* model/unicode.c - UTF-8 as llama.cpp reads it, flags, and the pre-tokenizer splitters.
+/* tokenizer/unicode.c - UTF-8 as llama.cpp reads it, flags, and the pre-tokenizer splitters.
  *
  * The splitters follow llama.cpp's src/unicode.cpp (unicode_regex_split and its custom
- * splitters); see model/unicode.h for the contract. */
-#include "model/unicode.h"
+ * splitters); see tokenizer/unicode.h for the contract. */
+#include "tokenizer/unicode.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* model/gguf.h - read and write GGUF files (versions 2 and 3, little-endian).
+/* gguf/gguf.h - read and write GGUF files (versions 2 and 3, little-endian).
  *
  * Reading maps the file and validates everything before anything is used: every count,
  * string length, array length, nesting depth, tensor dimension, type, offset and size
@@ -38,10 +38,11 @@
  * copies keys and values it is given; tensor data (and the context of a row callback)
  * are borrowed and must stay valid until mq_gguf_writer_write returns.
  *
- * Dependency rule: model/ depends on backends/ and core/ only; this file on core/ only.
+ * Dependency rule: gguf/ depends on core/ only (and libc): it is the leaf every model
+ * format, the tokenizers and the writers build on.
  */
-#ifndef MQ_MODEL_GGUF_H
-#define MQ_MODEL_GGUF_H
+#ifndef MQ_GGUF_GGUF_H
+#define MQ_GGUF_GGUF_H
 
 #include <stdbool.h>
 #include <stddef.h>

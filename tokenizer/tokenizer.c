@@ -1,10 +1,10 @@
-/* model/tokenizer.c - llama.cpp's BPE ("gpt2") and SentencePiece ("llama") tokenizers.
+/* tokenizer/tokenizer.c - llama.cpp's BPE ("gpt2") and SentencePiece ("llama") tokenizers.
  *
  * Follows llama.cpp's src/llama-vocab.cpp: llama_vocab::impl::load (defaults, attribute
  * fix-ups by token text), tokenizer_st_partition (user-defined tokens cut out first),
  * llm_tokenizer_bpe_session and llm_tokenizer_spm_session (the merge loops, with the same
- * priority order), token_to_piece. The pre-tokenizers are in model/unicode.c. */
-#include "model/tokenizer.h"
+ * priority order), token_to_piece. The pre-tokenizers are in tokenizer/unicode.c. */
+#include "tokenizer/tokenizer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -15,7 +15,7 @@
 
 #include "core/log.h"
 #include "core/status.h"
-#include "model/unicode.h"
+#include "tokenizer/unicode.h"
 
 #define MAX_TOKEN_BYTES 65536 /* longer tokens are refused (real vocabularies stay under 2 KiB) */
 

@@ -1,4 +1,4 @@
-/* model/onnx_exec.c - running a compiled ONNX graph: the layers' weights on a backend in a
+/* onnx/onnx_exec.c - running a compiled ONNX graph: the layers' weights on a backend in a
  * plan's formats, every node in order on the host, values freed after their last use;
  * and the shape pass that prices a workload without running its arithmetic. */
 #include <inttypes.h>
@@ -6,8 +6,7 @@
 #include <string.h>
 
 #include "core/status.h"
-#include "model/llama.h"
-#include "model/onnx_internal.h"
+#include "onnx/onnx_internal.h"
 
 struct mq_onnx_exec {
     const struct mq_model *m;

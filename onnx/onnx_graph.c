@@ -1,4 +1,4 @@
-/* model/onnx_graph.c - compiles a read ONNX file into what the interpreter runs: values
+/* onnx/onnx_graph.c - compiles a read ONNX file into what the interpreter runs: values
  * by id, constants decoded and folded, If nodes with constant conditions replaced by
  * their branch, nodes in topological order, liveness, and the quantizable layers. */
 #include <inttypes.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "core/status.h"
-#include "model/onnx_internal.h"
+#include "onnx/onnx_internal.h"
 
 /* ---- a string -> int map (open addressing, borrowed keys) ------------------------------- */
 

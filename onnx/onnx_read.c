@@ -1,4 +1,4 @@
-/* model/onnx_read.c - the protobuf wire-format reader for ONNX files (model/onnx.h says
+/* onnx/onnx_read.c - the protobuf wire-format reader for ONNX files (onnx/onnx.h says
  * why it is hand-written). Every message is walked twice: once to count its repeated
  * fields (so arrays are sized by what is present, never by a number the file states),
  * once to fill them. Field numbers are onnx.proto's. */
@@ -14,7 +14,7 @@
 
 #include "core/fp16.h"
 #include "core/status.h"
-#include "model/onnx.h"
+#include "onnx/onnx.h"
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 

@@ -1,4 +1,4 @@
-/* model/llama_runner.c - the runner (model/runner.h) of llama models: sessions that run
+/* llm/llama_runner.c - the runner (model/runner.h) of llama models: sessions that run
  * decode / prefill / generate workloads, each layer's matmul work, the memory model. */
 #include <errno.h>
 #include <stdio.h>
@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "core/status.h"
+#include "llm/llama.h"
 #include "model/eval.h"
-#include "model/llama.h"
 #include "model/runner.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 struct llama_session {
     const struct mq_model *m;
@@ -297,11 +297,3 @@ const struct mq_runner_ops mq_llama_runner = {
     .quality_free = llama_quality_free,
     .capture = llama_capture,
 };
-
-int mq_runner_check(const struct mq_model *m, const struct mq_workload *w)
-{
-    if (!m->runner->accepts(m, w))
-        return mq_error(MQ_EINVAL, "workload '%s' does not apply to %s models (default: %s)", w->label,
-                        m->runner->kind, m->runner->default_workload);
-    return MQ_OK;
-}

@@ -1,4 +1,4 @@
-/* model/gguf.c - read and write GGUF files. The contract is in gguf.h.
+/* gguf/gguf.c - read and write GGUF files. The contract is in gguf.h.
  *
  * Reading trusts no number in the file. Every read goes through a cursor that checks
  * the bytes are there; every count is checked against the bytes left before anything
@@ -14,7 +14,7 @@
  * A tensor added with a row callback is produced at write time into one chunk buffer
  * shared by all such tensors, so files larger than memory stream through it.
  */
-#include "model/gguf.h"
+#include "gguf/gguf.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* model/onnx_runner.c - ONNX models as mixq models: loading (read, compile, list layers)
+/* onnx/onnx_runner.c - ONNX models as mixq models: loading (read, compile, list layers)
  * and the runner (model/runner.h): infer[:BATCH] sessions, each layer's matmul work and
  * the memory model from a shape pass, `mixq info`'s lines, and quality (onnx_task.c). */
 #include <inttypes.h>
@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "core/status.h"
-#include "model/onnx_task.h"
 #include "model/runner.h"
+#include "onnx/onnx_task.h"
 
 static const struct ox_graph *graph_of(const struct mq_model *m) { return m->impl; }
 

@@ -1,0 +1,731 @@
+/* onnx/onnx_ops_nn.c - the spatial ONNX ops (conv geometry, pooling, Resize) and the
+ * layers: Conv, ConvTranspose, Gemm and MatMul with their weights as rows, multiplied
+ * through the context's matmul (the backend in a session) or in f32 on the host; listed in
+ * onnx_ops.c's table (onnx/onnx_internal.h). */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+#include "onnx/onnx_internal.h"
+
+/* ---- spatial: conv geometry, pooling, resize -------------------------------------------- */
+
+/* 1-D and 2-D spatial geometry, 1-D seen as 2-D with H = 1. */
+struct geom {
+    int sp;                    /* spatial dims: 1 or 2 */
+    int64_t H, W, kh, kw, sh, sw, dh, dw, ph0, pw0, ph1, pw1, OH, OW;
+};
+
+static int spatial_geom(struct ox_ctx *c, const struct ox_node *n, const struct ox_tensor *x, const int64_t *kernel,
+                        bool transpose, bool ceil_mode, struct geom *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->sp = x->nd - 2;
+    if (g->sp != 1 && g->sp != 2)
+        return ox_fail(c, MQ_EUNSUPPORTED, "%d spatial dimensions (mixq runs 1-D and 2-D)", g->sp);
+    int64_t cnt;
+    const int64_t *a;
+    int64_t k[2], s[2] = {1, 1}, d[2] = {1, 1}, p[4] = {0, 0, 0, 0}, sz[2];
+    for (int i = 0; i < g->sp; i++) {
+        k[i] = kernel[i];
+        sz[i] = x->dims[2 + i];
+    }
+    if ((a = ox_attr_ints(n, "strides", &cnt))) {
+        if (cnt != g->sp)
+            return ox_fail(c, MQ_EFORMAT, "strides of %" PRId64 " values", cnt);
+        memcpy(s, a, (size_t)cnt * 8);
+    }
+    if ((a = ox_attr_ints(n, "dilations", &cnt))) {
+        if (cnt != g->sp)
+            return ox_fail(c, MQ_EFORMAT, "dilations of %" PRId64 " values", cnt);
+        memcpy(d, a, (size_t)cnt * 8);
+    }
+    if ((a = ox_attr_ints(n, "pads", &cnt))) {
+        if (cnt != 2 * g->sp)
+            return ox_fail(c, MQ_EFORMAT, "pads of %" PRId64 " values", cnt);
+        memcpy(p, a, (size_t)cnt * 8);
+    }
+    for (int i = 0; i < g->sp; i++)
+        if (s[i] < 1 || d[i] < 1 || k[i] < 1 || p[i] < 0 || p[i + g->sp] < 0 || s[i] > 4096 || d[i] > 4096 ||
+            k[i] > 4096 || p[i] > 4096 || p[i + g->sp] > 4096)
+            return ox_fail(c, MQ_EFORMAT, "kernel, stride, dilation or pad out of range");
+    char buf[32];
+    const char *ap = ox_attr_str(n, "auto_pad", "NOTSET", buf, sizeof(buf));
+    int64_t o[2];
+    for (int i = 0; i < g->sp; i++) {
+        int64_t ek = (k[i] - 1) * d[i] + 1;
+        if (strcmp(ap, "SAME_UPPER") == 0 || strcmp(ap, "SAME_LOWER") == 0) {
+            if (transpose)
+                return ox_fail(c, MQ_EUNSUPPORTED, "auto_pad %s on a transposed convolution", ap);
+            o[i] = (sz[i] + s[i] - 1) / s[i];
+            int64_t tot = (o[i] - 1) * s[i] + ek - sz[i];
+            tot = tot < 0 ? 0 : tot;
+            p[i] = ap[5] == 'U' ? tot / 2 : tot - tot / 2;
+            p[i + g->sp] = tot - p[i];
+        } else if (strcmp(ap, "VALID") == 0) {
+            p[i] = p[i + g->sp] = 0;
+        } else if (strcmp(ap, "NOTSET") != 0) {
+            return ox_fail(c, MQ_EUNSUPPORTED, "auto_pad '%s'", ap);
+        }
+        if (transpose) {
+            int64_t op_ = 0;
+            if ((a = ox_attr_ints(n, "output_padding", &cnt)) && cnt == g->sp)
+                op_ = a[i];
+            if (ox_attr_ints(n, "output_shape", &cnt))
+                return ox_fail(c, MQ_EUNSUPPORTED, "output_shape (give pads instead)");
+            o[i] = s[i] * (sz[i] - 1) + op_ + ek - p[i] - p[i + g->sp];
+        } else {
+            int64_t span = sz[i] + p[i] + p[i + g->sp] - ek;
+            if (span < 0)
+                return ox_fail(c, MQ_EFORMAT, "kernel of %" PRId64 " wider than the padded input of %" PRId64, ek,
+                               sz[i] + p[i] + p[i + g->sp]);
+            o[i] = (ceil_mode ? (span + s[i] - 1) / s[i] : span / s[i]) + 1;
+            /* with ceil_mode the last window must start inside the input or the left pad */
+            if (ceil_mode && (o[i] - 1) * s[i] >= sz[i] + p[i])
+                o[i]--;
+        }
+        if (o[i] < 1)
+            return ox_fail(c, MQ_EFORMAT, "output of size %" PRId64, o[i]);
+    }
+    if (g->sp == 1) {
+        g->H = 1, g->kh = 1, g->sh = 1, g->dh = 1, g->OH = 1;
+        g->W = sz[0], g->kw = k[0], g->sw = s[0], g->dw = d[0], g->pw0 = p[0], g->pw1 = p[1], g->OW = o[0];
+    } else {
+        g->H = sz[0], g->kh = k[0], g->sh = s[0], g->dh = d[0], g->ph0 = p[0], g->ph1 = p[2], g->OH = o[0];
+        g->W = sz[1], g->kw = k[1], g->sw = s[1], g->dw = d[1], g->pw0 = p[1], g->pw1 = p[3], g->OW = o[1];
+    }
+    return MQ_OK;
+}
+
+static int pool(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out, bool avg,
+                bool global)
+{
+    int rc;
+    if ((rc = ox_need_f32(c, in[0], "X")) < 0)
+        return rc;
+    const struct ox_tensor *x = in[0];
+    if (x->nd < 3)
+        return ox_fail(c, MQ_EFORMAT, "input of rank %d", x->nd);
+    if (n->n_out > 1)
+        return ox_fail(c, MQ_EUNSUPPORTED, "the Indices output");
+    struct geom g;
+    int64_t kernel[2], cnt;
+    if (global) {
+        if (x->nd > 4)
+            return ox_fail(c, MQ_EUNSUPPORTED, "%d spatial dimensions", x->nd - 2);
+        for (int i = 0; i < x->nd - 2; i++)
+            kernel[i] = x->dims[2 + i];
+    } else {
+        const int64_t *k = ox_attr_ints(n, "kernel_shape", &cnt);
+        if (!k || cnt != x->nd - 2 || cnt > 2)
+            return ox_fail(c, MQ_EFORMAT, "kernel_shape missing or of the wrong rank");
+        memcpy(kernel, k, (size_t)cnt * 8);
+    }
+    if (global) {
+        memset(&g, 0, sizeof(g));
+        g.sp = x->nd - 2;
+        g.H = g.sp == 2 ? x->dims[2] : 1;
+        g.W = x->dims[x->nd - 1];
+        g.kh = g.H, g.kw = g.W, g.sh = g.sw = g.dh = g.dw = 1, g.OH = g.OW = 1;
+    } else if ((rc = spatial_geom(c, n, x, kernel, false, ox_attr_int(n, "ceil_mode", 0) != 0, &g)) < 0) {
+        return rc;
+    }
+    int64_t dims[4] = {x->dims[0], x->dims[1], g.OH, g.OW};
+    if (g.sp == 1)
+        dims[2] = g.OW;
+    if ((rc = ox_out(c, out, OX_F32, x->nd, dims)) <= 0)
+        return rc;
+    bool incl = ox_attr_int(n, "count_include_pad", 0) != 0;
+    int64_t planes = x->dims[0] * x->dims[1];
+    const float *xd = x->data;
+    float *y = out->data;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = xd + pl * g.H * g.W;
+        float *yp = y + pl * g.OH * g.OW;
+        for (int64_t oy = 0; oy < g.OH; oy++)
+            for (int64_t ox_ = 0; ox_ < g.OW; ox_++) {
+                double acc = avg ? 0.0 : -INFINITY;
+                int64_t cntv = 0, cnt_pad = 0;
+                for (int64_t ky = 0; ky < g.kh; ky++) {
+                    int64_t iy = oy * g.sh - g.ph0 + ky * g.dh;
+                    for (int64_t kx = 0; kx < g.kw; kx++) {
+                        int64_t ix = ox_ * g.sw - g.pw0 + kx * g.dw;
+                        /* windows past the input count padding only inside the pads */
+                        if (iy < g.H + g.ph1 && ix < g.W + g.pw1)
+                            cnt_pad++;
+                        if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W)
+                            continue;
+                        float v = xp[iy * g.W + ix];
+                        acc = avg ? acc + v : (v > acc ? v : acc);
+                        cntv++;
+                    }
+                }
+                yp[oy * g.OW + ox_] = (float)(avg ? acc / (double)((incl ? cnt_pad : cntv) ? (incl ? cnt_pad : cntv) : 1) : acc);
+            }
+    }
+    return MQ_OK;
+}
+
+int ox_op_maxpool(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    return pool(c, n, in, out, false, false);
+}
+int ox_op_avgpool(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    return pool(c, n, in, out, true, false);
+}
+int ox_op_gap(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    return pool(c, n, in, out, true, true);
+}
+int ox_op_gmp(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    return pool(c, n, in, out, false, true);
+}
+
+int ox_op_resize(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    int rc;
+    if ((rc = ox_need_f32(c, in[0], "X")) < 0)
+        return rc;
+    const struct ox_tensor *x = in[0];
+    if (x->nd != 4 && x->nd != 3)
+        return ox_fail(c, MQ_EUNSUPPORTED, "input of rank %d (mixq resizes NCW and NCHW)", x->nd);
+    int nd = x->nd;
+    int64_t dims[4];
+    double scale[4] = {1, 1, 1, 1};
+    /* opset 10: (X, scales); 11+: (X, roi, scales, sizes) */
+    const struct ox_tensor *scales = n->n_in == 2 ? in[1] : n->n_in > 2 ? in[2] : NULL;
+    const struct ox_tensor *sizes = n->n_in > 3 ? in[3] : NULL;
+    if (sizes && sizes->n > 0) {
+        int64_t sv[4];
+        int ns;
+        if ((rc = ox_input_ints(c, sizes, "sizes", sv, 4, &ns)) < 0)
+            return rc;
+        if (ns != nd)
+            return ox_fail(c, MQ_EFORMAT, "sizes of %d values for rank %d", ns, nd);
+        for (int i = 0; i < nd; i++) {
+            dims[i] = sv[i];
+            scale[i] = x->dims[i] ? (double)sv[i] / (double)x->dims[i] : 1.0;
+        }
+    } else if (scales && scales->n > 0) {
+        if (!scales->data || scales->type != OX_F32 || scales->n != nd)
+            return ox_fail(c, scales->data ? MQ_EFORMAT : MQ_EUNSUPPORTED, "scales must be %d known floats", nd);
+        for (int i = 0; i < nd; i++) {
+            scale[i] = ((const float *)scales->data)[i];
+            if (!(scale[i] > 0.0 && scale[i] < 4096.0))
+                return ox_fail(c, MQ_EFORMAT, "scale %g", scale[i]);
+            dims[i] = (int64_t)floor((double)x->dims[i] * scale[i]);
+        }
+    } else {
+        return ox_fail(c, MQ_EFORMAT, "neither scales nor sizes");
+    }
+    if (dims[0] != x->dims[0] || dims[1] != x->dims[1])
+        return ox_fail(c, MQ_EUNSUPPORTED, "resizing the batch or channel dimension");
+    char mb[16], cb[32], nb[32];
+    const char *mode = ox_attr_str(n, "mode", "nearest", mb, sizeof(mb));
+    const char *ct = ox_attr_str(n, "coordinate_transformation_mode", "half_pixel", cb, sizeof(cb));
+    const char *nm = ox_attr_str(n, "nearest_mode", "round_prefer_floor", nb, sizeof(nb));
+    bool linear = strcmp(mode, "linear") == 0;
+    if (!linear && strcmp(mode, "nearest") != 0)
+        return ox_fail(c, MQ_EUNSUPPORTED, "resize mode '%s'", mode);
+    int ctm = strcmp(ct, "half_pixel") == 0 ? 0 : strcmp(ct, "asymmetric") == 0 ? 1 : strcmp(ct, "align_corners") == 0 ? 2
+              : strcmp(ct, "pytorch_half_pixel") == 0 ? 3 : -1;
+    if (ctm < 0)
+        return ox_fail(c, MQ_EUNSUPPORTED, "coordinate transformation '%s'", ct);
+    int nmode = strcmp(nm, "round_prefer_floor") == 0 ? 0 : strcmp(nm, "round_prefer_ceil") == 0 ? 1
+                : strcmp(nm, "floor") == 0 ? 2 : strcmp(nm, "ceil") == 0 ? 3 : -1;
+    if (nmode < 0)
+        return ox_fail(c, MQ_EUNSUPPORTED, "nearest mode '%s'", nm);
+    if ((rc = ox_out(c, out, OX_F32, nd, dims)) <= 0)
+        return rc;
+    int64_t H = nd == 4 ? x->dims[2] : 1, W = x->dims[nd - 1], OH = nd == 4 ? dims[2] : 1, OW = dims[nd - 1];
+    double sh = nd == 4 ? scale[2] : 1.0, sw = scale[nd - 1];
+    int64_t planes = x->dims[0] * x->dims[1];
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int64_t oy = 0; oy < OH; oy++)
+            for (int64_t ox_ = 0; ox_ < OW; ox_++) {
+                double src[2];
+                int64_t o[2] = {oy, ox_}, len[2] = {OH, OW}, in_len[2] = {H, W};
+                double sc[2] = {sh, sw};
+                for (int k = 0; k < 2; k++) {
+                    double v = (double)o[k];
+                    switch (ctm) {
+                    case 0: src[k] = (v + 0.5) / sc[k] - 0.5; break;
+                    case 1: src[k] = v / sc[k]; break;
+                    case 2: src[k] = len[k] > 1 ? v * (double)(in_len[k] - 1) / (double)(len[k] - 1) : 0.0; break;
+                    default: src[k] = len[k] > 1 ? (v + 0.5) / sc[k] - 0.5 : 0.0; break;
+                    }
+                }
+                const float *xp = (const float *)x->data + pl * H * W;
+                float v;
+                if (!linear) {
+                    int64_t iy[2];
+                    for (int k = 0; k < 2; k++) {
+                        double s = src[k], f = floor(s);
+                        double r = nmode == 2 ? f : nmode == 3 ? ceil(s)
+                                   : (s - f == 0.5 ? (nmode == 0 ? f : f + 1.0) : floor(s + 0.5));
+                        int64_t i = (int64_t)r;
+                        iy[k] = i < 0 ? 0 : i >= in_len[k] ? in_len[k] - 1 : i;
+                    }
+                    v = xp[iy[0] * W + iy[1]];
+                } else {
+                    int64_t i0[2], i1[2];
+                    double fr[2];
+                    for (int k = 0; k < 2; k++) {
+                        double s = src[k] < 0.0 ? 0.0 : src[k];
+                        if (s > (double)(in_len[k] - 1))
+                            s = (double)(in_len[k] - 1);
+                        i0[k] = (int64_t)floor(s);
+                        i1[k] = i0[k] + 1 < in_len[k] ? i0[k] + 1 : i0[k];
+                        fr[k] = s - (double)i0[k];
+                    }
+                    double a = xp[i0[0] * W + i0[1]] * (1 - fr[1]) + xp[i0[0] * W + i1[1]] * fr[1];
+                    double b = xp[i1[0] * W + i0[1]] * (1 - fr[1]) + xp[i1[0] * W + i1[1]] * fr[1];
+                    v = (float)(a * (1 - fr[0]) + b * fr[0]);
+                }
+                ((float *)out->data)[(pl * OH + oy) * OW + ox_] = v;
+            }
+    return MQ_OK;
+}
+
+/* ---- layers: weights as rows, and the matmuls ------------------------------------------- */
+
+int ox_weight_rows(const struct ox_node *n, int op, const struct ox_tensor *w, enum ox_layer_kind *kind, int64_t *groups,
+                   int64_t *K, int64_t *N, float **rows)
+{
+    *rows = NULL;
+    if (w->type != OX_F32 || !w->data)
+        return MQ_EUNSUPPORTED;
+    int64_t g = 1;
+    if (op == ox_op_index_conv() || op == ox_op_index_conv_t()) {
+        g = ox_attr_int(n, "group", 1);
+        if (w->nd < 3 || w->nd > 4 || g < 1)
+            return MQ_EUNSUPPORTED;
+        int64_t ksz = ox_prod(w->dims, 2, w->nd);
+        if (op == ox_op_index_conv()) {
+            if (w->dims[0] % g)
+                return MQ_EUNSUPPORTED;
+            *kind = OX_LAYER_CONV;
+            *K = w->dims[1] * ksz;
+            *N = w->dims[0] / g;
+        } else {
+            if (w->dims[0] % g)
+                return MQ_EUNSUPPORTED;
+            *kind = OX_LAYER_CONV_T;
+            *K = w->dims[0] / g;   /* input channels per group */
+            *N = w->dims[1] * ksz; /* output channels per group x kernel */
+        }
+    } else {
+        if (w->nd != 2)
+            return MQ_EUNSUPPORTED;
+        bool trans = op == ox_op_index_gemm() && ox_attr_int(n, "transB", 0);
+        *kind = OX_LAYER_GEMM;
+        *K = trans ? w->dims[1] : w->dims[0];
+        *N = trans ? w->dims[0] : w->dims[1];
+    }
+    if (*K < 1 || *N < 1)
+        return MQ_EUNSUPPORTED;
+    *groups = g;
+    float *r = malloc((size_t)(g * *N * *K) * sizeof(float));
+    if (!r)
+        return mq_error(MQ_ENOMEM, "cannot allocate weights of %" PRId64 " values", g * *N * *K);
+    const float *src = w->data;
+    if (*kind == OX_LAYER_CONV || (*kind == OX_LAYER_GEMM && op == ox_op_index_gemm() && ox_attr_int(n, "transB", 0))) {
+        memcpy(r, src, (size_t)(g * *N * *K) * sizeof(float)); /* already [N][K] */
+    } else if (*kind == OX_LAYER_GEMM) {
+        for (int64_t k = 0; k < *K; k++)
+            for (int64_t j = 0; j < *N; j++)
+                r[j * *K + k] = src[k * *N + j];
+    } else { /* ConvTranspose: W [Cin][Cout/g * ksz] per group, transposed to [N][K] */
+        for (int64_t gi = 0; gi < g; gi++)
+            for (int64_t k = 0; k < *K; k++)
+                for (int64_t j = 0; j < *N; j++)
+                    r[(gi * *N + j) * *K + k] = src[(gi * *K + k) * *N + j];
+    }
+    *rows = r;
+    *groups = g;
+    return MQ_OK;
+}
+
+/* Y[M][N] = X[M][K] * rows^T, rows [N][K]: the host f32 reference. */
+static void host_matmul(const float *rows, int64_t K, int64_t N, const float *X, int64_t M, float *Y)
+{
+    for (int64_t m = 0; m < M; m++) {
+        const float *x = X + m * K;
+        for (int64_t j = 0; j < N; j++) {
+            const float *w = rows + j * K;
+            double acc = 0.0;
+            for (int64_t k = 0; k < K; k++)
+                acc += (double)w[k] * x[k];
+            Y[m * N + j] = (float)acc;
+        }
+    }
+}
+
+/* One group of a layer: through the session's matmul, or from weight rows on the host. */
+static int layer_matmul(struct ox_ctx *c, const struct ox_node *n, const float *rows, int64_t K, int64_t N,
+                        int64_t group, const float *X, int64_t M, float *Y)
+{
+    if (n->layer >= 0 && c->matmul)
+        return c->matmul(c, n->layer, group, X, M, Y);
+    const float *w = n->layer >= 0 ? c->g->layers[n->layer].w : rows;
+    host_matmul(w + group * N * K, K, N, X, M, Y);
+    return MQ_OK;
+}
+
+static int grow_col(struct ox_ctx *c, int64_t n)
+{
+    if ((size_t)n <= c->col_cap)
+        return MQ_OK;
+    float *p = realloc(c->col, (size_t)n * sizeof(float));
+    if (!p)
+        return ox_fail(c, MQ_ENOMEM, "cannot allocate %" PRId64 " floats of im2col scratch", n);
+    c->col = p;
+    c->col_cap = (size_t)n;
+    return MQ_OK;
+}
+
+static void note_layer(struct ox_ctx *c, const struct ox_node *n, int64_t M, int64_t calls, uint64_t scratch)
+{
+    if (n->layer >= 0 && c->layer_M) {
+        c->layer_M[n->layer] = M;
+        c->layer_calls[n->layer] += calls;
+    }
+    if (scratch > c->scratch_bytes)
+        c->scratch_bytes = scratch;
+}
+
+/* Weight rows for this node: the layer's, or built from a constant/computed weight. */
+static int node_rows(struct ox_ctx *c, const struct ox_node *n, const struct ox_tensor *w, int64_t *g, int64_t *K,
+                     int64_t *N, float **owned)
+{
+    *owned = NULL;
+    if (n->layer >= 0) {
+        const struct ox_layer *l = &c->g->layers[n->layer];
+        *g = l->groups, *K = l->K, *N = l->N;
+        return MQ_OK;
+    }
+    enum ox_layer_kind kind;
+    if (!w->data)
+        return ox_fail(c, MQ_EINTERNAL, "weight has no data");
+    int rc = ox_weight_rows(n, n->op, w, &kind, g, K, N, owned);
+    if (rc == MQ_EUNSUPPORTED)
+        return ox_fail(c, MQ_EUNSUPPORTED, "weight of shape not supported (rank %d)", w->nd);
+    return rc;
+}
+
+/* dst[c * dst_ld + r] = src[r * src_ld + c] for r < rows, c < cols, in cache-sized tiles. */
+static void transpose_tiles(const float *src, int64_t rows, int64_t cols, int64_t src_ld, float *dst, int64_t dst_ld)
+{
+    const int64_t T = 32;
+    for (int64_t r0 = 0; r0 < rows; r0 += T)
+        for (int64_t c0 = 0; c0 < cols; c0 += T) {
+            int64_t r1 = r0 + T < rows ? r0 + T : rows, c1 = c0 + T < cols ? c0 + T : cols;
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t cc = c0; cc < c1; cc++)
+                    dst[cc * dst_ld + r] = src[r * src_ld + cc];
+        }
+}
+
+int ox_op_conv(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    int rc;
+    if ((rc = ox_need_f32(c, in[0], "X")) < 0 || (rc = ox_need_f32(c, in[1], "W")) < 0)
+        return rc;
+    const struct ox_tensor *x = in[0], *w = in[1], *b = n->n_in > 2 ? in[2] : NULL;
+    if (w->nd != x->nd || x->nd < 3)
+        return ox_fail(c, MQ_EFORMAT, "X of rank %d and W of rank %d", x->nd, w->nd);
+    int64_t g = ox_attr_int(n, "group", 1), cnt;
+    const int64_t *ks = ox_attr_ints(n, "kernel_shape", &cnt);
+    for (int i = 0; ks && i < cnt && i < w->nd - 2; i++)
+        if (ks[i] != w->dims[2 + i])
+            return ox_fail(c, MQ_EFORMAT, "kernel_shape differs from the weight's");
+    int64_t Cin = x->dims[1], Cout = w->dims[0];
+    if (g < 1 || Cin % g || Cout % g || w->dims[1] != Cin / g)
+        return ox_fail(c, MQ_EFORMAT, "%" PRId64 " input channels, %" PRId64 " output channels, weight [%" PRId64
+                       ", %" PRId64 "], %" PRId64 " groups", Cin, Cout, w->dims[0], w->dims[1], g);
+    if (b && (b->type != OX_F32 || b->n != Cout))
+        return ox_fail(c, MQ_EFORMAT, "bias of %" PRId64 " values for %" PRId64 " channels", b->n, Cout);
+    struct geom gm;
+    if ((rc = spatial_geom(c, n, x, w->dims + 2, false, false, &gm)) < 0)
+        return rc;
+    int64_t B = x->dims[0], P = gm.OH * gm.OW, Cg = Cin / g, Ng = Cout / g, K = Cg * gm.kh * gm.kw, M = B * P;
+    int64_t dims[4] = {B, Cout, gm.OH, gm.OW};
+    if (gm.sp == 1)
+        dims[2] = gm.OW;
+    note_layer(c, n, M, g, (uint64_t)(M * K + M * Ng) * 4);
+    if ((rc = ox_out(c, out, OX_F32, x->nd, dims)) <= 0)
+        return rc;
+    float *rows = NULL;
+    int64_t gg, KK = K, NN = Ng;
+    if ((rc = node_rows(c, n, w, &gg, &KK, &NN, &rows)) < 0)
+        return rc;
+    MQ_ASSERT(gg == g && KK == K && NN == Ng);
+    if ((rc = grow_col(c, M * K + M * Ng)) < 0)
+        goto done;
+    float *col = c->col, *res = c->col + M * K;
+    const float *xd = x->data;
+    float *y = out->data;
+    bool pointwise = gm.kh == 1 && gm.kw == 1 && gm.sh == 1 && gm.sw == 1 && gm.ph0 == 0 && gm.pw0 == 0 &&
+                     gm.ph1 == 0 && gm.pw1 == 0;
+    for (int64_t gi = 0; gi < g; gi++) {
+        /* im2col: col[m = b*P + p][k = (ci*kh + ky)*kw + kx] */
+        for (int64_t bi = 0; bi < B; bi++) {
+            if (pointwise) { /* a 1x1 conv: [Cg][P] transposed */
+                transpose_tiles(xd + (bi * Cin + gi * Cg) * P, Cg, P, P, col + bi * P * K, K);
+                continue;
+            }
+            for (int64_t ci = 0; ci < Cg; ci++) {
+                const float *xp = xd + (bi * Cin + gi * Cg + ci) * gm.H * gm.W;
+                for (int64_t ky = 0; ky < gm.kh; ky++)
+                    for (int64_t kx = 0; kx < gm.kw; kx++) {
+                        int64_t k = (ci * gm.kh + ky) * gm.kw + kx;
+                        float *cp = col + bi * P * K + k;
+                        /* output columns whose input column lies inside: [lo, hi) */
+                        int64_t off = gm.pw0 - kx * gm.dw;
+                        int64_t lo = off > 0 ? (off + gm.sw - 1) / gm.sw : 0;
+                        int64_t hi = gm.W - 1 + off >= 0 ? (gm.W - 1 + off) / gm.sw + 1 : 0;
+                        lo = lo > gm.OW ? gm.OW : lo;
+                        hi = hi > gm.OW ? gm.OW : hi < lo ? lo : hi;
+                        for (int64_t oy = 0; oy < gm.OH; oy++) {
+                            int64_t iy = oy * gm.sh - gm.ph0 + ky * gm.dh;
+                            if (iy < 0 || iy >= gm.H) {
+                                for (int64_t ox_ = 0; ox_ < gm.OW; ox_++, cp += K)
+                                    *cp = 0.0f;
+                                continue;
+                            }
+                            const float *row = xp + iy * gm.W - off;
+                            int64_t ox_ = 0;
+                            for (; ox_ < lo; ox_++, cp += K)
+                                *cp = 0.0f;
+                            for (; ox_ < hi; ox_++, cp += K)
+                                *cp = row[ox_ * gm.sw];
+                            for (; ox_ < gm.OW; ox_++, cp += K)
+                                *cp = 0.0f;
+                        }
+                    }
+            }
+        }
+        if ((rc = layer_matmul(c, n, rows, K, Ng, gi, col, M, res)) < 0)
+            goto done;
+        for (int64_t bi = 0; bi < B; bi++) {
+            float *yg = y + (bi * Cout + gi * Ng) * P;
+            transpose_tiles(res + bi * P * Ng, P, Ng, Ng, yg, P);
+            if (b)
+                for (int64_t j = 0; j < Ng; j++) {
+                    float bias = ((const float *)b->data)[gi * Ng + j];
+                    for (int64_t p = 0; p < P; p++)
+                        yg[j * P + p] += bias;
+                }
+        }
+    }
+    rc = MQ_OK;
+done:
+    free(rows);
+    return rc;
+}
+
+int ox_op_conv_t(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    int rc;
+    if ((rc = ox_need_f32(c, in[0], "X")) < 0 || (rc = ox_need_f32(c, in[1], "W")) < 0)
+        return rc;
+    const struct ox_tensor *x = in[0], *w = in[1], *b = n->n_in > 2 ? in[2] : NULL;
+    if (w->nd != x->nd || x->nd < 3)
+        return ox_fail(c, MQ_EFORMAT, "X of rank %d and W of rank %d", x->nd, w->nd);
+    int64_t g = ox_attr_int(n, "group", 1);
+    int64_t Cin = x->dims[1];
+    if (g < 1 || Cin % g || w->dims[0] != Cin)
+        return ox_fail(c, MQ_EFORMAT, "%" PRId64 " input channels, weight [%" PRId64 ", ...], %" PRId64 " groups", Cin,
+                       w->dims[0], g);
+    int64_t Cg_out = w->dims[1], Cout = Cg_out * g;
+    if (b && (b->type != OX_F32 || b->n != Cout))
+        return ox_fail(c, MQ_EFORMAT, "bias of %" PRId64 " values for %" PRId64 " channels", b->n, Cout);
+    struct geom gm;
+    if ((rc = spatial_geom(c, n, x, w->dims + 2, true, false, &gm)) < 0)
+        return rc;
+    int64_t B = x->dims[0], Pin = gm.H * gm.W, K = Cin / g, ksz = gm.kh * gm.kw, Ng = Cg_out * ksz, M = B * Pin;
+    int64_t dims[4] = {B, Cout, gm.OH, gm.OW};
+    if (gm.sp == 1)
+        dims[2] = gm.OW;
+    note_layer(c, n, M, g, (uint64_t)(M * K + M * Ng) * 4);
+    if ((rc = ox_out(c, out, OX_F32, x->nd, dims)) <= 0)
+        return rc;
+    float *rows = NULL;
+    int64_t gg, KK = K, NN = Ng;
+    if ((rc = node_rows(c, n, w, &gg, &KK, &NN, &rows)) < 0)
+        return rc;
+    MQ_ASSERT(gg == g && KK == K && NN == Ng);
+    if ((rc = grow_col(c, M * K + M * Ng)) < 0)
+        goto done;
+    float *col = c->col, *res = c->col + M * K, *y = out->data;
+    const float *xd = x->data;
+    int64_t Pout = gm.OH * gm.OW;
+    for (int64_t gi = 0; gi < g; gi++) {
+        for (int64_t bi = 0; bi < B; bi++)
+            for (int64_t p = 0; p < Pin; p++)
+                for (int64_t k = 0; k < K; k++)
+                    col[(bi * Pin + p) * K + k] = xd[(bi * Cin + gi * K + k) * Pin + p];
+        if ((rc = layer_matmul(c, n, rows, K, Ng, gi, col, M, res)) < 0)
+            goto done;
+        /* col2im: res[m][co*ksz + ky*kw + kx] lands at output (iy*sh - ph0 + ky*dh, ...) */
+        for (int64_t bi = 0; bi < B; bi++)
+            for (int64_t iy = 0; iy < gm.H; iy++)
+                for (int64_t ix = 0; ix < gm.W; ix++) {
+                    const float *r = res + (bi * Pin + iy * gm.W + ix) * Ng;
+                    for (int64_t co = 0; co < Cg_out; co++)
+                        for (int64_t ky = 0; ky < gm.kh; ky++) {
+                            int64_t oy = iy * gm.sh - gm.ph0 + ky * gm.dh;
+                            if (oy < 0 || oy >= gm.OH)
+                                continue;
+                            for (int64_t kx = 0; kx < gm.kw; kx++) {
+                                int64_t oxx = ix * gm.sw - gm.pw0 + kx * gm.dw;
+                                if (oxx < 0 || oxx >= gm.OW)
+                                    continue;
+                                y[((bi * Cout + gi * Cg_out + co) * gm.OH + oy) * gm.OW + oxx] +=
+                                    r[co * ksz + ky * gm.kw + kx];
+                            }
+                        }
+                }
+    }
+    if (b)
+        for (int64_t bi = 0; bi < B; bi++)
+            for (int64_t co = 0; co < Cout; co++)
+                for (int64_t p = 0; p < Pout; p++)
+                    y[(bi * Cout + co) * Pout + p] += ((const float *)b->data)[co];
+    rc = MQ_OK;
+done:
+    free(rows);
+    return rc;
+}
+
+int ox_op_gemm(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    int rc;
+    if ((rc = ox_need_f32(c, in[0], "A")) < 0 || (rc = ox_need_f32(c, in[1], "B")) < 0)
+        return rc;
+    const struct ox_tensor *a = in[0], *bm = in[1], *cc = n->n_in > 2 ? in[2] : NULL;
+    if (a->nd != 2 || bm->nd != 2)
+        return ox_fail(c, MQ_EFORMAT, "A of rank %d and B of rank %d (want 2)", a->nd, bm->nd);
+    bool ta = ox_attr_int(n, "transA", 0), tb = ox_attr_int(n, "transB", 0);
+    int64_t M = ta ? a->dims[1] : a->dims[0], K = ta ? a->dims[0] : a->dims[1];
+    int64_t Kb = tb ? bm->dims[1] : bm->dims[0], N = tb ? bm->dims[0] : bm->dims[1];
+    if (K != Kb)
+        return ox_fail(c, MQ_EFORMAT, "A has K = %" PRId64 ", B has K = %" PRId64, K, Kb);
+    int64_t dims[2] = {M, N};
+    if (cc) {
+        struct ox_tensor yshape = {.type = OX_F32, .nd = 2, .dims = {M, N}, .n = M * N};
+        struct ox_tensor *ts[2] = {&yshape, (struct ox_tensor *)cc};
+        int nd;
+        int64_t bd[MQ_ONNX_MAX_DIMS];
+        if ((rc = ox_bcast(c, ts, 2, &nd, bd)) < 0)
+            return rc;
+        if (nd != 2 || bd[0] != M || bd[1] != N)
+            return ox_fail(c, MQ_EFORMAT, "C does not broadcast to [%" PRId64 ", %" PRId64 "]", M, N);
+    }
+    note_layer(c, n, M, 1, (uint64_t)(M * K) * 4);
+    if ((rc = ox_out(c, out, OX_F32, 2, dims)) <= 0)
+        return rc;
+    float *rows = NULL, *xt = NULL;
+    int64_t g, KK = K, NN = N;
+    if ((rc = node_rows(c, n, bm, &g, &KK, &NN, &rows)) < 0)
+        return rc;
+    const float *X = a->data;
+    if (ta) {
+        xt = malloc((size_t)(M * K) * sizeof(float));
+        if (!xt) {
+            rc = ox_fail(c, MQ_ENOMEM, "cannot allocate A^T");
+            goto done;
+        }
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t k = 0; k < K; k++)
+                xt[i * K + k] = ((const float *)a->data)[k * M + i];
+        X = xt;
+    }
+    if ((rc = layer_matmul(c, n, rows, K, N, 0, X, M, out->data)) < 0)
+        goto done;
+    float alpha = ox_attr_float(n, "alpha", 1.0f), beta = ox_attr_float(n, "beta", 1.0f);
+    float *y = out->data;
+    if (alpha != 1.0f)
+        for (int64_t i = 0; i < M * N; i++)
+            y[i] *= alpha;
+    if (cc) {
+        struct ox_tensor yshape = {.type = OX_F32, .nd = 2, .dims = {M, N}, .n = M * N};
+        struct ox_tensor *ts[2] = {&yshape, (struct ox_tensor *)cc};
+        struct ox_biter it;
+        ox_biter_init(&it, ts, 2, 2, dims);
+        for (int64_t i = 0; i < M * N; i++, ox_biter_next(&it))
+            y[i] += beta * ox_fget(cc, it.off[1]);
+    }
+    rc = MQ_OK;
+done:
+    free(rows);
+    free(xt);
+    return rc;
+}
+
+int ox_op_matmul(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    int rc;
+    if ((rc = ox_need_f32(c, in[0], "A")) < 0 || (rc = ox_need_f32(c, in[1], "B")) < 0)
+        return rc;
+    const struct ox_tensor *a = in[0], *bm = in[1];
+    if (a->nd < 1 || bm->nd < 1)
+        return ox_fail(c, MQ_EFORMAT, "scalar operand");
+    /* as batched [.., M, K] x [.., K, N], 1-D operands promoted and their dim dropped */
+    int64_t M = a->nd == 1 ? 1 : a->dims[a->nd - 2], K = a->dims[a->nd - 1];
+    int64_t Kb = bm->nd == 1 ? bm->dims[0] : bm->dims[bm->nd - 2], N = bm->nd == 1 ? 1 : bm->dims[bm->nd - 1];
+    if (K != Kb)
+        return ox_fail(c, MQ_EFORMAT, "A has K = %" PRId64 ", B has K = %" PRId64, K, Kb);
+    struct ox_tensor ab = {.nd = a->nd > 2 ? a->nd - 2 : 0}, bb = {.nd = bm->nd > 2 ? bm->nd - 2 : 0};
+    for (int i = 0; i < ab.nd; i++)
+        ab.dims[i] = a->dims[i];
+    for (int i = 0; i < bb.nd; i++)
+        bb.dims[i] = bm->dims[i];
+    struct ox_tensor *ts[2] = {&ab, &bb};
+    int bnd;
+    int64_t bd[MQ_ONNX_MAX_DIMS], dims[MQ_ONNX_MAX_DIMS];
+    if ((rc = ox_bcast(c, ts, 2, &bnd, bd)) < 0)
+        return rc;
+    int nd = 0;
+    for (int i = 0; i < bnd; i++)
+        dims[nd++] = bd[i];
+    if (a->nd > 1)
+        dims[nd++] = M;
+    if (bm->nd > 1)
+        dims[nd++] = N;
+    int64_t batch = ox_prod(bd, 0, bnd);
+    bool as_layer = n->layer >= 0 || (bm->nd == 2 && batch == ox_prod(ab.dims, 0, ab.nd));
+    if (n->layer >= 0)
+        note_layer(c, n, batch * M, 1, 0);
+    if ((rc = ox_out(c, out, OX_F32, nd, dims)) <= 0)
+        return rc;
+    if (as_layer && bm->nd == 2) { /* one matmul of all rows against the constant B */
+        float *rows = NULL;
+        int64_t g, KK = K, NN = N;
+        if ((rc = node_rows(c, n, bm, &g, &KK, &NN, &rows)) < 0)
+            return rc;
+        rc = layer_matmul(c, n, rows, K, N, 0, a->data, batch * M, out->data);
+        free(rows);
+        return rc;
+    }
+    struct ox_biter it;
+    ox_biter_init(&it, ts, 2, bnd, bd);
+    const float *A = a->data, *Bd = bm->data;
+    float *Y = out->data;
+    for (int64_t bi = 0; bi < batch; bi++, ox_biter_next(&it)) {
+        const float *ap = A + it.off[0] * M * K, *bp = Bd + it.off[1] * K * N;
+        float *yp = Y + bi * M * N;
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double acc = 0.0;
+                for (int64_t k = 0; k < K; k++)
+                    acc += (double)ap[i * K + k] * bp[k * N + j];
+                yp[i * N + j] = (float)acc;
+            }
+    }
+    return MQ_OK;
+}
