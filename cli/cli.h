@@ -92,8 +92,9 @@ int cli_load_plan_imatrix(struct mq_model *m, const char *plan_arg, long long po
 /* "LABEL PATH (where it came from)" or "LABEL none" on stdout. */
 void cli_print_imatrix(const char *label, const struct rpt_imatrix_ref *ref, bool from_front, bool no_imatrix);
 
-/* Evaluation data given by path: a readable, non-empty regular file (one-line error). */
-int cli_check_data(const char *path);
+/* A file given by path (what: "evaluation data", "calibration text"): a readable,
+ * non-empty regular file, or one error line naming it. */
+int cli_check_file(const char *what, const char *path);
 
 /* An output folder, with its missing parents (mkdir -p); one-line error naming it. */
 int cli_make_dir(const char *path);

@@ -197,7 +197,7 @@ int cmd_sensitivity(int argc, char **argv)
         eval = default_text;
     if (chunks < 0) /* LLMs: the first chunks of the text; other tasks: every sample */
         chunks = m->kind == MQ_MODEL_LLAMA ? SENS_DEFAULT_CHUNKS : 0;
-    if (eval && (rc = cli_check_data(eval)) < 0)
+    if (eval && (rc = cli_check_file("evaluation data", eval)) < 0)
         goto done;
     if ((rc = cli_make_dir(out_dir)) < 0)
         goto done;

@@ -507,7 +507,7 @@ int cmd_tune(int argc, char **argv)
         if (pinned[l] < MQ_DTYPE_COUNT)
             po.formats |= 1u << pinned[l];
     free(pinned);
-    if (rc < 0 || (eval && (rc = cli_check_data(eval)) < 0))
+    if (rc < 0 || (eval && (rc = cli_check_file("evaluation data", eval)) < 0))
         goto done;
     if ((rc = mq_workload_parse(workload, &po.workload)) < 0 || (rc = mq_runner_check(m, &po.workload)) < 0)
         goto done;

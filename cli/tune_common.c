@@ -1,13 +1,11 @@
 /* cli/tune_common.c - config, outputs and summary shared by `mixq tune` and `mixq search`. */
 #include "cli/tune_common.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "core/log.h"
@@ -44,21 +42,6 @@ int cli_tune_config(const char *cmd, const struct mq_model *m, const char *confi
     for (int i = 0; i < cfg->pins.n; i++)
         if ((rc = srch_pins_add(pins, cfg->pins.pin[i].layer, cfg->pins.pin[i].fmt, cfg->pins.pin[i].from)) < 0)
             return rc;
-    return MQ_OK;
-}
-
-/* The calibration text: a readable, non-empty regular file (one-line error). */
-static int check_calib(const char *path)
-{
-    struct stat st;
-    FILE *f = NULL;
-    if (stat(path, &st) != 0 || !(f = fopen(path, "rb")))
-        return mq_error(MQ_EIO, "cannot open calibration text '%s': %s", path, strerror(errno));
-    fclose(f);
-    if (!S_ISREG(st.st_mode))
-        return mq_error(MQ_EIO, "calibration text '%s' is not a regular file", path);
-    if (st.st_size == 0)
-        return mq_error(MQ_EINVAL, "calibration text '%s' is empty", path);
     return MQ_OK;
 }
 
@@ -122,7 +105,7 @@ int cli_tune_imatrix(struct mq_model *m, struct be_backend *be, const char *imat
         cli_data_path(deftext, sizeof(deftext), MQ_IMATRIX_DEFAULT_TEXT);
         calib = deftext;
     }
-    if ((rc = check_calib(calib)) < 0)
+    if ((rc = cli_check_file("calibration text", calib)) < 0)
         return rc;
     if (ctx && ctx < MQ_IMATRIX_MIN_CTX)
         return mq_error(MQ_EINVAL, "--ctx %lld: the importance matrix wants chunks of at least %d tokens "

@@ -108,18 +108,18 @@ const char *cli_fmt_bytes(char *buf, size_t size, uint64_t bytes)
     return buf;
 }
 
-int cli_check_data(const char *path)
+int cli_check_file(const char *what, const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0)
-        return mq_error(MQ_EIO, "cannot open evaluation data '%s': %s", path, strerror(errno));
+        return mq_error(MQ_EIO, "cannot open %s '%s': %s", what, path, strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return mq_error(MQ_EIO, "evaluation data '%s' is not a regular file", path);
+        return mq_error(MQ_EIO, "%s '%s' is not a regular file", what, path);
     if (st.st_size == 0)
-        return mq_error(MQ_EINVAL, "evaluation data '%s' is empty", path);
+        return mq_error(MQ_EINVAL, "%s '%s' is empty", what, path);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return mq_error(MQ_EIO, "cannot open evaluation data '%s': %s", path, strerror(errno));
+        return mq_error(MQ_EIO, "cannot open %s '%s': %s", what, path, strerror(errno));
     fclose(f);
     return MQ_OK;
 }
