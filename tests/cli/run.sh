@@ -687,7 +687,7 @@ if [ -f "$SILERO" ]; then
         --out "$tmp/tune-x"
     expect "export trtexec" 0 "$MIXQ" export q4_0 --model "$SILERO" --to trtexec -o "$tmp/trt.sh"
     grep_out "export trtexec precisions" " --layerPrecisions='\*:fp32,[^ ]+:int8"
-    grep_out "export trtexec says q4_0 is rounded" '^# rounded: [0-9]+ q4_0 layers? -> int8'
+    grep_out "export trtexec says q4_0 is rounded" '^# rounded: [0-9]+ layers? of a format under 8 bits \(.*q4_0.*\) -> int8'
     expect "export onnxruntime" 0 "$MIXQ" export q8_0 --model "$SILERO" --to onnxruntime -o "$tmp/ort.json"
     grep_out "export onnxruntime snippet" '^from onnxruntime\.quantization import '
     grep_out "export onnxruntime int8 Conv needs calibration" '^# the int8 Conv nodes need calibration inputs'

@@ -154,12 +154,22 @@ static int test_validated_remeasured(void)
     struct srch_tune_options o = {.mem_budget = 0.5 * (mem_q4 + mem_q8), .lat_budget = 3 * lat_max,
                                   .formats = F3, .max_seconds = 0.3, .probe_memory = probe, .backend = "cpu",
                                   .quality = {.data = EVAL, .ctx = 64, .max_chunks = 2}};
+    /* How far peak RSS moves between probes of one plan (the runtime's own pages: thread
+     * stacks, malloc arenas; measured 156 KB over 8 probes at load 2.5 on 2 cores, more under
+     * load): re-measured plans may exceed the budget by 2% plus twice that. */
+    double probe_spread = 0;
     if (probe) { /* peak RSS includes the runtime: the budget must too */
-        uint64_t peak, base;
+        uint64_t peak, base, lo = UINT64_MAX, hi = 0;
         struct mq_plan *p;
         T_CHECK(mq_plan_uniform(fx.m, MQ_DTYPE_Q4_0, &p) == MQ_OK);
-        T_CHECK(prof_memory_probe(TINY, "cpu", be_threads(fx.be), &fx.prof->workload, p, &peak, &base) == MQ_OK);
+        for (int i = 0; i < 5; i++) {
+            T_CHECK(prof_memory_probe(TINY, "cpu", be_threads(fx.be), &fx.prof->workload, p, &peak, &base) ==
+                    MQ_OK);
+            lo = peak < lo ? peak : lo;
+            hi = peak > hi ? peak : hi;
+        }
         mq_plan_free(p);
+        probe_spread = (double)(hi - lo);
         o.mem_budget += (double)base;
         fx.prof->overhead_bytes = base;
     }
@@ -188,18 +198,17 @@ static int test_validated_remeasured(void)
         fx.m->runner->session_free(r.session);
         T_CHECK_MSG(again.median_ns <= o.lat_budget + margin, "%s: %.1f us again, budget %.1f us + margin %.1f us",
                     c->label, again.median_ns / 1e3, o.lat_budget / 1e3, margin / 1e3);
-        if (probe) { /* peak RSS moves by a few hundred KB run to run on a loaded machine (which
-                      * pages the worker threads' malloc arenas touch): as for latency, up to
-                      * three probes, and the claim holds when one of them is within 2% */
+        if (probe) { /* as for latency, up to three probes; one within the tolerance holds */
             uint64_t peak = 0, base;
+            double tol = 1.02 * o.mem_budget + 2 * probe_spread;
             for (int attempt = 0; attempt < 3; attempt++) {
                 T_CHECK(prof_memory_probe(TINY, "cpu", be_threads(fx.be), &fx.prof->workload, c->plan, &peak,
                                           &base) == MQ_OK);
-                if ((double)peak <= 1.02 * o.mem_budget)
+                if ((double)peak <= tol)
                     break;
             }
-            T_CHECK_MSG((double)peak <= 1.02 * o.mem_budget, "%s: %llu B again, budget %.0f B", c->label,
-                        (unsigned long long)peak, o.mem_budget);
+            T_CHECK_MSG((double)peak <= tol, "%s: %llu B again, budget %.0f B (+2%% + 2 x probe spread %.0f B)",
+                        c->label, (unsigned long long)peak, o.mem_budget, probe_spread);
         }
     }
     T_CHECK(n_meet > 0);
