@@ -822,8 +822,8 @@ static int test_get_rows(void)
  * exactly +-10, f16 subnormals, NaN), SOFTCAP (in place), ATTENTION with a sliding window
  * (1, 7, and one longer than the context, which must equal plain causal attention bit for
  * bit), with logit soft-capping, and both, and RMSNORM per head on a reshaped view ([D*H,
- * M] as [D, H*M] into a [D*H, M] tensor, and as [D, H, M] in place). Two shapes: one small enough to run on the
- * caller, one over the host backends' pool threshold.
+ * M] as [D, H*M] into a [D*H, M] tensor, and as [D, H, M] in place). Two shapes: one small
+ * enough to run on the caller, one over the host backends' pool threshold.
  *
  * Error: |y - y_ref| / (1 + |y_ref|); NaN must meet NaN. Budgets:
  *   ADD, SCALE           0     one F32 rounding of the same operation, everywhere
@@ -844,17 +844,19 @@ static const char *const arch_op_names[AO_COUNT] = {
     "attention softcap", "attention window 7 softcap", "rmsnorm [D,H*M] to [D*H,M]",
     "rmsnorm [D,H,M] in place"};
 
+/* {host backends, cuda} */
+static const double arch_budgets[AO_COUNT][2] = {
+    [AO_ADD_BIAS] = {0.0, 0.0},      [AO_ADD_BIAS2] = {0.0, 0.0},
+    [AO_SCALE] = {0.0, 0.0},         [AO_GEGLU] = {0.0, 1e-3},
+    [AO_SOFTCAP] = {0.0, 1e-6},      [AO_ATTN_WIN1] = {2e-6, 1e-5},
+    [AO_ATTN_WIN7] = {2e-6, 1e-5},   [AO_ATTN_WIN_ALL] = {2e-6, 1e-5},
+    [AO_ATTN_CAP] = {2e-6, 1e-5},    [AO_ATTN_WIN_CAP] = {2e-6, 1e-5},
+    [AO_NORM_HEADS] = {2e-6, 1e-5},  [AO_NORM_HEADS3] = {2e-6, 1e-5},
+};
+
 static double arch_budget(const char *target, enum arch_op op)
 {
-    bool cuda = !strncmp(target, "cuda", 4);
-    switch (op) {
-    case AO_ADD_BIAS:
-    case AO_ADD_BIAS2:
-    case AO_SCALE: return 0.0;
-    case AO_GEGLU: return cuda ? 1e-3 : 0.0;
-    case AO_SOFTCAP: return cuda ? 1e-6 : 0.0;
-    default: return cuda ? 1e-5 : 2e-6;
-    }
+    return arch_budgets[op][!strncmp(target, "cuda", 4)];
 }
 
 struct arch_shape {
