@@ -32,18 +32,41 @@
  *              act_type: Q8_0 or Q8_K) and blocks are multiplied in int32 (as ggml does);
  *              F16/BF16 weights are widened and accumulated in F32 or better.
  *   RMSNORM    src0 [K, M], src1 weight [K]                        -> dst [K, M]
- *              dst = src0 / sqrt(mean(src0^2) + eps) * src1
+ *              dst = src0 / sqrt(mean(src0^2) + eps) * src1, per row of K. src0 may have
+ *              more dimensions ([K, H, M]) and be a be_view_reshape: a [D*H, M] activation
+ *              seen as [D, H*M] or [D, H, M] normalizes each head of D on its own with one
+ *              weight [D] (qwen3, gemma3 q/k norm). dst: src0's element count, ne[0] a
+ *              multiple of src0's ([D, H*M], [D, H, M] or [D*H, M]); may alias src0
  *   ROPE       src0 [D, H, M]                                      -> dst [D, H, M] (may alias)
  *              rotates the first n_rot dims of each head at position pos0 + m; mode NORM
  *              pairs (2i, 2i+1), mode NEOX pairs (i, i + n_rot/2); angle
  *              (pos0 + m) * freq_scale * theta^(-2i/n_rot)
  *   ATTENTION  src0 q [D, H, M], src1 K [D*Hkv, T], src2 V [D*Hkv, T] -> dst [D*H, M]
- *              causal: query m (at position pos0 + m) attends to positions 0..pos0+m,
+ *              causal: query m (at position p = pos0 + m) attends to positions 0..p,
  *              which must be < n_kv <= T; query head h reads K/V head h / (H / Hkv);
- *              scores scaled by `scale`, softmax over positions
+ *              score = (q . k) * scale; with softcap > 0 then score = softcap *
+ *              tanh(score / softcap) (gemma2's attn_logit_softcapping; llama.cpp caps
+ *              k.q before soft_max_ext's kq_scale, and gemma2 scales q beforehand with
+ *              kq_scale 1, which is this order); softmax over the positions attended.
+ *              window > 0: sliding window (llama.cpp's LLAMA_SWA_TYPE_STANDARD,
+ *              is_masked_swa): only key positions k with p - k < window, i.e.
+ *              max(0, p - window + 1)..p. window 0 and softcap 0: plain causal attention
  *   SWIGLU     src0 gate [K, M], src1 up [K, M]                    -> dst = silu(gate) * up
  *              (may alias src0)
- *   ADD        src0 [K, M], src1 [K, M]                            -> dst (may alias src0)
+ *   GEGLU      src0 gate [K, M], src1 up [K, M]                    -> dst = gelu(gate) * up
+ *              (may alias src0). gelu is ggml's CPU GELU (tanh approximation with
+ *              GGML_GELU_FP16, ggml_vec_geglu_f32): gate <= -10 gives 0, gate >= 10 gives
+ *              gate * up, else gate rounded to f16, 0.5x(1 + tanh(sqrt(2/pi) x (1 +
+ *              0.044715 x^2))) in F32 on that, the result rounded to f16, times up in F32
+ *              (ggml's 64K-entry f16 table, computed per element)
+ *   ADD        src0 [K, M], src1 [K, M] or [K] (n_dims 1, or [K, 1]) -> dst [K, M]
+ *              dst = src0 + src1; a vector src1 is added to every column (qwen2's q/k/v
+ *              bias). dst may alias src0
+ *   SCALE      src0 [any shape]                                    -> dst = src0 * scale.s
+ *              (F32 multiply; same shape, may alias)
+ *   SOFTCAP    src0 [any shape]                                    -> dst = cap * tanh(src0 / cap)
+ *              softcap.cap > 0 (gemma2's final logit soft-capping), computed as ggml's
+ *              scale-tanh-scale: tanhf(src0 * (1/cap)) * cap in F32. Same shape, may alias
  *
  * Device backends run asynchronously: be_run may return before the op finished.
  * be_sync waits; be_read syncs first. Timing: be_clock_ns is a host clock; device-side
@@ -64,7 +87,7 @@
 
 #include "core/dtype.h"
 
-#define BE_ABI_VERSION 2
+#define BE_ABI_VERSION 3 /* 3: SCALE, GEGLU, SOFTCAP; attention window, softcap */
 #define BE_MAX_DIMS 4
 #define BE_MAX_SRC 3
 
@@ -76,6 +99,9 @@ enum be_op {
     BE_OP_ATTENTION,
     BE_OP_SWIGLU,
     BE_OP_ADD,
+    BE_OP_SCALE,
+    BE_OP_GEGLU,
+    BE_OP_SOFTCAP,
     BE_OP_COUNT
 };
 
@@ -115,7 +141,15 @@ struct be_node {
             int64_t pos0;
             int64_t n_kv;
             float scale;
+            float softcap;  /* 0: none; > 0: score = softcap * tanh(score / softcap) */
+            int64_t window; /* 0: causal; > 0: sliding window of that many positions */
         } attention;
+        struct {
+            float s;
+        } scale;
+        struct {
+            float cap; /* > 0 */
+        } softcap;
     } p;
 };
 

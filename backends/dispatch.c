@@ -1,5 +1,6 @@
 /* backends/dispatch.c - the be_* dispatcher: shape checks, defaults for optional slots. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,8 @@
 static const char *const op_names[BE_OP_COUNT] = {
     [BE_OP_GET_ROWS] = "get_rows", [BE_OP_MATMUL] = "matmul", [BE_OP_RMSNORM] = "rmsnorm",
     [BE_OP_ROPE] = "rope",         [BE_OP_ATTENTION] = "attention", [BE_OP_SWIGLU] = "swiglu",
-    [BE_OP_ADD] = "add",
+    [BE_OP_ADD] = "add",           [BE_OP_SCALE] = "scale",   [BE_OP_GEGLU] = "geglu",
+    [BE_OP_SOFTCAP] = "softcap",
 };
 
 const char *be_op_name(enum be_op op)
@@ -266,6 +268,17 @@ static bool same_shape(const struct be_tensor *a, const struct be_tensor *b)
     return a->ne[0] == b->ne[0] && a->ne[1] == b->ne[1] && a->ne[2] == b->ne[2] && a->ne[3] == b->ne[3];
 }
 
+/* b is one column of a: [K], [K, 1], ... (ADD's bias broadcast) */
+static bool is_column_of(const struct be_tensor *b, const struct be_tensor *a)
+{
+    return b->ne[0] == a->ne[0] && b->ne[1] == 1 && b->ne[2] == 1 && b->ne[3] == 1;
+}
+
+static bool all_f32(const struct be_tensor *a, const struct be_tensor *d)
+{
+    return a->type == MQ_DTYPE_F32 && d->type == MQ_DTYPE_F32;
+}
+
 #define NODE_CHECK(cond)                                                                          \
     do {                                                                                          \
         if (!(cond))                                                                              \
@@ -290,7 +303,10 @@ static int node_check(const struct be_node *node)
         break;
     case BE_OP_RMSNORM:
         NODE_CHECK(b && a->type == MQ_DTYPE_F32 && b->type == MQ_DTYPE_F32 && d->type == MQ_DTYPE_F32);
-        NODE_CHECK(same_shape(a, d) && be_nelements(b) == a->ne[0]);
+        /* dst: the same elements in whole rows of src0 (src0 may be a per-head reshape of
+         * a [D*H, M] activation, dst that activation's shape or the reshape) */
+        NODE_CHECK(d->ne[0] % a->ne[0] == 0 && be_nelements(d) == be_nelements(a));
+        NODE_CHECK(be_nelements(b) == a->ne[0]);
         NODE_CHECK(node->p.rmsnorm.eps >= 0.0f);
         break;
     case BE_OP_ROPE:
@@ -309,12 +325,25 @@ static int node_check(const struct be_node *node)
         NODE_CHECK(d->ne[0] == D * H && d->ne[1] == M);
         NODE_CHECK(node->p.attention.pos0 >= 0 && node->p.attention.n_kv <= b->ne[1]);
         NODE_CHECK(node->p.attention.pos0 + M <= node->p.attention.n_kv);
+        NODE_CHECK(node->p.attention.window >= 0);
+        NODE_CHECK(node->p.attention.softcap >= 0.0f && isfinite(node->p.attention.softcap));
         break;
     }
     case BE_OP_SWIGLU:
-    case BE_OP_ADD:
-        NODE_CHECK(b && a->type == MQ_DTYPE_F32 && b->type == MQ_DTYPE_F32 && d->type == MQ_DTYPE_F32);
+    case BE_OP_GEGLU:
+        NODE_CHECK(b && all_f32(a, d) && b->type == MQ_DTYPE_F32);
         NODE_CHECK(same_shape(a, b) && same_shape(a, d));
+        break;
+    case BE_OP_ADD:
+        NODE_CHECK(b && all_f32(a, d) && b->type == MQ_DTYPE_F32);
+        NODE_CHECK(same_shape(a, d) && (same_shape(a, b) || is_column_of(b, a)));
+        break;
+    case BE_OP_SCALE:
+        NODE_CHECK(all_f32(a, d) && same_shape(a, d));
+        break;
+    case BE_OP_SOFTCAP:
+        NODE_CHECK(all_f32(a, d) && same_shape(a, d));
+        NODE_CHECK(node->p.softcap.cap > 0.0f && isfinite(node->p.softcap.cap));
         break;
     case BE_OP_COUNT:
         break;

@@ -324,11 +324,46 @@ static void rmsnorm_rows(void *arg, int ith, int nth)
     }
 }
 
+/* GEGLU as ggml's CPU computes it (backend.h; the scalar twin is ref.c's ref_geglu_one):
+ * gelu from an f16-rounded input, rounded to f16, as ggml's f16 table holds it. Per
+ * element (tanhf, two f16 roundings); a table would be 128 KiB per context. */
+static void geglu(const float *g, const float *u, float *y, int64_t n)
+{
+    const float sqrt_2_over_pi = 0.79788456080286535587989211986876f, coef_a = 0.044715f;
+    for (int64_t i = 0; i < n; i++) {
+        float x = g[i];
+        if (x <= -10.0f) {
+            y[i] = 0.0f;
+        } else if (x >= 10.0f) {
+            y[i] = x * u[i];
+        } else {
+            float xh = mq_f16_to_f32(mq_f32_to_f16(x));
+            float v = 0.5f * xh * (1.0f + tanhf(sqrt_2_over_pi * xh * (1.0f + coef_a * xh * xh)));
+            y[i] = mq_f16_to_f32(mq_f32_to_f16(v)) * u[i];
+        }
+    }
+}
+
+/* plain loops the compiler vectorizes (SCALE) or that are libm-bound (SOFTCAP's tanhf) */
+static void scale(const float *x, float s, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] * s;
+}
+
+static void softcap(const float *x, float cap, float *y, int64_t n)
+{
+    float inv = 1.0f / cap; /* ggml: scale(1/cap), tanh, scale(cap) */
+    for (int64_t i = 0; i < n; i++)
+        y[i] = tanhf(x[i] * inv) * cap;
+}
+
 static void elementwise_rows(void *arg, int ith, int nth)
 {
     const struct rows_job *j = arg;
-    const float *a = j->node->src[0]->data, *b = j->node->src[1]->data;
-    float *y = j->node->dst->data;
+    const struct be_node *node = j->node;
+    const float *a = node->src[0]->data, *b = node->src[1] ? node->src[1]->data : NULL;
+    float *y = node->dst->data;
     int64_t n = j->K * j->rows, lo, hi;
     /* split in 64-float chunks so threads never share a cache line of y */
     mq_pool_split((n + 63) / 64, ith, nth, &lo, &hi);
@@ -336,10 +371,25 @@ static void elementwise_rows(void *arg, int ith, int nth)
     hi = hi * 64 < n ? hi * 64 : n;
     if (lo >= hi)
         return;
-    if (j->node->op == BE_OP_ADD)
-        j->k->add(a + lo, b + lo, y + lo, hi - lo);
-    else
-        j->k->swiglu(a + lo, b + lo, y + lo, hi - lo);
+    switch (node->op) {
+    case BE_OP_ADD:
+        if (be_nelements(node->src[1]) == n) {
+            j->k->add(a + lo, b + lo, y + lo, hi - lo);
+            break;
+        }
+        /* a bias column: the chunk's pieces of rows, each against the column */
+        for (int64_t i = lo; i < hi;) {
+            int64_t k0 = i % j->K, len = j->K - k0 < hi - i ? j->K - k0 : hi - i;
+            j->k->add(a + i, b + k0, y + i, len);
+            i += len;
+        }
+        break;
+    case BE_OP_SWIGLU: j->k->swiglu(a + lo, b + lo, y + lo, hi - lo); break;
+    case BE_OP_GEGLU: geglu(a + lo, b + lo, y + lo, hi - lo); break;
+    case BE_OP_SCALE: scale(a + lo, node->p.scale.s, y + lo, hi - lo); break;
+    case BE_OP_SOFTCAP: softcap(a + lo, node->p.softcap.cap, y + lo, hi - lo); break;
+    default: MQ_ASSERT(!"elementwise_rows: not an elementwise op"); break;
+    }
 }
 
 static void rope_rows(void *arg, int ith, int nth)
@@ -391,23 +441,30 @@ static void attention_heads(void *arg, int ith, int nth)
     float *out = node->dst->data;
     int64_t D = j->D, H = j->H, rowkv = D * j->Hkv, n_kv = node->p.attention.n_kv;
     float *score = j->scratch + (size_t)ith * (size_t)n_kv;
-    float scale = node->p.attention.scale;
+    float scale = node->p.attention.scale, cap = node->p.attention.softcap;
+    float inv_cap = cap > 0.0f ? 1.0f / cap : 0.0f;
+    int64_t window = node->p.attention.window;
     int64_t lo, hi;
     mq_pool_split(H * j->M, ith, nth, &lo, &hi);
     for (int64_t t = lo; t < hi; t++) {
         int64_t m = t / H, h = t % H, g = h / (H / j->Hkv);
-        int64_t n = node->p.attention.pos0 + m + 1; /* positions 0..pos0+m */
+        int64_t last = node->p.attention.pos0 + m; /* positions first..last */
+        int64_t first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
+        int64_t n = last - first + 1;
         const float *qh = q + (m * H + h) * D;
+        const float *kf = kc + first * rowkv + g * D, *vf = vc + first * rowkv + g * D;
         float mx = -INFINITY;
         for (int64_t p = 0; p < n; p++) {
-            score[p] = j->k->dot(qh, kc + p * rowkv + g * D, D) * scale;
+            score[p] = j->k->dot(qh, kf + p * rowkv, D) * scale;
+            if (cap > 0.0f) /* ggml: scale(1/cap), tanh, scale(cap) */
+                score[p] = tanhf(score[p] * inv_cap) * cap;
             mx = score[p] > mx ? score[p] : mx;
         }
         float sum = j->k->exp_sum(score, mx, n);
         float *o = out + m * D * H + h * D;
         memset(o, 0, (size_t)D * sizeof(float));
         for (int64_t p = 0; p < n; p++)
-            j->k->axpy(score[p], vc + p * rowkv + g * D, o, D);
+            j->k->axpy(score[p], vf + p * rowkv, o, D);
         float inv = 1.0f / sum;
         for (int64_t d = 0; d < D; d++)
             o[d] *= inv;
@@ -427,11 +484,16 @@ int cpu_ops_run(void *p, const struct be_node *node)
         run_maybe_inline(ctx, be_nelements(a), rmsnorm_rows, &rj);
         return MQ_OK;
     case BE_OP_ADD:
+    case BE_OP_SCALE:
     case BE_OP_SWIGLU:
+    case BE_OP_GEGLU:
+    case BE_OP_SOFTCAP: {
+        /* cost in adds: exp or tanh per element is about 8 */
+        int64_t cost = node->op == BE_OP_ADD || node->op == BE_OP_SCALE ? 1 : 8;
         rj.rows = be_nelements(a) / a->ne[0];
-        run_maybe_inline(ctx, be_nelements(a) * (node->op == BE_OP_SWIGLU ? 8 : 1),
-                         elementwise_rows, &rj);
+        run_maybe_inline(ctx, be_nelements(a) * cost, elementwise_rows, &rj);
         return MQ_OK;
+    }
     case BE_OP_ROPE:
         if (node->p.rope.n_rot > 1024)
             return mq_error(MQ_EUNSUPPORTED, "rope: %d rotary dimensions (at most 1024)",

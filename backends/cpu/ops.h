@@ -5,7 +5,9 @@
  * quantized to Q8_0 once per call, or per thread for few columns; bf16 rounding and f16
  * conversion where the table asks for them), embedding lookups out of the packed layout,
  * and the row-parallel F32 ops of the forward pass (RMSNORM, ROPE, ATTENTION, SWIGLU,
- * ADD) on a core/ thread pool. The backend keeps its own probe and picks a table at open
+ * GEGLU, ADD, SCALE, SOFTCAP) on a core/ thread pool. GEGLU, SCALE and SOFTCAP are plain
+ * loops here for every path (libm's tanhf, or a multiply the compiler vectorizes), the
+ * others go through the kernel table. The backend keeps its own probe and picks a table at open
  * (how is its business); everything else is here:
  *
  *     static int neon_open(const struct be_config *cfg, void **out) {

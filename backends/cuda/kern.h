@@ -105,9 +105,14 @@ cudaError_t cu_rope(const float *x, float *y, int64_t D, int64_t H, int64_t M, i
                     int64_t pos0, float theta, float freq_scale, cudaStream_t st);
 cudaError_t cu_attention(const float *q, const float *k, const float *v, float *out, int64_t D,
                          int64_t H, int64_t Hkv, int64_t M, int64_t pos0, float scale,
-                         cudaStream_t st);
+                         float softcap, int64_t window, cudaStream_t st);
 cudaError_t cu_swiglu(const float *g, const float *u, float *y, int64_t n, cudaStream_t st);
-cudaError_t cu_add(const float *a, const float *b, float *y, int64_t n, cudaStream_t st);
+cudaError_t cu_geglu(const float *g, const float *u, float *y, int64_t n, cudaStream_t st);
+/* y[i] = a[i] + b[i % nb]: nb = n (same shape) or the column length (a bias column) */
+cudaError_t cu_add(const float *a, const float *b, float *y, int64_t n, int64_t nb,
+                   cudaStream_t st);
+cudaError_t cu_scale(const float *x, float s, float *y, int64_t n, cudaStream_t st);
+cudaError_t cu_softcap(const float *x, float cap, float *y, int64_t n, cudaStream_t st);
 
 /* Whether this build has code the current device can run: cudaSuccess, or
  * cudaErrorNoKernelImageForDevice / cudaErrorUnsupportedPtxVersion / ... */

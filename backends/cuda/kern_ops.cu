@@ -1,6 +1,7 @@
 // backends/cuda/kern_ops.cu - the glue ops of the llama forward pass on the device:
 // GET_ROWS (every format, exact: block formats through layout.h's slice decoding), RMSNORM,
-// ROPE (norm and neox), causal GQA ATTENTION over the cache (online softmax), SWIGLU, ADD.
+// ROPE (norm and neox), causal GQA ATTENTION over the cache (online softmax; sliding window,
+// logit soft-capping), SWIGLU, GEGLU, ADD (bias broadcast), SCALE, SOFTCAP.
 // Contracts: backend.h and kern.h; scalar twins: backends/ref/ref.c.
 #include <cuda_fp16.h>
 #include <math.h>
@@ -150,14 +151,16 @@ template <int DPL>
 __global__ void __launch_bounds__(ATT_WARPS * 32)
     k_attention(const float *__restrict__ q, const float *__restrict__ kc,
                 const float *__restrict__ vc, float *__restrict__ out, int D, int H, int Hkv,
-                int64_t M, int64_t pos0, float scale)
+                int64_t M, int64_t pos0, float scale, float softcap, int64_t window)
 {
     __shared__ float smx[ATT_WARPS], sl[ATT_WARPS];
     __shared__ float sacc[ATT_WARPS][DPL * 32];
     int h = blockIdx.x, warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-    int64_t m = blockIdx.y + (int64_t)blockIdx.z * 65535, last = pos0 + m; // attends to 0..last
+    int64_t m = blockIdx.y + (int64_t)blockIdx.z * 65535, last = pos0 + m; // attends first..last
     if (m >= M)
         return; // the whole block: the last z slice is partial
+    int64_t first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
+    float inv_cap = softcap > 0.0f ? 1.0f / softcap : 0.0f;
     int g = h / (H / Hkv);
     size_t rowkv = (size_t)D * Hkv;
     const float *qh = q + ((size_t)m * H + h) * D;
@@ -169,7 +172,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
         acc[j] = 0.0f;
     }
     float mx = -INFINITY, l = 0.0f;
-    for (int64_t p = warp; p <= last; p += ATT_WARPS) {
+    for (int64_t p = first + warp; p <= last; p += ATT_WARPS) {
         const float *kp = kc + (size_t)p * rowkv + (size_t)g * D;
         const float *vp = vc + (size_t)p * rowkv + (size_t)g * D;
         float s = 0.0f;
@@ -180,6 +183,8 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
                 s += qr[j] * kp[d];
         }
         s = warp_sum(s) * scale; // the same value in every lane: the branch below is uniform
+        if (softcap > 0.0f)      // ggml: scale(1/cap), tanh, scale(cap)
+            s = tanhf(s * inv_cap) * softcap;
         if (s > mx) {
             float c = expf(mx - s);
             l *= c;
@@ -205,7 +210,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
     for (int j = 0; j < DPL; j++)
         sacc[warp][lane + 32 * j] = acc[j];
     __syncthreads();
-    float gmx = -INFINITY; // position 0 always exists, so some warp's max is finite
+    float gmx = -INFINITY; // position `last` always exists, so some warp's max is finite
     for (int w = 0; w < ATT_WARPS; w++)
         gmx = smx[w] > gmx ? smx[w] : gmx;
     float L = 0.0f;
@@ -231,11 +236,51 @@ __global__ void k_swiglu(const float *g, const float *u, float *y, int64_t n)
     }
 }
 
-__global__ void k_add(const float *a, const float *b, float *y, int64_t n)
+// ggml's CPU GELU (GGML_GELU_FP16): f16-rounded input, result rounded to f16, as its
+// table holds it (backend.h; scalar twin ref.c ref_geglu_one). ggml's CUDA backend skips
+// the f16 roundings; mixq keeps one semantics on every backend.
+__global__ void k_geglu(const float *g, const float *u, float *y, int64_t n)
+{
+    const float sqrt_2_over_pi = 0.79788456080286535587989211986876f, coef_a = 0.044715f;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        float x = g[i], r;
+        if (x <= -10.0f) {
+            r = 0.0f;
+        } else if (x >= 10.0f) {
+            r = x * u[i];
+        } else {
+            float xh = __half2float(__float2half_rn(x));
+            // the host's order, without FMA contraction (the host builds -ffp-contract=off)
+            float inner = __fadd_rn(1.0f, __fmul_rn(__fmul_rn(coef_a, xh), xh));
+            float t = tanhf(__fmul_rn(__fmul_rn(sqrt_2_over_pi, xh), inner));
+            float v = __fmul_rn(__fmul_rn(0.5f, xh), __fadd_rn(1.0f, t));
+            r = __half2float(__float2half_rn(v)) * u[i];
+        }
+        y[i] = r;
+    }
+}
+
+__global__ void k_add(const float *a, const float *b, float *y, int64_t n, int64_t nb)
 {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x)
-        y[i] = a[i] + b[i];
+        y[i] = a[i] + b[nb == n ? i : i % nb];
+}
+
+__global__ void k_scale(const float *x, float s, float *y, int64_t n)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        y[i] = x[i] * s;
+}
+
+__global__ void k_softcap(const float *x, float cap, float *y, int64_t n)
+{
+    float inv = 1.0f / cap; // ggml: scale(1/cap), tanh, scale(cap)
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        y[i] = tanhf(x[i] * inv) * cap;
 }
 
 template <int FMT>
@@ -257,10 +302,12 @@ void launch_get_rows(const void *w, int64_t K, int64_t V, const int32_t *ids, in
 
 template <int DPL>
 void launch_attention(const float *q, const float *k, const float *v, float *out, int D, int H,
-                      int Hkv, int64_t M, int64_t pos0, float scale, cudaStream_t st)
+                      int Hkv, int64_t M, int64_t pos0, float scale, float softcap,
+                      int64_t window, cudaStream_t st)
 {
     dim3 grid((unsigned)H, (unsigned)(M < 65535 ? M : 65535), (unsigned)((M + 65534) / 65535));
-    k_attention<DPL><<<grid, ATT_WARPS * 32, 0, st>>>(q, k, v, out, D, H, Hkv, M, pos0, scale);
+    k_attention<DPL><<<grid, ATT_WARPS * 32, 0, st>>>(q, k, v, out, D, H, Hkv, M, pos0, scale,
+                                                      softcap, window);
 }
 
 } // namespace
@@ -312,19 +359,20 @@ extern "C" cudaError_t cu_rope(const float *x, float *y, int64_t D, int64_t H, i
 
 extern "C" cudaError_t cu_attention(const float *q, const float *k, const float *v, float *out,
                                     int64_t D, int64_t H, int64_t Hkv, int64_t M, int64_t pos0,
-                                    float scale, cudaStream_t st)
+                                    float scale, float softcap, int64_t window,
+                                    cudaStream_t st)
 {
     if (D > CU_ATTN_MAX_HEAD_DIM || H > 0x7FFFFFFF)
         return cudaErrorInvalidValue;
     int d = (int)D, h = (int)H, hkv = (int)Hkv;
     if (D <= 32)
-        launch_attention<1>(q, k, v, out, d, h, hkv, M, pos0, scale, st);
+        launch_attention<1>(q, k, v, out, d, h, hkv, M, pos0, scale, softcap, window, st);
     else if (D <= 64)
-        launch_attention<2>(q, k, v, out, d, h, hkv, M, pos0, scale, st);
+        launch_attention<2>(q, k, v, out, d, h, hkv, M, pos0, scale, softcap, window, st);
     else if (D <= 128)
-        launch_attention<4>(q, k, v, out, d, h, hkv, M, pos0, scale, st);
+        launch_attention<4>(q, k, v, out, d, h, hkv, M, pos0, scale, softcap, window, st);
     else
-        launch_attention<8>(q, k, v, out, d, h, hkv, M, pos0, scale, st);
+        launch_attention<8>(q, k, v, out, d, h, hkv, M, pos0, scale, softcap, window, st);
     return cudaGetLastError();
 }
 
@@ -335,8 +383,31 @@ extern "C" cudaError_t cu_swiglu(const float *g, const float *u, float *y, int64
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t cu_add(const float *a, const float *b, float *y, int64_t n, cudaStream_t st)
+extern "C" cudaError_t cu_geglu(const float *g, const float *u, float *y, int64_t n,
+                                cudaStream_t st)
 {
-    k_add<<<grid_1d(n, 256), 256, 0, st>>>(a, b, y, n);
+    k_geglu<<<grid_1d(n, 256), 256, 0, st>>>(g, u, y, n);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t cu_add(const float *a, const float *b, float *y, int64_t n, int64_t nb,
+                              cudaStream_t st)
+{
+    if (nb < 1)
+        return cudaErrorInvalidValue;
+    k_add<<<grid_1d(n, 256), 256, 0, st>>>(a, b, y, n, nb);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t cu_scale(const float *x, float s, float *y, int64_t n, cudaStream_t st)
+{
+    k_scale<<<grid_1d(n, 256), 256, 0, st>>>(x, s, y, n);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t cu_softcap(const float *x, float cap, float *y, int64_t n,
+                                  cudaStream_t st)
+{
+    k_softcap<<<grid_1d(n, 256), 256, 0, st>>>(x, cap, y, n);
     return cudaGetLastError();
 }

@@ -676,15 +676,28 @@ static int cu_run(void *p, const struct be_node *node)
                             (long long)a->ne[0], CU_ATTN_MAX_HEAD_DIM);
         what = "attention";
         e = cu_attention(a->data, b->data, c->data, y, a->ne[0], a->ne[1], b->ne[0] / a->ne[0],
-                         a->ne[2], node->p.attention.pos0, node->p.attention.scale, ctx->stream);
+                         a->ne[2], node->p.attention.pos0, node->p.attention.scale,
+                         node->p.attention.softcap, node->p.attention.window, ctx->stream);
         break;
     case BE_OP_SWIGLU:
         what = "swiglu";
         e = cu_swiglu(a->data, b->data, y, nelements(node->dst), ctx->stream);
         break;
+    case BE_OP_GEGLU:
+        what = "geglu";
+        e = cu_geglu(a->data, b->data, y, nelements(node->dst), ctx->stream);
+        break;
     case BE_OP_ADD:
         what = "add";
-        e = cu_add(a->data, b->data, y, nelements(node->dst), ctx->stream);
+        e = cu_add(a->data, b->data, y, nelements(node->dst), nelements(b), ctx->stream);
+        break;
+    case BE_OP_SCALE:
+        what = "scale";
+        e = cu_scale(a->data, node->p.scale.s, y, nelements(node->dst), ctx->stream);
+        break;
+    case BE_OP_SOFTCAP:
+        what = "softcap";
+        e = cu_softcap(a->data, node->p.softcap.cap, y, nelements(node->dst), ctx->stream);
         break;
     case BE_OP_COUNT: return mq_error(MQ_EINTERNAL, "cuda: unknown op %d", (int)node->op);
     }

@@ -238,27 +238,33 @@ static void attention_heads(void *arg, int ith, int nth)
     double *acc = score + n_kv;
     int64_t lo, hi;
     mq_pool_split(H * j->M, ith, nth, &lo, &hi);
+    double cap = (double)node->p.attention.softcap;
+    int64_t window = node->p.attention.window;
     for (int64_t t = lo; t < hi; t++) {
         int64_t m = t / H, h = t % H, g = h / (H / Hkv);
-        int64_t last = node->p.attention.pos0 + m; /* attends to positions 0..last */
+        int64_t last = node->p.attention.pos0 + m; /* attends to positions first..last */
+        int64_t first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
         const float *qh = q + (m * H + h) * D;
         double mx = -INFINITY;
-        for (int64_t p = 0; p <= last; p++) {
+        for (int64_t p = first; p <= last; p++) {
             const float *k = kc + p * rowkv + g * D;
             double s = 0.0;
             for (int64_t d = 0; d < D; d++)
                 s += (double)qh[d] * (double)k[d];
-            score[p] = s * (double)node->p.attention.scale;
+            s *= (double)node->p.attention.scale;
+            if (cap > 0.0)
+                s = cap * tanh(s / cap);
+            score[p] = s;
             mx = score[p] > mx ? score[p] : mx;
         }
         double sum = 0.0;
-        for (int64_t p = 0; p <= last; p++) {
+        for (int64_t p = first; p <= last; p++) {
             score[p] = exp(score[p] - mx);
             sum += score[p];
         }
         for (int64_t d = 0; d < D; d++)
             acc[d] = 0.0;
-        for (int64_t p = 0; p <= last; p++) {
+        for (int64_t p = first; p <= last; p++) {
             const float *v = vc + p * rowkv + g * D;
             for (int64_t d = 0; d < D; d++)
                 acc[d] += score[p] * (double)v[d];
@@ -290,12 +296,56 @@ static void ref_swiglu(const struct be_node *node)
         y[i] = (float)((double)g[i] / (1.0 + exp(-(double)g[i])) * (double)u[i]);
 }
 
+/* ggml's CPU GELU with GGML_GELU_FP16 (ggml-cpu/vec.h ggml_vec_geglu_f32): the table
+ * entry ggml_table_gelu_f16[fp16(x)] = fp16(ggml_gelu_f32(f32(fp16(x)))), computed here
+ * for the one element instead of looked up; outside (-10, 10) no table. */
+static float ref_geglu_one(float x, float up)
+{
+    if (x <= -10.0f)
+        return 0.0f;
+    if (x >= 10.0f)
+        return x * up;
+    const float sqrt_2_over_pi = 0.79788456080286535587989211986876f, coef_a = 0.044715f;
+    float xh = mq_f16_to_f32(mq_f32_to_f16(x));
+    float gelu = 0.5f * xh * (1.0f + tanhf(sqrt_2_over_pi * xh * (1.0f + coef_a * xh * xh)));
+    return mq_f16_to_f32(mq_f32_to_f16(gelu)) * up;
+}
+
+static void ref_geglu(const struct be_node *node)
+{
+    const float *g = node->src[0]->data, *u = node->src[1]->data;
+    float *y = node->dst->data;
+    for (int64_t i = 0, n = be_nelements(node->dst); i < n; i++)
+        y[i] = ref_geglu_one(g[i], u[i]);
+}
+
+/* src1 the same shape, or one column added to every column */
 static void ref_add(const struct be_node *node)
 {
     const float *a = node->src[0]->data, *b = node->src[1]->data;
     float *y = node->dst->data;
+    int64_t nb = be_nelements(node->src[1]);
     for (int64_t i = 0, n = be_nelements(node->dst); i < n; i++)
-        y[i] = a[i] + b[i];
+        y[i] = a[i] + b[i % nb];
+}
+
+static void ref_scale(const struct be_node *node)
+{
+    const float *x = node->src[0]->data;
+    float *y = node->dst->data;
+    float s = node->p.scale.s;
+    for (int64_t i = 0, n = be_nelements(node->dst); i < n; i++)
+        y[i] = x[i] * s;
+}
+
+/* as ggml's scale(1/cap), tanh, scale(cap), in F32 */
+static void ref_softcap(const struct be_node *node)
+{
+    const float *x = node->src[0]->data;
+    float *y = node->dst->data;
+    float cap = node->p.softcap.cap, inv = 1.0f / cap;
+    for (int64_t i = 0, n = be_nelements(node->dst); i < n; i++)
+        y[i] = tanhf(x[i] * inv) * cap;
 }
 
 static int ref_run(void *p, const struct be_node *node)
@@ -319,6 +369,15 @@ static int ref_run(void *p, const struct be_node *node)
         return MQ_OK;
     case BE_OP_ADD:
         ref_add(node);
+        return MQ_OK;
+    case BE_OP_SCALE:
+        ref_scale(node);
+        return MQ_OK;
+    case BE_OP_GEGLU:
+        ref_geglu(node);
+        return MQ_OK;
+    case BE_OP_SOFTCAP:
+        ref_softcap(node);
         return MQ_OK;
     case BE_OP_COUNT:
         break;

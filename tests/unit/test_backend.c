@@ -1,6 +1,7 @@
 /* tests/unit/test_backend.c - the dispatcher's checks and the ref backend's ops against
  * independent formulas (the ref backend is the oracle; these tests are its oracle). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,6 +177,147 @@ static int test_rmsnorm_swiglu_add(void)
     return T_PASS;
 }
 
+/* GELU with tanh, in double: what ggml's table approximates (f16 input and output) */
+static double gelu_d(double x)
+{
+    return 0.5 * x * (1.0 + tanh(0.79788456080286535587989211986876 * x * (1.0 + 0.044715 * x * x)));
+}
+
+/* The ops of the other architectures (qwen2 bias ADD, SCALE, GEGLU, SOFTCAP) against
+ * formulas in double. GEGLU is ggml's CPU GELU: input and result rounded to f16, so
+ * |y - gelu(x) u| <= 2^-11 (|gelu| + 1.13 |x|) |u| (gelu' < 1.13) plus f16 subnormal
+ * steps: budget 1.5e-3 |x| |u| + 1e-7. SOFTCAP: F32 tanhf of an F32 quotient, 1e-6
+ * relative to 1 + |y|. ADD and SCALE: one F32 rounding, exact. */
+static int test_arch_elementwise(void)
+{
+    enum { K = 40, M = 3 };
+    float x[K * M], u[K * M], bias[K], y[K * M];
+    fill(x, K * M, 11, 12.0f); /* past +-10: ggml's GELU has no table there */
+    fill(u, K * M, 12, 2.0f);
+    fill(bias, K, 13, 1.0f);
+    x[0] = -10.0f;
+    x[1] = 10.0f;
+    x[2] = 1e-6f; /* an f16 subnormal */
+    x[3] = -9.99f;
+    struct be_backend *be = open_ref(1);
+    T_CHECK(be);
+    struct be_tensor tx = {.type = MQ_DTYPE_F32, .n_dims = 2, .ne = {K, M, 1, 1}, .nbytes = sizeof(x), .data = x, .is_view = true};
+    struct be_tensor tu = tx, ty = tx, tb = tx;
+    tu.data = u;
+    ty.data = y;
+    tb.n_dims = 1;
+    tb.ne[1] = 1;
+    tb.nbytes = sizeof(bias);
+    tb.data = bias;
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_GEGLU, .src = {&tx, &tu}, .dst = &ty}) == MQ_OK);
+    for (int i = 0; i < K * M; i++) {
+        double want = x[i] <= -10.0f ? 0.0 : gelu_d(x[i]) * u[i];
+        T_CHECK_MSG(fabs(y[i] - want) <= 1.5e-3 * fabs(x[i]) * fabs(u[i]) + 1e-7, "geglu x %g u %g: %g want %g",
+                    (double)x[i], (double)u[i], (double)y[i], want);
+    }
+    T_CHECK(y[0] == 0.0f && y[1] == 10.0f * u[1]);
+    /* both a 1-d bias and a [K, 1] one go to every column; same-shape ADD still works */
+    for (int nd = 1; nd <= 2; nd++) {
+        tb.n_dims = nd;
+        T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ADD, .src = {&tx, &tb}, .dst = &ty}) == MQ_OK);
+        for (int i = 0; i < K * M; i++)
+            T_CHECK(y[i] == x[i] + bias[i % K]);
+    }
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ADD, .src = {&tx, &tu}, .dst = &ty}) == MQ_OK);
+    for (int i = 0; i < K * M; i++)
+        T_CHECK(y[i] == x[i] + u[i]);
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_SCALE, .src = {&tx}, .dst = &ty, .p.scale.s = -0.37f}) == MQ_OK);
+    for (int i = 0; i < K * M; i++)
+        T_CHECK(y[i] == x[i] * -0.37f);
+    float cap = 5.0f;
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_SOFTCAP, .src = {&tx}, .dst = &ty, .p.softcap.cap = cap}) == MQ_OK);
+    for (int i = 0; i < K * M; i++) {
+        double want = cap * tanh((double)x[i] / cap);
+        T_CHECK_MSG(fabs(y[i] - want) <= 1e-6 * (1.0 + fabs(want)), "softcap %g: %g want %g", (double)x[i],
+                    (double)y[i], want);
+        T_CHECK(fabs(y[i]) <= cap);
+    }
+    /* in place (dst aliases src0) */
+    memcpy(y, x, sizeof(x));
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ADD, .src = {&ty, &tb}, .dst = &ty}) == MQ_OK);
+    for (int i = 0; i < K * M; i++)
+        T_CHECK(y[i] == x[i] + bias[i % K]);
+    /* refused before the backend runs: a bias of another length, a [K, 2] "bias", a cap
+     * of 0, GEGLU of unequal shapes */
+    fprintf(stderr, "    (error lines about shape checks follow)\n");
+    struct be_tensor bad = tb;
+    bad.ne[0] = K / 2;
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ADD, .src = {&tx, &bad}, .dst = &ty}) == MQ_EINVAL);
+    bad = tu;
+    bad.ne[1] = 2;
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ADD, .src = {&tx, &bad}, .dst = &ty}) == MQ_EINVAL);
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_GEGLU, .src = {&tx, &bad}, .dst = &ty}) == MQ_EINVAL);
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_GEGLU, .src = {&tx, &tb}, .dst = &ty}) == MQ_EINVAL);
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_SOFTCAP, .src = {&tx}, .dst = &ty}) == MQ_EINVAL);
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_SOFTCAP, .src = {&tx}, .dst = &ty, .p.softcap.cap = -1.0f}) == MQ_EINVAL);
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_SCALE, .src = {&tx}, .dst = &tb, .p.scale.s = 1.0f}) == MQ_EINVAL);
+    T_CHECK(strcmp(be_op_name(BE_OP_GEGLU), "geglu") == 0 && strcmp(be_op_name(BE_OP_SCALE), "scale") == 0 &&
+            strcmp(be_op_name(BE_OP_SOFTCAP), "softcap") == 0);
+    be_close(be);
+    return T_PASS;
+}
+
+/* RMSNORM per head (qwen3, gemma3 q/k norm): a [D*H, M] activation seen as [D, H*M] or
+ * [D, H, M], one weight [D] for every head; into another view and in place. */
+static int test_rmsnorm_heads(void)
+{
+    enum { D = 12, H = 5, M = 3 };
+    float x[D * H * M], g[D], y[D * H * M], want[D * H * M];
+    fill(x, D * H * M, 14, 3.0f);
+    fill(g, D, 15, 1.0f);
+    for (int r = 0; r < H * M; r++) {
+        double ss = 0;
+        for (int d = 0; d < D; d++)
+            ss += (double)x[r * D + d] * x[r * D + d];
+        double s = 1.0 / sqrt(ss / D + 1e-6);
+        for (int d = 0; d < D; d++)
+            want[r * D + d] = (float)(x[r * D + d] * s * g[d]);
+    }
+    struct be_backend *be = open_ref(2);
+    T_CHECK(be);
+    struct be_tensor tx, tg, ty, vx, vy;
+    T_CHECK(be_alloc(be, &tx, MQ_DTYPE_F32, 2, (int64_t[]){D * H, M}) == MQ_OK);
+    T_CHECK(be_alloc(be, &ty, MQ_DTYPE_F32, 2, (int64_t[]){D * H, M}) == MQ_OK);
+    T_CHECK(be_alloc(be, &tg, MQ_DTYPE_F32, 1, (int64_t[]){D}) == MQ_OK);
+    T_CHECK(be_write(be, &tg, 0, g, sizeof(g)) == MQ_OK);
+    for (int shape = 0; shape < 2; shape++) {
+        const int64_t *ne = shape ? (const int64_t[]){D, H, M} : (const int64_t[]){D, H * M};
+        T_CHECK(be_write(be, &tx, 0, x, sizeof(x)) == MQ_OK);
+        T_CHECK(be_view_reshape(&tx, 2 + shape, ne, &vx) == MQ_OK);
+        T_CHECK(be_view_reshape(&ty, 2 + shape, ne, &vy) == MQ_OK);
+        struct be_node n = {.op = BE_OP_RMSNORM, .src = {&vx, &tg}, .dst = &vy, .p.rmsnorm.eps = 1e-6f};
+        T_CHECK(be_run(be, &n) == MQ_OK);
+        T_CHECK(be_read(be, &ty, 0, y, sizeof(y)) == MQ_OK);
+        for (int i = 0; i < D * H * M; i++)
+            T_CHECK_MSG(fabs(y[i] - want[i]) <= 1e-6 * (1 + fabs(want[i])), "shape %d [%d]", shape, i);
+        /* dst the unreshaped activation: the same rows, so accepted */
+        n.dst = &ty;
+        T_CHECK(be_run(be, &n) == MQ_OK);
+        /* in place */
+        n.dst = &vx;
+        T_CHECK(be_run(be, &n) == MQ_OK);
+        T_CHECK(be_read(be, &tx, 0, y, sizeof(y)) == MQ_OK);
+        for (int i = 0; i < D * H * M; i++)
+            T_CHECK(fabs(y[i] - want[i]) <= 1e-6 * (1 + fabs(want[i])));
+    }
+    /* the weight must match the rows: [D*H] against [D, H*M] is refused */
+    struct be_tensor gw;
+    T_CHECK(be_alloc(be, &gw, MQ_DTYPE_F32, 1, (int64_t[]){D * H}) == MQ_OK);
+    T_CHECK(be_view_reshape(&tx, 2, (int64_t[]){D, H * M}, &vx) == MQ_OK);
+    T_CHECK(be_run(be, &(struct be_node){.op = BE_OP_RMSNORM, .src = {&vx, &gw}, .dst = &vx, .p.rmsnorm.eps = 1e-6f}) == MQ_EINVAL);
+    be_free(be, &gw);
+    be_free(be, &tx);
+    be_free(be, &ty);
+    be_free(be, &tg);
+    be_close(be);
+    return T_PASS;
+}
+
 static int test_rope(void)
 {
     enum { D = 16, H = 3, M = 4 };
@@ -254,6 +396,61 @@ static int test_attention(void)
                 T_CHECK_MSG(fabs(out[m * D * H + h * D + d] - o) < 1e-6, "m %d h %d d %d", m, h, d);
             }
         }
+    /* sliding window (p - k < window) and logit soft-capping, against the same direct
+     * computation; a window of all positions is plain causal attention */
+    static const struct {
+        int64_t window;
+        float softcap;
+    } variants[] = {{1, 0.0f}, {2, 0.0f}, {3, 0.0f}, {100, 0.0f}, {0, 0.8f}, {2, 0.8f}};
+    float out0[D * H * M];
+    memcpy(out0, out, sizeof(out));
+    for (size_t vi = 0; vi < sizeof(variants) / sizeof(variants[0]); vi++) {
+        int64_t window = variants[vi].window;
+        double cap = variants[vi].softcap;
+        T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ATTENTION, .src = {&tq, &tk, &tv}, .dst = &to,
+                                             .p.attention = {.pos0 = POS0, .n_kv = POS0 + M, .scale = scale,
+                                                             .softcap = variants[vi].softcap, .window = window}}) == MQ_OK);
+        if (window >= POS0 + M && cap == 0)
+            T_CHECK(memcmp(out, out0, sizeof(out)) == 0);
+        for (int m = 0; m < M; m++)
+            for (int h = 0; h < H; h++) {
+                int g = h / (H / HKV), pos = POS0 + m;
+                double s[T], mx = -1e300, sum = 0;
+                int first = 0;
+                while (window > 0 && pos - first >= window)
+                    first++;
+                for (int p = first; p <= pos; p++) {
+                    s[p] = 0;
+                    for (int d = 0; d < D; d++)
+                        s[p] += (double)q[(m * H + h) * D + d] * k[p * D * HKV + g * D + d];
+                    s[p] *= scale;
+                    if (cap > 0)
+                        s[p] = cap * tanh(s[p] / cap);
+                    mx = fmax(mx, s[p]);
+                }
+                for (int p = first; p <= pos; p++)
+                    sum += (s[p] = exp(s[p] - mx));
+                for (int d = 0; d < D; d++) {
+                    double o = 0;
+                    for (int p = first; p <= pos; p++)
+                        o += s[p] / sum * v[p * D * HKV + g * D + d];
+                    T_CHECK_MSG(fabs(out[m * D * H + h * D + d] - o) < 1e-6, "window %lld softcap %g m %d h %d d %d",
+                                (long long)window, cap, m, h, d);
+                }
+            }
+    }
+    /* a window of 1: each query sees only its own position's V */
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ATTENTION, .src = {&tq, &tk, &tv}, .dst = &to,
+                                         .p.attention = {.pos0 = POS0, .n_kv = POS0 + M, .scale = scale, .window = 1}}) == MQ_OK);
+    for (int m = 0; m < M; m++)
+        for (int h = 0; h < H; h++)
+            for (int d = 0; d < D; d++)
+                T_CHECK(out[m * D * H + h * D + d] == v[(POS0 + m) * D * HKV + (h / (H / HKV)) * D + d]);
+    fprintf(stderr, "    (error lines about shape checks follow)\n");
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ATTENTION, .src = {&tq, &tk, &tv}, .dst = &to,
+                                         .p.attention = {.pos0 = POS0, .n_kv = POS0 + M, .scale = scale, .window = -1}}) == MQ_EINVAL);
+    T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ATTENTION, .src = {&tq, &tk, &tv}, .dst = &to,
+                                         .p.attention = {.pos0 = POS0, .n_kv = POS0 + M, .scale = scale, .softcap = -2.0f}}) == MQ_EINVAL);
     /* a query past n_kv is refused */
     T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ATTENTION, .src = {&tq, &tk, &tv}, .dst = &to,
                                          .p.attention = {.pos0 = POS0, .n_kv = POS0 + M - 1, .scale = scale}}) == MQ_EINVAL);
@@ -295,6 +492,8 @@ const struct mq_test backend_tests[] = {
     {"backend/ref_matmul_all_formats", test_matmul_all_formats},
     {"backend/ref_get_rows", test_get_rows},
     {"backend/ref_rmsnorm_swiglu_add", test_rmsnorm_swiglu_add},
+    {"backend/ref_arch_elementwise", test_arch_elementwise},
+    {"backend/ref_rmsnorm_heads", test_rmsnorm_heads},
     {"backend/ref_rope", test_rope},
     {"backend/ref_attention", test_attention},
     {"backend/views", test_views},

@@ -815,7 +815,213 @@ static int test_get_rows(void)
     return T_PASS;
 }
 
+/* ---- the F32 ops of the other architectures (qwen2, qwen3, gemma2, gemma3, phi3) ----
+ *
+ * Every target against ref on the ops that llama does not need: ADD of a bias column
+ * ([K] and [K, 1], also in place), SCALE (in place), GEGLU (in place; gates past +-10,
+ * exactly +-10, f16 subnormals, NaN), SOFTCAP (in place), ATTENTION with a sliding window
+ * (1, 7, and one longer than the context, which must equal plain causal attention bit for
+ * bit), with logit soft-capping, and both, and RMSNORM per head on a reshaped view ([D*H,
+ * M] as [D, H*M] into a [D*H, M] tensor, and as [D, H, M] in place). Two shapes: one small
+ * enough to run on the caller, one over the host backends' pool threshold.
+ *
+ * Error: |y - y_ref| / (1 + |y_ref|); NaN must meet NaN. Budgets:
+ *   ADD, SCALE           0     one F32 rounding of the same operation, everywhere
+ *   GEGLU, SOFTCAP       0     host backends: the same F32 expression (-ffp-contract=off)
+ *                              and the same libm tanhf as ref
+ *                        1e-3  cuda GEGLU: the device tanhf (2 ulp) can move gelu across an
+ *                              f16 rounding boundary: one f16 ulp, 2^-10 relative
+ *                        1e-6  cuda SOFTCAP: the device tanhf, 2 ulp
+ *   ATTENTION, RMSNORM   2e-6  host (F32 sums in another order, vectorized exp; as
+ *                              test_cpu.c), 1e-5 cuda (as test_cuda.c)
+ */
+enum arch_op { AO_ADD_BIAS, AO_ADD_BIAS2, AO_SCALE, AO_GEGLU, AO_SOFTCAP, AO_ATTN_WIN1,
+               AO_ATTN_WIN7, AO_ATTN_WIN_ALL, AO_ATTN_CAP, AO_ATTN_WIN_CAP, AO_NORM_HEADS,
+               AO_NORM_HEADS3, AO_COUNT };
+static const char *const arch_op_names[AO_COUNT] = {
+    "add bias [K] in place", "add bias [K,1]", "scale in place", "geglu in place",
+    "softcap in place", "attention window 1", "attention window 7", "attention window > T",
+    "attention softcap", "attention window 7 softcap", "rmsnorm [D,H*M] to [D*H,M]",
+    "rmsnorm [D,H,M] in place"};
+
+/* {host backends, cuda} */
+static const double arch_budgets[AO_COUNT][2] = {
+    [AO_ADD_BIAS] = {0.0, 0.0},      [AO_ADD_BIAS2] = {0.0, 0.0},
+    [AO_SCALE] = {0.0, 0.0},         [AO_GEGLU] = {0.0, 1e-3},
+    [AO_SOFTCAP] = {0.0, 1e-6},      [AO_ATTN_WIN1] = {2e-6, 1e-5},
+    [AO_ATTN_WIN7] = {2e-6, 1e-5},   [AO_ATTN_WIN_ALL] = {2e-6, 1e-5},
+    [AO_ATTN_CAP] = {2e-6, 1e-5},    [AO_ATTN_WIN_CAP] = {2e-6, 1e-5},
+    [AO_NORM_HEADS] = {2e-6, 1e-5},  [AO_NORM_HEADS3] = {2e-6, 1e-5},
+};
+
+static double arch_budget(const char *target, enum arch_op op)
+{
+    return arch_budgets[op][!strncmp(target, "cuda", 4)];
+}
+
+struct arch_shape {
+    int64_t D, H, Hkv, M, pos0;
+};
+
+/* Runs every arch op on be: inputs x [E, M] (E = D*H), bias [E], K and V [D*Hkv, T]; each
+ * output out[op] is E*M floats, out[AO_COUNT] plain causal attention. */
+static int run_arch_ops(struct be_backend *be, const struct arch_shape *s, float *const in[4],
+                        float *out[AO_COUNT + 1])
+{
+    int64_t D = s->D, H = s->H, M = s->M, E = D * H, KV = D * s->Hkv, T = s->pos0 + M;
+    size_t act = (size_t)(E * M) * sizeof(float);
+    struct be_tensor x, bias, bias2, k, v, g, t[AO_COUNT];
+    T_CHECK(be_alloc(be, &x, MQ_DTYPE_F32, 2, (int64_t[]){E, M}) == MQ_OK);
+    T_CHECK(be_alloc(be, &bias, MQ_DTYPE_F32, 1, (int64_t[]){E}) == MQ_OK);
+    T_CHECK(be_alloc(be, &bias2, MQ_DTYPE_F32, 2, (int64_t[]){E, 1}) == MQ_OK);
+    T_CHECK(be_alloc(be, &g, MQ_DTYPE_F32, 1, (int64_t[]){D}) == MQ_OK);
+    T_CHECK(be_alloc(be, &k, MQ_DTYPE_F32, 2, (int64_t[]){KV, T}) == MQ_OK);
+    T_CHECK(be_alloc(be, &v, MQ_DTYPE_F32, 2, (int64_t[]){KV, T}) == MQ_OK);
+    for (int i = 0; i < AO_COUNT; i++) {
+        T_CHECK(be_alloc(be, &t[i], MQ_DTYPE_F32, 2, (int64_t[]){E, M}) == MQ_OK);
+        T_CHECK(be_write(be, &t[i], 0, in[0], act) == MQ_OK); /* in place ops start from x */
+    }
+    T_CHECK(be_write(be, &x, 0, in[0], act) == MQ_OK);
+    T_CHECK(be_write(be, &bias, 0, in[1], (size_t)E * sizeof(float)) == MQ_OK);
+    T_CHECK(be_write(be, &bias2, 0, in[1], (size_t)E * sizeof(float)) == MQ_OK);
+    T_CHECK(be_write(be, &g, 0, in[1], (size_t)D * sizeof(float)) == MQ_OK);
+    T_CHECK(be_write(be, &k, 0, in[2], (size_t)(KV * T) * sizeof(float)) == MQ_OK);
+    T_CHECK(be_write(be, &v, 0, in[3], (size_t)(KV * T) * sizeof(float)) == MQ_OK);
+    struct be_tensor q3, xh, nh3;
+    T_CHECK(be_view_reshape(&x, 3, (int64_t[]){D, H, M}, &q3) == MQ_OK);
+    T_CHECK(be_view_reshape(&x, 2, (int64_t[]){D, H * M}, &xh) == MQ_OK);
+    T_CHECK(be_view_reshape(&t[AO_NORM_HEADS3], 3, (int64_t[]){D, H, M}, &nh3) == MQ_OK);
+    struct be_node attn = {.op = BE_OP_ATTENTION,
+                           .src = {&q3, &k, &v},
+                           .p.attention = {.pos0 = s->pos0, .n_kv = T, .scale = 0.3f}};
+    struct be_node nodes[AO_COUNT] = {
+        [AO_ADD_BIAS] = {.op = BE_OP_ADD, .src = {&t[AO_ADD_BIAS], &bias}, .dst = &t[AO_ADD_BIAS]},
+        [AO_ADD_BIAS2] = {.op = BE_OP_ADD, .src = {&x, &bias2}, .dst = &t[AO_ADD_BIAS2]},
+        [AO_SCALE] = {.op = BE_OP_SCALE, .src = {&t[AO_SCALE]}, .dst = &t[AO_SCALE], .p.scale.s = 0.125f},
+        [AO_GEGLU] = {.op = BE_OP_GEGLU, .src = {&t[AO_GEGLU], &x}, .dst = &t[AO_GEGLU]},
+        [AO_SOFTCAP] = {.op = BE_OP_SOFTCAP, .src = {&t[AO_SOFTCAP]}, .dst = &t[AO_SOFTCAP],
+                        .p.softcap.cap = 3.0f},
+        [AO_NORM_HEADS] = {.op = BE_OP_RMSNORM, .src = {&xh, &g}, .dst = &t[AO_NORM_HEADS],
+                           .p.rmsnorm.eps = 1e-6f},
+        [AO_NORM_HEADS3] = {.op = BE_OP_RMSNORM, .src = {&nh3, &g}, .dst = &nh3, .p.rmsnorm.eps = 1e-6f},
+    };
+    static const struct {
+        enum arch_op op;
+        int64_t window;
+        float softcap;
+    } attn_variants[] = {{AO_ATTN_WIN1, 1, 0.0f},    {AO_ATTN_WIN7, 7, 0.0f},
+                         {AO_ATTN_WIN_ALL, 1 << 20, 0.0f}, {AO_ATTN_CAP, 0, 1.5f},
+                         {AO_ATTN_WIN_CAP, 7, 1.5f}};
+    for (size_t i = 0; i < sizeof(attn_variants) / sizeof(attn_variants[0]); i++) {
+        struct be_node *n = &nodes[attn_variants[i].op];
+        *n = attn;
+        n->dst = &t[attn_variants[i].op];
+        n->p.attention.window = attn_variants[i].window;
+        n->p.attention.softcap = attn_variants[i].softcap;
+    }
+    for (int i = 0; i < AO_COUNT; i++)
+        T_CHECK_MSG(be_run(be, &nodes[i]) == MQ_OK, "%s", arch_op_names[i]);
+    for (int i = 0; i < AO_COUNT; i++)
+        T_CHECK(be_read(be, &t[i], 0, out[i], act) == MQ_OK);
+    /* plain causal attention, for the window longer than the context */
+    attn.dst = &t[0];
+    T_CHECK(be_run(be, &attn) == MQ_OK);
+    T_CHECK(be_read(be, &t[0], 0, out[AO_COUNT], act) == MQ_OK);
+    struct be_tensor *all[] = {&x, &bias, &bias2, &g, &k, &v};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        be_free(be, all[i]);
+    for (int i = 0; i < AO_COUNT; i++)
+        be_free(be, &t[i]);
+    return T_PASS;
+}
+
+static int test_arch_ops(void)
+{
+    /* the second shape's E*M = 17688 is over the host pool threshold (16384) */
+    static const struct arch_shape shapes[] = {{24, 6, 2, 5, 37}, {66, 4, 2, 67, 3}};
+    struct target tg[MAX_TARGETS];
+    int n_broken;
+    int n_tg = open_targets(tg, &n_broken);
+    struct be_backend *ref;
+    T_CHECK(be_open("ref", NULL, &ref) == MQ_OK);
+    double worst[MAX_TARGETS][AO_COUNT] = {{0}};
+    int n_bad = 0;
+    for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+        const struct arch_shape *s = &shapes[si];
+        int64_t E = s->D * s->H, KV = s->D * s->Hkv, T = s->pos0 + s->M, EM = E * s->M;
+        float *buf = malloc((size_t)(EM + E + 2 * KV * T + 2 * (AO_COUNT + 1) * EM) * sizeof(float));
+        T_CHECK(buf);
+        float *x = buf, *bias = x + EM, *k = bias + E, *v = k + KV * T, *o = v + KV * T;
+        fill(x, EM, 21, FILL_RANDOM);
+        fill(bias, E, 22, FILL_RANDOM);
+        fill(k, KV * T, 23, FILL_RANDOM);
+        fill(v, KV * T, 24, FILL_RANDOM);
+        for (int64_t i = 0; i < EM; i += 5)
+            x[i] *= 14.0f; /* gates past +-10, larger scores */
+        x[1] = -10.0f;
+        x[2] = 10.0f;
+        x[3] = 3e-6f; /* an f16 subnormal */
+        x[4] = NAN;   /* NaN in, NaN out (token 0's first head and norm row, too) */
+        float *in[4] = {x, bias, k, v}, *ro[AO_COUNT + 1], *co[AO_COUNT + 1];
+        for (int i = 0; i <= AO_COUNT; i++) {
+            ro[i] = o + (size_t)i * (size_t)EM;
+            co[i] = o + (size_t)(AO_COUNT + 1 + i) * (size_t)EM;
+        }
+        if (run_arch_ops(ref, s, in, ro) != T_PASS) {
+            free(buf);
+            return T_FAIL;
+        }
+        for (int i = 0; i < n_tg; i++) {
+            if (run_arch_ops(tg[i].be, s, in, co) != T_PASS) {
+                fprintf(stderr, "    %s: an op failed (shape %zu)\n", tg[i].name, si);
+                n_bad++;
+                continue;
+            }
+            for (int op = 0; op < AO_COUNT; op++) {
+                double budget = arch_budget(tg[i].name, (enum arch_op)op);
+                for (int64_t j = 0; j < EM; j++) {
+                    double r = ro[op][j], c = co[op][j];
+                    double e = isnan(r) && isnan(c) ? 0.0 : fabs(c - r) / (1.0 + fabs(r));
+                    if (isnan(r) != isnan(c))
+                        e = INFINITY;
+                    worst[i][op] = e > worst[i][op] ? e : worst[i][op];
+                    if (!(e <= budget)) {
+                        fprintf(stderr, "    %s shape %zu %s[%lld]: %g, ref %g (budget %g)\n",
+                                tg[i].name, si, arch_op_names[op], (long long)j, c, r, budget);
+                        n_bad++;
+                        break;
+                    }
+                }
+            }
+            /* a window longer than the context is plain causal attention, bit for bit */
+            if (memcmp(co[AO_ATTN_WIN_ALL], co[AO_COUNT], (size_t)EM * sizeof(float)) != 0) {
+                fprintf(stderr, "    %s shape %zu: window > T differs from plain attention\n",
+                        tg[i].name, si);
+                n_bad++;
+            }
+        }
+        free(buf);
+    }
+    be_close(ref);
+    fprintf(stderr, "    %-26s", "worst |y - ref|/(1+|ref|)");
+    for (int i = 0; i < n_tg; i++)
+        fprintf(stderr, " %-12s", tg[i].name);
+    fputc('\n', stderr);
+    for (int op = 0; op < AO_COUNT; op++) {
+        fprintf(stderr, "    %-26s", arch_op_names[op]);
+        for (int i = 0; i < n_tg; i++)
+            fprintf(stderr, " %-12.1e", worst[i][op]);
+        fputc('\n', stderr);
+    }
+    close_targets(tg, n_tg);
+    T_CHECK_MSG(n_broken == 0, "%d targets probe usable but do not open", n_broken);
+    T_CHECK_MSG(n_bad == 0, "%d (target, op) pairs over budget or failing (above)", n_bad);
+    T_CHECK(n_tg >= 1);
+    return T_PASS;
+}
+
 const struct mq_test backend_ops_tests[] = {
+    {"backend_ops/arch_ops_vs_ref", test_arch_ops},
     {"backend_ops/get_rows_vs_ref", test_get_rows},
     {"backend_ops/matmul_vs_ref", test_matmul},
     {NULL, NULL},
