@@ -1,5 +1,5 @@
-/* cli/cmd_synth.c - `mixq synth --arch llama --params 7B -o FILE`: a llama-shaped GGUF of
- * random weights at a real model's sizes, for cost work only. */
+/* cli/cmd_synth.c - `mixq synth --arch llama --params 7B -o FILE`: a GGUF of random weights
+ * at a real model's sizes (cost work), of any architecture mixq runs (forward-pass oracles). */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,14 +9,15 @@
 #include "cli/cli.h"
 #include "core/log.h"
 #include "core/status.h"
+#include "llm/arch.h"
 #include "model/synth.h"
 
 static void synth_usage(FILE *f)
 {
     fprintf(f,
-            "usage: mixq synth --arch llama --params PRESET [--type TYPE] [--vocab N] [--seed N]\n"
-            "                  [--threads N] -o FILE.gguf\n\n"
-            "Writes a llama-architecture GGUF file of random weights at the shapes of a real\n"
+            "usage: mixq synth [--arch ARCH] --params PRESET [--type TYPE] [--vocab N] [--seed N]\n"
+            "                  [--stddev S] [--head-dim N] [--sliding-window N] [--threads N] -o FILE.gguf\n\n"
+            "Writes a GGUF file of random weights at the shapes of a real\n"
             "model, so that costs (mixq profile, memory) can be measured at real sizes without\n"
             "downloading anything. FOR COST PROFILING ONLY: the weights are random (normal,\n"
             "stddev 0.02; norms 1), so the model's outputs are meaningless and quality figures\n"
@@ -24,7 +25,7 @@ static void synth_usage(FILE *f)
             "so: general.name starts with \"synthetic\" and mixq.synthetic is true.\n\n"
             "The vocabulary is byte-level (256 byte tokens, BOS, EOS) padded with unused filler\n"
             "tokens to the preset's size, so mixq and llama.cpp load and tokenize the file.\n"
-            "The output matrix is untied. The file is written atomically, tensor by tensor (a few\n"
+            "The output matrix is untied (tied for gemma, gemma2, gemma3). The file is written atomically, tensor by tensor (a few\n"
             "MiB of memory whatever the size), after checking the free disk space.\n\n"
             "presets (--params):\n");
     size_t n;
@@ -44,24 +45,30 @@ static void synth_usage(FILE *f)
                 params >= 1e9 ? params / 1e9 : params / 1e6, params >= 1e9 ? "B" : "M",
                 cli_fmt_bytes(b16, sizeof(b16), f16), cli_fmt_bytes(b4, sizeof(b4), q4));
     }
+    char archs[256];
+    mq_arch_list(archs, sizeof(archs));
     fprintf(f,
             "\noptions:\n"
-            "  --arch llama        the architecture (llama is the only one)\n"
+            "  --arch ARCH         the architecture: %s (default llama), with\n"
+            "                      what its row has (qwen2 biases, phi3 fused tensors, gemma norms...)\n"
             "  --params PRESET     the shapes, from the presets above (required)\n"
             "  --type TYPE         weight type: f16 (default) or any plan format whose blocks divide the\n"
             "                      preset's rows (K-quants and iq4_xs: multiples of 256; not 'tiny')\n"
             "  --vocab N           vocabulary size instead of the preset's (%d..%d)\n"
             "  --seed N            random seed (default 1); a seed always gives the same file\n"
+            "  --stddev S          the weights' standard deviation (default 0.02; 0 < S <= 1)\n"
+            "  --head-dim N        head size, written as attention.key_length (default embedding / heads)\n"
+            "  --sliding-window N  window of the sliding layers (gemma2, gemma3; default: the architecture's)\n"
             "  --threads N         threads generating and quantizing (default: all CPUs)\n"
             "  -o, --output FILE   the GGUF file to write (replaced if it exists)\n"
             "  -v, -q              more or fewer messages\n"
             "  --help              this text\n",
-            MQ_SYNTH_MIN_VOCAB, MQ_SYNTH_MAX_VOCAB);
+            archs, MQ_SYNTH_MIN_VOCAB, MQ_SYNTH_MAX_VOCAB);
 }
 
 int cmd_synth(int argc, char **argv)
 {
-    enum { OPT_ARCH = 256, OPT_PARAMS, OPT_TYPE, OPT_VOCAB, OPT_SEED, OPT_THREADS };
+    enum { OPT_ARCH = 256, OPT_PARAMS, OPT_TYPE, OPT_VOCAB, OPT_SEED, OPT_THREADS, OPT_STDDEV, OPT_HEAD_DIM, OPT_SWA };
     static const struct option opts[] = {
         {"arch", required_argument, NULL, OPT_ARCH},
         {"params", required_argument, NULL, OPT_PARAMS},
@@ -69,6 +76,9 @@ int cmd_synth(int argc, char **argv)
         {"vocab", required_argument, NULL, OPT_VOCAB},
         {"seed", required_argument, NULL, OPT_SEED},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"stddev", required_argument, NULL, OPT_STDDEV},
+        {"head-dim", required_argument, NULL, OPT_HEAD_DIM},
+        {"sliding-window", required_argument, NULL, OPT_SWA},
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},
@@ -76,7 +86,8 @@ int cmd_synth(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *arch = "llama", *params = NULL, *type = "f16", *out = NULL;
-    long long vocab = 0, seed = 1, threads = 0;
+    long long vocab = 0, seed = 1, threads = 0, head_dim = 0, swa = 0;
+    double stddev = 0.0;
     int c;
     optind = 1;
     opterr = 0;
@@ -98,6 +109,18 @@ int cmd_synth(int argc, char **argv)
             if (cli_parse_int("synth", "--threads", optarg, 1, 1024, &threads))
                 return CLI_USAGE;
             break;
+        case OPT_STDDEV:
+            if (cli_parse_real("synth", "--stddev", optarg, 0.0, true, 1.0, "a standard deviation", &stddev))
+                return CLI_USAGE;
+            break;
+        case OPT_HEAD_DIM:
+            if (cli_parse_int("synth", "--head-dim", optarg, 2, 1024, &head_dim))
+                return CLI_USAGE;
+            break;
+        case OPT_SWA:
+            if (cli_parse_int("synth", "--sliding-window", optarg, 1, (1LL << 30), &swa))
+                return CLI_USAGE;
+            break;
         case 'o': out = optarg; break;
         case 'h': synth_usage(stdout); return CLI_OK;
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
@@ -107,9 +130,11 @@ int cmd_synth(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("synth", "unexpected argument '%s'", argv[optind]);
-    if (strcmp(arch, "llama") != 0)
-        return cli_usage_error("synth", "architecture '%s' is not supported: synth writes 'llama'",
-                               arch);
+    if (!mq_arch_find(arch)) {
+        char list[256];
+        mq_arch_list(list, sizeof(list));
+        return cli_usage_error("synth", "architecture '%s' is not supported (%s)", arch, list);
+    }
     if (!params)
         return cli_usage_error("synth", "--params PRESET is required (1B, 7B, ...)");
     if (!out || !*out)
@@ -124,7 +149,10 @@ int cmd_synth(int argc, char **argv)
                      p[i].name);
         return cli_usage_error("synth", "--params '%s' is not a preset (%s)", params, list);
     }
-    struct mq_synth_options o = {.seed = (uint64_t)seed, .threads = (int)threads, .progress = true};
+    cfg.arch = mq_arch_find(arch)->name;
+    cfg.head_dim = head_dim;
+    cfg.n_swa = swa;
+    struct mq_synth_options o = {.seed = (uint64_t)seed, .threads = (int)threads, .progress = true, .stddev = stddev};
     if (mq_dtype_from_name(type, &o.type) < 0 || !mq_dtype_get(o.type)->is_plan_format) {
         char list[256];
         mq_dtype_list_plan_formats(list, sizeof(list));
@@ -141,8 +169,8 @@ int cmd_synth(int argc, char **argv)
     struct stat st;
     uint64_t bytes = stat(out, &st) == 0 ? (uint64_t)st.st_size : 0;
     char b[32];
-    printf("wrote %s: synthetic llama %s (%s shapes, random weights: for cost profiling only)\n",
-           out, cfg.name, cfg.like);
+    printf("wrote %s: synthetic %s %s (%s shapes, random weights: for cost profiling only)\n",
+           out, cfg.arch, cfg.name, cfg.like);
     double n = (double)mq_synth_n_params(&cfg);
     printf("      %s, %.3f %s parameters, vocab %lld, %s, %.1f s\n", mq_dtype_name(o.type),
            n >= 1e9 ? n / 1e9 : n / 1e6, n >= 1e9 ? "B" : "M", (long long)cfg.n_vocab,

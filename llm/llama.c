@@ -1,20 +1,33 @@
-/* llm/llama.c - the llama forward pass as a sequence of backend ops. */
+/* llm/llama.c - the transformer forward pass as a sequence of backend ops, for every
+ * architecture of llm/arch.h (the model's hyperparameters and blocks say where it differs
+ * from llama's). */
 #include "llm/llama.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
 #include "core/status.h"
+#include "llm/arch.h"
+
+#define MAX_PARTS 3 /* row ranges of a fused layer: attn_qkv's Q, K, V; phi3's gate, up */
+
+/* A block's glue on the backend (F32 vectors; unused ones stay unallocated). */
+struct block_glue {
+    struct be_tensor attn_norm, ffn_norm, q_norm, k_norm, attn_post_norm, ffn_post_norm;
+    struct be_tensor bias[3]; /* Q, K, V (a fused bias is split the same way) */
+};
 
 struct mq_llama {
     const struct mq_model *m;
     struct be_backend *be;
     int64_t n_ctx, n_batch;
     uint64_t weight_bytes;
-    struct be_tensor *w;        /* [n_layers] quantizable layers in plan formats */
-    struct be_tensor *attn_norm, *ffn_norm, output_norm;
+    /* [n_layers][MAX_PARTS]: each quantizable layer in its plan format, as one tensor or,
+     * for a fused layer, one per row range (layer_parts) */
+    struct be_tensor (*w)[MAX_PARTS];
+    struct block_glue *glue;             /* [n_layer] */
+    struct be_tensor output_norm;
     struct be_tensor *k_cache, *v_cache; /* [n_layer] of [head_dim * n_head_kv, n_ctx] */
     /* activations for n_batch tokens */
     struct be_tensor ids, x, h, q, attn, o, g, u, logits;
@@ -25,18 +38,107 @@ struct mq_llama {
     size_t capture_cap;
 };
 
-static int upload_norm(struct mq_llama *l, const struct mq_gguf_tensor *src, struct be_tensor *dst)
+/* The row ranges a layer runs as: one, or those of a fused layer (Q, K, V of attn_qkv;
+ * gate and up of phi3's ffn_up). Returns the count; rows[k] are the k-th range's rows. */
+static int layer_parts(const struct mq_model *m, const struct mq_layer *ly, int64_t rows[MAX_PARTS])
 {
+    const struct mq_hparams *hp = &m->hp;
+    if (ly->role == MQ_ROLE_ATTN_QKV) {
+        rows[0] = hp->head_dim * hp->n_head;
+        rows[1] = rows[2] = hp->head_dim * hp->n_head_kv;
+        return 3;
+    }
+    if (ly->role == MQ_ROLE_FFN_UP && (m->arch_row->flags & MQ_ARCH_FUSED_GATE_UP)) {
+        rows[0] = rows[1] = hp->n_ff;
+        return 2;
+    }
+    rows[0] = ly->n_out;
+    return 1;
+}
+
+/* Converts layer i to `fmt` and uploads it into parts[] (one tensor per row range). */
+static int upload_layer(struct mq_llama *l, int i, enum mq_dtype fmt, struct be_tensor parts[MAX_PARTS])
+{
+    const struct mq_layer *ly = &l->m->layers[i];
+    const void *data;
+    void *buf;
+    int64_t rows[MAX_PARTS];
+    int n = layer_parts(l->m, ly, rows);
+    size_t row_bytes;
+    int rc = mq_dtype_row_bytes(fmt, ly->n_in, &row_bytes);
+    if (rc < 0)
+        return rc;
+    if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, fmt, ly->imp, &data,
+                                 &buf)) < 0)
+        return rc;
+    size_t off = 0;
+    for (int k = 0; k < n && rc == MQ_OK; k++) {
+        rc = be_upload(l->be, &parts[k], fmt, 2, (int64_t[]){ly->n_in, rows[k]}, (const char *)data + off,
+                       BE_USE_MATRIX);
+        off += (size_t)rows[k] * row_bytes;
+    }
+    free(buf);
+    if (rc < 0)
+        for (int k = 0; k < n; k++)
+            be_free(l->be, &parts[k]);
+    return rc;
+}
+
+static uint64_t parts_bytes(const struct be_tensor parts[MAX_PARTS])
+{
+    uint64_t n = 0;
+    for (int k = 0; k < MAX_PARTS; k++)
+        n += parts[k].nbytes;
+    return n;
+}
+
+/* Uploads n values of a glue tensor from element `first` on as an F32 vector (a NULL
+ * source leaves dst unallocated). */
+static int upload_vector(struct mq_llama *l, const struct mq_gguf_tensor *src, int64_t first, int64_t n,
+                         struct be_tensor *dst)
+{
+    if (!src)
+        return MQ_OK;
     const void *data;
     void *buf;
     int rc = mq_convert_weights(src->name, src->type, src->data, src->ne[0], src->n_elems / src->ne[0],
                                 MQ_DTYPE_F32, NULL, &data, &buf);
     if (rc < 0)
         return rc;
-    rc = be_upload(l->be, dst, MQ_DTYPE_F32, 1, &src->ne[0], data, BE_USE_VECTOR);
+    rc = be_upload(l->be, dst, MQ_DTYPE_F32, 1, &n, (const float *)data + first, BE_USE_VECTOR);
     free(buf);
     l->weight_bytes += dst->nbytes;
     return rc;
+}
+
+static int upload_norm(struct mq_llama *l, const struct mq_gguf_tensor *src, struct be_tensor *dst)
+{
+    return src ? upload_vector(l, src, 0, src->ne[0], dst) : MQ_OK;
+}
+
+static int upload_glue(struct mq_llama *l, int b)
+{
+    const struct mq_model *m = l->m;
+    const struct mq_block *bk = &m->blocks[b];
+    struct block_glue *gl = &l->glue[b];
+    int rc;
+    if ((rc = upload_norm(l, bk->attn_norm, &gl->attn_norm)) < 0 ||
+        (rc = upload_norm(l, bk->ffn_norm, &gl->ffn_norm)) < 0 ||
+        (rc = upload_norm(l, bk->attn_q_norm, &gl->q_norm)) < 0 ||
+        (rc = upload_norm(l, bk->attn_k_norm, &gl->k_norm)) < 0 ||
+        (rc = upload_norm(l, bk->attn_post_norm, &gl->attn_post_norm)) < 0 ||
+        (rc = upload_norm(l, bk->ffn_post_norm, &gl->ffn_post_norm)) < 0)
+        return rc;
+    int64_t Q = m->hp.head_dim * m->hp.n_head, KV = m->hp.head_dim * m->hp.n_head_kv;
+    int64_t rows[3] = {Q, KV, KV}, first = 0;
+    bool fused = m->block_layer[b * MQ_ROLE_COUNT + MQ_ROLE_ATTN_QKV] >= 0;
+    for (int k = 0; k < 3; k++) {
+        const struct mq_gguf_tensor *src = fused ? bk->bias[0] : bk->bias[k];
+        if ((rc = upload_vector(l, src, fused ? first : 0, rows[k], &gl->bias[k])) < 0)
+            return rc;
+        first += rows[k];
+    }
+    return MQ_OK;
 }
 
 static int alloc2(struct mq_llama *l, struct be_tensor *t, enum mq_dtype type, int64_t ne0, int64_t ne1)
@@ -63,36 +165,26 @@ int mq_llama_new(const struct mq_model *m, const struct mq_plan *plan, struct be
         l->n_batch = l->n_ctx;
     l->w = calloc((size_t)m->n_layers, sizeof(*l->w));
     l->fmt = calloc((size_t)m->n_layers + 1, sizeof(*l->fmt));
-    l->attn_norm = calloc((size_t)hp->n_layer, sizeof(*l->attn_norm));
-    l->ffn_norm = calloc((size_t)hp->n_layer, sizeof(*l->ffn_norm));
+    l->glue = calloc((size_t)hp->n_layer, sizeof(*l->glue));
     l->k_cache = calloc((size_t)hp->n_layer, sizeof(*l->k_cache));
     l->v_cache = calloc((size_t)hp->n_layer, sizeof(*l->v_cache));
-    if (!l->w || !l->fmt || !l->attn_norm || !l->ffn_norm || !l->k_cache || !l->v_cache) {
+    if (!l->w || !l->fmt || !l->glue || !l->k_cache || !l->v_cache) {
         rc = mq_error(MQ_ENOMEM, "cannot allocate a forward-pass context");
         goto fail;
     }
     for (int i = 0; i < m->n_layers; i++) {
-        const struct mq_layer *ly = &m->layers[i];
-        const void *data;
-        void *buf;
-        if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, plan->fmt[i],
-                                     ly->imp, &data, &buf)) < 0)
+        if ((rc = upload_layer(l, i, plan->fmt[i], l->w[i])) < 0)
             goto fail;
-        rc = be_upload(be, &l->w[i], plan->fmt[i], 2, (int64_t[]){ly->n_in, ly->n_out}, data, BE_USE_MATRIX);
-        free(buf);
-        if (rc < 0)
-            goto fail;
-        l->weight_bytes += l->w[i].nbytes;
+        l->weight_bytes += parts_bytes(l->w[i]);
         l->fmt[i] = plan->fmt[i];
     }
     for (int b = 0; b < hp->n_layer; b++)
-        if ((rc = upload_norm(l, m->attn_norm[b], &l->attn_norm[b])) < 0 ||
-            (rc = upload_norm(l, m->ffn_norm[b], &l->ffn_norm[b])) < 0)
+        if ((rc = upload_glue(l, b)) < 0)
             goto fail;
     if ((rc = upload_norm(l, m->output_norm, &l->output_norm)) < 0)
         goto fail;
 
-    int64_t kv = hp->head_dim * hp->n_head_kv, B = l->n_batch;
+    int64_t kv = hp->head_dim * hp->n_head_kv, B = l->n_batch, qdim = hp->head_dim * hp->n_head;
     /* the cache starts zeroed: a session may time a decode at position ctx - 1 without
      * filling the cache first, and must not meet NaN bit patterns there */
     float *zeros = calloc((size_t)kv, sizeof(float));
@@ -114,8 +206,8 @@ int mq_llama_new(const struct mq_model *m, const struct mq_plan *plan, struct be
     if ((rc = be_alloc(be, &l->ids, MQ_DTYPE_I32, 1, &B)) < 0 ||
         (rc = alloc2(l, &l->x, MQ_DTYPE_F32, hp->n_embd, B)) < 0 ||
         (rc = alloc2(l, &l->h, MQ_DTYPE_F32, hp->n_embd, B)) < 0 ||
-        (rc = alloc2(l, &l->q, MQ_DTYPE_F32, hp->head_dim * hp->n_head, B)) < 0 ||
-        (rc = alloc2(l, &l->attn, MQ_DTYPE_F32, hp->head_dim * hp->n_head, B)) < 0 ||
+        (rc = alloc2(l, &l->q, MQ_DTYPE_F32, qdim, B)) < 0 ||
+        (rc = alloc2(l, &l->attn, MQ_DTYPE_F32, qdim, B)) < 0 ||
         (rc = alloc2(l, &l->o, MQ_DTYPE_F32, hp->n_embd, B)) < 0 ||
         (rc = alloc2(l, &l->g, MQ_DTYPE_F32, hp->n_ff, B)) < 0 ||
         (rc = alloc2(l, &l->u, MQ_DTYPE_F32, hp->n_ff, B)) < 0 ||
@@ -135,12 +227,17 @@ void mq_llama_free(struct mq_llama *l)
     const struct mq_hparams *hp = &l->m->hp;
     if (l->w)
         for (int i = 0; i < l->m->n_layers; i++)
-            be_free(l->be, &l->w[i]);
+            for (int k = 0; k < MAX_PARTS; k++)
+                be_free(l->be, &l->w[i][k]);
     for (int b = 0; b < hp->n_layer; b++) {
-        if (l->attn_norm)
-            be_free(l->be, &l->attn_norm[b]);
-        if (l->ffn_norm)
-            be_free(l->be, &l->ffn_norm[b]);
+        if (l->glue) {
+            struct block_glue *gl = &l->glue[b];
+            struct be_tensor *ts[] = {&gl->attn_norm, &gl->ffn_norm, &gl->q_norm, &gl->k_norm,
+                                      &gl->attn_post_norm, &gl->ffn_post_norm, &gl->bias[0], &gl->bias[1],
+                                      &gl->bias[2]};
+            for (size_t k = 0; k < sizeof(ts) / sizeof(ts[0]); k++)
+                be_free(l->be, ts[k]);
+        }
         if (l->k_cache)
             be_free(l->be, &l->k_cache[b]);
         if (l->v_cache)
@@ -153,8 +250,7 @@ void mq_llama_free(struct mq_llama *l)
     free(l->w);
     free(l->fmt);
     free(l->capture_buf);
-    free(l->attn_norm);
-    free(l->ffn_norm);
+    free(l->glue);
     free(l->k_cache);
     free(l->v_cache);
     free(l);
@@ -172,21 +268,16 @@ int mq_llama_set_layer(struct mq_llama *l, int layer, enum mq_dtype fmt)
     const struct mq_layer *ly = &m->layers[layer];
     if (!mq_dtype_get(fmt)->is_plan_format || !mq_layer_allows(ly, fmt))
         return mq_error(MQ_EINVAL, "layer '%s' cannot be stored as %s", ly->name, mq_dtype_name(fmt));
-    const void *data;
-    void *buf;
-    int rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, fmt, ly->imp, &data,
-                                &buf);
+    struct be_tensor parts[MAX_PARTS] = {0};
+    int rc = upload_layer(l, layer, fmt, parts);
     if (rc < 0)
         return rc;
-    struct be_tensor t;
-    rc = be_upload(l->be, &t, fmt, 2, (int64_t[]){ly->n_in, ly->n_out}, data, BE_USE_MATRIX);
-    free(buf);
-    if (rc < 0)
-        return rc;
-    l->weight_bytes -= l->w[layer].nbytes;
-    be_free(l->be, &l->w[layer]);
-    l->w[layer] = t;
-    l->weight_bytes += t.nbytes;
+    l->weight_bytes -= parts_bytes(l->w[layer]);
+    for (int k = 0; k < MAX_PARTS; k++) {
+        be_free(l->be, &l->w[layer][k]);
+        l->w[layer][k] = parts[k];
+    }
+    l->weight_bytes += parts_bytes(parts);
     l->fmt[layer] = fmt;
     return MQ_OK;
 }
@@ -233,23 +324,114 @@ static struct be_tensor as3(const struct be_tensor *t, int64_t d0, int64_t d1, i
     return v;
 }
 
-/* A matmul of layer `li` on input `in`, with the capture hook in front when set. */
-#define MATMUL(li, in, out)                                                                       \
-    do {                                                                                          \
-        if (l->capture) {                                                                         \
-            int rc_c = capture_input(l, (li), (in));                                              \
-            if (rc_c < 0)                                                                         \
-                return rc_c;                                                                      \
-        }                                                                                         \
-        RUN(.op = BE_OP_MATMUL, .src = {&l->w[(li)], (in)}, .dst = (out));                       \
-    } while (0)
-
 #define RUN(...)                                                                                  \
     do {                                                                                          \
         int rc_ = be_run(l->be, &(struct be_node){__VA_ARGS__});                                  \
         if (rc_ < 0)                                                                              \
             return rc_;                                                                           \
     } while (0)
+
+/* Layer li's matmul(s) on input `in`, the capture hook in front when set (once per layer,
+ * also for a fused one): out[k] receives row range k. */
+static int matmul_parts(struct mq_llama *l, int li, struct be_tensor *in, struct be_tensor *const *out, int n)
+{
+    if (l->capture) {
+        int rc = capture_input(l, li, in);
+        if (rc < 0)
+            return rc;
+    }
+    for (int k = 0; k < n; k++)
+        RUN(.op = BE_OP_MATMUL, .src = {&l->w[li][k], in}, .dst = out[k]);
+    return MQ_OK;
+}
+
+#define MATMUL(li, in, out)                                                                       \
+    do {                                                                                          \
+        int rc_m = matmul_parts(l, (li), (in), (struct be_tensor *const[]){(out)}, 1);            \
+        if (rc_m < 0)                                                                             \
+            return rc_m;                                                                          \
+    } while (0)
+
+/* RMSNorm of each head of a [D * heads, n] activation in place, with weights [D]. */
+static int head_norm(struct mq_llama *l, const struct be_tensor *t, int64_t D, struct be_tensor *w)
+{
+    struct be_tensor v;
+    int rc = be_view_reshape(t, 2, (int64_t[]){D, t->ne[0] / D * t->ne[1]}, &v);
+    if (rc < 0)
+        return rc;
+    RUN(.op = BE_OP_RMSNORM, .src = {&v, w}, .dst = &v, .p.rmsnorm.eps = l->m->hp.norm_eps);
+    return MQ_OK;
+}
+
+/* One block's attention: Q, K, V (biases, per-head norms, RoPE), K and V into the cache at
+ * pos0.., attention over the cache, the output projection into o. Reads h. */
+static int block_attention(struct mq_llama *l, int b, int64_t n, int64_t pos0, struct be_tensor *h,
+                           struct be_tensor *o)
+{
+    const struct mq_model *m = l->m;
+    const struct mq_hparams *hp = &m->hp;
+    const int *bl = &m->block_layer[b * MQ_ROLE_COUNT];
+    struct block_glue *gl = &l->glue[b];
+    int64_t D = hp->head_dim, H = hp->n_head, Hkv = hp->n_head_kv;
+    struct be_tensor q = cols(&l->q, n), attn = cols(&l->attn, n), kc, vc;
+    int rc;
+    if ((rc = be_view_rows(&l->k_cache[b], pos0, n, &kc)) < 0 || (rc = be_view_rows(&l->v_cache[b], pos0, n, &vc)) < 0)
+        return rc;
+    struct be_tensor *qkv[3] = {&q, &kc, &vc};
+    if (bl[MQ_ROLE_ATTN_QKV] >= 0) {
+        if ((rc = matmul_parts(l, bl[MQ_ROLE_ATTN_QKV], h, qkv, 3)) < 0)
+            return rc;
+    } else {
+        MATMUL(bl[MQ_ROLE_ATTN_Q], h, &q);
+        MATMUL(bl[MQ_ROLE_ATTN_K], h, &kc);
+        MATMUL(bl[MQ_ROLE_ATTN_V], h, &vc);
+    }
+    for (int k = 0; k < 3; k++)
+        if (gl->bias[k].data)
+            RUN(.op = BE_OP_ADD, .src = {qkv[k], &gl->bias[k]}, .dst = qkv[k]);
+    if (gl->q_norm.data && ((rc = head_norm(l, &q, D, &gl->q_norm)) < 0 || (rc = head_norm(l, &kc, D, &gl->k_norm)) < 0))
+        return rc;
+    bool swa = m->blocks[b].swa;
+    float theta = swa ? hp->rope_theta_swa : hp->rope_theta;
+    float freq_scale = swa ? hp->rope_freq_scale_swa : hp->rope_freq_scale;
+    struct be_tensor q3 = as3(&q, D, H, n), kc3 = as3(&kc, D, Hkv, n);
+    RUN(.op = BE_OP_ROPE, .src = {&q3}, .dst = &q3,
+        .p.rope = {.pos0 = pos0, .n_rot = hp->n_rot, .mode = hp->rope_mode, .theta = theta, .freq_scale = freq_scale});
+    RUN(.op = BE_OP_ROPE, .src = {&kc3}, .dst = &kc3,
+        .p.rope = {.pos0 = pos0, .n_rot = hp->n_rot, .mode = hp->rope_mode, .theta = theta, .freq_scale = freq_scale});
+    RUN(.op = BE_OP_ATTENTION, .src = {&q3, &l->k_cache[b], &l->v_cache[b]}, .dst = &attn,
+        .p.attention = {.pos0 = pos0,
+                        .n_kv = pos0 + n,
+                        .scale = hp->attn_scale,
+                        .window = swa ? hp->n_swa : 0,
+                        .softcap = hp->attn_softcap});
+    MATMUL(bl[MQ_ROLE_ATTN_OUTPUT], &attn, o);
+    if (gl->attn_post_norm.data)
+        RUN(.op = BE_OP_RMSNORM, .src = {o, &gl->attn_post_norm}, .dst = o, .p.rmsnorm.eps = hp->norm_eps);
+    return MQ_OK;
+}
+
+/* One block's feed-forward network on h into o (h is overwritten). */
+static int block_ffn(struct mq_llama *l, int b, int64_t n, struct be_tensor *h, struct be_tensor *o)
+{
+    const struct mq_model *m = l->m;
+    const struct mq_hparams *hp = &m->hp;
+    const int *bl = &m->block_layer[b * MQ_ROLE_COUNT];
+    struct be_tensor g = cols(&l->g, n), u = cols(&l->u, n);
+    int rc;
+    if (bl[MQ_ROLE_FFN_GATE] < 0) { /* fused gate and up rows (phi3) */
+        if ((rc = matmul_parts(l, bl[MQ_ROLE_FFN_UP], h, (struct be_tensor *const[]){&g, &u}, 2)) < 0)
+            return rc;
+    } else {
+        MATMUL(bl[MQ_ROLE_FFN_GATE], h, &g);
+        MATMUL(bl[MQ_ROLE_FFN_UP], h, &u);
+    }
+    RUN(.op = m->arch_row->act == MQ_FFN_GELU ? BE_OP_GEGLU : BE_OP_SWIGLU, .src = {&g, &u}, .dst = &g);
+    MATMUL(bl[MQ_ROLE_FFN_DOWN], &g, o);
+    if (l->glue[b].ffn_post_norm.data)
+        RUN(.op = BE_OP_RMSNORM, .src = {o, &l->glue[b].ffn_post_norm}, .dst = o, .p.rmsnorm.eps = hp->norm_eps);
+    return MQ_OK;
+}
 
 int mq_llama_decode(struct mq_llama *l, const int32_t *tokens, int64_t n, int64_t pos0, float *logits)
 {
@@ -265,45 +447,28 @@ int mq_llama_decode(struct mq_llama *l, const int32_t *tokens, int64_t n, int64_
         if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
             return mq_error(MQ_EINVAL, "token id %d outside the vocabulary of %lld", tokens[i],
                             (long long)hp->n_vocab);
-    int64_t D = hp->head_dim, H = hp->n_head, Hkv = hp->n_head_kv;
     struct be_tensor ids = cols(&l->ids, n), x = cols(&l->x, n), h = cols(&l->h, n);
-    struct be_tensor q = cols(&l->q, n), attn = cols(&l->attn, n), o = cols(&l->o, n);
-    struct be_tensor g = cols(&l->g, n), u = cols(&l->u, n), lg = cols(&l->logits, n);
-    struct be_tensor q3 = as3(&q, D, H, n);
+    struct be_tensor o = cols(&l->o, n), lg = cols(&l->logits, n);
     int rc = be_write(l->be, &ids, 0, tokens, (size_t)n * sizeof(int32_t));
     if (rc < 0)
         return rc;
-    RUN(.op = BE_OP_GET_ROWS, .src = {&l->w[m->layer_token_embd], &ids}, .dst = &x);
+    RUN(.op = BE_OP_GET_ROWS, .src = {&l->w[m->layer_token_embd][0], &ids}, .dst = &x);
+    if (hp->embd_scale != 1.0f)
+        RUN(.op = BE_OP_SCALE, .src = {&x}, .dst = &x, .p.scale.s = hp->embd_scale);
     for (int b = 0; b < hp->n_layer; b++) {
-        const int *bl = &m->block_layer[b * MQ_ROLE_COUNT];
-        struct be_tensor kc, vc;
-        if ((rc = be_view_rows(&l->k_cache[b], pos0, n, &kc)) < 0 ||
-            (rc = be_view_rows(&l->v_cache[b], pos0, n, &vc)) < 0)
+        RUN(.op = BE_OP_RMSNORM, .src = {&x, &l->glue[b].attn_norm}, .dst = &h, .p.rmsnorm.eps = hp->norm_eps);
+        if ((rc = block_attention(l, b, n, pos0, &h, &o)) < 0)
             return rc;
-        struct be_tensor kc3 = as3(&kc, D, Hkv, n);
-        RUN(.op = BE_OP_RMSNORM, .src = {&x, &l->attn_norm[b]}, .dst = &h, .p.rmsnorm.eps = hp->norm_eps);
-        MATMUL(bl[MQ_ROLE_ATTN_Q], &h, &q);
-        MATMUL(bl[MQ_ROLE_ATTN_K], &h, &kc);
-        MATMUL(bl[MQ_ROLE_ATTN_V], &h, &vc);
-        RUN(.op = BE_OP_ROPE, .src = {&q3}, .dst = &q3,
-            .p.rope = {.pos0 = pos0, .n_rot = hp->n_rot, .mode = hp->rope_mode,
-                       .theta = hp->rope_theta, .freq_scale = hp->rope_freq_scale});
-        RUN(.op = BE_OP_ROPE, .src = {&kc3}, .dst = &kc3,
-            .p.rope = {.pos0 = pos0, .n_rot = hp->n_rot, .mode = hp->rope_mode,
-                       .theta = hp->rope_theta, .freq_scale = hp->rope_freq_scale});
-        RUN(.op = BE_OP_ATTENTION, .src = {&q3, &l->k_cache[b], &l->v_cache[b]}, .dst = &attn,
-            .p.attention = {.pos0 = pos0, .n_kv = pos0 + n, .scale = 1.0f / sqrtf((float)D)});
-        MATMUL(bl[MQ_ROLE_ATTN_OUTPUT], &attn, &o);
         RUN(.op = BE_OP_ADD, .src = {&x, &o}, .dst = &x);
-        RUN(.op = BE_OP_RMSNORM, .src = {&x, &l->ffn_norm[b]}, .dst = &h, .p.rmsnorm.eps = hp->norm_eps);
-        MATMUL(bl[MQ_ROLE_FFN_GATE], &h, &g);
-        MATMUL(bl[MQ_ROLE_FFN_UP], &h, &u);
-        RUN(.op = BE_OP_SWIGLU, .src = {&g, &u}, .dst = &g);
-        MATMUL(bl[MQ_ROLE_FFN_DOWN], &g, &o);
+        RUN(.op = BE_OP_RMSNORM, .src = {&x, &l->glue[b].ffn_norm}, .dst = &h, .p.rmsnorm.eps = hp->norm_eps);
+        if ((rc = block_ffn(l, b, n, &h, &o)) < 0)
+            return rc;
         RUN(.op = BE_OP_ADD, .src = {&x, &o}, .dst = &x);
     }
     RUN(.op = BE_OP_RMSNORM, .src = {&x, &l->output_norm}, .dst = &h, .p.rmsnorm.eps = hp->norm_eps);
     MATMUL(m->layer_output, &h, &lg);
+    if (hp->final_softcap > 0.0f)
+        RUN(.op = BE_OP_SOFTCAP, .src = {&lg}, .dst = &lg, .p.softcap.cap = hp->final_softcap);
     if (logits)
         return be_read(l->be, &lg, 0, logits, (size_t)n * (size_t)hp->n_vocab * sizeof(float));
     return be_sync(l->be);

@@ -1,6 +1,7 @@
-/* llm/llama.h - the llama family: loading it from GGUF (mq_llama_model_load, the
- * hyperparameters and layers; llm/llama_model.c), its forward pass on any backend with a
- * plan applied (llm/llama.c), and its runner (llm/llama_runner.c).
+/* llm/llama.h - transformers from GGUF, the llama family and every architecture of
+ * llm/arch.h's table: loading one (mq_llama_model_load, the hyperparameters and layers;
+ * llm/llama_model.c), its forward pass on any backend with a plan applied (llm/llama.c),
+ * and its runner (llm/llama_runner.c).
  *
  *     struct mq_llama *l;
  *     struct mq_llama_config cfg = {.n_ctx = 256, .n_batch = 256};
@@ -13,13 +14,18 @@
  * mq_llama_new converts each quantizable layer's weights to the plan's format with
  * core/dtype's reference quantizer (from the source weights dequantized to F32, or the
  * source bytes unchanged when the plan keeps the source format) and uploads them once.
- * Norm weights are F32. The KV cache is F32, n_ctx positions per layer.
+ * A fused layer (attn_qkv, phi3's gate-and-up ffn_up) is converted once, in one format,
+ * and uploaded as one tensor per row range. Norm weights and biases are F32. The KV cache
+ * is F32, n_ctx positions per layer.
  *
- * One forward pass: token embedding lookup; per block RMSNorm, Q/K/V projections, RoPE on
- * Q and K, K and V written into the cache at their positions, causal grouped-query
- * attention over the cache, output projection and residual add, RMSNorm, SwiGLU
- * feed-forward and residual add; final RMSNorm and the output matrix (token_embd when
- * tied). Positions must be consecutive within a call; a call at pos0 overwrites the
+ * One forward pass: token embedding lookup (scaled where the architecture scales it); per
+ * block RMSNorm, Q/K/V projections (plus biases; per-head RMSNorm of Q and K where the
+ * architecture has them), RoPE on Q and K (the architecture's pairing; the sliding
+ * layers' own base), K and V written into the cache at their positions, causal
+ * grouped-query attention over the cache (a sliding window and soft cap where the
+ * architecture has them), output projection (post norm) and residual add, RMSNorm, SwiGLU
+ * or GELU-gated feed-forward (post norm) and residual add; final RMSNorm, the output
+ * matrix (token_embd when tied) and the final soft cap. Positions must be consecutive within a call; a call at pos0 overwrites the
  * cache from pos0 on, so a new sequence simply starts again at 0.
  *
  * Ownership: the model and backend are borrowed and must outlive the mq_llama.
@@ -67,7 +73,7 @@ int64_t mq_llama_n_batch(const struct mq_llama *l);
 /* Bytes of weights uploaded (quantizable layers in their plan formats plus norms). */
 uint64_t mq_llama_weight_bytes(const struct mq_llama *l);
 
-/* Loads a GGUF file of general.architecture "llama" as a model (llm/llama_model.c; the
+/* Loads a GGUF file of an architecture of llm/arch.h as a model (llm/llama_model.c; the
  * GGUF row of model/loader.c's table, so mq_model_load calls it for files that start with
  * GGUF's magic): hyperparameters, quantizable layers, glue tensors and vocabulary. The
  * caller frees with mq_model_free. */

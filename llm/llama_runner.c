@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/status.h"
+#include "llm/arch.h"
 #include "llm/llama.h"
 #include "model/eval.h"
 #include "model/runner.h"
@@ -134,13 +135,27 @@ static uint64_t llama_scratch(const struct mq_model *m, int64_t n_batch)
     return per_token * (uint64_t)n_batch + quant;
 }
 
+/* The F32 glue the forward pass uploads: norm weights and biases (llm/llama.c). */
+static uint64_t glue_bytes(const struct mq_model *m)
+{
+    uint64_t n = (uint64_t)m->hp.n_embd; /* output_norm */
+    for (int64_t b = 0; b < m->hp.n_layer; b++) {
+        const struct mq_block *bk = &m->blocks[b];
+        const struct mq_gguf_tensor *ts[] = {bk->attn_norm,      bk->ffn_norm,      bk->attn_q_norm,
+                                             bk->attn_k_norm,    bk->attn_post_norm, bk->ffn_post_norm,
+                                             bk->bias[0],        bk->bias[1],       bk->bias[2]};
+        for (size_t k = 0; k < sizeof(ts) / sizeof(ts[0]); k++)
+            n += ts[k] ? (uint64_t)ts[k]->n_elems : 0;
+    }
+    return 4 * n;
+}
+
 static int llama_memory(const struct mq_model *m, const struct mq_plan *p, const struct mq_workload *w,
                         struct mq_memory *out)
 {
     memset(out, 0, sizeof(*out));
     const struct mq_hparams *hp = &m->hp;
-    uint64_t norms = 4 * (uint64_t)hp->n_embd * (uint64_t)(2 * hp->n_layer + 1);
-    out->weights = mq_plan_weight_bytes(m, p) + norms;
+    out->weights = mq_plan_weight_bytes(m, p) + glue_bytes(m);
     uint64_t kv_dim = (uint64_t)(hp->head_dim * hp->n_head_kv);
     out->kv_cache = 2 * 4 * kv_dim * (uint64_t)hp->n_layer * (uint64_t)mq_workload_ctx_needed(w);
     int64_t n_batch = w->kind == MQ_WL_DECODE ? 1 : w->prompt;
@@ -158,9 +173,23 @@ static void llama_describe(const struct mq_model *m, FILE *f)
     fprintf(f, "shape         embedding %lld, blocks %lld, heads %lld (kv heads %lld), head dim %lld, ffn %lld\n",
             (long long)hp->n_embd, (long long)hp->n_layer, (long long)hp->n_head, (long long)hp->n_head_kv,
             (long long)hp->head_dim, (long long)hp->n_ff);
-    fprintf(f, "rope          %d dims, theta %g, frequency scale %g; rms norm eps %g; output %s\n", hp->n_rot,
-            (double)hp->rope_theta, (double)hp->rope_freq_scale, (double)hp->norm_eps,
-            hp->tied_output ? "tied to token_embd" : "untied");
+    fprintf(f, "rope          %d dims (%s pairs), theta %g, frequency scale %g; rms norm eps %g; output %s\n",
+            hp->n_rot, hp->rope_mode == BE_ROPE_NEOX ? "neox" : "adjacent", (double)hp->rope_theta,
+            (double)hp->rope_freq_scale, (double)hp->norm_eps, hp->tied_output ? "tied to token_embd" : "untied");
+    const struct mq_arch *a = m->arch_row;
+    fprintf(f, "block         %s gate%s%s%s%s", a->act == MQ_FFN_GELU ? "gelu" : "silu",
+            (a->flags & MQ_ARCH_QK_NORM) ? ", q/k head norms" : "", (a->flags & MQ_ARCH_POST_NORMS) ? ", post norms" : "",
+            hp->embd_scale != 1.0f ? ", embeddings scaled" : "", m->blocks[0].bias[0] || m->blocks[0].bias[1] ? ", q/k/v biases" : "");
+    if (hp->attn_softcap > 0 || hp->final_softcap > 0)
+        fprintf(f, ", soft caps attention %g final %g", (double)hp->attn_softcap, (double)hp->final_softcap);
+    if (hp->n_swa > 0) {
+        int n_swa_layers = 0;
+        for (int64_t b = 0; b < hp->n_layer; b++)
+            n_swa_layers += m->blocks[b].swa;
+        fprintf(f, ", %d of %lld blocks slide over %lld positions (theta %g)", n_swa_layers, (long long)hp->n_layer,
+                (long long)hp->n_swa, (double)hp->rope_theta_swa);
+    }
+    fputc('\n', f);
 }
 
 /* ---- quality: perplexity and KL divergence over a text (model/eval.h) ---- */

@@ -18,6 +18,7 @@ static const char *const role_names[MQ_ROLE_COUNT] = {
     [MQ_ROLE_FFN_UP] = "ffn_up",         [MQ_ROLE_FFN_DOWN] = "ffn_down",
     [MQ_ROLE_OUTPUT] = "output",         [MQ_ROLE_CONV] = "conv",
     [MQ_ROLE_CONV_TRANSPOSE] = "conv_transpose", [MQ_ROLE_GEMM] = "gemm",
+    [MQ_ROLE_ATTN_QKV] = "attn_qkv",
 };
 
 uint32_t mq_layer_formats_for(int64_t n_in) { return mq_dtype_formats_for_row(n_in); }
@@ -111,8 +112,7 @@ void mq_model_free(struct mq_model *m)
     mq_vocab_free(m->vocab);
     free(m->layers);
     free(m->block_layer);
-    free(m->attn_norm);
-    free(m->ffn_norm);
+    free(m->blocks);
     mq_gguf_close(m->gguf);
     free(m->imp_data);
     free(m);

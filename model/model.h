@@ -9,12 +9,13 @@
  *     mq_model_free(m);
  *
  * A quantizable layer is one weight matrix named as in the file ("blk.3.attn_q.weight")
- * with a role. Everything else (norm weights, the attention arithmetic, activations) is
+ * with a role; a fused matrix (attn_qkv, phi3's gate-and-up ffn_up) is one layer, stored
+ * in one format. Everything else (norm weights, the attention arithmetic, activations) is
  * glue and stays F32. A model with a tied output (no output.weight) uses token_embd
  * both for the lookup and as the output matrix: one layer, two uses.
  *
- * Supported: GGUF files of general.architecture "llama" (the llama family's
- * hyperparameter keys, llm/llama.h), and ONNX files (onnx/onnx.h). mq_model_load picks
+ * Supported: GGUF files of the architectures in llm/arch.h's table (llama, qwen2, qwen3,
+ * phi3, gemma, gemma2, gemma3), and ONNX files (onnx/onnx.h). mq_model_load picks
  * the loader by the file's first bytes from model/loader.h's table. Other architectures,
  * and tensors or shapes that do not fit, are refused with one line naming what is wrong.
  * How a model runs (sessions for workloads, its memory model) is behind model/runner.h,
@@ -24,7 +25,8 @@
  * pointers are borrowed from it and live until mq_model_free.
  *
  * Dependency rule: model/ depends on gguf/, tokenizer/, backends/ and core/; only eval.c,
- * imatrix.c (the llama forward pass) and loader.c (the loaders) reach llm/ and onnx/.
+ * imatrix.c (the forward pass), loader.c (the loaders) and synth.c (the architecture
+ * table) reach llm/ and onnx/.
  */
 #ifndef MQ_MODEL_MODEL_H
 #define MQ_MODEL_MODEL_H
@@ -51,6 +53,8 @@ enum mq_layer_role {
     MQ_ROLE_CONV,           /* Conv: N = output channels, K = input channels / groups x kernel */
     MQ_ROLE_CONV_TRANSPOSE, /* ConvTranspose, seen as a matmul of the same shape */
     MQ_ROLE_GEMM,           /* Gemm, and MatMul with a constant weight */
+    /* GGUF architectures with fused tensors (llm/arch.h): Q, K and V rows in one matrix */
+    MQ_ROLE_ATTN_QKV,
     MQ_ROLE_COUNT
 };
 
@@ -82,18 +86,40 @@ struct mq_hparams {
     int64_t n_ff;
     int64_t n_head;
     int64_t n_head_kv;
-    int64_t head_dim; /* n_embd / n_head */
+    int64_t head_dim; /* per head, Q, K and V alike: attention.key_length, else n_embd / n_head */
     int n_rot;        /* rotary dimensions per head */
-    int rope_mode;    /* BE_ROPE_NORM for llama */
+    int rope_mode;    /* enum be_rope_mode: the architecture's (llm/arch.h) */
     float rope_theta;
     float rope_freq_scale; /* 1 / linear scaling factor */
     float norm_eps;
     bool tied_output;
+    /* what the architecture adds (llm/arch.h; the llama values are the defaults) */
+    float attn_scale;      /* of the Q.K scores: 1/sqrt(head_dim) unless the architecture says */
+    float attn_softcap;    /* attention logits c * tanh(x / c); 0: none */
+    float final_softcap;   /* output logits, the same; 0: none */
+    float embd_scale;      /* token embeddings times this; 1: none */
+    int64_t n_swa;         /* sliding window of the sliding layers (mq_block.swa); 0: none */
+    float rope_theta_swa;  /* RoPE base and frequency scale of the sliding layers */
+    float rope_freq_scale_swa;
 };
 
+/* A block's glue tensors (F32 or any float type, borrowed from the GGUF): the norm weights
+ * every architecture has, and those only some have (NULL where absent). */
+struct mq_block {
+    const struct mq_gguf_tensor *attn_norm, *ffn_norm;           /* [n_embd] */
+    const struct mq_gguf_tensor *attn_q_norm, *attn_k_norm;      /* [head_dim] */
+    const struct mq_gguf_tensor *attn_post_norm, *ffn_post_norm; /* [n_embd] */
+    /* biases of Q, K, V [their rows], or of the fused attn_qkv in bias[0] */
+    const struct mq_gguf_tensor *bias[3];
+    bool swa; /* attends over the last n_swa positions only */
+};
+
+/* MQ_MODEL_LLAMA: a GGUF transformer of any architecture in llm/arch.h's table (the llama
+ * family and the others that differ from it in a few places) */
 enum mq_model_kind { MQ_MODEL_LLAMA, MQ_MODEL_ONNX };
 
 struct mq_vocab;
+struct mq_arch;
 struct mq_runner_ops;
 
 struct mq_model {
@@ -108,12 +134,12 @@ struct mq_model {
     uint64_t file_bytes;     /* size of the file */
     uint64_t content_hash;   /* hash of the file's bytes (cache keys) */
 
-    /* llama (GGUF) models */
+    /* GGUF transformers (kind MQ_MODEL_LLAMA: every architecture of llm/arch.h) */
+    const struct mq_arch *arch_row; /* the architecture's row */
     struct mq_hparams hp;
     int layer_token_embd;    /* index into layers */
     int layer_output;        /* == layer_token_embd when the output is tied */
-    const struct mq_gguf_tensor **attn_norm; /* [n_layer] */
-    const struct mq_gguf_tensor **ffn_norm;  /* [n_layer] */
+    struct mq_block *blocks; /* [n_layer] */
     const struct mq_gguf_tensor *output_norm;
     /* index into layers of block b's role r, or -1: block_layer[b * MQ_ROLE_COUNT + r] */
     int *block_layer;
@@ -130,7 +156,7 @@ struct mq_model {
                           llama-quantize --imatrix: its preset rules then see one) */
 };
 
-/* Loads a model: GGUF (llama architecture) or ONNX, told apart by the file's magic
+/* Loads a model: GGUF (an architecture of llm/arch.h) or ONNX, told apart by the file's magic
  * (model/loader.h). The caller frees *out with mq_model_free. */
 int mq_model_load(const char *path, struct mq_model **out);
 /* NULL is a no-op. */

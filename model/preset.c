@@ -23,8 +23,8 @@
  *
  * Only what a preset mixq offers can reach is ported: the IQ1/IQ2/IQ3, Q2_K_S, TQ and
  * MXFP4 branches choose types mixq does not have and are left out; the n_expert == 8
- * branches (Mixtral) are left out because models with experts are refused; the
- * ATTENTION_QKV / KV_B categories (fused or MLA attention) do not occur in a llama model.
+ * branches (Mixtral) are left out because models with experts are refused; fused
+ * attn_qkv counts and is typed as attn_v (category_is_attn_v); KV_B (MLA) does not occur.
  * Architecture-specific rules (falcon's, the 70B bump) read a row of `arch_rules`.
  */
 #include "model/preset.h"
@@ -99,6 +99,13 @@ struct arch_rules {
 static const struct arch_rules arch_rules[] = {
     /* models/llama.cpp 9-30: 80 blocks are 70B with GQA, 65B without; 8 experts aside */
     {.name = "llama", .falcon = false, .n_layer_70b = 80, .type_70b_gqa = true},
+    /* models/qwen2.cpp 6-16: 80 blocks are 70B; the others never type a model 70B */
+    {.name = "qwen2", .n_layer_70b = 80},
+    {.name = "qwen3"},
+    {.name = "phi3"},
+    {.name = "gemma"},
+    {.name = "gemma2"},
+    {.name = "gemma3"},
 };
 
 /* llama.cpp's tensor categories (tensor_get_category, 119-155) of mixq's roles */
@@ -121,6 +128,9 @@ static const enum category role_category[MQ_ROLE_COUNT] = {
     [MQ_ROLE_ATTN_OUTPUT] = CAT_ATTN_OUTPUT, [MQ_ROLE_FFN_GATE] = CAT_FFN_GATE,
     [MQ_ROLE_FFN_UP] = CAT_FFN_UP,           [MQ_ROLE_FFN_DOWN] = CAT_FFN_DOWN,
     [MQ_ROLE_OUTPUT] = CAT_OUTPUT,
+    /* ATTENTION_QKV: category_is_attn_v (156-161) sends it down the attn_v branch, which
+     * comes first, so its own branch (689-695) is never reached */
+    [MQ_ROLE_ATTN_QKV] = CAT_ATTN_V,
 };
 
 /* The quantizer's state for one model (quantize_state_impl). */

@@ -1,4 +1,5 @@
-/* model/synth.c - synthetic llama models for cost profiling. The contract is in synth.h.
+/* model/synth.c - synthetic models of every architecture mixq runs, for cost profiling
+ * and forward-pass oracles. The contract is in synth.h.
  *
  * Weights: each row of each matrix has its own generator, seeded from (seed, tensor
  * name, row), so rows can be produced in any order and on any number of threads with the
@@ -24,6 +25,7 @@
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/status.h"
+#include "llm/arch.h"
 #include "model/model.h"
 
 /* Shapes from the models' config.json files (Hugging Face). Llama 3's rope scaling
@@ -63,6 +65,7 @@ static const struct mq_synth_config presets[] = {
 #define SYNTH_EOS 257
 /* llama_token_type values, as they reach files */
 #define TOKEN_NORMAL 1
+#define TOKEN_UNKNOWN 2
 #define TOKEN_CONTROL 3
 #define TOKEN_UNUSED 5
 
@@ -80,6 +83,19 @@ int mq_synth_preset(const char *name, struct mq_synth_config *out)
             return MQ_OK;
         }
     return MQ_ENOTFOUND;
+}
+
+/* The config's architecture row (llama when it names none; an unknown name also gives
+ * llama here, mq_synth_check refuses it). */
+static const struct mq_arch *synth_arch(const struct mq_synth_config *c)
+{
+    const struct mq_arch *a = c->arch ? mq_arch_find(c->arch) : NULL;
+    return a ? a : mq_arch_find("llama");
+}
+
+static int64_t head_dim(const struct mq_synth_config *c)
+{
+    return c->head_dim ? c->head_dim : c->n_embd / c->n_head;
 }
 
 /* A config's names, for custom configs that leave them NULL. */
@@ -112,11 +128,22 @@ int mq_synth_check(const struct mq_synth_config *c)
                         "synthetic model '%s': %" PRId64 " heads (%" PRId64 " kv) do not divide "
                         "an embedding of %" PRId64 " into even head dimensions",
                         n, c->n_head, c->n_head_kv, c->n_embd);
-    /* k and v rows are head_dim * n_head_kv long: q4_0 and q8_0 need multiples of 32 too */
-    if ((c->n_embd / c->n_head * c->n_head_kv) % 32)
+    if (c->arch && !strcmp(c->arch, "phi3") && c->n_vocab < MQ_SYNTH_MIN_VOCAB + 2)
+        return mq_error(MQ_EINVAL, "synthetic model '%s': phi3 needs a vocabulary of %d or more", n,
+                        MQ_SYNTH_MIN_VOCAB + 2);
+    if (c->arch && !mq_arch_find(c->arch)) {
+        char list[256];
+        mq_arch_list(list, sizeof(list));
+        return mq_error(MQ_EINVAL, "synthetic model '%s': architecture '%s' is not one of %s", n, c->arch, list);
+    }
+    if (c->head_dim < 0 || c->head_dim % 2 || c->head_dim > 1024 || c->n_swa < 0 || c->n_swa > (1 << 30))
+        return mq_error(MQ_EINVAL, "synthetic model '%s': head size %" PRId64 " (even, 0..1024) or window %" PRId64
+                        " out of range", n, c->head_dim, c->n_swa);
+    /* q, k and v rows are head_dim * heads long: q4_0 and q8_0 need multiples of 32 too */
+    if ((head_dim(c) * c->n_head_kv) % 32 || (head_dim(c) * c->n_head) % 32)
         return mq_error(MQ_EINVAL,
-                        "synthetic model '%s': kv width %" PRId64 " is not a multiple of 32", n,
-                        c->n_embd / c->n_head * c->n_head_kv);
+                        "synthetic model '%s': kv width %" PRId64 " or q width %" PRId64
+                        " is not a multiple of 32", n, head_dim(c) * c->n_head_kv, head_dim(c) * c->n_head);
     if (c->n_vocab < MQ_SYNTH_MIN_VOCAB || c->n_vocab > MQ_SYNTH_MAX_VOCAB)
         return mq_error(MQ_EINVAL,
                         "synthetic model '%s': vocabulary of %" PRId64 " is out of range %d..%d", n,
@@ -133,9 +160,17 @@ int64_t mq_synth_n_params(const struct mq_synth_config *c)
 {
     if (c->n_head < 1)
         return 0;
-    int64_t kv = c->n_embd / c->n_head * c->n_head_kv;
-    int64_t block = c->n_embd * (2 * c->n_embd + 2 * kv + 3 * c->n_ff) + 2 * c->n_embd;
-    return c->n_layer * block + 2 * c->n_vocab * c->n_embd + c->n_embd;
+    const struct mq_arch *a = synth_arch(c);
+    int64_t D = head_dim(c), q = D * c->n_head, kv = D * c->n_head_kv, E = c->n_embd;
+    int64_t block = E * (2 * q + 2 * kv + 3 * c->n_ff) + 2 * E;
+    if (!strcmp(a->name, "qwen2"))
+        block += q + 2 * kv;
+    if (a->flags & MQ_ARCH_QK_NORM)
+        block += 2 * D;
+    if (a->flags & MQ_ARCH_POST_NORMS)
+        block += 2 * E;
+    int64_t embd = (a->flags & MQ_ARCH_TIED) || !strcmp(a->name, "gemma3") ? 1 : 2;
+    return c->n_layer * block + embd * c->n_vocab * E + E;
 }
 
 /* ---- the weight distribution ---------------------------------------------------------- */
@@ -311,7 +346,9 @@ static int byte_token(int b, char *out)
 
 /* Token texts and types for a vocabulary of n: *texts (one malloc'd block of pointers
  * and strings) and *types (malloc'd), both freed by the caller. */
-static int build_vocab(int64_t n, char ***texts, int32_t **types)
+/* `phi3_tokens`: "<unk>" (259) and "<|endoftext|>" (260) too, which llama.cpp's vocabulary
+ * loader looks up in every model whose name says phi3 */
+static int build_vocab(int64_t n, bool phi3_tokens, char ***texts, int32_t **types)
 {
     *texts = NULL;
     *types = NULL;
@@ -332,6 +369,9 @@ static int build_vocab(int64_t n, char ***texts, int32_t **types)
         } else if (i == SYNTH_BOS || i == SYNTH_EOS) {
             snprintf(t[i], TOKEN_MAX_BYTES, "%s", i == SYNTH_BOS ? "<s>" : "</s>");
             ty[i] = TOKEN_CONTROL;
+        } else if (phi3_tokens && (i == 259 || i == 260)) {
+            snprintf(t[i], TOKEN_MAX_BYTES, "%s", i == 259 ? "<unk>" : "<|endoftext|>");
+            ty[i] = i == 259 ? TOKEN_UNKNOWN : TOKEN_CONTROL;
         } else if (i == 258) { /* the result of the one merge: two NUL bytes */
             int k = byte_token(0, t[i]);
             memcpy(t[i] + k, t[i], (size_t)k);
@@ -352,7 +392,8 @@ struct synth_file {
     struct mq_gguf_writer *w;
     struct synth_tensor *tensors; /* [n_tensors] the writer's row callbacks' contexts */
     int n_tensors;
-    float *ones; /* [n_embd] the norm weights, borrowed by the writer */
+    float *ones; /* [max(n_embd, head_dim)] the norm weights, borrowed by the writer */
+    float *biases; /* [n_layer][q + 2 kv] qwen2's biases, borrowed by the writer */
 };
 
 static void synth_file_release(struct synth_file *f)
@@ -360,6 +401,7 @@ static void synth_file_release(struct synth_file *f)
     mq_gguf_writer_free(f->w);
     free(f->tensors);
     free(f->ones);
+    free(f->biases);
     memset(f, 0, sizeof(*f));
 }
 
@@ -410,29 +452,42 @@ static int synth_file_build(const struct mq_synth_config *c, const struct mq_syn
     int rc = mq_synth_check(c);
     if (rc < 0)
         return rc;
+    const struct mq_arch *a = synth_arch(c);
+    bool qwen2 = !strcmp(a->name, "qwen2"), phi3 = !strcmp(a->name, "phi3");
+    int64_t E = c->n_embd, D = head_dim(c), Q = D * c->n_head, KV = D * c->n_head_kv, F = c->n_ff;
     f->w = mq_gguf_writer_new();
     f->tensors = calloc((size_t)c->n_layer * 7 + 2, sizeof(*f->tensors));
-    f->ones = malloc((size_t)c->n_embd * sizeof(float));
-    if (!f->w || !f->tensors || !f->ones) {
+    f->ones = malloc((size_t)(E > D ? E : D) * sizeof(float));
+    f->biases = qwen2 ? malloc((size_t)c->n_layer * (size_t)(Q + 2 * KV) * sizeof(float)) : NULL;
+    if (!f->w || !f->tensors || !f->ones || (qwen2 && !f->biases)) {
         rc = mq_error(MQ_ENOMEM, "cannot allocate a synthetic model");
         goto fail;
     }
-    for (int64_t i = 0; i < c->n_embd; i++)
+    for (int64_t i = 0; i < (E > D ? E : D); i++)
         f->ones[i] = 1.0f;
+    if (qwen2) { /* uniform in +-0.5, splitmix64 from the seed */
+        uint64_t x = o->seed ^ 0x62696173ULL;
+        for (int64_t i = 0; i < c->n_layer * (Q + 2 * KV); i++) {
+            uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+            z ^= z >> 31;
+            f->biases[i] = (float)((double)(z >> 11) / 9007199254740992.0 - 0.5);
+        }
+    }
 
     double stddev = o->stddev > 0.0 ? o->stddev : SYNTH_DEFAULT_STDDEV;
     char name[256], desc[512];
-    snprintf(name, sizeof(name), "synthetic llama %s (random weights, %s shapes)", cfg_name(c),
+    snprintf(name, sizeof(name), "synthetic %s %s (random weights, %s shapes)", a->name, cfg_name(c),
              cfg_like(c));
     snprintf(desc, sizeof(desc),
              "random weights (normal, stddev %g) at the shapes of %s, written by mixq synth for "
              "cost profiling only: its outputs are meaningless, never measure quality with it",
              stddev, cfg_like(c));
     struct mq_gguf_writer *w = f->w;
-    const char *a = "llama.";
     char key[96];
-#define KEY(k) (snprintf(key, sizeof(key), "%s%s", a, (k)), key)
-    if ((rc = mq_gguf_writer_set_str(w, "general.architecture", "llama")) < 0 ||
+#define KEY(k) (snprintf(key, sizeof(key), "%s.%s", a->name, (k)), key)
+    if ((rc = mq_gguf_writer_set_str(w, "general.architecture", a->name)) < 0 ||
         (rc = mq_gguf_writer_set_str(w, "general.name", name)) < 0 ||
         (rc = mq_gguf_writer_set_str(w, "general.description", desc)) < 0 ||
         (rc = mq_gguf_writer_set_u32(w, "general.file_type", (uint32_t)mq_dtype_get(type)->llama_ftype)) < 0 ||
@@ -449,14 +504,24 @@ static int synth_file_build(const struct mq_synth_config *c, const struct mq_syn
         (rc = mq_gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)c->n_head)) < 0 ||
         (rc = mq_gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_head_kv)) <
             0 ||
-        (rc = mq_gguf_writer_set_u32(w, KEY("rope.dimension_count"),
-                                     (uint32_t)(c->n_embd / c->n_head))) < 0 ||
+        (rc = mq_gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)D)) < 0 ||
         (rc = mq_gguf_writer_set_f32(w, KEY("rope.freq_base"), c->rope_theta)) < 0 ||
         (rc = mq_gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps)) < 0)
         goto fail;
+    if (c->head_dim && ((rc = mq_gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)D)) < 0 ||
+                        (rc = mq_gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)D)) < 0))
+        goto fail;
+    if (a->swa_pattern && (c->n_swa || a->swa_window_default) &&
+        (rc = mq_gguf_writer_set_u32(w, KEY("attention.sliding_window"),
+                                     (uint32_t)(c->n_swa ? c->n_swa : a->swa_window_default))) < 0)
+        goto fail;
+    if ((a->flags & MQ_ARCH_SOFTCAP) &&
+        ((rc = mq_gguf_writer_set_f32(w, KEY("attn_logit_softcapping"), 10.0f)) < 0 ||
+         (rc = mq_gguf_writer_set_f32(w, KEY("final_logit_softcapping"), 3.0f)) < 0))
+        goto fail;
 #undef KEY
 
-    if ((rc = build_vocab(c->n_vocab, &texts, &types)) < 0)
+    if ((rc = build_vocab(c->n_vocab, phi3, &texts, &types)) < 0)
         goto fail;
     char merge[16];
     int k = byte_token(0, merge);
@@ -479,36 +544,58 @@ static int synth_file_build(const struct mq_synth_config *c, const struct mq_syn
         (rc = mq_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false)) < 0)
         goto fail;
 
-    int64_t E = c->n_embd, kv = c->n_embd / c->n_head * c->n_head_kv, F = c->n_ff;
     if ((rc = add_matrix(f, gen, o->seed, "token_embd.weight", E, c->n_vocab, type)) < 0)
         goto fail;
-    static const struct {
-        const char *role;
-        int in_ff, out; /* out: 0 embedding, 1 kv width, 2 ffn */
-    } block[] = {
-        {"attn_q", 0, 0},   {"attn_k", 0, 1}, {"attn_v", 0, 1},   {"attn_output", 0, 0},
-        {"ffn_gate", 0, 2}, {"ffn_up", 0, 2}, {"ffn_down", 1, 0},
-    };
     for (int64_t b = 0; b < c->n_layer; b++) {
         char tn[MQ_GGUF_MAX_NAME + 1];
-        snprintf(tn, sizeof(tn), "blk.%" PRId64 ".attn_norm.weight", b);
-        if ((rc = mq_gguf_writer_add_tensor(w, tn, MQ_DTYPE_F32, 1, &E, f->ones)) < 0)
-            goto fail;
-        for (size_t i = 0; i < sizeof(block) / sizeof(block[0]); i++) {
-            if (i == 4) { /* the ffn norm goes before the ffn, as llama.cpp's converter writes */
-                snprintf(tn, sizeof(tn), "blk.%" PRId64 ".ffn_norm.weight", b);
-                if ((rc = mq_gguf_writer_add_tensor(w, tn, MQ_DTYPE_F32, 1, &E, f->ones)) < 0)
-                    goto fail;
-            }
-            snprintf(tn, sizeof(tn), "blk.%" PRId64 ".%s.weight", b, block[i].role);
-            int64_t n_out = block[i].out == 0 ? E : block[i].out == 1 ? kv : F;
-            if ((rc = add_matrix(f, gen, o->seed, tn, block[i].in_ff ? F : E, n_out, type)) < 0)
-                goto fail;
+#define BLK(part) (snprintf(tn, sizeof(tn), "blk.%" PRId64 ".%s", b, (part)), tn)
+#define MATRIX(part, n_in, n_out)                                                                   \
+    if ((rc = add_matrix(f, gen, o->seed, BLK(part), (n_in), (n_out), type)) < 0)                   \
+        goto fail;
+#define VECTOR(part, n, data)                                                                       \
+    if ((rc = mq_gguf_writer_add_tensor(w, BLK(part), MQ_DTYPE_F32, 1, (int64_t[]){(n)}, (data))) < 0) \
+        goto fail;
+        VECTOR("attn_norm.weight", E, f->ones);
+        if (phi3) {
+            MATRIX("attn_qkv.weight", E, Q + 2 * KV);
+        } else {
+            MATRIX("attn_q.weight", E, Q);
+            MATRIX("attn_k.weight", E, KV);
+            MATRIX("attn_v.weight", E, KV);
         }
+        if (qwen2) {
+            const float *bias = f->biases + b * (Q + 2 * KV);
+            VECTOR("attn_q.bias", Q, bias);
+            VECTOR("attn_k.bias", KV, bias + Q);
+            VECTOR("attn_v.bias", KV, bias + Q + KV);
+        }
+        if (a->flags & MQ_ARCH_QK_NORM) {
+            VECTOR("attn_q_norm.weight", D, f->ones);
+            VECTOR("attn_k_norm.weight", D, f->ones);
+        }
+        MATRIX("attn_output.weight", Q, E);
+        if (a->flags & MQ_ARCH_POST_NORMS) {
+            VECTOR("post_attention_norm.weight", E, f->ones);
+        }
+        /* the ffn norm goes before the ffn, as llama.cpp's converter writes */
+        VECTOR("ffn_norm.weight", E, f->ones);
+        if (a->flags & MQ_ARCH_FUSED_GATE_UP) {
+            MATRIX("ffn_up.weight", E, 2 * F);
+        } else {
+            MATRIX("ffn_gate.weight", E, F);
+            MATRIX("ffn_up.weight", E, F);
+        }
+        MATRIX("ffn_down.weight", F, E);
+        if (a->flags & MQ_ARCH_POST_NORMS) {
+            VECTOR("post_ffw_norm.weight", E, f->ones);
+        }
+#undef VECTOR
+#undef MATRIX
+#undef BLK
     }
-    if ((rc = mq_gguf_writer_add_tensor(w, "output_norm.weight", MQ_DTYPE_F32, 1, &E, f->ones)) <
-            0 ||
-        (rc = add_matrix(f, gen, o->seed, "output.weight", E, c->n_vocab, type)) < 0)
+    bool tied = (a->flags & MQ_ARCH_TIED) || !strcmp(a->name, "gemma3");
+    if ((rc = mq_gguf_writer_add_tensor(w, "output_norm.weight", MQ_DTYPE_F32, 1, &E, f->ones)) < 0 ||
+        (!tied && (rc = add_matrix(f, gen, o->seed, "output.weight", E, c->n_vocab, type)) < 0))
         goto fail;
     free(texts);
     free(types);
@@ -616,7 +703,9 @@ int mq_synth_write(const struct mq_synth_config *c, const struct mq_synth_option
         rc = mq_error(MQ_ENOMEM, "cannot allocate %d generator threads", n_threads);
         goto done;
     }
-    int64_t widest = c->n_ff > c->n_embd ? c->n_ff : c->n_embd;
+    int64_t widest = c->n_ff > c->n_embd ? c->n_ff : c->n_embd; /* rows of n_in: E, F or q width */
+    if (head_dim(c) * c->n_head > widest)
+        widest = head_dim(c) * c->n_head;
     for (int i = 0; i < n_threads && !gen.coded; i++)
         if (!(gen.scratch[i] = malloc((size_t)widest * sizeof(float)))) {
             rc = mq_error(MQ_ENOMEM, "cannot allocate %d generator threads", n_threads);
@@ -630,7 +719,7 @@ int mq_synth_write(const struct mq_synth_config *c, const struct mq_synth_option
     gen.what = what;
     gen.t_start = gen.t_last = now_s();
     bool gib = gen.total_bytes >= (1u << 30);
-    mq_info("writing '%s': synthetic llama %s (%s shapes), %s, %.2f %s", path, cfg_name(c),
+    mq_info("writing '%s': synthetic %s %s (%s shapes), %s, %.2f %s", path, synth_arch(c)->name, cfg_name(c),
             cfg_like(c), mq_dtype_name(o->type),
             (double)gen.total_bytes / (double)(gib ? 1u << 30 : 1u << 20), gib ? "GiB" : "MiB");
     rc = mq_gguf_writer_write(f.w, path);

@@ -1,5 +1,6 @@
-/* model/synth.h - synthetic llama models: GGUF files of random weights at the shapes of
- * real models, for cost profiling only.
+/* model/synth.h - synthetic models: GGUF files of random weights at the shapes of real
+ * models, for cost profiling, and of every architecture mixq runs (llm/arch.h), small, as
+ * oracles of the forward pass against llama.cpp.
  *
  *     struct mq_synth_config c;
  *     if (mq_synth_preset("7B", &c) < 0) ...                  // MQ_ENOTFOUND, silent
@@ -14,9 +15,15 @@
  * the key mixq.synthetic is true (mq_synth_is_marked), with the preset, seed and
  * weight scale under mixq.synthetic.*.
  *
- * The file: general.architecture "llama", the llama hyperparameter keys, token_embd,
- * n_layer blocks (attn_norm, attn_q/k/v/output, ffn_norm, ffn_gate/up/down), output_norm
- * and an untied output, in that order. Weight matrices are normal(0, stddev) (0.02 unless
+ * The file: general.architecture (the config's, "llama" by default), its hyperparameter
+ * keys, token_embd, n_layer blocks (attn_norm, attn_q/k/v/output, ffn_norm,
+ * ffn_gate/up/down), output_norm and an untied output, in that order. Other
+ * architectures get what their row says they have: qwen2 Q/K/V biases (random, uniform
+ * in +-0.5), phi3 fused attn_qkv and gate-and-up ffn_up, qwen3 and gemma3 per-head Q/K
+ * norms, gemma2 and gemma3 post norms, gemma's tied output, gemma2's soft caps (10 for
+ * attention and 3 for the output, smaller than the real 50 and 30 so that capping shows
+ * in a small model's logits) and a sliding window (config n_swa) where the architecture
+ * slides; attention.key_length when head_dim is set. Weight matrices are normal(0, stddev) (0.02 unless
  * set), drawn by a fast deterministic generator (the same seed gives the same bytes,
  * whatever the thread count) and stored in the chosen type (q8_0 and q4_0 by mixq's
  * reference quantizers); norm weights are 1, in f32. The vocabulary is gpt2-kind and
@@ -34,7 +41,7 @@
  * that outlives a call.
  *
  * Dependency rule: model/ depends on gguf/, tokenizer/, backends/ and core/; this file on
- * core/ and gguf/gguf.h.
+ * core/, gguf/gguf.h and llm/arch.h (the architecture table, to write each one's tensors).
  */
 #ifndef MQ_MODEL_SYNTH_H
 #define MQ_MODEL_SYNTH_H
@@ -55,6 +62,10 @@ struct mq_synth_config {
     const char *like; /* the model whose shapes these are, "Llama-3.2-1B" (static) */
     int64_t n_vocab, n_ctx, n_embd, n_layer, n_ff, n_head, n_head_kv;
     float rope_theta, norm_eps;
+    /* the architecture (a row of llm/arch.h; NULL: "llama") and what only some have */
+    const char *arch;
+    int64_t head_dim; /* per head; 0: n_embd / n_head (written as attention.key_length) */
+    int64_t n_swa;    /* sliding window of the sliding layers; 0: the architecture's default */
 };
 
 /* The presets, in table order (tiny, 1B, 3B, 7B, 8B, 13B, 70B); *n receives the count. */
@@ -64,8 +75,8 @@ const struct mq_synth_config *mq_synth_presets(size_t *n);
 int mq_synth_preset(const char *name, struct mq_synth_config *out);
 
 /* Checks a config's shapes (heads divide the embedding, kv heads divide the heads, rows a
- * multiple of 32 so that every plan format fits, vocabulary in range): MQ_EINVAL with
- * one line otherwise. */
+ * multiple of 32 so that every plan format fits, vocabulary in range) and architecture:
+ * MQ_EINVAL with one line otherwise. */
 int mq_synth_check(const struct mq_synth_config *c);
 
 /* Weight elements of the whole model (matrices and norms); 0 without heads. */

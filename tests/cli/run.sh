@@ -148,6 +148,18 @@ grep_out "synth --help lists 7B" '^  7B +Llama-2-7B: embedding 4096, 32 blocks'
 expect "synth without params" 2 "$MIXQ" synth -o "$tmp/syn.gguf"
 expect "synth unknown preset" 2 "$MIXQ" synth --params 12Q -o "$tmp/syn.gguf"
 expect "synth other arch" 2 "$MIXQ" synth --arch gpt2 --params tiny -o "$tmp/syn.gguf"
+grep_err "synth other arch lists the table" "architecture 'gpt2' is not supported \\(llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3\\)"
+expect "synth bad head dim" 2 "$MIXQ" synth --arch qwen3 --params tiny --head-dim 0 -o "$tmp/syn.gguf"
+expect "synth bad stddev" 2 "$MIXQ" synth --params tiny --stddev 2 -o "$tmp/syn.gguf"
+expect "synth phi3" 0 "$MIXQ" -q synth --arch phi3 --params tiny -o "$tmp/syn-phi3.gguf"
+expect "info synthetic phi3" 0 "$MIXQ" info "$tmp/syn-phi3.gguf"
+grep_out "info phi3: fused qkv is one layer" 'blk\.0\.attn_qkv\.weight +attn_qkv +0 +64 x 128 +f16'
+grep_out "info phi3: fused gate and up" 'blk\.1\.ffn_up\.weight +ffn_up +1 +64 x 256 +f16'
+expect "synth gemma2 with a window" 0 "$MIXQ" -q synth --arch gemma2 --params tiny --sliding-window 8 \
+    --head-dim 32 -o "$tmp/syn-gemma2.gguf"
+expect "info synthetic gemma2" 0 "$MIXQ" info "$tmp/syn-gemma2.gguf"
+grep_out "info gemma2 block" '^block +gelu gate, post norms, embeddings scaled, soft caps attention 10 final 3, 1 of 2 blocks slide over 8 positions'
+grep_out "info gemma2 head dim" 'head dim 32'
 expect "synth bad type" 2 "$MIXQ" synth --params tiny --type q7_k -o "$tmp/syn.gguf"
 expect "synth non-weight type" 2 "$MIXQ" synth --params tiny --type i32 -o "$tmp/syn.gguf"
 expect "synth without output" 2 "$MIXQ" synth --params tiny

@@ -14,6 +14,7 @@
 extern const struct mq_test core_tests[];
 extern const struct mq_test gguf_tests[];
 extern const struct mq_test model_tests[];
+extern const struct mq_test arch_tests[];
 extern const struct mq_test backend_tests[];
 extern const struct mq_test backend_ops_tests[];
 extern const struct mq_test eval_tests[];
@@ -38,7 +39,7 @@ extern const struct mq_test imatrix_cache_tests[];
 extern const struct mq_test sensitivity_tests[];
 
 static const struct mq_test *const suites[] = {
-    core_tests,      gguf_tests,      model_tests, backend_tests, backend_ops_tests, eval_tests,
+    core_tests,      gguf_tests,      model_tests, arch_tests, backend_tests, backend_ops_tests, eval_tests,
     yaml_tests,      quant_src_tests, quant_tests, tokenizer_tests, cpu_tests,     neon_tests,
     cuda_tests,      cuda_layout_tests, profile_tests,   search_tests, tune_tests,
     synth_tests,

@@ -185,11 +185,17 @@ static int test_model_refusals(void)
     static const struct {
         const char *drop_tensor, *set_key, *value;
         int want;
+        const char *add_tensor; /* a copy of output_norm under this name */
+        const char *says;       /* in the one line printed */
     } cases[] = {
-        {"blk.2.attn_v.weight", NULL, NULL, MQ_EFORMAT},
-        {NULL, "general.architecture", "gpt-neox", MQ_EUNSUPPORTED},
-        {NULL, "tokenizer.ggml.model", "bert", MQ_EUNSUPPORTED},
-        {NULL, "llama.rope.scaling.type", "yarn", MQ_EUNSUPPORTED},
+        {"blk.2.attn_v.weight", NULL, NULL, MQ_EFORMAT, NULL, "blk.2.attn_v.weight"},
+        {NULL, "general.architecture", "gpt-neox", MQ_EUNSUPPORTED, NULL, "qwen2"},
+        {NULL, "tokenizer.ggml.model", "bert", MQ_EUNSUPPORTED, NULL, "bert"},
+        {NULL, "llama.rope.scaling.type", "yarn", MQ_EUNSUPPORTED, NULL, "yarn"},
+        /* llama 3.1's rope_freqs: running without it would be a silent wrong answer */
+        {NULL, NULL, NULL, MQ_EUNSUPPORTED, "rope_freqs.weight", "rope_freqs.weight"},
+        /* a bias the architecture may have, of the wrong length */
+        {NULL, NULL, NULL, MQ_EFORMAT, "blk.0.attn_k.bias", "blk.0.attn_k.bias"},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         struct mq_gguf_writer *w = mq_gguf_writer_new();
@@ -203,12 +209,20 @@ static int test_model_refusals(void)
             if (cases[c].drop_tensor && strcmp(t->name, cases[c].drop_tensor) == 0)
                 continue;
             T_CHECK(mq_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data) == MQ_OK);
+            if (cases[c].add_tensor && !strcmp(t->name, "output_norm.weight"))
+                T_CHECK(mq_gguf_writer_add_tensor(w, cases[c].add_tensor, t->type, t->n_dims, t->ne, t->data) ==
+                        MQ_OK);
         }
         T_CHECK(mq_gguf_writer_write(w, path) == MQ_OK);
         mq_gguf_writer_free(w);
         struct mq_model *m = NULL;
+        char err[1024];
+        struct t_capture cap;
+        T_CHECK(t_capture_begin(&cap) == 0);
         int rc = mq_model_load(path, &m);
+        t_capture_end(&cap, err, sizeof(err));
         T_CHECK_MSG(rc == cases[c].want && m == NULL, "case %zu: rc %d", c, rc);
+        T_CHECK_MSG(strstr(err, cases[c].says) && strchr(err, '\n') == strrchr(err, '\n'), "case %zu: %s", c, err);
     }
     mq_model_free(src);
     return T_PASS;
