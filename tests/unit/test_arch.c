@@ -2,7 +2,7 @@
  *
  * For each row of tests/golden/arch/manifest: the synthetic model of that architecture
  * (mq_synth_write, f32 weights), loaded (the tensors and hyperparameters its row adds),
- * then run on the ref and cpu backends over the chunks whose tokens and log-probabilities
+ * then run on the ref and cpu backends (and neon where it runs: make check-aarch64) over the chunks whose tokens and log-probabilities
  * llama.cpp's llama-perplexity wrote (tests/golden/arch/ARCH.logits, made by
  * scripts/make-arch-golden). Scored as llama-perplexity scores: the second half of each
  * chunk, the first token replaced by BOS.
@@ -177,6 +177,15 @@ done:
     return rc;
 }
 
+static bool backend_usable(const char *name)
+{
+    const struct be_ops *ops = be_registry_find(name);
+    struct be_info info = {0};
+    if (ops)
+        ops->probe(&info);
+    return ops && info.usable;
+}
+
 /* What the loader must have made of each row's model. */
 static int check_structure(const struct mq_model *m, const struct arch_case *c)
 {
@@ -235,9 +244,11 @@ static int test_arch_vs_llama_cpp(void)
                         g.n_ctx);
                 rc = T_FAIL;
             }
-            const char *backends[] = {"ref", "cpu"};
-            for (int k = 0; k < 2 && rc == T_PASS; k++) {
+            const char *backends[] = {"ref", "cpu", "neon"};
+            for (int k = 0; k < 3 && rc == T_PASS; k++) {
                 struct agreement a;
+                if (!backend_usable(backends[k]))
+                    continue; /* neon off aarch64 */
                 if (compare_backend(m, backends[k], &g, &a) < 0) {
                     rc = T_FAIL;
                     break;
@@ -277,7 +288,7 @@ static int test_arch_refusals(void)
 }
 
 const struct mq_test arch_tests[] = {
-    {"arch/vs-llama-cpp", test_arch_vs_llama_cpp},
-    {"arch/refusals", test_arch_refusals},
+    {"architecture/vs-llama-cpp", test_arch_vs_llama_cpp},
+    {"architecture/refusals", test_arch_refusals},
     {NULL, NULL},
 };
