@@ -79,6 +79,8 @@ int mq_llama_new(const struct mq_model *m, const struct mq_plan *plan, struct be
                                      ly->imp, &data, &buf)) < 0)
             goto fail;
         rc = be_upload(be, &l->w[i], plan->fmt[i], 2, (int64_t[]){ly->n_in, ly->n_out}, data, BE_USE_MATRIX);
+        if (buf) /* converted: the stored pages need not stay resident beside the result */
+            mq_model_release_layer(m, i);
         free(buf);
         if (rc < 0)
             goto fail;
@@ -180,6 +182,8 @@ int mq_llama_set_layer(struct mq_llama *l, int layer, enum mq_dtype fmt)
         return rc;
     struct be_tensor t;
     rc = be_upload(l->be, &t, fmt, 2, (int64_t[]){ly->n_in, ly->n_out}, data, BE_USE_MATRIX);
+    if (buf) /* converted: the stored pages need not stay resident beside the result */
+        mq_model_release_layer(m, layer);
     free(buf);
     if (rc < 0)
         return rc;

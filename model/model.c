@@ -5,6 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+#include "core/status.h"
 
 #include "gguf/gguf.h"
 #include "model/loader.h"
@@ -99,7 +104,47 @@ static const struct mq_model_loader *loader_for(const char *path)
 int mq_model_load(const char *path, struct mq_model **out)
 {
     *out = NULL;
-    return loader_for(path)->load(path, out);
+    int rc = loader_for(path)->load(path, out);
+    /* loading read the metadata and (files up to 4 GiB) hashed every byte: none of it is
+     * what a run needs resident */
+    if (rc == MQ_OK)
+        mq_model_drop_pages(*out);
+    return rc;
+}
+
+int mq_model_lend(const struct mq_model *m, struct be_backend *be)
+{
+    if (!m->gguf || !m->gguf->mapping)
+        return MQ_OK;
+    return be_lend(be, m->gguf->mapping, m->gguf->mapping_size);
+}
+
+void mq_model_unlend(const struct mq_model *m, struct be_backend *be)
+{
+    if (m->gguf && m->gguf->mapping)
+        be_unlend(be, m->gguf->mapping);
+}
+
+void mq_model_release_layer(const struct mq_model *m, int i)
+{
+    if (!m->gguf || !m->gguf->mapping || i < 0 || i >= m->n_layers)
+        return;
+    const char *base = m->gguf->mapping, *src = m->layers[i].src_data;
+    size_t n = m->layers[i].src_nbytes;
+    if (src < base || src > base + m->gguf->mapping_size || n > (size_t)(base + m->gguf->mapping_size - src))
+        return; /* not in the mapping (converted at load) */
+    long ps = sysconf(_SC_PAGESIZE);
+    uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096;
+    uintptr_t lo = ((uintptr_t)src + page - 1) / page * page, hi = ((uintptr_t)src + n) / page * page;
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+void mq_model_drop_pages(const struct mq_model *m)
+{
+    /* a failure leaves the pages resident: correct, only larger */
+    if (m->gguf && m->gguf->mapping)
+        (void)madvise(m->gguf->mapping, m->gguf->mapping_size, MADV_DONTNEED);
 }
 
 void mq_model_free(struct mq_model *m)

@@ -61,6 +61,8 @@ struct prof_quality {
     int64_t n_samples;
     int n_evaluated, n_cached;
     char backend_name[32];
+    uint64_t ref_hash; /* mq_plan_hash of the reference plan on the backend (in every key:
+                        * what a loss is measured against); 0 without a backend */
 };
 
 void prof_quality_init(struct prof_quality *pq, const struct mq_model *m, struct be_backend *be,
