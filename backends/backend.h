@@ -199,6 +199,8 @@ struct be_backend {
     } lent[BE_MAX_LENT]; /* be_lend's ranges; size 0: a free slot */
     uint64_t borrowed_bytes; /* uploads that borrowed instead of copying (since be_open) */
     uint64_t released_bytes; /* source pages released after copying uploads */
+    void (*upload_hook)(void *arg, size_t nbytes); /* be_set_upload_hook */
+    void *upload_hook_arg;
 };
 
 /* ---- registry ---- */
@@ -245,6 +247,9 @@ void be_lent_release(struct be_backend *be, const void *src, size_t n);
  * it (t->borrowed), or the source's pages are released after the copy. */
 int be_upload(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, int n_dims,
               const int64_t *ne, const void *src, enum be_use use);
+/* fn(arg, t->nbytes) after every successful be_upload from now on (a progress line while a
+ * model's weights are uploaded); fn NULL clears it. */
+void be_set_upload_hook(struct be_backend *be, void (*fn)(void *arg, size_t nbytes), void *arg);
 /* Frees what be_alloc/be_upload made (views: nothing) and zeroes t. */
 void be_free(struct be_backend *be, struct be_tensor *t);
 

@@ -220,7 +220,15 @@ int be_upload(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, in
     } else if (lent) {
         be->released_bytes += release_pages(src, t->nbytes);
     }
+    if (be->upload_hook)
+        be->upload_hook(be->upload_hook_arg, t->nbytes);
     return MQ_OK;
+}
+
+void be_set_upload_hook(struct be_backend *be, void (*fn)(void *arg, size_t nbytes), void *arg)
+{
+    be->upload_hook = fn;
+    be->upload_hook_arg = fn ? arg : NULL;
 }
 
 void be_free(struct be_backend *be, struct be_tensor *t)

@@ -48,9 +48,10 @@ void mq_progress_left_text(const struct mq_progress *p, char *buf, size_t size)
 
 void mq_progress_step(struct mq_progress *p, int64_t done, bool free_step, const char *detail)
 {
+    bool was_done = p->done >= p->total && p->last_s >= 0;
     p->free += free_step && done > p->done;
     p->done = done;
-    if (!p->tty)
+    if (!p->tty || was_done) /* the last step is shown once */
         return;
     double t = now_s();
     if (done < p->total && p->last_s >= 0 && t - p->last_s < 0.2)

@@ -168,8 +168,11 @@ static int context_for(struct mq_eval *ev, const struct mq_plan *p, struct mq_ll
         mq_llama_free(ev->ctx); /* a failed re-upload leaves no half-changed context */
         ev->ctx = NULL;
     }
+    struct mq_upload_progress up;
+    mq_upload_progress_begin(&up, ev->be, mq_plan_weight_bytes(ev->m, p), ev->progress, p->label);
     rc = mq_llama_new(ev->m, p, ev->be, &(struct mq_llama_config){.n_ctx = ev->n_ctx, .n_batch = ev->n_ctx},
                       &ev->ctx);
+    mq_upload_progress_end(&up);
     *out = ev->ctx;
     return rc;
 }

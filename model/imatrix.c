@@ -519,8 +519,13 @@ int mq_imatrix_compute(const struct mq_model *m, struct be_backend *be, const st
         rc = mq_error(MQ_ENOMEM, "cannot allocate a chunk of %lld tokens", (long long)n_ctx);
         goto done;
     }
-    if ((rc = im_acc_init(&acc, m, cfg->process_output)) < 0 || (rc = mq_plan_reference(m, be, &p32)) < 0 ||
-        (rc = mq_llama_new(m, p32, be, &(struct mq_llama_config){.n_ctx = n_ctx, .n_batch = n_batch}, &l)) < 0)
+    if ((rc = im_acc_init(&acc, m, cfg->process_output)) < 0 || (rc = mq_plan_reference(m, be, &p32)) < 0)
+        goto done;
+    struct mq_upload_progress up;
+    mq_upload_progress_begin(&up, be, mq_plan_weight_bytes(m, p32), cfg->progress, p32->label);
+    rc = mq_llama_new(m, p32, be, &(struct mq_llama_config){.n_ctx = n_ctx, .n_batch = n_batch}, &l);
+    mq_upload_progress_end(&up);
+    if (rc < 0)
         goto done;
     mq_llama_set_capture(l, im_capture, &acc);
     struct mq_progress pr;

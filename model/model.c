@@ -140,6 +140,34 @@ void mq_model_release_layer(const struct mq_model *m, int i)
         (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+static void upload_step(void *arg, size_t nbytes)
+{
+    struct mq_upload_progress *u = arg;
+    u->done += nbytes;
+    int64_t mib = (int64_t)(u->done >> 20);
+    mq_progress_step(&u->pr, mib < u->pr.total ? mib : u->pr.total, false, NULL);
+}
+
+void mq_upload_progress_begin(struct mq_upload_progress *u, struct be_backend *be, uint64_t total_bytes, bool enabled,
+                              const char *what)
+{
+    char w[120];
+    snprintf(w, sizeof(w), "uploading %s, MiB", what);
+    mq_progress_init(&u->pr, enabled, w, (int64_t)(total_bytes >> 20) > 0 ? (int64_t)(total_bytes >> 20) : 1);
+    u->done = 0;
+    u->be = be;
+    if (u->pr.tty) /* nothing to show otherwise: no hook */
+        be_set_upload_hook(be, upload_step, u);
+}
+
+void mq_upload_progress_end(struct mq_upload_progress *u)
+{
+    if (u->be)
+        be_set_upload_hook(u->be, NULL, NULL);
+    mq_progress_end(&u->pr);
+    u->be = NULL;
+}
+
 void mq_model_drop_pages(const struct mq_model *m)
 {
     /* a failure leaves the pages resident: correct, only larger */

@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "core/dtype.h"
+#include "core/progress.h"
 #include "gguf/gguf.h"
 
 #include <stddef.h>
@@ -152,6 +153,18 @@ void mq_model_drop_pages(const struct mq_model *m);
  * (the conversion is what stays resident), so that a model converted layer by layer never
  * holds its source beside the result. */
 void mq_model_release_layer(const struct mq_model *m, int i);
+
+/* A progress line ("uploading WHAT MiB i/n", with the time left; core/progress.h) while
+ * `be` uploads about total_bytes of weights, through be_set_upload_hook: begin before
+ * building a context, end after (it clears the hook). */
+struct mq_upload_progress {
+    struct mq_progress pr;
+    uint64_t done;
+    struct be_backend *be;
+};
+void mq_upload_progress_begin(struct mq_upload_progress *u, struct be_backend *be, uint64_t total_bytes, bool enabled,
+                              const char *what);
+void mq_upload_progress_end(struct mq_upload_progress *u);
 
 /* The layer index of `name`, or -1. */
 int mq_model_find_layer(const struct mq_model *m, const char *name);

@@ -164,6 +164,7 @@ struct proxy_ctx {
     bool *done; /* [n_layers] */
     int n_done;
     struct mq_progress pr;
+    struct mq_upload_progress *up; /* the capture context's upload line, ended at the first layer */
 };
 
 static int matmul_host(struct be_backend *be, const struct mq_layer *ly, enum mq_dtype fmt, const struct be_tensor *x,
@@ -189,6 +190,10 @@ static int matmul_host(struct be_backend *be, const struct mq_layer *ly, enum mq
 static int proxy_layer(void *arg, int layer, const float *xh, int64_t K, int64_t M)
 {
     struct proxy_ctx *pc = arg;
+    if (pc->up) {
+        mq_upload_progress_end(pc->up);
+        pc->up = NULL;
+    }
     if (pc->done[layer]) /* a tied matrix runs twice (lookup and output): once is enough */
         return MQ_OK;
     const struct mq_layer *ly = &pc->m->layers[layer];
@@ -242,7 +247,17 @@ int prof_quality_proxy(const struct mq_model *m, struct be_backend *be, const st
     /* the capture hands over every layer with a matmul: all but an untied token_embd */
     int n_mm = m->n_layers - (m->kind == MQ_MODEL_LLAMA && !m->hp.tied_output && m->n_layers > 1);
     mq_progress_init(&pc.pr, progress, "proxy sensitivity: layer", n_mm);
+    /* the capture builds a reference context first: its upload has its own line, which the
+     * first layer's step ends */
+    struct mq_plan *ref = NULL;
+    struct mq_upload_progress up = {0};
+    if (progress && mq_plan_reference(m, be, &ref) == MQ_OK)
+        mq_upload_progress_begin(&up, be, mq_plan_weight_bytes(m, ref), true, ref->label);
+    pc.up = &up;
     int rc = m->runner->capture(m, be, cfg, proxy_layer, &pc);
+    if (pc.up)
+        mq_upload_progress_end(&up);
+    mq_plan_free(ref);
     mq_progress_end(&pc.pr);
     /* layers without a matmul: the relative error of the weights themselves */
     for (int l = 0; rc == MQ_OK && l < m->n_layers; l++)
