@@ -59,7 +59,8 @@
  * ggml's layout (ref always; cpu/neon for what they do not repack: vectors, and every
  * matrix on the scalar path) points t->data at the source instead of copying it and sets
  * t->borrowed, so the weights are the file's pages, counted in RSS only where a run touches
- * them. Where the backend copies (repacks, or a device), the dispatcher releases the
+ * them (tensors under BE_BORROW_MIN_BYTES are always copied). Where the backend copies
+ * (repacks, or a device), the dispatcher releases the
  * source's whole pages after the upload (madvise MADV_DONTNEED: they are re-read from
  * the file if anything reads them again), so a weight is not resident twice. Outside a lent
  * range nothing changes: every upload copies, as before.
@@ -188,6 +189,10 @@ struct be_ops {
 };
 
 #define BE_MAX_LENT 4
+/* Smaller tensors are copied even from a lent range: a page fault on a file mapping maps
+ * its neighbours too (fault-around, 64 KiB; whole large folios), so borrowing a norm vector
+ * of a few KiB would make more of the file resident than the copy costs. */
+#define BE_BORROW_MIN_BYTES ((size_t)1 << 20)
 
 struct be_backend {
     const struct be_ops *ops;

@@ -209,7 +209,7 @@ int be_upload(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, in
         return mq_error(MQ_EUNSUPPORTED, "backend '%s' has no kernels for %s weights", be_name(be),
                         mq_dtype_name(type));
     bool lent = in_lent(be, src, t->nbytes);
-    t->may_borrow = lent && be->info.host_memory;
+    t->may_borrow = lent && be->info.host_memory && t->nbytes >= BE_BORROW_MIN_BYTES;
     rc = be->ops->upload(be->ctx, t, src);
     t->may_borrow = false;
     if (rc < 0)
