@@ -205,8 +205,15 @@ static int proxy_layer(void *arg, int layer, const float *xh, int64_t K, int64_t
     if (rc == MQ_OK && (rc = be_alloc(be, &x, MQ_DTYPE_F32, 2, (int64_t[]){K, M})) == MQ_OK &&
         (rc = be_alloc(be, &y, MQ_DTYPE_F32, 2, (int64_t[]){ly->n_out, M})) == MQ_OK)
         rc = be_write(be, &x, 0, xh, (size_t)(K * M) * sizeof(float));
+    /* the reference output: the layer as stored where the backend runs that type (as the
+     * captured activations were computed: mq_plan_reference), else f32; never an f32 copy
+     * of a large stored layer (an 8B model's output matrix: 2.1 GB) */
+    enum mq_dtype ref_fmt = ly->src_type;
+    if (!mq_dtype_get(ref_fmt)->is_plan_format || !mq_layer_allows(ly, ref_fmt) ||
+        !be_supports(be, BE_OP_MATMUL, ref_fmt))
+        ref_fmt = MQ_DTYPE_F32;
     if (rc == MQ_OK)
-        rc = matmul_host(be, ly, MQ_DTYPE_F32, &x, &y, ref, out_bytes);
+        rc = matmul_host(be, ly, ref_fmt, &x, &y, ref, out_bytes);
     double norm = 0;
     for (size_t i = 0; rc == MQ_OK && i < out_bytes / sizeof(float); i++)
         norm += (double)ref[i] * (double)ref[i];
