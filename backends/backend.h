@@ -76,6 +76,18 @@
  * by be_alloc/be_upload belong to that backend until be_free; the struct itself is the
  * caller's. be_close does not free tensors: free them first.
  *
+ * Borrowed weights (be_lend): a caller that holds weights in a read-only file mapping (a
+ * GGUF model's) lends that range to the backend once. An upload whose source lies wholly
+ * inside a lent range may then borrow it: a host backend that stores the tensor in exactly
+ * ggml's layout (ref always; cpu/neon for what they do not repack: vectors, and every
+ * matrix on the scalar path) points t->data at the source instead of copying it and sets
+ * t->borrowed, so the weights are the file's pages, counted in RSS only where a run touches
+ * them (tensors under BE_BORROW_MIN_BYTES are always copied). Where the backend copies
+ * (repacks, or a device), the dispatcher releases the
+ * source's whole pages after the upload (madvise MADV_DONTNEED: they are re-read from
+ * the file if anything reads them again), so a weight is not resident twice. Outside a lent
+ * range nothing changes: every upload copies, as before.
+ *
  * Dependency rule: backends/ depends on core/ only. Nothing in backends/ calls upward.
  */
 #ifndef MQ_BACKENDS_BACKEND_H
@@ -87,7 +99,7 @@
 
 #include "core/dtype.h"
 
-#define BE_ABI_VERSION 3 /* 3: SCALE, GEGLU, SOFTCAP; attention window, softcap */
+#define BE_ABI_VERSION 4 /* 3: SCALE, GEGLU, SOFTCAP; attention window, softcap; 4: be_tensor.borrowed, may_borrow (be_lend) */
 #define BE_MAX_DIMS 4
 #define BE_MAX_SRC 3
 
@@ -120,6 +132,12 @@ struct be_tensor {
     void *data;  /* backend memory; NULL until allocated */
     void *extra; /* backend-private: repacked layout, device handles */
     bool is_view;
+    /* data is the lent source itself (be_lend), not backend memory: be_free releases only
+     * `extra` and never writes or frees data. Set by the backend's upload slot. */
+    bool borrowed;
+    /* set by the dispatcher before calling the upload slot: the source lies in a lent
+     * range, outlives the tensor and is read-only, so the backend may borrow it */
+    bool may_borrow;
 };
 
 struct be_node {
@@ -177,7 +195,10 @@ struct be_ops {
     bool (*supports)(void *ctx, enum be_op op, enum mq_dtype weight_type);
     /* Converts `src` (t->nbytes of t->type in ggml's layout, host memory) into the
      * backend's own layout and memory; t->type, t->ne and t->use are set by the caller.
-     * BE_USE_VECTOR data must stay plain (elementwise ops read it directly). */
+     * BE_USE_VECTOR data must stay plain (elementwise ops read it directly). When
+     * t->may_borrow, a host backend that would store src byte for byte may instead set
+     * t->data = (void *)src and t->borrowed (it must then never write or free data);
+     * others ignore the flag and copy. */
     int (*upload)(void *ctx, struct be_tensor *t, const void *src);
     /* Runs one op whose shapes the dispatcher has checked. */
     int (*run)(void *ctx, const struct be_node *node);
@@ -185,7 +206,8 @@ struct be_ops {
     /* optional: NULL means host memory (64-byte aligned malloc), memcpy, synchronous
      * execution and the host monotonic clock */
     int (*alloc)(void *ctx, struct be_tensor *t);
-    void (*release)(void *ctx, struct be_tensor *t); /* frees what alloc or upload made */
+    void (*release)(void *ctx, struct be_tensor *t); /* frees what alloc or upload made
+                                                      * (not data when t->borrowed) */
     int (*write)(void *ctx, struct be_tensor *t, size_t offset, const void *src, size_t n);
     int (*read)(void *ctx, const struct be_tensor *t, size_t offset, void *dst, size_t n);
     int (*sync)(void *ctx);
@@ -200,10 +222,24 @@ struct be_ops {
     int (*thread_ids)(void *ctx, int *tids, int max);
 };
 
+#define BE_MAX_LENT 4
+/* Smaller tensors are copied even from a lent range: a page fault on a file mapping maps
+ * its neighbours too (fault-around, 64 KiB; whole large folios), so borrowing a norm vector
+ * of a few KiB would make more of the file resident than the copy costs. */
+#define BE_BORROW_MIN_BYTES ((size_t)1 << 20)
+
 struct be_backend {
     const struct be_ops *ops;
     void *ctx;
     struct be_info info;
+    struct {
+        const char *base;
+        size_t size;
+    } lent[BE_MAX_LENT]; /* be_lend's ranges; size 0: a free slot */
+    uint64_t borrowed_bytes; /* uploads that borrowed instead of copying (since be_open) */
+    uint64_t released_bytes; /* source pages released after copying uploads */
+    void (*upload_hook)(void *arg, size_t nbytes); /* be_set_upload_hook */
+    void *upload_hook_arg;
 };
 
 /* ---- registry ---- */
@@ -231,9 +267,28 @@ int be_thread_ids(const struct be_backend *be, int *tids, int max);
 /* Sets t's type and shape and allocates it in the backend (contents undefined). */
 int be_alloc(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, int n_dims,
              const int64_t *ne);
-/* Sets t's type and shape and uploads weights from host memory (ggml layout) for `use`. */
+/* Lends [base, base + size): a read-only private file mapping (PROT_READ, MAP_PRIVATE) that
+ * stays mapped and unchanged until be_close or be_unlend, and whose resident pages may be
+ * dropped at any time (they are re-read from the file). Uploads from inside it borrow or
+ * release pages as the header says. Lending the same range twice is a no-op; at most
+ * BE_MAX_LENT ranges (MQ_ENOMEM beyond). Tensors that borrowed must be freed before the
+ * range is unmapped. */
+int be_lend(struct be_backend *be, const void *base, size_t size);
+/* Withdraws a lent range (no-op when it is not lent): later uploads from it copy. */
+void be_unlend(struct be_backend *be, const void *base);
+/* Drops the resident pages wholly inside [src, src + n) when that lies in a lent range
+ * (a no-op otherwise, and for n below a page): for callers that converted weights out of
+ * the mapping and uploaded the result, so the source is not resident beside the copy. */
+void be_lent_release(struct be_backend *be, const void *src, size_t n);
+
+/* Sets t's type and shape and uploads weights from host memory (ggml layout) for `use`.
+ * From inside a lent range (be_lend) the tensor may borrow the source instead of copying
+ * it (t->borrowed), or the source's pages are released after the copy. */
 int be_upload(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, int n_dims,
               const int64_t *ne, const void *src, enum be_use use);
+/* fn(arg, t->nbytes) after every successful be_upload from now on (a progress line while a
+ * model's weights are uploaded); fn NULL clears it. */
+void be_set_upload_hook(struct be_backend *be, void (*fn)(void *arg, size_t nbytes), void *arg);
 /* Frees what be_alloc/be_upload made (views: nothing) and zeroes t. */
 void be_free(struct be_backend *be, struct be_tensor *t);
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,6 +139,64 @@ int be_alloc(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, int
     return MQ_OK;
 }
 
+/* ---- lent ranges ---- */
+
+int be_lend(struct be_backend *be, const void *base, size_t size)
+{
+    int free_slot = -1;
+    for (int i = 0; i < BE_MAX_LENT; i++) {
+        if (be->lent[i].size && be->lent[i].base == (const char *)base) {
+            be->lent[i].size = size;
+            return MQ_OK;
+        }
+        if (!be->lent[i].size && free_slot < 0)
+            free_slot = i;
+    }
+    if (!base || !size)
+        return MQ_OK;
+    if (free_slot < 0)
+        return mq_error(MQ_ENOMEM, "backend '%s' already has %d lent ranges", be_name(be), BE_MAX_LENT);
+    be->lent[free_slot].base = base;
+    be->lent[free_slot].size = size;
+    return MQ_OK;
+}
+
+void be_unlend(struct be_backend *be, const void *base)
+{
+    for (int i = 0; i < BE_MAX_LENT; i++)
+        if (be->lent[i].size && be->lent[i].base == (const char *)base)
+            be->lent[i].size = 0;
+}
+
+static bool in_lent(const struct be_backend *be, const void *src, size_t n)
+{
+    const char *p = src;
+    for (int i = 0; i < BE_MAX_LENT; i++) {
+        const char *b = be->lent[i].base;
+        if (be->lent[i].size && p >= b && p <= b + be->lent[i].size && n <= (size_t)(b + be->lent[i].size - p))
+            return true;
+    }
+    return false;
+}
+
+/* Whole pages inside [src, src + n); returns the bytes released. */
+static size_t release_pages(const void *src, size_t n)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    size_t page = ps > 0 ? (size_t)ps : 4096;
+    uintptr_t lo = ((uintptr_t)src + page - 1) / page * page, hi = ((uintptr_t)src + n) / page * page;
+    if (hi <= lo)
+        return 0;
+    /* a failure leaves the pages resident: correct, only larger */
+    return madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0 ? hi - lo : 0;
+}
+
+void be_lent_release(struct be_backend *be, const void *src, size_t n)
+{
+    if (src && in_lent(be, src, n))
+        be->released_bytes += release_pages(src, n);
+}
+
 int be_upload(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, int n_dims,
               const int64_t *ne, const void *src, enum be_use use)
 {
@@ -151,7 +210,27 @@ int be_upload(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, in
         !be->ops->supports(be->ctx, BE_OP_GET_ROWS, type))
         return mq_error(MQ_EUNSUPPORTED, "backend '%s' has no kernels for %s weights", be_name(be),
                         mq_dtype_name(type));
-    return be->ops->upload(be->ctx, t, src);
+    bool lent = in_lent(be, src, t->nbytes);
+    t->may_borrow = lent && be->info.host_memory && t->nbytes >= BE_BORROW_MIN_BYTES;
+    rc = be->ops->upload(be->ctx, t, src);
+    t->may_borrow = false;
+    if (rc < 0)
+        return rc;
+    if (t->borrowed) {
+        MQ_ASSERT(lent && t->data == src);
+        be->borrowed_bytes += t->nbytes;
+    } else if (lent) {
+        be->released_bytes += release_pages(src, t->nbytes);
+    }
+    if (be->upload_hook)
+        be->upload_hook(be->upload_hook_arg, t->nbytes);
+    return MQ_OK;
+}
+
+void be_set_upload_hook(struct be_backend *be, void (*fn)(void *arg, size_t nbytes), void *arg)
+{
+    be->upload_hook = fn;
+    be->upload_hook_arg = fn ? arg : NULL;
 }
 
 void be_free(struct be_backend *be, struct be_tensor *t)
@@ -159,7 +238,7 @@ void be_free(struct be_backend *be, struct be_tensor *t)
     if (!t->is_view && (t->data || t->extra)) {
         if (be->ops->release)
             be->ops->release(be->ctx, t);
-        else
+        else if (!t->borrowed)
             free(t->data);
     }
     memset(t, 0, sizeof(*t));
@@ -194,6 +273,7 @@ int be_view_reshape(const struct be_tensor *t, int n_dims, const int64_t *ne, st
                         (long long)be_nelements(&v));
     v.data = t->data;
     v.is_view = true;
+    v.borrowed = t->borrowed;
     *view = v;
     return MQ_OK;
 }
@@ -211,6 +291,8 @@ int be_write(struct be_backend *be, struct be_tensor *t, size_t offset, const vo
     int rc = check_range(t, offset, n, "write");
     if (rc < 0)
         return rc;
+    if (t->borrowed)
+        return mq_error(MQ_EINVAL, "write into a %s tensor that borrows read-only weights", mq_dtype_name(t->type));
     if (be->ops->write)
         return be->ops->write(be->ctx, t, offset, src, n);
     memcpy((char *)t->data + offset, src, n);

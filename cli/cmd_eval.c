@@ -26,9 +26,11 @@ static void eval_usage(FILE *f)
     fprintf(f,
             "usage: mixq eval MODEL.gguf [--text FILE] [--plan FORMAT|PRESET|FILE] [options]\n\n"
             "Measures the perplexity of the model with the plan applied on a text file, and\n"
-            "its KL divergence from the full-precision (f32) model, the way llama-perplexity\n"
-            "does: the text is cut into chunks of --ctx tokens and the second half of each\n"
-            "chunk is scored.\n\n"
+            "its KL divergence from the reference model, the way llama-perplexity does: the\n"
+            "text is cut into chunks of --ctx tokens and the second half of each chunk is\n"
+            "scored. The reference is the file's own weights, each layer in its stored type\n"
+            "(f32 only where the backend cannot run that type), as llama-perplexity computes\n"
+            "its base logits from the same file.\n\n"
             "options:\n"
             "  --text FILE        evaluation text (default: the bundled %s)\n"
             "  --plan P           a format for every layer (f32, f16, q8_0, q4_k, ...), 'source'\n"
@@ -48,7 +50,7 @@ static void eval_usage(FILE *f)
             "  --ctx N            chunk length in tokens (default: the model's training\n"
             "                     context, at most %d)\n"
             "  --chunks N         evaluate only the first N chunks\n"
-            "  --no-kl            skip the full-precision reference pass (no KL divergence)\n"
+            "  --no-kl            skip the reference pass (no KL divergence)\n"
             "  --save-logits FILE write the plan's log-probabilities at the scored positions in\n"
             "                     llama-perplexity's --kl-divergence-base format, so that\n"
             "                     llama-perplexity --kl-divergence compares llama.cpp with mixq\n"
@@ -66,6 +68,7 @@ static int eval_llama(const struct mq_model *m, const struct mq_plan *plan, stru
     int32_t *tokens = NULL;
     size_t text_len = 0, n_tokens = 0;
     struct mq_eval *ev = NULL;
+    struct mq_plan *ref = NULL;
     int rc;
     if ((rc = mq_text_read(text_path, "evaluation text", false, &text, &text_len)) < 0 ||
         (rc = mq_vocab_tokenize_special(m->vocab, text, text_len, true, &tokens, &n_tokens)) < 0)
@@ -74,9 +77,12 @@ static int eval_llama(const struct mq_model *m, const struct mq_plan *plan, stru
     if (n_ctx > m->hp.n_ctx_train)
         mq_warn("--ctx %lld is longer than the model's training context %lld", (long long)n_ctx,
                 (long long)m->hp.n_ctx_train);
+    /* the plan is the reference itself (mq_plan_reference): nothing to compare */
+    if ((rc = mq_plan_reference(m, be, &ref)) < 0)
+        goto done;
     bool is_ref_plan = true;
     for (int i = 0; i < plan->n_layers; i++)
-        is_ref_plan &= plan->fmt[i] == MQ_DTYPE_F32;
+        is_ref_plan &= plan->fmt[i] == ref->fmt[i];
     struct mq_eval_config ec = {.n_ctx = n_ctx, .max_chunks = chunks, .progress = true,
                                 .reference = want_kl && !is_ref_plan};
     struct mq_eval_result r;
@@ -87,7 +93,7 @@ static int eval_llama(const struct mq_model *m, const struct mq_plan *plan, stru
     printf("ppl       %.4f +/- %.4f  (mean nll %.6f nats, %.4f bits/token)\n", r.ppl, r.ppl_stderr,
            r.nll_mean, r.nll_mean / 0.6931471805599453);
     if (r.has_ref) {
-        printf("ref ppl   %.4f (f32), ratio %.4f\n", r.ref_ppl, r.ppl / r.ref_ppl);
+        printf("ref ppl   %.4f (%s), ratio %.4f\n", r.ref_ppl, ref->label, r.ppl / r.ref_ppl);
         printf("kl        mean %.6f +/- %.6f, median %.6f, p99 %.6f, max %.6f\n", r.kl_mean, r.kl_stderr,
                r.kl_median, r.kl_p99, r.kl_max);
         printf("same top  %.2f%%\n", 100.0 * r.top1_agree);
@@ -100,6 +106,7 @@ static int eval_llama(const struct mq_model *m, const struct mq_plan *plan, stru
            tokens_evaluated / r.seconds, b2);
 done:
     mq_eval_free(ev);
+    mq_plan_free(ref);
     free(tokens);
     free(text);
     return rc;
@@ -184,7 +191,8 @@ int cmd_eval(int argc, char **argv)
     bool im_front;
     if ((rc = mq_model_load(argv[optind], &m)) < 0 ||
         (rc = cli_load_plan_imatrix(m, plan_arg, point, imatrix, no_imatrix, &plan, &im, &im_front)) < 0 ||
-        (rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0)
+        (rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0 ||
+        (rc = mq_model_lend(m, be)) < 0)
         goto done;
     char b1[32];
     printf("model     %s (%s, %.2f M parameters)\n", m->path, m->arch, (double)m->n_params / 1e6);

@@ -110,10 +110,11 @@ int cmd_imatrix(int argc, char **argv)
                       "for GGUF models only", m->path);
         goto done;
     }
-    if ((rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0)
+    if ((rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0 ||
+        (rc = mq_model_lend(m, be)) < 0)
         goto done;
     printf("model     %s (%s, %.2f M parameters)\n", m->path, m->arch, (double)m->n_params / 1e6);
-    printf("backend   %s, %d threads, weights as f32\n", be_name(be), be_threads(be));
+    printf("backend   %s, %d threads, weights as the file stores them\n", be_name(be), be_threads(be));
     fflush(stdout);
     struct mq_imatrix_config cfg = {.text = text, .n_ctx = ctx, .max_chunks = chunks,
                                     .process_output = process_output, .progress = true};

@@ -153,7 +153,8 @@ int cmd_profile(int argc, char **argv)
         goto done;
     if ((rc = mq_workload_parse(workload ? workload : m->runner->default_workload, &o.workload)) < 0 ||
         (rc = mq_runner_check(m, &o.workload)) < 0 || (rc = cli_make_dir(out_dir)) < 0 ||
-        (rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0)
+        (rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0 ||
+        (rc = mq_model_lend(m, be)) < 0)
         goto done;
     /* --no-cache measures everything afresh; the new figures still replace the old ones */
     o.cache_dir = cache_dir;

@@ -188,7 +188,7 @@ int cmd_search(int argc, char **argv)
         goto done;
     if (n_validate > 0) {
         if ((rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0 ||
-            (rc = srch_tune_validate(m, be, prof, &to, t)) < 0)
+            (rc = mq_model_lend(m, be)) < 0 || (rc = srch_tune_validate(m, be, prof, &to, t)) < 0)
             goto done;
     }
     if ((rc = cli_tune_write(out_dir, m, prof, sens, t, plots, NULL)) < 0)

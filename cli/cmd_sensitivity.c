@@ -201,7 +201,8 @@ int cmd_sensitivity(int argc, char **argv)
         goto done;
     if ((rc = cli_make_dir(out_dir)) < 0)
         goto done;
-    if ((rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0)
+    if ((rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0 ||
+        (rc = mq_model_lend(m, be)) < 0)
         goto done;
     if (method == SRCH_SENS_AUTO) {
         int n_meas;

@@ -515,7 +515,8 @@ int cmd_tune(int argc, char **argv)
         goto done;
     bool agents = remote || n_targets; /* measured by agents; quality here on host_backend */
     if ((rc = be_open(agents ? host_backend : backend, &(struct be_config){.n_threads = agents ? 0 : (int)threads},
-                      &be)) < 0)
+                      &be)) < 0 ||
+        (rc = mq_model_lend(m, be)) < 0)
         goto done;
     if (remote && (rc = cli_remote_open(remote, remote_timeout, &rem)) < 0)
         goto done;

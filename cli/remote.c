@@ -603,7 +603,7 @@ static int agent_model(struct agent *a, struct rpt_yaml *y)
     return MQ_OK;
 }
 
-static int agent_backend(struct rpt_yaml *y, struct be_backend **be, struct mq_workload *w)
+static int agent_backend(const struct mq_model *m, struct rpt_yaml *y, struct be_backend **be, struct mq_workload *w)
 {
     const char *backend = get_str(y, "backend"), *wl = get_str(y, "workload");
     double threads = 0;
@@ -613,6 +613,8 @@ static int agent_backend(struct rpt_yaml *y, struct be_backend **be, struct mq_w
     int rc = mq_workload_parse(wl, w);
     if (rc == MQ_OK)
         rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, be);
+    if (rc == MQ_OK)
+        rc = mq_model_lend(m, *be);
     return rc;
 }
 
@@ -630,7 +632,7 @@ static int serve_profile(struct agent *a, struct rpt_yaml *y)
     o.cache_refresh = refresh && !strcmp(refresh, "true");
     int rc = agent_model(a, y);
     if (rc == MQ_OK)
-        rc = agent_backend(y, &be, &o.workload);
+        rc = agent_backend(a->m, y, &be, &o.workload);
     if (rc == MQ_OK)
         rc = mq_runner_check(a->m, &o.workload);
     if (rc == MQ_OK)
@@ -692,7 +694,7 @@ static int serve_measure(struct agent *a, struct rpt_yaml *y)
     const char *mem = get_str(y, "memory"), *plan_text = get_str(y, "plan");
     int rc = agent_model(a, y);
     if (rc == MQ_OK)
-        rc = agent_backend(y, &be, &w);
+        rc = agent_backend(a->m, y, &be, &w);
     if (rc == MQ_OK)
         rc = mq_runner_check(a->m, &w);
     if (rc == MQ_OK)

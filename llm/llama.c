@@ -77,6 +77,8 @@ static int upload_layer(struct mq_llama *l, int i, enum mq_dtype fmt, struct be_
                        BE_USE_MATRIX);
         off += (size_t)rows[k] * row_bytes;
     }
+    if (buf) /* converted: the stored pages need not stay resident beside the result */
+        mq_model_release_layer(l->m, i);
     free(buf);
     if (rc < 0)
         for (int k = 0; k < n; k++)

@@ -297,7 +297,7 @@ static int llama_capture(const struct mq_model *m, struct be_backend *be, const 
     if (rc == MQ_OK && ctx < 2)
         rc = mq_error(MQ_EINVAL, "calibration text '%s' has %zu tokens", cfg->data, n_tokens);
     if (rc == MQ_OK)
-        rc = mq_plan_uniform(m, MQ_DTYPE_F32, &p32);
+        rc = mq_plan_reference(m, be, &p32);
     if (rc == MQ_OK)
         rc = mq_llama_new(m, p32, be, &(struct mq_llama_config){.n_ctx = ctx, .n_batch = ctx}, &l);
     if (rc == MQ_OK) {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/progress.h"
 #include "core/status.h"
 #include "llm/llama.h"
 #include "tokenizer/tokenizer.h"
@@ -167,8 +168,11 @@ static int context_for(struct mq_eval *ev, const struct mq_plan *p, struct mq_ll
         mq_llama_free(ev->ctx); /* a failed re-upload leaves no half-changed context */
         ev->ctx = NULL;
     }
+    struct mq_upload_progress up;
+    mq_upload_progress_begin(&up, ev->be, mq_plan_weight_bytes(ev->m, p), ev->progress, p->label);
     rc = mq_llama_new(ev->m, p, ev->be, &(struct mq_llama_config){.n_ctx = ev->n_ctx, .n_batch = ev->n_ctx},
                       &ev->ctx);
+    mq_upload_progress_end(&up);
     *out = ev->ctx;
     return rc;
 }
@@ -228,20 +232,22 @@ int mq_eval_new(const struct mq_model *m, struct be_backend *be, const int32_t *
         rc = mq_error(MQ_ENOMEM, "cannot keep %lld x %lld reference logits", (long long)ev->n_scored, (long long)V);
         goto done;
     }
-    if ((rc = mq_plan_uniform(m, MQ_DTYPE_F32, &p32)) < 0 || (rc = context_for(ev, p32, &ref)) < 0)
+    if ((rc = mq_plan_reference(m, be, &p32)) < 0 || (rc = context_for(ev, p32, &ref)) < 0)
         goto done;
     double t0 = now_s();
+    char what[160];
+    snprintf(what, sizeof(what), "%s chunk", p32->label);
+    struct mq_progress pr;
+    mq_progress_init(&pr, cfg->progress, what, ev->n_chunks);
     for (int64_t c = 0; c < ev->n_chunks; c++) {
         chunk_tokens(ev, c, chunk);
         if ((rc = run_chunk(ref, chunk, n_ctx, n_ctx, V, lr)) < 0)
             goto done;
         memcpy(ev->ref_logits + (size_t)(c * ev->per_chunk) * (size_t)V, lr + (size_t)ev->first * (size_t)V,
                (size_t)ev->per_chunk * (size_t)V * sizeof(float));
-        if (cfg->progress && isatty(STDERR_FILENO))
-            fprintf(stderr, "\rmixq: reference (f32) chunk %lld/%lld", (long long)(c + 1), (long long)ev->n_chunks);
+        mq_progress_step(&pr, c + 1, false, NULL);
     }
-    if (cfg->progress && isatty(STDERR_FILENO))
-        fprintf(stderr, "\n");
+    mq_progress_end(&pr);
     ev->ref_seconds = now_s() - t0;
 done:
     free(chunk);
@@ -289,7 +295,8 @@ int mq_eval_plan(struct mq_eval *ev, const struct mq_plan *p, const char *save_l
         goto done;
     if (save_logits && (rc = logits_open(&lf, save_logits, n_ctx, V, ev->n_chunks, ev->tokens)) < 0)
         goto done;
-    bool tty = ev->progress && isatty(STDERR_FILENO);
+    struct mq_progress pr;
+    mq_progress_init(&pr, ev->progress, "chunk", ev->n_chunks);
     double nll = 0.0, nll2 = 0.0, ref_nll = 0.0, kl = 0.0, kl2 = 0.0;
     int64_t agree = 0, k = 0;
     for (int64_t c = 0; c < ev->n_chunks; c++) {
@@ -323,12 +330,11 @@ int mq_eval_plan(struct mq_eval *ev, const struct mq_plan *p, const char *save_l
             }
             k++;
         }
-        if (tty)
-            fprintf(stderr, "\rmixq: chunk %lld/%lld, ppl so far %.4f", (long long)(c + 1), (long long)ev->n_chunks,
-                    exp(nll / (double)k));
+        char sofar[48];
+        snprintf(sofar, sizeof(sofar), "ppl so far %.4f", exp(nll / (double)k));
+        mq_progress_step(&pr, c + 1, false, sofar);
     }
-    if (tty)
-        fprintf(stderr, "\n");
+    mq_progress_end(&pr);
     double n = (double)ev->n_scored;
     res->n_tokens = (int64_t)ev->n_tokens;
     res->n_chunks = ev->n_chunks;

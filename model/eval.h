@@ -3,7 +3,7 @@
  *
  *     struct mq_eval *ev;
  *     struct mq_eval_config cfg = {.n_ctx = 256, .reference = true};
- *     if (mq_eval_new(model, backend, tokens, n, &cfg, &ev) < 0) return -1;  // f32 pass once
+ *     if (mq_eval_new(model, backend, tokens, n, &cfg, &ev) < 0) return -1;  // reference pass once
  *     struct mq_eval_result r;
  *     if (mq_eval_plan(ev, plan, NULL, &r) < 0) ...
  *     printf("ppl %.4f, mean KL %.6f\n", r.ppl, r.kl_mean);
@@ -17,6 +17,13 @@
  * log-likelihood). With a reference context, the KL divergence KL(P_ref || P_test) of
  * the next-token distributions is taken at the same positions, and the fraction of
  * positions where both pick the same top token. All sums are in double.
+ *
+ * The reference is mq_plan_reference (model/plan.h): the weights exactly as the file ships
+ * them, each layer in its stored type run by the backend's kernels for that type (f32
+ * only where the backend has none), as llama-perplexity computes its base logits from the
+ * same file (quantized weights; activations quantized to q8_0 / q8_K blocks by the integer
+ * kernels). Nothing is widened into an all-f32 copy of the weights: an f16 8B model's
+ * reference holds 16 GB of weights, not 32. For an f32 file it is the all-f32 plan.
  *
  * The reference logits are kept as floats (the forward pass's own output) and turned into
  * log-probabilities in double when a plan is compared, so that KL divergences down to
@@ -43,7 +50,7 @@ struct mq_eval_config {
     int64_t n_ctx;      /* chunk length */
     int64_t max_chunks; /* 0: every whole chunk */
     bool progress;      /* "chunk i/n" on stderr when it is a terminal */
-    bool reference;     /* compute the full-precision (f32 plan) logits for KL divergence */
+    bool reference;     /* compute the reference (mq_plan_reference) logits for KL divergence */
 };
 
 struct mq_eval_result {
@@ -60,7 +67,7 @@ struct mq_eval_result {
 struct mq_eval;
 
 /* Cuts tokens (BOS in front when the vocabulary adds one, as llama-perplexity tokenizes)
- * into chunks and, with cfg->reference, runs the f32 plan over them once on `be`,
+ * into chunks and, with cfg->reference, runs the reference plan over them once on `be`,
  * keeping its logits at the scored positions (n_scored x n_vocab floats). Needs at least
  * 2 * n_ctx tokens, as llama-perplexity does. Borrows m, be and tokens (copied). */
 int mq_eval_new(const struct mq_model *m, struct be_backend *be, const int32_t *tokens, size_t n_tokens,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/progress.h"
 #include "core/status.h"
 #include "gguf/gguf.h"
 #include "llm/llama.h"
@@ -329,13 +330,6 @@ int mq_model_set_imatrix(struct mq_model *m, const struct mq_imatrix *im, int *n
 
 /* ---- computing an importance matrix, llama-imatrix style ---- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* What the capture hook accumulates into. */
 struct im_acc {
     const struct mq_model *m;
@@ -525,12 +519,17 @@ int mq_imatrix_compute(const struct mq_model *m, struct be_backend *be, const st
         rc = mq_error(MQ_ENOMEM, "cannot allocate a chunk of %lld tokens", (long long)n_ctx);
         goto done;
     }
-    if ((rc = im_acc_init(&acc, m, cfg->process_output)) < 0 || (rc = mq_plan_uniform(m, MQ_DTYPE_F32, &p32)) < 0 ||
-        (rc = mq_llama_new(m, p32, be, &(struct mq_llama_config){.n_ctx = n_ctx, .n_batch = n_batch}, &l)) < 0)
+    if ((rc = im_acc_init(&acc, m, cfg->process_output)) < 0 || (rc = mq_plan_reference(m, be, &p32)) < 0)
+        goto done;
+    struct mq_upload_progress up;
+    mq_upload_progress_begin(&up, be, mq_plan_weight_bytes(m, p32), cfg->progress, p32->label);
+    rc = mq_llama_new(m, p32, be, &(struct mq_llama_config){.n_ctx = n_ctx, .n_batch = n_batch}, &l);
+    mq_upload_progress_end(&up);
+    if (rc < 0)
         goto done;
     mq_llama_set_capture(l, im_capture, &acc);
-    const bool tty = cfg->progress && isatty(STDERR_FILENO);
-    const double t0 = now_s();
+    struct mq_progress pr;
+    mq_progress_init(&pr, cfg->progress, "imatrix chunk", n_chunks);
     for (int64_t c = 0; c < n_chunks; c++) {
         memcpy(chunk, tokens + c * n_ctx, (size_t)n_ctx * sizeof(*chunk));
         if (bos >= 0)
@@ -549,14 +548,9 @@ int mq_imatrix_compute(const struct mq_model *m, struct be_backend *be, const st
                     goto done;
                 }
         }
-        if (tty) {
-            double el = now_s() - t0;
-            fprintf(stderr, "\rmixq: imatrix chunk %lld/%lld, %.1f s, about %.0f s left ", (long long)(c + 1),
-                    (long long)n_chunks, el, el / (double)(c + 1) * (double)(n_chunks - c - 1));
-        }
+        mq_progress_step(&pr, c + 1, false, NULL);
     }
-    if (tty)
-        fprintf(stderr, "\n");
+    mq_progress_end(&pr);
     rc = im_acc_result(&acc, cfg->text, n_chunks, n_ctx, out);
 done:
     mq_llama_free(l);

@@ -27,7 +27,7 @@
  * other. Models with experts (n_mat > 1) are read, but only n_mat == 1 entries apply
  * (mixq's layers are dense).
  *
- * Computing one (mq_imatrix_compute, `mixq imatrix`) runs the model in full precision over
+ * Computing one (mq_imatrix_compute, `mixq imatrix`) runs the model as shipped over
  * a calibration text the way llama-imatrix does (llama.cpp tools/imatrix/imatrix.cpp):
  *
  *     struct mq_imatrix_config cfg = {.text = "calib.txt", .n_ctx = 512, .max_chunks = 8};
@@ -111,7 +111,9 @@ struct mq_imatrix_config {
 };
 
 /* Computes the importance matrix of a llama (GGUF) model over cfg->text as llama-imatrix
- * does, with the model's weights dequantized to f32 (the f32 plan) on `be`:
+ * does, with the model's weights as the file ships them (mq_plan_reference on `be`: each
+ * layer in its stored type, f32 only where `be` cannot run it), as llama-imatrix runs the
+ * file it is given:
  *   - the text, less one trailing newline (llama.cpp's -f drops it), is tokenized with
  *     BOS/EOS as the vocabulary adds them; it must hold at least 2 x n_ctx tokens;
  *   - it is cut into chunks of n_ctx tokens (a last partial chunk is dropped), at most

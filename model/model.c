@@ -5,6 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+#include "core/status.h"
 
 #include "gguf/gguf.h"
 #include "model/loader.h"
@@ -100,7 +105,75 @@ static const struct mq_model_loader *loader_for(const char *path)
 int mq_model_load(const char *path, struct mq_model **out)
 {
     *out = NULL;
-    return loader_for(path)->load(path, out);
+    int rc = loader_for(path)->load(path, out);
+    /* loading read the metadata and (files up to 4 GiB) hashed every byte: none of it is
+     * what a run needs resident */
+    if (rc == MQ_OK)
+        mq_model_drop_pages(*out);
+    return rc;
+}
+
+int mq_model_lend(const struct mq_model *m, struct be_backend *be)
+{
+    if (!m->gguf || !m->gguf->mapping)
+        return MQ_OK;
+    return be_lend(be, m->gguf->mapping, m->gguf->mapping_size);
+}
+
+void mq_model_unlend(const struct mq_model *m, struct be_backend *be)
+{
+    if (m->gguf && m->gguf->mapping)
+        be_unlend(be, m->gguf->mapping);
+}
+
+void mq_model_release_layer(const struct mq_model *m, int i)
+{
+    if (!m->gguf || !m->gguf->mapping || i < 0 || i >= m->n_layers)
+        return;
+    const char *base = m->gguf->mapping, *src = m->layers[i].src_data;
+    size_t n = m->layers[i].src_nbytes;
+    if (src < base || src > base + m->gguf->mapping_size || n > (size_t)(base + m->gguf->mapping_size - src))
+        return; /* not in the mapping (converted at load) */
+    long ps = sysconf(_SC_PAGESIZE);
+    uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096;
+    uintptr_t lo = ((uintptr_t)src + page - 1) / page * page, hi = ((uintptr_t)src + n) / page * page;
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+static void upload_step(void *arg, size_t nbytes)
+{
+    struct mq_upload_progress *u = arg;
+    u->done += nbytes;
+    int64_t mib = (int64_t)(u->done >> 20);
+    mq_progress_step(&u->pr, mib < u->pr.total ? mib : u->pr.total, false, NULL);
+}
+
+void mq_upload_progress_begin(struct mq_upload_progress *u, struct be_backend *be, uint64_t total_bytes, bool enabled,
+                              const char *what)
+{
+    char w[120];
+    snprintf(w, sizeof(w), "uploading %s, MiB", what);
+    mq_progress_init(&u->pr, enabled, w, (int64_t)(total_bytes >> 20) > 0 ? (int64_t)(total_bytes >> 20) : 1);
+    u->done = 0;
+    u->be = be;
+    if (u->pr.tty) /* nothing to show otherwise: no hook */
+        be_set_upload_hook(be, upload_step, u);
+}
+
+void mq_upload_progress_end(struct mq_upload_progress *u)
+{
+    if (u->be)
+        be_set_upload_hook(u->be, NULL, NULL);
+    mq_progress_end(&u->pr);
+    u->be = NULL;
+}
+
+void mq_model_drop_pages(const struct mq_model *m)
+{
+    /* a failure leaves the pages resident: correct, only larger */
+    if (m->gguf && m->gguf->mapping)
+        (void)madvise(m->gguf->mapping, m->gguf->mapping_size, MADV_DONTNEED);
 }
 
 void mq_model_free(struct mq_model *m)

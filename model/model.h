@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "core/dtype.h"
+#include "core/progress.h"
 #include "gguf/gguf.h"
 
 #include <stddef.h>
@@ -161,6 +162,35 @@ struct mq_model {
 int mq_model_load(const char *path, struct mq_model **out);
 /* NULL is a no-op. */
 void mq_model_free(struct mq_model *m);
+
+struct be_backend;
+/* Lends the model's file mapping (GGUF models; others: nothing) to `be` (be_lend in
+ * backends/backend.h): weights uploaded in their stored type borrow the file's pages where
+ * the backend keeps ggml's layout, and the pages of what it copies are released after
+ * the upload. The model must outlive every tensor uploaded after this (sessions borrow
+ * the model already); be_close, or the model's mq_model_unlend, ends it. */
+int mq_model_lend(const struct mq_model *m, struct be_backend *be);
+void mq_model_unlend(const struct mq_model *m, struct be_backend *be);
+/* Drops the resident pages of the model's file mapping (GGUF models; others: nothing):
+ * they are re-read from the file when anything reads them again. For after loading
+ * (hashing reads small files whole) and before measuring a process's RSS. */
+void mq_model_drop_pages(const struct mq_model *m);
+/* The same for the whole pages of layer i's stored weights: for after they were converted
+ * (the conversion is what stays resident), so that a model converted layer by layer never
+ * holds its source beside the result. */
+void mq_model_release_layer(const struct mq_model *m, int i);
+
+/* A progress line ("uploading WHAT MiB i/n", with the time left; core/progress.h) while
+ * `be` uploads about total_bytes of weights, through be_set_upload_hook: begin before
+ * building a context, end after (it clears the hook). */
+struct mq_upload_progress {
+    struct mq_progress pr;
+    uint64_t done;
+    struct be_backend *be;
+};
+void mq_upload_progress_begin(struct mq_upload_progress *u, struct be_backend *be, uint64_t total_bytes, bool enabled,
+                              const char *what);
+void mq_upload_progress_end(struct mq_upload_progress *u);
 
 /* The layer index of `name`, or -1. */
 int mq_model_find_layer(const struct mq_model *m, const char *name);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/backend.h"
 #include "core/status.h"
 
 int mq_plan_uniform(const struct mq_model *m, enum mq_dtype fmt, struct mq_plan **out)
@@ -57,6 +58,41 @@ int mq_plan_source(const struct mq_model *m, struct mq_plan **out)
     mq_plan_describe(*out, what, sizeof(what));
     snprintf((*out)->label, sizeof((*out)->label), "source (%s)", what);
     return MQ_OK;
+}
+
+int mq_plan_reference(const struct mq_model *m, const struct be_backend *be, struct mq_plan **out)
+{
+    int rc = mq_plan_uniform(m, MQ_DTYPE_F32, out);
+    if (rc < 0)
+        return rc;
+    int widened = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct mq_layer *ly = &m->layers[i];
+        enum mq_dtype t = ly->src_type;
+        if (mq_dtype_get(t)->is_plan_format && mq_layer_allows(ly, t) && be_supports(be, BE_OP_MATMUL, t) &&
+            be_supports(be, BE_OP_GET_ROWS, t))
+            (*out)->fmt[i] = t;
+        else
+            widened += t != MQ_DTYPE_F32;
+    }
+    char what[32];
+    mq_plan_describe(*out, what, sizeof(what));
+    if (widened)
+        snprintf((*out)->label, sizeof((*out)->label), "reference (%s; f32 in %d layer%s %s cannot run as stored)",
+                 what, widened, widened > 1 ? "s" : "", be_name(be));
+    else
+        snprintf((*out)->label, sizeof((*out)->label), "reference (%s)", what);
+    return MQ_OK;
+}
+
+uint64_t mq_plan_hash(const struct mq_plan *p)
+{
+    uint64_t h = 0x706c616e68617368ULL;
+    for (int i = 0; i < p->n_layers; i++) {
+        const char *n = mq_dtype_name(p->fmt[i]);
+        h = mq_hash64(n, strlen(n) + 1, h);
+    }
+    return h;
 }
 
 int mq_plan_clone(const struct mq_plan *src, struct mq_plan **out)

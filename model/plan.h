@@ -35,6 +35,17 @@ int mq_plan_uniform(const struct mq_model *m, enum mq_dtype fmt, struct mq_plan 
 /* Every layer in the type it is stored in ("source"): MQ_EUNSUPPORTED (printed, naming
  * the layer) when a stored type is not a plan format (e.g. q6_k). */
 int mq_plan_source(const struct mq_model *m, struct mq_plan **out);
+struct be_backend;
+/* The reference every quality figure is measured against ("full precision"): each layer
+ * in the type it is stored in, where that is a plan format the layer allows and `be` has
+ * matmul and row-lookup kernels for, else f32 (the stored values widened exactly). The
+ * forward pass then runs the shipped weights through the backend's kernels for their type
+ * (block formats: activations quantized on the fly to q8_0 / q8_K blocks), which is how
+ * llama-perplexity computes its base logits from the same file; an f16 file is never widened
+ * into an f32 copy. For an f32 file it is the all-f32 plan. Label "reference (...)". */
+int mq_plan_reference(const struct mq_model *m, const struct be_backend *be, struct mq_plan **out);
+/* A hash of the plan's formats by name (cache keys of what depends on a plan). */
+uint64_t mq_plan_hash(const struct mq_plan *p);
 /* A copy; the caller frees it. */
 int mq_plan_clone(const struct mq_plan *p, struct mq_plan **out);
 void mq_plan_free(struct mq_plan *p);

@@ -26,7 +26,12 @@
 #include "model/plan.h"
 #include "model/workload.h"
 
-/* Memory of one workload run, in bytes: what mixq's memory budget counts. */
+/* Memory of one workload run, in bytes: what mixq's memory budget counts, which is what a
+ * run touches. Weights count once whether the backend holds a copy (repacked, converted)
+ * or borrows the file's mapped pages (be_lend: a layer kept in its stored type on a backend
+ * that keeps ggml's layout): a run reads every weight, so every borrowed page is resident
+ * while it runs; the source pages of what was copied are released after the upload and
+ * are not counted. */
 struct mq_memory {
     uint64_t weights;    /* quantizable layers in their plan formats + other weights (norms) */
     uint64_t kv_cache;   /* LLMs: K and V for the workload's context */
@@ -88,13 +93,15 @@ struct mq_runner_ops {
      * graph inputs and outputs), each "key  value". */
     void (*describe)(const struct mq_model *m, FILE *f);
 
-    /* Quality: quality_new loads the evaluation data and computes the full-precision
-     * (f32 plan) outputs once on `be`; quality_eval measures one plan against them. */
+    /* Quality: quality_new loads the evaluation data and computes the reference outputs
+     * once on `be` (LLMs: mq_plan_reference, each layer as stored; ONNX: the f32 plan,
+     * which is how ONNX files store their weights); quality_eval measures one plan
+     * against them. */
     int (*quality_new)(const struct mq_model *m, struct be_backend *be, const struct mq_quality_config *cfg,
                        void **out);
     int (*quality_eval)(void *q, const struct mq_plan *p, struct mq_quality *out);
     void (*quality_free)(void *q);
-    /* Runs the full-precision (f32 plan) model on a calibration sample of the evaluation
+    /* Runs the reference (mq_plan_reference) model on a calibration sample of the evaluation
      * data (LLMs: the first chunk of cfg->ctx tokens) and hands every matmul's input to fn,
      * for the proxy sensitivity (each layer's own output error). Layers without a matmul
      * (an untied token_embd is a lookup) are never handed. */

@@ -24,6 +24,7 @@
 
 #include "core/log.h"
 #include "core/pool.h"
+#include "core/progress.h"
 #include "core/status.h"
 #include "llm/arch.h"
 #include "model/model.h"
@@ -225,6 +226,7 @@ struct synth_gen {
     uint64_t total_bytes, done_bytes;
     double t_start, t_last;
     const char *what;
+    struct mq_progress pr; /* the estimate of the time left (bytes as steps) */
 };
 
 /* One tensor's rows: borrowed by the writer until the write. */
@@ -297,11 +299,15 @@ static void show_progress(struct synth_gen *g, bool last)
         return;
     g->t_last = t;
     double gib = (double)g->total_bytes / (double)(1u << 30);
+    g->pr.total = (int64_t)g->total_bytes;
+    mq_progress_step(&g->pr, (int64_t)g->done_bytes, false, NULL); /* the estimate only: pr prints nothing */
+    char left[48];
+    mq_progress_left_text(&g->pr, left, sizeof(left));
     /* the cursor goes back to the line's start after each update, so that an error line
      * printed during the write overwrites the progress instead of trailing it */
-    fprintf(stderr, "mixq: writing %s: %3.0f%% of %.2f GiB, %.0f s\033[K%c", g->what,
-            100.0 * (double)g->done_bytes / (double)g->total_bytes, gib, t - g->t_start,
-            last ? '\n' : '\r');
+    fprintf(stderr, "mixq: writing %s: %3.0f%% of %.2f GiB, %.0f s%s%s\033[K%c", g->what,
+            100.0 * (double)g->done_bytes / (double)g->total_bytes, gib, t - g->t_start, left[0] && !last ? ", " : "",
+            last ? "" : left, last ? '\n' : '\r');
 }
 
 static int synth_rows(void *ctx, const char *name, int64_t row0, int64_t n_rows, void *dst)
@@ -718,6 +724,7 @@ int mq_synth_write(const struct mq_synth_config *c, const struct mq_synth_option
     snprintf(what, sizeof(what), "synthetic %s %s", cfg_name(c), mq_dtype_name(o->type));
     gen.what = what;
     gen.t_start = gen.t_last = now_s();
+    mq_progress_init(&gen.pr, false, "writing", (int64_t)gen.total_bytes);
     bool gib = gen.total_bytes >= (1u << 30);
     mq_info("writing '%s': synthetic %s %s (%s shapes), %s, %.2f %s", path, synth_arch(c)->name, cfg_name(c),
             cfg_like(c), mq_dtype_name(o->type),

@@ -12,7 +12,7 @@
 #include "profiler/cache.h"
 #include "profiler/measure.h"
 
-#define IMATRIX_CACHE_VERSION "imatrix/1"
+#define IMATRIX_CACHE_VERSION "imatrix/2" /* 2: computed on mq_plan_reference, not all-f32 */
 
 int prof_imatrix_key(const struct mq_model *m, const struct mq_imatrix_config *cfg, char *key, size_t size)
 {

@@ -173,6 +173,17 @@ static int measure_cost(struct profiler *pr, const struct mq_layer *ly, struct p
     }
     if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, c->fmt, ly->imp, &data, &buf)) < 0)
         goto done;
+    if (!buf) {
+        /* the stored type: uploads from the file's mapping could borrow it (be_lend), and
+         * the copies that defeat the caches must be distinct memory */
+        if (!(buf = malloc(ly->src_nbytes + 1))) {
+            rc = mq_error(MQ_ENOMEM, "cannot copy the weights of '%s'", ly->name);
+            goto done;
+        }
+        memcpy(buf, ly->src_data, ly->src_nbytes);
+        data = buf;
+    }
+    mq_model_release_layer(pr->m, (int)(ly - pr->m->layers));
     for (int i = 0; i < r.n_copies; i++)
         if ((rc = be_upload(be, &r.w[i], c->fmt, 2, (int64_t[]){c->K, c->N}, data, BE_USE_MATRIX)) < 0)
             goto done;
@@ -603,7 +614,7 @@ int prof_memory_probe_child(const char *model_path, const char *backend, int thr
         return rc;
     if ((rc = mq_model_load(model_path, &m)) < 0 ||
         (rc = be_open(backend, &(struct be_config){.n_threads = threads}, &be)) < 0 ||
-        (rc = mq_plan_from_string(m, plan_text, &plan)) < 0)
+        (rc = mq_model_lend(m, be)) < 0 || (rc = mq_plan_from_string(m, plan_text, &plan)) < 0)
         goto done;
     /* A small session of the same workload kind runs first and is freed: it faults in
      * the code pages and thread stacks that any run touches, so that they count in the
@@ -623,13 +634,11 @@ int prof_memory_probe_child(const char *model_path, const char *backend, int thr
         goto done;
     /* the source file's pages are read to load and convert weights; they are not what a
      * deployment keeps resident, so they are dropped before measuring */
-    if (m->gguf)
-        madvise(m->gguf->mapping, m->gguf->mapping_size, MADV_DONTNEED);
+    mq_model_drop_pages(m);
     uint64_t baseline = proc_status_kb("VmRSS");
     if ((rc = m->runner->session_new(m, plan, be, &w, &session)) < 0)
         goto done;
-    if (m->gguf)
-        madvise(m->gguf->mapping, m->gguf->mapping_size, MADV_DONTNEED);
+    mq_model_drop_pages(m);
     /* reset the high-water mark to the current RSS, then run the workload twice */
     FILE *cr = fopen("/proc/self/clear_refs", "w");
     if (cr) {

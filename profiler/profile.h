@@ -173,7 +173,11 @@ int prof_profile_matches(const struct prof_profile *p, const struct mq_model *m)
 /* Peak RSS of a process that loads the model, opens the backend, builds a session of the
  * plan and runs the workload (the current executable, or $MIXQ_EXE, run with
  * the hidden `__memory-probe` command); *baseline receives the RSS before the session (runtime
- * overhead: code, libraries, model metadata, backend threads). */
+ * overhead: code, libraries, model metadata, backend threads). The probe lends the model's
+ * mapping to the backend as mixq's commands do (mq_model_lend), drops the file's resident
+ * pages after building the session and resets the high-water mark, so the peak counts what
+ * the run touches: the backend's copies, and the mapped pages of borrowed weights, which
+ * the run faults back in (anonymous and file-backed pages alike: VmHWM counts both). */
 int prof_memory_probe(const char *model_path, const char *backend, int threads, const struct mq_workload *w,
                       const struct mq_plan *plan, uint64_t *peak, uint64_t *baseline);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/dtype.h"
+#include "core/progress.h"
 #include "core/status.h"
 #include "profiler/cache.h"
 
@@ -47,6 +48,11 @@ void prof_quality_init(struct prof_quality *pq, const struct mq_model *m, struct
     pq->data_hash = prof_quality_data_hash(cfg->data);
     pq->ref_metric = NAN;
     snprintf(pq->backend_name, sizeof(pq->backend_name), "%s", be ? be_name(be) : "none");
+    struct mq_plan *ref;
+    if (be && mq_plan_reference(m, be, &ref) == MQ_OK) {
+        pq->ref_hash = mq_plan_hash(ref);
+        mq_plan_free(ref);
+    }
 }
 
 void prof_quality_release(struct prof_quality *pq)
@@ -59,8 +65,9 @@ void prof_quality_release(struct prof_quality *pq)
 int prof_quality_eval(struct prof_quality *pq, const char *what, const struct mq_plan *plan, double v[4])
 {
     char key[1400];
-    snprintf(key, sizeof(key), "%s data=%016llx ctx=%lld chunks=%lld be=%s", what, (unsigned long long)pq->data_hash,
-             (long long)pq->cfg.ctx, (long long)pq->cfg.max_chunks, pq->backend_name);
+    snprintf(key, sizeof(key), "%s data=%016llx ctx=%lld chunks=%lld be=%s ref=%016llx", what,
+             (unsigned long long)pq->data_hash, (long long)pq->cfg.ctx, (long long)pq->cfg.max_chunks, pq->backend_name,
+             (unsigned long long)pq->ref_hash);
     if (pq->cache_dir && !pq->cache_refresh && prof_cache_get(pq->cache_dir, key, v, 4) == 4) {
         pq->ref_metric = v[2];
         pq->n_samples = (int64_t)v[3];
@@ -142,6 +149,8 @@ int prof_quality_weight_error(const struct mq_model *m, int layer, uint32_t menu
     }
     free(w);
     free(back);
+    if (w)
+        mq_model_release_layer(m, layer);
     return rc;
 }
 
@@ -154,7 +163,8 @@ struct proxy_ctx {
     double *proxy;
     bool *done; /* [n_layers] */
     int n_done;
-    bool progress;
+    struct mq_progress pr;
+    struct mq_upload_progress *up; /* the capture context's upload line, ended at the first layer */
 };
 
 static int matmul_host(struct be_backend *be, const struct mq_layer *ly, enum mq_dtype fmt, const struct be_tensor *x,
@@ -180,6 +190,10 @@ static int matmul_host(struct be_backend *be, const struct mq_layer *ly, enum mq
 static int proxy_layer(void *arg, int layer, const float *xh, int64_t K, int64_t M)
 {
     struct proxy_ctx *pc = arg;
+    if (pc->up) {
+        mq_upload_progress_end(pc->up);
+        pc->up = NULL;
+    }
     if (pc->done[layer]) /* a tied matrix runs twice (lookup and output): once is enough */
         return MQ_OK;
     const struct mq_layer *ly = &pc->m->layers[layer];
@@ -191,8 +205,15 @@ static int proxy_layer(void *arg, int layer, const float *xh, int64_t K, int64_t
     if (rc == MQ_OK && (rc = be_alloc(be, &x, MQ_DTYPE_F32, 2, (int64_t[]){K, M})) == MQ_OK &&
         (rc = be_alloc(be, &y, MQ_DTYPE_F32, 2, (int64_t[]){ly->n_out, M})) == MQ_OK)
         rc = be_write(be, &x, 0, xh, (size_t)(K * M) * sizeof(float));
+    /* the reference output: the layer as stored where the backend runs that type (as the
+     * captured activations were computed: mq_plan_reference), else f32; never an f32 copy
+     * of a large stored layer (an 8B model's output matrix: 2.1 GB) */
+    enum mq_dtype ref_fmt = ly->src_type;
+    if (!mq_dtype_get(ref_fmt)->is_plan_format || !mq_layer_allows(ly, ref_fmt) ||
+        !be_supports(be, BE_OP_MATMUL, ref_fmt))
+        ref_fmt = MQ_DTYPE_F32;
     if (rc == MQ_OK)
-        rc = matmul_host(be, ly, MQ_DTYPE_F32, &x, &y, ref, out_bytes);
+        rc = matmul_host(be, ly, ref_fmt, &x, &y, ref, out_bytes);
     double norm = 0;
     for (size_t i = 0; rc == MQ_OK && i < out_bytes / sizeof(float); i++)
         norm += (double)ref[i] * (double)ref[i];
@@ -212,11 +233,13 @@ static int proxy_layer(void *arg, int layer, const float *xh, int64_t K, int64_t
     be_free(be, &y);
     free(ref);
     free(got);
+    /* the conversions are done: the layer's stored pages need not stay resident beside the
+     * reference context's copy */
+    mq_model_release_layer(pc->m, layer);
     if (rc == MQ_OK) {
         pc->done[layer] = true;
         pc->n_done++;
-        if (pc->progress && isatty(STDERR_FILENO))
-            fprintf(stderr, "\rmixq: proxy sensitivity: layer %d/%d", pc->n_done, pc->m->n_layers);
+        mq_progress_step(&pc->pr, pc->n_done, false, ly->name);
     }
     return rc;
 }
@@ -224,13 +247,25 @@ static int proxy_layer(void *arg, int layer, const float *xh, int64_t K, int64_t
 int prof_quality_proxy(const struct mq_model *m, struct be_backend *be, const struct mq_quality_config *cfg,
                        uint32_t menu, bool progress, double *proxy)
 {
-    struct proxy_ctx pc = {.m = m, .be = be, .menu = menu, .proxy = proxy, .progress = progress};
+    struct proxy_ctx pc = {.m = m, .be = be, .menu = menu, .proxy = proxy};
     pc.done = calloc((size_t)m->n_layers + 1, sizeof(bool));
     if (!pc.done)
         return mq_error(MQ_ENOMEM, "cannot allocate the proxy state");
+    /* the capture hands over every layer with a matmul: all but an untied token_embd */
+    int n_mm = m->n_layers - (m->kind == MQ_MODEL_LLAMA && !m->hp.tied_output && m->n_layers > 1);
+    mq_progress_init(&pc.pr, progress, "proxy sensitivity: layer", n_mm);
+    /* the capture builds a reference context first: its upload has its own line, which the
+     * first layer's step ends */
+    struct mq_plan *ref = NULL;
+    struct mq_upload_progress up = {0};
+    if (progress && mq_plan_reference(m, be, &ref) == MQ_OK)
+        mq_upload_progress_begin(&up, be, mq_plan_weight_bytes(m, ref), true, ref->label);
+    pc.up = &up;
     int rc = m->runner->capture(m, be, cfg, proxy_layer, &pc);
-    if (progress && isatty(STDERR_FILENO))
-        fprintf(stderr, "\n");
+    if (pc.up)
+        mq_upload_progress_end(&up);
+    mq_plan_free(ref);
+    mq_progress_end(&pc.pr);
     /* layers without a matmul: the relative error of the weights themselves */
     for (int l = 0; rc == MQ_OK && l < m->n_layers; l++)
         if (!pc.done[l])

@@ -17,10 +17,11 @@
  * caller's key followed by the evaluation data's content hash, context, chunks and the
  * backend's name, so that an interrupted analysis resumes where it stopped.
  *
- * Proxy (prof_quality_proxy): the full-precision model runs once on a calibration sample
- * (the runner's capture); each layer's captured input X is multiplied by the layer in
- * each format on the backend, and ||Y_f - Y_f32||^2 / ||Y_f32||^2 of the layer's own
- * output is recorded. Layers the capture never hands (an untied token_embd is a lookup)
+ * Proxy (prof_quality_proxy): the reference model (mq_plan_reference: the weights as
+ * stored) runs once on a calibration sample (the runner's capture); each layer's captured
+ * input X is multiplied by the layer in each format on the backend, and
+ * ||Y_f - Y_ref||^2 / ||Y_ref||^2 of the layer's own output is recorded (Y_ref: the layer
+ * in its stored type where the backend runs it, else f32). Layers the capture never hands (an untied token_embd is a lookup)
  * get the relative error of their weights instead.
  *
  * Weight error (prof_quality_weight_error): no forward pass. The layer is converted to
@@ -61,6 +62,8 @@ struct prof_quality {
     int64_t n_samples;
     int n_evaluated, n_cached;
     char backend_name[32];
+    uint64_t ref_hash; /* mq_plan_hash of the reference plan on the backend (in every key:
+                        * what a loss is measured against); 0 without a backend */
 };
 
 void prof_quality_init(struct prof_quality *pq, const struct mq_model *m, struct be_backend *be,

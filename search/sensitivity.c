@@ -9,13 +9,14 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/progress.h"
 #include "core/status.h"
 #include "llm/llama.h"
 #include "model/plan.h"
 #include "profiler/measure.h"
 #include "profiler/quality.h"
 
-#define SENS_CACHE_VERSION "sens/1"
+#define SENS_CACHE_VERSION "sens/2" /* 2: losses against mq_plan_reference, not all-f32 */
 
 /* the calibrated fit's slope is kept within these (a noisy pair of points must not make
  * more error mean less KL, nor a steep extrapolation) */
@@ -298,14 +299,16 @@ int srch_calib_loo(const struct srch_calib_point *pt, int n, int k, int n_groups
 
 /* ---- evaluations (profiler/quality.h runs them) ---- */
 
-static void eval_progress(const struct srch_sens_options *o, const struct prof_quality *pq, uint64_t t0, int done,
-                          int total, const char *what, const char *fmt)
+/* The progress line (core/progress.h); cached evaluations cost nothing and stay out of
+ * the estimate of the time left. */
+static void eval_progress(const struct prof_quality *pq, struct mq_progress *pr, int done, int total,
+                          const char *what, const char *fmt)
 {
-    if (!o->progress || !isatty(STDERR_FILENO))
-        return;
-    double el = (double)(prof_now_ns() - t0) * 1e-9;
-    double eta = pq->n_evaluated ? el / pq->n_evaluated * (total - done) : 0;
-    fprintf(stderr, "\rmixq: sensitivity %d/%d (%s %s), %.0f s, about %.0f s left   ", done, total, what, fmt, el, eta);
+    pr->total = total;
+    bool cached = pr->done - pr->free >= pq->n_evaluated;
+    char detail[400];
+    snprintf(detail, sizeof(detail), "%s %s", what, fmt);
+    mq_progress_step(pr, done, cached, detail);
 }
 
 /* What the evaluations said about the metric, into the table. */
@@ -424,18 +427,19 @@ static int make_groups(const struct mq_model *m, const uint8_t *pinned, int dept
 }
 
 
-/* Sets `plan` to group g's layers (every grouped layer, for a wide format) in f and every
- * other layer in f32, and evaluates it through the cache. *n_in: the layers in f (0: none,
- * nothing evaluated). */
+/* Sets `plan` to group g's layers (every grouped layer, for a wide format) in f (member[l]
+ * true) and every other layer as in the reference plan `ref` (mq_plan_reference), and
+ * evaluates it through the cache. *n_in: the layers in f (0: none, nothing evaluated). */
 static int eval_group(const struct mq_model *m, struct prof_quality *pq, uint32_t formats,
-                      const struct srch_sensitivity *s, struct mq_plan *plan, int g, bool wide, enum mq_dtype f,
-                      int *n_in, double v[4])
+                      const struct srch_sensitivity *s, const struct mq_plan *ref, struct mq_plan *plan, bool *member,
+                      int g, bool wide, enum mq_dtype f, int *n_in, double v[4])
 {
     uint64_t members = 0x67727075ULL;
     *n_in = 0;
     for (int l = 0; l < m->n_layers; l++) {
         bool in = s->group[l] >= 0 && (wide || s->group[l] == g) && prof_quality_analysed(formats, &m->layers[l], f);
-        plan->fmt[l] = in ? f : MQ_DTYPE_F32;
+        plan->fmt[l] = in ? f : ref->fmt[l];
+        member[l] = in;
         if (in) {
             members = mq_hash64(m->layers[l].name, strlen(m->layers[l].name), members);
             (*n_in)++;
@@ -450,18 +454,45 @@ static int eval_group(const struct mq_model *m, struct prof_quality *pq, uint32_
     return prof_quality_eval(pq, what, plan, v);
 }
 
+/* The plans every evaluation starts from: *ref, the reference (mq_plan_reference: what
+ * every loss is measured against, each layer as stored where the backend runs it), *plan a
+ * copy that evaluations change, and *member, which layers an evaluation changed. */
+static int base_plans(const struct mq_model *m, struct be_backend *be, struct mq_plan **ref, struct mq_plan **plan,
+                      bool **member)
+{
+    *plan = NULL;
+    *member = NULL;
+    int rc = mq_plan_reference(m, be, ref);
+    if (rc == MQ_OK)
+        rc = mq_plan_clone(*ref, plan);
+    if (rc == MQ_OK && !(*member = calloc((size_t)m->n_layers + 1, sizeof(bool))))
+        rc = mq_error(MQ_ENOMEM, "cannot allocate a plan of %d layers", m->n_layers);
+    return rc;
+}
+
+static void base_free(struct mq_plan *ref, struct mq_plan *plan, bool *member)
+{
+    mq_plan_free(ref);
+    mq_plan_free(plan);
+    free(member);
+}
+
 static int run_grouped(const struct mq_model *m, struct be_backend *be, const struct srch_sens_options *o,
                        uint32_t formats, const uint8_t *pinned, struct srch_sensitivity *s)
 {
-    struct mq_plan *plan = NULL;
+    struct mq_plan *plan = NULL, *ref = NULL;
+    bool *member = NULL;
     int rc = make_groups(m, pinned, o->depth_groups, s);
     if (rc == MQ_OK)
-        rc = mq_plan_uniform(m, MQ_DTYPE_F32, &plan);
-    if (rc < 0)
+        rc = base_plans(m, be, &ref, &plan, &member);
+    if (rc < 0) {
+        base_free(ref, plan, member);
         return rc;
+    }
     struct prof_quality pq;
     prof_quality_init(&pq, m, be, &o->quality, o->cache_dir, o->cache_refresh, o->progress);
-    uint64_t t0 = prof_now_ns();
+    struct mq_progress pr;
+    mq_progress_init(&pr, o->progress, "sensitivity", 0);
     int total = 0, done = 0;
     uint32_t all = mq_model_menu(m, formats);
     for (int f = 0; f < MQ_DTYPE_COUNT; f++)
@@ -474,12 +505,12 @@ static int run_grouped(const struct mq_model *m, struct be_backend *be, const st
         for (int g = 0; g < (wide ? 1 : s->n_groups) && rc == MQ_OK; g++) {
             double v[4];
             int n_in;
-            if ((rc = eval_group(m, &pq, formats, s, plan, g, wide, (enum mq_dtype)f, &n_in, v)) < 0)
+            if ((rc = eval_group(m, &pq, formats, s, ref, plan, member, g, wide, (enum mq_dtype)f, &n_in, v)) < 0)
                 break;
             if (!n_in)
                 continue;
             done++;
-            eval_progress(o, &pq, t0, done, total, wide ? "all layers" : s->group_names[g],
+            eval_progress(&pq, &pr, done, total, wide ? "all layers" : s->group_names[g],
                           mq_dtype_name((enum mq_dtype)f));
             if (wide) {
                 s->all_kl[f] = v[0];
@@ -491,10 +522,10 @@ static int run_grouped(const struct mq_model *m, struct be_backend *be, const st
             /* shared out within the group by weight count (see sensitivity.h) */
             double weights = 0;
             for (int l = 0; l < m->n_layers; l++)
-                if (plan->fmt[l] == (enum mq_dtype)f)
+                if (member[l])
                     weights += (double)m->layers[l].n_in * (double)m->layers[l].n_out;
             for (int l = 0; l < m->n_layers; l++) {
-                if (plan->fmt[l] != (enum mq_dtype)f)
+                if (!member[l])
                     continue;
                 size_t i = (size_t)l * MQ_DTYPE_COUNT + (size_t)f;
                 s->loss[i] = fmax(v[0], 0) * ((double)m->layers[l].n_in * (double)m->layers[l].n_out / weights);
@@ -506,11 +537,10 @@ static int run_grouped(const struct mq_model *m, struct be_backend *be, const st
             }
         }
     }
-    if (o->progress && isatty(STDERR_FILENO))
-        fprintf(stderr, "\n");
+    mq_progress_end(&pr);
     take_metric(&pq, s);
     prof_quality_release(&pq);
-    mq_plan_free(plan);
+    base_free(ref, plan, member);
     return rc;
 }
 
@@ -519,10 +549,13 @@ static int run_grouped(const struct mq_model *m, struct be_backend *be, const st
 static int run_measured(const struct mq_model *m, struct be_backend *be, const struct srch_sens_options *o,
                         uint32_t formats, const uint8_t *pinned, struct srch_sensitivity *s)
 {
-    struct mq_plan *plan = NULL;
-    int rc = mq_plan_uniform(m, MQ_DTYPE_F32, &plan);
-    if (rc < 0)
+    struct mq_plan *plan = NULL, *ref = NULL;
+    bool *member = NULL;
+    int rc = base_plans(m, be, &ref, &plan, &member);
+    if (rc < 0) {
+        base_free(ref, plan, member);
         return rc;
+    }
     struct prof_quality pq;
     prof_quality_init(&pq, m, be, &o->quality, o->cache_dir, o->cache_refresh, o->progress);
     int total = 0, done = 0;
@@ -532,7 +565,8 @@ static int run_measured(const struct mq_model *m, struct be_backend *be, const s
     if (o->progress)
         mq_info("measured sensitivity: %d evaluations (each analysed layer in each offered format but its stored "
                 "one), cached ones free", total);
-    uint64_t t0 = prof_now_ns();
+    struct mq_progress pr;
+    mq_progress_init(&pr, o->progress, "sensitivity", total);
     for (int l = 0; l < m->n_layers && rc == MQ_OK; l++) {
         for (int f = 0; f < MQ_DTYPE_COUNT && rc == MQ_OK; f++) {
             if (pinned[l] != MQ_DTYPE_COUNT || !prof_quality_analysed(formats, &m->layers[l], f))
@@ -544,20 +578,19 @@ static int run_measured(const struct mq_model *m, struct be_backend *be, const s
             double v[4];
             plan->fmt[l] = (enum mq_dtype)f;
             rc = prof_quality_eval(&pq, what, plan, v);
-            plan->fmt[l] = MQ_DTYPE_F32;
+            plan->fmt[l] = ref->fmt[l];
             if (rc < 0)
                 break;
             s->kl[l * MQ_DTYPE_COUNT + f] = v[0];
             s->metric[l * MQ_DTYPE_COUNT + f] = v[1];
             s->source[l * MQ_DTYPE_COUNT + f] = SRCH_SRC_MEASURED;
-            eval_progress(o, &pq, t0, ++done, total, m->layers[l].name, mq_dtype_name((enum mq_dtype)f));
+            eval_progress(&pq, &pr, ++done, total, m->layers[l].name, mq_dtype_name((enum mq_dtype)f));
         }
     }
-    if (o->progress && isatty(STDERR_FILENO))
-        fprintf(stderr, "\n");
+    mq_progress_end(&pr);
     take_metric(&pq, s);
     prof_quality_release(&pq);
-    mq_plan_free(plan);
+    base_free(ref, plan, member);
     return rc;
 }
 
@@ -577,6 +610,8 @@ static int count_measured(const struct mq_model *m, uint32_t formats, const uint
 static int weight_errors(const struct mq_model *m, const struct srch_sens_options *o, uint32_t formats,
                          const uint8_t *pinned, struct srch_sensitivity *s)
 {
+    struct mq_progress pr;
+    mq_progress_init(&pr, o->progress, "weight errors: layer", m->n_layers);
     for (int l = 0; l < m->n_layers; l++) {
         if (pinned[l] != MQ_DTYPE_COUNT)
             continue;
@@ -585,11 +620,10 @@ static int weight_errors(const struct mq_model *m, const struct srch_sens_option
         if (rc < 0)
             return rc;
         s->err_weighted |= m->layers[l].imp != NULL;
-        if (o->progress && isatty(STDERR_FILENO))
-            fprintf(stderr, "\rmixq: weight errors: layer %d/%d", l + 1, m->n_layers);
+        mq_model_release_layer(m, l);
+        mq_progress_step(&pr, l + 1, false, m->layers[l].name);
     }
-    if (o->progress && isatty(STDERR_FILENO))
-        fprintf(stderr, "\n");
+    mq_progress_end(&pr);
     return MQ_OK;
 }
 
@@ -765,18 +799,21 @@ done:
 static int run_calibrated(const struct mq_model *m, struct be_backend *be, const struct srch_sens_options *o,
                           uint32_t formats, const uint8_t *pinned, struct srch_sensitivity *s)
 {
-    struct mq_plan *plan = NULL;
+    struct mq_plan *plan = NULL, *ref = NULL;
+    bool *member = NULL;
     enum mq_dtype (*pick)[CALIB_PICKS] = NULL;
     int rc = weight_errors(m, o, formats, pinned, s);
     if (rc == MQ_OK)
         rc = make_groups(m, pinned, o->depth_groups, s);
     if (rc == MQ_OK)
-        rc = mq_plan_uniform(m, MQ_DTYPE_F32, &plan);
-    if (rc < 0)
+        rc = base_plans(m, be, &ref, &plan, &member);
+    if (rc < 0) {
+        base_free(ref, plan, member);
         return rc;
+    }
     pick = malloc(((size_t)s->n_groups + 1) * sizeof(*pick));
     if (!pick) {
-        mq_plan_free(plan);
+        base_free(ref, plan, member);
         return mq_error(MQ_ENOMEM, "cannot allocate the calibration of %d groups", s->n_groups);
     }
     int total = 0, done = 0;
@@ -800,7 +837,8 @@ static int run_calibrated(const struct mq_model *m, struct be_backend *be, const
     }
     struct prof_quality pq;
     prof_quality_init(&pq, m, be, &o->quality, o->cache_dir, o->cache_refresh, o->progress);
-    uint64_t t0 = prof_now_ns();
+    struct mq_progress pr;
+    mq_progress_init(&pr, o->progress, "sensitivity", total);
     for (int g = 0; g < s->n_groups && rc == MQ_OK; g++)
         for (int k = 0; k < CALIB_PICKS && rc == MQ_OK; k++) {
             enum mq_dtype f = pick[g][k];
@@ -808,33 +846,32 @@ static int run_calibrated(const struct mq_model *m, struct be_backend *be, const
                 continue;
             double v[4];
             int n_in;
-            if ((rc = eval_group(m, &pq, formats, s, plan, g, false, f, &n_in, v)) < 0 || !n_in)
+            if ((rc = eval_group(m, &pq, formats, s, ref, plan, member, g, false, f, &n_in, v)) < 0 || !n_in)
                 continue;
             s->group_kl[g * MQ_DTYPE_COUNT + f] = v[0];
             s->group_metric[g * MQ_DTYPE_COUNT + f] = v[1];
             double es = 0;
             for (int l = 0; l < m->n_layers; l++)
-                if (plan->fmt[l] == f)
+                if (member[l])
                     es += s->err[l * MQ_DTYPE_COUNT + f];
             s->group_err[g * MQ_DTYPE_COUNT + f] = es / n_in;
-            eval_progress(o, &pq, t0, ++done, total, s->group_names[g], mq_dtype_name(f));
+            eval_progress(&pq, &pr, ++done, total, s->group_names[g], mq_dtype_name(f));
         }
     for (int f = 0; f < MQ_DTYPE_COUNT && rc == MQ_OK; f++) {
         if (!((wide >> f) & 1u))
             continue;
         double v[4];
         int n_in;
-        if ((rc = eval_group(m, &pq, formats, s, plan, 0, true, (enum mq_dtype)f, &n_in, v)) < 0 || !n_in)
+        if ((rc = eval_group(m, &pq, formats, s, ref, plan, member, 0, true, (enum mq_dtype)f, &n_in, v)) < 0 || !n_in)
             continue;
         s->all_kl[f] = v[0];
         s->all_metric[f] = v[1];
-        eval_progress(o, &pq, t0, ++done, total, "all layers", mq_dtype_name((enum mq_dtype)f));
+        eval_progress(&pq, &pr, ++done, total, "all layers", mq_dtype_name((enum mq_dtype)f));
     }
-    if (o->progress && isatty(STDERR_FILENO))
-        fprintf(stderr, "\n");
+    mq_progress_end(&pr);
     take_metric(&pq, s);
     prof_quality_release(&pq);
-    mq_plan_free(plan);
+    base_free(ref, plan, member);
     if (rc == MQ_OK)
         rc = calib_fit_and_predict(m, formats, pinned, (const enum mq_dtype(*)[CALIB_PICKS])pick, s);
     free(pick);

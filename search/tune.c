@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/progress.h"
 #include "core/status.h"
 #include "model/preset.h"
 #include "model/quantize.h"
@@ -566,12 +567,17 @@ static int measure_new(const struct mq_model *m, struct be_backend *be, void *q,
                        const struct srch_tune_options *o, struct srch_tune *t, int *done, int round)
 {
     int rc;
+    struct mq_progress pr; /* for its estimate: these lines are log lines, not a tty line */
+    mq_progress_init(&pr, false, "validating", t->n_cand - *done);
     for (int i = *done; i < t->n_cand; i++) {
         struct srch_candidate *c = &t->cand[i];
+        char left[48];
+        mq_progress_left_text(&pr, left, sizeof(left));
         if (o->progress)
-            mq_info("validating %d/%d: %s", i + 1, t->n_cand, c->label);
+            mq_info("validating %d/%d: %s%s%s", i + 1, t->n_cand, c->label, left[0] ? "; " : "", left);
         if ((rc = measure(m, be, q, prof, o, c)) < 0)
             return rc;
+        mq_progress_step(&pr, i + 1 - *done, false, NULL);
         if (isfinite(t->size_base)) {
             /* a llama.cpp preset is llama-quantize's file (no mixq keys); a plan of
              * mixq's, the file mixq quantize writes */

@@ -38,26 +38,34 @@ int cpu_ops_upload(void *p, struct be_tensor *t, const void *src)
         return mq_error(MQ_ENOMEM, "%s backend: packed weights overflow", ctx->name);
     struct cpu_weights *cw = malloc(sizeof(*cw));
     size_t bytes = gb * n_groups;
-    void *data = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+    /* one row per group is ggml's layout byte for byte: a lent source is borrowed (kernels
+     * read weights with unaligned loads; F32 needs 4-byte alignment, GGUF gives 32) */
+    bool borrow = t->may_borrow && R == 1 && (uintptr_t)src % 4 == 0;
+    void *data = borrow ? (void *)src : aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
     if (!cw || !data) {
         free(cw);
-        free(data);
+        if (!borrow)
+            free(data);
         return mq_error(MQ_ENOMEM, "%s backend: cannot allocate %zu bytes of packed weights",
                         ctx->name, bytes);
     }
-    cpu_pack(t->type, src, data, K, N, R);
+    if (!borrow)
+        cpu_pack(t->type, src, data, K, N, R);
     cw->rows = R;
     cw->group_bytes = gb;
     cw->f16_wide =
         t->type == MQ_DTYPE_F16 && ctx->kern->f16_act && f16_too_wide(src, (size_t)K * (size_t)N);
     t->data = data;
     t->extra = cw;
+    t->borrowed = borrow;
     return MQ_OK;
 }
 
 void cpu_ops_release(void *p, struct be_tensor *t)
 {
-    free(t->data);
+    (void)p;
+    if (!t->borrowed)
+        free(t->data);
     free(t->extra);
 }
 

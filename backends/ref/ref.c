@@ -61,8 +61,15 @@ static bool ref_supports(void *p, enum be_op op, enum mq_dtype type)
     return mq_dtype_get(type)->is_plan_format;
 }
 
+/* The ref backend keeps ggml's layout: a lent source is borrowed as it is. */
 static int ref_upload(void *p, struct be_tensor *t, const void *src)
 {
+    (void)p;
+    if (t->may_borrow) {
+        t->data = (void *)src;
+        t->borrowed = true;
+        return MQ_OK;
+    }
     t->data = aligned_alloc(64, t->nbytes ? (t->nbytes + 63) / 64 * 64 : 64);
     if (!t->data)
         return mq_error(MQ_ENOMEM, "cannot allocate %zu bytes of weights", t->nbytes);

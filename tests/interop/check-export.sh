@@ -9,17 +9,19 @@
 # `mixq tune` chooses (proxy sensitivity): tinyllm under a 10 MB budget, SmolLM2 under 145 MB; the fronts are
 # kept in .cache/interop/ and reused):
 #  1. mixq quantize writes OUT.gguf; mixq eval of the source with the plan gives ppl_mixq
-#     and kl_mixq (mean KL from the f32 model), and mixq eval of OUT.gguf as it is
+#     and kl_mixq (mean KL from the reference: the source file's weights as shipped, each
+#     layer in its stored type; tinyllm: f32), and mixq eval of OUT.gguf as it is
 #     ('--plan source') must give exactly the same perplexity: the file is what was measured;
-#  2. llama-perplexity runs OUT.gguf with --kl-divergence against the f32 model's
-#     log-probabilities that mixq saved (eval --plan f32 --save-logits): ppl_llama and
-#     kl_llama = KL(f32 || llama.cpp running OUT.gguf);
+#  2. llama-perplexity runs OUT.gguf with --kl-divergence against the reference's
+#     log-probabilities that mixq saved (eval --plan source --save-logits: the same
+#     reference as kl_mixq's, SmolLM2's shipped q4_1 run by the q4_1 kernels): ppl_llama
+#     and kl_llama = KL(reference || llama.cpp running OUT.gguf);
 #  3. |ppl_llama / ppl_mixq - 1| <= ppl tolerance and |kl_llama - kl_mixq| <= kl tolerance,
 #     the tolerances of run.sh for the same formats: float plans ppl 1e-3, kl 1e-4; plans
 #     with integer formats 2e-3 / 5e-4 on tinyllm and 2e-2 / 1.5e-2 on SmolLM2. Why those
 #     bound this comparison too: both KL figures measure the same quantized weights (step 1
-#     makes them byte-identical to what llama-quantize writes, step 4) against the same f32
-#     log-probabilities, so they differ only by how far llama.cpp's arithmetic on those
+#     makes them byte-identical to what llama-quantize writes, step 4) against the same
+#     reference log-probabilities, so they differ only by how far llama.cpp's arithmetic on those
 #     weights is from mixq's, which is what run.sh's tolerances were measured for
 #     (activation rounding to f16 or Q8_0 blocks, summation order; SmolLM2's outlier
 #     channels amplify both);
@@ -88,8 +90,8 @@ types() {
 declare -A SIZE KLM KLL
 run_model() { # LABEL MODEL CTX CHUNKS FRONT INT_PTOL INT_KTOL PLANS
     local label=$1 model=$2 ctx=$3 chunks=$4 frontfile=$5 iptol=$6 iktol=$7 plans=$8
-    "$MIXQ" -q eval "$model" --plan f32 --ctx "$ctx" --chunks "$chunks" --no-kl --text "$TEXT" \
-        --save-logits "$tmp/$label-f32.logits" >/dev/null || { bad "$label: mixq eval f32 failed"; return; }
+    "$MIXQ" -q eval "$model" --plan source --ctx "$ctx" --chunks "$chunks" --no-kl --text "$TEXT" \
+        --save-logits "$tmp/$label-ref.logits" >/dev/null || { bad "$label: mixq eval of the reference failed"; return; }
     local plan
     for plan in $plans; do
         local c=$label-$plan out=$tmp/$label-$plan.gguf planarg=$plan ptol=$iptol ktol=$iktol
@@ -108,7 +110,7 @@ run_model() { # LABEL MODEL CTX CHUNKS FRONT INT_PTOL INT_KTOL PLANS
         if [ "$ppl_f" != "$ppl_m" ]; then
             bad "$c: mixq eval of the written file gives ppl $ppl_f, of the plan $ppl_m"
         fi
-        tests/interop/llama-ppl.sh "$LLAMA_BIN" "$out" "$TEXT" "$ctx" "$chunks" "$tmp/$label-f32.logits" \
+        tests/interop/llama-ppl.sh "$LLAMA_BIN" "$out" "$TEXT" "$ctx" "$chunks" "$tmp/$label-ref.logits" \
             "$tmp/$c.txt" || { bad "$c: llama-perplexity failed: $(tail -2 "$tmp/$c.txt" | head -1)"; continue; }
         local ppl_l kl_l v
         ppl_l=$(awk -F: '/^Mean PPL\(Q\) +:/{split($2,a," "); print a[1]}' "$tmp/$c.txt")

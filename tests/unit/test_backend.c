@@ -1,9 +1,12 @@
 /* tests/unit/test_backend.c - the dispatcher's checks and the ref backend's ops against
  * independent formulas (the ref backend is the oracle; these tests are its oracle). */
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backends/backend.h"
 #include "backends/ref/ref.h"
@@ -487,6 +490,88 @@ static int test_views(void)
     return T_PASS;
 }
 
+/* Y = W X with W [K, N] from `src` and X filled from a seed; y receives N floats. */
+static int matmul_once(struct be_backend *be, const struct be_tensor *w, int64_t K, int64_t N, float *y)
+{
+    struct be_tensor x = {0}, t = {0};
+    float xs[1024];
+    fill(xs, K, 11, 1.0f);
+    int rc = be_alloc(be, &x, MQ_DTYPE_F32, 2, (int64_t[]){K, 1});
+    if (rc == MQ_OK && (rc = be_alloc(be, &t, MQ_DTYPE_F32, 2, (int64_t[]){N, 1})) == MQ_OK &&
+        (rc = be_write(be, &x, 0, xs, (size_t)K * 4)) == MQ_OK &&
+        (rc = be_run(be, &(struct be_node){.op = BE_OP_MATMUL, .src = {(struct be_tensor *)w, &x}, .dst = &t})) ==
+            MQ_OK)
+        rc = be_read(be, &t, 0, y, (size_t)N * 4);
+    be_free(be, &x);
+    be_free(be, &t);
+    return rc;
+}
+
+/* be_lend: weights in a read-only file mapping. ref borrows a 1 MiB matrix; cpu repacks it
+ * (matrices are borrowed only on its scalar path) and releases its source pages; a small
+ * vector is copied by both (BE_BORROW_MIN_BYTES) and its pages released; the results
+ * equal uploads of a heap copy; borrowed tensors refuse writes; outside a lent range, and
+ * after be_unlend, uploads copy. */
+static int test_lend(void)
+{
+    enum { K = 1024, N = 256 };
+    _Static_assert((size_t)K * N * 4 >= BE_BORROW_MIN_BYTES, "the matrix is large enough to borrow");
+    long page = sysconf(_SC_PAGESIZE);
+    T_CHECK(page > 0 && page <= 65536);
+    size_t off = (size_t)page, wbytes = (size_t)K * N * 4, size = off + wbytes + (size_t)K * 4;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/lend.bin", t_tmpdir());
+    float *heap = malloc(wbytes + (size_t)K * 4);
+    T_CHECK(heap);
+    fill(heap, (int64_t)K * N + K, 5, 0.5f);
+    FILE *f = fopen(path, "wb");
+    T_CHECK(f);
+    char zero[65536] = {0};
+    T_CHECK(fwrite(zero, 1, off, f) == off && fwrite(heap, 1, wbytes + (size_t)K * 4, f) == wbytes + (size_t)K * 4);
+    T_CHECK(fclose(f) == 0);
+    int fd = open(path, O_RDONLY);
+    T_CHECK(fd >= 0);
+    char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    T_CHECK(map != MAP_FAILED);
+    const float *wsrc = (const float *)(const void *)(map + off), *vsrc = wsrc + (size_t)K * N;
+    const char *names[] = {"ref", "cpu"};
+    for (int b = 0; b < 2; b++) {
+        struct be_backend *be = NULL;
+        if (be_open(names[b], &(struct be_config){.n_threads = 2}, &be) < 0)
+            continue; /* the cpu backend may be unusable here; ref always opens */
+        struct be_tensor wc = {0}, wl = {0}, vl = {0};
+        float yc[N], yl[N];
+        T_CHECK(be_upload(be, &wc, MQ_DTYPE_F32, 2, (int64_t[]){K, N}, heap, BE_USE_MATRIX) == MQ_OK);
+        T_CHECK(!wc.borrowed && be->released_bytes == 0);
+        T_CHECK(be_lend(be, map, size) == MQ_OK && be_lend(be, map, size) == MQ_OK);
+        T_CHECK(be_upload(be, &wl, MQ_DTYPE_F32, 2, (int64_t[]){K, N}, wsrc, BE_USE_MATRIX) == MQ_OK);
+        T_CHECK(be_upload(be, &vl, MQ_DTYPE_F32, 1, (int64_t[]){K}, vsrc, BE_USE_VECTOR) == MQ_OK);
+        T_CHECK_MSG(!vl.borrowed, "%s: a small vector is copied", names[b]);
+        bool repacks = b == 1 && !wl.borrowed;
+        if (b == 0)
+            T_CHECK(wl.borrowed && wl.data == wsrc && be->borrowed_bytes == wbytes);
+        /* the copied sources' whole pages: all of them (both start on a page) */
+        size_t vpages = (size_t)K * 4 / (size_t)page * (size_t)page;
+        T_CHECK_MSG(be->released_bytes == (repacks ? wbytes : 0) + vpages, "%s: released %llu", names[b],
+                    (unsigned long long)be->released_bytes);
+        T_CHECK(matmul_once(be, &wc, K, N, yc) == MQ_OK && matmul_once(be, &wl, K, N, yl) == MQ_OK);
+        T_CHECK_MSG(memcmp(yc, yl, sizeof(yc)) == 0, "%s: borrowed/released weights give other results", names[b]);
+        T_CHECK(be_write(be, &wl, 0, zero, 4) == (wl.borrowed ? MQ_EINVAL : MQ_OK));
+        be_free(be, &wl);
+        be_free(be, &vl);
+        T_CHECK(vsrc[0] == heap[(size_t)K * N]); /* the mapping is intact */
+        be_unlend(be, map);
+        T_CHECK(be_upload(be, &vl, MQ_DTYPE_F32, 1, (int64_t[]){K}, vsrc, BE_USE_VECTOR) == MQ_OK && !vl.borrowed);
+        be_free(be, &vl);
+        be_free(be, &wc);
+        be_close(be);
+    }
+    munmap(map, size);
+    free(heap);
+    return T_PASS;
+}
+
 const struct mq_test backend_tests[] = {
     {"backend/registry", test_registry},
     {"backend/ref_matmul_all_formats", test_matmul_all_formats},
@@ -497,5 +582,6 @@ const struct mq_test backend_tests[] = {
     {"backend/ref_rope", test_rope},
     {"backend/ref_attention", test_attention},
     {"backend/views", test_views},
+    {"backend/lend", test_lend},
     {NULL, NULL},
 };

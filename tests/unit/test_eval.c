@@ -12,6 +12,7 @@
 #include "model/eval.h"
 #include "model/model.h"
 #include "model/plan.h"
+#include "model/quantize.h"
 #include "tests/unit/test.h"
 #include "tokenizer/tokenizer.h"
 
@@ -126,9 +127,59 @@ static int test_eval_refusals(void)
     return T_PASS;
 }
 
+/* The reference of a quantized file is its stored weights (issue 16): tinyllm written in
+ * q8_0, loaded and lent to the ref backend. The reference plan keeps every layer in q8_0
+ * (no f32 copy) and its large weights borrow the file's pages; the source plan measures KL 0
+ * against it exactly; the all-f32 plan does not (the reference runs the q8_0 kernels, with
+ * activations quantized to q8_0 blocks, as llama-perplexity's base logits do); and a
+ * requantization to q4_0 loses more. */
+static int test_reference_is_stored(void)
+{
+    struct mq_model *tiny = NULL, *m = NULL;
+    struct mq_plan *p8 = NULL, *ref = NULL, *src = NULL;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/tiny-q8_0.gguf", t_tmpdir());
+    T_CHECK(mq_model_load(TINY, &tiny) == MQ_OK && mq_plan_uniform(tiny, MQ_DTYPE_Q8_0, &p8) == MQ_OK);
+    T_CHECK(mq_quantize_write(tiny, p8, NULL, NULL, path, NULL) == MQ_OK);
+    mq_plan_free(p8);
+    mq_model_free(tiny);
+    struct eval_fixture f;
+    T_CHECK(fixture_open(&f, "examples/data/kjv-eval.txt") == MQ_OK);
+    T_CHECK(mq_model_load(path, &m) == MQ_OK && mq_model_lend(m, f.be) == MQ_OK);
+    T_CHECK(mq_plan_reference(m, f.be, &ref) == MQ_OK && mq_plan_source(m, &src) == MQ_OK);
+    for (int i = 0; i < m->n_layers; i++)
+        T_CHECK_MSG(ref->fmt[i] == m->layers[i].src_type && ref->fmt[i] != MQ_DTYPE_F32, "layer %s: %s",
+                    m->layers[i].name, mq_dtype_name(ref->fmt[i]));
+    T_CHECK_MSG(strncmp(ref->label, "reference (", 11) == 0, "label '%s'", ref->label);
+    struct mq_eval *ev;
+    T_CHECK(mq_eval_new(m, f.be, f.tokens, f.n_tokens,
+                        &(struct mq_eval_config){.n_ctx = 256, .max_chunks = 2, .reference = true}, &ev) == MQ_OK);
+    uint64_t big = 0; /* the ref backend borrows every layer of at least BE_BORROW_MIN_BYTES */
+    for (int i = 0; i < m->n_layers; i++)
+        big += m->layers[i].src_nbytes >= BE_BORROW_MIN_BYTES ? m->layers[i].src_nbytes : 0;
+    T_CHECK_MSG(f.be->borrowed_bytes == big, "borrowed %llu bytes, the large layers hold %llu",
+                (unsigned long long)f.be->borrowed_bytes, (unsigned long long)big);
+    struct mq_eval_result rs, r32, r4;
+    T_CHECK(mq_eval_plan(ev, src, NULL, &rs) == MQ_OK);
+    T_CHECK(eval_plan(&(struct eval_fixture){.m = m, .be = f.be}, MQ_DTYPE_F32, ev, &r32) == MQ_OK);
+    T_CHECK(eval_plan(&(struct eval_fixture){.m = m, .be = f.be}, MQ_DTYPE_Q4_0, ev, &r4) == MQ_OK);
+    fprintf(stderr, "    KL against the q8_0 reference: source %.3g, f32 %.3g, q4_0 %.3g\n", rs.kl_mean, r32.kl_mean,
+            r4.kl_mean);
+    T_CHECK(rs.kl_mean == 0.0 && rs.top1_agree == 1.0 && rs.ppl == rs.ref_ppl);
+    T_CHECK(r32.kl_mean > 0.0 && r4.kl_mean > r32.kl_mean);
+    mq_eval_free(ev);
+    mq_plan_free(ref);
+    mq_plan_free(src);
+    mq_model_unlend(m, f.be);
+    mq_model_free(m);
+    fixture_close(&f);
+    return T_PASS;
+}
+
 const struct mq_test eval_tests[] = {
     {"eval/ppl_matches_training", test_ppl_matches_training},
     {"eval/format_ordering", test_format_ordering},
     {"eval/refusals", test_eval_refusals},
+    {"eval/reference_is_stored", test_reference_is_stored},
     {NULL, NULL},
 };
