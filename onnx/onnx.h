@@ -301,13 +301,16 @@ int mq_onnx_exec_run(struct mq_onnx_exec *x, const struct mq_onnx_io *in, int n_
                      int n_out);
 
 /* Shapes only (no arithmetic on large tensors): for inputs of the given shapes (data may
- * be NULL for f32 inputs), the columns M each layer's matmul gets per group call
- * (layer_M[n_layers], 0 for layers that do not run) and calls per inference
- * (layer_calls), and the peak bytes of live activations plus the largest im2col / matmul
- * scratch. */
+ * be NULL for f32 inputs), the columns M each layer's matmul gets per group call and its
+ * calls per inference, as up to MQ_ONNX_LAYER_WORK (M, calls) entries per layer (a layer
+ * whose tensor several nodes read runs at each node's M; entries with calls 0 are unused,
+ * all of them for a layer that does not run; beyond the last entry, further sizes add
+ * their columns to it), and the peak bytes of live activations plus the largest im2col /
+ * matmul scratch. */
+#define MQ_ONNX_LAYER_WORK 4 /* runner.h's layer_work entries */
 struct mq_onnx_shape_report {
-    int64_t *layer_M;     /* [n_layers], malloc'd: free() it */
-    int64_t *layer_calls; /* [n_layers], malloc'd: free() it */
+    int64_t *layer_M;     /* [n_layers][MQ_ONNX_LAYER_WORK], malloc'd: free() it */
+    int64_t *layer_calls; /* [n_layers][MQ_ONNX_LAYER_WORK], malloc'd: free() it */
     uint64_t peak_activation_bytes;
     uint64_t scratch_bytes;
 };

@@ -286,10 +286,13 @@ static int onnx_layer_work(const struct mq_model *m, int layer, const struct mq_
     if (shape_pass(m, w, &r) < 0)
         return 0;
     int n = 0;
-    if (r.layer_calls[layer] > 0) {
-        M[0] = r.layer_M[layer];
-        calls[0] = r.layer_calls[layer];
-        n = 1;
+    _Static_assert(MQ_ONNX_LAYER_WORK <= 4, "runner.h's layer_work has 4 entries");
+    for (int k = 0; k < MQ_ONNX_LAYER_WORK; k++) {
+        size_t at = (size_t)layer * MQ_ONNX_LAYER_WORK + (size_t)k;
+        if (r.layer_calls[at] > 0) {
+            M[n] = r.layer_M[at];
+            calls[n++] = r.layer_calls[at];
+        }
     }
     free(r.layer_M);
     free(r.layer_calls);
