@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/status.h"
 #include "gguf/gguf.h"
 #include "model/loader.h"
 #include "model/runner.h"
@@ -103,6 +104,18 @@ int mq_model_load(const char *path, struct mq_model **out)
     return loader_for(path)->load(path, out);
 }
 
+int mq_model_load_shaped(const char *path, const struct mq_input_shapes *shapes, struct mq_model **out)
+{
+    *out = NULL;
+    const struct mq_model_loader *l = loader_for(path);
+    if (!shapes || shapes->n == 0)
+        return l->load(path, out);
+    if (!l->load_shaped)
+        return mq_error(MQ_EINVAL, "'%s' is a %s model: input shapes (--shapes) apply to ONNX models only", path,
+                        l->format);
+    return l->load_shaped(path, shapes, out);
+}
+
 void mq_model_free(struct mq_model *m)
 {
     if (!m)
@@ -115,6 +128,7 @@ void mq_model_free(struct mq_model *m)
     free(m->blocks);
     mq_gguf_close(m->gguf);
     free(m->imp_data);
+    free(m->input_shapes);
     free(m);
 }
 

@@ -101,6 +101,7 @@
 #include "backends/backend.h"
 #include "model/model.h"
 #include "model/plan.h"
+#include "model/shapes.h"
 
 #define MQ_ONNX_MAX_DIMS 8
 #define MQ_ONNX_MAX_DEPTH 8      /* graphs nested in If nodes, deeper is refused */
@@ -266,6 +267,12 @@ int mq_onnx_tensor_i64(const struct mq_onnx_tensor *t, int64_t *out);
  * reads, compiles, and lists the quantizable layers. The caller frees with
  * mq_model_free. */
 int mq_onnx_model_load(const char *path, struct mq_model **out);
+/* The same with the user's input shapes (model/shapes.h; NULL: none), checked against the
+ * file: a name that is no input the callers feed (or one the task binds), a rank or a
+ * size the file fixes otherwise is MQ_EINVAL, one line. The shapes set the inputs of
+ * every inference (dimension 0 times the batch where the file leaves it dynamic), are
+ * kept in m->input_shapes and are folded into m->content_hash. */
+int mq_onnx_model_load_shaped(const char *path, const struct mq_input_shapes *shapes, struct mq_model **out);
 /* The same from memory (fuzzer, tests): `buf` is borrowed and must outlive the model. */
 int mq_onnx_model_from_memory(const void *buf, size_t size, const char *name, struct mq_model **out);
 

@@ -71,6 +71,8 @@ struct ox_input {
     int value;
     const struct mq_onnx_value_info *vi;
     bool bound;          /* fixed by the task: not passed by callers */
+    int shape_nd;        /* > 0: the shape the user fixed (--shapes), at batch 1 */
+    int64_t shape[MQ_ONNX_MAX_DIMS];
 };
 
 struct ox_op_count {
@@ -153,11 +155,11 @@ uint64_t ox_tensor_bytes(const struct ox_tensor *t);
 int ox_weight_rows(const struct ox_node *n, int op, const struct ox_tensor *w, enum ox_layer_kind *kind,
                    int64_t *groups, int64_t *K, int64_t *N, float **rows);
 
-/* Runs one node: in[] NULL for omitted inputs; out[] zeroed tensors. */
-int ox_run_node(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out);
 /* A shape pass's record of `calls` matmuls of M columns by layer `layer`. */
 void ox_note_layer_work(struct ox_ctx *c, int layer, int64_t M, int64_t calls);
 
+/* Runs one node: in[] NULL for omitted inputs; out[] zeroed tensors. */
+int ox_run_node(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out);
 
 const struct mq_onnx_attr *ox_attr(const struct ox_node *n, const char *name);
 int64_t ox_attr_int(const struct ox_node *n, const char *name, int64_t def);
