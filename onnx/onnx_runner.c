@@ -244,6 +244,26 @@ static int workload_inputs(const struct mq_model *m, int64_t batch, struct mq_on
     return onnx_task_inputs(g, batch, io);
 }
 
+/* Whether a shape pass can run without an error line: every input fed, of a known shape,
+ * and a float (a shape pass has no values for integer inputs). */
+static bool shape_pass_ready(const struct ox_graph *g)
+{
+    for (int i = 0; i < g->n_inputs; i++) {
+        int32_t e = g->inputs[i].vi->elem;
+        bool fl = e == MQ_ONNX_FLOAT || e == MQ_ONNX_FLOAT16 || e == MQ_ONNX_DOUBLE || e == MQ_ONNX_BFLOAT16;
+        if (!g->inputs[i].bound && (!onnx_task_dims_known(g, &g->inputs[i]) || !fl))
+            return false;
+    }
+    return true;
+}
+
+static int onnx_check(const struct mq_model *m, const struct mq_workload *w)
+{
+    struct mq_onnx_io io[16];
+    int n = workload_inputs(m, w->batch, io, 16);
+    return n < 0 ? n : MQ_OK;
+}
+
 static void onnx_session_free(void *p)
 {
     struct onnx_session *s = p;
@@ -337,8 +357,8 @@ static int onnx_layer_work(const struct mq_model *m, int layer, const struct mq_
     if (w->kind != MQ_WL_INFER || layer < 0 || layer >= m->n_layers)
         return 0;
     struct mq_onnx_shape_report r;
-    if (shape_pass(m, w, &r) < 0)
-        return 0;
+    if (!shape_pass_ready(graph_of(m)) || shape_pass(m, w, &r) < 0)
+        return 0; /* the reason is mq_runner_check's one line, not one per layer */
     int n = 0;
     _Static_assert(MQ_ONNX_LAYER_WORK <= 4, "runner.h's layer_work has 4 entries");
     for (int k = 0; k < MQ_ONNX_LAYER_WORK; k++) {
@@ -461,6 +481,7 @@ const struct mq_runner_ops mq_onnx_runner = {
     .kind = "onnx",
     .default_workload = "infer:1",
     .accepts = onnx_accepts,
+    .check = onnx_check,
     .session_new = onnx_session_new,
     .session_run = onnx_session_run,
     .session_free = onnx_session_free,
