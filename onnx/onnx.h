@@ -57,7 +57,10 @@
  *
  * Quantizable layers. Conv (1-D and 2-D, grouped and depthwise), ConvTranspose, Gemm and
  * MatMul whose weight is a constant are the model's layers (struct mq_layer, role
- * MQ_ROLE_CONV / CONV_TRANSPOSE / GEMM), named after their weight tensor. Their weights
+ * MQ_ROLE_CONV / CONV_TRANSPOSE / GEMM), named after their weight tensor: one layer per
+ * tensor, however many nodes read it (directly or through an Identity that folds), so it
+ * has one format and counts once; only a tensor read with two row layouts (Gemm transB 0
+ * and 1) is two layers ("W", "W#2"). Their weights
  * are kept as f32 rows, row-major [n_out][n_in], where n_in = K is the reduction length
  * of one output value, so Q8_0/Q4_0 blocks of 32 run along K:
  *   Conv W [Cout, Cin/g, kh, kw] (1-D: no kh): row n = output channel n, its K =
