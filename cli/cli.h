@@ -65,6 +65,15 @@ void cli_data_path(char *buf, size_t size, const char *rel);
 
 struct mq_model;
 struct mq_plan;
+
+/* --shapes NAME:D0xD1x...[,NAME:...] (model/shapes.h), the option every command that loads
+ * a model takes; getopt code CLI_OPT_SHAPES. cli_check_shapes: a usage error (exit 2) when
+ * the argument does not parse. cli_model_load: mq_model_load_shaped with that argument
+ * (NULL: none); the model's own refusals (a name it lacks, a GGUF file) are one line and a
+ * negative status (exit 1). */
+#define CLI_OPT_SHAPES 0x5348
+int cli_check_shapes(const char *cmd, const char *arg);
+int cli_model_load(const char *path, const char *shapes, struct mq_model **out);
 /* A plan from the command line: a format for every layer, 'source', a llama.cpp preset
  * (model/preset.h: a name that is not a format's, or preset:NAME), a plan file (plan/1),
  * or a front.yaml (its chosen plan, or point >= 0). One-line errors. */

@@ -54,6 +54,9 @@ static void eval_usage(FILE *f)
             "  --save-logits FILE write the plan's log-probabilities at the scored positions in\n"
             "                     llama-perplexity's --kl-divergence-base format, so that\n"
             "                     llama-perplexity --kl-divergence compares llama.cpp with mixq\n"
+            "  --shapes S         ONNX models: input shapes, trtexec's syntax\n"
+            "                     NAME:1x3x640x640[,NAME:...]; needed where an input has a\n"
+            "                     dynamic dimension other than the batch\n"
             "  -v, -q             more or fewer messages\n"
             "  --help             this text\n",
             EVAL_DEFAULT_TEXT, EVAL_DEFAULT_CTX);
@@ -146,13 +149,14 @@ int cmd_eval(int argc, char **argv)
         {"save-logits", required_argument, NULL, 's'}, {"point", required_argument, NULL, 'P'},
         {"imatrix", required_argument, NULL, 'I'}, {"no-imatrix", no_argument, NULL, 'N'},
         {"verbose", no_argument, NULL, 'v'},       {"quiet", no_argument, NULL, 'q'},
-        {NULL, 0, NULL, 0},
+        {"shapes", required_argument, NULL, CLI_OPT_SHAPES}, {NULL, 0, NULL, 0},
     };
     char default_text[4096];
     cli_data_path(default_text, sizeof(default_text), EVAL_DEFAULT_TEXT);
     const char *text_path = default_text, *plan_arg = "f32", *backend = "cpu", *save_logits = NULL, *imatrix = NULL;
     long long threads = 0, ctx = 0, chunks = 0, point = -1;
     bool want_kl = true, no_imatrix = false;
+    const char *shapes = NULL;
     int c;
     optind = 1;
     opterr = 0;
@@ -173,6 +177,11 @@ int cmd_eval(int argc, char **argv)
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': eval_usage(stdout); return CLI_OK;
+        case CLI_OPT_SHAPES:
+            if (cli_check_shapes("eval", optarg) != CLI_OK)
+                return CLI_USAGE;
+            shapes = optarg;
+            break;
         default: return cli_bad_option("eval", argv);
         }
         if (u != CLI_OK)
@@ -189,7 +198,7 @@ int cmd_eval(int argc, char **argv)
     struct be_backend *be = NULL;
     static struct rpt_imatrix_ref im; /* large: off the stack */
     bool im_front;
-    if ((rc = mq_model_load(argv[optind], &m)) < 0 ||
+    if ((rc = cli_model_load(argv[optind], shapes, &m)) < 0 ||
         (rc = cli_load_plan_imatrix(m, plan_arg, point, imatrix, no_imatrix, &plan, &im, &im_front)) < 0 ||
         (rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0 ||
         (rc = mq_model_lend(m, be)) < 0)

@@ -44,6 +44,9 @@ static void export_usage(FILE *f)
                "                    'mixq quantize' writes, byte for byte\n"
                "  --no-imatrix      llama.cpp: no importance matrix, even for a front that has one\n"
                "  --out-model F     the file the recipe makes (default: the model's name + -mixq)\n"
+               "  --shapes S        ONNX models: input shapes, trtexec's syntax\n"
+               "                    NAME:1x3x640x640[,NAME:...]; needed where an input has a\n"
+               "                    dynamic dimension other than the batch\n"
                "  -v, -q            more or fewer messages\n"
                "  --help            this text\n\n"
                "docs/recipes.md maps mixq's formats to each tool's types.\n");
@@ -58,11 +61,12 @@ int cmd_export(int argc, char **argv)
         {"imatrix", required_argument, NULL, 'I'},   {"no-imatrix", no_argument, NULL, 'n'},
         {"out-model", required_argument, NULL, 'M'}, {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},         {"quiet", no_argument, NULL, 'q'},
-        {NULL, 0, NULL, 0},
+        {"shapes", required_argument, NULL, CLI_OPT_SHAPES}, {NULL, 0, NULL, 0},
     };
     const char *to = NULL, *model_arg = NULL, *file = NULL, *out_model = NULL, *imatrix = NULL;
     long long point = -1;
     bool no_file = false, no_imatrix = false;
+    const char *shapes = NULL;
     int c;
     optind = 1;
     opterr = 0;
@@ -80,6 +84,11 @@ int cmd_export(int argc, char **argv)
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': export_usage(stdout); return CLI_OK;
+        case CLI_OPT_SHAPES:
+            if (cli_check_shapes("export", optarg) != CLI_OK)
+                return CLI_USAGE;
+            shapes = optarg;
+            break;
         default: return cli_bad_option("export", argv);
         }
         if (u != CLI_OK)
@@ -121,7 +130,7 @@ int cmd_export(int argc, char **argv)
     struct mq_plan *plan = NULL;
     static struct rpt_imatrix_ref im; /* large: off the stack */
     bool im_front;
-    if ((rc = mq_model_load(model_arg ? model_arg : pt.model_path, &m)) < 0)
+    if ((rc = cli_model_load(model_arg ? model_arg : pt.model_path, shapes, &m)) < 0)
         goto done;
     if (m->kind != MQ_MODEL_LLAMA && imatrix) {
         rc = mq_error(MQ_EUNSUPPORTED, "--imatrix: '%s' is an ONNX model; importance matrices apply to GGUF llama "

@@ -38,6 +38,9 @@ static void imatrix_usage(FILE *f)
             "  -o, --output FILE  the imatrix to write (default %s)\n"
             "  --backend NAME     backend to run on (default cpu; see 'mixq backends')\n"
             "  --threads N        threads (default: all online CPUs)\n"
+            "  --shapes S         ONNX models: input shapes, trtexec's syntax\n"
+            "                     NAME:1x3x640x640[,NAME:...]; needed where an input has a\n"
+            "                     dynamic dimension other than the batch\n"
             "  -v, -q             more or fewer messages\n"
             "  --help             this text\n",
             MQ_IMATRIX_DEFAULT_TEXT, MQ_IMATRIX_DEFAULT_CTX, MQ_IMATRIX_MIN_CTX, IMATRIX_DEFAULT_OUT);
@@ -64,13 +67,14 @@ int cmd_imatrix(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},   {"backend", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 'j'},  {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},        {"quiet", no_argument, NULL, 'q'},
-        {NULL, 0, NULL, 0},
+        {"shapes", required_argument, NULL, CLI_OPT_SHAPES}, {NULL, 0, NULL, 0},
     };
     char default_text[4096];
     cli_data_path(default_text, sizeof(default_text), MQ_IMATRIX_DEFAULT_TEXT);
     const char *text = default_text, *out = IMATRIX_DEFAULT_OUT, *backend = "cpu";
     long long ctx = 0, chunks = 0, threads = 0;
     bool process_output = false;
+    const char *shapes = NULL;
     int c;
     optind = 1;
     opterr = 0;
@@ -87,6 +91,11 @@ int cmd_imatrix(int argc, char **argv)
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': imatrix_usage(stdout); return CLI_OK;
+        case CLI_OPT_SHAPES:
+            if (cli_check_shapes("imatrix", optarg) != CLI_OK)
+                return CLI_USAGE;
+            shapes = optarg;
+            break;
         default: return cli_bad_option("imatrix", argv);
         }
         if (u != CLI_OK)
@@ -103,7 +112,7 @@ int cmd_imatrix(int argc, char **argv)
     struct mq_model *m = NULL;
     struct be_backend *be = NULL;
     struct mq_imatrix *im = NULL;
-    if ((rc = mq_model_load(argv[optind], &m)) < 0)
+    if ((rc = cli_model_load(argv[optind], shapes, &m)) < 0)
         goto done;
     if (m->kind != MQ_MODEL_LLAMA) {
         rc = mq_error(MQ_EUNSUPPORTED, "'%s' is not a llama (GGUF) model: importance matrices are llama.cpp's, "

@@ -13,21 +13,25 @@
 
 static void info_usage(FILE *f)
 {
-    fprintf(f, "usage: mixq info MODEL.gguf\n\n"
+    fprintf(f, "usage: mixq info MODEL [--shapes S]\n\n"
                "Prints the architecture, hyperparameters, vocabulary and every quantizable layer\n"
                "(name, role, shape, stored type, bytes), and the weight bytes of the model in\n"
                "each format mixq can choose.\n\n"
                "options:\n"
-               "  -v, -q    more or fewer messages\n"
-               "  --help    this text\n");
+               "  --shapes S  ONNX models: input shapes, trtexec's syntax NAME:1x3x640x640[,NAME:...];\n"
+               "              needed where an input has a dynamic dimension other than the batch\n"
+               "  -v, -q      more or fewer messages\n"
+               "  --help      this text\n");
 }
 
 int cmd_info(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'}, {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'}, {NULL, 0, NULL, 0},
+        {"quiet", no_argument, NULL, 'q'}, {"shapes", required_argument, NULL, CLI_OPT_SHAPES},
+        {NULL, 0, NULL, 0},
     };
+    const char *shapes = NULL;
     int c;
     optind = 1;
     opterr = 0;
@@ -42,6 +46,11 @@ int cmd_info(int argc, char **argv)
         case 'q':
             mq_log_set_level(MQ_LOG_WARN);
             break;
+        case CLI_OPT_SHAPES:
+            if (cli_check_shapes("info", optarg) != CLI_OK)
+                return CLI_USAGE;
+            shapes = optarg;
+            break;
         default:
             return cli_bad_option("info", argv);
         }
@@ -49,7 +58,7 @@ int cmd_info(int argc, char **argv)
     if (argc - optind != 1)
         return cli_usage_error("info", "want exactly one MODEL argument");
     struct mq_model *m;
-    if (mq_model_load(argv[optind], &m) < 0)
+    if (cli_model_load(argv[optind], shapes, &m) < 0)
         return CLI_FAIL;
     char b1[32];
     bool mixed;

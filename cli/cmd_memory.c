@@ -35,6 +35,9 @@ static void memory_usage(FILE *f)
             "  --threads N       threads (default: all online CPUs)\n"
             "  --no-measure      the memory model only\n"
             "  --max-error PCT   exit 1 when the model and the measurement differ by more\n"
+            "  --shapes S        ONNX models: input shapes, trtexec's syntax\n"
+            "                    NAME:1x3x640x640[,NAME:...]; needed where an input has a\n"
+            "                    dynamic dimension other than the batch\n"
             "  -v, -q            more or fewer messages\n"
             "  --help            this text\n");
 }
@@ -53,12 +56,13 @@ int cmd_memory(int argc, char **argv)
         {"threads", required_argument, NULL, 'j'}, {"no-measure", no_argument, NULL, 'N'},
         {"max-error", required_argument, NULL, 'e'}, {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},       {"quiet", no_argument, NULL, 'q'},
-        {NULL, 0, NULL, 0},
+        {"shapes", required_argument, NULL, CLI_OPT_SHAPES}, {NULL, 0, NULL, 0},
     };
     const char *plan_arg = "f16", *workload = NULL, *backend = "cpu";
     long long point = -1, threads = 0;
     double max_error = -1;
     bool measure = true;
+    const char *shapes = NULL;
     int c;
     optind = 1;
     opterr = 0;
@@ -75,6 +79,11 @@ int cmd_memory(int argc, char **argv)
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': memory_usage(stdout); return CLI_OK;
+        case CLI_OPT_SHAPES:
+            if (cli_check_shapes("memory", optarg) != CLI_OK)
+                return CLI_USAGE;
+            shapes = optarg;
+            break;
         default: return cli_bad_option("memory", argv);
         }
         if (u != CLI_OK)
@@ -90,7 +99,7 @@ int cmd_memory(int argc, char **argv)
     struct mq_workload w;
     struct mq_memory mem;
     int rc;
-    if ((rc = mq_model_load(argv[optind], &m)) < 0 || (rc = cli_load_plan(m, plan_arg, point, &plan)) < 0 ||
+    if ((rc = cli_model_load(argv[optind], shapes, &m)) < 0 || (rc = cli_load_plan(m, plan_arg, point, &plan)) < 0 ||
         (rc = mq_workload_parse(workload ? workload : m->runner->default_workload, &w)) < 0 ||
         (rc = mq_runner_check(m, &w)) < 0 || (rc = m->runner->memory(m, plan, &w, &mem)) < 0)
         goto done;
@@ -112,7 +121,7 @@ int cmd_memory(int argc, char **argv)
         goto done;
     }
     uint64_t peak, baseline;
-    if ((rc = prof_memory_probe(m->path, backend, n_threads, &w, plan, &peak, &baseline)) < 0)
+    if ((rc = prof_memory_probe(m->path, m->input_shapes, backend, n_threads, &w, plan, &peak, &baseline)) < 0)
         goto done;
     row("overhead", baseline, "measured: RSS of the process before the plan is built");
     row("total", model_total + baseline, "the memory model");

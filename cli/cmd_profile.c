@@ -44,6 +44,9 @@ static void profile_usage(FILE *f)
             "  --no-cache        measure everything again (results still refresh the cache)\n"
             "  --cache-dir DIR   cache folder (default $MIXQ_CACHE_DIR or ~/.cache/mixq)\n"
             "  --no-plots        write profile.yaml only\n"
+            "  --shapes S        ONNX models: input shapes, trtexec's syntax\n"
+            "                    NAME:1x3x640x640[,NAME:...]; needed where an input has a\n"
+            "                    dynamic dimension other than the batch\n"
             "  -v, -q            more or fewer messages\n"
             "  --help            this text\n");
 }
@@ -98,7 +101,7 @@ int cmd_profile(int argc, char **argv)
         {"memory", no_argument, NULL, 'm'},        {"no-cache", no_argument, NULL, 'C'},
         {"cache-dir", required_argument, NULL, 'c'}, {"no-plots", no_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},          {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},         {NULL, 0, NULL, 0},
+        {"quiet", no_argument, NULL, 'q'},         {"shapes", required_argument, NULL, CLI_OPT_SHAPES}, {NULL, 0, NULL, 0},
     };
     const char *backend = "cpu", *workload = NULL, *formats = NULL, *out_dir = "mixq-out";
     const char *cache_dir_arg = NULL;
@@ -106,6 +109,7 @@ int cmd_profile(int argc, char **argv)
     double max_seconds = 0;
     enum prof_cache_mode cache_mode = PROF_AUTO;
     bool multiplex = false, no_e2e = false, memory = true, no_cache = false, plots = true;
+    const char *shapes = NULL;
     int c;
     optind = 1;
     opterr = 0;
@@ -130,6 +134,11 @@ int cmd_profile(int argc, char **argv)
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': profile_usage(stdout); return CLI_OK;
+        case CLI_OPT_SHAPES:
+            if (cli_check_shapes("profile", optarg) != CLI_OK)
+                return CLI_USAGE;
+            shapes = optarg;
+            break;
         default: return cli_bad_option("profile", argv);
         }
         if (u != CLI_OK)
@@ -149,7 +158,7 @@ int cmd_profile(int argc, char **argv)
     struct be_backend *be = NULL;
     struct prof_profile *p = NULL;
     int rc;
-    if ((rc = mq_model_load(argv[optind], &m)) < 0)
+    if ((rc = cli_model_load(argv[optind], shapes, &m)) < 0)
         goto done;
     if ((rc = mq_workload_parse(workload ? workload : m->runner->default_workload, &o.workload)) < 0 ||
         (rc = mq_runner_check(m, &o.workload)) < 0 || (rc = cli_make_dir(out_dir)) < 0 ||
@@ -179,9 +188,9 @@ done:
 
 int cmd_memory_probe(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "mixq: error: __memory-probe MODEL BACKEND THREADS WORKLOAD PLAN\n");
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "mixq: error: __memory-probe MODEL BACKEND THREADS WORKLOAD PLAN [SHAPES]\n");
         return CLI_USAGE;
     }
-    return cli_exit(prof_memory_probe_child(argv[1], argv[2], atoi(argv[3]), argv[4], argv[5]));
+    return cli_exit(prof_memory_probe_child(argv[1], argc == 7 ? argv[6] : NULL, argv[2], atoi(argv[3]), argv[4], argv[5]));
 }

@@ -53,6 +53,9 @@ static void search_usage(FILE *f)
             "  --no-memory           with --validate: memory from the memory model, no probes\n"
             "  --out DIR             output folder (default ./mixq-out)\n"
             "  --no-plots            front.yaml only\n"
+            "  --shapes S            ONNX models: input shapes, trtexec's syntax\n"
+            "                        NAME:1x3x640x640[,NAME:...]; needed where an input has a\n"
+            "                        dynamic dimension other than the batch\n"
             "  -v, -q                more or fewer messages\n"
             "  --help                this text\n");
 }
@@ -70,7 +73,7 @@ int cmd_search(int argc, char **argv)
         {"threads", required_argument, NULL, 'j'}, {"no-memory", no_argument, NULL, 'M'},
         {"out", required_argument, NULL, 'o'},     {"no-plots", no_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},          {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},         {NULL, 0, NULL, 0},
+        {"quiet", no_argument, NULL, 'q'},         {"shapes", required_argument, NULL, CLI_OPT_SHAPES}, {NULL, 0, NULL, 0},
     };
     const char *prof_path = NULL, *sens_path = NULL, *formats = NULL, *config = NULL, *eval = NULL;
     const char *backend = NULL, *out_dir = "mixq-out";
@@ -81,6 +84,7 @@ int cmd_search(int argc, char **argv)
     static struct srch_pins cli_pins, pins;
     memset(&cli_pins, 0, sizeof(cli_pins));
     memset(&pins, 0, sizeof(pins));
+    const char *shapes = NULL;
     int c;
     optind = 1;
     opterr = 0;
@@ -124,6 +128,11 @@ int cmd_search(int argc, char **argv)
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': search_usage(stdout); return CLI_OK;
+        case CLI_OPT_SHAPES:
+            if (cli_check_shapes("search", optarg) != CLI_OK)
+                return CLI_USAGE;
+            shapes = optarg;
+            break;
         default: return cli_bad_option("search", argv);
         }
         if (u != CLI_OK)
@@ -148,7 +157,7 @@ int cmd_search(int argc, char **argv)
     int rc;
     if ((rc = rpt_profile_read(prof_path, &prof)) < 0 || (rc = rpt_sensitivity_read(sens_path, &sens)) < 0)
         goto done;
-    if ((rc = mq_model_load(optind < argc ? argv[optind] : prof->model_path, &m)) < 0)
+    if ((rc = cli_model_load(optind < argc ? argv[optind] : prof->model_path, shapes, &m)) < 0)
         goto done;
     if (has_max_kl && !n_validate && strcmp(sens->loss_name, "kl")) {
         rc = mq_error(MQ_EINVAL, "--max-kl bounds KL, and '%s' holds %s losses (%s sensitivity): give --validate N "

@@ -63,6 +63,9 @@ static void sens_usage(FILE *f)
             "  --out DIR             output folder (default ./mixq-out)\n"
             "  --no-cache            evaluate again (results still refresh the cache)\n"
             "  --cache-dir DIR       cache folder (default $MIXQ_CACHE_DIR or ~/.cache/mixq)\n"
+            "  --shapes S            ONNX models: input shapes, trtexec's syntax\n"
+            "                        NAME:1x3x640x640[,NAME:...]; needed where an input has a\n"
+            "                        dynamic dimension other than the batch\n"
             "  -v, -q                more or fewer messages\n"
             "  --help                this text\n",
             SRCH_SENS_AUTO_MAX_EVALS, SRCH_SENS_DEFAULT_DEPTH_GROUPS, SENS_DEFAULT_CHUNKS);
@@ -129,7 +132,7 @@ int cmd_sensitivity(int argc, char **argv)
         {"no-cache", no_argument, NULL, 'C'},      {"cache-dir", required_argument, NULL, 'd'},
         {"config", required_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},          {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},         {NULL, 0, NULL, 0},
+        {"quiet", no_argument, NULL, 'q'},         {"shapes", required_argument, NULL, CLI_OPT_SHAPES}, {NULL, 0, NULL, 0},
     };
     char default_text[4096];
     cli_data_path(default_text, sizeof(default_text), "examples/data/kjv-eval.txt");
@@ -138,6 +141,7 @@ int cmd_sensitivity(int argc, char **argv)
     long long threads = 0, ctx = 0, chunks = -1, groups = 0;
     enum srch_sens_method method = SRCH_SENS_AUTO;
     bool no_cache = false;
+    const char *shapes = NULL;
     int c;
     optind = 1;
     opterr = 0;
@@ -163,6 +167,11 @@ int cmd_sensitivity(int argc, char **argv)
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': sens_usage(stdout); return CLI_OK;
+        case CLI_OPT_SHAPES:
+            if (cli_check_shapes("sensitivity", optarg) != CLI_OK)
+                return CLI_USAGE;
+            shapes = optarg;
+            break;
         default: return cli_bad_option("sensitivity", argv);
         }
         if (u != CLI_OK)
@@ -185,7 +194,7 @@ int cmd_sensitivity(int argc, char **argv)
     bool have_cfg;
     char cfg_data[4096];
     int rc;
-    if ((rc = mq_model_load(argv[optind], &m)) < 0)
+    if ((rc = cli_model_load(argv[optind], shapes, &m)) < 0)
         goto done;
     if ((rc = cli_tune_config("sensitivity", m, config, &cfg, &have_cfg, &pins)) < 0)
         goto done;

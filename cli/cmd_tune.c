@@ -150,6 +150,9 @@ static void tune_usage(FILE *f)
             "                        target figures under each measured point) and DIR/tN-NAME/profile.yaml\n"
             "  --per-target          with --target: also one plan per target, searched on that target's\n"
             "                        profile and measured there (DIR/tN-NAME/front.yaml)\n"
+            "  --shapes S            ONNX models: input shapes, trtexec's syntax\n"
+            "                        NAME:1x3x640x640[,NAME:...]; needed where an input has a\n"
+            "                        dynamic dimension other than the batch\n"
             "  -v, -q                more or fewer messages\n"
             "  --help                this text\n",
             SRCH_SENS_AUTO_MAX_EVALS, SRCH_SENS_DEFAULT_DEPTH_GROUPS, TUNE_DEFAULT_EVAL_TEXT, MQ_IMATRIX_DEFAULT_TEXT, TUNE_DEFAULT_CHUNKS, SRCH_TUNE_MAX_TARGETS);
@@ -333,7 +336,7 @@ int cmd_tune(int argc, char **argv)
         {"remote-timeout", required_argument, NULL, 'T'}, {"host-backend", required_argument, NULL, 'H'},
         {"target", required_argument, NULL, 'X'},      {"per-target", no_argument, NULL, 'Y'},
         {"verbose", no_argument, NULL, 'v'},           {"quiet", no_argument, NULL, 'q'},
-        {NULL, 0, NULL, 0},
+        {"shapes", required_argument, NULL, CLI_OPT_SHAPES}, {NULL, 0, NULL, 0},
     };
     const char *workload = NULL, *formats = NULL, *config = NULL, *eval = NULL, *backend = "cpu";
     const char *out_dir = "mixq-out", *cache_arg = NULL, *remote = NULL, *remote_model = NULL, *host_backend = "cpu";
@@ -352,6 +355,7 @@ int cmd_tune(int argc, char **argv)
     static struct srch_pins cli_pins, pins; /* large: off the stack */
     memset(&cli_pins, 0, sizeof(cli_pins));
     memset(&pins, 0, sizeof(pins));
+    const char *shapes = NULL;
     int c;
     optind = 1;
     opterr = 0;
@@ -421,6 +425,11 @@ int cmd_tune(int argc, char **argv)
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
         case 'q': mq_log_set_level(MQ_LOG_WARN); break;
         case 'h': tune_usage(stdout); return CLI_OK;
+        case CLI_OPT_SHAPES:
+            if (cli_check_shapes("tune", optarg) != CLI_OK)
+                return CLI_USAGE;
+            shapes = optarg;
+            break;
         default: return cli_bad_option("tune", argv);
         }
         if (u != CLI_OK)
@@ -477,7 +486,7 @@ int cmd_tune(int argc, char **argv)
     static struct rpt_model_config cfg;
     bool have_cfg;
     int rc;
-    if ((rc = mq_model_load(model_path, &m)) < 0)
+    if ((rc = cli_model_load(model_path, shapes, &m)) < 0)
         goto done;
     if ((rc = cli_tune_config("tune", m, config, &cfg, &have_cfg, &pins)) < 0)
         goto done;
@@ -528,6 +537,7 @@ int cmd_tune(int argc, char **argv)
     if ((rc = cli_tune_imatrix(m, be, imatrix, no_imatrix, calib, ctx, calib_chunks, cache_dir, no_cache, &tx)) < 0)
         goto done;
     struct cli_remote_req rq = {.model = remote_model ? remote_model : model_path, .content_hash = m->content_hash,
+                                .shapes = m->input_shapes,
                                 .backend = backend, .threads = (int)threads, .workload = &po.workload,
                                 .formats = po.formats, .cache_mode = PROF_AUTO, .max_seconds = max_seconds,
                                 .memory = probe, .cache_refresh = no_cache};

@@ -17,6 +17,7 @@
 
 #include "backends/backend.h"
 #include "backends/neon/neon.h"
+#include "cli/cli.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "model/model.h"
@@ -259,7 +260,13 @@ static void req_model(struct buf *b, const char *request, const struct cli_remot
 {
     bprintf(b, "request: %s\nmodel: ", request);
     bquote(b, q->model);
-    bprintf(b, "\ncontent_hash: \"%016" PRIx64 "\"\nbackend: ", q->content_hash);
+    bprintf(b, "\ncontent_hash: \"%016" PRIx64 "\"\n", q->content_hash);
+    if (q->shapes) {
+        bprintf(b, "shapes: ");
+        bquote(b, q->shapes);
+        bprintf(b, "\n");
+    }
+    bprintf(b, "backend: ");
     bquote(b, q->backend ? q->backend : "cpu");
     bprintf(b, "\nthreads: %d\nworkload: \"%s\"\nmax_seconds: %.17g\nmemory: %s\n", q->threads, q->workload->label,
             q->max_seconds, q->memory ? "true" : "false");
@@ -584,13 +591,15 @@ static int serve_hello(struct agent *a)
 /* The model a request names, loaded once, checked against the host's content hash. */
 static int agent_model(struct agent *a, struct rpt_yaml *y)
 {
-    const char *path = get_str(y, "model"), *hash = get_str(y, "content_hash");
+    const char *path = get_str(y, "model"), *hash = get_str(y, "content_hash"), *shapes = get_str(y, "shapes");
     if (!path || !hash)
         return mq_error(MQ_EINVAL, "the request names no model and content_hash");
-    if (!a->m || strcmp(a->model_path, path)) {
+    const char *had = a->m ? a->m->input_shapes : NULL;
+    bool same_shapes = (!had && !shapes) || (had && shapes && strcmp(had, shapes) == 0);
+    if (!a->m || strcmp(a->model_path, path) || !same_shapes) {
         mq_model_free(a->m);
         a->m = NULL;
-        int rc = mq_model_load(path, &a->m);
+        int rc = cli_model_load(path, shapes, &a->m);
         if (rc < 0)
             return rc;
         snprintf(a->model_path, sizeof(a->model_path), "%s", path);
@@ -710,7 +719,7 @@ static int serve_measure(struct agent *a, struct rpt_yaml *y)
     }
     char why[256];
     if (rc == MQ_OK && mem && !strcmp(mem, "true") && !prof_memory_probe_unusable(why, sizeof(why)))
-        rc = prof_memory_probe(a->m->path, get_str(y, "backend"), be_threads(be), &w, plan, &peak, &base);
+        rc = prof_memory_probe(a->m->path, a->m->input_shapes, get_str(y, "backend"), be_threads(be), &w, plan, &peak, &base);
     mq_plan_free(plan);
     be_close(be);
     if (rc < 0)

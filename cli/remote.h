@@ -19,10 +19,10 @@
  *
  *   hello    -> agent (mixq-agent/1), mixq_version, target {cpu, arch, features, topology,
  *               emulated, why}
- *   profile  model, content_hash, backend, threads, workload, formats, cache_mode,
+ *   profile  model, content_hash, shapes (optional), backend, threads, workload, formats, cache_mode,
  *            max_seconds, memory -> the profile (run with the agent's own cache, so an
  *            interrupted profile resumes where it stopped when the agent runs again)
- *   measure  model, content_hash, backend, threads, workload, plan (mq_plan_to_string's
+ *   measure  model, content_hash, shapes (optional), backend, threads, workload, plan (mq_plan_to_string's
  *            text), max_seconds, memory -> latency {reps, min_ns, median_ns, mad_ns, mean_ns,
  *            max_ns, rel_ci}, memory {peak_rss, baseline_rss} (0: not measured)
  *   bye      -> ok, and the agent exits
@@ -59,6 +59,8 @@ struct cli_remote;
 struct cli_remote_req {
     const char *model;     /* path on the agent's machine */
     uint64_t content_hash; /* the host's model's: the agent refuses another */
+    const char *shapes;    /* the host's --shapes (model/shapes.h), or NULL: the agent loads
+                              the model with them, so that the content hashes agree */
     const char *backend;
     int threads;           /* 0: the agent's default */
     const struct mq_workload *workload;

@@ -13,8 +13,10 @@
 #include "core/log.h"
 #include "core/status.h"
 #include "model/imatrix.h"
+#include "model/model.h"
 #include "model/plan.h"
 #include "model/preset.h"
+#include "model/shapes.h"
 #include "profiler/cache.h"
 #include "reports/export.h"
 #include "reports/front_io.h"
@@ -62,6 +64,30 @@ int cli_parse_real(const char *cmd, const char *opt, const char *s, double lo, b
         return cli_usage_error(cmd, "%s wants %s in %c%g, %g], not '%s'", opt, what, lo_open ? '(' : '[', lo, hi, s);
     *out = v;
     return CLI_OK;
+}
+
+int cli_check_shapes(const char *cmd, const char *arg)
+{
+    struct mq_input_shapes s;
+    char why[256];
+    if (mq_input_shapes_parse(arg, &s, why, sizeof(why)) < 0)
+        return cli_usage_error(cmd, "--shapes: %s", why);
+    mq_input_shapes_release(&s);
+    return CLI_OK;
+}
+
+int cli_model_load(const char *path, const char *shapes, struct mq_model **out)
+{
+    *out = NULL;
+    if (!shapes)
+        return mq_model_load(path, out);
+    struct mq_input_shapes s;
+    char why[256];
+    if (mq_input_shapes_parse(shapes, &s, why, sizeof(why)) < 0)
+        return mq_error(MQ_EINVAL, "--shapes: %s", why);
+    int rc = mq_model_load_shaped(path, &s, out);
+    mq_input_shapes_release(&s);
+    return rc;
 }
 
 void cli_cache_dir(const char *arg, char *buf, size_t size)

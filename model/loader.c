@@ -8,6 +8,7 @@
 
 const struct mq_model_loader mq_model_loaders[] = {
     {.format = "gguf", .magic = "GGUF", .magic_len = 4, .load = mq_llama_model_load},
-    {.format = "onnx", .magic = NULL, .magic_len = 0, .load = mq_onnx_model_load},
+    {.format = "onnx", .magic = NULL, .magic_len = 0, .load = mq_onnx_model_load,
+     .load_shaped = mq_onnx_model_load_shaped},
 };
 const int mq_model_n_loaders = (int)(sizeof(mq_model_loaders) / sizeof(mq_model_loaders[0]));

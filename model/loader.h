@@ -5,7 +5,8 @@
  *     // model/loader.c
  *     const struct mq_model_loader mq_model_loaders[] = {
  *         {.format = "gguf", .magic = "GGUF", .magic_len = 4, .load = mq_llama_model_load},
- *         {.format = "onnx", .load = mq_onnx_model_load}, // no magic: what no other row claims
+ *         {.format = "onnx", .load = mq_onnx_model_load, // no magic: what no other row claims
+ *          .load_shaped = mq_onnx_model_load_shaped},
  *     };
  *
  * A file whose first bytes match a row's magic goes to that row; any other file goes to
@@ -25,6 +26,7 @@
 #include <stddef.h>
 
 #include "model/model.h"
+#include "model/shapes.h"
 
 #define MQ_MODEL_MAGIC_MAX 8 /* longest magic a row may have, in bytes */
 
@@ -33,6 +35,9 @@ struct mq_model_loader {
     const char *magic;  /* the file's first magic_len bytes; NULL: no magic */
     size_t magic_len;   /* 0 .. MQ_MODEL_MAGIC_MAX */
     int (*load)(const char *path, struct mq_model **out);
+    /* The same with input shapes the user fixes (model/shapes.h); NULL: the format has
+     * no dynamic inputs, and mq_model_load_shaped refuses shapes for it. */
+    int (*load_shaped)(const char *path, const struct mq_input_shapes *shapes, struct mq_model **out);
 };
 
 extern const struct mq_model_loader mq_model_loaders[];

@@ -11,6 +11,7 @@
 #include "backends/backend.h"
 #include "core/status.h"
 
+#include "core/status.h"
 #include "gguf/gguf.h"
 #include "model/loader.h"
 #include "model/runner.h"
@@ -176,6 +177,18 @@ void mq_model_drop_pages(const struct mq_model *m)
         (void)madvise(m->gguf->mapping, m->gguf->mapping_size, MADV_DONTNEED);
 }
 
+int mq_model_load_shaped(const char *path, const struct mq_input_shapes *shapes, struct mq_model **out)
+{
+    *out = NULL;
+    const struct mq_model_loader *l = loader_for(path);
+    if (!shapes || shapes->n == 0)
+        return l->load(path, out);
+    if (!l->load_shaped)
+        return mq_error(MQ_EINVAL, "'%s' is a %s model: input shapes (--shapes) apply to ONNX models only", path,
+                        l->format);
+    return l->load_shaped(path, shapes, out);
+}
+
 void mq_model_free(struct mq_model *m)
 {
     if (!m)
@@ -188,6 +201,7 @@ void mq_model_free(struct mq_model *m)
     free(m->blocks);
     mq_gguf_close(m->gguf);
     free(m->imp_data);
+    free(m->input_shapes);
     free(m);
 }
 

@@ -133,7 +133,10 @@ struct mq_model {
     struct mq_layer *layers; /* quantizable layers, in file order */
     int64_t n_params;        /* every weight's elements */
     uint64_t file_bytes;     /* size of the file */
-    uint64_t content_hash;   /* hash of the file's bytes (cache keys) */
+    uint64_t content_hash;   /* hash of the file's bytes, and of the input shapes given at
+                                load (cache keys) */
+    char *input_shapes;      /* the shapes given at load (model/shapes.h's canonical text),
+                                owned; NULL when none */
 
     /* GGUF transformers (kind MQ_MODEL_LLAMA: every architecture of llm/arch.h) */
     const struct mq_arch *arch_row; /* the architecture's row */
@@ -160,6 +163,12 @@ struct mq_model {
 /* Loads a model: GGUF (an architecture of llm/arch.h) or ONNX, told apart by the file's magic
  * (model/loader.h). The caller frees *out with mq_model_free. */
 int mq_model_load(const char *path, struct mq_model **out);
+/* The same with input shapes the user fixes (model/shapes.h; NULL or none: mq_model_load).
+ * ONNX models check every name and rank against the file and fold the shapes into
+ * content_hash (so caches and reports keyed by the model tell two input sizes apart);
+ * other kinds refuse shapes with one line (MQ_EINVAL). `shapes` is borrowed. */
+struct mq_input_shapes;
+int mq_model_load_shaped(const char *path, const struct mq_input_shapes *shapes, struct mq_model **out);
 /* NULL is a no-op. */
 void mq_model_free(struct mq_model *m);
 

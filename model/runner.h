@@ -73,6 +73,10 @@ struct mq_runner_ops {
     const char *default_workload;
     /* Whether this kind runs that workload kind (LLMs: decode/prefill/generate; ONNX: infer). */
     bool (*accepts)(const struct mq_model *m, const struct mq_workload *w);
+    /* Optional (NULL: every accepted workload runs): MQ_OK when this model can run w,
+     * else one error line saying what the user must give (an ONNX input whose size only
+     * --shapes can say). mq_runner_check calls it, so a command fails once, up front. */
+    int (*check)(const struct mq_model *m, const struct mq_workload *w);
     int (*session_new)(const struct mq_model *m, const struct mq_plan *p, struct be_backend *be,
                        const struct mq_workload *w, void **out);
     /* One run of the workload; returns after the backend finished it (synced). */
@@ -80,8 +84,10 @@ struct mq_runner_ops {
     void (*session_free)(void *s);
     /* The matmul of layer i in one workload run: columns M per call and calls per run
      * (decode: M = 1, once; prefill:N: M = N; generate:P,G: M = P once and M = 1 G times,
-     * reported as two entries; conv: M = output pixels x batch). Returns the number of
-     * (M, calls) entries written (at most 4). */
+     * reported as two entries; conv: M = output pixels x batch; an ONNX weight that several
+     * nodes read: one entry per distinct M). Returns the number of (M, calls) entries
+     * written (at most 4); 0, quietly, when the layer does not run or the workload cannot
+     * be priced (mq_runner_check says why). */
     int (*layer_work)(const struct mq_model *m, int layer, const struct mq_workload *w, int64_t M[4],
                       int64_t calls[4]);
     /* Predicted memory of a workload run under a plan. */
@@ -109,7 +115,8 @@ struct mq_runner_ops {
                    mq_capture_fn fn, void *arg);
 };
 
-/* Checks that the model kind runs the workload: MQ_EINVAL with one line otherwise. */
+/* Checks that the model kind runs the workload (MQ_EINVAL with one line otherwise) and
+ * that this model can (the runner's check). */
 int mq_runner_check(const struct mq_model *m, const struct mq_workload *w);
 
 #endif

@@ -57,7 +57,10 @@
  *
  * Quantizable layers. Conv (1-D and 2-D, grouped and depthwise), ConvTranspose, Gemm and
  * MatMul whose weight is a constant are the model's layers (struct mq_layer, role
- * MQ_ROLE_CONV / CONV_TRANSPOSE / GEMM), named after their weight tensor. Their weights
+ * MQ_ROLE_CONV / CONV_TRANSPOSE / GEMM), named after their weight tensor: one layer per
+ * tensor, however many nodes read it (directly or through an Identity that folds), so it
+ * has one format and counts once; only a tensor read with two row layouts (Gemm transB 0
+ * and 1) is two layers ("W", "W#2"). Their weights
  * are kept as f32 rows, row-major [n_out][n_in], where n_in = K is the reduction length
  * of one output value, so Q8_0/Q4_0 blocks of 32 run along K:
  *   Conv W [Cout, Cin/g, kh, kw] (1-D: no kh): row n = output channel n, its K =
@@ -101,6 +104,7 @@
 #include "backends/backend.h"
 #include "model/model.h"
 #include "model/plan.h"
+#include "model/shapes.h"
 
 #define MQ_ONNX_MAX_DIMS 8
 #define MQ_ONNX_MAX_DEPTH 8      /* graphs nested in If nodes, deeper is refused */
@@ -266,6 +270,12 @@ int mq_onnx_tensor_i64(const struct mq_onnx_tensor *t, int64_t *out);
  * reads, compiles, and lists the quantizable layers. The caller frees with
  * mq_model_free. */
 int mq_onnx_model_load(const char *path, struct mq_model **out);
+/* The same with the user's input shapes (model/shapes.h; NULL: none), checked against the
+ * file: a name that is no input the callers feed (or one the task binds), a rank or a
+ * size the file fixes otherwise is MQ_EINVAL, one line. The shapes set the inputs of
+ * every inference (dimension 0 times the batch where the file leaves it dynamic), are
+ * kept in m->input_shapes and are folded into m->content_hash. */
+int mq_onnx_model_load_shaped(const char *path, const struct mq_input_shapes *shapes, struct mq_model **out);
 /* The same from memory (fuzzer, tests): `buf` is borrowed and must outlive the model. */
 int mq_onnx_model_from_memory(const void *buf, size_t size, const char *name, struct mq_model **out);
 
@@ -301,13 +311,16 @@ int mq_onnx_exec_run(struct mq_onnx_exec *x, const struct mq_onnx_io *in, int n_
                      int n_out);
 
 /* Shapes only (no arithmetic on large tensors): for inputs of the given shapes (data may
- * be NULL for f32 inputs), the columns M each layer's matmul gets per group call
- * (layer_M[n_layers], 0 for layers that do not run) and calls per inference
- * (layer_calls), and the peak bytes of live activations plus the largest im2col / matmul
- * scratch. */
+ * be NULL for f32 inputs), the columns M each layer's matmul gets per group call and its
+ * calls per inference, as up to MQ_ONNX_LAYER_WORK (M, calls) entries per layer (a layer
+ * whose tensor several nodes read runs at each node's M; entries with calls 0 are unused,
+ * all of them for a layer that does not run; beyond the last entry, further sizes add
+ * their columns to it), and the peak bytes of live activations plus the largest im2col /
+ * matmul scratch. */
+#define MQ_ONNX_LAYER_WORK 4 /* runner.h's layer_work entries */
 struct mq_onnx_shape_report {
-    int64_t *layer_M;     /* [n_layers], malloc'd: free() it */
-    int64_t *layer_calls; /* [n_layers], malloc'd: free() it */
+    int64_t *layer_M;     /* [n_layers][MQ_ONNX_LAYER_WORK], malloc'd: free() it */
+    int64_t *layer_calls; /* [n_layers][MQ_ONNX_LAYER_WORK], malloc'd: free() it */
     uint64_t peak_activation_bytes;
     uint64_t scratch_bytes;
 };

@@ -309,14 +309,29 @@ int mq_onnx_exec_run(struct mq_onnx_exec *x, const struct mq_onnx_io *in, int n_
     return rc;
 }
 
+void ox_note_layer_work(struct ox_ctx *c, int layer, int64_t M, int64_t calls)
+{
+    int64_t *Ms = c->layer_M + (size_t)layer * MQ_ONNX_LAYER_WORK, *cs = c->layer_calls + (size_t)layer * MQ_ONNX_LAYER_WORK;
+    int k = 0;
+    while (k < MQ_ONNX_LAYER_WORK - 1 && cs[k] > 0 && Ms[k] != M)
+        k++;
+    if (cs[k] > 0 && Ms[k] != M) { /* more distinct sizes than entries: as many columns in the last */
+        cs[k] += (M * calls + Ms[k] - 1) / Ms[k];
+        return;
+    }
+    Ms[k] = M;
+    cs[k] += calls;
+}
+
 int mq_onnx_shape_pass(const struct mq_model *m, const struct mq_onnx_io *in, int n_in,
                        struct mq_onnx_shape_report *out)
 {
     memset(out, 0, sizeof(*out));
     const struct ox_graph *g = graph_of(m);
     struct ox_tensor *vals = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof(*vals));
-    out->layer_M = calloc((size_t)(m->n_layers ? m->n_layers : 1), sizeof(int64_t));
-    out->layer_calls = calloc((size_t)(m->n_layers ? m->n_layers : 1), sizeof(int64_t));
+    size_t n_work = (size_t)(m->n_layers ? m->n_layers : 1) * MQ_ONNX_LAYER_WORK;
+    out->layer_M = calloc(n_work, sizeof(int64_t));
+    out->layer_calls = calloc(n_work, sizeof(int64_t));
     struct ox_ctx c = {.g = g, .shape_only = true, .layer_M = out->layer_M, .layer_calls = out->layer_calls};
     int rc;
     if (!vals || !out->layer_M || !out->layer_calls) {

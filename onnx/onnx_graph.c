@@ -126,6 +126,7 @@ static int new_value(struct compiler *cp, const char *name, int *id)
     v->name = name;
     v->input = -1;
     v->last_use = -1;
+    v->copy_of = -1;
     return smap_put(&cp->names, name, *id);
 }
 
@@ -391,6 +392,10 @@ static int fold_node(struct compiler *cp, const struct mq_onnx_node *sn, int op,
         }
         g->values[id].is_const = true;
         g->values[id].c = outs[k];
+        if (k == 0 && n_in >= 1 && in[0] >= 0 && strcmp(sn->op_type, "Identity") == 0) {
+            int src = g->values[in[0]].copy_of >= 0 ? g->values[in[0]].copy_of : in[0];
+            g->values[id].copy_of = src; /* the same tensor: one layer when it is a weight */
+        }
     }
     return MQ_OK;
 }
@@ -587,7 +592,26 @@ static int find_layers(struct compiler *cp)
                             cp->path, n->src->name, n->src->op_type, w->nd);
         if (rc < 0)
             return rc;
+        int wv = g->values[n->in[1]].copy_of >= 0 ? g->values[n->in[1]].copy_of : n->in[1];
+        /* a tensor read again is the layer it already is; the same tensor read with another
+         * row layout (Gemm transB 0 and 1) has other rows, so it stays a layer of its own */
+        int same = -1;
+        for (int k = 0; k < g->n_layers && same < 0; k++) {
+            const struct ox_layer *o = &g->layers[k];
+            if (o->weight == wv && o->kind == l->kind && o->groups == l->groups && o->K == l->K && o->N == l->N &&
+                memcmp(o->w, l->w, (size_t)(l->groups * l->N * l->K) * sizeof(float)) == 0)
+                same = k;
+        }
+        if (same >= 0) {
+            free(l->w);
+            memset(l, 0, sizeof(*l));
+            g->layers[same].n_nodes++;
+            n->layer = same;
+            continue;
+        }
         l->node = i;
+        l->weight = wv;
+        l->n_nodes = 1;
         n->layer = g->n_layers++;
     }
     return MQ_OK;

@@ -48,12 +48,19 @@ struct ox_value {
     int input;          /* graph input index, or -1 */
     int last_use;       /* last node (execution index) that reads it */
     bool is_output;
+    int copy_of;        /* a constant folded from Identity: the constant it copies (the
+                           first, never itself a copy), or -1 */
 };
 
 enum ox_layer_kind { OX_LAYER_CONV, OX_LAYER_CONV_T, OX_LAYER_GEMM };
 
+/* One quantizable layer per weight tensor: every Conv/ConvTranspose/Gemm/MatMul that reads
+ * the same constant (directly or through Identity) with the same row layout runs this
+ * layer, so the tensor has one format, one upload and is counted once. */
 struct ox_layer {
-    int node;            /* execution index */
+    int node;            /* execution index of the first node that reads it */
+    int weight;          /* value id of the weight tensor (not a copy: copy_of followed) */
+    int n_nodes;         /* nodes that run it (>= 1) */
     enum ox_layer_kind kind;
     int64_t groups;
     int64_t K, N;        /* per group: K inputs, N rows (n_out = groups * N) */
@@ -64,6 +71,8 @@ struct ox_input {
     int value;
     const struct mq_onnx_value_info *vi;
     bool bound;          /* fixed by the task: not passed by callers */
+    int shape_nd;        /* > 0: the shape the user fixed (--shapes), at batch 1 */
+    int64_t shape[MQ_ONNX_MAX_DIMS];
 };
 
 struct ox_op_count {
@@ -113,7 +122,7 @@ struct ox_ctx {
     void *mm_arg;
     float *col;                  /* im2col / col2im scratch, grown as needed */
     size_t col_cap;              /* floats */
-    /* shape-pass accounting */
+    /* shape-pass accounting: mq_onnx_shape_report's arrays, filled by ox_note_layer_work */
     int64_t *layer_M, *layer_calls;
     uint64_t scratch_bytes;
 };
@@ -145,6 +154,9 @@ uint64_t ox_tensor_bytes(const struct ox_tensor *t);
  * rank does not fit. */
 int ox_weight_rows(const struct ox_node *n, int op, const struct ox_tensor *w, enum ox_layer_kind *kind,
                    int64_t *groups, int64_t *K, int64_t *N, float **rows);
+
+/* A shape pass's record of `calls` matmuls of M columns by layer `layer`. */
+void ox_note_layer_work(struct ox_ctx *c, int layer, int64_t M, int64_t calls);
 
 /* Runs one node: in[] NULL for omitted inputs; out[] zeroed tensors. */
 int ox_run_node(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out);

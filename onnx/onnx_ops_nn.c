@@ -390,10 +390,8 @@ static int grow_col(struct ox_ctx *c, int64_t n)
 
 static void note_layer(struct ox_ctx *c, const struct ox_node *n, int64_t M, int64_t calls, uint64_t scratch)
 {
-    if (n->layer >= 0 && c->layer_M) {
-        c->layer_M[n->layer] = M;
-        c->layer_calls[n->layer] += calls;
-    }
+    if (n->layer >= 0 && c->layer_M)
+        ox_note_layer_work(c, n->layer, M, calls);
     if (scratch > c->scratch_bytes)
         c->scratch_bytes = scratch;
 }

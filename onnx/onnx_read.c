@@ -765,7 +765,9 @@ static int read_value_info(struct pb *r0, struct mq_onnx_span s, struct mq_onnx_
                                 return rc;
                             vi->dims[d] = v >= 0 ? v : -1;
                         } else if (df == 2) {
-                            if ((rc = pb_strfield(&dr, dat, dwt, 256, "dim_param", &vi->dim_params[d])) < 0)
+                            /* a label of any length (exporters write whole expressions:
+                             * YOLOv8's run past 300 bytes); the bytes are in the file */
+                            if ((rc = pb_strfield(&dr, dat, dwt, SIZE_MAX, "dim_param", &vi->dim_params[d])) < 0)
                                 return rc;
                         } else if ((rc = pb_skip(&dr, dwt)) < 0) {
                             return rc;

@@ -70,7 +70,7 @@ static int check_shapes(const struct mq_model *m)
         int64_t dims[MQ_ONNX_MAX_DIMS];
         const struct mq_onnx_value_info *vi = g->inputs[i].vi;
         if (vi->elem != MQ_ONNX_FLOAT || !onnx_task_dims_known(g, &g->inputs[i]) ||
-            g->task->input_dims(g, &g->inputs[i], 1, &nd, dims) < 0)
+            onnx_task_input_dims(g, &g->inputs[i], 1, &nd, dims) < 0)
             return MQ_OK; /* priced later, or refused then with the reason */
     }
     if (n_unbound > 16)
@@ -87,8 +87,54 @@ static int check_shapes(const struct mq_model *m)
     return rc;
 }
 
+/* The user's input shapes onto the graph's inputs: every name an input the callers feed,
+ * every rank and every size the file fixes as given. One line naming what does not fit. */
+static int apply_shapes(struct mq_model *m, const struct mq_input_shapes *shapes)
+{
+    struct ox_graph *g = m->impl;
+    for (int i = 0; i < shapes->n; i++) {
+        const struct mq_input_shape *sh = &shapes->v[i];
+        struct ox_input *in = NULL;
+        for (int k = 0; k < g->n_inputs && !in; k++)
+            if (strcmp(g->inputs[k].vi->name, sh->name) == 0)
+                in = &g->inputs[k];
+        if (!in) {
+            char names[256] = "";
+            size_t len = 0;
+            for (int k = 0; k < g->n_inputs && len < sizeof(names); k++)
+                if (!g->inputs[k].bound)
+                    len += (size_t)snprintf(names + len, sizeof(names) - len, "%s'%.64s'", len ? ", " : "",
+                                            g->inputs[k].vi->name);
+            return mq_error(MQ_EINVAL, "'%s' has no input '%.64s%s' to give a shape (its inputs: %s)", m->path,
+                            sh->name, strlen(sh->name) > 64 ? "..." : "", names[0] ? names : "none");
+        }
+        const struct mq_onnx_value_info *vi = in->vi;
+        if (in->bound)
+            return mq_error(MQ_EINVAL, "'%s': input '%s' is bound by the %s task (%s): it takes no shape", m->path,
+                            vi->name, g->task->name, g->bound_desc);
+        if (vi->has_shape && vi->n_dims != sh->n_dims)
+            return mq_error(MQ_EINVAL, "'%s': input '%s' has %d dimensions, --shapes gives %d", m->path, vi->name,
+                            vi->n_dims, sh->n_dims);
+        if (sh->n_dims > MQ_ONNX_MAX_DIMS)
+            return mq_error(MQ_EINVAL, "'%s': input '%s' of %d dimensions (at most %d)", m->path, vi->name,
+                            sh->n_dims, MQ_ONNX_MAX_DIMS);
+        for (int d = 0; vi->has_shape && d < vi->n_dims; d++)
+            if (vi->dims[d] >= 0 && vi->dims[d] != sh->dims[d])
+                return mq_error(MQ_EINVAL, "'%s': input '%s' has dimension %d fixed to %" PRId64 ", --shapes gives "
+                                "%" PRId64, m->path, vi->name, d, vi->dims[d], sh->dims[d]);
+        in->shape_nd = sh->n_dims;
+        memcpy(in->shape, sh->dims, (size_t)sh->n_dims * sizeof(*in->shape));
+    }
+    if (!(m->input_shapes = strdup(shapes->canon)))
+        return mq_error(MQ_ENOMEM, "cannot copy the input shapes");
+    /* two input sizes are two models to every cache and report keyed by the model */
+    m->content_hash = mq_hash64(shapes->canon, strlen(shapes->canon), m->content_hash);
+    return MQ_OK;
+}
+
 /* Compiles a read file into a model; takes the file (closed on failure). */
-static int model_from_file(const char *path, struct mq_onnx_file *f, struct mq_model **out)
+static int model_from_file(const char *path, struct mq_onnx_file *f, const struct mq_input_shapes *shapes,
+                           struct mq_model **out)
 {
     *out = NULL;
     struct mq_model *m = calloc(1, sizeof(*m));
@@ -120,7 +166,8 @@ static int model_from_file(const char *path, struct mq_onnx_file *f, struct mq_m
         const struct ox_layer *l = &g->layers[i];
         const struct ox_node *n = &g->nodes[l->node];
         struct mq_layer *ly = &m->layers[m->n_layers++];
-        /* named after the weight; a weight shared by several nodes gets "#2", "#3" */
+        /* named after the weight; a weight read with two row layouts (find_layers) gets
+         * "#2", "#3" for the others */
         const char *wname = g->values[n->in[1]].name;
         snprintf(ly->name, sizeof(ly->name), "%s", wname);
         for (int k = 2; mq_model_find_layer(m, ly->name) != m->n_layers - 1; k++) {
@@ -138,6 +185,8 @@ static int model_from_file(const char *path, struct mq_onnx_file *f, struct mq_m
         ly->src_nbytes = (size_t)(ly->n_in * ly->n_out) * sizeof(float);
         ly->formats = mq_layer_formats_for(l->K);
     }
+    if (shapes && shapes->n && (rc = apply_shapes(m, shapes)) < 0)
+        goto fail;
     if ((rc = check_shapes(m)) < 0)
         goto fail;
     *out = m;
@@ -149,10 +198,15 @@ fail:
 
 int mq_onnx_model_load(const char *path, struct mq_model **out)
 {
+    return mq_onnx_model_load_shaped(path, NULL, out);
+}
+
+int mq_onnx_model_load_shaped(const char *path, const struct mq_input_shapes *shapes, struct mq_model **out)
+{
     struct mq_onnx_file *f;
     *out = NULL;
     int rc = mq_onnx_open(path, &f);
-    return rc < 0 ? rc : model_from_file(path, f, out);
+    return rc < 0 ? rc : model_from_file(path, f, shapes, out);
 }
 
 int mq_onnx_model_from_memory(const void *buf, size_t size, const char *name, struct mq_model **out)
@@ -160,7 +214,7 @@ int mq_onnx_model_from_memory(const void *buf, size_t size, const char *name, st
     struct mq_onnx_file *f;
     *out = NULL;
     int rc = mq_onnx_open_memory(buf, size, name, &f);
-    return rc < 0 ? rc : model_from_file(name ? name : "(memory)", f, out);
+    return rc < 0 ? rc : model_from_file(name ? name : "(memory)", f, NULL, out);
 }
 
 /* ---- sessions ---------------------------------------------------------------------------- */
@@ -188,6 +242,26 @@ static int workload_inputs(const struct mq_model *m, int64_t batch, struct mq_on
     if (n_unbound > max)
         return mq_error(MQ_EUNSUPPORTED, "'%s' has %d inputs (at most %d)", m->path, n_unbound, max);
     return onnx_task_inputs(g, batch, io);
+}
+
+/* Whether a shape pass can run without an error line: every input fed, of a known shape,
+ * and a float (a shape pass has no values for integer inputs). */
+static bool shape_pass_ready(const struct ox_graph *g)
+{
+    for (int i = 0; i < g->n_inputs; i++) {
+        int32_t e = g->inputs[i].vi->elem;
+        bool fl = e == MQ_ONNX_FLOAT || e == MQ_ONNX_FLOAT16 || e == MQ_ONNX_DOUBLE || e == MQ_ONNX_BFLOAT16;
+        if (!g->inputs[i].bound && (!onnx_task_dims_known(g, &g->inputs[i]) || !fl))
+            return false;
+    }
+    return true;
+}
+
+static int onnx_check(const struct mq_model *m, const struct mq_workload *w)
+{
+    struct mq_onnx_io io[16];
+    int n = workload_inputs(m, w->batch, io, 16);
+    return n < 0 ? n : MQ_OK;
 }
 
 static void onnx_session_free(void *p)
@@ -283,13 +357,16 @@ static int onnx_layer_work(const struct mq_model *m, int layer, const struct mq_
     if (w->kind != MQ_WL_INFER || layer < 0 || layer >= m->n_layers)
         return 0;
     struct mq_onnx_shape_report r;
-    if (shape_pass(m, w, &r) < 0)
-        return 0;
+    if (!shape_pass_ready(graph_of(m)) || shape_pass(m, w, &r) < 0)
+        return 0; /* the reason is mq_runner_check's one line, not one per layer */
     int n = 0;
-    if (r.layer_calls[layer] > 0) {
-        M[0] = r.layer_M[layer];
-        calls[0] = r.layer_calls[layer];
-        n = 1;
+    _Static_assert(MQ_ONNX_LAYER_WORK <= 4, "runner.h's layer_work has 4 entries");
+    for (int k = 0; k < MQ_ONNX_LAYER_WORK; k++) {
+        size_t at = (size_t)layer * MQ_ONNX_LAYER_WORK + (size_t)k;
+        if (r.layer_calls[at] > 0) {
+            M[n] = r.layer_M[at];
+            calls[n++] = r.layer_calls[at];
+        }
     }
     free(r.layer_M);
     free(r.layer_calls);
@@ -360,7 +437,7 @@ static void onnx_describe(const struct mq_model *m, FILE *f)
         char dims[128] = "";
         int nd;
         int64_t d[MQ_ONNX_MAX_DIMS];
-        if (onnx_task_dims_known(g, &g->inputs[i]) && g->task->input_dims(g, &g->inputs[i], 1, &nd, d) == MQ_OK) {
+        if (onnx_task_dims_known(g, &g->inputs[i]) && onnx_task_input_dims(g, &g->inputs[i], 1, &nd, d) == MQ_OK) {
             size_t len = 0;
             for (int k = 0; k < nd && len < sizeof(dims) - 24; k++)
                 len += (size_t)snprintf(dims + len, sizeof(dims) - len, "%s%" PRId64, k ? " x " : "", d[k]);
@@ -381,9 +458,17 @@ static void onnx_describe(const struct mq_model *m, FILE *f)
         fputc('\n', f);
     }
     free(oc);
+    int n_shared = 0;
+    for (int i = 0; i < g->n_layers; i++)
+        n_shared += g->layers[i].n_nodes > 1;
+    char shared[64] = "";
+    if (n_shared)
+        snprintf(shared, sizeof(shared), " (%d read by several nodes)", n_shared);
     fprintf(f, "graph         %d nodes run (%d folded into constants at load, %d If folded), %d quantizable "
-            "layers, %" PRIu64 " bytes of other constants\n", g->n_nodes, g->n_folded, g->n_ifs_folded, g->n_layers,
-            g->const_bytes);
+            "layers%s, %" PRIu64 " bytes of other constants\n", g->n_nodes, g->n_folded, g->n_ifs_folded, g->n_layers,
+            shared, g->const_bytes);
+    if (m->input_shapes)
+        fprintf(f, "shapes        %s (given)\n", m->input_shapes);
 }
 
 static int onnx_quality_new_op(const struct mq_model *m, struct be_backend *be, const struct mq_quality_config *cfg,
@@ -396,6 +481,7 @@ const struct mq_runner_ops mq_onnx_runner = {
     .kind = "onnx",
     .default_workload = "infer:1",
     .accepts = onnx_accepts,
+    .check = onnx_check,
     .session_new = onnx_session_new,
     .session_run = onnx_session_run,
     .session_free = onnx_session_free,

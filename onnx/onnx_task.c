@@ -303,6 +303,26 @@ static bool match_cls(const struct mq_onnx_file *f)
            g->outputs[0].dims[1] == 2;
 }
 
+/* One line: which dimension is dynamic, and the --shapes that fixes it, with the file's
+ * sizes and <dim_param> (or <?>) where the user must choose. */
+static int dynamic_error(const struct mq_onnx_value_info *vi, int d)
+{
+    char hint[256] = "";
+    size_t len = 0;
+    for (int k = 0; k < vi->n_dims && len < sizeof(hint); k++) {
+        const char *sep = k ? "x" : "";
+        if (k == 0 && vi->dims[k] < 0)
+            len += (size_t)snprintf(hint + len, sizeof(hint) - len, "1");
+        else if (vi->dims[k] >= 0)
+            len += (size_t)snprintf(hint + len, sizeof(hint) - len, "%s%" PRId64, sep, vi->dims[k]);
+        else
+            len += (size_t)snprintf(hint + len, sizeof(hint) - len, "%s<%.24s>", sep,
+                                    vi->dim_params[k] ? vi->dim_params[k] : "?");
+    }
+    return mq_error(MQ_EUNSUPPORTED, "input '%s' has a dynamic dimension %d ('%.40s'): give its size with --shapes "
+                    "'%s:%s'", vi->name, d, vi->dim_params[d] ? vi->dim_params[d] : "?", vi->name, hint);
+}
+
 static int generic_dims(const struct ox_graph *g, const struct ox_input *in, int64_t batch, int *nd, int64_t *dims)
 {
     const struct mq_onnx_value_info *vi = in->vi;
@@ -316,9 +336,7 @@ static int generic_dims(const struct ox_graph *g, const struct ox_input *in, int
         if (dims[d] < 0 && d == 0)
             dims[d] = batch;
         else if (dims[d] < 0)
-            return mq_error(MQ_EUNSUPPORTED, "input '%s' has a dynamic dimension %d ('%s'): mixq knows the sizes of "
-                            "batch dimensions (dimension 0) only", vi->name, d,
-                            vi->dim_params[d] ? vi->dim_params[d] : "?");
+            return dynamic_error(vi, d);
     }
     if (vi->n_dims > 0 && vi->dims[0] >= 0 && batch != 1 && vi->dims[0] != batch)
         return mq_error(MQ_EUNSUPPORTED, "input '%s' has a fixed batch of %" PRId64, vi->name, vi->dims[0]);
@@ -379,6 +397,8 @@ bool onnx_task_dims_known(const struct ox_graph *g, const struct ox_input *in)
     const struct mq_onnx_value_info *vi = in->vi;
     if (in->bound)
         return false;
+    if (in->shape_nd > 0)
+        return true;
     if (g->task->load) /* the known tasks say every size */
         return true;
     if (!vi->has_shape)
@@ -387,6 +407,24 @@ bool onnx_task_dims_known(const struct ox_graph *g, const struct ox_input *in)
         if (vi->dims[d] < 0)
             return false;
     return true;
+}
+
+int onnx_task_input_dims(const struct ox_graph *g, const struct ox_input *in, int64_t batch, int *nd, int64_t *dims)
+{
+    const struct mq_onnx_value_info *vi = in->vi;
+    if (in->shape_nd <= 0)
+        return g->task->input_dims(g, in, batch, nd, dims);
+    *nd = in->shape_nd;
+    memcpy(dims, in->shape, (size_t)in->shape_nd * sizeof(*dims));
+    if (batch == 1)
+        return MQ_OK;
+    if (vi->has_shape && vi->n_dims > 0 && vi->dims[0] >= 0)
+        return mq_error(MQ_EUNSUPPORTED, "input '%s' has a fixed batch of %" PRId64, vi->name, vi->dims[0]);
+    if (dims[0] > OX_MAX_ELEMS / batch)
+        return mq_error(MQ_EINVAL, "input '%s': a batch of %" PRId64 " x %" PRId64 " is too large", vi->name, batch,
+                        dims[0]);
+    dims[0] *= batch;
+    return MQ_OK;
 }
 
 int onnx_task_inputs(const struct ox_graph *g, int64_t batch, struct mq_onnx_io *io)
@@ -402,7 +440,7 @@ int onnx_task_inputs(const struct ox_graph *g, int64_t batch, struct mq_onnx_io 
         bool fl = in->vi->elem == MQ_ONNX_FLOAT || in->vi->elem == MQ_ONNX_FLOAT16 || in->vi->elem == MQ_ONNX_DOUBLE ||
                   in->vi->elem == MQ_ONNX_BFLOAT16;
         o->type = fl ? MQ_ONNX_IO_F32 : MQ_ONNX_IO_I64;
-        int rc = g->task->input_dims(g, in, batch, &o->n_dims, o->dims);
+        int rc = onnx_task_input_dims(g, in, batch, &o->n_dims, o->dims);
         if (rc < 0)
             return rc;
     }

@@ -54,6 +54,10 @@ extern const struct onnx_task *const onnx_tasks[];
 /* Whether input_dims() will give the input's shape (quietly, without an error line). */
 bool onnx_task_dims_known(const struct ox_graph *g, const struct ox_input *in);
 
+/* The shape of input `in` for one inference of `batch`: the user's (--shapes; dimension 0
+ * times batch where the file leaves it dynamic), else the task's input_dims. */
+int onnx_task_input_dims(const struct ox_graph *g, const struct ox_input *in, int64_t batch, int *nd, int64_t *dims);
+
 /* Fills io[] (names, types, shapes; data NULL) for one inference of `batch`; returns the
  * count (<= g->n_inputs). */
 int onnx_task_inputs(const struct ox_graph *g, int64_t batch, struct mq_onnx_io *io);

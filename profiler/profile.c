@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/status.h"
 #include "llm/llama.h"
+#include "model/shapes.h"
 #include "profiler/cache.h"
 #include "profiler/topology.h"
 
@@ -601,7 +602,7 @@ static uint64_t proc_status_kb(const char *field)
     return v * 1024;
 }
 
-int prof_memory_probe_child(const char *model_path, const char *backend, int threads, const char *workload,
+int prof_memory_probe_child(const char *model_path, const char *shapes, const char *backend, int threads, const char *workload,
                             const char *plan_text)
 {
     struct mq_workload w;
@@ -610,9 +611,15 @@ int prof_memory_probe_child(const char *model_path, const char *backend, int thr
     struct mq_plan *plan = NULL;
     void *session = NULL;
     int rc;
+    struct mq_input_shapes sh = {0};
+    char why[256];
     if ((rc = mq_workload_parse(workload, &w)) < 0)
         return rc;
-    if ((rc = mq_model_load(model_path, &m)) < 0 ||
+    if (shapes && (rc = mq_input_shapes_parse(shapes, &sh, why, sizeof(why))) < 0)
+        return mq_error(rc, "memory probe: input shapes '%s': %s", shapes, why);
+    rc = mq_model_load_shaped(model_path, &sh, &m);
+    mq_input_shapes_release(&sh);
+    if (rc < 0 ||
         (rc = be_open(backend, &(struct be_config){.n_threads = threads}, &be)) < 0 ||
         (rc = mq_model_lend(m, be)) < 0 || (rc = mq_plan_from_string(m, plan_text, &plan)) < 0)
         goto done;
@@ -672,7 +679,7 @@ int prof_profile_probe_memory(const struct mq_model *m, struct prof_profile *p, 
         int rc = uniform_plan(m, p->e2e[i].fmt, &up);
         if (rc < 0)
             return rc;
-        rc = prof_memory_probe(m->path, backend, threads, &p->workload, up, &peak, &baseline);
+        rc = prof_memory_probe(m->path, m->input_shapes, backend, threads, &p->workload, up, &peak, &baseline);
         mq_plan_free(up);
         if (rc < 0)
             return rc;
@@ -696,7 +703,7 @@ bool prof_memory_probe_unusable(char *why, size_t size)
     return true;
 }
 
-int prof_memory_probe(const char *model_path, const char *backend, int threads, const struct mq_workload *w,
+int prof_memory_probe(const char *model_path, const char *shapes, const char *backend, int threads, const struct mq_workload *w,
                       const struct mq_plan *plan, uint64_t *peak, uint64_t *baseline)
 {
     *peak = *baseline = 0;
@@ -726,7 +733,7 @@ int prof_memory_probe(const char *model_path, const char *backend, int threads, 
         /* the mixq executable: this one, unless MIXQ_EXE names it (tests run from other binaries) */
         const char *exe = getenv("MIXQ_EXE");
         execl(exe && *exe ? exe : "/proc/self/exe", "mixq", "-q", "__memory-probe", model_path, backend, threads_s,
-              w->label, plan_text, (char *)NULL);
+              w->label, plan_text, shapes, (char *)NULL); /* shapes NULL: no 7th argument */
         _exit(127);
     }
     free(plan_text);

@@ -170,7 +170,8 @@ double prof_plan_latency_ns(const struct prof_profile *p, const struct mq_plan *
 /* Checks that a profile belongs to a model (same layer names and shapes). */
 int prof_profile_matches(const struct prof_profile *p, const struct mq_model *m);
 
-/* Peak RSS of a process that loads the model, opens the backend, builds a session of the
+/* Peak RSS of a process that loads the model (with the input shapes `shapes`, model/shapes.h's
+ * text, or NULL: m->input_shapes passes them on), opens the backend, builds a session of the
  * plan and runs the workload (the current executable, or $MIXQ_EXE, run with
  * the hidden `__memory-probe` command); *baseline receives the RSS before the session (runtime
  * overhead: code, libraries, model metadata, backend threads). The probe lends the model's
@@ -178,7 +179,7 @@ int prof_profile_matches(const struct prof_profile *p, const struct mq_model *m)
  * pages after building the session and resets the high-water mark, so the peak counts what
  * the run touches: the backend's copies, and the mapped pages of borrowed weights, which
  * the run faults back in (anonymous and file-backed pages alike: VmHWM counts both). */
-int prof_memory_probe(const char *model_path, const char *backend, int threads, const struct mq_workload *w,
+int prof_memory_probe(const char *model_path, const char *shapes, const char *backend, int threads, const struct mq_workload *w,
                       const struct mq_plan *plan, uint64_t *peak, uint64_t *baseline);
 
 /* True (and why) where peak RSS cannot be measured meaningfully: under qemu-user the
@@ -193,9 +194,9 @@ bool prof_memory_probe_unusable(char *why, size_t size);
  * nothing measured (MQ_OK). */
 int prof_profile_probe_memory(const struct mq_model *m, struct prof_profile *p, const char *backend, int threads);
 
-/* The child side of prof_memory_probe (plan: mq_plan_from_string's text); prints
- * "baseline_rss BYTES\npeak_rss BYTES\n". */
-int prof_memory_probe_child(const char *model_path, const char *backend, int threads, const char *workload,
+/* The child side of prof_memory_probe (plan: mq_plan_from_string's text; shapes NULL or
+ * model/shapes.h's text); prints "baseline_rss BYTES\npeak_rss BYTES\n". */
+int prof_memory_probe_child(const char *model_path, const char *shapes, const char *backend, int threads, const char *workload,
                             const char *plan);
 
 #endif

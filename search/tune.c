@@ -293,7 +293,7 @@ static int measure(const struct mq_model *m, struct be_backend *be, void *q, con
         return rc;
     if (o->probe_memory && o->backend) {
         uint64_t peak, baseline;
-        if ((rc = prof_memory_probe(m->path, o->backend, be_threads(be), &prof->workload, c->plan, &peak,
+        if ((rc = prof_memory_probe(m->path, m->input_shapes, o->backend, be_threads(be), &prof->workload, c->plan, &peak,
                                     &baseline)) < 0)
             return rc;
         c->mem = (double)peak;

@@ -824,5 +824,36 @@ printf '\377\377\377\177' >"$tmp/im-absurd.dat"
 expect "quantize --imatrix absurd .dat entry count" 1 "$MIXQ" quantize "$TINY" --plan q4_k --imatrix "$tmp/im-absurd.dat" -o "$tmp/im-x.gguf"
 expect "quantize --imatrix a model file" 1 "$MIXQ" quantize "$TINY" --plan q4_k --imatrix "$TINY" -o "$tmp/im-x.gguf"
 
+# --shapes (ONNX input shapes, trtexec's syntax) on a model with dynamic H and W (the
+# fuzz corpus's ok-dynamic-dims: x [batch, 3, H, W] -> Relu) and a static one (ok-conv)
+if python3 tests/fuzz/make-onnx-corpus.py "$tmp/corpus" >/dev/null 2>&1; then
+    DYN=$tmp/corpus/ok-dynamic-dims.onnx CONV=$tmp/corpus/ok-conv.onnx
+    expect "info dynamic ONNX without --shapes" 0 "$MIXQ" info "$DYN"
+    expect "memory dynamic ONNX without --shapes" 1 "$MIXQ" memory "$DYN" --plan f16 --no-measure
+    grep_err "dynamic ONNX names the input, the dimension and --shapes" \
+        "input 'x' has a dynamic dimension 2 \('H'\): give its size with --shapes 'x:1x3x<H>x<W>'"
+    expect "profile dynamic ONNX without --shapes" 1 "$MIXQ" profile "$DYN" --out "$tmp/prof-dyn" --no-cache
+    expect "info --shapes" 0 "$MIXQ" info "$DYN" --shapes x:1x3x16x24
+    grep_out "info --shapes: the inference's shape" 'one inference: 1 x 3 x 16 x 24'
+    grep_out "info --shapes: the shapes given" '^shapes +x:1x3x16x24 \(given\)'
+    expect "memory --shapes" 0 "$MIXQ" memory "$DYN" --shapes x:1x3x16x24 --plan f16 --no-measure
+    expect "--shapes unknown input" 1 "$MIXQ" info "$DYN" --shapes images:1x3x16x24
+    grep_err "--shapes unknown input lists the inputs" "has no input 'images' to give a shape \(its inputs: 'x'\)"
+    expect "--shapes wrong rank" 1 "$MIXQ" memory "$DYN" --shapes x:1x3x16 --plan f16 --no-measure
+    expect "--shapes against a fixed size" 1 "$MIXQ" info "$CONV" --shapes x:1x4x8x8
+    expect "--shapes zero dimension" 2 "$MIXQ" info "$DYN" --shapes x:1x3x0x24
+    expect "--shapes negative dimension" 2 "$MIXQ" info "$DYN" --shapes x:1x3x-16x24
+    expect "--shapes garbage" 2 "$MIXQ" info "$DYN" --shapes 'x=1,3,16,24'
+    expect "--shapes trailing comma" 2 "$MIXQ" info "$DYN" --shapes x:1x3x16x24,
+    expect "--shapes input twice" 2 "$MIXQ" info "$DYN" --shapes x:1x3x16x24,x:1x3x8x8
+    for cmd in eval profile sensitivity search tune memory export; do
+        expect "$cmd takes --shapes (bad syntax is a usage error)" 2 "$MIXQ" "$cmd" "$DYN" --shapes x:1xx3
+    done
+else
+    fail=$((fail + 1)); echo "FAIL --shapes: tests/fuzz/make-onnx-corpus.py did not run"
+fi
+expect "--shapes on a GGUF model" 1 "$MIXQ" info "$TINY" --shapes x:1x3
+grep_err "--shapes on a GGUF model says ONNX only" "input shapes \(--shapes\) apply to ONNX models only"
+
 echo "cli tests: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

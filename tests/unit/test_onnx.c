@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "model/plan.h"
 #include "model/runner.h"
+#include "model/shapes.h"
 #include "model/workload.h"
 #include "onnx/onnx.h"
 #include "onnx/onnx_internal.h"
@@ -1058,6 +1059,244 @@ static int test_real_models(void)
     return T_PASS;
 }
 
+/* ---- input shapes (--shapes) and shared weights ---------------------------------------------- */
+
+static int test_shapes_parse(void)
+{
+    static const struct {
+        const char *s;
+        bool ok;
+        int n, nd0;
+        int64_t d0_last;
+    } cases[] = {
+        {"images:1x3x640x640", true, 1, 4, 640},
+        {"a:1x2,b:3", true, 2, 2, 2},
+        {"onnx::Conv_0:1x8", true, 1, 2, 8},   /* the last ':' ends the name */
+        {"x:007", true, 1, 1, 7},
+        {"x:1x2x3x4x5x6x7x8", true, 1, 8, 8},
+        {"x:1x2x3x4x5x6x7x8x9", false, 0, 0, 0},
+        {"", false, 0, 0, 0},
+        {"x", false, 0, 0, 0},
+        {":1x3", false, 0, 0, 0},
+        {"x:", false, 0, 0, 0},
+        {"x:1x", false, 0, 0, 0},
+        {"x:1xx3", false, 0, 0, 0},
+        {"x:0x3", false, 0, 0, 0},
+        {"x:-1x3", false, 0, 0, 0},
+        {"x:1x3.5", false, 0, 0, 0},
+        {"x:1 x3", false, 0, 0, 0},
+        {"x:1x3,", false, 0, 0, 0},
+        {"x:1,x:2", false, 0, 0, 0},
+        {"x:99999999999", false, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct mq_input_shapes sh;
+        char why[256] = "";
+        int rc = mq_input_shapes_parse(cases[i].s, &sh, why, sizeof(why));
+        T_CHECK_MSG((rc == MQ_OK) == cases[i].ok, "'%s': rc %d (%s)", cases[i].s, rc, why);
+        if (!cases[i].ok) {
+            T_CHECK_MSG(why[0] && !strchr(why, '\n') && sh.n == 0 && !sh.v, "'%s': why '%s'", cases[i].s, why);
+            continue;
+        }
+        T_CHECK_MSG(sh.n == cases[i].n && sh.v[0].n_dims == cases[i].nd0 &&
+                    sh.v[0].dims[sh.v[0].n_dims - 1] == cases[i].d0_last, "'%s'", cases[i].s);
+        mq_input_shapes_release(&sh);
+    }
+    /* names of any length; the canonical text drops leading zeros */
+    size_t long_n = 5000;
+    char *big = malloc(long_n + 16);
+    T_CHECK(big != NULL);
+    memset(big, 'n', long_n);
+    snprintf(big + long_n, 16, ":01x2");
+    struct mq_input_shapes sh;
+    char why[256];
+    T_CHECK(mq_input_shapes_parse(big, &sh, why, sizeof(why)) == MQ_OK);
+    T_CHECK(sh.n == 1 && strlen(sh.v[0].name) == long_n && mq_input_shapes_find(&sh, sh.v[0].name) == &sh.v[0]);
+    T_CHECK(strlen(sh.canon) == long_n + 4 && !strcmp(sh.canon + long_n, ":1x2"));
+    T_CHECK(!mq_input_shapes_find(&sh, "x") && !mq_input_shapes_find(NULL, "x"));
+    mq_input_shapes_release(&sh);
+    mq_input_shapes_release(&sh); /* released twice: still empty */
+    free(big);
+    return T_PASS;
+}
+
+/* x [batch, 3, H, W] (dim_params of `param_len` bytes for H and W) -> Conv 3->4 3x3 pad 1 ->
+ * GlobalAveragePool -> Flatten -> y [batch, 4] */
+static int build_dynamic_conv(const char *file, size_t param_len, char *path, size_t size)
+{
+    struct pbw g = {0}, m = {0}, vi = {0}, tp = {0}, tt = {0}, sh = {0}, n;
+    char *param = malloc(param_len + 1);
+    if (!param)
+        return -1;
+    memset(param, 'h', param_len);
+    param[param_len] = '\0';
+    pw_str(&vi, 1, "x");
+    pw_int(&tt, 1, F32);
+    for (int i = 0; i < 4; i++) {
+        struct pbw d = {0};
+        if (i == 1)
+            pw_int(&d, 1, 3);
+        else
+            pw_str(&d, 2, i == 0 ? "batch" : param);
+        pw_msg(&sh, 1, &d);
+    }
+    pw_msg(&tt, 2, &sh);
+    pw_msg(&tp, 1, &tt);
+    pw_msg(&vi, 2, &tp);
+    pw_msg(&g, 11, &vi);
+    float w[4 * 3 * 9];
+    for (int i = 0; i < 4 * 3 * 9; i++)
+        w[i] = (float)(i % 7) * 0.1f - 0.3f;
+    tensor_f32(&g, 5, "w", 4, (int64_t[]){4, 3, 3, 3}, w);
+    n = node_begin("Conv", "x w", "c");
+    attr_ints(&n, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    pw_msg(&g, 1, &n);
+    n = node_begin("GlobalAveragePool", "c", "p");
+    pw_msg(&g, 1, &n);
+    n = node_begin("Flatten", "p", "y");
+    pw_msg(&g, 1, &n);
+    value_info(&g, 12, "y", F32, 2, (int64_t[]){-1, 4});
+    model_finish(&m, &g, 13);
+    int rc = write_file(file, &m, path, size);
+    free(m.b);
+    free(param);
+    return rc;
+}
+
+static int load_shaped(const char *path, const char *shapes, struct mq_model **m)
+{
+    struct mq_input_shapes sh;
+    char why[256];
+    int rc = mq_input_shapes_parse(shapes, &sh, why, sizeof(why));
+    if (rc < 0)
+        return rc;
+    rc = mq_model_load_shaped(path, &sh, m);
+    mq_input_shapes_release(&sh);
+    return rc;
+}
+
+static int test_shapes_apply(void)
+{
+    char path[4096];
+    /* a dim_param of 330 bytes (as YOLOv8's export writes) reads */
+    T_CHECK(build_dynamic_conv("dynamic-conv.onnx", 330, path, sizeof(path)) == 0);
+    struct mq_model *m, *m16;
+    struct mq_workload w1, w2;
+    int64_t M[4], calls[4];
+    void *s;
+    T_CHECK(mq_workload_parse("infer:1", &w1) == MQ_OK && mq_workload_parse("infer:2", &w2) == MQ_OK);
+    /* without shapes: loads (info works), but a run names the input, the dimension and --shapes */
+    T_CHECK(mq_model_load(path, &m) == MQ_OK && m->n_layers == 1 && !m->input_shapes);
+    uint64_t plain_hash = m->content_hash;
+    mq_error_set_quiet(1);
+    int rc = m->runner->session_new(m, NULL, NULL, &w1, &s);
+    mq_error_set_quiet(0);
+    T_CHECK_MSG(rc == MQ_EUNSUPPORTED && strstr(mq_error_last(), "input 'x'") && strstr(mq_error_last(), "dimension 2") &&
+                strstr(mq_error_last(), "--shapes 'x:1x3x<"), "%s", mq_error_last());
+    mq_model_free(m);
+    /* with shapes: the conv's columns are the output pixels, times the batch */
+    T_CHECK(load_shaped(path, "x:1x3x8x8", &m) == MQ_OK && !strcmp(m->input_shapes, "x:1x3x8x8"));
+    T_CHECK(m->runner->layer_work(m, 0, &w1, M, calls) == 1 && M[0] == 64 && calls[0] == 1);
+    T_CHECK(m->runner->layer_work(m, 0, &w2, M, calls) == 1 && M[0] == 128 && calls[0] == 1);
+    struct mq_plan *p;
+    struct be_backend *be;
+    T_CHECK(mq_plan_uniform(m, MQ_DTYPE_F16, &p) == MQ_OK && be_open("cpu", &(struct be_config){.n_threads = 1}, &be) == MQ_OK);
+    T_CHECK(m->runner->session_new(m, p, be, &w2, &s) == MQ_OK && m->runner->session_run(s) == MQ_OK);
+    m->runner->session_free(s);
+    /* another size is another model to every cache */
+    T_CHECK(load_shaped(path, "x:1x3x16x12", &m16) == MQ_OK);
+    T_CHECK(m->content_hash != plain_hash && m16->content_hash != m->content_hash);
+    T_CHECK(m16->runner->layer_work(m16, 0, &w1, M, calls) == 1 && M[0] == 192);
+    struct mq_memory mem8, mem16;
+    T_CHECK(m->runner->memory(m, p, &w1, &mem8) == MQ_OK && m16->runner->memory(m16, p, &w1, &mem16) == MQ_OK);
+    T_CHECK(mem16.scratch > mem8.scratch && mem16.weights == mem8.weights);
+    mq_plan_free(p);
+    be_close(be);
+    mq_model_free(m16);
+    mq_model_free(m);
+    /* what does not fit the model: one line each, MQ_EINVAL */
+    static const char *const bad[] = {"y:1x3x8x8", "x:1x3x8", "x:1x4x8x8", "x:1x3x8x8,z:2"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        mq_error_set_quiet(1);
+        rc = load_shaped(path, bad[i], &m);
+        mq_error_set_quiet(0);
+        T_CHECK_MSG(rc == MQ_EINVAL && !m && !strchr(mq_error_last(), '\n'), "'%s': rc %d: %s", bad[i], rc,
+                    mq_error_last());
+    }
+    /* a GGUF file refuses shapes */
+    mq_error_set_quiet(1);
+    rc = load_shaped("examples/tinyllm/tinyllm.gguf", "x:1", &m);
+    mq_error_set_quiet(0);
+    T_CHECK_MSG(rc == MQ_EINVAL && strstr(mq_error_last(), "ONNX models only"), "%s", mq_error_last());
+    return T_PASS;
+}
+
+/* One weight W [4, 4] read by MatMul(x, W), MatMul(a, Identity(W)) and Gemm(b, W): one layer. */
+static int test_shared_weight(void)
+{
+    struct pbw g = {0}, mb = {0}, n;
+    float W[16], bias[4] = {0.5f, -0.25f, 0.125f, 1};
+    for (int i = 0; i < 16; i++)
+        W[i] = (float)((i * 5) % 7) * 0.25f - 0.75f;
+    value_info(&g, 11, "x", F32, 2, (int64_t[]){1, 4});
+    tensor_f32(&g, 5, "W", 2, (int64_t[]){4, 4}, W);
+    tensor_f32(&g, 5, "bias", 1, (int64_t[]){4}, bias);
+    n = node_begin("MatMul", "x W", "a");
+    pw_msg(&g, 1, &n);
+    n = node_begin("Identity", "W", "W_copy");
+    pw_msg(&g, 1, &n);
+    n = node_begin("MatMul", "a W_copy", "b");
+    pw_msg(&g, 1, &n);
+    n = node_begin("Gemm", "b W bias", "y");
+    pw_msg(&g, 1, &n);
+    value_info(&g, 12, "y", F32, 2, (int64_t[]){1, 4});
+    model_finish(&mb, &g, 13);
+    char path[4096];
+    T_CHECK(write_file("shared-weight.onnx", &mb, path, sizeof(path)) == 0);
+    free(mb.b);
+    struct mq_model *m;
+    T_CHECK(mq_model_load(path, &m) == MQ_OK);
+    T_CHECK_MSG(m->n_layers == 1 && !strcmp(m->layers[0].name, "W") && m->n_params == 20, "%d layers, %lld params",
+                m->n_layers, (long long)m->n_params);
+    struct mq_workload w;
+    int64_t M[4], calls[4];
+    T_CHECK(mq_workload_parse("infer:1", &w) == MQ_OK);
+    T_CHECK(m->runner->layer_work(m, 0, &w, M, calls) == 1 && M[0] == 1 && calls[0] == 3);
+    /* sizes count it once: f32 weights 64 bytes, other constants the bias */
+    struct mq_plan *p;
+    struct mq_memory mem;
+    T_CHECK(mq_plan_uniform(m, MQ_DTYPE_F32, &p) == MQ_OK && p->n_layers == 1 && mq_plan_weight_bytes(m, p) == 64);
+    T_CHECK(m->runner->memory(m, p, &w, &mem) == MQ_OK && mem.weights == 64 + 16);
+    /* the three nodes run the one layer: y = ((x W) W) W + bias, on the host and the backend */
+    float x[4] = {1, -2, 0.5f, 3}, v[4], t[4];
+    memcpy(v, x, sizeof(v));
+    for (int r = 0; r < 3; r++) {
+        for (int j = 0; j < 4; j++) {
+            t[j] = r == 2 ? bias[j] : 0;
+            for (int k = 0; k < 4; k++)
+                t[j] += v[k] * W[k * 4 + j];
+        }
+        memcpy(v, t, sizeof(v));
+    }
+    struct be_backend *be;
+    T_CHECK(be_open("cpu", &(struct be_config){.n_threads = 1}, &be) == MQ_OK);
+    for (int pass = 0; pass < 2; pass++) {
+        struct mq_onnx_exec *ex;
+        T_CHECK(mq_onnx_exec_new(m, pass ? p : NULL, pass ? be : NULL, &ex) == MQ_OK);
+        struct mq_onnx_io in = {.name = "x", .type = MQ_ONNX_IO_F32, .n_dims = 2, .dims = {1, 4}, .data = x}, out;
+        T_CHECK(mq_onnx_exec_run(ex, &in, 1, &out, 1) == MQ_OK);
+        for (int j = 0; j < 4; j++)
+            T_CHECK_MSG(fabsf(((float *)out.data)[j] - v[j]) < 1e-4f, "pass %d y[%d] %g, want %g", pass, j,
+                        ((float *)out.data)[j], v[j]);
+        mq_onnx_io_release(&out, 1);
+        mq_onnx_exec_free(ex);
+    }
+    be_close(be);
+    mq_plan_free(p);
+    mq_model_free(m);
+    return T_PASS;
+}
+
 const struct mq_test onnx_tests[] = {
     {"onnx/read-tensors", test_read_tensors},
     {"onnx/read-malformed", test_read_malformed},
@@ -1068,5 +1307,8 @@ const struct mq_test onnx_tests[] = {
     {"onnx/quantized-layer", test_quantized_layer},
     {"onnx/if-and-runner", test_if_and_runner},
     {"onnx/real-models", test_real_models},
+    {"onnx/shapes-parse", test_shapes_parse},
+    {"onnx/shapes-apply", test_shapes_apply},
+    {"onnx/shared-weight", test_shared_weight},
     {NULL, NULL},
 };

@@ -194,7 +194,7 @@ static int test_memory_model(void)
         struct mq_memory mem;
         T_CHECK(mq_plan_uniform(m, fmts[i], &p) == MQ_OK);
         p->fmt[0] = MQ_DTYPE_F16; /* a mixed plan travels to the probe as text */
-        T_CHECK(prof_memory_probe(TINY, "cpu", 2, &w, p, &peak, &baseline) == MQ_OK);
+        T_CHECK(prof_memory_probe(TINY, NULL, "cpu", 2, &w, p, &peak, &baseline) == MQ_OK);
         T_CHECK(m->runner->memory(m, p, &w, &mem) == MQ_OK);
         mq_plan_free(p);
         double predicted = (double)(mem.weights + mem.kv_cache + mem.scratch + baseline);

@@ -163,7 +163,7 @@ static int test_validated_remeasured(void)
         struct mq_plan *p;
         T_CHECK(mq_plan_uniform(fx.m, MQ_DTYPE_Q4_0, &p) == MQ_OK);
         for (int i = 0; i < 5; i++) {
-            T_CHECK(prof_memory_probe(TINY, "cpu", be_threads(fx.be), &fx.prof->workload, p, &peak, &base) ==
+            T_CHECK(prof_memory_probe(TINY, NULL, "cpu", be_threads(fx.be), &fx.prof->workload, p, &peak, &base) ==
                     MQ_OK);
             lo = peak < lo ? peak : lo;
             hi = peak > hi ? peak : hi;
@@ -202,7 +202,7 @@ static int test_validated_remeasured(void)
             uint64_t peak = 0, base;
             double tol = 1.02 * o.mem_budget + 2 * probe_spread;
             for (int attempt = 0; attempt < 3; attempt++) {
-                T_CHECK(prof_memory_probe(TINY, "cpu", be_threads(fx.be), &fx.prof->workload, c->plan, &peak,
+                T_CHECK(prof_memory_probe(TINY, NULL, "cpu", be_threads(fx.be), &fx.prof->workload, c->plan, &peak,
                                           &base) == MQ_OK);
                 if ((double)peak <= tol)
                     break;
