@@ -567,18 +567,18 @@ static int find_layers(struct compiler *cp)
 {
     struct ox_graph *g = cp->g;
     int conv = ox_op_index_conv(), conv_t = ox_op_index_conv_t(), gemm = ox_op_index_gemm(),
-        matmul = ox_op_index_matmul();
+        matmul = ox_op_index_matmul(), einsum = ox_op_index_einsum();
     g->layers = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof(*g->layers));
     if (!g->layers)
         return mq_error(MQ_ENOMEM, "cannot allocate layers");
     for (int i = 0; i < g->n_nodes; i++) {
         struct ox_node *n = &g->nodes[i];
-        if (n->op != conv && n->op != conv_t && n->op != gemm && n->op != matmul)
+        if (n->op != conv && n->op != conv_t && n->op != gemm && n->op != matmul && n->op != einsum)
             continue;
         if (n->n_in < 2 || n->in[1] < 0 || !g->values[n->in[1]].is_const)
             continue; /* a weight computed at run time: the host multiplies it */
         const struct ox_tensor *w = &g->values[n->in[1]].c;
-        if (n->op == matmul && w->nd != 2)
+        if ((n->op == matmul && w->nd != 2) || (n->op == einsum && !ox_einsum_layer_ok(n, w)))
             continue;
         struct ox_layer *l = &g->layers[g->n_layers];
         int rc = ox_weight_rows(n, n->op, w, &l->kind, &l->groups, &l->K, &l->N, &l->w);
