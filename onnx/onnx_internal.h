@@ -38,7 +38,7 @@ struct ox_node {
     int n_in, n_out;
     int *in;                        /* value ids; -1 for an omitted optional input */
     int *out;
-    int layer;                      /* model layer, or -1 */
+    int layer;                      /* model layer (the first of an RNN's two), or -1 */
 };
 
 struct ox_value {
@@ -52,8 +52,11 @@ struct ox_value {
 
 enum ox_layer_kind { OX_LAYER_CONV, OX_LAYER_CONV_T, OX_LAYER_GEMM };
 
+/* A node's layers are consecutive, the first in ox_node.layer: one for most, two for
+ * LSTM and GRU (W, then R). */
 struct ox_layer {
     int node;            /* execution index */
+    int input;           /* the node's input that is the weight: 1, or 2 for an RNN's R */
     enum ox_layer_kind kind;
     int64_t groups;
     int64_t K, N;        /* per group: K inputs, N rows (n_out = groups * N) */
@@ -129,7 +132,7 @@ extern const struct ox_op ox_ops[];
 extern const int ox_n_ops;
 int ox_op_find(const char *name);
 int ox_op_index_conv(void), ox_op_index_conv_t(void), ox_op_index_gemm(void), ox_op_index_matmul(void),
-    ox_op_index_einsum(void);
+    ox_op_index_einsum(void), ox_op_index_lstm(void), ox_op_index_gru(void);
 
 /* Error for the current node: "node 'NAME' (OP): ..." ; returns `code`. */
 int ox_fail(const struct ox_ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -226,7 +229,7 @@ ox_op_fn ox_op_reshape, ox_op_flatten, ox_op_squeeze, ox_op_unsqueeze, ox_op_tra
 ox_op_fn ox_op_maxpool, ox_op_avgpool, ox_op_gap, ox_op_gmp, ox_op_resize, ox_op_conv, ox_op_conv_t,
          ox_op_gemm, ox_op_matmul;
 ox_op_fn ox_op_rmin, ox_op_rprod, ox_op_rl2, ox_op_instnorm, ox_op_groupnorm, ox_op_argmax, ox_op_topk, ox_op_d2s,
-         ox_op_s2d, ox_op_tile, ox_op_upsample, ox_op_einsum;
+         ox_op_s2d, ox_op_tile, ox_op_upsample, ox_op_einsum, ox_op_lstm, ox_op_gru;
 
 /* Hands every layer matmul's input ([M][K] row-major: M columns of K) to fn before it
  * runs; a grouped layer (conv with groups) hands one call per group, and group j's

@@ -903,6 +903,7 @@ const struct ox_op ox_ops[] = {
     {"DepthToSpace", ox_op_d2s, 1, 1, 1, 1},  {"SpaceToDepth", ox_op_s2d, 1, 1, 1, 1},
     {"Tile", ox_op_tile, 2, 2, 1, 1},         {"Upsample", ox_op_upsample, 1, 2, 1, 1},
     {"Einsum", ox_op_einsum, 1, ANY, 1, 1},
+    {"LSTM", ox_op_lstm, 3, 8, 0, 3},         {"GRU", ox_op_gru, 3, 6, 0, 2},
 };
 const int ox_n_ops = (int)(sizeof(ox_ops) / sizeof(ox_ops[0]));
 
@@ -919,6 +920,8 @@ int ox_op_index_conv_t(void) { return ox_op_find("ConvTranspose"); }
 int ox_op_index_gemm(void) { return ox_op_find("Gemm"); }
 int ox_op_index_matmul(void) { return ox_op_find("MatMul"); }
 int ox_op_index_einsum(void) { return ox_op_find("Einsum"); }
+int ox_op_index_lstm(void) { return ox_op_find("LSTM"); }
+int ox_op_index_gru(void) { return ox_op_find("GRU"); }
 
 int ox_run_node(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
 {

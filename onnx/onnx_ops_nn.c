@@ -1,6 +1,6 @@
 /* onnx/onnx_ops_nn.c - the spatial ONNX ops (conv geometry, pooling, Resize, Upsample) and
- * the layers: Conv, ConvTranspose, Gemm, MatMul and matmul-like Einsum with their weights as
- * rows, multiplied
+ * the layers: Conv, ConvTranspose, Gemm, MatMul, matmul-like Einsum, and LSTM and GRU (two
+ * layers each, W and R) with their weights as rows, multiplied
  * through the context's matmul (the backend in a session) or in f32 on the host; listed in
  * onnx_ops.c's table (onnx/onnx_internal.h). */
 #include <inttypes.h>
@@ -364,6 +364,16 @@ int ox_weight_rows(const struct ox_node *n, int op, const struct ox_tensor *w, e
         *groups = 1;
         return einsum_rows(n, w, K, N, rows);
     }
+    if (op == ox_op_index_lstm() || op == ox_op_index_gru()) { /* W or R: [directions][gates * H][K] */
+        if (w->nd != 3 || w->dims[0] < 1 || w->dims[1] < 1 || w->dims[2] < 1)
+            return MQ_EUNSUPPORTED;
+        *kind = OX_LAYER_GEMM;
+        *groups = w->dims[0], *N = w->dims[1], *K = w->dims[2];
+        if (!(*rows = malloc((size_t)w->n * sizeof(float))))
+            return mq_error(MQ_ENOMEM, "cannot allocate weights of %" PRId64 " values", w->n);
+        memcpy(*rows, w->data, (size_t)w->n * sizeof(float));
+        return MQ_OK;
+    }
     int64_t g = 1;
     if (op == ox_op_index_conv() || op == ox_op_index_conv_t()) {
         g = ox_attr_int(n, "group", 1);
@@ -431,14 +441,20 @@ static void host_matmul(const float *rows, int64_t K, int64_t N, const float *X,
 }
 
 /* One group of a layer: through the session's matmul, or from weight rows on the host. */
+static int layer_matmul_at(struct ox_ctx *c, int layer, const float *rows, int64_t K, int64_t N, int64_t group,
+                           const float *X, int64_t M, float *Y)
+{
+    if (layer >= 0 && c->matmul)
+        return c->matmul(c, layer, group, X, M, Y);
+    const float *w = layer >= 0 ? c->g->layers[layer].w : rows;
+    host_matmul(w + group * N * K, K, N, X, M, Y);
+    return MQ_OK;
+}
+
 static int layer_matmul(struct ox_ctx *c, const struct ox_node *n, const float *rows, int64_t K, int64_t N,
                         int64_t group, const float *X, int64_t M, float *Y)
 {
-    if (n->layer >= 0 && c->matmul)
-        return c->matmul(c, n->layer, group, X, M, Y);
-    const float *w = n->layer >= 0 ? c->g->layers[n->layer].w : rows;
-    host_matmul(w + group * N * K, K, N, X, M, Y);
-    return MQ_OK;
+    return layer_matmul_at(c, n->layer, rows, K, N, group, X, M, Y);
 }
 
 static int grow_col(struct ox_ctx *c, int64_t n)
@@ -453,14 +469,19 @@ static int grow_col(struct ox_ctx *c, int64_t n)
     return MQ_OK;
 }
 
-static void note_layer(struct ox_ctx *c, const struct ox_node *n, int64_t M, int64_t calls, uint64_t scratch)
+static void note_layer_at(struct ox_ctx *c, int layer, int64_t M, int64_t calls, uint64_t scratch)
 {
-    if (n->layer >= 0 && c->layer_M) {
-        c->layer_M[n->layer] = M;
-        c->layer_calls[n->layer] += calls;
+    if (layer >= 0 && c->layer_M) {
+        c->layer_M[layer] = M;
+        c->layer_calls[layer] += calls;
     }
     if (scratch > c->scratch_bytes)
         c->scratch_bytes = scratch;
+}
+
+static void note_layer(struct ox_ctx *c, const struct ox_node *n, int64_t M, int64_t calls, uint64_t scratch)
+{
+    note_layer_at(c, n->layer, M, calls, scratch);
 }
 
 /* Weight rows for this node: the layer's, or built from a constant/computed weight. */
@@ -1116,4 +1137,193 @@ done:
     free(xb);
     free(ty);
     return rc;
+}
+
+/* ---- LSTM and GRU ------------------------------------------------------------------------- */
+
+static float rnn_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static const struct ox_tensor *rnn_opt(const struct ox_node *n, struct ox_tensor *const *in, int k)
+{
+    return n->n_in > k ? in[k] : NULL;
+}
+
+/* One LSTM (gates i, o, f, c) or GRU (z, r, h) over the sequence, forward, reverse or both
+ * ways, with the ONNX defaults for activations (sigmoid, tanh, tanh). X W^T for all steps
+ * is one matmul per direction (layer W, one group per direction); H R^T one per step (layer
+ * R), two for a GRU without linear_before_reset, whose h gate multiplies (r . H) by R. */
+static int rnn(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out, bool lstm)
+{
+    int rc;
+    const int64_t G = lstm ? 4 : 3;
+    if ((rc = ox_need_f32(c, in[0], "X")) < 0 || (rc = ox_need_f32(c, in[1], "W")) < 0 ||
+        (rc = ox_need_f32(c, in[2], "R")) < 0)
+        return rc;
+    const struct ox_tensor *x = in[0], *w = in[1], *r = in[2], *b = rnn_opt(n, in, 3), *sl = rnn_opt(n, in, 4),
+                           *h0 = rnn_opt(n, in, 5), *c0 = lstm ? rnn_opt(n, in, 6) : NULL,
+                           *p = lstm ? rnn_opt(n, in, 7) : NULL;
+    char buf[32];
+    const char *dir = ox_attr_str(n, "direction", "forward", buf, sizeof(buf));
+    int64_t D = !strcmp(dir, "forward") || !strcmp(dir, "reverse") ? 1 : !strcmp(dir, "bidirectional") ? 2 : 0;
+    if (!D)
+        return ox_fail(c, MQ_EFORMAT, "direction '%s' (want forward, reverse or bidirectional)", dir);
+    int64_t layout = ox_attr_int(n, "layout", 0);
+    if (layout != 0 && layout != 1)
+        return ox_fail(c, MQ_EFORMAT, "layout %" PRId64 " (want 0 or 1)", layout);
+    if (ox_attr(n, "activations") || ox_attr(n, "activation_alpha") || ox_attr(n, "activation_beta"))
+        return ox_fail(c, MQ_EUNSUPPORTED, "activations given (mixq runs the default sigmoid and tanh only)");
+    if (x->nd != 3 || w->nd != 3 || r->nd != 3)
+        return ox_fail(c, MQ_EFORMAT, "X, W and R of ranks %d, %d, %d (want 3)", x->nd, w->nd, r->nd);
+    int64_t S = x->dims[layout ? 1 : 0], Bt = x->dims[layout ? 0 : 1], I = x->dims[2], H = w->dims[1] / G;
+    const struct mq_onnx_attr *hs = ox_attr(n, "hidden_size");
+    if (H < 1 || w->dims[0] != D || w->dims[1] != G * H || w->dims[2] != I || (hs && hs->i != H) || r->dims[0] != D ||
+        r->dims[1] != G * H || r->dims[2] != H)
+        return ox_fail(c, MQ_EFORMAT, "W [%" PRId64 ", %" PRId64 ", %" PRId64 "] and R [%" PRId64 ", %" PRId64 ", %" PRId64
+                       "] for %" PRId64 " direction(s), %" PRId64 " inputs and hidden size %" PRId64, w->dims[0],
+                       w->dims[1], w->dims[2], r->dims[0], r->dims[1], r->dims[2], D, I, hs ? hs->i : H);
+    if ((b && (b->type != OX_F32 || b->n != D * 2 * G * H)) || (h0 && (h0->type != OX_F32 || h0->n != D * Bt * H)) ||
+        (c0 && (c0->type != OX_F32 || c0->n != D * Bt * H)) || (p && (p->type != OX_F32 || p->n != D * 3 * H)))
+        return ox_fail(c, MQ_EFORMAT, "B, initial_h, initial_c or P not of %" PRId64 " direction(s) x hidden size %" PRId64,
+                       D, H);
+    if (sl) {
+        if (sl->type == OX_F32 || sl->n != Bt)
+            return ox_fail(c, MQ_EFORMAT, "sequence_lens not %" PRId64 " integers", Bt);
+        for (int64_t i = 0; sl->data && i < Bt; i++)
+            if (((const int64_t *)sl->data)[i] != S)
+                return ox_fail(c, MQ_EUNSUPPORTED, "sequence_lens shorter than the sequence (%" PRId64 " of %" PRId64 ")",
+                               ((const int64_t *)sl->data)[i], S);
+        if (!sl->data && !c->shape_only)
+            return ox_fail(c, MQ_EUNSUPPORTED, "sequence_lens known only at run time");
+    }
+    const struct mq_onnx_attr *ca = ox_attr(n, "clip");
+    float clip = ca ? ca->f : 0.0f;
+    if (ca && !(clip > 0.0f))
+        return ox_fail(c, MQ_EFORMAT, "clip %g", (double)clip);
+    bool input_forget = lstm && ox_attr_int(n, "input_forget", 0), lbr = !lstm && ox_attr_int(n, "linear_before_reset", 0);
+    int lw = n->layer, lr = n->layer >= 0 ? n->layer + 1 : -1;
+    int64_t GH = G * H, r_calls = lstm || lbr ? 1 : 2;
+    note_layer_at(c, lw, S * Bt, D, (uint64_t)(S * Bt * (I + GH)) * 4);
+    note_layer_at(c, lr, Bt, S * D * r_calls, 0);
+    int64_t ydims[4] = {S, D, Bt, H}, hdims[3] = {D, Bt, H};
+    if (layout)
+        ydims[0] = Bt, ydims[1] = S, ydims[2] = D, hdims[0] = Bt, hdims[1] = D;
+    int got = 1;
+    for (int k = 0; k < n->n_out; k++) {
+        if ((rc = ox_out(c, &out[k], OX_F32, k == 0 ? 4 : 3, k == 0 ? ydims : hdims)) < 0)
+            return rc;
+        got &= rc > 0;
+    }
+    if (!got)
+        return MQ_OK;
+    float *wrows = NULL, *rrows = NULL, *xt = NULL, *xw = NULL, *hr = NULL, *hr2 = NULL, *hp = NULL, *cp = NULL,
+          *zr = NULL;
+    enum ox_layer_kind kind;
+    int64_t g_, K_, N_;
+    if (lw < 0 && ((rc = ox_weight_rows(n, n->op, w, &kind, &g_, &K_, &N_, &wrows)) < 0 ||
+                   (rc = ox_weight_rows(n, n->op, r, &kind, &g_, &K_, &N_, &rrows)) < 0)) {
+        rc = ox_fail(c, rc, "weights of W or R");
+        goto done;
+    }
+    xt = malloc((size_t)(S * Bt * I + 1) * sizeof(float));
+    xw = malloc((size_t)(S * Bt * GH + 1) * sizeof(float));
+    hr = malloc((size_t)(Bt * GH) * sizeof(float));
+    hr2 = malloc((size_t)(Bt * GH) * sizeof(float));
+    hp = malloc((size_t)(2 * Bt * H) * sizeof(float)); /* H, then r . H (GRU) */
+    cp = malloc((size_t)(Bt * H) * sizeof(float));
+    zr = malloc((size_t)(2 * Bt * H) * sizeof(float)); /* GRU: z, r of this step */
+    if (!xt || !xw || !hr || !hr2 || !hp || !cp || !zr) {
+        rc = ox_fail(c, MQ_ENOMEM, "cannot allocate the recurrence's scratch");
+        goto done;
+    }
+    /* X as [S][B][I], step-major */
+    for (int64_t t = 0; t < S; t++)
+        for (int64_t bi = 0; bi < Bt; bi++)
+            memcpy(xt + (t * Bt + bi) * I, (const float *)x->data + (layout ? bi * S + t : t * Bt + bi) * I,
+                   (size_t)I * sizeof(float));
+    float *Y = n->n_out > 0 ? out[0].data : NULL, *Yh = n->n_out > 1 ? out[1].data : NULL,
+          *Yc = n->n_out > 2 ? out[2].data : NULL;
+#define CLIP(v) (ca ? fminf(fmaxf((v), -clip), clip) : (v))
+    for (int64_t d = 0; d < D; d++) {
+        bool rev = D == 2 ? d == 1 : dir[0] == 'r';
+        const float *wb = b ? (const float *)b->data + d * 2 * GH : NULL, *rb = wb ? wb + GH : NULL;
+        const float *pp = p ? (const float *)p->data + d * 3 * H : NULL;
+        if ((rc = layer_matmul_at(c, lw, wrows, I, GH, d, xt, S * Bt, xw)) < 0)
+            goto done;
+        for (int64_t i = 0; i < Bt * H; i++) {
+            int64_t bi = i / H, j = i % H, off = layout ? (bi * D + d) * H + j : (d * Bt + bi) * H + j;
+            hp[i] = h0 ? ((const float *)h0->data)[off] : 0.0f;
+            cp[i] = c0 ? ((const float *)c0->data)[off] : 0.0f;
+        }
+        for (int64_t step = 0; step < S; step++) {
+            int64_t t = rev ? S - 1 - step : step;
+            if ((rc = layer_matmul_at(c, lr, rrows, H, GH, d, hp, Bt, hr)) < 0)
+                goto done;
+            for (int64_t bi = 0; bi < Bt; bi++) {
+                const float *xg = xw + (t * Bt + bi) * GH, *hg = hr + bi * GH;
+                for (int64_t j = 0; j < H; j++) {
+                    float pre[4];
+                    for (int64_t k = 0; k < G; k++)
+                        pre[k] = xg[k * H + j] + hg[k * H + j] + (wb ? wb[k * H + j] + rb[k * H + j] : 0.0f);
+                    float *h = &hp[bi * H + j], *cc = &cp[bi * H + j];
+                    if (lstm) { /* i o f c; peepholes P: i o f */
+                        float ig = rnn_sigmoid(CLIP(pre[0] + (pp ? pp[j] * *cc : 0.0f)));
+                        float fg = input_forget ? 1.0f - ig : rnn_sigmoid(CLIP(pre[2] + (pp ? pp[2 * H + j] * *cc : 0.0f)));
+                        *cc = fg * *cc + ig * tanhf(CLIP(pre[3]));
+                        float og = rnn_sigmoid(CLIP(pre[1] + (pp ? pp[H + j] * *cc : 0.0f)));
+                        *h = og * tanhf(*cc);
+                    } else { /* z r h: the h gate waits for r . H (unless linear_before_reset) */
+                        float z = rnn_sigmoid(CLIP(pre[0])), rg = rnn_sigmoid(CLIP(pre[1]));
+                        zr[bi * H + j] = z;
+                        zr[Bt * H + bi * H + j] = rg;
+                        hp[Bt * H + bi * H + j] = rg * *h;
+                    }
+                }
+            }
+            if (!lstm) {
+                if (!lbr && (rc = layer_matmul_at(c, lr, rrows, H, GH, d, hp + Bt * H, Bt, hr2)) < 0)
+                    goto done;
+                for (int64_t bi = 0; bi < Bt; bi++)
+                    for (int64_t j = 0; j < H; j++) {
+                        int64_t i = bi * H + j;
+                        float xh = xw[(t * Bt + bi) * GH + 2 * H + j] + (wb ? wb[2 * H + j] : 0.0f);
+                        float rbh = rb ? rb[2 * H + j] : 0.0f, rg = zr[Bt * H + i], z = zr[i];
+                        float hh = lbr ? xh + rg * (hr[bi * GH + 2 * H + j] + rbh) : xh + hr2[bi * GH + 2 * H + j] + rbh;
+                        hp[i] = (1.0f - z) * tanhf(CLIP(hh)) + z * hp[i];
+                    }
+            }
+            for (int64_t i = 0; Y && i < Bt * H; i++) {
+                int64_t bi = i / H, j = i % H;
+                Y[layout ? ((bi * S + t) * D + d) * H + j : ((t * D + d) * Bt + bi) * H + j] = hp[i];
+            }
+        }
+        for (int64_t i = 0; i < Bt * H; i++) {
+            int64_t bi = i / H, j = i % H, off = layout ? (bi * D + d) * H + j : (d * Bt + bi) * H + j;
+            if (Yh)
+                Yh[off] = hp[i];
+            if (Yc)
+                Yc[off] = cp[i];
+        }
+    }
+#undef CLIP
+    rc = MQ_OK;
+done:
+    free(wrows);
+    free(rrows);
+    free(xt);
+    free(xw);
+    free(hr);
+    free(hr2);
+    free(hp);
+    free(cp);
+    free(zr);
+    return rc;
+}
+
+int ox_op_lstm(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    return rnn(c, n, in, out, true);
+}
+int ox_op_gru(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    return rnn(c, n, in, out, false);
 }
