@@ -492,7 +492,7 @@ static int test_graph_errors(void)
         {"self loop", {{"Add", "x y", "y"}}, MQ_EFORMAT},
         {"missing value", {{"Add", "x nowhere", "y"}}, MQ_EFORMAT},
         {"two producers", {{"Relu", "x", "y"}, {"Neg", "x", "y"}}, MQ_EFORMAT},
-        {"unsupported ops", {{"LSTM", "x", "a"}, {"Loop", "a", "b"}, {"LSTM", "b", "y"}}, MQ_EUNSUPPORTED},
+        {"unsupported ops", {{"RNN", "x", "a"}, {"Loop", "a", "b"}, {"RNN", "b", "y"}}, MQ_EUNSUPPORTED},
         {"wrong input count", {{"Relu", "x x", "y"}}, MQ_EFORMAT},
         {"no output producer", {{"Relu", "x", "z"}}, MQ_EFORMAT},
     };
@@ -594,6 +594,17 @@ static void a_eq_ell(struct pbw *n, const void *ctx) { (void)ctx; attr_str(n, "e
 static void a_eq_ki(struct pbw *n, const void *ctx) { (void)ctx; attr_str(n, "equation", "ij,jk->ki"); }
 static void a_eq_implicit(struct pbw *n, const void *ctx) { (void)ctx; attr_str(n, "equation", "ij,jk"); }
 static void a_eq_bh(struct pbw *n, const void *ctx) { (void)ctx; attr_str(n, "equation", "bhij,bhjk->bhik"); }
+static void a_gru_rev_lbr(struct pbw *n, const void *ctx)
+{
+    (void)ctx;
+    attr_str(n, "direction", "reverse");
+    attr_int(n, "linear_before_reset", 1);
+}
+static void a_bidir(struct pbw *n, const void *ctx)
+{
+    attr_str(n, "direction", "bidirectional");
+    attr_int(n, "layout", ctx != NULL);
+}
 /* ctx "name=value": one string attribute */
 static void a_kv(struct pbw *n, const void *ctx)
 {
@@ -750,6 +761,19 @@ static const struct op_case op_cases[] = {
     {"einsum batched dynamic", "Einsum",
      {IF("a", V4, 4, 1, 2, 1, 2), IF("b", ((const float[]){1, 1, 1, -1}), 4, 1, 2, 2, 1)}, 2, a_eq_bh, 12, 4,
      {1, 2, 1, 1}, {3, -1}, 2},
+    /* recurrences, S = 2, B = 1, I = H = 1 (values from the ONNX equations in double) */
+    {"lstm forward", "LSTM",
+     {IF("x", ((const float[]){1, -1}), 3, 2, 1, 1), CF("w", ((const float[]){0.5f, -0.5f, 1, 2}), 3, 1, 4, 1),
+      CF("r", ((const float[]){0.1f, 0.2f, 0.3f, -0.4f}), 3, 1, 4, 1)}, 3, a_none, 14, 4, {2, 1, 1, 1},
+     {0.20277631f, -0.12590281f}, 2},
+    {"gru forward", "GRU",
+     {IF("x", ((const float[]){1, -1}), 3, 2, 1, 1), CF("w", ((const float[]){0.5f, -0.5f, 1}), 3, 1, 3, 1),
+      CF("r", ((const float[]){0.1f, 0.2f, 0.3f}), 3, 1, 3, 1)}, 3, a_none, 14, 4, {2, 1, 1, 1},
+     {0.28753277f, -0.34360696f}, 2},
+    {"gru reverse linear_before_reset", "GRU",
+     {IF("x", ((const float[]){1, -1}), 3, 2, 1, 1), CF("w", ((const float[]){0.5f, -0.5f, 1}), 3, 1, 3, 1),
+      CF("r", ((const float[]){0.1f, 0.2f, 0.3f}), 3, 1, 3, 1)}, 3, a_gru_rev_lbr, 14, 4, {2, 1, 1, 1},
+     {-0.0022855136f, -0.47406139f}, 2},
 };
 
 static int test_ops(void)
@@ -939,6 +963,37 @@ static int test_new_ops(void)
     mq_model_free(model);
     mq_onnx_io_release(&ref, 1);
 
+    /* LSTM: W and R are two GEMM layers, one group per direction; layout 1 is layout 0
+     * transposed */
+    float lx[3 * 2 * 2], lw[2 * 8 * 2], lr[2 * 8 * 2], lx1[2 * 3 * 2];
+    for (int k = 0; k < 12; k++)
+        lx[k] = t_rng_float(&rg);
+    for (int k = 0; k < 32; k++)
+        lw[k] = t_rng_float(&rg), lr[k] = t_rng_float(&rg);
+    for (int t = 0; t < 3; t++)
+        for (int bi = 0; bi < 2; bi++)
+            for (int i = 0; i < 2; i++)
+                lx1[(bi * 3 + t) * 2 + i] = lx[(t * 2 + bi) * 2 + i];
+    struct t_in l0[3] = {IF("x", lx, 3, 3, 2, 2), CF("w", lw, 3, 2, 8, 2), CF("r", lr, 3, 2, 8, 2)};
+    struct t_in l1[3] = {IF("x", lx1, 3, 2, 3, 2), CF("w", lw, 3, 2, 8, 2), CF("r", lr, 3, 2, 8, 2)};
+    struct mq_onnx_io y0, y1;
+    T_CHECK(run_op("LSTM", l0, 3, a_bidir, NULL, 14, NULL, MQ_DTYPE_F32, &y0, &model) == MQ_OK);
+    T_CHECK(model->n_layers == 2 && !strcmp(model->layers[0].name, "w") && !strcmp(model->layers[1].name, "r") &&
+            model->layers[0].n_in == 2 && model->layers[0].n_out == 16 && model->layers[1].n_in == 2 &&
+            model->layers[1].role == MQ_ROLE_GEMM);
+    mq_model_free(model);
+    T_CHECK(run_op("LSTM", l1, 3, a_bidir, "", 14, NULL, MQ_DTYPE_F32, &y1, NULL) == MQ_OK);
+    bool same = y0.n_dims == 4 && y1.n_dims == 4 && y0.dims[0] == 3 && y1.dims[0] == 2 && y1.dims[1] == 3;
+    for (int t = 0; same && t < 3; t++)
+        for (int d = 0; d < 2; d++)
+            for (int bi = 0; bi < 2; bi++)
+                for (int j = 0; j < 2; j++)
+                    same &= ((float *)y0.data)[((t * 2 + d) * 2 + bi) * 2 + j] ==
+                            ((float *)y1.data)[((bi * 3 + t) * 2 + d) * 2 + j];
+    mq_onnx_io_release(&y0, 1);
+    mq_onnx_io_release(&y1, 1);
+    T_CHECK_MSG(same, "LSTM layout 1 differs from layout 0 transposed");
+
     /* refusals: one error line each, at load (the shape pass) */
     static const float x8[8] = {0};
     struct {
@@ -977,6 +1032,12 @@ static int test_new_ops(void)
          2, a_none, NULL, 9, MQ_EFORMAT},
         {"upsample mode", "Upsample", {IF("x", V4, 4, 1, 1, 2, 2), CF("s", ((const float[]){1, 1, 2, 2}), 1, 4)}, 2,
          a_kv, "mode=cubic", 9, MQ_EFORMAT},
+        {"lstm direction", "LSTM", {IF("x", V4, 3, 2, 1, 2), CF("w", x8, 3, 1, 4, 2), CF("r", V4, 3, 1, 4, 1)}, 3, a_kv,
+         "direction=sideways", 14, MQ_EFORMAT},
+        {"lstm activations", "LSTM", {IF("x", V4, 3, 2, 1, 2), CF("w", x8, 3, 1, 4, 2), CF("r", V4, 3, 1, 4, 1)}, 3,
+         a_kv, "activations=Relu", 14, MQ_EUNSUPPORTED},
+        {"gru weight shape", "GRU", {IF("x", V4, 3, 2, 1, 2), CF("w", x8, 3, 1, 4, 2), CF("r", V4, 3, 1, 4, 1)}, 3,
+         a_none, NULL, 14, MQ_EFORMAT},
         {"max shapes", "Max", {IF("a", V4, 1, 4), IF("b", V6, 1, 6)}, 2, a_none, NULL, 13, MQ_EFORMAT},
         {"sum of integers", "Sum", {IF("a", V4, 1, 4), CI("b", ((const int64_t[]){1}), 1, 1)}, 2, a_none, NULL, 13,
          MQ_EFORMAT},
