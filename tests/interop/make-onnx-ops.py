@@ -2,7 +2,7 @@
 """Writes small ONNX models, one or two nodes each, that exercise the ops mixq added for
 models users bring (issue 17): n-ary Max/Min/Sum/Mean, ReduceMin/Prod/L2,
 InstanceNormalization, GroupNormalization (opsets 18 and 21), Gelu, ArgMax, TopK,
-DepthToSpace, SpaceToDepth, Tile, Upsample and the matmul forms of Einsum.
+DepthToSpace, SpaceToDepth, Tile, Upsample, the matmul forms of Einsum, LSTM and GRU.
 
     make-onnx-ops.py OUTDIR
 
@@ -113,6 +113,40 @@ def cases():
     yield "einsum-transposed-out", E("bsk,nk->bns", [("a", [2, 5, 16])], [2, 8, 5], [w("b", 8, 16)])
     yield "einsum-implicit", E("ij,jk", [("a", [5, 16])], [5, 8], [w("b", 16, 8)])
     yield "einsum-two-contracted", E("bcij,cjn->bin", [("a", [2, 3, 4, 5])], [2, 4, 6], [w("b", 3, 5, 6)])
+
+    # recurrences: X [seq, batch, input] (or [batch, seq, input] with layout 1)
+    S, B, I, H = 5, 2, 6, 4
+    def rnn(op, G, D, extra_in=(), opset=14, outs=("y", "yh", "yc"), layout=0, **attrs):
+        ins = ["x", "w", "r", "b"] + list(extra_in)
+        xs = [B, S, I] if layout else [S, B, I]
+        ys = [B, S, D, H] if layout else [S, D, B, H]
+        hs = [B, D, H] if layout else [D, B, H]
+        inits = [w("w", D, G * H, I, scale=0.5), w("r", D, G * H, H, scale=0.5), w("b", D, 2 * G * H, scale=0.5)]
+        inputs = [("x", xs)]
+        for e in extra_in:
+            if e in ("h0", "c0"):
+                inputs.append((e, hs))
+            elif e == "p":
+                inits.append(w("p", D, 3 * H, scale=0.5))
+            elif e == "sl":
+                inits.append(numpy_helper.from_array(np.full(B, S, dtype=np.int32), "sl"))
+            elif e == "":
+                pass
+        outputs = [(o, ys if k == 0 else hs) for k, o in enumerate(outs)]
+        if layout:
+            attrs["layout"] = layout
+        return model([N(op, ins, list(outs), hidden_size=H, **attrs)], inputs, outputs, inits, opset)
+    yield "lstm-forward", rnn("LSTM", 4, 1)
+    yield "lstm-bidirectional-peepholes", rnn("LSTM", 4, 2, ["sl", "h0", "c0", "p"], direction="bidirectional")
+    yield "lstm-reverse-clip", rnn("LSTM", 4, 1, ["", "h0"], direction="reverse", clip=0.7, opset=7,
+                                   outs=("y", "yh"))
+    yield "lstm-input-forget", rnn("LSTM", 4, 1, input_forget=1, outs=("y",))
+    # (layout 1 is not here: ONNX Runtime's CPU LSTM refuses it; a unit test checks it
+    # against layout 0 transposed)
+    yield "gru-forward", rnn("GRU", 3, 1, outs=("y", "yh"))
+    yield "gru-bidirectional-lbr", rnn("GRU", 3, 2, ["", "h0"], direction="bidirectional", linear_before_reset=1,
+                                       outs=("y", "yh"))
+    yield "gru-reverse-clip", rnn("GRU", 3, 1, direction="reverse", clip=0.5, outs=("y", "yh"))
 
 
 def main():
