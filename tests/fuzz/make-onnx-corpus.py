@@ -273,7 +273,7 @@ def main():
                                                 outputs=[value_info("y", FLOAT, [4])]))
     files["bad-unknown-output"] = model(graph([node("Relu", ["x"], ["z"])], inputs=[value_info("x", FLOAT, [4])],
                                               outputs=[value_info("y", FLOAT, [4])]))
-    files["bad-unsupported-ops"] = model(graph([node("LSTM", ["x"], ["a"]), node("Loop", ["a"], ["b"]),
+    files["bad-unsupported-ops"] = model(graph([node("RNN", ["x"], ["a"]), node("Loop", ["a"], ["b"]),
                                                 node("MyOp", ["b"], ["y"], domain="com.example")],
                                                inputs=[value_info("x", FLOAT, [4])],
                                                outputs=[value_info("y", FLOAT, [4])]))
@@ -321,6 +321,13 @@ def main():
     files["bad-upsample-scale"] = one_node("Upsample", ["x"], attr_floats("scales", [1, 1, 0.5, 1]), in_dims=nchw,
                                            opset=8)
     files["bad-max-no-inputs"] = one_node("Max", [])
+    lstm_w = [tensor("w", [1, 8, 4], floats(32)), tensor("r", [1, 8, 2], floats(16, 3))]
+    files["ok-lstm"] = one_node("LSTM", ["x", "w", "r"], attr_int("hidden_size", 2), lstm_w, (3, 1, 4), 14)
+    files["bad-lstm-direction"] = one_node("LSTM", ["x", "w", "r"], attr_str("direction", "both"), lstm_w, (3, 1, 4), 14)
+    files["bad-lstm-hidden-size"] = one_node("LSTM", ["x", "w", "r"], attr_int("hidden_size", 3), lstm_w, (3, 1, 4), 14)
+    files["bad-gru-weight-rank"] = one_node("GRU", ["x", "w", "r"], inits=[tensor("w", [6, 4], floats(24)),
+                                                                           tensor("r", [6, 2], floats(12))],
+                                            in_dims=(3, 1, 4), opset=14)
     files["bad-reducel2-axis"] = one_node("ReduceL2", ["x"], attr_ints("axes", [5]))
     files["bad-conv-kernel-wider"] = conv_model(in_dims=(1, 3, 1, 1)) .replace(b"pads", b"padz")
 
