@@ -145,8 +145,8 @@ void ox_tensor_release(struct ox_tensor *t);
 uint64_t ox_tensor_bytes(const struct ox_tensor *t);
 
 /* The weight rows [groups*N][K] of a Conv/ConvTranspose/Gemm/MatMul/Einsum node with constant
- * weight w (malloc'd into *rows), and K, N per group. MQ_EUNSUPPORTED when the weight's
- * rank does not fit. */
+ * weight w, or of an LSTM/GRU's W or R (one group per direction), malloc'd into *rows, and
+ * K, N per group. MQ_EUNSUPPORTED when the weight's rank does not fit. */
 int ox_weight_rows(const struct ox_node *n, int op, const struct ox_tensor *w, enum ox_layer_kind *kind,
                    int64_t *groups, int64_t *K, int64_t *N, float **rows);
 
