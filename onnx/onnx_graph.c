@@ -572,49 +572,74 @@ static int find_layers(struct compiler *cp)
 {
     struct ox_graph *g = cp->g;
     int conv = ox_op_index_conv(), conv_t = ox_op_index_conv_t(), gemm = ox_op_index_gemm(),
-        matmul = ox_op_index_matmul();
-    g->layers = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof(*g->layers));
+        matmul = ox_op_index_matmul(), einsum = ox_op_index_einsum(), lstm = ox_op_index_lstm(),
+        gru = ox_op_index_gru();
+    g->layers = calloc((size_t)(g->n_nodes ? 2 * g->n_nodes : 1), sizeof(*g->layers)); /* RNNs have two */
     if (!g->layers)
         return mq_error(MQ_ENOMEM, "cannot allocate layers");
     for (int i = 0; i < g->n_nodes; i++) {
         struct ox_node *n = &g->nodes[i];
-        if (n->op != conv && n->op != conv_t && n->op != gemm && n->op != matmul)
+        bool rnn = n->op == lstm || n->op == gru; /* two layers: W (input 1), R (input 2) */
+        if (n->op != conv && n->op != conv_t && n->op != gemm && n->op != matmul && n->op != einsum && !rnn)
             continue;
-        if (n->n_in < 2 || n->in[1] < 0 || !g->values[n->in[1]].is_const)
+        if (n->n_in < 2 || n->in[1] < 0 || !g->values[n->in[1]].is_const ||
+            (rnn && (n->in[2] < 0 || !g->values[n->in[2]].is_const)))
             continue; /* a weight computed at run time: the host multiplies it */
         const struct ox_tensor *w = &g->values[n->in[1]].c;
-        if (n->op == matmul && w->nd != 2)
+        if ((n->op == matmul && w->nd != 2) || (n->op == einsum && !ox_einsum_layer_ok(n, w)))
             continue;
-        struct ox_layer *l = &g->layers[g->n_layers];
-        int rc = ox_weight_rows(n, n->op, w, &l->kind, &l->groups, &l->K, &l->N, &l->w);
-        if (rc == MQ_EUNSUPPORTED)
-            return mq_error(MQ_EUNSUPPORTED, "'%s': node '%s' (%s) has a weight of rank %d that mixq cannot use",
-                            cp->path, n->src->name, n->src->op_type, w->nd);
-        if (rc < 0)
-            return rc;
-        int wv = g->values[n->in[1]].copy_of >= 0 ? g->values[n->in[1]].copy_of : n->in[1];
-        /* a tensor read again is the layer it already is; the same tensor read with another
-         * row layout (Gemm transB 0 and 1) has other rows, so it stays a layer of its own */
-        int same = -1;
-        for (int k = 0; k < g->n_layers && same < 0; k++) {
-            const struct ox_layer *o = &g->layers[k];
-            if (o->weight == wv && o->kind == l->kind && o->groups == l->groups && o->K == l->K && o->N == l->N &&
-                memcmp(o->w, l->w, (size_t)(l->groups * l->N * l->K) * sizeof(float)) == 0)
-                same = k;
+        for (int k = 1; k <= (rnn ? 2 : 1); k++) {
+            w = &g->values[n->in[k]].c;
+            struct ox_layer *l = &g->layers[g->n_layers];
+            int rc = ox_weight_rows(n, n->op, w, &l->kind, &l->groups, &l->K, &l->N, &l->w);
+            if (rc == MQ_EUNSUPPORTED)
+                return mq_error(MQ_EUNSUPPORTED, "'%s': node '%s' (%s) has a weight of rank %d that mixq cannot use",
+                                cp->path, n->src->name, n->src->op_type, w->nd);
+            if (rc < 0)
+                return rc;
+            int wv = g->values[n->in[k]].copy_of >= 0 ? g->values[n->in[k]].copy_of : n->in[k];
+            /* a tensor read again is the layer it already is; the same tensor read with
+             * another row layout (Gemm transB 0 and 1) has other rows, so it stays a layer of
+             * its own. An RNN's W and R stay its own consecutive pair. */
+            int same = -1;
+            for (int j = 0; j < g->n_layers && same < 0 && !rnn; j++) {
+                const struct ox_layer *o = &g->layers[j];
+                if (o->weight == wv && o->input == 1 && o->kind == l->kind && o->groups == l->groups && o->K == l->K &&
+                    o->N == l->N && memcmp(o->w, l->w, (size_t)(l->groups * l->N * l->K) * sizeof(float)) == 0)
+                    same = j;
+            }
+            if (same >= 0) {
+                free(l->w);
+                memset(l, 0, sizeof(*l));
+                g->layers[same].n_nodes++;
+                n->layer = same;
+                continue;
+            }
+            l->node = i;
+            l->weight = wv;
+            l->n_nodes = 1;
+            l->input = k;
+            if (k == 1)
+                n->layer = g->n_layers;
+            g->n_layers++;
         }
-        if (same >= 0) {
-            free(l->w);
-            memset(l, 0, sizeof(*l));
-            g->layers[same].n_nodes++;
-            n->layer = same;
-            continue;
-        }
-        l->node = i;
-        l->weight = wv;
-        l->n_nodes = 1;
-        n->layer = g->n_layers++;
     }
     return MQ_OK;
+}
+
+/* Whether input k of node i is one of its layers' weights: its layer's (its own, or one it
+ * shares with the nodes before it), or an RNN's second (R, the next layer, its own). */
+static bool is_layer_weight(const struct ox_graph *g, int i, int k)
+{
+    int first = g->nodes[i].layer;
+    if (first < 0 || first >= g->n_layers)
+        return false;
+    if (g->layers[first].input == k)
+        return true;
+    for (int l = first + 1; l < g->n_layers && g->layers[l].node == i; l++)
+        if (g->layers[l].input == k)
+            return true;
+    return false;
 }
 
 static void liveness(struct ox_graph *g)
@@ -634,7 +659,7 @@ static void liveness(struct ox_graph *g)
     for (int i = 0; i < g->n_nodes; i++)
         for (int k = 0; k < g->nodes[i].n_in; k++) {
             int v = g->nodes[i].in[k];
-            if (v < 0 || !g->values[v].is_const || counted[v] || (k == 1 && g->nodes[i].layer >= 0))
+            if (v < 0 || !g->values[v].is_const || counted[v] || is_layer_weight(g, i, k))
                 continue;
             counted[v] = true;
             g->const_bytes += ox_tensor_bytes(&g->values[v].c);

@@ -38,7 +38,7 @@ struct ox_node {
     int n_in, n_out;
     int *in;                        /* value ids; -1 for an omitted optional input */
     int *out;
-    int layer;                      /* model layer, or -1 */
+    int layer;                      /* model layer (the first of an RNN's two), or -1 */
 };
 
 struct ox_value {
@@ -54,13 +54,15 @@ struct ox_value {
 
 enum ox_layer_kind { OX_LAYER_CONV, OX_LAYER_CONV_T, OX_LAYER_GEMM };
 
-/* One quantizable layer per weight tensor: every Conv/ConvTranspose/Gemm/MatMul that reads
- * the same constant (directly or through Identity) with the same row layout runs this
- * layer, so the tensor has one format, one upload and is counted once. */
+/* One quantizable layer per weight tensor: every Conv/ConvTranspose/Gemm/MatMul/Einsum that
+ * reads the same constant (directly or through Identity) with the same row layout runs this
+ * layer, so the tensor has one format, one upload and is counted once. An LSTM or GRU node
+ * has two layers of its own, consecutive, the first in ox_node.layer (W, then R). */
 struct ox_layer {
     int node;            /* execution index of the first node that reads it */
     int weight;          /* value id of the weight tensor (not a copy: copy_of followed) */
     int n_nodes;         /* nodes that run it (>= 1) */
+    int input;           /* the node's input that is the weight: 1, or 2 for an RNN's R */
     enum ox_layer_kind kind;
     int64_t groups;
     int64_t K, N;        /* per group: K inputs, N rows (n_out = groups * N) */
@@ -137,7 +139,8 @@ struct ox_op {
 extern const struct ox_op ox_ops[];
 extern const int ox_n_ops;
 int ox_op_find(const char *name);
-int ox_op_index_conv(void), ox_op_index_conv_t(void), ox_op_index_gemm(void), ox_op_index_matmul(void);
+int ox_op_index_conv(void), ox_op_index_conv_t(void), ox_op_index_gemm(void), ox_op_index_matmul(void),
+    ox_op_index_einsum(void), ox_op_index_lstm(void), ox_op_index_gru(void);
 
 /* Error for the current node: "node 'NAME' (OP): ..." ; returns `code`. */
 int ox_fail(const struct ox_ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -149,14 +152,17 @@ int ox_out(struct ox_ctx *c, struct ox_tensor *t, enum ox_type type, int nd, con
 void ox_tensor_release(struct ox_tensor *t);
 uint64_t ox_tensor_bytes(const struct ox_tensor *t);
 
-/* The weight rows [groups*N][K] of a Conv/ConvTranspose/Gemm/MatMul node with constant
- * weight w (malloc'd into *rows), and K, N per group. MQ_EUNSUPPORTED when the weight's
- * rank does not fit. */
+/* The weight rows [groups*N][K] of a Conv/ConvTranspose/Gemm/MatMul/Einsum node with constant
+ * weight w, or of an LSTM/GRU's W or R (one group per direction), malloc'd into *rows, and
+ * K, N per group. MQ_EUNSUPPORTED when the weight's rank does not fit. */
 int ox_weight_rows(const struct ox_node *n, int op, const struct ox_tensor *w, enum ox_layer_kind *kind,
                    int64_t *groups, int64_t *K, int64_t *N, float **rows);
 
 /* A shape pass's record of `calls` matmuls of M columns by layer `layer`. */
 void ox_note_layer_work(struct ox_ctx *c, int layer, int64_t M, int64_t calls);
+/* Whether an Einsum node with constant second operand w is a layer: a matmul form whose w
+ * has no batch labels and no ellipsis (its rows: w as [w's output labels][contracted]). */
+bool ox_einsum_layer_ok(const struct ox_node *n, const struct ox_tensor *w);
 
 /* Runs one node: in[] NULL for omitted inputs; out[] zeroed tensors. */
 int ox_run_node(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out);
@@ -232,6 +238,8 @@ ox_op_fn ox_op_reshape, ox_op_flatten, ox_op_squeeze, ox_op_unsqueeze, ox_op_tra
          ox_op_rsum, ox_op_rmax, ox_op_softmax, ox_op_batchnorm, ox_op_layernorm;
 ox_op_fn ox_op_maxpool, ox_op_avgpool, ox_op_gap, ox_op_gmp, ox_op_resize, ox_op_conv, ox_op_conv_t,
          ox_op_gemm, ox_op_matmul;
+ox_op_fn ox_op_rmin, ox_op_rprod, ox_op_rl2, ox_op_instnorm, ox_op_groupnorm, ox_op_argmax, ox_op_topk, ox_op_d2s,
+         ox_op_s2d, ox_op_tile, ox_op_upsample, ox_op_einsum, ox_op_lstm, ox_op_gru;
 
 /* Hands every layer matmul's input ([M][K] row-major: M columns of K) to fn before it
  * runs; a grouped layer (conv with groups) hands one call per group, and group j's

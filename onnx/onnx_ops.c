@@ -1,15 +1,16 @@
 /* onnx/onnx_ops.c - the ONNX ops mixq interprets, on host tensors (onnx/onnx_internal.h):
- * the helpers every op uses (outputs, attributes, broadcasting), the elementwise ops,
- * Cast/Shape/Constant/Range, and the table of ops with the node runner. Shape ops,
- * reductions and normalization are in onnx_ops_shape.c; spatial ops and the layers in
- * onnx_ops_nn.c.
+ * the helpers every op uses (outputs, attributes, broadcasting), the elementwise ops
+ * (n-ary Max/Min/Sum/Mean and Gelu among them), Cast/Shape/Constant/Range, and the table
+ * of ops with the node runner. Shape ops, reductions and normalization are in
+ * onnx_ops_shape.c; spatial ops and the layers in onnx_ops_nn.c.
  *
  * Every op checks its inputs' ranks, shapes and types against the ONNX operator spec
  * before touching data (a model's shapes are data from a file), computes its output
  * shapes, and asks ox_out() whether to compute values. Floats are F32; integer
  * arithmetic is int64 (narrower ONNX integer types wrap on Cast). Layers (Conv,
- * ConvTranspose, Gemm, MatMul with a constant weight) multiply through ox_matmul(), which
- * runs the layer on the backend in a session, or in f32 on the host. */
+ * ConvTranspose, Gemm, MatMul and matmul-like Einsum with a constant weight) multiply
+ * through ox_matmul(), which runs the layer on the backend in a session, or in f32 on the
+ * host. */
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
@@ -381,6 +382,64 @@ BINOP(op_and, B_AND)
 BINOP(op_or, B_OR)
 BINOP(op_mod, B_MOD)
 
+/* ---- n-ary elementwise: Max, Min, Sum, Mean ------------------------------------------------ */
+
+enum nary { N_MAX, N_MIN, N_SUM, N_MEAN };
+
+/* One or more inputs broadcast together (numpy rules); Max and Min also on integers. */
+static int nary(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out,
+                enum nary op)
+{
+    int rc;
+    for (int k = 0; k < n->n_in; k++)
+        if ((rc = ox_need(c, in[k], "data_0..")) < 0)
+            return rc;
+    enum ox_type t = in[0]->type;
+    for (int k = 1; k < n->n_in; k++)
+        if (in[k]->type != t)
+            return ox_fail(c, MQ_EFORMAT, "inputs of different types");
+    if (t == OX_BOOL || (t == OX_I64 && (op == N_SUM || op == N_MEAN)))
+        return ox_fail(c, MQ_EUNSUPPORTED, "integer inputs; mixq runs %s on floats", op == N_SUM ? "Sum" : "Mean");
+    int nd;
+    int64_t dims[MQ_ONNX_MAX_DIMS];
+    if ((rc = ox_bcast(c, in, n->n_in, &nd, dims)) < 0 || (rc = ox_out(c, out, t, nd, dims)) <= 0)
+        return rc;
+    for (int k = 0; k < n->n_in; k++) {
+        struct ox_biter it;
+        ox_biter_init(&it, &in[k], 1, nd, dims);
+        for (int64_t i = 0; i < out->n; i++, ox_biter_next(&it)) {
+            if (t == OX_I64) {
+                int64_t v = ((const int64_t *)in[k]->data)[it.off[0]], *o = (int64_t *)out->data + i;
+                *o = k == 0 ? v : op == N_MAX ? (v > *o ? v : *o) : (v < *o ? v : *o);
+                continue;
+            }
+            float v = ((const float *)in[k]->data)[it.off[0]], *o = (float *)out->data + i;
+            if (k == 0)
+                *o = v;
+            else if (op == N_MAX)
+                *o = v > *o || v != v ? v : *o; /* NaN propagates, as numpy's maximum */
+            else if (op == N_MIN)
+                *o = v < *o || v != v ? v : *o;
+            else
+                *o += v;
+        }
+    }
+    if (op == N_MEAN)
+        for (int64_t i = 0; i < out->n; i++)
+            ((float *)out->data)[i] /= (float)n->n_in;
+    return MQ_OK;
+}
+
+#define NARY(fn, op)                                                                              \
+    static int fn(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out) \
+    {                                                                                             \
+        return nary(c, n, in, out, op);                                                           \
+    }
+NARY(op_max, N_MAX)
+NARY(op_min, N_MIN)
+NARY(op_sum, N_SUM)
+NARY(op_mean, N_MEAN)
+
 static int op_where(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
 {
     int rc;
@@ -505,6 +564,27 @@ static int op_elu(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *c
 static int op_hsig(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
 {
     return unary(c, n, in, out, u_hsig, ox_attr_float(n, "alpha", 0.2f), ox_attr_float(n, "beta", 0.5f), false);
+}
+
+/* Gelu (opset 20): approximate "none" (erf) or "tanh". */
+static float u_gelu(float x, float a, float b)
+{
+    (void)a, (void)b;
+    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+}
+static float u_gelu_tanh(float x, float a, float b)
+{
+    (void)a, (void)b;
+    return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+}
+
+static int op_gelu(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    char buf[16];
+    const char *ap = ox_attr_str(n, "approximate", "none", buf, sizeof(buf));
+    if (strcmp(ap, "none") != 0 && strcmp(ap, "tanh") != 0)
+        return ox_fail(c, MQ_EFORMAT, "approximate '%s' (want none or tanh)", ap);
+    return unary(c, n, in, out, ap[0] == 't' ? u_gelu_tanh : u_gelu, 0.0f, 0.0f, false);
 }
 
 static int op_clip(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
@@ -813,6 +893,17 @@ const struct ox_op ox_ops[] = {
     {"Resize", ox_op_resize, 2, 4, 1, 1},     {"Conv", ox_op_conv, 2, 3, 1, 1},
     {"ConvTranspose", ox_op_conv_t, 2, 3, 1, 1}, {"Gemm", ox_op_gemm, 2, 3, 1, 1},
     {"MatMul", ox_op_matmul, 2, 2, 1, 1},     {"If", op_if, 1, 1, 1, ANY},
+    {"Max", op_max, 1, ANY, 1, 1},            {"Min", op_min, 1, ANY, 1, 1},
+    {"Sum", op_sum, 1, ANY, 1, 1},            {"Mean", op_mean, 1, ANY, 1, 1},
+    {"Gelu", op_gelu, 1, 1, 1, 1},            {"ReduceMin", ox_op_rmin, 1, 2, 1, 1},
+    {"ReduceProd", ox_op_rprod, 1, 2, 1, 1},  {"ReduceL2", ox_op_rl2, 1, 2, 1, 1},
+    {"InstanceNormalization", ox_op_instnorm, 3, 3, 1, 1},
+    {"GroupNormalization", ox_op_groupnorm, 3, 3, 1, 1},
+    {"ArgMax", ox_op_argmax, 1, 1, 1, 1},     {"TopK", ox_op_topk, 1, 2, 2, 2},
+    {"DepthToSpace", ox_op_d2s, 1, 1, 1, 1},  {"SpaceToDepth", ox_op_s2d, 1, 1, 1, 1},
+    {"Tile", ox_op_tile, 2, 2, 1, 1},         {"Upsample", ox_op_upsample, 1, 2, 1, 1},
+    {"Einsum", ox_op_einsum, 1, ANY, 1, 1},
+    {"LSTM", ox_op_lstm, 3, 8, 0, 3},         {"GRU", ox_op_gru, 3, 6, 0, 2},
 };
 const int ox_n_ops = (int)(sizeof(ox_ops) / sizeof(ox_ops[0]));
 
@@ -828,6 +919,9 @@ int ox_op_index_conv(void) { return ox_op_find("Conv"); }
 int ox_op_index_conv_t(void) { return ox_op_find("ConvTranspose"); }
 int ox_op_index_gemm(void) { return ox_op_find("Gemm"); }
 int ox_op_index_matmul(void) { return ox_op_find("MatMul"); }
+int ox_op_index_einsum(void) { return ox_op_find("Einsum"); }
+int ox_op_index_lstm(void) { return ox_op_find("LSTM"); }
+int ox_op_index_gru(void) { return ox_op_find("GRU"); }
 
 int ox_run_node(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
 {

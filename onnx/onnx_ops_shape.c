@@ -1,6 +1,6 @@
 /* onnx/onnx_ops_shape.c - the ONNX shape ops (Reshape, Flatten, Squeeze, Unsqueeze,
- * Transpose, Concat, Split, Slice, Gather, Expand, Pad), reductions, Softmax and the
- * normalizations, on host tensors; listed in onnx_ops.c's table, which says how ops check
+ * Transpose, Concat, Split, Slice, Gather, Expand, Pad, DepthToSpace, SpaceToDepth, Tile),
+ * reductions, ArgMax, TopK, Softmax and the normalizations, on host tensors; listed in onnx_ops.c's table, which says how ops check
  * their inputs (onnx/onnx_internal.h). */
 #include <inttypes.h>
 #include <math.h>
@@ -538,7 +538,7 @@ int ox_op_pad(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const
 
 /* ---- reductions, softmax, normalization -------------------------------------------------- */
 
-enum red { R_MEAN, R_SUM, R_MAX };
+enum red { R_MEAN, R_SUM, R_MAX, R_MIN, R_PROD, R_L2 };
 
 static int reduce(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out,
                   enum red kind)
@@ -549,10 +549,11 @@ static int reduce(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *c
         return rc;
     const struct ox_tensor *x = in[0];
     bool keep = ox_attr_int(n, "keepdims", 1) != 0, red[MQ_ONNX_MAX_DIMS] = {false};
-    if (na <= 0 && ox_attr_int(n, "noop_with_empty_axes", 0))
-        return ox_copy_tensor(c, x, out, x->nd, x->dims);
+    /* no axes with noop_with_empty_axes: every output reduces one element (ReduceL2 gives
+     * |x|, as ONNX Runtime and the ONNX reference do) */
+    bool noop = na <= 0 && ox_attr_int(n, "noop_with_empty_axes", 0);
     for (int i = 0; i < x->nd; i++)
-        red[i] = na <= 0;
+        red[i] = na <= 0 && !noop;
     for (int i = 0; i < na; i++) {
         int ax = 0;
         if ((rc = ox_norm_axis(c, axes[i], x->nd, &ax)) < 0)
@@ -573,7 +574,7 @@ static int reduce(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *c
     if (!acc)
         return ox_fail(c, MQ_ENOMEM, "cannot allocate a reduction");
     for (int64_t i = 0; i < out->n; i++)
-        acc[i] = kind == R_MAX ? -INFINITY : 0.0;
+        acc[i] = kind == R_MAX ? -INFINITY : kind == R_MIN ? INFINITY : kind == R_PROD ? 1.0 : 0.0;
     int64_t idx[MQ_ONNX_MAX_DIMS] = {0}, os[MQ_ONNX_MAX_DIMS], s = 1;
     for (int i = x->nd - 1; i >= 0; i--) {
         os[i] = red[i] ? 0 : s;
@@ -583,7 +584,14 @@ static int reduce(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *c
     const float *xd = x->data;
     int64_t off = 0;
     for (int64_t i = 0; i < x->n; i++) {
-        acc[off] = kind == R_MAX ? (xd[i] > acc[off] ? xd[i] : acc[off]) : acc[off] + xd[i];
+        double v = xd[i];
+        switch (kind) {
+        case R_MAX: acc[off] = v > acc[off] || v != v ? v : acc[off]; break;
+        case R_MIN: acc[off] = v < acc[off] || v != v ? v : acc[off]; break;
+        case R_PROD: acc[off] *= v; break;
+        case R_L2: acc[off] += v * v; break;
+        default: acc[off] += v; break;
+        }
         for (int d = x->nd - 1; d >= 0; d--) {
             idx[d]++;
             off += os[d];
@@ -595,7 +603,8 @@ static int reduce(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *c
     }
     int64_t per = out->n ? x->n / out->n : 0;
     for (int64_t i = 0; i < out->n; i++)
-        ((float *)out->data)[i] = (float)(kind == R_MEAN ? acc[i] / (double)(per ? per : 1) : acc[i]);
+        ((float *)out->data)[i] = (float)(kind == R_MEAN ? acc[i] / (double)(per ? per : 1)
+                                          : kind == R_L2 ? sqrt(acc[i]) : acc[i]);
     free(acc);
     return MQ_OK;
 }
@@ -611,6 +620,19 @@ int ox_op_rsum(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *cons
 int ox_op_rmax(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
 {
     return reduce(c, n, in, out, R_MAX);
+}
+
+int ox_op_rmin(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    return reduce(c, n, in, out, R_MIN);
+}
+int ox_op_rprod(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    return reduce(c, n, in, out, R_PROD);
+}
+int ox_op_rl2(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    return reduce(c, n, in, out, R_L2);
 }
 
 int ox_op_softmax(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
@@ -710,5 +732,334 @@ int ox_op_layernorm(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor 
         for (int64_t i = 0; i < inner; i++)
             yp[i] = (float)(xp[i] - m) * r * ((const float *)s->data)[i] + (b ? ((const float *)b->data)[i] : 0.0f);
     }
+    return MQ_OK;
+}
+
+int ox_op_instnorm(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    int rc;
+    if ((rc = ox_need_f32(c, in[0], "input")) < 0 || (rc = ox_need_f32(c, in[1], "scale")) < 0 ||
+        (rc = ox_need_f32(c, in[2], "B")) < 0)
+        return rc;
+    const struct ox_tensor *x = in[0];
+    if (x->nd < 3)
+        return ox_fail(c, MQ_EFORMAT, "input of rank %d (want N, C and spatial dimensions)", x->nd);
+    int64_t C = x->dims[1];
+    if (in[1]->nd != 1 || in[1]->n != C || in[2]->nd != 1 || in[2]->n != C)
+        return ox_fail(c, MQ_EFORMAT, "scale and B of %" PRId64 " and %" PRId64 " values for %" PRId64 " channels",
+                       in[1]->n, in[2]->n, C);
+    if ((rc = ox_out(c, out, OX_F32, x->nd, x->dims)) <= 0)
+        return rc;
+    float eps = ox_attr_float(n, "epsilon", 1e-5f);
+    int64_t P = ox_prod(x->dims, 2, x->nd), planes = x->dims[0] * C;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = (const float *)x->data + pl * P;
+        float *yp = (float *)out->data + pl * P;
+        double m = 0.0, v = 0.0;
+        for (int64_t i = 0; i < P; i++)
+            m += xp[i];
+        m /= (double)(P ? P : 1);
+        for (int64_t i = 0; i < P; i++)
+            v += (xp[i] - m) * (xp[i] - m);
+        v /= (double)(P ? P : 1);
+        double a = ((const float *)in[1]->data)[pl % C] / sqrt(v + eps), b = ((const float *)in[2]->data)[pl % C];
+        for (int64_t i = 0; i < P; i++)
+            yp[i] = (float)((xp[i] - m) * a + b);
+    }
+    return MQ_OK;
+}
+
+/* GroupNormalization: opset 18 has scale and bias per group, opset 21 per channel. */
+int ox_op_groupnorm(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    int rc;
+    if ((rc = ox_need_f32(c, in[0], "X")) < 0 || (rc = ox_need_f32(c, in[1], "scale")) < 0 ||
+        (rc = ox_need_f32(c, in[2], "bias")) < 0)
+        return rc;
+    const struct ox_tensor *x = in[0];
+    if (x->nd < 2)
+        return ox_fail(c, MQ_EFORMAT, "input of rank %d (want N, C, ...)", x->nd);
+    const struct mq_onnx_attr *ga = ox_attr(n, "num_groups");
+    int64_t C = x->dims[1], G = ga ? ga->i : 0;
+    if (!ga || G < 1 || C % G)
+        return ox_fail(c, MQ_EFORMAT, "num_groups %" PRId64 " for %" PRId64 " channels", G, C);
+    bool per_channel = !c->g || c->g->opset >= 21;
+    int64_t want = per_channel ? C : G;
+    if (in[1]->n != want || in[2]->n != want)
+        return ox_fail(c, MQ_EFORMAT, "scale and bias of %" PRId64 " and %" PRId64 " values (want %" PRId64
+                       " at opset %d)", in[1]->n, in[2]->n, want, per_channel ? 21 : 18);
+    if ((rc = ox_out(c, out, OX_F32, x->nd, x->dims)) <= 0)
+        return rc;
+    float eps = ox_attr_float(n, "epsilon", 1e-5f);
+    int64_t P = ox_prod(x->dims, 2, x->nd), Cg = C / G, len = Cg * P;
+    const float *s = in[1]->data, *b = in[2]->data;
+    for (int64_t grp = 0; grp < x->dims[0] * G; grp++) {
+        const float *xp = (const float *)x->data + grp * len;
+        float *yp = (float *)out->data + grp * len;
+        double m = 0.0, v = 0.0;
+        for (int64_t i = 0; i < len; i++)
+            m += xp[i];
+        m /= (double)(len ? len : 1);
+        for (int64_t i = 0; i < len; i++)
+            v += (xp[i] - m) * (xp[i] - m);
+        double r = 1.0 / sqrt(v / (double)(len ? len : 1) + eps);
+        for (int64_t i = 0; i < len; i++) {
+            int64_t k = per_channel ? (grp % G) * Cg + i / P : grp % G;
+            yp[i] = (float)((xp[i] - m) * r * s[k] + b[k]);
+        }
+    }
+    return MQ_OK;
+}
+
+/* ---- ArgMax, TopK ------------------------------------------------------------------------ */
+
+int ox_op_argmax(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    int rc, axis = 0;
+    if ((rc = ox_need(c, in[0], "data")) < 0)
+        return rc;
+    const struct ox_tensor *x = in[0];
+    if ((rc = ox_norm_axis(c, ox_attr_int(n, "axis", 0), x->nd, &axis)) < 0)
+        return rc;
+    bool keep = ox_attr_int(n, "keepdims", 1) != 0, last = ox_attr_int(n, "select_last_index", 0) != 0;
+    int64_t dims[MQ_ONNX_MAX_DIMS], len = x->dims[axis];
+    int nd = 0;
+    if (len == 0)
+        return ox_fail(c, MQ_EFORMAT, "argmax along an empty axis");
+    for (int i = 0; i < x->nd; i++)
+        if (i != axis || keep)
+            dims[nd++] = i == axis ? 1 : x->dims[i];
+    if ((rc = ox_out(c, out, OX_I64, nd, dims)) <= 0)
+        return rc;
+    int64_t outer = ox_prod(x->dims, 0, axis), inner = ox_prod(x->dims, axis + 1, x->nd);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t base = o * len * inner + i, best = 0;
+            for (int64_t k = 1; k < len; k++) {
+                int64_t a = base + k * inner, b = base + best * inner;
+                bool gt, eq;
+                if (x->type == OX_F32) {
+                    float va = ((const float *)x->data)[a], vb = ((const float *)x->data)[b];
+                    gt = va > vb, eq = va == vb;
+                } else {
+                    int64_t va = ((const int64_t *)x->data)[a], vb = ((const int64_t *)x->data)[b];
+                    gt = va > vb, eq = va == vb;
+                }
+                if (gt || (eq && last))
+                    best = k;
+            }
+            ((int64_t *)out->data)[o * inner + i] = best;
+        }
+    return MQ_OK;
+}
+
+struct topk_item {
+    float f;   /* F32 key (negated for largest) */
+    int64_t v; /* I64 key (complemented for largest) */
+    int64_t i; /* index along the axis: ties keep the lower index first */
+};
+
+static int topk_cmp_f(const void *pa, const void *pb)
+{
+    const struct topk_item *a = pa, *b = pb;
+    return a->f < b->f ? -1 : a->f > b->f ? 1 : a->i < b->i ? -1 : a->i > b->i;
+}
+
+static int topk_cmp_i(const void *pa, const void *pb)
+{
+    const struct topk_item *a = pa, *b = pb;
+    return a->v < b->v ? -1 : a->v > b->v ? 1 : a->i < b->i ? -1 : a->i > b->i;
+}
+
+/* TopK: k as attribute (opset 1) or input K (10+); outputs always sorted, which sorted = 0
+ * allows. */
+int ox_op_topk(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    int rc, axis = 0;
+    if ((rc = ox_need(c, in[0], "X")) < 0)
+        return rc;
+    const struct ox_tensor *x = in[0];
+    if (x->type == OX_BOOL)
+        return ox_fail(c, MQ_EFORMAT, "bool input");
+    int64_t k = 0;
+    if (n->n_in > 1 && in[1]) {
+        int nk;
+        if ((rc = ox_input_ints(c, in[1], "K", &k, 1, &nk)) < 0)
+            return rc;
+        if (nk != 1)
+            return ox_fail(c, MQ_EFORMAT, "K of %d values", nk);
+    } else if (ox_attr(n, "k")) {
+        k = ox_attr_int(n, "k", 0);
+    } else {
+        return ox_fail(c, MQ_EFORMAT, "neither input K nor attribute k");
+    }
+    if ((rc = ox_norm_axis(c, ox_attr_int(n, "axis", -1), x->nd, &axis)) < 0)
+        return rc;
+    int64_t len = x->dims[axis];
+    if (k < 0 || k > len)
+        return ox_fail(c, MQ_EFORMAT, "k = %" PRId64 " along an axis of %" PRId64, k, len);
+    bool largest = ox_attr_int(n, "largest", 1) != 0;
+    int64_t dims[MQ_ONNX_MAX_DIMS];
+    memcpy(dims, x->dims, sizeof(dims));
+    dims[axis] = k;
+    int rv, ri;
+    if ((rv = ox_out(c, &out[0], x->type, x->nd, dims)) < 0 || (ri = ox_out(c, &out[1], OX_I64, x->nd, dims)) < 0)
+        return rv < 0 ? rv : ri;
+    if (rv == 0 || ri == 0)
+        return MQ_OK;
+    struct topk_item *it = malloc((size_t)(len ? len : 1) * sizeof(*it));
+    if (!it)
+        return ox_fail(c, MQ_ENOMEM, "cannot allocate %" PRId64 " items", len);
+    int64_t outer = ox_prod(x->dims, 0, axis), inner = ox_prod(x->dims, axis + 1, x->nd);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t base = o * len * inner + i, obase = o * k * inner + i;
+            for (int64_t j = 0; j < len; j++) {
+                it[j].i = j;
+                if (x->type == OX_F32) {
+                    float v = ((const float *)x->data)[base + j * inner];
+                    it[j].f = largest ? -v : v;
+                } else {
+                    int64_t v = ((const int64_t *)x->data)[base + j * inner];
+                    it[j].v = largest ? ~v : v; /* ~ reverses the order without overflow */
+                }
+            }
+            qsort(it, (size_t)len, sizeof(*it), x->type == OX_F32 ? topk_cmp_f : topk_cmp_i);
+            for (int64_t j = 0; j < k; j++) {
+                int64_t src = base + it[j].i * inner, dst = obase + j * inner;
+                if (x->type == OX_F32)
+                    ((float *)out[0].data)[dst] = ((const float *)x->data)[src];
+                else
+                    ((int64_t *)out[0].data)[dst] = ((const int64_t *)x->data)[src];
+                ((int64_t *)out[1].data)[dst] = it[j].i;
+            }
+        }
+    free(it);
+    return MQ_OK;
+}
+
+/* ---- DepthToSpace, SpaceToDepth, Tile ------------------------------------------------------ */
+
+/* out[i] = x[src(i)] where the output, seen with dims v[6] (row-major), reads x seen with
+ * dims xv[6] through perm: output axis d is x's axis perm[d]. */
+static void permute6(const struct ox_tensor *x, const int64_t *xv, const int *perm, void *out)
+{
+    int64_t xs[6], st[6], v[6], idx[6] = {0}, s = 1, off = 0, total = 1;
+    for (int d = 5; d >= 0; d--) {
+        xs[d] = s;
+        s *= xv[d];
+    }
+    for (int d = 0; d < 6; d++) {
+        st[d] = xs[perm[d]];
+        v[d] = xv[perm[d]];
+        total *= v[d];
+    }
+    size_t es = ox_type_size(x->type);
+    for (int64_t i = 0; i < total; i++) {
+        memcpy((char *)out + (size_t)i * es, (const char *)x->data + (size_t)off * es, es);
+        for (int d = 5; d >= 0; d--) {
+            off += st[d];
+            if (++idx[d] < v[d])
+                break;
+            off -= st[d] * v[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+static int d2s(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out,
+               bool to_space)
+{
+    int rc;
+    if ((rc = ox_need(c, in[0], "input")) < 0)
+        return rc;
+    const struct ox_tensor *x = in[0];
+    if (x->nd != 4)
+        return ox_fail(c, MQ_EFORMAT, "input of rank %d (want 4)", x->nd);
+    const struct mq_onnx_attr *ba = ox_attr(n, "blocksize");
+    int64_t bs = ba ? ba->i : 0, N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    if (bs < 1 || bs > 4096)
+        return ox_fail(c, MQ_EFORMAT, "blocksize %" PRId64 "%s", bs, ba ? "" : " (missing)");
+    char buf[8];
+    const char *mode = ox_attr_str(n, "mode", "DCR", buf, sizeof(buf));
+    bool crd = strcmp(mode, "CRD") == 0;
+    if (!crd && strcmp(mode, "DCR") != 0)
+        return ox_fail(c, MQ_EFORMAT, "mode '%s' (want DCR or CRD)", mode);
+    if (!to_space && ox_attr(n, "mode"))
+        return ox_fail(c, MQ_EFORMAT, "SpaceToDepth has no mode");
+    int64_t dims[4], xv[6];
+    int perm[6];
+    if (to_space) {
+        if (C % (bs * bs))
+            return ox_fail(c, MQ_EFORMAT, "%" PRId64 " channels for blocksize %" PRId64, C, bs);
+        int64_t c2 = C / (bs * bs);
+        dims[0] = N, dims[1] = c2, dims[2] = H * bs, dims[3] = W * bs;
+        if (crd) { /* [N, C/bs^2, bs, bs, H, W] -> [0, 1, 4, 2, 5, 3] */
+            int64_t v[6] = {N, c2, bs, bs, H, W};
+            int p[6] = {0, 1, 4, 2, 5, 3};
+            memcpy(xv, v, sizeof(v)), memcpy(perm, p, sizeof(p));
+        } else { /* [N, bs, bs, C/bs^2, H, W] -> [0, 3, 4, 1, 5, 2] */
+            int64_t v[6] = {N, bs, bs, c2, H, W};
+            int p[6] = {0, 3, 4, 1, 5, 2};
+            memcpy(xv, v, sizeof(v)), memcpy(perm, p, sizeof(p));
+        }
+    } else {
+        if (H % bs || W % bs)
+            return ox_fail(c, MQ_EFORMAT, "%" PRId64 " x %" PRId64 " not divisible by blocksize %" PRId64, H, W, bs);
+        dims[0] = N, dims[1] = C * bs * bs, dims[2] = H / bs, dims[3] = W / bs;
+        int64_t v[6] = {N, C, H / bs, bs, W / bs, bs}; /* -> [0, 3, 5, 1, 2, 4] */
+        int p[6] = {0, 3, 5, 1, 2, 4};
+        memcpy(xv, v, sizeof(v)), memcpy(perm, p, sizeof(p));
+    }
+    if ((rc = ox_out(c, out, x->type, 4, dims)) <= 0)
+        return rc;
+    permute6(x, xv, perm, out->data);
+    return MQ_OK;
+}
+
+int ox_op_d2s(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    return d2s(c, n, in, out, true);
+}
+int ox_op_s2d(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    return d2s(c, n, in, out, false);
+}
+
+int ox_op_tile(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+{
+    int rc, nr;
+    int64_t rep[MQ_ONNX_MAX_DIMS], dims[MQ_ONNX_MAX_DIMS];
+    if ((rc = ox_need(c, in[0], "input")) < 0 || (rc = ox_need(c, in[1], "repeats")) < 0 ||
+        (rc = ox_input_ints(c, in[1], "repeats", rep, MQ_ONNX_MAX_DIMS, &nr)) < 0)
+        return rc;
+    const struct ox_tensor *x = in[0];
+    if (nr != x->nd)
+        return ox_fail(c, MQ_EFORMAT, "%d repeats for rank %d", nr, x->nd);
+    for (int i = 0; i < nr; i++) {
+        if (rep[i] < 0 || (x->dims[i] && rep[i] > OX_MAX_ELEMS / x->dims[i]))
+            return ox_fail(c, MQ_EFORMAT, "repeat %" PRId64 " on axis %d", rep[i], i);
+        dims[i] = x->dims[i] * rep[i];
+    }
+    if ((rc = ox_out(c, out, x->type, x->nd, dims)) <= 0)
+        return rc;
+    int64_t xs[MQ_ONNX_MAX_DIMS], idx[MQ_ONNX_MAX_DIMS] = {0}, s = 1;
+    for (int i = x->nd - 1; i >= 0; i--) {
+        xs[i] = s;
+        s *= x->dims[i];
+    }
+    size_t es = ox_type_size(x->type);
+    for (int64_t i = 0; i < out->n; i++) {
+        int64_t off = 0;
+        for (int d = 0; d < x->nd; d++)
+            off += (idx[d] % x->dims[d]) * xs[d];
+        memcpy((char *)out->data + (size_t)i * es, (const char *)x->data + (size_t)off * es, es);
+        for (int d = x->nd - 1; d >= 0; d--) {
+            if (++idx[d] < dims[d])
+                break;
+            idx[d] = 0;
+        }
+    }
+    (void)n;
     return MQ_OK;
 }

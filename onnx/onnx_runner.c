@@ -168,7 +168,7 @@ static int model_from_file(const char *path, struct mq_onnx_file *f, const struc
         struct mq_layer *ly = &m->layers[m->n_layers++];
         /* named after the weight; a weight read with two row layouts (find_layers) gets
          * "#2", "#3" for the others */
-        const char *wname = g->values[n->in[1]].name;
+        const char *wname = g->values[n->in[l->input]].name;
         snprintf(ly->name, sizeof(ly->name), "%s", wname);
         for (int k = 2; mq_model_find_layer(m, ly->name) != m->n_layers - 1; k++) {
             char suffix[16];

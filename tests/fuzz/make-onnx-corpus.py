@@ -78,6 +78,14 @@ def attr_float(name, v):
     return f_bytes(5, f_bytes(1, name) + f_int(20, 1) + f_float(2, v))
 
 
+def attr_str(name, v):
+    return f_bytes(5, f_bytes(1, name) + f_int(20, 3) + f_bytes(4, v))
+
+
+def attr_floats(name, vs):
+    return f_bytes(5, f_bytes(1, name) + f_int(20, 6) + f_bytes(7, struct.pack("<%df" % len(vs), *vs)))
+
+
 def attr_tensor(name, t):
     return f_bytes(5, f_bytes(1, name) + f_int(20, 4) + f_bytes(5, t))
 
@@ -181,6 +189,25 @@ def one_node(op, ins, attrs=b"", inits=(), in_dims=(1, 4), opset=13):
     return model(g, opset=opset)
 
 
+def new_ops_model():
+    """The ops added for models users bring, chained: Einsum (a layer), Gelu, Max, TopK,
+    Tile, DepthToSpace, InstanceNormalization, ReduceL2."""
+    g = graph([node("Einsum", ["x", "w"], ["e"], attr_str("equation", "bi,oi->bo")),
+               node("Gelu", ["e"], ["g"], attr_str("approximate", "tanh")),
+               node("Max", ["g", "e", "c"], ["m"]),
+               node("TopK", ["m", "k"], ["v", "i"], attr_int("axis", -1)),
+               node("Tile", ["v", "r"], ["t"]),
+               node("Reshape", ["t", "s"], ["t4"]),
+               node("DepthToSpace", ["t4"], ["d"], attr_int("blocksize", 2) + attr_str("mode", "CRD")),
+               node("InstanceNormalization", ["d", "sc", "b"], ["n"]),
+               node("ReduceL2", ["n"], ["y"], attr_ints("axes", [2, 3]))],
+              inits=[tensor("w", [8, 4], floats(32)), tensor("c", [8], floats(8, 5)), tensor("k", [1], [4], elem=INT64),
+                     tensor("r", [2], [1, 2], elem=INT64), tensor("s", [4], [1, 8, 1, 1], elem=INT64),
+                     tensor("sc", [2], floats(2, 6)), tensor("b", [2], floats(2, 7))],
+              inputs=[value_info("x", FLOAT, [1, 4])], outputs=[value_info("y", FLOAT, [1, 2, 1, 1])])
+    return model(g, opset=20, ir=9)
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
@@ -197,6 +224,7 @@ def main():
     files["ok-if-folded"] = if_model()
     files["ok-opset9-attributes"] = old_opset_model()
     files["ok-dynamic-dims"] = dynamic_model()
+    files["ok-new-ops"] = new_ops_model()
 
     # protobuf
     for i, cut in enumerate(sorted({1, 2, 3, 5, 8, 13, 21, 40, 77, len(good) // 3, len(good) // 2, len(good) - 9,
@@ -245,7 +273,7 @@ def main():
                                                 outputs=[value_info("y", FLOAT, [4])]))
     files["bad-unknown-output"] = model(graph([node("Relu", ["x"], ["z"])], inputs=[value_info("x", FLOAT, [4])],
                                               outputs=[value_info("y", FLOAT, [4])]))
-    files["bad-unsupported-ops"] = model(graph([node("LSTM", ["x"], ["a"]), node("Loop", ["a"], ["b"]),
+    files["bad-unsupported-ops"] = model(graph([node("RNN", ["x"], ["a"]), node("Loop", ["a"], ["b"]),
                                                 node("MyOp", ["b"], ["y"], domain="com.example")],
                                                inputs=[value_info("x", FLOAT, [4])],
                                                outputs=[value_info("y", FLOAT, [4])]))
@@ -266,6 +294,41 @@ def main():
         [node("ConstantOfShape", ["s"], ["c"]), node("Add", ["x", "c"], ["y"])],
         inits=[tensor("s", [2], [1 << 20, 1 << 20], elem=INT64)],
         inputs=[value_info("x", FLOAT, [1])], outputs=[value_info("y", FLOAT, [])]))
+    # the ops added for models users bring: bad attributes, input counts, forms
+    nchw = (1, 8, 2, 2)
+    files["bad-einsum-not-matmul"] = one_node("Einsum", ["x", "w"], attr_str("equation", "ij,jk->i"),
+                                              [tensor("w", [4, 2], floats(8))])
+    files["bad-einsum-three-operands"] = one_node("Einsum", ["x", "x", "x"], attr_str("equation", "ij,ij,ij->ij"))
+    files["bad-einsum-no-equation"] = one_node("Einsum", ["x", "w"], inits=[tensor("w", [4, 2], floats(8))])
+    files["bad-einsum-rank"] = one_node("Einsum", ["x", "w"], attr_str("equation", "bij,jk->bik"),
+                                        [tensor("w", [4, 2], floats(8))])
+    files["bad-gelu-approximate"] = one_node("Gelu", ["x"], attr_str("approximate", "fast"), opset=20)
+    files["bad-depthtospace-mode"] = one_node("DepthToSpace", ["x"], attr_int("blocksize", 2) + attr_str("mode", "XYZ"),
+                                              in_dims=nchw)
+    files["bad-depthtospace-no-blocksize"] = one_node("DepthToSpace", ["x"], in_dims=nchw)
+    files["bad-spacetodepth-blocksize"] = one_node("SpaceToDepth", ["x"], attr_int("blocksize", 3), in_dims=nchw)
+    files["bad-groupnorm-groups"] = one_node("GroupNormalization", ["x", "s", "b"], attr_int("num_groups", 3),
+                                             [tensor("s", [8], floats(8)), tensor("b", [8], floats(8))], nchw, 21)
+    files["bad-instancenorm-input-count"] = one_node("InstanceNormalization", ["x", "s"],
+                                                     inits=[tensor("s", [8], floats(8))], in_dims=nchw)
+    files["bad-argmax-axis"] = one_node("ArgMax", ["x"], attr_int("axis", 7))
+    files["bad-topk-one-output"] = one_node("TopK", ["x", "k"], attr_int("axis", -1),
+                                            [tensor("k", [1], [2], elem=INT64)], opset=11)
+    files["bad-topk-k"] = model(graph([node("TopK", ["x", "k"], ["y", "i"])], inits=[tensor("k", [1], [9], elem=INT64)],
+                                      inputs=[value_info("x", FLOAT, [1, 4])], outputs=[value_info("y", FLOAT, [])]),
+                                opset=11)
+    files["bad-tile-repeats"] = one_node("Tile", ["x", "r"], inits=[tensor("r", [3], [1, 2, 3], elem=INT64)])
+    files["bad-upsample-scale"] = one_node("Upsample", ["x"], attr_floats("scales", [1, 1, 0.5, 1]), in_dims=nchw,
+                                           opset=8)
+    files["bad-max-no-inputs"] = one_node("Max", [])
+    lstm_w = [tensor("w", [1, 8, 4], floats(32)), tensor("r", [1, 8, 2], floats(16, 3))]
+    files["ok-lstm"] = one_node("LSTM", ["x", "w", "r"], attr_int("hidden_size", 2), lstm_w, (3, 1, 4), 14)
+    files["bad-lstm-direction"] = one_node("LSTM", ["x", "w", "r"], attr_str("direction", "both"), lstm_w, (3, 1, 4), 14)
+    files["bad-lstm-hidden-size"] = one_node("LSTM", ["x", "w", "r"], attr_int("hidden_size", 3), lstm_w, (3, 1, 4), 14)
+    files["bad-gru-weight-rank"] = one_node("GRU", ["x", "w", "r"], inits=[tensor("w", [6, 4], floats(24)),
+                                                                           tensor("r", [6, 2], floats(12))],
+                                            in_dims=(3, 1, 4), opset=14)
+    files["bad-reducel2-axis"] = one_node("ReduceL2", ["x"], attr_ints("axes", [5]))
     files["bad-conv-kernel-wider"] = conv_model(in_dims=(1, 3, 1, 1)) .replace(b"pads", b"padz")
 
     for name, data in sorted(files.items()):

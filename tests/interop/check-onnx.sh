@@ -13,6 +13,13 @@
 # evaluation feeds them). tests/interop/check-onnx.py feeds the same
 # inputs to onnxruntime (graph optimizations off, 1 thread) and compares.
 #
+# Before the models: tests/interop/make-onnx-ops.py writes small models (one or two nodes)
+# for the ops added for models users bring (n-ary Max/Min/Sum/Mean, ReduceMin/Prod/L2,
+# Instance/GroupNormalization, Gelu, ArgMax, TopK, DepthToSpace, SpaceToDepth, Tile,
+# Upsample, Einsum, LSTM, GRU), each run on 2 pseudo-random inputs with the same
+# tolerance; measured at most 7.2e-7 absolute, 3.3e-7 of the output's scale, integer
+# outputs exact.
+#
 # Tolerance: max |mixq - ort| <= 1e-4 + 1e-4 * max |ort| per output. Why: both compute in
 # f32 with the same weights and the same formulas; they differ only in summation order
 # (mixq's cpu backend sums matmuls in blocked f32 order, ONNX Runtime's MLAS in its own,
@@ -25,13 +32,14 @@
 # since softmax outputs near 0 have meaningless relative errors.
 #
 # Exit status: 0 all passed, 1 a check failed, 77 when onnxruntime or the models cannot be
-# had here (no network): the check is skipped, and says so.
+# had here (no network) and nothing failed: the check is skipped, and says so.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-python3}
 ORT_VERSION=1.31.1
 ORT_DIR=.cache/onnxruntime-$ORT_VERSION
+TOOLS_DIR=.cache/ort-quant-tools # onnx (and onnx-ir, for check-ort-recipe.sh)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 note() { echo "== $*"; }
@@ -46,11 +54,6 @@ if ! PYTHONPATH=$ORT_DIR "$PYTHON" -c 'import onnxruntime, numpy' 2>/dev/null; t
     fi
     rm -rf "$ORT_DIR" && mv "$ORT_DIR.tmp" "$ORT_DIR"
 fi
-models=$(scripts/fetch-models silero-vad ppocr-rec ppocr-cls 2>"$tmp/fetch.err") || {
-    echo "check-onnx: skipped: the ONNX models could not be fetched: $(tail -1 "$tmp/fetch.err")"
-    exit 77
-}
-
 # the driver, against this build's library
 if [ ! -f "$BUILD/libmixq.a" ]; then
     make --no-print-directory -s BUILD="$BUILD" "$BUILD/libmixq.a" >&2 || { echo "check-onnx: cannot build $BUILD/libmixq.a"; exit 1; }
@@ -64,8 +67,45 @@ if [ ! -x "$driver" ] || [ "$driver" -ot tests/interop/onnx-run.c ] || [ "$drive
         { echo "check-onnx: cannot build $driver"; exit 1; }
 fi
 
-note "ONNX models: mixq f32 against onnxruntime $ORT_VERSION (CPU)"
 fail=0
+# the ops' models: tests/interop/make-onnx-ops.py writes them with the onnx package, pinned
+# as check-ort-recipe.sh pins it
+if ! PYTHONPATH=$ORT_DIR:$TOOLS_DIR "$PYTHON" -c 'import onnx' 2>/dev/null; then
+    rm -rf "$TOOLS_DIR.tmp"
+    if ! "$PYTHON" -m pip install -q --disable-pip-version-check --no-warn-script-location --timeout 30 \
+        --target "$TOOLS_DIR.tmp" "onnx==1.23.2" "onnx-ir==1.1.0" >"$tmp/pip.log" 2>&1; then
+        echo "check-onnx: cannot install onnx==1.23.2 ($(grep -m1 ERROR "$tmp/pip.log" || tail -1 "$tmp/pip.log")): ops not checked"
+        ops_skipped=1
+    else
+        rm -rf "$TOOLS_DIR" && mv "$TOOLS_DIR.tmp" "$TOOLS_DIR"
+    fi
+fi
+if [ -z "${ops_skipped:-}" ]; then
+    note "ONNX ops: one- and two-node models, mixq f32 against onnxruntime $ORT_VERSION (CPU)"
+    if ! PYTHONPATH=$ORT_DIR:$TOOLS_DIR "$PYTHON" tests/interop/make-onnx-ops.py "$tmp/ops" >"$tmp/make.log" 2>&1; then
+        echo "FAIL make-onnx-ops.py: $(tail -1 "$tmp/make.log")"
+        fail=1
+    fi
+    for model in "$tmp"/ops/*.onnx; do
+        [ -f "$model" ] || continue
+        label=$(basename "$model" .onnx)
+        if ! "$driver" "$model" "$tmp/ops/$label" --cases 2 --batch 1 >"$tmp/run.log" 2>&1; then
+            echo "FAIL $label: mixq could not run it: $(tail -1 "$tmp/run.log")"
+            fail=1
+            continue
+        fi
+        PYTHONPATH=$ORT_DIR ORT_LOGGING_LEVEL=3 "$PYTHON" tests/interop/check-onnx.py "$model" "$tmp/ops/$label" \
+            --label "$label" --atol 1e-4 --rtol 1e-4 2>"$tmp/py.err" || { fail=1; tail -3 "$tmp/py.err"; }
+    done
+fi
+
+models=$(scripts/fetch-models silero-vad ppocr-rec ppocr-cls 2>"$tmp/fetch.err") || {
+    echo "check-onnx: the ONNX models could not be fetched: $(tail -1 "$tmp/fetch.err")"
+    [ "$fail" -eq 0 ] && echo "check-onnx: skipped (models)"
+    [ "$fail" -eq 0 ] && exit 77
+    exit 1
+}
+note "ONNX models: mixq f32 against onnxruntime $ORT_VERSION (CPU)"
 for model in $models; do
     label=$(basename "$model" .onnx)
     out=$tmp/$label

@@ -493,7 +493,7 @@ static int test_graph_errors(void)
         {"self loop", {{"Add", "x y", "y"}}, MQ_EFORMAT},
         {"missing value", {{"Add", "x nowhere", "y"}}, MQ_EFORMAT},
         {"two producers", {{"Relu", "x", "y"}, {"Neg", "x", "y"}}, MQ_EFORMAT},
-        {"unsupported ops", {{"LSTM", "x", "a"}, {"Loop", "a", "b"}, {"LSTM", "b", "y"}}, MQ_EUNSUPPORTED},
+        {"unsupported ops", {{"RNN", "x", "a"}, {"Loop", "a", "b"}, {"RNN", "b", "y"}}, MQ_EUNSUPPORTED},
         {"wrong input count", {{"Relu", "x x", "y"}}, MQ_EFORMAT},
         {"no output producer", {{"Relu", "x", "z"}}, MQ_EFORMAT},
     };
@@ -554,6 +554,65 @@ static void a_linear(struct pbw *n, const void *ctx)
     (void)ctx;
     attr_str(n, "mode", "linear");
     attr_str(n, "coordinate_transformation_mode", "align_corners");
+}
+
+static void a_axes0(struct pbw *n, const void *ctx) { (void)ctx; attr_ints(n, "axes", 1, (int64_t[]){0}); }
+static void a_noop(struct pbw *n, const void *ctx) { (void)ctx; attr_int(n, "noop_with_empty_axes", 1); }
+static void a_groups2(struct pbw *n, const void *ctx)
+{
+    (void)ctx;
+    attr_int(n, "num_groups", 2);
+    attr_float(n, "epsilon", 0.0f);
+}
+static void a_gelu_tanh(struct pbw *n, const void *ctx) { (void)ctx; attr_str(n, "approximate", "tanh"); }
+static void a_bs2(struct pbw *n, const void *ctx) { (void)ctx; attr_int(n, "blocksize", 2); }
+static void a_bs2_crd(struct pbw *n, const void *ctx)
+{
+    (void)ctx;
+    attr_int(n, "blocksize", 2);
+    attr_str(n, "mode", "CRD");
+}
+static void a_up_linear(struct pbw *n, const void *ctx)
+{
+    (void)ctx;
+    attr_str(n, "mode", "linear");
+    struct pbw a = {0}, p = {0};
+    pw_str(&a, 1, "scales");
+    pw_int(&a, 20, 6); /* FLOATS */
+    const float sc[4] = {1, 1, 1, 2};
+    for (int i = 0; i < 4; i++) {
+        uint8_t b[4];
+        memcpy(b, &sc[i], 4);
+        pw_raw(&p, b, 4);
+    }
+    pw_msg(&a, 7, &p);
+    pw_msg(n, 5, &a);
+}
+/* Einsum: ctx is the equation */
+static void a_eq(struct pbw *n, const void *ctx) { attr_str(n, "equation", ctx); }
+static void a_eq_bij(struct pbw *n, const void *ctx) { (void)ctx; attr_str(n, "equation", "bij,jk->bik"); }
+static void a_eq_ell(struct pbw *n, const void *ctx) { (void)ctx; attr_str(n, "equation", "...ij,kj->...ik"); }
+static void a_eq_ki(struct pbw *n, const void *ctx) { (void)ctx; attr_str(n, "equation", "ij,jk->ki"); }
+static void a_eq_implicit(struct pbw *n, const void *ctx) { (void)ctx; attr_str(n, "equation", "ij,jk"); }
+static void a_eq_bh(struct pbw *n, const void *ctx) { (void)ctx; attr_str(n, "equation", "bhij,bhjk->bhik"); }
+static void a_gru_rev_lbr(struct pbw *n, const void *ctx)
+{
+    (void)ctx;
+    attr_str(n, "direction", "reverse");
+    attr_int(n, "linear_before_reset", 1);
+}
+static void a_bidir(struct pbw *n, const void *ctx)
+{
+    attr_str(n, "direction", "bidirectional");
+    attr_int(n, "layout", ctx != NULL);
+}
+/* ctx "name=value": one string attribute */
+static void a_kv(struct pbw *n, const void *ctx)
+{
+    char name[64];
+    const char *eq = strchr(ctx, '=');
+    snprintf(name, sizeof(name), "%.*s", (int)(eq - (const char *)ctx), (const char *)ctx);
+    attr_str(n, name, eq + 1);
 }
 
 static const float V6[] = {-2, -1, 0, 1, 2, 3};
@@ -643,6 +702,79 @@ static const struct op_case op_cases[] = {
      {IF("x", ((const float[]){1, 2}), 4, 1, 1, 1, 2), NONE, NONE,
       CI("sz", ((const int64_t[]){1, 1, 1, 3}), 1, 4)},
      4, a_linear, 13, 4, {1, 1, 1, 3}, {1, 1.5f, 2}, 3},
+    /* n-ary broadcasting */
+    {"max of three", "Max", {IF("a", V6, 2, 2, 3), IF("b", ((const float[]){0, 0, 5}), 1, 3),
+                             IF("c", ((const float[]){-0.5f}), 0, 0)}, 3, a_none, 13, 2, {2, 3}, {0, 0, 5, 1, 2, 5}, 6},
+    {"min column", "Min", {IF("a", V6, 2, 2, 3), CF("b", ((const float[]){0, 1}), 2, 2, 1)}, 2, a_none, 13, 2, {2, 3},
+     {-2, -1, 0, 1, 1, 1}, 6},
+    {"sum of three", "Sum", {IF("a", V4, 1, 4), IF("b", ((const float[]){10}), 1, 1), CF("c", V4, 1, 4)}, 3, a_none, 13,
+     1, {4}, {12, 14, 16, 18}, 4},
+    {"mean", "Mean", {IF("a", V4, 1, 4), IF("b", ((const float[]){3, 2, 1, 0}), 1, 4)}, 2, a_none, 13, 1, {4},
+     {2, 2, 2, 2}, 4},
+    {"mean of one", "Mean", {IF("a", V4, 1, 4)}, 1, a_none, 13, 1, {4}, {1, 2, 3, 4}, 4},
+    /* reductions */
+    {"reduce min axes input", "ReduceMin", {IF("x", V6, 2, 2, 3), CI("ax", ((const int64_t[]){-1}), 1, 1)}, 2, a_keep0,
+     18, 1, {2}, {-2, 1}, 2},
+    {"reduce prod axes attribute", "ReduceProd", {IF("x", V6, 2, 2, 3)}, 1, a_axes0, 13, 2, {1, 3}, {-2, -2, 0}, 3},
+    {"reduce l2 all", "ReduceL2", {IF("x", V4, 1, 4)}, 1, a_keep0, 18, 0, {0}, {5.4772256f}, 1},
+    {"reduce l2 noop", "ReduceL2", {IF("x", ((const float[]){1, -2, 3, -4}), 1, 4)}, 1, a_noop, 18, 1, {4},
+     {1, 2, 3, 4}, 4},
+    {"reduce sum noop", "ReduceSum", {IF("x", ((const float[]){1, -2, 3, -4}), 1, 4)}, 1, a_noop, 18, 1, {4},
+     {1, -2, 3, -4}, 4},
+    /* normalization, activation */
+    {"instance norm", "InstanceNormalization",
+     {IF("x", ((const float[]){1, 3, 2, 4}), 3, 1, 2, 2), CF("s", ((const float[]){1, 2}), 1, 2),
+      CF("b", ((const float[]){0, 1}), 1, 2)}, 3, a_eps, 13, 3, {1, 2, 2}, {-1, 1, -1, 3}, 4},
+    {"group norm opset 18", "GroupNormalization",
+     {IF("x", ((const float[]){1, 3, 2, 4}), 3, 1, 4, 1), CF("s", ((const float[]){1, 2}), 1, 2),
+      CF("b", ((const float[]){0, 1}), 1, 2)}, 3, a_groups2, 18, 3, {1, 4, 1}, {-1, 1, -1, 3}, 4},
+    {"group norm opset 21", "GroupNormalization",
+     {IF("x", ((const float[]){1, 3, 2, 4}), 3, 1, 4, 1), CF("s", V4, 1, 4),
+      CF("b", ((const float[]){0, 0, 0, 1}), 1, 4)}, 3, a_groups2, 21, 3, {1, 4, 1}, {-1, 2, -3, 5}, 4},
+    {"gelu", "Gelu", {IF("x", ((const float[]){0, 1, -1, 2}), 1, 4)}, 1, a_none, 20, 1, {4},
+     {0, 0.84134475f, -0.15865525f, 1.9544997f}, 4},
+    {"gelu tanh", "Gelu", {IF("x", ((const float[]){0, 1, -1, 2}), 1, 4)}, 1, a_gelu_tanh, 20, 1, {4},
+     {0, 0.84119199f, -0.15880801f, 1.9545977f}, 4},
+    /* rearrangements */
+    {"depth to space DCR", "DepthToSpace", {IF("x", ((const float[]){0, 1, 2, 3, 4, 5, 6, 7}), 4, 1, 8, 1, 1)}, 1,
+     a_bs2, 13, 4, {1, 2, 2, 2}, {0, 2, 4, 6, 1, 3, 5, 7}, 8},
+    {"depth to space CRD", "DepthToSpace", {IF("x", ((const float[]){0, 1, 2, 3, 4, 5, 6, 7}), 4, 1, 8, 1, 1)}, 1,
+     a_bs2_crd, 13, 4, {1, 2, 2, 2}, {0, 1, 2, 3, 4, 5, 6, 7}, 8},
+    {"space to depth", "SpaceToDepth", {IF("x", ((const float[]){0, 1, 2, 3, 4, 5, 6, 7}), 4, 1, 2, 2, 2)}, 1, a_bs2,
+     13, 4, {1, 8, 1, 1}, {0, 4, 1, 5, 2, 6, 3, 7}, 8},
+    {"tile", "Tile", {IF("x", ((const float[]){1, 2}), 2, 2, 1), CI("r", ((const int64_t[]){2, 3}), 1, 2)}, 2, a_none,
+     13, 2, {4, 3}, {1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2}, 12},
+    {"upsample nearest input", "Upsample",
+     {IF("x", ((const float[]){1, 2}), 4, 1, 1, 1, 2), CF("sc", ((const float[]){1, 1, 2, 2}), 1, 4)}, 2, a_none, 9,
+     4, {1, 1, 2, 4}, {1, 1, 2, 2, 1, 1, 2, 2}, 8},
+    {"upsample linear attribute", "Upsample", {IF("x", ((const float[]){1, 2}), 4, 1, 1, 1, 2)}, 1, a_up_linear, 8,
+     4, {1, 1, 1, 4}, {1, 1.5f, 2, 2}, 4},
+    /* Einsum: matmul forms, with a constant weight (a layer) and both operands dynamic */
+    {"einsum bij,jk->bik", "Einsum", {IF("a", V4, 3, 2, 1, 2), CF("w", ((const float[]){1, 0, 0, -1}), 2, 2, 2)}, 2,
+     a_eq_bij, 12, 3, {2, 1, 2}, {1, -2, 3, -4}, 4},
+    {"einsum ...ij,kj->...ik", "Einsum",
+     {IF("a", V4, 3, 1, 2, 2), CF("w", ((const float[]){1, 0, 0, 1, 1, 1}), 2, 3, 2)}, 2, a_eq_ell, 12, 3, {1, 2, 3},
+     {1, 2, 3, 3, 4, 7}, 6},
+    {"einsum transposed output", "Einsum", {IF("a", V4, 2, 2, 2), CF("w", ((const float[]){1, 0, 0, 1}), 2, 2, 2)}, 2,
+     a_eq_ki, 12, 2, {2, 2}, {1, 3, 2, 4}, 4},
+    {"einsum implicit output", "Einsum", {IF("a", V4, 2, 2, 2), CF("w", ((const float[]){1, 1, 0, 1}), 2, 2, 2)}, 2,
+     a_eq_implicit, 12, 2, {2, 2}, {1, 3, 3, 7}, 4},
+    {"einsum batched dynamic", "Einsum",
+     {IF("a", V4, 4, 1, 2, 1, 2), IF("b", ((const float[]){1, 1, 1, -1}), 4, 1, 2, 2, 1)}, 2, a_eq_bh, 12, 4,
+     {1, 2, 1, 1}, {3, -1}, 2},
+    /* recurrences, S = 2, B = 1, I = H = 1 (values from the ONNX equations in double) */
+    {"lstm forward", "LSTM",
+     {IF("x", ((const float[]){1, -1}), 3, 2, 1, 1), CF("w", ((const float[]){0.5f, -0.5f, 1, 2}), 3, 1, 4, 1),
+      CF("r", ((const float[]){0.1f, 0.2f, 0.3f, -0.4f}), 3, 1, 4, 1)}, 3, a_none, 14, 4, {2, 1, 1, 1},
+     {0.20277631f, -0.12590281f}, 2},
+    {"gru forward", "GRU",
+     {IF("x", ((const float[]){1, -1}), 3, 2, 1, 1), CF("w", ((const float[]){0.5f, -0.5f, 1}), 3, 1, 3, 1),
+      CF("r", ((const float[]){0.1f, 0.2f, 0.3f}), 3, 1, 3, 1)}, 3, a_none, 14, 4, {2, 1, 1, 1},
+     {0.28753277f, -0.34360696f}, 2},
+    {"gru reverse linear_before_reset", "GRU",
+     {IF("x", ((const float[]){1, -1}), 3, 2, 1, 1), CF("w", ((const float[]){0.5f, -0.5f, 1}), 3, 1, 3, 1),
+      CF("r", ((const float[]){0.1f, 0.2f, 0.3f}), 3, 1, 3, 1)}, 3, a_gru_rev_lbr, 14, 4, {2, 1, 1, 1},
+     {-0.0022855136f, -0.47406139f}, 2},
 };
 
 static int test_ops(void)
@@ -726,6 +858,198 @@ static int test_int_ops(void)
     T_CHECK(out.type == MQ_ONNX_IO_I64 && ((int64_t *)out.data)[0] == -1 && ((int64_t *)out.data)[1] == 2 &&
             ((int64_t *)out.data)[2] == (int32_t)(uint32_t)3000000000u && ((int64_t *)out.data)[3] == 0);
     mq_onnx_io_release(&out, 1);
+    return T_PASS;
+}
+
+/* ArgMax and TopK (integer outputs, two outputs), the Einsum layer, and the new ops'
+ * refusals of bad attributes and forms. */
+static void a_argmax(struct pbw *n, const void *ctx)
+{
+    attr_int(n, "axis", 1);
+    attr_int(n, "keepdims", 0);
+    attr_int(n, "select_last_index", ctx != NULL);
+}
+
+/* x [2, 4] through TopK (K = k input, axis 1) to outputs v (values) and i (indices). */
+static int run_topk(bool largest, int64_t k, float *v, int64_t *idx)
+{
+    static const float xv[8] = {3, 1, 3, 2, -1, 5, 0, 5};
+    struct pbw g = {0}, m = {0};
+    value_info(&g, 11, "x", F32, 2, (int64_t[]){2, 4});
+    tensor_i64(&g, 5, "k", 1, (int64_t[]){1}, &k);
+    struct pbw n = node_begin("TopK", "x k", "v i");
+    attr_int(&n, "largest", largest);
+    pw_msg(&g, 1, &n);
+    value_info(&g, 12, "v", F32, 2, (int64_t[]){2, 2});
+    value_info(&g, 12, "i", I64, 2, (int64_t[]){2, 2});
+    model_finish(&m, &g, 11);
+    char path[4096];
+    int rc = write_file("topk.onnx", &m, path, sizeof(path));
+    free(m.b);
+    struct mq_model *model = NULL;
+    struct mq_onnx_exec *x = NULL;
+    struct mq_onnx_io in = {.name = "x", .type = MQ_ONNX_IO_F32, .n_dims = 2, .dims = {2, 4}, .data = (void *)xv}, out[2];
+    if (rc < 0 || (rc = mq_model_load(path, &model)) < 0 || (rc = mq_onnx_exec_new(model, NULL, NULL, &x)) < 0 ||
+        (rc = mq_onnx_exec_run(x, &in, 1, out, 2)) < 0)
+        goto done;
+    rc = out[0].type == MQ_ONNX_IO_F32 && out[1].type == MQ_ONNX_IO_I64 && io_count(&out[0]) == 4 &&
+                 io_count(&out[1]) == 4 ? MQ_OK : MQ_EINTERNAL;
+    if (rc == MQ_OK) {
+        memcpy(v, out[0].data, 4 * sizeof(float));
+        memcpy(idx, out[1].data, 4 * sizeof(int64_t));
+    }
+    mq_onnx_io_release(out, 2);
+done:
+    mq_onnx_exec_free(x);
+    mq_model_free(model);
+    return rc;
+}
+
+static int test_new_ops(void)
+{
+    struct mq_onnx_io out;
+    /* ArgMax along axis 1: ties to the first index, or the last with select_last_index */
+    const float av[6] = {1, 3, 3, 2, 0, 2};
+    struct t_in ai[] = {IF("x", av, 2, 2, 3)};
+    for (int last = 0; last < 2; last++) {
+        T_CHECK(run_op("ArgMax", ai, 1, a_argmax, last ? "" : NULL, 13, NULL, MQ_DTYPE_F32, &out, NULL) == MQ_OK);
+        const int64_t *r = out.data;
+        bool ok = out.type == MQ_ONNX_IO_I64 && out.n_dims == 1 && out.dims[0] == 2 &&
+                  r[0] == (last ? 2 : 1) && r[1] == (last ? 2 : 0);
+        mq_onnx_io_release(&out, 1);
+        T_CHECK_MSG(ok, "argmax select_last_index %d", last);
+    }
+    /* TopK: values and indices, ties in index order */
+    float v[4];
+    int64_t ix[4];
+    T_CHECK(run_topk(true, 2, v, ix) == MQ_OK);
+    T_CHECK(v[0] == 3 && v[1] == 3 && ix[0] == 0 && ix[1] == 2 && v[2] == 5 && v[3] == 5 && ix[2] == 1 && ix[3] == 3);
+    T_CHECK(run_topk(false, 2, v, ix) == MQ_OK);
+    T_CHECK(v[0] == 1 && v[1] == 2 && ix[0] == 1 && ix[1] == 3 && v[2] == -1 && v[3] == 0 && ix[2] == 0 && ix[3] == 2);
+    T_CHECK(run_topk(true, 5, v, ix) == MQ_EFORMAT); /* k past the axis */
+
+    /* Einsum with a constant operand is a GEMM layer with B's rows, and runs quantized */
+    struct t_rng rg = {.s = 7};
+    float a[2 * 3 * 64], w[8 * 64];
+    for (int k = 0; k < 2 * 3 * 64; k++)
+        a[k] = t_rng_float(&rg);
+    for (int k = 0; k < 8 * 64; k++)
+        w[k] = t_rng_float(&rg);
+    struct t_in ein[2] = {IF("a", a, 3, 2, 3, 64), CF("w", w, 2, 8, 64)};
+    struct mq_model *model = NULL;
+    struct mq_onnx_io ref, q8;
+    T_CHECK(run_op("Einsum", ein, 2, a_eq, "bsk,nk->bsn", 12, NULL, MQ_DTYPE_F32, &ref, &model) == MQ_OK);
+    T_CHECK(model->n_layers == 1 && model->layers[0].n_in == 64 && model->layers[0].n_out == 8 &&
+            model->layers[0].role == MQ_ROLE_GEMM && ((const float *)model->layers[0].src_data)[65] == w[65]);
+    mq_model_free(model);
+    T_CHECK(run_op("Einsum", ein, 2, a_eq, "bsk,nk->bsn", 12, "cpu", MQ_DTYPE_Q8_0, &q8, NULL) == MQ_OK);
+    double e8 = 0, scale = 0, e_ref = 0;
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 8; j++) {
+            double acc = 0;
+            for (int k = 0; k < 64; k++)
+                acc += (double)a[i * 64 + k] * w[j * 64 + k];
+            e_ref = fmax(e_ref, fabs(((float *)ref.data)[i * 8 + j] - acc));
+            e8 = fmax(e8, fabs(((float *)q8.data)[i * 8 + j] - acc));
+            scale = fmax(scale, fabs(acc));
+        }
+    mq_onnx_io_release(&ref, 1);
+    mq_onnx_io_release(&q8, 1);
+    T_CHECK_MSG(e_ref < 1e-5 * scale && e8 > 0 && e8 < 0.02 * scale, "einsum f32 error %g, q8_0 %g at %g", e_ref, e8,
+                scale);
+    /* a constant B with a batch label is no layer: the host multiplies it */
+    struct t_in eb[2] = {IF("a", a, 3, 2, 3, 64), CF("w", w, 3, 2, 4, 64)};
+    T_CHECK(run_op("Einsum", eb, 2, a_eq, "bsk,bnk->bsn", 12, NULL, MQ_DTYPE_F32, &ref, &model) == MQ_OK);
+    T_CHECK(model->n_layers == 0 && ref.n_dims == 3 && ref.dims[2] == 4);
+    mq_model_free(model);
+    mq_onnx_io_release(&ref, 1);
+
+    /* LSTM: W and R are two GEMM layers, one group per direction; layout 1 is layout 0
+     * transposed */
+    float lx[3 * 2 * 2], lw[2 * 8 * 2], lr[2 * 8 * 2], lx1[2 * 3 * 2];
+    for (int k = 0; k < 12; k++)
+        lx[k] = t_rng_float(&rg);
+    for (int k = 0; k < 32; k++)
+        lw[k] = t_rng_float(&rg), lr[k] = t_rng_float(&rg);
+    for (int t = 0; t < 3; t++)
+        for (int bi = 0; bi < 2; bi++)
+            for (int i = 0; i < 2; i++)
+                lx1[(bi * 3 + t) * 2 + i] = lx[(t * 2 + bi) * 2 + i];
+    struct t_in l0[3] = {IF("x", lx, 3, 3, 2, 2), CF("w", lw, 3, 2, 8, 2), CF("r", lr, 3, 2, 8, 2)};
+    struct t_in l1[3] = {IF("x", lx1, 3, 2, 3, 2), CF("w", lw, 3, 2, 8, 2), CF("r", lr, 3, 2, 8, 2)};
+    struct mq_onnx_io y0, y1;
+    T_CHECK(run_op("LSTM", l0, 3, a_bidir, NULL, 14, NULL, MQ_DTYPE_F32, &y0, &model) == MQ_OK);
+    T_CHECK(model->n_layers == 2 && !strcmp(model->layers[0].name, "w") && !strcmp(model->layers[1].name, "r") &&
+            model->layers[0].n_in == 2 && model->layers[0].n_out == 16 && model->layers[1].n_in == 2 &&
+            model->layers[1].role == MQ_ROLE_GEMM);
+    mq_model_free(model);
+    T_CHECK(run_op("LSTM", l1, 3, a_bidir, "", 14, NULL, MQ_DTYPE_F32, &y1, NULL) == MQ_OK);
+    bool same = y0.n_dims == 4 && y1.n_dims == 4 && y0.dims[0] == 3 && y1.dims[0] == 2 && y1.dims[1] == 3;
+    for (int t = 0; same && t < 3; t++)
+        for (int d = 0; d < 2; d++)
+            for (int bi = 0; bi < 2; bi++)
+                for (int j = 0; j < 2; j++)
+                    same &= ((float *)y0.data)[((t * 2 + d) * 2 + bi) * 2 + j] ==
+                            ((float *)y1.data)[((bi * 3 + t) * 2 + d) * 2 + j];
+    mq_onnx_io_release(&y0, 1);
+    mq_onnx_io_release(&y1, 1);
+    T_CHECK_MSG(same, "LSTM layout 1 differs from layout 0 transposed");
+
+    /* refusals: one error line each, at load (the shape pass) */
+    static const float x8[8] = {0};
+    struct {
+        const char *what, *op;
+        struct t_in in[3];
+        int n_in;
+        void (*attrs)(struct pbw *, const void *);
+        const char *actx;
+        int opset, want;
+    } bad[] = {
+        {"einsum one operand", "Einsum", {IF("a", V4, 2, 2, 2)}, 1, a_eq, "ij->ji", 12, MQ_EUNSUPPORTED},
+        {"einsum diagonal", "Einsum", {IF("a", V4, 2, 2, 2), IF("b", V4, 2, 2, 2)}, 2, a_eq, "ii,ij->ij", 12,
+         MQ_EUNSUPPORTED},
+        {"einsum sum over one operand", "Einsum", {IF("a", V4, 2, 2, 2), IF("b", V4, 2, 2, 2)}, 2, a_eq, "ij,jk->i", 12,
+         MQ_EUNSUPPORTED},
+        {"einsum three operands", "Einsum", {IF("a", V4, 1, 4), IF("b", V4, 1, 4), IF("c", V4, 1, 4)}, 3, a_eq,
+         "i,i,i->i", 12, MQ_EUNSUPPORTED},
+        {"einsum rank mismatch", "Einsum", {IF("a", V4, 2, 2, 2), IF("b", V4, 2, 2, 2)}, 2, a_eq, "ijk,jk->ik", 12,
+         MQ_EFORMAT},
+        {"einsum sizes differ", "Einsum", {IF("a", V4, 2, 2, 2), IF("b", V4, 2, 4, 1)}, 2, a_eq, "ij,jk->ik", 12,
+         MQ_EFORMAT},
+        {"gelu approximate", "Gelu", {IF("x", V4, 1, 4)}, 1, a_kv, "approximate=fast", 20, MQ_EFORMAT},
+        {"depth to space no blocksize", "DepthToSpace", {IF("x", x8, 4, 1, 8, 1, 1)}, 1, a_none, NULL, 13, MQ_EFORMAT},
+        {"depth to space channels", "DepthToSpace", {IF("x", x8, 4, 1, 2, 2, 2)}, 1, a_bs2, NULL, 13, MQ_EFORMAT},
+        {"space to depth odd", "SpaceToDepth", {IF("x", x8, 4, 1, 8, 1, 1)}, 1, a_bs2, NULL, 13, MQ_EFORMAT},
+        {"group norm groups", "GroupNormalization",
+         {IF("x", x8, 3, 1, 4, 2), CF("s", V4, 1, 4), CF("b", V4, 1, 4)}, 3, a_none, NULL, 21, MQ_EFORMAT},
+        {"group norm scale size", "GroupNormalization",
+         {IF("x", x8, 3, 1, 4, 2), CF("s", V4, 1, 4), CF("b", V4, 1, 4)}, 3, a_groups2, NULL, 18, MQ_EFORMAT},
+        {"instance norm rank", "InstanceNormalization",
+         {IF("x", V4, 2, 2, 2), CF("s", V4, 1, 2), CF("b", V4, 1, 2)}, 3, a_none, NULL, 13, MQ_EFORMAT},
+        {"argmax axis", "ArgMax", {IF("x", V4, 1, 4)}, 1, a_argmax, NULL, 13, MQ_EFORMAT},
+        {"tile repeats count", "Tile", {IF("x", V4, 1, 4), CI("r", ((const int64_t[]){2, 2}), 1, 2)}, 2, a_none, NULL,
+         13, MQ_EFORMAT},
+        {"upsample below 1", "Upsample", {IF("x", V4, 4, 1, 1, 2, 2), CF("s", ((const float[]){1, 1, 0.5f, 1}), 1, 4)},
+         2, a_none, NULL, 9, MQ_EFORMAT},
+        {"upsample mode", "Upsample", {IF("x", V4, 4, 1, 1, 2, 2), CF("s", ((const float[]){1, 1, 2, 2}), 1, 4)}, 2,
+         a_kv, "mode=cubic", 9, MQ_EFORMAT},
+        {"lstm direction", "LSTM", {IF("x", V4, 3, 2, 1, 2), CF("w", x8, 3, 1, 4, 2), CF("r", V4, 3, 1, 4, 1)}, 3, a_kv,
+         "direction=sideways", 14, MQ_EFORMAT},
+        {"lstm activations", "LSTM", {IF("x", V4, 3, 2, 1, 2), CF("w", x8, 3, 1, 4, 2), CF("r", V4, 3, 1, 4, 1)}, 3,
+         a_kv, "activations=Relu", 14, MQ_EUNSUPPORTED},
+        {"gru weight shape", "GRU", {IF("x", V4, 3, 2, 1, 2), CF("w", x8, 3, 1, 4, 2), CF("r", V4, 3, 1, 4, 1)}, 3,
+         a_none, NULL, 14, MQ_EFORMAT},
+        {"max shapes", "Max", {IF("a", V4, 1, 4), IF("b", V6, 1, 6)}, 2, a_none, NULL, 13, MQ_EFORMAT},
+        {"sum of integers", "Sum", {IF("a", V4, 1, 4), CI("b", ((const int64_t[]){1}), 1, 1)}, 2, a_none, NULL, 13,
+         MQ_EFORMAT},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = run_op(bad[i].op, bad[i].in, bad[i].n_in, bad[i].attrs, bad[i].actx, bad[i].opset, NULL, MQ_DTYPE_F32,
+                        &out, NULL);
+        if (rc == MQ_OK)
+            mq_onnx_io_release(&out, 1);
+        T_CHECK_MSG(rc == bad[i].want, "%s: got %d, want %d", bad[i].what, rc, bad[i].want);
+    }
     return T_PASS;
 }
 
@@ -1303,6 +1627,7 @@ const struct mq_test onnx_tests[] = {
     {"onnx/graph-errors", test_graph_errors},
     {"onnx/ops", test_ops},
     {"onnx/int-ops", test_int_ops},
+    {"onnx/new-ops", test_new_ops},
     {"onnx/conv-vs-direct", test_conv},
     {"onnx/quantized-layer", test_quantized_layer},
     {"onnx/if-and-runner", test_if_and_runner},
