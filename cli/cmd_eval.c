@@ -100,6 +100,12 @@ static int eval_llama(const struct mq_model *m, const struct mq_plan *plan, stru
         printf("kl        mean %.6f +/- %.6f, median %.6f, p99 %.6f, max %.6f\n", r.kl_mean, r.kl_stderr,
                r.kl_median, r.kl_p99, r.kl_max);
         printf("same top  %.2f%%\n", 100.0 * r.top1_agree);
+    } else if (want_kl && is_ref_plan) {
+        /* every layer as the reference stores it: the same bytes through the same kernels,
+         * so the KL is 0 by construction (no second pass to show it) */
+        printf("ref ppl   %.4f (%s: this plan), ratio 1.0000\n", r.ppl, ref->label);
+        printf("kl        mean 0.000000 +/- 0.000000, median 0.000000, p99 0.000000, max 0.000000 (the plan is the reference)\n");
+        printf("same top  100.00%%\n");
     }
     double tokens_evaluated = (double)(r.n_chunks * n_ctx);
     char b2[32] = "";
