@@ -276,10 +276,6 @@ int be_alloc(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, int
 int be_lend(struct be_backend *be, const void *base, size_t size);
 /* Withdraws a lent range (no-op when it is not lent): later uploads from it copy. */
 void be_unlend(struct be_backend *be, const void *base);
-/* Drops the resident pages wholly inside [src, src + n) when that lies in a lent range
- * (a no-op otherwise, and for n below a page): for callers that converted weights out of
- * the mapping and uploaded the result, so the source is not resident beside the copy. */
-void be_lent_release(struct be_backend *be, const void *src, size_t n);
 
 /* Sets t's type and shape and uploads weights from host memory (ggml layout) for `use`.
  * From inside a lent range (be_lend) the tensor may borrow the source instead of copying

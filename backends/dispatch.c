@@ -4,12 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "core/pages.h"
 #include "core/status.h"
 
 static const char *const op_names[BE_OP_COUNT] = {
@@ -179,24 +179,6 @@ static bool in_lent(const struct be_backend *be, const void *src, size_t n)
     return false;
 }
 
-/* Whole pages inside [src, src + n); returns the bytes released. */
-static size_t release_pages(const void *src, size_t n)
-{
-    long ps = sysconf(_SC_PAGESIZE);
-    size_t page = ps > 0 ? (size_t)ps : 4096;
-    uintptr_t lo = ((uintptr_t)src + page - 1) / page * page, hi = ((uintptr_t)src + n) / page * page;
-    if (hi <= lo)
-        return 0;
-    /* a failure leaves the pages resident: correct, only larger */
-    return madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0 ? hi - lo : 0;
-}
-
-void be_lent_release(struct be_backend *be, const void *src, size_t n)
-{
-    if (src && in_lent(be, src, n))
-        be->released_bytes += release_pages(src, n);
-}
-
 int be_upload(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, int n_dims,
               const int64_t *ne, const void *src, enum be_use use)
 {
@@ -220,7 +202,7 @@ int be_upload(struct be_backend *be, struct be_tensor *t, enum mq_dtype type, in
         MQ_ASSERT(lent && t->data == src);
         be->borrowed_bytes += t->nbytes;
     } else if (lent) {
-        be->released_bytes += release_pages(src, t->nbytes);
+        be->released_bytes += mq_pages_release(src, t->nbytes);
     }
     if (be->upload_hook)
         be->upload_hook(be->upload_hook_arg, t->nbytes);

@@ -12,10 +12,10 @@
 
 #define MAX_PARTS 3 /* row ranges of a fused layer: attn_qkv's Q, K, V; phi3's gate, up */
 
-/* A block's glue on the backend (F32 vectors; unused ones stay unallocated). */
+/* A block's glue on the backend, indexed by enum mq_glue (F32 vectors; absent ones stay
+ * unallocated; a fused Q/K/V bias is split into the three bias slots). */
 struct block_glue {
-    struct be_tensor attn_norm, ffn_norm, q_norm, k_norm, attn_post_norm, ffn_post_norm;
-    struct be_tensor bias[3]; /* Q, K, V (a fused bias is split the same way) */
+    struct be_tensor t[MQ_GLUE_COUNT];
 };
 
 struct mq_llama {
@@ -121,22 +121,18 @@ static int upload_norm(struct mq_llama *l, const struct mq_gguf_tensor *src, str
 static int upload_glue(struct mq_llama *l, int b)
 {
     const struct mq_model *m = l->m;
-    const struct mq_block *bk = &m->blocks[b];
-    struct block_glue *gl = &l->glue[b];
+    const struct mq_gguf_tensor *const *src = m->blocks[b].glue;
+    struct be_tensor *gl = l->glue[b].t;
     int rc;
-    if ((rc = upload_norm(l, bk->attn_norm, &gl->attn_norm)) < 0 ||
-        (rc = upload_norm(l, bk->ffn_norm, &gl->ffn_norm)) < 0 ||
-        (rc = upload_norm(l, bk->attn_q_norm, &gl->q_norm)) < 0 ||
-        (rc = upload_norm(l, bk->attn_k_norm, &gl->k_norm)) < 0 ||
-        (rc = upload_norm(l, bk->attn_post_norm, &gl->attn_post_norm)) < 0 ||
-        (rc = upload_norm(l, bk->ffn_post_norm, &gl->ffn_post_norm)) < 0)
-        return rc;
+    for (int k = 0; k < MQ_GLUE_BIAS_Q; k++)
+        if ((rc = upload_norm(l, src[k], &gl[k])) < 0)
+            return rc;
     int64_t Q = m->hp.head_dim * m->hp.n_head, KV = m->hp.head_dim * m->hp.n_head_kv;
     int64_t rows[3] = {Q, KV, KV}, first = 0;
     bool fused = m->block_layer[b * MQ_ROLE_COUNT + MQ_ROLE_ATTN_QKV] >= 0;
     for (int k = 0; k < 3; k++) {
-        const struct mq_gguf_tensor *src = fused ? bk->bias[0] : bk->bias[k];
-        if ((rc = upload_vector(l, src, fused ? first : 0, rows[k], &gl->bias[k])) < 0)
+        const struct mq_gguf_tensor *bias = src[fused ? MQ_GLUE_BIAS_Q : MQ_GLUE_BIAS_Q + k];
+        if ((rc = upload_vector(l, bias, fused ? first : 0, rows[k], &gl[MQ_GLUE_BIAS_Q + k])) < 0)
             return rc;
         first += rows[k];
     }
@@ -232,14 +228,9 @@ void mq_llama_free(struct mq_llama *l)
             for (int k = 0; k < MAX_PARTS; k++)
                 be_free(l->be, &l->w[i][k]);
     for (int b = 0; b < hp->n_layer; b++) {
-        if (l->glue) {
-            struct block_glue *gl = &l->glue[b];
-            struct be_tensor *ts[] = {&gl->attn_norm, &gl->ffn_norm, &gl->q_norm, &gl->k_norm,
-                                      &gl->attn_post_norm, &gl->ffn_post_norm, &gl->bias[0], &gl->bias[1],
-                                      &gl->bias[2]};
-            for (size_t k = 0; k < sizeof(ts) / sizeof(ts[0]); k++)
-                be_free(l->be, ts[k]);
-        }
+        if (l->glue)
+            for (int k = 0; k < MQ_GLUE_COUNT; k++)
+                be_free(l->be, &l->glue[b].t[k]);
         if (l->k_cache)
             be_free(l->be, &l->k_cache[b]);
         if (l->v_cache)
@@ -373,7 +364,7 @@ static int block_attention(struct mq_llama *l, int b, int64_t n, int64_t pos0, s
     const struct mq_model *m = l->m;
     const struct mq_hparams *hp = &m->hp;
     const int *bl = &m->block_layer[b * MQ_ROLE_COUNT];
-    struct block_glue *gl = &l->glue[b];
+    struct be_tensor *gl = l->glue[b].t;
     int64_t D = hp->head_dim, H = hp->n_head, Hkv = hp->n_head_kv;
     struct be_tensor q = cols(&l->q, n), attn = cols(&l->attn, n), kc, vc;
     int rc;
@@ -389,9 +380,10 @@ static int block_attention(struct mq_llama *l, int b, int64_t n, int64_t pos0, s
         MATMUL(bl[MQ_ROLE_ATTN_V], h, &vc);
     }
     for (int k = 0; k < 3; k++)
-        if (gl->bias[k].data)
-            RUN(.op = BE_OP_ADD, .src = {qkv[k], &gl->bias[k]}, .dst = qkv[k]);
-    if (gl->q_norm.data && ((rc = head_norm(l, &q, D, &gl->q_norm)) < 0 || (rc = head_norm(l, &kc, D, &gl->k_norm)) < 0))
+        if (gl[MQ_GLUE_BIAS_Q + k].data)
+            RUN(.op = BE_OP_ADD, .src = {qkv[k], &gl[MQ_GLUE_BIAS_Q + k]}, .dst = qkv[k]);
+    if (gl[MQ_GLUE_Q_NORM].data && ((rc = head_norm(l, &q, D, &gl[MQ_GLUE_Q_NORM])) < 0 ||
+                                    (rc = head_norm(l, &kc, D, &gl[MQ_GLUE_K_NORM])) < 0))
         return rc;
     bool swa = m->blocks[b].swa;
     float theta = swa ? hp->rope_theta_swa : hp->rope_theta;
@@ -408,8 +400,8 @@ static int block_attention(struct mq_llama *l, int b, int64_t n, int64_t pos0, s
                         .window = swa ? hp->n_swa : 0,
                         .softcap = hp->attn_softcap});
     MATMUL(bl[MQ_ROLE_ATTN_OUTPUT], &attn, o);
-    if (gl->attn_post_norm.data)
-        RUN(.op = BE_OP_RMSNORM, .src = {o, &gl->attn_post_norm}, .dst = o, .p.rmsnorm.eps = hp->norm_eps);
+    if (gl[MQ_GLUE_ATTN_POST_NORM].data)
+        RUN(.op = BE_OP_RMSNORM, .src = {o, &gl[MQ_GLUE_ATTN_POST_NORM]}, .dst = o, .p.rmsnorm.eps = hp->norm_eps);
     return MQ_OK;
 }
 
@@ -430,8 +422,9 @@ static int block_ffn(struct mq_llama *l, int b, int64_t n, struct be_tensor *h, 
     }
     RUN(.op = m->arch_row->act == MQ_FFN_GELU ? BE_OP_GEGLU : BE_OP_SWIGLU, .src = {&g, &u}, .dst = &g);
     MATMUL(bl[MQ_ROLE_FFN_DOWN], &g, o);
-    if (l->glue[b].ffn_post_norm.data)
-        RUN(.op = BE_OP_RMSNORM, .src = {o, &l->glue[b].ffn_post_norm}, .dst = o, .p.rmsnorm.eps = hp->norm_eps);
+    struct be_tensor *post = &l->glue[b].t[MQ_GLUE_FFN_POST_NORM];
+    if (post->data)
+        RUN(.op = BE_OP_RMSNORM, .src = {o, post}, .dst = o, .p.rmsnorm.eps = hp->norm_eps);
     return MQ_OK;
 }
 
@@ -458,11 +451,11 @@ int mq_llama_decode(struct mq_llama *l, const int32_t *tokens, int64_t n, int64_
     if (hp->embd_scale != 1.0f)
         RUN(.op = BE_OP_SCALE, .src = {&x}, .dst = &x, .p.scale.s = hp->embd_scale);
     for (int b = 0; b < hp->n_layer; b++) {
-        RUN(.op = BE_OP_RMSNORM, .src = {&x, &l->glue[b].attn_norm}, .dst = &h, .p.rmsnorm.eps = hp->norm_eps);
+        RUN(.op = BE_OP_RMSNORM, .src = {&x, &l->glue[b].t[MQ_GLUE_ATTN_NORM]}, .dst = &h, .p.rmsnorm.eps = hp->norm_eps);
         if ((rc = block_attention(l, b, n, pos0, &h, &o)) < 0)
             return rc;
         RUN(.op = BE_OP_ADD, .src = {&x, &o}, .dst = &x);
-        RUN(.op = BE_OP_RMSNORM, .src = {&x, &l->glue[b].ffn_norm}, .dst = &h, .p.rmsnorm.eps = hp->norm_eps);
+        RUN(.op = BE_OP_RMSNORM, .src = {&x, &l->glue[b].t[MQ_GLUE_FFN_NORM]}, .dst = &h, .p.rmsnorm.eps = hp->norm_eps);
         if ((rc = block_ffn(l, b, n, &h, &o)) < 0)
             return rc;
         RUN(.op = BE_OP_ADD, .src = {&x, &o}, .dst = &x);

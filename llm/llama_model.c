@@ -246,34 +246,34 @@ static int build_block(struct mq_model *m, bool *used, int b)
     const struct mq_hparams *hp = &m->hp;
     uint32_t flags = m->arch_row->flags;
     int64_t E = hp->n_embd, D = hp->head_dim, Q = D * hp->n_head, KV = D * hp->n_head_kv, F = hp->n_ff;
-    struct mq_block *bk = &m->blocks[b];
-    const struct mq_gguf_tensor *t;
+    const struct mq_gguf_tensor **gl = m->blocks[b].glue, *t;
     int rc;
-    if ((rc = want_block(m, used, b, "attn_norm", "weight", E, 0, true, &bk->attn_norm)) < 0 ||
+    if ((rc = want_block(m, used, b, "attn_norm", "weight", E, 0, true, &gl[MQ_GLUE_ATTN_NORM])) < 0 ||
         (rc = block_layer(m, used, b, MQ_ROLE_ATTN_QKV, E, Q + 2 * KV, false, &t)) < 0)
         return rc;
     if (t) { /* fused Q, K, V rows */
-        if ((rc = want_block(m, used, b, "attn_qkv", "bias", Q + 2 * KV, 0, false, &bk->bias[0])) < 0)
+        if ((rc = want_block(m, used, b, "attn_qkv", "bias", Q + 2 * KV, 0, false, &gl[MQ_GLUE_BIAS_Q])) < 0)
             return rc;
     } else {
         static const enum mq_layer_role qkv[3] = {MQ_ROLE_ATTN_Q, MQ_ROLE_ATTN_K, MQ_ROLE_ATTN_V};
         for (int k = 0; k < 3; k++) {
             int64_t rows = k == 0 ? Q : KV;
             if ((rc = block_layer(m, used, b, qkv[k], E, rows, true, &t)) < 0 ||
-                (rc = want_block(m, used, b, mq_layer_role_name(qkv[k]), "bias", rows, 0, false, &bk->bias[k])) < 0)
+                (rc = want_block(m, used, b, mq_layer_role_name(qkv[k]), "bias", rows, 0, false,
+                                 &gl[MQ_GLUE_BIAS_Q + k])) < 0)
                 return rc;
         }
     }
     if ((flags & MQ_ARCH_QK_NORM) &&
-        ((rc = want_block(m, used, b, "attn_q_norm", "weight", D, 0, true, &bk->attn_q_norm)) < 0 ||
-         (rc = want_block(m, used, b, "attn_k_norm", "weight", D, 0, true, &bk->attn_k_norm)) < 0))
+        ((rc = want_block(m, used, b, "attn_q_norm", "weight", D, 0, true, &gl[MQ_GLUE_Q_NORM])) < 0 ||
+         (rc = want_block(m, used, b, "attn_k_norm", "weight", D, 0, true, &gl[MQ_GLUE_K_NORM])) < 0))
         return rc;
     if ((rc = block_layer(m, used, b, MQ_ROLE_ATTN_OUTPUT, Q, E, true, &t)) < 0 ||
-        (rc = want_block(m, used, b, "ffn_norm", "weight", E, 0, true, &bk->ffn_norm)) < 0)
+        (rc = want_block(m, used, b, "ffn_norm", "weight", E, 0, true, &gl[MQ_GLUE_FFN_NORM])) < 0)
         return rc;
     if ((flags & MQ_ARCH_POST_NORMS) &&
-        ((rc = want_block(m, used, b, "post_attention_norm", "weight", E, 0, true, &bk->attn_post_norm)) < 0 ||
-         (rc = want_block(m, used, b, "post_ffw_norm", "weight", E, 0, true, &bk->ffn_post_norm)) < 0))
+        ((rc = want_block(m, used, b, "post_attention_norm", "weight", E, 0, true, &gl[MQ_GLUE_ATTN_POST_NORM])) < 0 ||
+         (rc = want_block(m, used, b, "post_ffw_norm", "weight", E, 0, true, &gl[MQ_GLUE_FFN_POST_NORM])) < 0))
         return rc;
     if (flags & MQ_ARCH_FUSED_GATE_UP) {
         if ((rc = block_layer(m, used, b, MQ_ROLE_FFN_UP, E, 2 * F, true, &t)) < 0)

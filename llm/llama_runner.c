@@ -140,12 +140,8 @@ static uint64_t glue_bytes(const struct mq_model *m)
 {
     uint64_t n = (uint64_t)m->hp.n_embd; /* output_norm */
     for (int64_t b = 0; b < m->hp.n_layer; b++) {
-        const struct mq_block *bk = &m->blocks[b];
-        const struct mq_gguf_tensor *ts[] = {bk->attn_norm,      bk->ffn_norm,      bk->attn_q_norm,
-                                             bk->attn_k_norm,    bk->attn_post_norm, bk->ffn_post_norm,
-                                             bk->bias[0],        bk->bias[1],       bk->bias[2]};
-        for (size_t k = 0; k < sizeof(ts) / sizeof(ts[0]); k++)
-            n += ts[k] ? (uint64_t)ts[k]->n_elems : 0;
+        for (int k = 0; k < MQ_GLUE_COUNT; k++)
+            n += m->blocks[b].glue[k] ? (uint64_t)m->blocks[b].glue[k]->n_elems : 0;
     }
     return 4 * n;
 }
@@ -179,7 +175,7 @@ static void llama_describe(const struct mq_model *m, FILE *f)
     const struct mq_arch *a = m->arch_row;
     fprintf(f, "block         %s gate%s%s%s%s", a->act == MQ_FFN_GELU ? "gelu" : "silu",
             (a->flags & MQ_ARCH_QK_NORM) ? ", q/k head norms" : "", (a->flags & MQ_ARCH_POST_NORMS) ? ", post norms" : "",
-            hp->embd_scale != 1.0f ? ", embeddings scaled" : "", m->blocks[0].bias[0] || m->blocks[0].bias[1] ? ", q/k/v biases" : "");
+            hp->embd_scale != 1.0f ? ", embeddings scaled" : "", m->blocks[0].glue[MQ_GLUE_BIAS_Q] ? ", q/k/v biases" : "");
     if (hp->attn_softcap > 0 || hp->final_softcap > 0)
         fprintf(f, ", soft caps attention %g final %g", (double)hp->attn_softcap, (double)hp->final_softcap);
     if (hp->n_swa > 0) {

@@ -5,12 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "backends/backend.h"
+#include "core/pages.h"
 #include "core/status.h"
 
+#include "core/pages.h"
 #include "core/status.h"
 #include "gguf/gguf.h"
 #include "model/loader.h"
@@ -135,11 +135,7 @@ void mq_model_release_layer(const struct mq_model *m, int i)
     size_t n = m->layers[i].src_nbytes;
     if (src < base || src > base + m->gguf->mapping_size || n > (size_t)(base + m->gguf->mapping_size - src))
         return; /* not in the mapping (converted at load) */
-    long ps = sysconf(_SC_PAGESIZE);
-    uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096;
-    uintptr_t lo = ((uintptr_t)src + page - 1) / page * page, hi = ((uintptr_t)src + n) / page * page;
-    if (hi > lo)
-        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    (void)mq_pages_release(src, n);
 }
 
 static void upload_step(void *arg, size_t nbytes)
@@ -172,9 +168,8 @@ void mq_upload_progress_end(struct mq_upload_progress *u)
 
 void mq_model_drop_pages(const struct mq_model *m)
 {
-    /* a failure leaves the pages resident: correct, only larger */
     if (m->gguf && m->gguf->mapping)
-        (void)madvise(m->gguf->mapping, m->gguf->mapping_size, MADV_DONTNEED);
+        (void)mq_pages_release(m->gguf->mapping, m->gguf->mapping_size);
 }
 
 int mq_model_load_shaped(const char *path, const struct mq_input_shapes *shapes, struct mq_model **out)

@@ -104,14 +104,23 @@ struct mq_hparams {
     float rope_freq_scale_swa;
 };
 
-/* A block's glue tensors (F32 or any float type, borrowed from the GGUF): the norm weights
- * every architecture has, and those only some have (NULL where absent). */
+/* A block's glue tensors: the norm weights every architecture has, and those only some
+ * have. The forward pass keeps them as F32 vectors in the same order. */
+enum mq_glue {
+    MQ_GLUE_ATTN_NORM,      /* [n_embd] */
+    MQ_GLUE_FFN_NORM,       /* [n_embd] */
+    MQ_GLUE_Q_NORM,         /* [head_dim] per-head norms (qwen3, gemma3) */
+    MQ_GLUE_K_NORM,
+    MQ_GLUE_ATTN_POST_NORM, /* [n_embd] (gemma2, gemma3) */
+    MQ_GLUE_FFN_POST_NORM,
+    MQ_GLUE_BIAS_Q,         /* [its rows]; a fused attn_qkv's bias [Q + 2 KV] is here alone */
+    MQ_GLUE_BIAS_K,
+    MQ_GLUE_BIAS_V,
+    MQ_GLUE_COUNT
+};
+
 struct mq_block {
-    const struct mq_gguf_tensor *attn_norm, *ffn_norm;           /* [n_embd] */
-    const struct mq_gguf_tensor *attn_q_norm, *attn_k_norm;      /* [head_dim] */
-    const struct mq_gguf_tensor *attn_post_norm, *ffn_post_norm; /* [n_embd] */
-    /* biases of Q, K, V [their rows], or of the fused attn_qkv in bias[0] */
-    const struct mq_gguf_tensor *bias[3];
+    const struct mq_gguf_tensor *glue[MQ_GLUE_COUNT]; /* borrowed from the GGUF; NULL: absent */
     bool swa; /* attends over the last n_swa positions only */
 };
 

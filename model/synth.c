@@ -473,13 +473,8 @@ static int synth_file_build(const struct mq_synth_config *c, const struct mq_syn
         f->ones[i] = 1.0f;
     if (qwen2) { /* uniform in +-0.5, splitmix64 from the seed */
         uint64_t x = o->seed ^ 0x62696173ULL;
-        for (int64_t i = 0; i < c->n_layer * (Q + 2 * KV); i++) {
-            uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
-            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-            z ^= z >> 31;
-            f->biases[i] = (float)((double)(z >> 11) / 9007199254740992.0 - 0.5);
-        }
+        for (int64_t i = 0; i < c->n_layer * (Q + 2 * KV); i++)
+            f->biases[i] = (float)((double)(splitmix64(&x) >> 11) / 9007199254740992.0 - 0.5);
     }
 
     double stddev = o->stddev > 0.0 ? o->stddev : SYNTH_DEFAULT_STDDEV;

@@ -69,8 +69,9 @@ fi
 
 fail=0
 # the ops' models: tests/interop/make-onnx-ops.py writes them with the onnx package, pinned
-# as check-ort-recipe.sh pins it
-if ! PYTHONPATH=$ORT_DIR:$TOOLS_DIR "$PYTHON" -c 'import onnx' 2>/dev/null; then
+# as check-ort-recipe.sh pins it (the test imports onnx.helper: run from here, a bare `import onnx`
+# finds the repository's onnx/ folder as a namespace package and succeeds without the package)
+if ! PYTHONPATH=$ORT_DIR:$TOOLS_DIR "$PYTHON" -c 'import onnx.helper' 2>/dev/null; then
     rm -rf "$TOOLS_DIR.tmp"
     if ! "$PYTHON" -m pip install -q --disable-pip-version-check --no-warn-script-location --timeout 30 \
         --target "$TOOLS_DIR.tmp" "onnx==1.23.2" "onnx-ir==1.1.0" >"$tmp/pip.log" 2>&1; then

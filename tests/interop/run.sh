@@ -151,15 +151,13 @@ cases=(
 )
 # every architecture of llm/arch.h: its synthetic model (f32, random weights, the shapes and
 # options tests/golden/arch/manifest gives) against llama.cpp, live
-while read -r arch head_dim window stddev seed ctx chunks; do
-    case "$arch" in '#'* | '') continue ;; esac
-    opts=()
-    [ "$head_dim" != 0 ] && opts+=(--head-dim "$head_dim")
-    [ "$window" != 0 ] && opts+=(--sliding-window "$window")
-    "$MIXQ" -q synth --arch "$arch" --params tiny --type f32 --stddev "$stddev" --seed "$seed" "${opts[@]}" \
-        -o "$cache/synth-$arch.gguf" >/dev/null || bad "mixq synth --arch $arch"
-    cases+=("$cache/synth-$arch.gguf f32 $ctx $chunks 1e-3 1e-4 synth-$arch-f32")
-done <tests/golden/arch/manifest
+if MIXQ=$MIXQ scripts/make-arch-golden --models "$cache" >"$tmp/synth.list"; then
+    while read -r path ctx chunks; do
+        cases+=("$path f32 $ctx $chunks 1e-3 1e-4 $(basename "$path" .gguf)-f32")
+    done <"$tmp/synth.list"
+else
+    bad "scripts/make-arch-golden --models: the synthetic models could not be written"
+fi
 [ -n "$QWEN" ] && cases+=("$QWEN source 512 2 2e-2 1.5e-2 qwen2.5-1.5b-as-shipped")
 preset() { # SRC PRESET OUT: llama-quantize's preset, as users make it
     [ -f "$3" ] && return 0

@@ -199,9 +199,9 @@ static int check_structure(const struct mq_model *m, const struct arch_case *c)
         const struct mq_block *bk = &m->blocks[b];
         T_CHECK((bl[MQ_ROLE_ATTN_QKV] >= 0) == fused && (bl[MQ_ROLE_ATTN_Q] >= 0) == !fused);
         T_CHECK((bl[MQ_ROLE_FFN_GATE] >= 0) == !(a->flags & MQ_ARCH_FUSED_GATE_UP));
-        T_CHECK((bk->bias[0] != NULL) == qwen2 && (bk->bias[2] != NULL) == qwen2);
-        T_CHECK((bk->attn_q_norm != NULL) == !!(a->flags & MQ_ARCH_QK_NORM));
-        T_CHECK((bk->ffn_post_norm != NULL) == !!(a->flags & MQ_ARCH_POST_NORMS));
+        T_CHECK((bk->glue[MQ_GLUE_BIAS_Q] != NULL) == qwen2 && (bk->glue[MQ_GLUE_BIAS_V] != NULL) == qwen2);
+        T_CHECK((bk->glue[MQ_GLUE_Q_NORM] != NULL) == !!(a->flags & MQ_ARCH_QK_NORM));
+        T_CHECK((bk->glue[MQ_GLUE_FFN_POST_NORM] != NULL) == !!(a->flags & MQ_ARCH_POST_NORMS));
         /* gemma2 slides every second layer, gemma3 five of six */
         T_CHECK(bk->swa == (c->window > 0 && b % a->swa_pattern < a->swa_pattern - 1));
     }
