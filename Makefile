@@ -188,6 +188,10 @@ $(BUILD)/obj/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+# the Gram matrices' accumulation and the compensated quantization's updates: loops over
+# independent elements that -O2's very cheap cost model leaves scalar (no reassociation:
+# the same results either way)
+$(BUILD)/obj/model/imatrix.o $(BUILD)/obj/core/compensate.o: CFLAGS += -fvect-cost-model=dynamic
 $(BUILD)/obj/backends/cpu/kern_avx2.o: CFLAGS += $(AVX2_FLAGS) $(KERN_SAN_FLAGS)
 $(BUILD)/obj/backends/cpu/kern_avx512.o: CFLAGS += $(AVX512_FLAGS) $(KERN_SAN_FLAGS)
 $(BUILD)/obj/backends/cpu/kern_avx512vnni.o: backends/cpu/kern_avx512.c
@@ -271,7 +275,8 @@ PLUGIN_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) -f
 CUDA_PLUGIN := $(BUILD)/plugins/libmixq-cuda.so
 CUDA_CU_OBJS := $(patsubst %.cu,$(BUILD)/plugin-obj/%.o,$(wildcard backends/cuda/*.cu))
 CUDA_C_OBJS := $(patsubst %.c,$(BUILD)/plugin-obj/%.o,$(wildcard backends/cuda/*.c) \
-                 core/status.c core/dtype.c core/dtype_kquants.c core/dtype_quant.c)
+                 core/status.c core/dtype.c core/dtype_kquants.c core/dtype_quant.c \
+                 core/compensate.c)
 all: $(CUDA_PLUGIN)
 # the tests and the benchmark use the plugin where a GPU is usable
 check-unit check-cli bench-cuda: $(CUDA_PLUGIN)

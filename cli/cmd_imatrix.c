@@ -19,7 +19,7 @@ static void imatrix_usage(FILE *f)
 {
     fprintf(f,
             "usage: mixq imatrix MODEL.gguf [--text FILE] [--ctx N] [--chunks N] [--process-output]\n"
-            "                   [-o FILE] [options]\n\n"
+            "                   [--gram] [-o FILE] [options]\n\n"
             "Computes the model's importance matrix the way llama-imatrix does: the model runs\n"
             "in full precision (its weights dequantized to f32) over the calibration text, cut\n"
             "into chunks of --ctx tokens (each starting a new sequence, with BOS in front when\n"
@@ -35,6 +35,11 @@ static void imatrix_usage(FILE *f)
             "  --chunks N         run only the first N chunks (default: every whole chunk)\n"
             "  --process-output   also collect output.weight (llama-imatrix --process-output;\n"
             "                     a tied output, token_embd.weight, is never collected)\n"
+            "  --gram             also the Gram matrices of the layers' inputs (sums of x x^T,\n"
+            "                     tensors NAME.in_gram, which llama.cpp's loader skips): with them\n"
+            "                     'mixq quantize --imatrix FILE' quantizes with error compensation\n"
+            "                     (see 'mixq tune --help'); layer inputs of at most %d values,\n"
+            "                     %lld values in all (over that: none, said once)\n"
             "  -o, --output FILE  the imatrix to write (default %s)\n"
             "  --backend NAME     backend to run on (default cpu; see 'mixq backends')\n"
             "  --threads N        threads (default: all online CPUs)\n"
@@ -43,7 +48,8 @@ static void imatrix_usage(FILE *f)
             "                     dynamic dimension other than the batch\n"
             "  -v, -q             more or fewer messages\n"
             "  --help             this text\n",
-            MQ_IMATRIX_DEFAULT_TEXT, MQ_IMATRIX_DEFAULT_CTX, MQ_IMATRIX_MIN_CTX, IMATRIX_DEFAULT_OUT);
+            MQ_IMATRIX_DEFAULT_TEXT, MQ_IMATRIX_DEFAULT_CTX, MQ_IMATRIX_MIN_CTX, MQ_GRAM_MAX_IN,
+            (long long)MQ_GRAM_MAX_ELEMS, IMATRIX_DEFAULT_OUT);
 }
 
 static bool same_file(const char *a, const char *b)
@@ -67,13 +73,14 @@ int cmd_imatrix(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},   {"backend", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 'j'},  {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},        {"quiet", no_argument, NULL, 'q'},
-        {"shapes", required_argument, NULL, CLI_OPT_SHAPES}, {NULL, 0, NULL, 0},
+        {"shapes", required_argument, NULL, CLI_OPT_SHAPES}, {"gram", no_argument, NULL, 'G'},
+        {NULL, 0, NULL, 0},
     };
     char default_text[4096];
     cli_data_path(default_text, sizeof(default_text), MQ_IMATRIX_DEFAULT_TEXT);
     const char *text = default_text, *out = IMATRIX_DEFAULT_OUT, *backend = "cpu";
     long long ctx = 0, chunks = 0, threads = 0;
-    bool process_output = false;
+    bool process_output = false, gram = false;
     const char *shapes = NULL;
     int c;
     optind = 1;
@@ -85,6 +92,7 @@ int cmd_imatrix(int argc, char **argv)
         case 'c': u = cli_parse_int("imatrix", "--ctx", optarg, MQ_IMATRIX_MIN_CTX, 1 << 20, &ctx); break;
         case 'n': u = cli_parse_int("imatrix", "--chunks", optarg, 1, 1 << 30, &chunks); break;
         case 'P': process_output = true; break;
+        case 'G': gram = true; break;
         case 'o': out = optarg; break;
         case 'b': backend = optarg; break;
         case 'j': u = cli_parse_int("imatrix", "--threads", optarg, 1, 1024, &threads); break;
@@ -126,7 +134,8 @@ int cmd_imatrix(int argc, char **argv)
     printf("backend   %s, %d threads, weights as the file stores them\n", be_name(be), be_threads(be));
     fflush(stdout);
     struct mq_imatrix_config cfg = {.text = text, .n_ctx = ctx, .max_chunks = chunks,
-                                    .process_output = process_output, .progress = true};
+                                    .process_output = process_output, .gram = gram,
+                                    .progress = true};
     double t0 = now_s();
     if ((rc = mq_imatrix_compute(m, be, &cfg, &im)) < 0)
         goto done;
@@ -135,6 +144,12 @@ int cmd_imatrix(int argc, char **argv)
     printf("text      %s\n", text);
     printf("imatrix   %d entries, %u chunks of %u tokens (%.0f tokens), %.2f s (%.1f tokens/s)\n", im->n_entries,
            im->chunk_count, im->chunk_size, n_tok, secs, secs > 0 ? n_tok / secs : 0.0);
+    if (gram) {
+        int n_gram = 0;
+        for (int e = 0; e < im->n_entries; e++)
+            n_gram += im->entries[e].gram != NULL;
+        printf("gram      %d of %d entries with the Gram matrix of their inputs\n", n_gram, im->n_entries);
+    }
     if ((rc = mq_imatrix_write(im, out)) < 0)
         goto done;
     printf("wrote     %s\n", out);

@@ -43,7 +43,13 @@
  * (the 16 KiB of the held-out KJV after it; scripts/prepare-data.py) */
 #define TUNE_DEFAULT_EVAL_TEXT "examples/data/kjv-tune.txt"
 /* long options without a short one (values past any character) */
-enum { TUNE_OPT_IMATRIX = 0x1501, TUNE_OPT_NO_IMATRIX, TUNE_OPT_CALIB, TUNE_OPT_CALIB_CHUNKS };
+enum {
+    TUNE_OPT_IMATRIX = 0x1501,
+    TUNE_OPT_NO_IMATRIX,
+    TUNE_OPT_CALIB,
+    TUNE_OPT_CALIB_CHUNKS,
+    TUNE_OPT_NO_COMPENSATE
+};
 
 static void tune_usage(FILE *f)
 {
@@ -70,7 +76,12 @@ static void tune_usage(FILE *f)
             "evaluation text, offline.\n\n"
             "As llama.cpp users do (llama-quantize --imatrix), it quantizes every format with an\n"
             "importance matrix, computed once on a calibration text kept apart from the evaluation\n"
-            "text (--calib; --imatrix FILE, --no-imatrix); the summary names both texts.\n\n"
+            "text (--calib; --imatrix FILE, --no-imatrix); the summary names both texts. Beside\n"
+            "it, where a model's layer inputs are small enough, it collects their Gram matrices\n"
+            "and quantizes with error compensation (GPTQ): each block's rounding error is moved\n"
+            "onto the weights still to be rounded, so the layer's output over the calibration\n"
+            "text, not each weight, stays close. The blocks are ordinary ones of each format\n"
+            "(llama.cpp runs the file), but llama-quantize cannot make them (--no-compensate).\n\n"
             "Writes DIR/profile.yaml, sensitivity.yaml and front.yaml, with plots: layer-times,\n"
             "roofline, sensitivity, front-memory-loss, front-latency-loss, front-memory-latency,\n"
             "validation and plan (.png, .svg, and the .gp/.dat that redraw them).\n\n"
@@ -114,6 +125,9 @@ static void tune_usage(FILE *f)
             "  --imatrix FILE        quantize with this importance matrix instead (llama-imatrix's GGUF\n"
             "                        or .dat, or one 'mixq imatrix' wrote)\n"
             "  --no-imatrix          quantize plainly, without an importance matrix\n"
+            "  --no-compensate       no error compensation: the computed importance matrix holds no\n"
+            "                        Gram matrices, and every tensor is what llama-quantize makes with\n"
+            "                        it ('mixq export --to llama.cpp' reproduces it byte for byte)\n"
             "  --ctx N, --chunks N   LLMs: chunk length and chunks of the text scored (default\n"
             "                        min(training context, 512) and %d); other models: --chunks N\n"
             "                        takes the first N samples (default all)\n"
@@ -324,6 +338,7 @@ int cmd_tune(int argc, char **argv)
         {"eval", required_argument, NULL, 'e'},
         {"imatrix", required_argument, NULL, TUNE_OPT_IMATRIX},
         {"no-imatrix", no_argument, NULL, TUNE_OPT_NO_IMATRIX},
+        {"no-compensate", no_argument, NULL, TUNE_OPT_NO_COMPENSATE},
         {"calib", required_argument, NULL, TUNE_OPT_CALIB},
         {"calib-chunks", required_argument, NULL, TUNE_OPT_CALIB_CHUNKS},
         {"ctx", required_argument, NULL, 'c'},         {"chunks", required_argument, NULL, 'n'},
@@ -348,7 +363,7 @@ int cmd_tune(int argc, char **argv)
     enum srch_sens_method method = SRCH_SENS_AUTO;
     bool probe = true, no_cache = false, plots = true, backend_given = false, per_target = false;
     const char *imatrix = NULL, *calib = NULL; /* the importance matrix: cli_tune_imatrix */
-    bool no_imatrix = false;
+    bool no_imatrix = false, no_compensate = false;
     long long calib_chunks = 0;
     const char *target_spec[SRCH_TUNE_MAX_TARGETS];
     int n_targets = 0;
@@ -395,6 +410,7 @@ int cmd_tune(int argc, char **argv)
         case 'e': eval = optarg; break;
         case TUNE_OPT_IMATRIX: imatrix = optarg; break;
         case TUNE_OPT_NO_IMATRIX: no_imatrix = true; break;
+        case TUNE_OPT_NO_COMPENSATE: no_compensate = true; break;
         case TUNE_OPT_CALIB: calib = optarg; break;
         case TUNE_OPT_CALIB_CHUNKS:
             u = cli_parse_int("tune", "--calib-chunks", optarg, 1, 1 << 30, &calib_chunks);
@@ -534,7 +550,8 @@ int cmd_tune(int argc, char **argv)
     memset(&tx, 0, sizeof(tx));
     tx.eval = eval;
     tx.chunks = chunks;
-    if ((rc = cli_tune_imatrix(m, be, imatrix, no_imatrix, calib, ctx, calib_chunks, cache_dir, no_cache, &tx)) < 0)
+    if ((rc = cli_tune_imatrix(m, be, imatrix, no_imatrix, no_compensate, calib, ctx, calib_chunks, cache_dir,
+                               no_cache, &tx)) < 0)
         goto done;
     struct cli_remote_req rq = {.model = remote_model ? remote_model : model_path, .content_hash = m->content_hash,
                                 .shapes = m->input_shapes,

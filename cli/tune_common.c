@@ -52,10 +52,11 @@ static int tune_apply_imatrix(struct mq_model *m, const char *path, struct rpt_i
     int used = 0;
     int rc = mq_imatrix_read(path, &im);
     if (rc == MQ_OK)
-        rc = mq_model_set_imatrix(m, im, &used);
+        rc = mq_model_set_imatrix(m, im, true, &used);
     if (rc == MQ_OK) {
-        mq_info("imatrix %s: %d of %d layers (%d entries, %u chunks of %u tokens)", path, used, m->n_layers,
-                im->n_entries, im->chunk_count, im->chunk_size);
+        mq_info("imatrix %s: %d of %d layers (%d entries, %u chunks of %u tokens), %d error-compensated", path, used,
+                m->n_layers, im->n_entries, im->chunk_count, im->chunk_size, m->n_compensated);
+        ref->compensated = m->n_compensated;
         if (!ref->text[0] && im->n_datasets > 0)
             snprintf(ref->text, sizeof(ref->text), "%s", im->datasets[0]);
         ref->chunks = im->chunk_count;
@@ -66,6 +67,7 @@ static int tune_apply_imatrix(struct mq_model *m, const char *path, struct rpt_i
 }
 
 int cli_tune_imatrix(struct mq_model *m, struct be_backend *be, const char *imatrix, bool no_imatrix,
+                     bool no_compensate,
                      const char *calib, long long ctx, long long calib_chunks, const char *cache_dir, bool refresh,
                      struct cli_tune_texts *tx)
 {
@@ -118,7 +120,8 @@ int cli_tune_imatrix(struct mq_model *m, struct be_backend *be, const char *imat
         mq_warn("the calibration text '%s' and the evaluation text '%s' are the same text (or one begins with the "
                 "other): KL is measured on the text the importance matrix was fitted to; give --calib or --eval "
                 "another text", calib, tx->eval);
-    struct mq_imatrix_config cfg = {.text = calib, .n_ctx = ctx, .max_chunks = calib_chunks, .progress = true};
+    struct mq_imatrix_config cfg = {
+        .text = calib, .n_ctx = ctx, .max_chunks = calib_chunks, .gram = !no_compensate, .progress = true};
     struct prof_imatrix_file f;
     mq_info("importance matrix on the calibration text %s", calib);
     if ((rc = prof_imatrix_get(m, be, &cfg, cache_dir, refresh, &f)) < 0)
@@ -331,6 +334,10 @@ static void print_texts(const struct cli_tune_texts *tx)
     else
         printf("imatrix      given: %s (%lld chunks of %lld tokens of %s)\n", im->path, im->chunks, im->ctx,
                im->text[0] ? im->text : "an unnamed text");
+    if (im->set)
+        printf("compensation %d layers error-compensated (GPTQ, Gram matrices in the imatrix file)%s\n",
+               im->compensated, im->compensated ? "" : ": none (--no-compensate, a file without them, or "
+                                                           "layer inputs too large)");
     if (tx->eval && tx->ctx > 0)
         printf("evaluation   %s, %lld chunk%s of %lld tokens (sensitivity and validation KL)\n", tx->eval, tx->chunks,
                tx->chunks == 1 ? "" : "s", tx->ctx);

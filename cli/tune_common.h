@@ -39,10 +39,12 @@ struct cli_tune_texts {
  * recorded in *tx: none when no_imatrix; the user's file (imatrix); otherwise, for llama
  * models, computed on the calibration text `calib` (NULL: MQ_IMATRIX_DEFAULT_TEXT) with
  * chunks of ctx tokens (0: the default) and at most calib_chunks chunks (0: all), kept in
- * cache_dir (profiler/imatrix_cache.h; refresh: computed again). ONNX models get none (said
- * at -v), an error with imatrix. Warns once when the calibration text overlaps the
- * evaluation text tx->eval (set by the caller). One-line errors. */
+ * cache_dir (profiler/imatrix_cache.h; refresh: computed again), with the layers' Gram
+ * matrices unless no_compensate (model/imatrix.h: compensated quantization). ONNX models
+ * get none (said at -v), an error with imatrix. Warns once when the calibration text
+ * overlaps the evaluation text tx->eval (set by the caller). One-line errors. */
 int cli_tune_imatrix(struct mq_model *m, struct be_backend *be, const char *imatrix, bool no_imatrix,
+                     bool no_compensate,
                      const char *calib, long long ctx, long long calib_chunks, const char *cache_dir, bool refresh,
                      struct cli_tune_texts *tx);
 

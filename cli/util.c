@@ -205,10 +205,10 @@ int cli_apply_imatrix(struct mq_model *m, const char *path)
     int used = 0;
     int rc = mq_imatrix_read(path, &im);
     if (rc == MQ_OK)
-        rc = mq_model_set_imatrix(m, im, &used);
+        rc = mq_model_set_imatrix(m, im, true, &used);
     if (rc == MQ_OK)
-        mq_debug("imatrix %s: %d of %d layers (%d entries, %u chunks)", path, used, m->n_layers,
-                    im->n_entries, im->chunk_count);
+        mq_debug("imatrix %s: %d of %d layers (%d entries, %u chunks), %d error-compensated", path, used,
+                 m->n_layers, im->n_entries, im->chunk_count, m->n_compensated);
     mq_imatrix_free(im);
     return rc;
 }
@@ -233,6 +233,7 @@ static int plan_imatrix(struct mq_model *m, const char *plan_arg, const char *im
     if (imatrix) {
         if ((rc = rpt_imatrix_ref_given(imatrix, ref)) < 0 || (rc = cli_apply_imatrix(m, imatrix)) < 0)
             ref->set = false;
+        ref->compensated = m->n_compensated;
         return rc;
     }
     if (!cli_is_front(plan_arg))
@@ -244,6 +245,7 @@ static int plan_imatrix(struct mq_model *m, const char *plan_arg, const char *im
         ref->set = false;
         return rc;
     }
+    ref->compensated = m->n_compensated;
     *from_front = true;
     return MQ_OK;
 }
@@ -279,6 +281,9 @@ void cli_print_imatrix(const char *label, const struct rpt_imatrix_ref *ref, boo
                ref->path, ref->text, ref->chunks);
     else
         printf("%s %s (the front's; --no-imatrix for none)\n", label, ref->path);
+    if (ref->set && ref->compensated)
+        printf("%*s %d layers error-compensated with the file's Gram matrices\n", (int)strlen(label), "",
+               ref->compensated);
 }
 
 int cli_make_dir(const char *path)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/compensate.h"
 #include "core/dtype_internal.h"
 #include "core/fp16.h"
 #include "core/status.h"
@@ -387,8 +388,8 @@ void mq_dtype_list_formats(uint32_t mask, char *buf, size_t size)
 }
 
 int mq_convert_weights(const char *name, enum mq_dtype type, const void *src, int64_t n_in,
-                       int64_t rows, enum mq_dtype fmt, const float *imp, const void **data,
-                       void **buf)
+                       int64_t rows, enum mq_dtype fmt, const float *imp, const float *u,
+                       const void **data, void **buf)
 {
     *buf = NULL;
     if (type == fmt) {
@@ -409,7 +410,10 @@ int mq_convert_weights(const char *name, enum mq_dtype type, const void *src, in
     if (rows < 0 || (rows && (uint64_t)n_in > SIZE_MAX / sizeof(float) / (uint64_t)rows) ||
         (rows && row_bytes > SIZE_MAX / (uint64_t)rows))
         return mq_error(MQ_ENOMEM, "cannot convert weights '%s': size overflows", name);
-    /* a row at a time through f32: memory stays at one row of floats */
+    /* a row at a time through f32: memory stays at one row of floats (and the
+     * compensation's few rows of scratch) */
+    if (u && !ft->is_quantized)
+        u = NULL; /* 16-bit floats: nothing to compensate */
     float *f32 = malloc((size_t)n_in * sizeof(float) + 1);
     char *out = malloc(row_bytes * (size_t)rows + 1);
     size_t src_row_bytes;
@@ -422,7 +426,13 @@ int mq_convert_weights(const char *name, enum mq_dtype type, const void *src, in
     }
     for (int64_t r = 0; r < rows; r++) {
         mq_dtype_get(type)->to_f32((const char *)src + (size_t)r * src_row_bytes, f32, n_in);
-        ft->quantize(f32, out + (size_t)r * row_bytes, 1, n_in, imp);
+        if (!u)
+            ft->quantize(f32, out + (size_t)r * row_bytes, 1, n_in, imp);
+        else if ((rc = mq_quantize_compensated(fmt, f32, n_in, imp, u, out + (size_t)r * row_bytes)) < 0) {
+            free(f32);
+            free(out);
+            return rc;
+        }
     }
     free(f32);
     *data = out;

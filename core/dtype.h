@@ -289,15 +289,24 @@ uint32_t mq_dtype_default_formats(void);
 int mq_dtype_parse_formats(const char *list, uint32_t *mask, char *why, size_t why_size);
 
 /* Converts `rows` rows of n_in values of `type` to `fmt` through f32 (dequantized with
- * to_f32, quantized with fmt's `quantize` and the importance weights imp[n_in], or NULL).
+ * to_f32, quantized with fmt's `quantize` and the importance weights imp[n_in], or NULL;
+ * with u, the upper factor of the layer inputs' damped inverse Gram matrix [n_in][n_in]
+ * (core/compensate.h), error-compensated a block at a time; NULL: each row plainly).
  * *buf receives malloc'd bytes (the caller frees them), or NULL when type == fmt: *data
  * then points at src itself (no requantization: a layer kept in its source format is its
  * bytes as shipped). The one conversion every plan uses, so what is measured is what is
  * written. Errors (printed): a row length fmt cannot take, out of memory; `name` names
  * the tensor in them. */
 int mq_convert_weights(const char *name, enum mq_dtype type, const void *src, int64_t n_in,
-                       int64_t rows, enum mq_dtype fmt, const float *imp, const void **data,
-                       void **buf);
+                       int64_t rows, enum mq_dtype fmt, const float *imp, const float *u,
+                       const void **data, void **buf);
+
+/* Quantizes the columns [s0, s0 + n) of a row[n_row] of f32 (s0 and n whole blocks of fmt)
+ * into dst exactly as fmt's `quantize` quantizes them as part of the whole row: importance
+ * weights imp[n_row] (or NULL) at the row's columns, and ggml's 32-block importance
+ * quantizers' (q4_0, q4_1, q5_0, q5_1) mean square taken over the whole row. */
+void mq_quantize_segment(enum mq_dtype fmt, const float *row, int64_t n_row, int64_t s0, int64_t n,
+                         const float *imp, void *dst);
 
 /* Storage bits per weight, e.g. 4.5 for Q4_0. */
 double mq_dtype_bits_per_weight(enum mq_dtype type);

@@ -447,9 +447,8 @@ static void q4_0_row_ref(const float *src, struct mq_block_q4_0 *b, int64_t n)
 }
 
 /* ggml's quantize_row_q4_0_impl: one row x[n] with weights imp[n] * sqrt(sigma2 + x^2). */
-static void q4_0_row_imp(const float *x, struct mq_block_q4_0 *b, int64_t n, const float *imp)
+static void q4_0_row_imp(const float *x, struct mq_block_q4_0 *b, int64_t n, const float *imp, float sigma2)
 {
-    float sigma2 = sum_squares(x, n) / (float)n;
     for (int64_t ib = 0; ib < n / MQ_QK4_0; ib++) {
         const float *xb = x + MQ_QK4_0 * ib, *qw = imp + MQ_QK4_0 * ib;
         float weight[MQ_QK4_0];
@@ -471,7 +470,8 @@ void mq_quantize_q4_0(const float *src, void *dst, int64_t n_rows, int64_t n_per
     }
     struct mq_block_q4_0 *b = dst;
     for (int64_t r = 0; r < n_rows; r++)
-        q4_0_row_imp(src + r * n_per_row, b + r * (n_per_row / MQ_QK4_0), n_per_row, imp);
+        q4_0_row_imp(src + r * n_per_row, b + r * (n_per_row / MQ_QK4_0), n_per_row, imp,
+                   sum_squares(src + r * n_per_row, n_per_row) / (float)n_per_row);
 }
 
 /* Stores 32 five-bit codes: low nibbles of j and j+16 in qs[j], bit 4 of code e at bit e
@@ -509,9 +509,8 @@ static void q5_0_row_ref(const float *src, struct mq_block_q5_0 *b, int64_t n)
     }
 }
 
-static void q5_0_row_imp(const float *x, struct mq_block_q5_0 *b, int64_t n, const float *imp)
+static void q5_0_row_imp(const float *x, struct mq_block_q5_0 *b, int64_t n, const float *imp, float sigma2)
 {
-    float sigma2 = sum_squares(x, n) / (float)n;
     for (int64_t ib = 0; ib < n / MQ_QK5_0; ib++) {
         const float *xb = x + MQ_QK5_0 * ib, *qw = imp + MQ_QK5_0 * ib;
         float weight[MQ_QK5_0];
@@ -535,7 +534,8 @@ void mq_quantize_q5_0(const float *src, void *dst, int64_t n_rows, int64_t n_per
     }
     struct mq_block_q5_0 *b = dst;
     for (int64_t r = 0; r < n_rows; r++)
-        q5_0_row_imp(src + r * n_per_row, b + r * (n_per_row / MQ_QK5_0), n_per_row, imp);
+        q5_0_row_imp(src + r * n_per_row, b + r * (n_per_row / MQ_QK5_0), n_per_row, imp,
+                   sum_squares(src + r * n_per_row, n_per_row) / (float)n_per_row);
 }
 
 /* ---- Q4_1, Q5_1: d and offset m, d = (max - min)/15 (31) without weights ---- */
@@ -572,9 +572,8 @@ static void q4_1_row_ref(const float *src, struct mq_block_q4_1 *b, int64_t n)
     }
 }
 
-static void q4_1_row_imp(const float *x, struct mq_block_q4_1 *b, int64_t n, const float *imp)
+static void q4_1_row_imp(const float *x, struct mq_block_q4_1 *b, int64_t n, const float *imp, float sigma2)
 {
-    float sigma2 = sum_squares(x, n) / (float)n;
     for (int64_t ib = 0; ib < n / MQ_QK4_1; ib++) {
         const float *xb = x + MQ_QK4_1 * ib, *qw = imp + MQ_QK4_1 * ib;
         float weight[MQ_QK4_1], neg_min;
@@ -598,7 +597,8 @@ void mq_quantize_q4_1(const float *src, void *dst, int64_t n_rows, int64_t n_per
     }
     struct mq_block_q4_1 *b = dst;
     for (int64_t r = 0; r < n_rows; r++)
-        q4_1_row_imp(src + r * n_per_row, b + r * (n_per_row / MQ_QK4_1), n_per_row, imp);
+        q4_1_row_imp(src + r * n_per_row, b + r * (n_per_row / MQ_QK4_1), n_per_row, imp,
+                   sum_squares(src + r * n_per_row, n_per_row) / (float)n_per_row);
 }
 
 static void q5_1_row_ref(const float *src, struct mq_block_q5_1 *b, int64_t n)
@@ -618,9 +618,8 @@ static void q5_1_row_ref(const float *src, struct mq_block_q5_1 *b, int64_t n)
     }
 }
 
-static void q5_1_row_imp(const float *x, struct mq_block_q5_1 *b, int64_t n, const float *imp)
+static void q5_1_row_imp(const float *x, struct mq_block_q5_1 *b, int64_t n, const float *imp, float sigma2)
 {
-    float sigma2 = sum_squares(x, n) / (float)n;
     for (int64_t ib = 0; ib < n / MQ_QK5_1; ib++) {
         const float *xb = x + MQ_QK5_1 * ib, *qw = imp + MQ_QK5_1 * ib;
         float weight[MQ_QK5_1], neg_min;
@@ -643,7 +642,8 @@ void mq_quantize_q5_1(const float *src, void *dst, int64_t n_rows, int64_t n_per
     }
     struct mq_block_q5_1 *b = dst;
     for (int64_t r = 0; r < n_rows; r++)
-        q5_1_row_imp(src + r * n_per_row, b + r * (n_per_row / MQ_QK5_1), n_per_row, imp);
+        q5_1_row_imp(src + r * n_per_row, b + r * (n_per_row / MQ_QK5_1), n_per_row, imp,
+                   sum_squares(src + r * n_per_row, n_per_row) / (float)n_per_row);
 }
 
 /* ---- K-quants ---- */
@@ -1270,4 +1270,25 @@ void mq_quantize_q8_k(const float *src, void *dst, int64_t n_rows, int64_t n_per
         }
         b[i].d = 1 / iscale;
     }
+}
+
+
+void mq_quantize_segment(enum mq_dtype fmt, const float *row, int64_t n_row, int64_t s0, int64_t n,
+                         const float *imp, void *dst)
+{
+    if (imp) {
+        /* ggml's 32-block importance quantizers weigh by the whole row's mean square */
+        const float sigma2 = fmt == MQ_DTYPE_Q4_0 || fmt == MQ_DTYPE_Q5_0 || fmt == MQ_DTYPE_Q4_1 ||
+                                     fmt == MQ_DTYPE_Q5_1
+                                 ? sum_squares(row, n_row) / (float)n_row
+                                 : 0;
+        switch (fmt) {
+        case MQ_DTYPE_Q4_0: q4_0_row_imp(row + s0, dst, n, imp + s0, sigma2); return;
+        case MQ_DTYPE_Q5_0: q5_0_row_imp(row + s0, dst, n, imp + s0, sigma2); return;
+        case MQ_DTYPE_Q4_1: q4_1_row_imp(row + s0, dst, n, imp + s0, sigma2); return;
+        case MQ_DTYPE_Q5_1: q5_1_row_imp(row + s0, dst, n, imp + s0, sigma2); return;
+        default: break;
+        }
+    }
+    mq_dtype_get(fmt)->quantize(row + s0, dst, 1, n, imp ? imp + s0 : NULL);
 }

@@ -68,7 +68,7 @@ static int upload_layer(struct mq_llama *l, int i, enum mq_dtype fmt, struct be_
     int rc = mq_dtype_row_bytes(fmt, ly->n_in, &row_bytes);
     if (rc < 0)
         return rc;
-    if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, fmt, ly->imp, &data,
+    if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, fmt, ly->imp, ly->gram_u, &data,
                                  &buf)) < 0)
         return rc;
     size_t off = 0;
@@ -104,7 +104,7 @@ static int upload_vector(struct mq_llama *l, const struct mq_gguf_tensor *src, i
     const void *data;
     void *buf;
     int rc = mq_convert_weights(src->name, src->type, src->data, src->ne[0], src->n_elems / src->ne[0],
-                                MQ_DTYPE_F32, NULL, &data, &buf);
+                                MQ_DTYPE_F32, NULL, NULL, &data, &buf);
     if (rc < 0)
         return rc;
     rc = be_upload(l->be, dst, MQ_DTYPE_F32, 1, &n, (const float *)data + first, BE_USE_VECTOR);

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/compensate.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/status.h"
@@ -29,6 +30,7 @@ void mq_imatrix_free(struct mq_imatrix *im)
     for (int i = 0; i < im->n_entries; i++) {
         free(im->entries[i].sums);
         free(im->entries[i].counts);
+        free(im->entries[i].gram);
     }
     free(im->entries);
     for (int i = 0; i < im->n_datasets; i++)
@@ -137,6 +139,26 @@ static int read_gguf(const char *path, struct mq_imatrix *im)
                 goto done;
             }
             e->counts[j] = (float)lroundf(e->counts[j]); /* llama.cpp rounds counts to integers */
+        }
+        /* mixq's extension: the Gram matrix of a dense entry's inputs */
+        snprintf(cname, sizeof(cname), "%s.in_gram", base);
+        const struct mq_gguf_tensor *gt = mq_gguf_find_tensor(g, cname);
+        if (gt) {
+            if (gt->type != MQ_DTYPE_F32 || n_mat != 1 || gt->n_dims != 2 || gt->ne[0] != e->n_in ||
+                gt->ne[1] != e->n_in) {
+                rc = mq_error(MQ_EFORMAT, "imatrix '%s': '%s' is not an f32 [%lld, %lld] Gram matrix", path, cname,
+                              (long long)e->n_in, (long long)e->n_in);
+                goto done;
+            }
+            if (!(e->gram = malloc((size_t)gt->n_elems * sizeof(float)))) {
+                rc = mq_error(MQ_ENOMEM, "cannot read imatrix '%s'", path);
+                goto done;
+            }
+            memcpy(e->gram, gt->data, (size_t)gt->n_elems * sizeof(float));
+            if (!all_finite(e->gram, gt->n_elems)) {
+                rc = mq_error(MQ_EFORMAT, "imatrix '%s': '%s' has non-finite values", path, cname);
+                goto done;
+            }
         }
     }
     if (im->n_entries == 0)
@@ -257,6 +279,9 @@ int mq_imatrix_write(const struct mq_imatrix *im, const char *path)
         const float *counts = im->legacy && e->n_mat == 1 && e->counts[0] == 0.0f ? &one : e->counts;
         if (rc == MQ_OK)
             rc = mq_gguf_writer_add_tensor(w, name, MQ_DTYPE_F32, 2, (int64_t[]){1, e->n_mat}, counts);
+        snprintf(name, sizeof(name), "%s.in_gram", e->name);
+        if (rc == MQ_OK && e->gram)
+            rc = mq_gguf_writer_add_tensor(w, name, MQ_DTYPE_F32, 2, (int64_t[]){e->n_in, e->n_in}, e->gram);
     }
     if (rc == MQ_OK)
         rc = mq_gguf_writer_write(w, path);
@@ -277,15 +302,95 @@ void mq_imatrix_importance(const struct mq_imatrix *im, const struct mq_imatrix_
         out[i] = count > 0.0f ? e->sums[i] / count : 1.0f;
 }
 
-int mq_model_set_imatrix(struct mq_model *m, const struct mq_imatrix *im, int *n_used)
+/* The layers' gram_u from im's Gram matrices (mq_model_set_imatrix): one factor per
+ * distinct matrix (equal contents: the same input), all in m->gram_data; imp_hash then
+ * covers the matrices and which layers have them. */
+static int set_gram_factors(struct mq_model *m, const struct mq_imatrix *im)
+{
+    const int n = m->n_layers;
+    const struct mq_imatrix_entry **ent = calloc((size_t)n, sizeof(*ent));
+    uint64_t *hash = calloc((size_t)n, sizeof(*hash));
+    int *first = malloc((size_t)n * sizeof(*first)); /* the layer whose factor it shares, or itself */
+    size_t *off = calloc((size_t)n, sizeof(*off));
+    int rc = MQ_OK;
+    if (!ent || !hash || !first || !off) {
+        rc = mq_error(MQ_ENOMEM, "cannot allocate Gram factors");
+        goto done;
+    }
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        const struct mq_layer *ly = &m->layers[i];
+        const struct mq_imatrix_entry *e = ly->imp ? mq_imatrix_find(im, ly->name) : NULL;
+        first[i] = -1;
+        if (!e || !e->gram)
+            continue;
+        const size_t nn = (size_t)(ly->n_in * ly->n_in);
+        ent[i] = e;
+        hash[i] = mq_hash64(e->gram, nn * sizeof(float), 0x6772616dULL /* "gram" */);
+        first[i] = i;
+        for (int j = 0; j < i; j++)
+            if (first[j] == j && hash[j] == hash[i] && m->layers[j].n_in == ly->n_in &&
+                !memcmp(ent[j]->gram, e->gram, nn * sizeof(float))) {
+                first[i] = j;
+                break;
+            }
+        if (first[i] == i) {
+            off[i] = total;
+            total += nn;
+        }
+    }
+    if (total == 0)
+        goto done;
+    if (!(m->gram_data = malloc(total * sizeof(float)))) {
+        rc = mq_error(MQ_ENOMEM, "cannot allocate Gram factors (%zu values)", total);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        if (first[i] != i)
+            continue;
+        const struct mq_layer *ly = &m->layers[i];
+        float *u;
+        if ((rc = mq_gram_factor(ent[i]->gram, (double)ent[i]->counts[0], ly->n_in, &u)) < 0)
+            goto done;
+        memcpy(m->gram_data + off[i], u, (size_t)(ly->n_in * ly->n_in) * sizeof(float));
+        free(u);
+    }
+    for (int i = 0; i < n; i++) {
+        if (first[i] < 0)
+            continue;
+        m->layers[i].gram_u = m->gram_data + off[first[i]];
+        m->n_compensated++;
+        m->imp_hash = mq_hash64(&hash[i], sizeof(hash[i]), mq_hash64(&i, sizeof(i), m->imp_hash));
+    }
+done:
+    if (rc < 0) {
+        free(m->gram_data);
+        m->gram_data = NULL;
+        m->n_compensated = 0;
+        for (int i = 0; i < n; i++)
+            m->layers[i].gram_u = NULL;
+    }
+    free(ent);
+    free(hash);
+    free(first);
+    free(off);
+    return rc;
+}
+
+int mq_model_set_imatrix(struct mq_model *m, const struct mq_imatrix *im, bool compensate, int *n_used)
 {
     int used = 0;
     size_t total = 0;
     free(m->imp_data);
     m->imp_data = NULL;
     m->imp_hash = 0;
-    for (int i = 0; i < m->n_layers; i++)
+    free(m->gram_data);
+    m->gram_data = NULL;
+    m->n_compensated = 0;
+    for (int i = 0; i < m->n_layers; i++) {
         m->layers[i].imp = NULL;
+        m->layers[i].gram_u = NULL;
+    }
     if (n_used)
         *n_used = 0;
     m->has_imatrix = im != NULL;
@@ -325,7 +430,7 @@ int mq_model_set_imatrix(struct mq_model *m, const struct mq_imatrix *im, int *n
             m->imp_hash = mq_hash64(&i, sizeof(i), m->imp_hash);
     if (n_used)
         *n_used = used;
-    return MQ_OK;
+    return compensate ? set_gram_factors(m, im) : MQ_OK;
 }
 
 /* ---- computing an importance matrix, llama-imatrix style ---- */
@@ -338,7 +443,89 @@ struct im_acc {
     int *layer_of;  /* [n_entries]: the layer of each entry, in name order */
     double **sums;  /* [n_entries][n_in] */
     int64_t *rows;  /* [n_entries] activation rows summed */
+    /* Gram matrices (cfg->gram): gram[e] [n_in][n_in] upper triangles summed (mirrored at
+     * the end), or NULL; gram_src[e]: -2 not seen yet, -1 its own, k: the same input as
+     * entry k (captured just before it: attn_q/k/v, ffn_gate/up), which holds the sums */
+    bool want_gram;
+    double **gram;
+    int *gram_src;
+    int64_t gram_elems;      /* allocated so far, over distinct inputs */
+    int prev_e;              /* the entry captured last, and a copy of its input */
+    float *prev_x;
+    size_t prev_cap;
+    int64_t prev_k, prev_m;
+    float *gram_tmp;         /* [MQ_GRAM_MAX_IN^2]: one call's X^T X in f32 */
 };
+
+/* One capture's X^T X (x [M][K]) added into the entry's Gram matrix, with the limits of
+ * mq_imatrix_config.gram: past them no entry keeps one (said once). */
+static int im_gram_add(struct im_acc *a, int e, const float *x, int64_t K, int64_t M)
+{
+    if (a->gram_src[e] == -2) {
+        bool same = a->prev_e >= 0 && a->prev_k == K && a->prev_m == M &&
+                    memcmp(a->prev_x, x, (size_t)(K * M) * sizeof(float)) == 0;
+        if (same && a->gram_src[a->prev_e] >= -1)
+            a->gram_src[e] = a->gram_src[a->prev_e] >= 0 ? a->gram_src[a->prev_e] : a->prev_e;
+        else
+            a->gram_src[e] = -1;
+        if (a->gram_src[e] == -1) {
+            if (K > MQ_GRAM_MAX_IN || a->gram_elems + K * K > MQ_GRAM_MAX_ELEMS) {
+                mq_info("imatrix: no Gram matrices (a layer input over %lld values, or over %lld values in all): "
+                        "quantizations will not be error-compensated",
+                        (long long)MQ_GRAM_MAX_IN, (long long)MQ_GRAM_MAX_ELEMS);
+                a->want_gram = false;
+                return MQ_OK;
+            }
+            if (!(a->gram[e] = calloc((size_t)(K * K), sizeof(double))))
+                return mq_error(MQ_ENOMEM, "cannot allocate a Gram matrix of %lld inputs", (long long)K);
+            a->gram_elems += K * K;
+        }
+    }
+    size_t bytes = (size_t)(K * M) * sizeof(float);
+    if (bytes > a->prev_cap) {
+        float *nb = realloc(a->prev_x, bytes);
+        if (!nb)
+            return mq_error(MQ_ENOMEM, "cannot allocate a copy of %zu bytes of activations", bytes);
+        a->prev_x = nb;
+        a->prev_cap = bytes;
+    }
+    memcpy(a->prev_x, x, bytes);
+    a->prev_e = e;
+    a->prev_k = K;
+    a->prev_m = M;
+    if (a->gram_src[e] >= 0)
+        return MQ_OK; /* the same input as the entry holding the sums */
+    float *t = a->gram_tmp;
+    memset(t, 0, (size_t)(K * K) * sizeof(float));
+    /* the upper triangle of X^T X in tiles of GRAM_TI x GRAM_TJ, so that a tile stays in
+     * cache while every row of X passes through it (full-width tiles have a constant inner
+     * trip count, which compilers vectorize at -O2) */
+    enum { GRAM_TI = 16, GRAM_TJ = 64 };
+    for (int64_t i0 = 0; i0 < K; i0 += GRAM_TI) {
+        const int64_t i1 = i0 + GRAM_TI < K ? i0 + GRAM_TI : K;
+        for (int64_t j0 = i0 - i0 % GRAM_TJ; j0 < K; j0 += GRAM_TJ) {
+            const int64_t j1 = j0 + GRAM_TJ < K ? j0 + GRAM_TJ : K;
+            for (int64_t r = 0; r < M; r++) {
+                const float *xr = x + r * K;
+                for (int64_t i = i0; i < i1; i++) {
+                    const float xi = xr[i];
+                    float *ti = t + i * K;
+                    if (j1 - j0 == GRAM_TJ)
+                        for (int64_t j = 0; j < GRAM_TJ; j++)
+                            ti[j0 + j] += xi * xr[j0 + j];
+                    else
+                        for (int64_t j = j0; j < j1; j++)
+                            ti[j] += xi * xr[j];
+                }
+            }
+        }
+    }
+    double *g = a->gram[e];
+    for (int64_t i = 0; i < K; i++)
+        for (int64_t j = i; j < K; j++)
+            g[i * K + j] += t[i * K + j];
+    return MQ_OK;
+}
 
 static int im_capture(void *arg, int layer, const float *x, int64_t K, int64_t M)
 {
@@ -356,7 +543,7 @@ static int im_capture(void *arg, int layer, const float *x, int64_t K, int64_t M
             s[k] += (double)xt[k] * (double)xt[k];
     }
     a->rows[e] += M;
-    return MQ_OK;
+    return a->want_gram ? im_gram_add(a, e, x, K, M) : MQ_OK;
 }
 
 static void im_acc_release(struct im_acc *a)
@@ -368,6 +555,13 @@ static void im_acc_release(struct im_acc *a)
     free(a->rows);
     free(a->entry_of);
     free(a->layer_of);
+    if (a->gram)
+        for (int i = 0; i < a->n_entries; i++)
+            free(a->gram[i]);
+    free(a->gram);
+    free(a->gram_src);
+    free(a->gram_tmp);
+    free(a->prev_x);
     memset(a, 0, sizeof(*a));
 }
 
@@ -390,10 +584,11 @@ static bool im_collects(const struct mq_layer *ly, bool process_output)
     return strncmp(ly->name, "blk.", 4) == 0 || (process_output && strcmp(ly->name, "output.weight") == 0);
 }
 
-static int im_acc_init(struct im_acc *a, const struct mq_model *m, bool process_output)
+static int im_acc_init(struct im_acc *a, const struct mq_model *m, bool process_output, bool gram)
 {
     memset(a, 0, sizeof(*a));
     a->m = m;
+    a->prev_e = -1;
     a->entry_of = malloc((size_t)m->n_layers * sizeof(*a->entry_of));
     a->layer_of = malloc((size_t)m->n_layers * sizeof(*a->layer_of));
     if (!a->entry_of || !a->layer_of)
@@ -424,6 +619,16 @@ static int im_acc_init(struct im_acc *a, const struct mq_model *m, bool process_
         if (!(a->sums[e] = calloc((size_t)m->layers[li].n_in, sizeof(double))))
             return mq_error(MQ_ENOMEM, "cannot allocate an importance matrix");
     }
+    if (gram) {
+        a->gram = calloc((size_t)n, sizeof(*a->gram));
+        a->gram_src = malloc((size_t)n * sizeof(*a->gram_src));
+        a->gram_tmp = malloc((size_t)MQ_GRAM_MAX_IN * MQ_GRAM_MAX_IN * sizeof(float));
+        if (!a->gram || !a->gram_src || !a->gram_tmp)
+            return mq_error(MQ_ENOMEM, "cannot allocate Gram matrices");
+        for (int e = 0; e < n; e++)
+            a->gram_src[e] = -2;
+        a->want_gram = true;
+    }
     return MQ_OK;
 }
 
@@ -453,6 +658,18 @@ static int im_acc_result(const struct im_acc *a, const char *text, int64_t n_chu
         for (int64_t k = 0; k < ly->n_in; k++)
             d->sums[k] = (float)a->sums[e][k];
         d->counts[0] = (float)a->rows[e];
+        int src = a->want_gram ? (a->gram_src[e] >= 0 ? a->gram_src[e] : e) : -1;
+        if (src >= 0 && a->gram[src]) {
+            const int64_t K = ly->n_in;
+            const double *g = a->gram[src];
+            if (!(d->gram = malloc((size_t)(K * K) * sizeof(float)))) {
+                rc = mq_error(MQ_ENOMEM, "cannot allocate an importance matrix");
+                goto done;
+            }
+            for (int64_t i = 0; i < K; i++)
+                for (int64_t j = i; j < K; j++)
+                    d->gram[i * K + j] = d->gram[j * K + i] = (float)g[i * K + j];
+        }
     }
     if ((rc = add_dataset(im, text, strlen(text))) < 0)
         goto done;
@@ -519,7 +736,7 @@ int mq_imatrix_compute(const struct mq_model *m, struct be_backend *be, const st
         rc = mq_error(MQ_ENOMEM, "cannot allocate a chunk of %lld tokens", (long long)n_ctx);
         goto done;
     }
-    if ((rc = im_acc_init(&acc, m, cfg->process_output)) < 0 || (rc = mq_plan_reference(m, be, &p32)) < 0)
+    if ((rc = im_acc_init(&acc, m, cfg->process_output, cfg->gram)) < 0 || (rc = mq_plan_reference(m, be, &p32)) < 0)
         goto done;
     struct mq_upload_progress up;
     mq_upload_progress_begin(&up, be, mq_plan_weight_bytes(m, p32), cfg->progress, p32->label);

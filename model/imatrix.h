@@ -34,6 +34,13 @@
  *     if (mq_imatrix_compute(model, backend, &cfg, &im) < 0) return -1;
  *     mq_imatrix_write(im, "imatrix.gguf");
  *
+ * mixq's extension: an entry may also hold the Gram matrix of its layer's inputs,
+ * G = sum of x x^T over the same activation rows (tensor NAME.in_gram, f32 [n_in, n_in]),
+ * which error-compensated quantization needs (core/compensate.h). llama.cpp's loader
+ * reads only *.in_sum2 and *.counts and skips it, so such a file still works there (as
+ * a plain importance matrix). mixq computes Gram matrices when asked (cfg->gram) and
+ * layers with one are quantized with compensation.
+ *
  * Ownership: an mq_imatrix owns its entries; mq_model_set_imatrix copies what it uses
  * into the model (freed by mq_model_free).
  *
@@ -55,6 +62,9 @@ struct mq_imatrix_entry {
     int64_t n_mat;                   /* matrices (experts); 1 for dense weights */
     float *sums;                     /* [n_mat][n_in] sums of squared activations */
     float *counts;                   /* [n_mat] activation rows summed (legacy: ncall) */
+    float *gram;                     /* [n_in][n_in] sums of x x^T over the same rows (dense
+                                        entries only), or NULL: mixq's extension, tensor
+                                        NAME.in_gram, which llama.cpp's loader skips */
 };
 
 struct mq_imatrix {
@@ -87,10 +97,13 @@ void mq_imatrix_importance(const struct mq_imatrix *im, const struct mq_imatrix_
 
 /* Sets every layer's `imp` from im (NULL: clears them): a layer with an entry of its
  * name and n_in values gets its importance weights; a layer without one (token_embd,
- * usually) is quantized plainly, as llama-quantize does. An entry whose size differs
+ * usually) is quantized plainly, as llama-quantize does. An entry with a Gram matrix also
+ * sets its layer's `gram_u` (mq_gram_factor's factor; layers whose Gram matrices are equal,
+ * such as attn_q/k/v, share one), unless compensate is false; m->n_compensated counts
+ * them, and imp_hash covers them. An entry whose size differs
  * from its layer's is an error (MQ_EINVAL, one line), as in llama-quantize, except for
  * token_embd, which is skipped. *n_used (may be NULL) receives the layers set. */
-int mq_model_set_imatrix(struct mq_model *m, const struct mq_imatrix *im, int *n_used);
+int mq_model_set_imatrix(struct mq_model *m, const struct mq_imatrix *im, bool compensate, int *n_used);
 
 /* ---- computing an importance matrix ---- */
 
@@ -101,12 +114,19 @@ int mq_model_set_imatrix(struct mq_model *m, const struct mq_imatrix *im, int *n
 /* llama-imatrix ignores matmuls of fewer than 16 activation rows (its collector's "small
  * batches"); a chunk shorter than that would collect nothing there, so mixq refuses it. */
 #define MQ_IMATRIX_MIN_CTX 16
+/* Gram matrices' limits: memory and time grow as n_in^2 per distinct layer input */
+#define MQ_GRAM_MAX_IN 4096
+#define MQ_GRAM_MAX_ELEMS ((int64_t)32 << 20) /* 128 MiB of f32 over all distinct inputs */
 
 struct mq_imatrix_config {
     const char *text;    /* calibration text file (required); named in imatrix.datasets as given */
     int64_t n_ctx;       /* chunk length in tokens; 0: min(MQ_IMATRIX_DEFAULT_CTX, training context) */
     int64_t max_chunks;  /* chunks to run; 0: every whole chunk of the text */
     bool process_output; /* also collect output.weight (llama-imatrix --process-output) */
+    bool gram;           /* also the Gram matrices (mixq's extension above), of layers of at
+                            most MQ_GRAM_MAX_IN inputs while the model's distinct inputs
+                            total at most MQ_GRAM_MAX_ELEMS values (their cost: n_in^2 per
+                            token each); past that none, said once */
     bool progress;       /* a chunk counter on stderr when it is a terminal */
 };
 

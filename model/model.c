@@ -196,6 +196,7 @@ void mq_model_free(struct mq_model *m)
     free(m->blocks);
     mq_gguf_close(m->gguf);
     free(m->imp_data);
+    free(m->gram_data);
     free(m->input_shapes);
     free(m);
 }

@@ -77,6 +77,10 @@ struct mq_layer {
      * every quantization of this layer uses, or NULL (plain quantization); owned by the
      * model, set by mq_model_set_imatrix (model/imatrix.h) */
     const float *imp;
+    /* the upper factor [n_in][n_in] of the damped inverse Gram matrix of this layer's
+     * inputs (core/compensate.h): quantizations are error-compensated with it; NULL:
+     * none. Owned by the model (gram_data), set by mq_model_set_imatrix */
+    const float *gram_u;
 };
 
 struct mq_hparams {
@@ -167,6 +171,8 @@ struct mq_model {
                           (caches of anything quantized key on it beside content_hash) */
     bool has_imatrix;  /* an importance matrix was applied, even one that covers no layer (as
                           llama-quantize --imatrix: its preset rules then see one) */
+    float *gram_data;  /* the layers' gram_u factors (one per distinct Gram matrix), or NULL; owned */
+    int n_compensated; /* layers with a gram_u */
 };
 
 /* Loads a model: GGUF (an architecture of llm/arch.h) or ONNX, told apart by the file's magic

@@ -40,7 +40,8 @@ static int quant_rows(void *ctx, const char *name, int64_t row0, int64_t n_rows,
     void *buf;
     /* the quantizers work block by block along rows, so converting a chunk of rows gives
      * the bytes converting the whole tensor gives */
-    int rc = mq_convert_weights(name, q->ly->src_type, src, q->ly->n_in, n_rows, q->fmt, q->ly->imp, &data, &buf);
+    int rc = mq_convert_weights(name, q->ly->src_type, src, q->ly->n_in, n_rows, q->fmt, q->ly->imp, q->ly->gram_u,
+                                &data, &buf);
     if (rc < 0)
         return rc;
     memcpy(dst, data, (size_t)n_rows * q->dst_row_bytes);

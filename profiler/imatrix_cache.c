@@ -28,9 +28,9 @@ int prof_imatrix_key(const struct mq_model *m, const struct mq_imatrix_config *c
     int64_t n_ctx = cfg->n_ctx, n_train = m->hp.n_ctx_train;
     if (n_ctx == 0)
         n_ctx = n_train > 0 && n_train < MQ_IMATRIX_DEFAULT_CTX ? n_train : MQ_IMATRIX_DEFAULT_CTX;
-    snprintf(key, size, "%s model=%016llx text=%s ctx=%lld chunks=%lld output=%d", IMATRIX_CACHE_VERSION,
+    snprintf(key, size, "%s model=%016llx text=%s ctx=%lld chunks=%lld output=%d gram=%d", IMATRIX_CACHE_VERSION,
              (unsigned long long)m->content_hash, sha, (long long)n_ctx, (long long)cfg->max_chunks,
-             cfg->process_output ? 1 : 0);
+             cfg->process_output ? 1 : 0, cfg->gram ? 1 : 0);
     return MQ_OK;
 }
 

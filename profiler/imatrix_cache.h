@@ -11,11 +11,12 @@
  *     if (prof_text_overlap(calib, eval, &overlap) == MQ_OK && overlap) mq_warn(...);
  *
  * The cache key (prof_imatrix_key) names everything the file depends on:
- *     imatrix/1 model=CONTENT_HASH text=SHA256 ctx=N chunks=N output=0|1
+ *     imatrix/1 model=CONTENT_HASH text=SHA256 ctx=N chunks=N output=0|1 gram=0|1
  * where SHA256 is that of the calibration text's bytes (its content, not its name: a copy
  * elsewhere hits), ctx is resolved as mq_imatrix_compute resolves 0 (min(training context,
  * MQ_IMATRIX_DEFAULT_CTX)), chunks is the config's max_chunks (0: every whole chunk) and
- * output says whether output.weight was collected. The file is DIR/imatrix-HASH.gguf (HASH
+ * output says whether output.weight was collected, gram whether the Gram matrices were
+ * (model/imatrix.h). The file is DIR/imatrix-HASH.gguf (HASH
  * a 64-bit hash of the key), written atomically by mq_imatrix_write; a profiler/cache.h
  * entry under the whole key records its size and what it holds, so a hash collision, a
  * missing file or one of another size is a miss (computed again), never an error.

@@ -172,7 +172,8 @@ static int measure_cost(struct profiler *pr, const struct mq_layer *ly, struct p
         rc = mq_error(MQ_ENOMEM, "cannot allocate weight copies");
         goto done;
     }
-    if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, c->fmt, ly->imp, &data, &buf)) < 0)
+    if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, c->fmt, ly->imp, ly->gram_u, &data,
+                                  &buf)) < 0)
         goto done;
     if (!buf) {
         /* the stored type: uploads from the file's mapping could borrow it (be_lend), and

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/compensate.h"
 #include "core/dtype.h"
 #include "core/progress.h"
 #include "core/status.h"
@@ -96,13 +97,34 @@ int prof_quality_eval(struct prof_quality *pq, const char *what, const struct mq
 
 /* ---- the weights' own error ---- */
 
+/* The error measure of a layer's weights w[n_out][n_in] (or their error): importance-
+ * weighted squares, or with a Gram factor the output error over the calibration text
+ * (mq_gram_norm2), which compensated quantization minimizes. y[n_in] is scratch. */
+static double weight_norm2(const struct mq_layer *ly, const float *imp, const float *gram_u, const float *w,
+                           double *y)
+{
+    double s = 0;
+    for (int64_t r = 0; r < ly->n_out; r++) {
+        const float *wr = w + r * ly->n_in;
+        if (gram_u) {
+            s += mq_gram_norm2(gram_u, wr, ly->n_in, y);
+            continue;
+        }
+        for (int64_t i = 0; i < ly->n_in; i++)
+            s += (imp ? (double)imp[i] : 1.0) * (double)wr[i] * (double)wr[i];
+    }
+    return s;
+}
+
 int prof_quality_weight_error(const struct mq_model *m, int layer, uint32_t menu, bool weighted,
                               const char *cache_dir, bool cache_refresh, double out[MQ_DTYPE_COUNT])
 {
     const struct mq_layer *ly = &m->layers[layer];
     const float *imp = weighted ? ly->imp : NULL;
+    const float *gram_u = weighted ? ly->gram_u : NULL;
     int64_t n = ly->n_in * ly->n_out;
     float *w = NULL, *back = NULL;
+    double *y = NULL;
     int rc = MQ_OK;
     double norm = NAN;
     for (int f = 0; f < MQ_DTYPE_COUNT; f++) {
@@ -120,35 +142,33 @@ int prof_quality_weight_error(const struct mq_model *m, int layer, uint32_t menu
         if (!w) {
             w = malloc((size_t)n * sizeof(float) + 1);
             back = malloc((size_t)n * sizeof(float) + 1);
-            if (!w || !back) {
+            y = malloc((size_t)ly->n_in * sizeof(double));
+            if (!w || !back || !y) {
                 rc = mq_error(MQ_ENOMEM, "cannot allocate %lld weights of '%s'", (long long)n, ly->name);
                 break;
             }
             mq_dtype_get(ly->src_type)->to_f32(ly->src_data, w, n);
-            norm = 0;
-            for (int64_t i = 0; i < n; i++)
-                norm += (imp ? (double)imp[i % ly->n_in] : 1.0) * (double)w[i] * (double)w[i];
+            norm = weight_norm2(ly, imp, gram_u, w, y);
         }
         const void *data;
         void *buf;
         /* converted as every plan converts it (the importance weights quantize it, whether or
          * not they weight the error) */
         if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, (enum mq_dtype)f,
-                                     ly->imp, &data, &buf)) < 0)
+                                     ly->imp, ly->gram_u, &data, &buf)) < 0)
             break;
         mq_dtype_get((enum mq_dtype)f)->to_f32(data, back, n);
         free(buf);
-        double err = 0;
-        for (int64_t i = 0; i < n; i++) {
-            double d = (double)back[i] - (double)w[i];
-            err += (imp ? (double)imp[i % ly->n_in] : 1.0) * d * d;
-        }
+        for (int64_t i = 0; i < n; i++)
+            back[i] -= w[i];
+        double err = weight_norm2(ly, imp, gram_u, back, y);
         out[f] = norm > 0 ? err / norm : 0;
         if (cache_dir)
             prof_cache_put(cache_dir, key, &out[f], 1);
     }
     free(w);
     free(back);
+    free(y);
     if (w)
         mq_model_release_layer(m, layer);
     return rc;
@@ -173,7 +193,8 @@ static int matmul_host(struct be_backend *be, const struct mq_layer *ly, enum mq
     const void *data;
     void *buf;
     struct be_tensor w;
-    int rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, fmt, ly->imp, &data, &buf);
+    int rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, fmt, ly->imp, ly->gram_u,
+                                &data, &buf);
     if (rc < 0)
         return rc;
     rc = be_upload(be, &w, fmt, 2, (int64_t[]){ly->n_in, ly->n_out}, data, BE_USE_MATRIX);

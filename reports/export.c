@@ -798,7 +798,18 @@ static void note_imatrix(const struct rpt_export_input *in, FILE *out, const cha
     else
         fprintf(out, "# --imatrix: the importance matrix the plan is quantized with, %s (sha256 %.16s...)%s\n",
                 im->path, im->sha256, strcmp(imfile, im->path) ? ", copied here" : "");
-    fprintf(out, "# with it, llama-quantize writes the tensors 'mixq quantize' writes, byte for byte\n");
+    int compensated = 0; /* layers the plan requantizes with error compensation */
+    for (int i = 0; i < in->m->n_layers; i++)
+        compensated += in->m->layers[i].gram_u && in->plan->fmt[i] != in->m->layers[i].src_type;
+    if (!compensated) {
+        fprintf(out, "# with it, llama-quantize writes the tensors 'mixq quantize' writes, byte for byte\n");
+        return;
+    }
+    fprintf(out, "# mixq quantizes %d of these layers with error compensation (the Gram matrices in that file;\n"
+                 "# llama-quantize reads only its importance weights): llama-quantize writes the plan's types\n"
+                 "# with plain importance-weighted rounding, not the bytes 'mixq quantize' writes, whose KL the\n"
+                 "# tune measured. Ship 'mixq quantize's file, or tune with --no-compensate for a recipe that\n"
+                 "# llama-quantize reproduces byte for byte\n", compensated);
 }
 
 /* A llama.cpp preset plan (model/preset.h) is llama-quantize's own command: its rules give

@@ -70,6 +70,7 @@ struct rpt_imatrix_ref {
     char text[4096];     /* computed: the calibration text; "" otherwise */
     long long chunks;    /* computed: chunks of the text summed, and tokens per chunk */
     long long ctx;
+    int compensated;     /* layers error-compensated with the file's Gram matrices (not in files) */
 };
 
 /* A given file: set, source "given", path and its sha256 (MQ_EIO, one line, when it

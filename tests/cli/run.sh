@@ -215,6 +215,33 @@ grep_out "tune summary choice" '^chosen +front point [0-9]+'
 # warning
 grep_out "tune summary imatrix" '^imatrix +computed on .*/examples/data/kjv-eval\.txt, [0-9]+ chunks of 64 tokens \(calibration; computed in [0-9.]+ s\): '
 grep_out "tune summary evaluation text" '^evaluation +.*/examples/data/kjv-tune\.txt, 1 chunk of 64 tokens \(sensitivity and validation KL\)$'
+# error compensation: the computed imatrix holds the Gram matrices of every blk.* layer's
+# inputs (42 of the bundled model's 44 layers), and every format was quantized with them;
+# --no-compensate computes one without, and says so
+grep_out "tune summary compensation" '^compensation +42 layers error-compensated'
+expect "tune quick --no-compensate" 0 "$MIXQ" -q tune --sensitivity proxy --budget 1GB --latency 10s \
+    --workload decode:32 --max-seconds 0.05 --ctx 64 --chunks 1 --no-compensate --cache-dir "$tmp/cache" \
+    --out "$tmp/tune-plain"
+grep_out "tune --no-compensate summary" '^compensation +0 layers error-compensated.*: none'
+# mixq imatrix --gram writes them for mixq quantize --imatrix: the compensated file differs
+# from the one quantized with the same importance weights alone, and both run
+expect "imatrix --gram" 0 "$MIXQ" imatrix "$TINY" --gram --ctx 32 --chunks 2 -o "$tmp/gram.gguf"
+grep_out "imatrix --gram summary" '^gram +42 of 42 entries'
+expect "imatrix without --gram" 0 "$MIXQ" imatrix "$TINY" --ctx 32 --chunks 2 -o "$tmp/nogram.gguf"
+expect "quantize compensated" 0 "$MIXQ" quantize "$TINY" --plan q4_0 --imatrix "$tmp/gram.gguf" -o "$tmp/q-comp.gguf"
+grep_out "quantize compensated summary" '^ +42 layers error-compensated with the file.s Gram matrices'
+expect "quantize plain imatrix" 0 "$MIXQ" quantize "$TINY" --plan q4_0 --imatrix "$tmp/nogram.gguf" \
+    -o "$tmp/q-plain.gguf"
+if [ -s "$tmp/q-comp.gguf" ] && [ "$(stat -c %s "$tmp/q-comp.gguf")" = "$(stat -c %s "$tmp/q-plain.gguf")" ] &&
+    ! cmp -s "$tmp/q-comp.gguf" "$tmp/q-plain.gguf"; then
+    pass=$((pass + 1)); echo "ok   compensated q4_0 file: same size, other bytes than plain importance-weighted rounding"
+else
+    fail=$((fail + 1)); echo "FAIL compensated q4_0 file: not a same-size file with other bytes"
+fi
+expect "eval the compensated file" 0 "$MIXQ" -q eval "$tmp/q-comp.gguf" --plan source --ctx 32 --chunks 1 --no-kl
+printf 'broken' >"$tmp/gram-bad.gguf"
+expect "quantize with a broken imatrix" 1 "$MIXQ" quantize "$TINY" --plan q4_0 --imatrix "$tmp/gram-bad.gguf" \
+    -o "$tmp/q-bad.gguf"
 if grep -q 'calibration text' "$tmp/err"; then
     fail=$((fail + 1)); echo "FAIL tune quick: the default texts are said to overlap"; cat "$tmp/err"
 else

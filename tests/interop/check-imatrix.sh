@@ -181,7 +181,8 @@ fi
 echo "mixq tune's importance matrix: quantize --plan FRONT against the exported llama-quantize recipe"
 # a front whose chosen plan mixes formats (tinyllm under 2 MB), its imatrix on 4 chunks of 64
 tdir=$tmp/tune
-if ! "$MIXQ" -q tune "$TINY" --sensitivity proxy --size 2MB --workload decode:32 --max-seconds 0.05 --ctx 64 \
+# (--no-compensate: llama-quantize reproduces plain importance-weighted rounding only)
+if ! "$MIXQ" -q tune "$TINY" --sensitivity proxy --no-compensate --size 2MB --workload decode:32 --max-seconds 0.05 --ctx 64 \
     --chunks 1 --calib-chunks 4 --no-memory --no-plots --cache-dir "$work/tune-cache" --out "$tdir" \
     >"$tmp/tune.log" 2>&1; then
     bad "mixq tune: $(tail -1 "$tmp/tune.log")"

@@ -32,14 +32,13 @@
 # 8. mixq imatrix against llama-imatrix, and the importance matrix mixq tune computes
 #    carried through front.yaml to mixq quantize and to the exported llama-quantize
 #    recipe, whose file must be byte-identical (check-imatrix.sh);
-# 9. quality on the bundled model: mixq tune --size N at the size N of llama-quantize's
-#    Q4_K_M file, measured by llama-perplexity --kl-divergence on text the tune never read
-#    (examples/data/austen-eval.txt), both quantized with the importance matrix
-#    llama-imatrix computes on the calibration text (scripts/compare-presets; the closing
-#    notes quote the full tables). The goal is a lower KL than Q4_K_M's (issue 15: 0.85x);
-#    on this model and text mixq is today 2% above Q4_K_M (1.02x; its plans win by 1.5x on
-#    the KJV evaluation text and not on Austen), so this step is a regression guard that
-#    fails at 1.10x and the table says wins or LOSES as measured.
+# 9. quality on the bundled model: mixq tune --size N at the size N of each of
+#    llama-quantize's Q3_K_M, Q4_K_M and Q5_K_M files (made with llama-imatrix's importance
+#    matrix on the calibration text), measured by llama-perplexity --kl-divergence on text
+#    neither tool read (examples/data/austen-eval.txt); mixq computes its own importance
+#    matrix on the same text (with the Gram matrices of its error-compensated quantization).
+#    Issue 15's goal is the step's bar: every mixq file no larger and at most 0.85x the
+#    preset's KL (measured 0.69x, 0.66x, 0.54x when it was set; scripts/compare-presets).
 #
 # Tolerances, and why (ppl: |ppl_llama / ppl_mixq - 1|; kl: mean KL divergence):
 #   float weights (tinyllm f32, SmolLM2 f16): ppl 1e-3, kl 1e-4. Same arithmetic up to
@@ -191,9 +190,10 @@ for c in "${cases[@]}"; do
     [ "${verdict#* }" = ok ] || fail=1
 done
 
-note "quality: mixq tune --size (Q4_K_M's bytes) against llama.cpp's Q4_K_M, on held-out text"
-MIXQ=$MIXQ scripts/compare-presets "$TINY" --presets Q4_K_M --fail-above 1.10 --out "$BUILD/interop/compare-presets" ||
-    bad "compare-presets: mixq's plan is larger than Q4_K_M or has 1.10x its KL or more (see $BUILD/interop/compare-presets)"
+note "quality: mixq tune --size (each preset's bytes) against llama.cpp's Q3_K_M, Q4_K_M, Q5_K_M, on held-out text"
+MIXQ=$MIXQ scripts/compare-presets "$TINY" --presets Q3_K_M,Q4_K_M,Q5_K_M --fail-above 0.85 \
+    --out "$BUILD/interop/compare-presets" ||
+    bad "compare-presets: a mixq plan is larger than its preset or has 0.85x its KL or more (see $BUILD/interop/compare-presets)"
 
 if [ "$fail" -eq 0 ]; then
     echo "interop: all passed in ${SECONDS}s"

@@ -21,6 +21,7 @@ extern const struct mq_test eval_tests[];
 extern const struct mq_test yaml_tests[];
 extern const struct mq_test quant_src_tests[];
 extern const struct mq_test quant_tests[];
+extern const struct mq_test compensate_tests[];
 extern const struct mq_test tokenizer_tests[];
 extern const struct mq_test cpu_tests[];
 extern const struct mq_test neon_tests[];
@@ -40,7 +41,7 @@ extern const struct mq_test sensitivity_tests[];
 
 static const struct mq_test *const suites[] = {
     core_tests,      gguf_tests,      model_tests, arch_tests, backend_tests, backend_ops_tests, eval_tests,
-    yaml_tests,      quant_src_tests, quant_tests, tokenizer_tests, cpu_tests,     neon_tests,
+    yaml_tests,      quant_src_tests, quant_tests, compensate_tests, tokenizer_tests, cpu_tests,     neon_tests,
     cuda_tests,      cuda_layout_tests, profile_tests,   search_tests, tune_tests,
     synth_tests,
     onnx_tests,

@@ -124,7 +124,7 @@ static int check_written(const struct mq_model *src, const struct mq_plan *p, co
                     mq_dtype_name(p->fmt[i]));
             goto out;
         }
-        if (mq_convert_weights(a->name, a->src_type, a->src_data, a->n_in, a->n_out, p->fmt[i], a->imp, &data, &buf) < 0)
+        if (mq_convert_weights(a->name, a->src_type, a->src_data, a->n_in, a->n_out, p->fmt[i], a->imp, a->gram_u, &data, &buf) < 0)
             goto out;
         size_t row;
         bool same = mq_dtype_row_bytes(p->fmt[i], a->n_in, &row) == MQ_OK &&

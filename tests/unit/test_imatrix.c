@@ -466,7 +466,7 @@ static int test_set_imatrix(void)
     struct t_capture c;
     int used = -1;
     T_CHECK(t_capture_begin(&c) == 0);
-    int rc = mq_model_set_imatrix(m, im, &used);
+    int rc = mq_model_set_imatrix(m, im, true, &used);
     t_capture_end(&c, err, sizeof(err));
     T_CHECK_MSG(rc == MQ_EINVAL && one_error_line(err) && strstr(err, "'blk.0.attn_q.weight'"), "rc %d, '%s'", rc, err);
     for (int i = 0; i < m->n_layers; i++)
@@ -480,17 +480,95 @@ static int test_set_imatrix(void)
     for (int k = 0; k < 192; k++)
         e->sums[k] = (float)(k + 1) * 672.0f;
     snprintf(im->entries[1].name, sizeof(im->entries[1].name), "token_embd.weight");
-    T_CHECK(mq_model_set_imatrix(m, im, &used) == MQ_OK && used == 1);
+    T_CHECK(mq_model_set_imatrix(m, im, true, &used) == MQ_OK && used == 1);
     int li = mq_model_find_layer(m, "blk.0.attn_q.weight");
     T_CHECK(li >= 0 && m->layers[li].imp && m->layers[li].imp[0] == 1.0f && m->layers[li].imp[191] == 192.0f);
     T_CHECK(m->layers[m->layer_token_embd].imp == NULL && m->imp_hash != 0);
-    T_CHECK(mq_model_set_imatrix(m, NULL, &used) == MQ_OK && used == 0 && m->layers[li].imp == NULL);
+    T_CHECK(mq_model_set_imatrix(m, NULL, true, &used) == MQ_OK && used == 0 && m->layers[li].imp == NULL);
     mq_imatrix_free(im);
     mq_model_free(m);
     return T_PASS;
 }
 
+/* Gram matrices (mixq's extension): computed beside the sums (their diagonal is the sums),
+ * shared by layers with one input (attn_q/k/v, ffn_gate/up), kept by a write and read,
+ * factored onto the layers by mq_model_set_imatrix (compensate: shared factors, counted,
+ * hashed), and a malformed NAME.in_gram is a one-line error. */
+static int test_gram(void)
+{
+    struct mq_model *m = NULL;
+    struct be_backend *be = NULL;
+    struct mq_imatrix *c = NULL, *b = NULL;
+    T_CHECK(mq_model_load(TINY, &m) == MQ_OK && be_open("ref", NULL, &be) == MQ_OK);
+    T_CHECK(mq_imatrix_compute(m, be, &(struct mq_imatrix_config){.text = TEXT, .n_ctx = 32, .max_chunks = 2,
+                                                                   .gram = true},
+                               &c) == MQ_OK);
+    double worst = 0;
+    for (int e = 0; e < c->n_entries; e++) {
+        const struct mq_imatrix_entry *en = &c->entries[e];
+        T_CHECK_MSG(en->gram, "'%s' has no Gram matrix", en->name);
+        const int64_t K = en->n_in;
+        for (int64_t i = 0; i < K; i++) {
+            double r = fabs((double)en->gram[i * K + i] - en->sums[i]) / (en->sums[i] > 0 ? en->sums[i] : 1);
+            worst = r > worst ? r : worst;
+            for (int64_t j = 0; j < i; j++)
+                T_CHECK(en->gram[i * K + j] == en->gram[j * K + i]);
+        }
+    }
+    T_CHECK_MSG(worst < 1e-5, "diagonal against the sums: relative difference %g", worst);
+    const struct mq_imatrix_entry *q = mq_imatrix_find(c, "blk.0.attn_q.weight"),
+                                  *k = mq_imatrix_find(c, "blk.0.attn_k.weight"),
+                                  *v = mq_imatrix_find(c, "blk.0.attn_v.weight"),
+                                  *o = mq_imatrix_find(c, "blk.0.attn_output.weight"),
+                                  *gt = mq_imatrix_find(c, "blk.0.ffn_gate.weight"),
+                                  *up = mq_imatrix_find(c, "blk.0.ffn_up.weight");
+    T_CHECK(q && k && v && o && gt && up);
+    size_t nq = (size_t)(q->n_in * q->n_in) * sizeof(float);
+    T_CHECK(!memcmp(q->gram, k->gram, nq) && !memcmp(q->gram, v->gram, nq) && memcmp(q->gram, o->gram, nq));
+    T_CHECK(!memcmp(gt->gram, up->gram, (size_t)(gt->n_in * gt->n_in) * sizeof(float)));
+
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/gram.gguf", t_tmpdir());
+    T_CHECK(mq_imatrix_write(c, path) == MQ_OK && mq_imatrix_read(path, &b) == MQ_OK);
+    T_CHECK(same_imatrix(c, b));
+    for (int e = 0; e < c->n_entries; e++)
+        T_CHECK(b->entries[e].gram && !memcmp(b->entries[e].gram, c->entries[e].gram,
+                                              (size_t)(c->entries[e].n_in * c->entries[e].n_in) * sizeof(float)));
+
+    T_CHECK(mq_model_set_imatrix(m, b, false, NULL) == MQ_OK && m->n_compensated == 0);
+    uint64_t plain_hash = m->imp_hash;
+    int used = 0;
+    T_CHECK(mq_model_set_imatrix(m, b, true, &used) == MQ_OK && m->n_compensated == used && used == c->n_entries);
+    T_CHECK(m->imp_hash != plain_hash);
+    int lq = mq_model_find_layer(m, "blk.0.attn_q.weight"), lv = mq_model_find_layer(m, "blk.0.attn_v.weight"),
+        lo = mq_model_find_layer(m, "blk.0.attn_output.weight");
+    T_CHECK(m->layers[lq].gram_u && m->layers[lq].gram_u == m->layers[lv].gram_u &&
+            m->layers[lo].gram_u != m->layers[lq].gram_u);
+    T_CHECK(mq_model_set_imatrix(m, NULL, true, NULL) == MQ_OK && m->n_compensated == 0 && !m->layers[lq].gram_u);
+
+    /* a Gram matrix of the wrong shape */
+    struct mq_gguf_writer *w = mq_gguf_writer_new();
+    float sums[8] = {1, 2, 3, 4, 5, 6, 7, 8}, one = 1, gram[8 * 7] = {0};
+    T_CHECK(w);
+    T_CHECK(mq_gguf_writer_set_str(w, "general.type", "imatrix") == MQ_OK &&
+            mq_gguf_writer_add_tensor(w, "x.in_sum2", MQ_DTYPE_F32, 2, (int64_t[]){8, 1}, sums) == MQ_OK &&
+            mq_gguf_writer_add_tensor(w, "x.counts", MQ_DTYPE_F32, 2, (int64_t[]){1, 1}, &one) == MQ_OK &&
+            mq_gguf_writer_add_tensor(w, "x.in_gram", MQ_DTYPE_F32, 2, (int64_t[]){8, 7}, gram) == MQ_OK);
+    snprintf(path, sizeof(path), "%s/bad-gram.gguf", t_tmpdir());
+    T_CHECK(mq_gguf_writer_write(w, path) == MQ_OK);
+    mq_gguf_writer_free(w);
+    struct mq_imatrix *bad = NULL;
+    T_CHECK(mq_imatrix_read(path, &bad) == MQ_EFORMAT && !bad);
+
+    mq_imatrix_free(b);
+    mq_imatrix_free(c);
+    be_close(be);
+    mq_model_free(m);
+    return T_PASS;
+}
+
 const struct mq_test imatrix_tests[] = {
+    {"imatrix/gram", test_gram},
     {"imatrix/compute-matches-capture", test_compute_matches_capture},
     {"imatrix/compute-errors", test_compute_errors},
     {"imatrix/roundtrip", test_roundtrip},

@@ -221,7 +221,7 @@ static double error_by_hand(const struct mq_model *m, int l, int64_t cols)
     void *buf;
     double e = 0, s = 0;
     if (w && back && mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, MQ_DTYPE_Q4_0,
-                                        ly->imp, &data, &buf) == MQ_OK) {
+                                        ly->imp, ly->gram_u, &data, &buf) == MQ_OK) {
         mq_dtype_get(ly->src_type)->to_f32(ly->src_data, w, n);
         mq_dtype_get(MQ_DTYPE_Q4_0)->to_f32(data, back, n);
         free(buf);
@@ -264,7 +264,7 @@ static int test_weight_error(void)
     im.n_entries = 1;
     im.entries = &ent;
     int used = 0;
-    T_CHECK(mq_model_set_imatrix(m, &im, &used) == MQ_OK && used == 1 && m->layers[l].imp);
+    T_CHECK(mq_model_set_imatrix(m, &im, true, &used) == MQ_OK && used == 1 && m->layers[l].imp);
     free(sums);
     T_CHECK(prof_quality_weight_error(m, l, menu, true, NULL, false, got) == MQ_OK);
     want = error_by_hand(m, l, K / 2);
