@@ -449,7 +449,8 @@ QEMU_CPU_FULL ?= max
 QEMU_PATHS_FULL ?= fallback,fp16,dotprod,dotprod+fp16
 QEMU_CPU_BASE ?= cortex-a57
 QEMU_PATHS_BASE ?= fallback
-AARCH64_TESTS_FULL ?= core/ gguf/ model/ architecture/ backend/ backend_ops/ yaml/ quant_src/ quant/ tokenizer/ synth/ cuda/ \
+AARCH64_TESTS_FULL ?= core/ gguf/ model/ architecture/ backend/ backend_ops/ yaml/ quant_src/ quant/ compensate/ \
+                      tokenizer/ synth/ cuda/ \
                       profile/ plot/ onnx/ neon/ cpu/quantize cpu/nonfinite cpu/ops eval/refusals
 # (the base CPU model's only path, fallback, ran the forward pass in the first run already)
 AARCH64_TESTS_BASE ?= backend/ backend_ops/ neon/paths neon/quantize neon/f16 neon/ops neon/nonfinite
