@@ -454,7 +454,9 @@ struct im_acc {
     float *prev_x;
     size_t prev_cap;
     int64_t prev_k, prev_m;
-    float *gram_tmp;         /* [MQ_GRAM_MAX_IN^2]: one call's X^T X in f32 */
+    float *gram_tmp;         /* [n_in^2] of the largest distinct input: one call's X^T X */
+    int64_t gram_tmp_elems;
+    int n_unseen;            /* entries whose gram_src is still -2 (inputs are copied till 0) */
 };
 
 /* One capture's X^T X (x [M][K]) added into the entry's Gram matrix, with the limits of
@@ -479,20 +481,32 @@ static int im_gram_add(struct im_acc *a, int e, const float *x, int64_t K, int64
             if (!(a->gram[e] = calloc((size_t)(K * K), sizeof(double))))
                 return mq_error(MQ_ENOMEM, "cannot allocate a Gram matrix of %lld inputs", (long long)K);
             a->gram_elems += K * K;
+            if (K * K > a->gram_tmp_elems) {
+                float *nt = realloc(a->gram_tmp, (size_t)(K * K) * sizeof(float));
+                if (!nt)
+                    return mq_error(MQ_ENOMEM, "cannot allocate a Gram matrix of %lld inputs", (long long)K);
+                a->gram_tmp = nt;
+                a->gram_tmp_elems = K * K;
+            }
         }
+        a->n_unseen--;
     }
     size_t bytes = (size_t)(K * M) * sizeof(float);
-    if (bytes > a->prev_cap) {
+    if (a->n_unseen == 0) {
+        a->prev_e = -1; /* every sharing is known: no more copies */
+    } else if (bytes > a->prev_cap) {
         float *nb = realloc(a->prev_x, bytes);
         if (!nb)
             return mq_error(MQ_ENOMEM, "cannot allocate a copy of %zu bytes of activations", bytes);
         a->prev_x = nb;
         a->prev_cap = bytes;
     }
-    memcpy(a->prev_x, x, bytes);
-    a->prev_e = e;
-    a->prev_k = K;
-    a->prev_m = M;
+    if (a->n_unseen > 0) {
+        memcpy(a->prev_x, x, bytes);
+        a->prev_e = e;
+        a->prev_k = K;
+        a->prev_m = M;
+    }
     if (a->gram_src[e] >= 0)
         return MQ_OK; /* the same input as the entry holding the sums */
     float *t = a->gram_tmp;
@@ -622,11 +636,11 @@ static int im_acc_init(struct im_acc *a, const struct mq_model *m, bool process_
     if (gram) {
         a->gram = calloc((size_t)n, sizeof(*a->gram));
         a->gram_src = malloc((size_t)n * sizeof(*a->gram_src));
-        a->gram_tmp = malloc((size_t)MQ_GRAM_MAX_IN * MQ_GRAM_MAX_IN * sizeof(float));
-        if (!a->gram || !a->gram_src || !a->gram_tmp)
+        if (!a->gram || !a->gram_src)
             return mq_error(MQ_ENOMEM, "cannot allocate Gram matrices");
         for (int e = 0; e < n; e++)
             a->gram_src[e] = -2;
+        a->n_unseen = n;
         a->want_gram = true;
     }
     return MQ_OK;
