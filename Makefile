@@ -276,7 +276,7 @@ CUDA_PLUGIN := $(BUILD)/plugins/libmixq-cuda.so
 CUDA_CU_OBJS := $(patsubst %.cu,$(BUILD)/plugin-obj/%.o,$(wildcard backends/cuda/*.cu))
 CUDA_C_OBJS := $(patsubst %.c,$(BUILD)/plugin-obj/%.o,$(wildcard backends/cuda/*.c) \
                  core/status.c core/dtype.c core/dtype_kquants.c core/dtype_quant.c \
-                 core/compensate.c)
+                 core/compensate.c core/pool.c)
 all: $(CUDA_PLUGIN)
 # the tests and the benchmark use the plugin where a GPU is usable
 check-unit check-cli bench-cuda: $(CUDA_PLUGIN)

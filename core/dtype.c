@@ -8,6 +8,9 @@
 #include "core/dtype.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@
 #include "core/compensate.h"
 #include "core/dtype_internal.h"
 #include "core/fp16.h"
+#include "core/pool.h"
 #include "core/status.h"
 
 /* from_f32 of every written type: its quantize without importance weights */
@@ -387,6 +391,72 @@ void mq_dtype_list_formats(uint32_t mask, char *buf, size_t size)
     }
 }
 
+/* The conversion's rows, split over threads: each converts the rows [lo, hi) of its
+ * share through its own row of f32. rc: the first error (an allocation) any share met. */
+struct convert_job {
+    enum mq_dtype type, fmt;
+    const char *src;
+    size_t src_row_bytes, row_bytes;
+    int64_t n_in, rows;
+    const float *imp, *u;
+    char *out;
+    _Atomic int rc;
+};
+
+static void convert_rows(void *arg, int ith, int nth)
+{
+    struct convert_job *j = arg;
+    int64_t lo, hi;
+    mq_pool_split(j->rows, ith, nth, &lo, &hi);
+    if (lo >= hi)
+        return;
+    float *f32 = malloc((size_t)j->n_in * sizeof(float) + 1);
+    if (!f32) {
+        int none = MQ_OK; /* printed by the first share that fails */
+        if (atomic_compare_exchange_strong(&j->rc, &none, MQ_ENOMEM))
+            mq_error(MQ_ENOMEM, "cannot allocate a row of %lld weights to convert", (long long)j->n_in);
+        return;
+    }
+    const struct mq_dtype_traits *ft = mq_dtype_get(j->fmt), *st = mq_dtype_get(j->type);
+    for (int64_t r = lo; r < hi && atomic_load_explicit(&j->rc, memory_order_relaxed) == MQ_OK; r++) {
+        char *dst = j->out + (size_t)r * j->row_bytes;
+        st->to_f32(j->src + (size_t)r * j->src_row_bytes, f32, j->n_in);
+        if (!j->u) {
+            ft->quantize(f32, dst, 1, j->n_in, j->imp);
+        } else {
+            int rc = mq_quantize_compensated(j->fmt, f32, j->n_in, j->imp, j->u, dst);
+            int none = MQ_OK;
+            if (rc < 0)
+                atomic_compare_exchange_strong(&j->rc, &none, rc);
+        }
+    }
+    free(f32);
+}
+
+/* The conversions' thread pool: one per process, made on the first conversion worth
+ * splitting, with a thread per online CPU, kept until exit (its helpers sleep between
+ * runs). One conversion uses it at a time; another thread's conversion meanwhile runs on
+ * its caller alone. */
+static pthread_mutex_t convert_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mq_pool *convert_pool;
+static bool convert_pool_failed;
+
+static void convert_run(struct convert_job *j, double work)
+{
+    /* below ~1 M weight-operations a conversion takes well under a millisecond: threads
+     * would cost more than they save */
+    if (work < (double)(1 << 20) || pthread_mutex_trylock(&convert_lock) != 0) {
+        convert_rows(j, 0, 1);
+        return;
+    }
+    if (!convert_pool && !convert_pool_failed) {
+        int n = mq_pool_default_threads();
+        convert_pool_failed = n < 2 || mq_pool_new(n, &convert_pool) < 0;
+    }
+    mq_pool_run(convert_pool, convert_rows, j); /* a NULL pool: on the caller */
+    pthread_mutex_unlock(&convert_lock);
+}
+
 int mq_convert_weights(const char *name, enum mq_dtype type, const void *src, int64_t n_in,
                        int64_t rows, enum mq_dtype fmt, const float *imp, const float *u,
                        const void **data, void **buf)
@@ -410,32 +480,26 @@ int mq_convert_weights(const char *name, enum mq_dtype type, const void *src, in
     if (rows < 0 || (rows && (uint64_t)n_in > SIZE_MAX / sizeof(float) / (uint64_t)rows) ||
         (rows && row_bytes > SIZE_MAX / (uint64_t)rows))
         return mq_error(MQ_ENOMEM, "cannot convert weights '%s': size overflows", name);
-    /* a row at a time through f32: memory stays at one row of floats (and the
-     * compensation's few rows of scratch) */
+    /* a row at a time through f32 on each thread: memory stays at a row of floats per
+     * thread (and the compensation's few rows of scratch) */
     if (u && !ft->is_quantized)
         u = NULL; /* 16-bit floats: nothing to compensate */
-    float *f32 = malloc((size_t)n_in * sizeof(float) + 1);
-    char *out = malloc(row_bytes * (size_t)rows + 1);
-    size_t src_row_bytes;
-    if ((rc = mq_dtype_row_bytes(type, n_in, &src_row_bytes)) < 0 || !f32 || !out) {
-        free(f32);
-        free(out);
+    struct convert_job j = {.type = type, .fmt = fmt, .src = src, .row_bytes = row_bytes, .n_in = n_in,
+                            .rows = rows, .imp = imp, .u = u, .out = malloc(row_bytes * (size_t)rows + 1)};
+    if ((rc = mq_dtype_row_bytes(type, n_in, &j.src_row_bytes)) < 0 || !j.out) {
+        free(j.out);
         return rc < 0 ? rc
                       : mq_error(MQ_ENOMEM, "cannot convert weights '%s' (%lld x %lld)", name, (long long)rows,
                                  (long long)n_in);
     }
-    for (int64_t r = 0; r < rows; r++) {
-        mq_dtype_get(type)->to_f32((const char *)src + (size_t)r * src_row_bytes, f32, n_in);
-        if (!u)
-            ft->quantize(f32, out + (size_t)r * row_bytes, 1, n_in, imp);
-        else if ((rc = mq_quantize_compensated(fmt, f32, n_in, imp, u, out + (size_t)r * row_bytes)) < 0) {
-            free(f32);
-            free(out);
-            return rc;
-        }
+    atomic_init(&j.rc, MQ_OK);
+    /* compensation costs O(n_in) per weight, plain rounding O(1) */
+    convert_run(&j, (double)rows * (double)n_in * (u ? (double)n_in : 1.0));
+    if ((rc = atomic_load(&j.rc)) < 0) { /* printed where it happened */
+        free(j.out);
+        return rc;
     }
-    free(f32);
-    *data = out;
-    *buf = out;
+    *data = j.out;
+    *buf = j.out;
     return MQ_OK;
 }

@@ -295,8 +295,11 @@ int mq_dtype_parse_formats(const char *list, uint32_t *mask, char *why, size_t w
  * *buf receives malloc'd bytes (the caller frees them), or NULL when type == fmt: *data
  * then points at src itself (no requantization: a layer kept in its source format is its
  * bytes as shipped). The one conversion every plan uses, so what is measured is what is
- * written. Errors (printed): a row length fmt cannot take, out of memory; `name` names
- * the tensor in them. */
+ * written. Rows are independent: a conversion of over ~1 M weight-operations (rows x n_in,
+ * times n_in with u) splits them over a process-wide pool with a thread per online CPU,
+ * made on first use; the bytes are the same as row by row. Thread-safe: a conversion that
+ * starts while another holds the pool runs on its caller alone. Errors (printed): a row
+ * length fmt cannot take, out of memory; `name` names the tensor in them. */
 int mq_convert_weights(const char *name, enum mq_dtype type, const void *src, int64_t n_in,
                        int64_t rows, enum mq_dtype fmt, const float *imp, const float *u,
                        const void **data, void **buf);

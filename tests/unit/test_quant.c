@@ -12,6 +12,7 @@
  */
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,9 +458,70 @@ static int test_non_finite(void)
     return T_PASS;
 }
 
+/* mq_convert_weights splits a large conversion's rows over threads: the bytes are the
+ * row-by-row quantizer's, with and without importance weights, and two threads converting
+ * at once (the second runs on its caller alone) get the same. The split does not depend on
+ * the format; one of each quantizer family runs (every quantizer's bytes are checked
+ * above). */
+struct convert_arg {
+    const float *x, *imp;
+    enum mq_dtype fmt;
+    int64_t n_in, rows;
+    void *buf;
+    int rc;
+};
+
+static void *convert_thread(void *p)
+{
+    struct convert_arg *a = p;
+    const void *data;
+    a->rc = mq_convert_weights("w", MQ_DTYPE_F32, a->x, a->n_in, a->rows, a->fmt, a->imp, NULL, &data, &a->buf);
+    return NULL;
+}
+
+static int test_convert_threads(void)
+{
+    enum { NPR = 4096, ROWS = 260 }; /* 1.06 M weights: over the threshold for threads */
+    static const enum mq_dtype fmts[] = {MQ_DTYPE_Q8_0, MQ_DTYPE_Q4_1, MQ_DTYPE_Q4_K, MQ_DTYPE_IQ4_XS};
+    float *x = malloc((size_t)NPR * ROWS * sizeof(float)), *imp = malloc(NPR * sizeof(float));
+    uint8_t *want = malloc((size_t)NPR * ROWS * 4);
+    T_CHECK(x && imp && want);
+    fill_rows(x, NPR * ROWS, 0x5eedULL);
+    for (int j = 0; j < NPR; j++)
+        imp[j] = 0.5f + (float)(j % 7);
+    /* under emulation or sanitizers (MIXQ_TEST_QUICK, ASan) one format: the split is the same */
+    size_t n_fmts = getenv("MIXQ_TEST_QUICK") || T_UNDER_ASAN ? 1 : N(fmts);
+    for (size_t k = 0; k < n_fmts; k++) {
+        const struct mq_dtype_traits *t = mq_dtype_get(fmts[k]);
+        size_t row_bytes;
+        T_CHECK(mq_dtype_row_bytes(fmts[k], NPR, &row_bytes) == MQ_OK);
+        for (int weighted = 0; weighted < 2; weighted++) {
+            const float *w = weighted ? imp : NULL;
+            for (int r = 0; r < ROWS; r++)
+                t->quantize(x + (size_t)r * NPR, want + (size_t)r * row_bytes, 1, NPR, w);
+            struct convert_arg a[2] = {{x, w, fmts[k], NPR, ROWS, NULL, -1}, {x, w, fmts[k], NPR, ROWS, NULL, -1}};
+            pthread_t th;
+            T_CHECK(pthread_create(&th, NULL, convert_thread, &a[1]) == 0);
+            convert_thread(&a[0]);
+            pthread_join(th, NULL);
+            for (int i = 0; i < 2; i++) {
+                T_CHECK(a[i].rc == MQ_OK && a[i].buf);
+                T_CHECK_MSG(memcmp(a[i].buf, want, row_bytes * ROWS) == 0, "%s (imp %d): bytes differ", t->name,
+                            weighted);
+                free(a[i].buf);
+            }
+        }
+    }
+    free(x);
+    free(imp);
+    free(want);
+    return T_PASS;
+}
+
 const struct mq_test quant_tests[] = {
     {"quant/traits", test_traits},           {"quant/fixture-plain", test_fixture_plain},
     {"quant/fixture-imp", test_fixture_imp}, {"quant/fixture-dequant", test_fixture_dequant},
     {"quant/roundtrip", test_roundtrip},     {"quant/non-finite", test_non_finite},
-    {"quant/ggml-live", test_ggml_live},     {NULL, NULL},
+    {"quant/ggml-live", test_ggml_live},     {"quant/convert-threads", test_convert_threads},
+    {NULL, NULL},
 };
