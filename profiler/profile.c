@@ -172,7 +172,9 @@ static int measure_cost(struct profiler *pr, const struct mq_layer *ly, struct p
         rc = mq_error(MQ_ENOMEM, "cannot allocate weight copies");
         goto done;
     }
-    if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, c->fmt, ly->imp, ly->gram_u, &data,
+    /* plain rounding: a kernel's time does not depend on the values, and the importance
+     * search and error compensation (O(n_out * n_in^2)) would only cost time here */
+    if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, c->fmt, NULL, NULL, &data,
                                   &buf)) < 0)
         goto done;
     if (!buf) {
