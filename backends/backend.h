@@ -37,10 +37,11 @@
  *              seen as [D, H*M] or [D, H, M] normalizes each head of D on its own with one
  *              weight [D] (qwen3, gemma3 q/k norm). dst: src0's element count, ne[0] a
  *              multiple of src0's ([D, H*M], [D, H, M] or [D*H, M]); may alias src0
- *   ROPE       src0 [D, H, M]                                      -> dst [D, H, M] (may alias)
+ *   ROPE       src0 [D, H, M], optional src1 factors [n_rot/2]     -> dst [D, H, M] (may alias)
  *              rotates the first n_rot dims of each head at position pos0 + m; mode NORM
  *              pairs (2i, 2i+1), mode NEOX pairs (i, i + n_rot/2); angle
- *              (pos0 + m) * freq_scale * theta^(-2i/n_rot)
+ *              (pos0 + m) * freq_scale * theta^(-2i/n_rot), divided by src1[i] when given
+ *              (llama.cpp's rope_freqs, ggml_rope_ext's frequency factors: llama 3.1+)
  *   ATTENTION  src0 q [D, H, M], src1 K [D*Hkv, T], src2 V [D*Hkv, T] -> dst [D*H, M]
  *              causal: query m (at position p = pos0 + m) attends to positions 0..p,
  *              which must be < n_kv <= T; query head h reads K/V head h / (H / Hkv);
@@ -99,7 +100,7 @@
 
 #include "core/dtype.h"
 
-#define BE_ABI_VERSION 4 /* 3: SCALE, GEGLU, SOFTCAP; attention window, softcap; 4: be_tensor.borrowed, may_borrow (be_lend) */
+#define BE_ABI_VERSION 5 /* 3: SCALE, GEGLU, SOFTCAP; attention window, softcap; 4: be_tensor.borrowed, may_borrow (be_lend); 5: ROPE factors (src1) */
 #define BE_MAX_DIMS 4
 #define BE_MAX_SRC 3
 

@@ -16,7 +16,8 @@ static void synth_usage(FILE *f)
 {
     fprintf(f,
             "usage: mixq synth [--arch ARCH] --params PRESET [--type TYPE] [--vocab N] [--seed N]\n"
-            "                  [--stddev S] [--head-dim N] [--sliding-window N] [--threads N] -o FILE.gguf\n\n"
+            "                  [--stddev S] [--head-dim N] [--sliding-window N] [--rope-freqs] [--threads N]\n"
+            "                  -o FILE.gguf\n\n"
             "Writes a GGUF file of random weights at the shapes of a real\n"
             "model, so that costs (mixq profile, memory) can be measured at real sizes without\n"
             "downloading anything. FOR COST PROFILING ONLY: the weights are random (normal,\n"
@@ -59,6 +60,8 @@ static void synth_usage(FILE *f)
             "  --stddev S          the weights' standard deviation (default 0.02; 0 < S <= 1)\n"
             "  --head-dim N        head size, written as attention.key_length (default embedding / heads)\n"
             "  --sliding-window N  window of the sliding layers (gemma2, gemma3; default: the architecture's)\n"
+            "  --rope-freqs        write rope_freqs.weight, llama 3.1's RoPE frequency factors (llama;\n"
+            "                      the \"llama3\" rule with the preset's context as the original one)\n"
             "  --threads N         threads generating and quantizing (default: all CPUs)\n"
             "  -o, --output FILE   the GGUF file to write (replaced if it exists)\n"
             "  -v, -q              more or fewer messages\n"
@@ -68,7 +71,18 @@ static void synth_usage(FILE *f)
 
 int cmd_synth(int argc, char **argv)
 {
-    enum { OPT_ARCH = 256, OPT_PARAMS, OPT_TYPE, OPT_VOCAB, OPT_SEED, OPT_THREADS, OPT_STDDEV, OPT_HEAD_DIM, OPT_SWA };
+    enum {
+        OPT_ARCH = 256,
+        OPT_PARAMS,
+        OPT_TYPE,
+        OPT_VOCAB,
+        OPT_SEED,
+        OPT_THREADS,
+        OPT_STDDEV,
+        OPT_HEAD_DIM,
+        OPT_SWA,
+        OPT_ROPE_FREQS
+    };
     static const struct option opts[] = {
         {"arch", required_argument, NULL, OPT_ARCH},
         {"params", required_argument, NULL, OPT_PARAMS},
@@ -79,6 +93,7 @@ int cmd_synth(int argc, char **argv)
         {"stddev", required_argument, NULL, OPT_STDDEV},
         {"head-dim", required_argument, NULL, OPT_HEAD_DIM},
         {"sliding-window", required_argument, NULL, OPT_SWA},
+        {"rope-freqs", no_argument, NULL, OPT_ROPE_FREQS},
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},
@@ -88,6 +103,7 @@ int cmd_synth(int argc, char **argv)
     const char *arch = "llama", *params = NULL, *type = "f16", *out = NULL;
     long long vocab = 0, seed = 1, threads = 0, head_dim = 0, swa = 0;
     double stddev = 0.0;
+    bool rope_freqs = false;
     int c;
     optind = 1;
     opterr = 0;
@@ -121,6 +137,7 @@ int cmd_synth(int argc, char **argv)
             if (cli_parse_int("synth", "--sliding-window", optarg, 1, (1LL << 30), &swa))
                 return CLI_USAGE;
             break;
+        case OPT_ROPE_FREQS: rope_freqs = true; break;
         case 'o': out = optarg; break;
         case 'h': synth_usage(stdout); return CLI_OK;
         case 'v': mq_log_set_level(MQ_LOG_DEBUG); break;
@@ -135,6 +152,8 @@ int cmd_synth(int argc, char **argv)
         mq_arch_list(list, sizeof(list));
         return cli_usage_error("synth", "architecture '%s' is not supported (%s)", arch, list);
     }
+    if (rope_freqs && !(mq_arch_find(arch)->flags & MQ_ARCH_ROPE_FREQS))
+        return cli_usage_error("synth", "--rope-freqs: architecture '%s' has no RoPE frequency factors", arch);
     if (!params)
         return cli_usage_error("synth", "--params PRESET is required (1B, 7B, ...)");
     if (!out || !*out)
@@ -152,6 +171,7 @@ int cmd_synth(int argc, char **argv)
     cfg.arch = mq_arch_find(arch)->name;
     cfg.head_dim = head_dim;
     cfg.n_swa = swa;
+    cfg.rope_freqs = rope_freqs;
     struct mq_synth_options o = {.seed = (uint64_t)seed, .threads = (int)threads, .progress = true, .stddev = stddev};
     if (mq_dtype_from_name(type, &o.type) < 0 || !mq_dtype_get(o.type)->is_plan_format) {
         char list[256];

@@ -5,7 +5,7 @@
 #include <string.h>
 
 static const struct mq_arch arch_table[] = {
-    {.name = "llama", .rope_mode = BE_ROPE_NORM, .act = MQ_FFN_SILU},
+    {.name = "llama", .rope_mode = BE_ROPE_NORM, .act = MQ_FFN_SILU, .flags = MQ_ARCH_ROPE_FREQS},
     {.name = "qwen2", .rope_mode = BE_ROPE_NEOX, .act = MQ_FFN_SILU},
     {.name = "qwen3", .rope_mode = BE_ROPE_NEOX, .act = MQ_FFN_SILU, .flags = MQ_ARCH_QK_NORM},
     {.name = "phi3", .rope_mode = BE_ROPE_NEOX, .act = MQ_FFN_SILU, .flags = MQ_ARCH_FUSED_GATE_UP},

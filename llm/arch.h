@@ -55,6 +55,7 @@ enum mq_arch_flag {
     MQ_ARCH_GEMMA_Q_SCALE = 1u << 4, /* Q scale 1/sqrt(head size), 1/sqrt(n_embd/n_head) at 27B */
     MQ_ARCH_SOFTCAP = 1u << 5,       /* attention (default 50) and final (default 30) soft caps */
     MQ_ARCH_TIED = 1u << 6,          /* the output is always token_embd (no output tensor) */
+    MQ_ARCH_ROPE_FREQS = 1u << 7,    /* optional rope_freqs [n_rot/2]: RoPE frequency factors */
 };
 
 struct mq_arch {

@@ -299,6 +299,10 @@ static int build_layers(struct mq_model *m, bool *used)
          (rc = want_tensor(m, used, "output.weight", hp->n_embd, hp->n_vocab, false, &out)) < 0) ||
         (rc = want_tensor(m, used, "output_norm.weight", hp->n_embd, 0, true, &m->output_norm)) < 0)
         return rc;
+    /* llama.cpp reads it for every block (one tensor, duplicated); mixq uploads it once */
+    if ((m->arch_row->flags & MQ_ARCH_ROPE_FREQS) &&
+        (rc = want_tensor(m, used, "rope_freqs.weight", hp->n_rot / 2, 0, false, &m->rope_freqs)) < 0)
+        return rc;
     m->hp.tied_output = out == NULL;
 
     size_t n_max = (size_t)hp->n_layer * 7 + 2;
@@ -317,7 +321,7 @@ static int build_layers(struct mq_model *m, bool *used)
     m->layer_output = out ? add_layer(m, out, MQ_ROLE_OUTPUT, -1) : m->layer_token_embd;
     if ((rc = read_swa_layers(m)) < 0)
         return rc;
-    /* a tensor nothing reads is a feature mixq does not run (rope_freqs, rope factors,
+    /* a tensor nothing reads is a feature mixq does not run (phi3's long/short rope factors,
      * experts, biases it does not expect): running without it would be wrong */
     for (uint64_t i = 0; i < m->gguf->n_tensors; i++)
         if (!used[i])

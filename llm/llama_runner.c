@@ -139,6 +139,7 @@ static uint64_t llama_scratch(const struct mq_model *m, int64_t n_batch)
 static uint64_t glue_bytes(const struct mq_model *m)
 {
     uint64_t n = (uint64_t)m->hp.n_embd; /* output_norm */
+    n += m->rope_freqs ? (uint64_t)m->rope_freqs->n_elems : 0;
     for (int64_t b = 0; b < m->hp.n_layer; b++) {
         for (int k = 0; k < MQ_GLUE_COUNT; k++)
             n += m->blocks[b].glue[k] ? (uint64_t)m->blocks[b].glue[k]->n_elems : 0;
@@ -169,9 +170,10 @@ static void llama_describe(const struct mq_model *m, FILE *f)
     fprintf(f, "shape         embedding %lld, blocks %lld, heads %lld (kv heads %lld), head dim %lld, ffn %lld\n",
             (long long)hp->n_embd, (long long)hp->n_layer, (long long)hp->n_head, (long long)hp->n_head_kv,
             (long long)hp->head_dim, (long long)hp->n_ff);
-    fprintf(f, "rope          %d dims (%s pairs), theta %g, frequency scale %g; rms norm eps %g; output %s\n",
+    fprintf(f, "rope          %d dims (%s pairs), theta %g, frequency scale %g%s; rms norm eps %g; output %s\n",
             hp->n_rot, hp->rope_mode == BE_ROPE_NEOX ? "neox" : "adjacent", (double)hp->rope_theta,
-            (double)hp->rope_freq_scale, (double)hp->norm_eps, hp->tied_output ? "tied to token_embd" : "untied");
+            (double)hp->rope_freq_scale, m->rope_freqs ? ", frequency factors (rope_freqs)" : "",
+            (double)hp->norm_eps, hp->tied_output ? "tied to token_embd" : "untied");
     const struct mq_arch *a = m->arch_row;
     fprintf(f, "block         %s gate%s%s%s%s", a->act == MQ_FFN_GELU ? "gelu" : "silu",
             (a->flags & MQ_ARCH_QK_NORM) ? ", q/k head norms" : "", (a->flags & MQ_ARCH_POST_NORMS) ? ", post norms" : "",

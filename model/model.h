@@ -158,6 +158,9 @@ struct mq_model {
     int layer_output;        /* == layer_token_embd when the output is tied */
     struct mq_block *blocks; /* [n_layer] */
     const struct mq_gguf_tensor *output_norm;
+    /* RoPE frequency factors [n_rot/2] (rope_freqs.weight: llama 3.1+, whose long-context
+     * scaling is baked into them), or NULL: each pair's angle is divided by its factor */
+    const struct mq_gguf_tensor *rope_freqs;
     /* index into layers of block b's role r, or -1: block_layer[b * MQ_ROLE_COUNT + r] */
     int *block_layer;
     struct mq_vocab *vocab;

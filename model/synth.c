@@ -145,6 +145,9 @@ int mq_synth_check(const struct mq_synth_config *c)
         return mq_error(MQ_EINVAL,
                         "synthetic model '%s': kv width %" PRId64 " or q width %" PRId64
                         " is not a multiple of 32", n, head_dim(c) * c->n_head_kv, head_dim(c) * c->n_head);
+    if (c->rope_freqs && !(mq_arch_find(c->arch ? c->arch : "llama")->flags & MQ_ARCH_ROPE_FREQS))
+        return mq_error(MQ_EINVAL, "synthetic model '%s': architecture '%s' has no RoPE frequency factors", n,
+                        c->arch ? c->arch : "llama");
     if (c->n_vocab < MQ_SYNTH_MIN_VOCAB || c->n_vocab > MQ_SYNTH_MAX_VOCAB)
         return mq_error(MQ_EINVAL,
                         "synthetic model '%s': vocabulary of %" PRId64 " is out of range %d..%d", n,
@@ -400,7 +403,30 @@ struct synth_file {
     int n_tensors;
     float *ones; /* [max(n_embd, head_dim)] the norm weights, borrowed by the writer */
     float *biases; /* [n_layer][q + 2 kv] qwen2's biases, borrowed by the writer */
+    float *rope_freqs; /* [head_dim / 2] RoPE frequency factors, borrowed by the writer */
 };
+
+/* llama 3.1's RoPE frequency factors for head size D, as convert_hf_to_gguf.py computes
+ * them for rope_type "llama3" (factor 8, low_freq_factor 1, high_freq_factor 4), with
+ * n_ctx as original_max_position_embeddings: 1 for wavelengths under n_ctx / 4, 8 over
+ * n_ctx, a smooth blend between. */
+static void llama3_rope_factors(float theta, int64_t D, int64_t n_ctx, float *out)
+{
+    const double factor = 8.0, low = 1.0, high = 4.0;
+    double low_wavelen = (double)n_ctx / low, high_wavelen = (double)n_ctx / high;
+    for (int64_t i = 0; i < D / 2; i++) {
+        double freq = 1.0 / pow((double)theta, (double)(2 * i) / (double)D);
+        double wavelen = 6.283185307179586 / freq; /* 2 pi / freq */
+        if (wavelen < high_wavelen) {
+            out[i] = 1.0f;
+        } else if (wavelen > low_wavelen) {
+            out[i] = (float)factor;
+        } else {
+            double smooth = ((double)n_ctx / wavelen - low) / (high - low);
+            out[i] = (float)(1.0 / ((1.0 - smooth) / factor + smooth));
+        }
+    }
+}
 
 static void synth_file_release(struct synth_file *f)
 {
@@ -408,6 +434,7 @@ static void synth_file_release(struct synth_file *f)
     free(f->tensors);
     free(f->ones);
     free(f->biases);
+    free(f->rope_freqs);
     memset(f, 0, sizeof(*f));
 }
 
@@ -595,6 +622,16 @@ static int synth_file_build(const struct mq_synth_config *c, const struct mq_syn
 #undef BLK
     }
     bool tied = (a->flags & MQ_ARCH_TIED) || !strcmp(a->name, "gemma3");
+    if (c->rope_freqs) {
+        int64_t half = D / 2;
+        if (!(f->rope_freqs = malloc((size_t)half * sizeof(float)))) {
+            rc = mq_error(MQ_ENOMEM, "cannot allocate a synthetic model");
+            goto fail;
+        }
+        llama3_rope_factors(c->rope_theta, D, c->n_ctx, f->rope_freqs);
+        if ((rc = mq_gguf_writer_add_tensor(w, "rope_freqs.weight", MQ_DTYPE_F32, 1, &half, f->rope_freqs)) < 0)
+            goto fail;
+    }
     if ((rc = mq_gguf_writer_add_tensor(w, "output_norm.weight", MQ_DTYPE_F32, 1, &E, f->ones)) < 0 ||
         (!tied && (rc = add_matrix(f, gen, o->seed, "output.weight", E, c->n_vocab, type)) < 0))
         goto fail;

@@ -66,6 +66,10 @@ struct mq_synth_config {
     const char *arch;
     int64_t head_dim; /* per head; 0: n_embd / n_head (written as attention.key_length) */
     int64_t n_swa;    /* sliding window of the sliding layers; 0: the architecture's default */
+    /* rope_freqs.weight, llama 3.1's RoPE frequency factors (architectures with
+     * MQ_ARCH_ROPE_FREQS): convert_hf_to_gguf's "llama3" rule (factor 8, low/high frequency
+     * factors 1 and 4) with n_ctx as the original context */
+    bool rope_freqs;
 };
 
 /* The presets, in table order (tiny, 1B, 3B, 7B, 8B, 13B, 70B); *n receives the count. */

@@ -409,13 +409,14 @@ static void rope_rows(void *arg, int ith, int nth)
     int64_t D = node->src[0]->ne[0], H = node->src[0]->ne[1];
     int n_rot = node->p.rope.n_rot;
     bool neox = node->p.rope.mode == BE_ROPE_NEOX;
+    const float *ff = node->src[1] ? node->src[1]->data : NULL; /* frequency factors [n_rot/2] */
     float cs[2 * 512];
     int64_t lo, hi;
     mq_pool_split(j->rows, ith, nth, &lo, &hi);
     for (int64_t m = lo; m < hi; m++) {
         double pos = (double)(node->p.rope.pos0 + m) * (double)node->p.rope.freq_scale;
         for (int i = 0; i < n_rot / 2; i++) {
-            double ang = pos * pow((double)node->p.rope.theta, -2.0 * i / n_rot);
+            double ang = pos * pow((double)node->p.rope.theta, -2.0 * i / n_rot) / (ff ? (double)ff[i] : 1.0);
             cs[2 * i] = (float)cos(ang);
             cs[2 * i + 1] = (float)sin(ang);
         }

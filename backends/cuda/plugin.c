@@ -666,7 +666,7 @@ static int cu_run(void *p, const struct be_node *node)
             return mq_error(MQ_EUNSUPPORTED, "cuda rope: %d rotary dimensions (at most %d)",
                             node->p.rope.n_rot, CU_ROPE_MAX_ROT);
         what = "rope";
-        e = cu_rope(a->data, y, a->ne[0], a->ne[1], a->ne[2] * a->ne[3], node->p.rope.n_rot,
+        e = cu_rope(a->data, b ? b->data : NULL, y, a->ne[0], a->ne[1], a->ne[2] * a->ne[3], node->p.rope.n_rot,
                     node->p.rope.mode == BE_ROPE_NEOX, node->p.rope.pos0, node->p.rope.theta,
                     node->p.rope.freq_scale, ctx->stream);
         break;

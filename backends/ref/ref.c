@@ -206,10 +206,11 @@ static void ref_rope(const struct be_node *node)
     int64_t M = node->src[0]->ne[2] * node->src[0]->ne[3];
     int n_rot = node->p.rope.n_rot;
     bool neox = node->p.rope.mode == BE_ROPE_NEOX;
+    const float *ff = node->src[1] ? node->src[1]->data : NULL; /* frequency factors [n_rot/2] */
     for (int64_t m = 0; m < M; m++) {
         double pos = (double)(node->p.rope.pos0 + m) * (double)node->p.rope.freq_scale;
         for (int i = 0; i < n_rot / 2; i++) {
-            double ang = pos * pow((double)node->p.rope.theta, -2.0 * i / n_rot);
+            double ang = pos * pow((double)node->p.rope.theta, -2.0 * i / n_rot) / (ff ? (double)ff[i] : 1.0);
             float c = (float)cos(ang), s = (float)sin(ang);
             int i0 = neox ? i : 2 * i, i1 = neox ? i + n_rot / 2 : 2 * i + 1;
             for (int64_t h = 0; h < H; h++) {

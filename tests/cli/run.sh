@@ -160,6 +160,12 @@ expect "synth gemma2 with a window" 0 "$MIXQ" -q synth --arch gemma2 --params ti
 expect "info synthetic gemma2" 0 "$MIXQ" info "$tmp/syn-gemma2.gguf"
 grep_out "info gemma2 block" '^block +gelu gate, post norms, embeddings scaled, soft caps attention 10 final 3, 1 of 2 blocks slide over 8 positions'
 grep_out "info gemma2 head dim" 'head dim 32'
+expect "synth llama 3.1 rope factors" 0 "$MIXQ" -q synth --params tiny --rope-freqs -o "$tmp/syn-rf.gguf"
+expect "info synthetic rope factors" 0 "$MIXQ" info "$tmp/syn-rf.gguf"
+grep_out "info says rope factors" '^rope .*frequency factors \(rope_freqs\)'
+expect "eval with rope factors" 0 "$MIXQ" -q eval "$tmp/syn-rf.gguf" --ctx 32 --chunks 1 --plan q8_0
+expect "synth rope factors qwen2" 2 "$MIXQ" synth --arch qwen2 --params tiny --rope-freqs -o "$tmp/syn.gguf"
+grep_err "synth rope factors qwen2 says why" "architecture 'qwen2' has no RoPE frequency factors"
 expect "synth bad type" 2 "$MIXQ" synth --params tiny --type q7_k -o "$tmp/syn.gguf"
 expect "synth non-weight type" 2 "$MIXQ" synth --params tiny --type i32 -o "$tmp/syn.gguf"
 expect "synth without output" 2 "$MIXQ" synth --params tiny

@@ -30,9 +30,10 @@
 #define MANIFEST "tests/golden/arch/manifest"
 
 struct arch_case {
-    char arch[32];
+    char arch[32], variant[32], name[64]; /* name: arch, or arch-variant (the golden's) */
     long long head_dim, window, seed, ctx, chunks;
     double stddev;
+    bool rope_freqs; /* variant rope-freqs: llama 3.1's RoPE frequency factors */
 };
 
 /* The manifest's rows; returns the count (0 on a read error). */
@@ -47,9 +48,13 @@ static int read_manifest(struct arch_case *cases, int max)
         struct arch_case *c = &cases[n];
         if (line[0] == '#' || line[0] == '\n')
             continue;
-        if (sscanf(line, "%31s %lld %lld %lf %lld %lld %lld", c->arch, &c->head_dim, &c->window, &c->stddev,
-                   &c->seed, &c->ctx, &c->chunks) == 7)
+        if (sscanf(line, "%31s %lld %lld %lf %lld %lld %lld %31s", c->arch, &c->head_dim, &c->window, &c->stddev,
+                   &c->seed, &c->ctx, &c->chunks, c->variant) == 8) {
+            bool plain = !strcmp(c->variant, "-");
+            snprintf(c->name, sizeof(c->name), "%s%s%s", c->arch, plain ? "" : "-", plain ? "" : c->variant);
+            c->rope_freqs = !strcmp(c->variant, "rope-freqs");
             n++;
+        }
     }
     fclose(f);
     return n;
@@ -206,6 +211,7 @@ static int check_structure(const struct mq_model *m, const struct arch_case *c)
         T_CHECK(bk->swa == (c->window > 0 && b % a->swa_pattern < a->swa_pattern - 1));
     }
     T_CHECK(hp->n_swa == c->window);
+    T_CHECK(!!m->rope_freqs == c->rope_freqs);
     T_CHECK((hp->embd_scale != 1.0f) == !!(a->flags & MQ_ARCH_EMBD_SCALE));
     T_CHECK((hp->final_softcap > 0) == !!(a->flags & MQ_ARCH_SOFTCAP));
     return T_PASS;
@@ -215,7 +221,7 @@ static int test_arch_vs_llama_cpp(void)
 {
     struct arch_case cases[16];
     int n = read_manifest(cases, 16);
-    T_CHECK_MSG(n >= 7, "%s: %d rows", MANIFEST, n);
+    T_CHECK_MSG(n >= 8, "%s: %d rows", MANIFEST, n);
     for (int i = 0; i < n; i++) {
         const struct arch_case *c = &cases[i];
         T_CHECK_MSG(mq_arch_find(c->arch), "manifest row '%s' is not in llm/arch.c's table", c->arch);
@@ -224,8 +230,9 @@ static int test_arch_vs_llama_cpp(void)
         cfg.arch = c->arch;
         cfg.head_dim = c->head_dim;
         cfg.n_swa = c->window;
+        cfg.rope_freqs = c->rope_freqs;
         char path[4200], golden_path[256];
-        snprintf(path, sizeof(path), "%s/%s.gguf", t_tmpdir(), c->arch);
+        snprintf(path, sizeof(path), "%s/%s.gguf", t_tmpdir(), c->name);
         T_CHECK(mq_synth_write(&cfg,
                                &(struct mq_synth_options){.type = MQ_DTYPE_F32, .stddev = c->stddev,
                                                           .seed = (uint64_t)c->seed, .disk_budget = 1 << 28},
@@ -233,7 +240,7 @@ static int test_arch_vs_llama_cpp(void)
         struct mq_model *m;
         T_CHECK(mq_model_load(path, &m) == MQ_OK);
         int rc = check_structure(m, c);
-        snprintf(golden_path, sizeof(golden_path), "tests/golden/arch/%.31s.logits", c->arch);
+        snprintf(golden_path, sizeof(golden_path), "tests/golden/arch/%.63s.logits", c->name);
         struct golden g;
         if (rc == T_PASS && golden_read(golden_path, &g) != 0) {
             fprintf(stderr, "    %s: cannot read (scripts/make-arch-golden writes it)\n", golden_path);
@@ -254,11 +261,25 @@ static int test_arch_vs_llama_cpp(void)
                     break;
                 }
                 fprintf(stderr, "    %-6s %-3s KL mean %.2e max %.2e, log-prob error %.2e, same top %.3f, "
-                        "entropy %.2f of %.2f\n", c->arch, backends[k], a.kl_mean, a.kl_max, a.lp_err_max, a.top1,
+                        "entropy %.2f of %.2f\n", c->name, backends[k], a.kl_mean, a.kl_max, a.lp_err_max, a.top1,
                         a.entropy_mean, log((double)g.n_vocab));
                 if (!(a.kl_mean < 2e-4 && a.lp_err_max < 0.03 && a.entropy_mean < log((double)g.n_vocab) - 0.5)) {
                     fprintf(stderr, "    %s on %s: disagrees with llama.cpp (or the golden is uninformative)\n",
-                            c->arch, backends[k]);
+                            c->name, backends[k]);
+                    rc = T_FAIL;
+                }
+            }
+            /* the factors show in the logits: without them the same model is far off */
+            if (rc == T_PASS && c->rope_freqs) {
+                struct mq_model *mm = (struct mq_model *)m;
+                const struct mq_gguf_tensor *ff = mm->rope_freqs;
+                struct agreement a;
+                mm->rope_freqs = NULL;
+                rc = compare_backend(m, "ref", &g, &a) < 0 ? T_FAIL : T_PASS;
+                mm->rope_freqs = ff;
+                fprintf(stderr, "    %s without its factors: KL mean %.2e\n", c->name, a.kl_mean);
+                if (rc == T_PASS && !(a.kl_mean > 100 * 2e-4)) {
+                    fprintf(stderr, "    %s: the golden does not tell the factors apart\n", c->name);
                     rc = T_FAIL;
                 }
             }

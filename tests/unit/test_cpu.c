@@ -299,7 +299,7 @@ static int run_ops(struct be_backend *be, float *const in[4], float *out[5], int
                    int64_t M, int64_t pos0)
 {
     int64_t E = D * H, KV = D * Hkv, T = pos0 + M;
-    struct be_tensor x, g, q, k, v, y, a, rn, at, sw;
+    struct be_tensor x, g, q, k, v, y, a, rn, at, sw, ff;
     T_CHECK(be_alloc(be, &x, MQ_DTYPE_F32, 2, (int64_t[]){E, M}) == MQ_OK);
     T_CHECK(be_alloc(be, &g, MQ_DTYPE_F32, 1, (int64_t[]){E}) == MQ_OK);
     T_CHECK(be_alloc(be, &k, MQ_DTYPE_F32, 2, (int64_t[]){KV, T}) == MQ_OK);
@@ -313,11 +313,17 @@ static int run_ops(struct be_backend *be, float *const in[4], float *out[5], int
     T_CHECK(be_write(be, &g, 0, in[1], (size_t)E * 4) == MQ_OK);
     T_CHECK(be_write(be, &k, 0, in[2], (size_t)(KV * T) * 4) == MQ_OK);
     T_CHECK(be_write(be, &v, 0, in[3], (size_t)(KV * T) * 4) == MQ_OK);
+    /* rope frequency factors (llama 3.1's rope_freqs) for the D - 2 rotated dimensions */
+    float ffv[256];
+    for (int64_t i = 0; i < (D - 2) / 2; i++)
+        ffv[i] = 1.0f + 7.0f * (float)i / (float)((D - 2) / 2);
+    T_CHECK(be_alloc(be, &ff, MQ_DTYPE_F32, 1, (int64_t[]){(D - 2) / 2}) == MQ_OK);
+    T_CHECK(be_write(be, &ff, 0, ffv, (size_t)((D - 2) / 2) * 4) == MQ_OK);
     T_CHECK(be_view_reshape(&x, 3, (int64_t[]){D, H, M}, &q) == MQ_OK);
     struct be_tensor y3;
     T_CHECK(be_view_reshape(&y, 3, (int64_t[]){D, H, M}, &y3) == MQ_OK);
     T_CHECK(be_run(be, &(struct be_node){.op = BE_OP_RMSNORM, .src = {&x, &g}, .dst = &rn, .p.rmsnorm.eps = 1e-5f}) == MQ_OK);
-    T_CHECK(be_run(be, &(struct be_node){.op = BE_OP_ROPE, .src = {&q}, .dst = &y3,
+    T_CHECK(be_run(be, &(struct be_node){.op = BE_OP_ROPE, .src = {&q, &ff}, .dst = &y3,
                                          .p.rope = {.pos0 = pos0, .n_rot = (int)D - 2, .theta = 10000.0f, .freq_scale = 1.0f}}) == MQ_OK);
     T_CHECK(be_run(be, &(struct be_node){.op = BE_OP_ATTENTION, .src = {&y3, &k, &v}, .dst = &at,
                                          .p.attention = {.pos0 = pos0, .n_kv = T, .scale = 0.3f}}) == MQ_OK);
@@ -326,7 +332,7 @@ static int run_ops(struct be_backend *be, float *const in[4], float *out[5], int
     struct be_tensor *outs[5] = {&rn, &y, &at, &sw, &a};
     for (int i = 0; i < 5; i++)
         T_CHECK(be_read(be, outs[i], 0, out[i], (size_t)(E * M) * 4) == MQ_OK);
-    struct be_tensor *all[] = {&x, &g, &k, &v, &y, &a, &rn, &at, &sw};
+    struct be_tensor *all[] = {&x, &g, &k, &v, &y, &a, &rn, &at, &sw, &ff};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         be_free(be, all[i]);
     return T_PASS;

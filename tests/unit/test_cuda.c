@@ -243,7 +243,7 @@ static int test_split_views(void)
 
 enum { OPS_OUT = 13 };
 static const char *const op_names[OPS_OUT] = {
-    "rmsnorm",           "rope norm",         "rope neox in place",
+    "rmsnorm",           "rope norm",         "rope neox in place, factors",
     "attention",         "swiglu",            "add",
     "add in place",      "attention window",  "attention softcap+window",
     "geglu",             "add bias in place", "scale",
@@ -263,8 +263,14 @@ static int run_ops(struct be_backend *be, const struct ops_shape *s, float *cons
 {
     int64_t E = s->D * s->H, KV = s->D * s->Hkv, T = s->pos0 + s->M, M = s->M;
     size_t act = (size_t)(E * M) * 4;
-    struct be_tensor x, g, k, v, t[OPS_OUT];
+    struct be_tensor x, g, k, v, ff, t[OPS_OUT];
     T_CHECK(be_alloc(be, &x, MQ_DTYPE_F32, 2, (int64_t[]){E, M}) == MQ_OK);
+    /* rope frequency factors (llama 3.1's rope_freqs) for the in-place neox rope's D dims */
+    float ffv[512];
+    for (int64_t i = 0; i < s->D / 2; i++)
+        ffv[i] = 1.0f + 7.0f * (float)i / (float)(s->D / 2);
+    T_CHECK(be_alloc(be, &ff, MQ_DTYPE_F32, 1, (int64_t[]){s->D / 2}) == MQ_OK);
+    T_CHECK(be_write(be, &ff, 0, ffv, (size_t)(s->D / 2) * 4) == MQ_OK);
     T_CHECK(be_alloc(be, &g, MQ_DTYPE_F32, 1, (int64_t[]){E}) == MQ_OK);
     T_CHECK(be_alloc(be, &k, MQ_DTYPE_F32, 2, (int64_t[]){KV, T + 3}) ==
             MQ_OK); /* a cache longer than n_kv */
@@ -294,7 +300,7 @@ static int run_ops(struct be_backend *be, const struct ops_shape *s, float *cons
                     .theta = 10000.0f,
                     .freq_scale = 1.0f}},
         {.op = BE_OP_ROPE,
-         .src = {&n3},
+         .src = {&n3, &ff},
          .dst = &n3,
          .p.rope = {.pos0 = s->pos0,
                     .n_rot = (int)s->D,
@@ -329,6 +335,7 @@ static int run_ops(struct be_backend *be, const struct ops_shape *s, float *cons
     be_free(be, &g);
     be_free(be, &k);
     be_free(be, &v);
+    be_free(be, &ff);
     for (int i = 0; i < OPS_OUT; i++)
         be_free(be, &t[i]);
     return T_PASS;

@@ -192,8 +192,11 @@ static int test_model_refusals(void)
         {NULL, "general.architecture", "gpt-neox", MQ_EUNSUPPORTED, NULL, "qwen2"},
         {NULL, "tokenizer.ggml.model", "bert", MQ_EUNSUPPORTED, NULL, "bert"},
         {NULL, "llama.rope.scaling.type", "yarn", MQ_EUNSUPPORTED, NULL, "yarn"},
-        /* llama 3.1's rope_freqs: running without it would be a silent wrong answer */
-        {NULL, NULL, NULL, MQ_EUNSUPPORTED, "rope_freqs.weight", "rope_freqs.weight"},
+        /* a tensor the architecture does not read (phi3's long-rope factors in a llama
+         * file): running without it would be a silent wrong answer */
+        {NULL, NULL, NULL, MQ_EUNSUPPORTED, "rope_factors_long.weight", "rope_factors_long.weight"},
+        /* llama 3.1's rope_freqs, of the wrong length (n_rot / 2 = 16) */
+        {NULL, NULL, NULL, MQ_EFORMAT, "rope_freqs.weight", "rope_freqs.weight"},
         /* a bias the architecture may have, of the wrong length */
         {NULL, NULL, NULL, MQ_EFORMAT, "blk.0.attn_k.bias", "blk.0.attn_k.bias"},
     };

@@ -574,9 +574,16 @@ static int run_ops(struct be_backend *be, float *const in[4], float *out[6], int
     struct be_tensor *outs[5] = {&rn, &y, &at, &sw, &a};
     for (int i = 0; i < 5; i++)
         T_CHECK(be_read(be, outs[i], 0, out[i], (size_t)(E * M) * 4) == MQ_OK);
-    /* rope in place, NORM mode: written over its input */
+    /* rope in place, NORM mode, with frequency factors (llama 3.1's rope_freqs): written
+     * over its input */
+    struct be_tensor ff;
+    float ffv[512];
+    for (int64_t i = 0; i < D / 2; i++)
+        ffv[i] = 1.0f + 7.0f * (float)i / (float)(D / 2);
+    T_CHECK(be_alloc(be, &ff, MQ_DTYPE_F32, 1, (int64_t[]){D / 2}) == MQ_OK);
+    T_CHECK(be_write(be, &ff, 0, ffv, (size_t)(D / 2) * 4) == MQ_OK);
     T_CHECK(be_run(be, &(struct be_node){.op = BE_OP_ROPE,
-                                         .src = {&q},
+                                         .src = {&q, &ff},
                                          .dst = &q,
                                          .p.rope = {.pos0 = pos0,
                                                     .n_rot = (int)D,
@@ -584,7 +591,7 @@ static int run_ops(struct be_backend *be, float *const in[4], float *out[6], int
                                                     .theta = 500.0f,
                                                     .freq_scale = 0.5f}}) == MQ_OK);
     T_CHECK(be_read(be, &x, 0, out[5], (size_t)(E * M) * 4) == MQ_OK);
-    struct be_tensor *all[] = {&x, &g, &k, &v, &y, &a, &rn, &at, &sw};
+    struct be_tensor *all[] = {&x, &g, &k, &v, &y, &a, &rn, &at, &sw, &ff};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         be_free(be, all[i]);
     return T_PASS;
