@@ -41,7 +41,9 @@
  *              rotates the first n_rot dims of each head at position pos0 + m; mode NORM
  *              pairs (2i, 2i+1), mode NEOX pairs (i, i + n_rot/2); angle
  *              (pos0 + m) * freq_scale * theta^(-2i/n_rot), divided by src1[i] when given
- *              (llama.cpp's rope_freqs, ggml_rope_ext's frequency factors: llama 3.1+)
+ *              (llama.cpp's rope_freqs, ggml_rope_ext's frequency factors: llama 3.1+,
+ *              phi3's LongRoPE); the rotated dims times attn_factor (ggml's mscale: its
+ *              cos and sin are float cos and sin times it; 0 means 1)
  *   ATTENTION  src0 q [D, H, M], src1 K [D*Hkv, T], src2 V [D*Hkv, T] -> dst [D*H, M]
  *              causal: query m (at position p = pos0 + m) attends to positions 0..p,
  *              which must be < n_kv <= T; query head h reads K/V head h / (H / Hkv);
@@ -100,7 +102,7 @@
 
 #include "core/dtype.h"
 
-#define BE_ABI_VERSION 5 /* 3: SCALE, GEGLU, SOFTCAP; attention window, softcap; 4: be_tensor.borrowed, may_borrow (be_lend); 5: ROPE factors (src1) */
+#define BE_ABI_VERSION 5 /* 3: SCALE, GEGLU, SOFTCAP; attention window, softcap; 4: be_tensor.borrowed, may_borrow (be_lend); 5: ROPE factors (src1), attn_factor */
 #define BE_MAX_DIMS 4
 #define BE_MAX_SRC 3
 
@@ -155,6 +157,7 @@ struct be_node {
             enum be_rope_mode mode;
             float theta;
             float freq_scale;
+            float attn_factor; /* 0: 1 */
         } rope;
         struct {
             int64_t pos0;

@@ -379,6 +379,7 @@ static int node_check(const struct be_node *node)
         NODE_CHECK(node->p.rope.mode == BE_ROPE_NORM || node->p.rope.mode == BE_ROPE_NEOX);
         NODE_CHECK(node->p.rope.pos0 >= 0);
         NODE_CHECK(!b || (b->type == MQ_DTYPE_F32 && be_nelements(b) == node->p.rope.n_rot / 2));
+        NODE_CHECK(node->p.rope.attn_factor >= 0.0f && isfinite(node->p.rope.attn_factor));
         break;
     case BE_OP_ATTENTION: {
         NODE_CHECK(b && c && a->type == MQ_DTYPE_F32 && b->type == MQ_DTYPE_F32 && c->type == MQ_DTYPE_F32);

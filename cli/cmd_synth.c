@@ -60,8 +60,10 @@ static void synth_usage(FILE *f)
             "  --stddev S          the weights' standard deviation (default 0.02; 0 < S <= 1)\n"
             "  --head-dim N        head size, written as attention.key_length (default embedding / heads)\n"
             "  --sliding-window N  window of the sliding layers (gemma2, gemma3; default: the architecture's)\n"
-            "  --rope-freqs        write rope_freqs.weight, llama 3.1's RoPE frequency factors (llama;\n"
-            "                      the \"llama3\" rule with the preset's context as the original one)\n"
+            "  --rope-freqs        RoPE frequency factors: llama 3.1's rope_freqs.weight (llama; the\n"
+            "                      \"llama3\" rule with the preset's context as the original one), or\n"
+            "                      LongRoPE's long and short factors and attention factor (phi3; an\n"
+            "                      original context of the preset's / 8)\n"
             "  --threads N         threads generating and quantizing (default: all CPUs)\n"
             "  -o, --output FILE   the GGUF file to write (replaced if it exists)\n"
             "  -v, -q              more or fewer messages\n"
@@ -152,7 +154,7 @@ int cmd_synth(int argc, char **argv)
         mq_arch_list(list, sizeof(list));
         return cli_usage_error("synth", "architecture '%s' is not supported (%s)", arch, list);
     }
-    if (rope_freqs && !(mq_arch_find(arch)->flags & MQ_ARCH_ROPE_FREQS))
+    if (rope_freqs && !(mq_arch_find(arch)->flags & (MQ_ARCH_ROPE_FREQS | MQ_ARCH_LONGROPE)))
         return cli_usage_error("synth", "--rope-freqs: architecture '%s' has no RoPE frequency factors", arch);
     if (!params)
         return cli_usage_error("synth", "--params PRESET is required (1B, 7B, ...)");

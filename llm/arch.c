@@ -8,7 +8,7 @@ static const struct mq_arch arch_table[] = {
     {.name = "llama", .rope_mode = BE_ROPE_NORM, .act = MQ_FFN_SILU, .flags = MQ_ARCH_ROPE_FREQS},
     {.name = "qwen2", .rope_mode = BE_ROPE_NEOX, .act = MQ_FFN_SILU},
     {.name = "qwen3", .rope_mode = BE_ROPE_NEOX, .act = MQ_FFN_SILU, .flags = MQ_ARCH_QK_NORM},
-    {.name = "phi3", .rope_mode = BE_ROPE_NEOX, .act = MQ_FFN_SILU, .flags = MQ_ARCH_FUSED_GATE_UP},
+    {.name = "phi3", .rope_mode = BE_ROPE_NEOX, .act = MQ_FFN_SILU, .flags = MQ_ARCH_FUSED_GATE_UP | MQ_ARCH_LONGROPE},
     {.name = "gemma", .rope_mode = BE_ROPE_NEOX, .act = MQ_FFN_GELU, .flags = MQ_ARCH_EMBD_SCALE | MQ_ARCH_TIED},
     {.name = "gemma2",
      .rope_mode = BE_ROPE_NEOX,

@@ -56,6 +56,7 @@ enum mq_arch_flag {
     MQ_ARCH_SOFTCAP = 1u << 5,       /* attention (default 50) and final (default 30) soft caps */
     MQ_ARCH_TIED = 1u << 6,          /* the output is always token_embd (no output tensor) */
     MQ_ARCH_ROPE_FREQS = 1u << 7,    /* optional rope_freqs [n_rot/2]: RoPE frequency factors */
+    MQ_ARCH_LONGROPE = 1u << 8,      /* optional rope_factors_long/short [n_rot/2] (LongRoPE) */
 };
 
 struct mq_arch {

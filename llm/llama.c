@@ -28,7 +28,8 @@ struct mq_llama {
     struct be_tensor (*w)[MAX_PARTS];
     struct block_glue *glue;             /* [n_layer] */
     struct be_tensor output_norm;
-    struct be_tensor rope_freqs; /* [n_rot/2] when the model has them */
+    struct be_tensor rope_freqs; /* [n_rot/2] the RoPE frequency factors this context takes */
+    bool has_rope_freqs;
     struct be_tensor *k_cache, *v_cache; /* [n_layer] of [head_dim * n_head_kv, n_ctx] */
     /* activations for n_batch tokens */
     struct be_tensor ids, x, h, q, attn, o, g, u, logits;
@@ -180,8 +181,14 @@ int mq_llama_new(const struct mq_model *m, const struct mq_plan *plan, struct be
     for (int b = 0; b < hp->n_layer; b++)
         if ((rc = upload_glue(l, b)) < 0)
             goto fail;
-    if ((rc = upload_norm(l, m->output_norm, &l->output_norm)) < 0 ||
-        (rc = upload_norm(l, m->rope_freqs, &l->rope_freqs)) < 0)
+    /* llama.cpp's get_rope_factors: rope_freqs, else phi3's long factors for a context over
+     * the original one, else its short ones; llama.cpp pads the context it compares to a
+     * multiple of 256 (llama_context's n_ctx_seq), and so does this */
+    int64_t n_ctx_seq = (l->n_ctx + 255) / 256 * 256;
+    const struct mq_gguf_tensor *ff =
+        m->rope_freqs ? m->rope_freqs : n_ctx_seq > hp->n_ctx_orig ? m->rope_long : m->rope_short;
+    l->has_rope_freqs = ff != NULL;
+    if ((rc = upload_norm(l, m->output_norm, &l->output_norm)) < 0 || (rc = upload_norm(l, ff, &l->rope_freqs)) < 0)
         goto fail;
 
     int64_t kv = hp->head_dim * hp->n_head_kv, B = l->n_batch, qdim = hp->head_dim * hp->n_head;
@@ -392,11 +399,13 @@ static int block_attention(struct mq_llama *l, int b, int64_t n, int64_t pos0, s
     float theta = swa ? hp->rope_theta_swa : hp->rope_theta;
     float freq_scale = swa ? hp->rope_freq_scale_swa : hp->rope_freq_scale;
     struct be_tensor q3 = as3(&q, D, H, n), kc3 = as3(&kc, D, Hkv, n);
-    struct be_tensor *ff = m->rope_freqs ? &l->rope_freqs : NULL;
+    struct be_tensor *ff = l->has_rope_freqs ? &l->rope_freqs : NULL;
     RUN(.op = BE_OP_ROPE, .src = {&q3, ff}, .dst = &q3,
-        .p.rope = {.pos0 = pos0, .n_rot = hp->n_rot, .mode = hp->rope_mode, .theta = theta, .freq_scale = freq_scale});
+        .p.rope = {.pos0 = pos0, .n_rot = hp->n_rot, .mode = hp->rope_mode, .theta = theta, .freq_scale = freq_scale,
+                   .attn_factor = hp->rope_attn_factor});
     RUN(.op = BE_OP_ROPE, .src = {&kc3, ff}, .dst = &kc3,
-        .p.rope = {.pos0 = pos0, .n_rot = hp->n_rot, .mode = hp->rope_mode, .theta = theta, .freq_scale = freq_scale});
+        .p.rope = {.pos0 = pos0, .n_rot = hp->n_rot, .mode = hp->rope_mode, .theta = theta, .freq_scale = freq_scale,
+                   .attn_factor = hp->rope_attn_factor});
     RUN(.op = BE_OP_ATTENTION, .src = {&q3, &l->k_cache[b], &l->v_cache[b]}, .dst = &attn,
         .p.attention = {.pos0 = pos0,
                         .n_kv = pos0 + n,

@@ -141,6 +141,9 @@ static int read_hparams(struct mq_model *m)
     } else if (rc < 0 && rc != MQ_ENOTFOUND) {
         return rc;
     }
+    if ((rc = hp_float(m, "rope.scaling.attn_factor", 1.0f, 1e-3f, 1e3f, &hp->rope_attn_factor)) < 0 ||
+        (rc = hp_int(m, "rope.scaling.original_context_length", hp->n_ctx_train, &hp->n_ctx_orig)) < 0)
+        return rc;
 
     /* what the architecture adds (llm/arch.h) */
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
@@ -303,6 +306,10 @@ static int build_layers(struct mq_model *m, bool *used)
     if ((m->arch_row->flags & MQ_ARCH_ROPE_FREQS) &&
         (rc = want_tensor(m, used, "rope_freqs.weight", hp->n_rot / 2, 0, false, &m->rope_freqs)) < 0)
         return rc;
+    if ((m->arch_row->flags & MQ_ARCH_LONGROPE) &&
+        ((rc = want_tensor(m, used, "rope_factors_long.weight", hp->n_rot / 2, 0, false, &m->rope_long)) < 0 ||
+         (rc = want_tensor(m, used, "rope_factors_short.weight", hp->n_rot / 2, 0, false, &m->rope_short)) < 0))
+        return rc;
     m->hp.tied_output = out == NULL;
 
     size_t n_max = (size_t)hp->n_layer * 7 + 2;
@@ -321,8 +328,8 @@ static int build_layers(struct mq_model *m, bool *used)
     m->layer_output = out ? add_layer(m, out, MQ_ROLE_OUTPUT, -1) : m->layer_token_embd;
     if ((rc = read_swa_layers(m)) < 0)
         return rc;
-    /* a tensor nothing reads is a feature mixq does not run (phi3's long/short rope factors,
-     * experts, biases it does not expect): running without it would be wrong */
+    /* a tensor nothing reads is a feature mixq does not run (experts, biases it does not
+     * expect, rope factors of another architecture): running without it would be wrong */
     for (uint64_t i = 0; i < m->gguf->n_tensors; i++)
         if (!used[i])
             return mq_error(MQ_EUNSUPPORTED, "'%s': tensor '%s' is not used by mixq's '%s' architecture, "

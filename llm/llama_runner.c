@@ -139,7 +139,7 @@ static uint64_t llama_scratch(const struct mq_model *m, int64_t n_batch)
 static uint64_t glue_bytes(const struct mq_model *m)
 {
     uint64_t n = (uint64_t)m->hp.n_embd; /* output_norm */
-    n += m->rope_freqs ? (uint64_t)m->rope_freqs->n_elems : 0;
+    n += m->rope_freqs || m->rope_long ? (uint64_t)m->hp.n_rot / 2 : 0; /* RoPE factors */
     for (int64_t b = 0; b < m->hp.n_layer; b++) {
         for (int k = 0; k < MQ_GLUE_COUNT; k++)
             n += m->blocks[b].glue[k] ? (uint64_t)m->blocks[b].glue[k]->n_elems : 0;
@@ -172,8 +172,13 @@ static void llama_describe(const struct mq_model *m, FILE *f)
             (long long)hp->head_dim, (long long)hp->n_ff);
     fprintf(f, "rope          %d dims (%s pairs), theta %g, frequency scale %g%s; rms norm eps %g; output %s\n",
             hp->n_rot, hp->rope_mode == BE_ROPE_NEOX ? "neox" : "adjacent", (double)hp->rope_theta,
-            (double)hp->rope_freq_scale, m->rope_freqs ? ", frequency factors (rope_freqs)" : "",
+            (double)hp->rope_freq_scale,
+            m->rope_freqs ? ", frequency factors (rope_freqs)"
+            : m->rope_long ? ", LongRoPE factors (long over the original context, else short)" : "",
             (double)hp->norm_eps, hp->tied_output ? "tied to token_embd" : "untied");
+    if (hp->rope_attn_factor != 1.0f || hp->n_ctx_orig != hp->n_ctx_train)
+        fprintf(f, "rope scaling  attention factor %g, original context %lld\n", (double)hp->rope_attn_factor,
+                (long long)hp->n_ctx_orig);
     const struct mq_arch *a = m->arch_row;
     fprintf(f, "block         %s gate%s%s%s%s", a->act == MQ_FFN_GELU ? "gelu" : "silu",
             (a->flags & MQ_ARCH_QK_NORM) ? ", q/k head norms" : "", (a->flags & MQ_ARCH_POST_NORMS) ? ", post norms" : "",

@@ -96,6 +96,11 @@ struct mq_hparams {
     int rope_mode;    /* enum be_rope_mode: the architecture's (llm/arch.h) */
     float rope_theta;
     float rope_freq_scale; /* 1 / linear scaling factor */
+    float rope_attn_factor; /* rope.scaling.attn_factor: the rotated values times it (phi3's
+                               LongRoPE); 1: none */
+    int64_t n_ctx_orig;     /* rope.scaling.original_context_length (n_ctx_train when absent):
+                               contexts longer than it (rounded up to 256, as llama.cpp
+                               rounds) take phi3's long RoPE factors */
     float norm_eps;
     bool tied_output;
     /* what the architecture adds (llm/arch.h; the llama values are the defaults) */
@@ -159,8 +164,10 @@ struct mq_model {
     struct mq_block *blocks; /* [n_layer] */
     const struct mq_gguf_tensor *output_norm;
     /* RoPE frequency factors [n_rot/2] (rope_freqs.weight: llama 3.1+, whose long-context
-     * scaling is baked into them), or NULL: each pair's angle is divided by its factor */
-    const struct mq_gguf_tensor *rope_freqs;
+     * scaling is baked into them), or NULL: each pair's angle is divided by its factor.
+     * phi3's LongRoPE has two (rope_factors_long/short.weight): a forward pass takes the
+     * long ones when its context is over hp.n_ctx_orig, as llama.cpp does */
+    const struct mq_gguf_tensor *rope_freqs, *rope_long, *rope_short;
     /* index into layers of block b's role r, or -1: block_layer[b * MQ_ROLE_COUNT + r] */
     int *block_layer;
     struct mq_vocab *vocab;

@@ -145,7 +145,7 @@ int mq_synth_check(const struct mq_synth_config *c)
         return mq_error(MQ_EINVAL,
                         "synthetic model '%s': kv width %" PRId64 " or q width %" PRId64
                         " is not a multiple of 32", n, head_dim(c) * c->n_head_kv, head_dim(c) * c->n_head);
-    if (c->rope_freqs && !(mq_arch_find(c->arch ? c->arch : "llama")->flags & MQ_ARCH_ROPE_FREQS))
+    if (c->rope_freqs && !(mq_arch_find(c->arch ? c->arch : "llama")->flags & (MQ_ARCH_ROPE_FREQS | MQ_ARCH_LONGROPE)))
         return mq_error(MQ_EINVAL, "synthetic model '%s': architecture '%s' has no RoPE frequency factors", n,
                         c->arch ? c->arch : "llama");
     if (c->n_vocab < MQ_SYNTH_MIN_VOCAB || c->n_vocab > MQ_SYNTH_MAX_VOCAB)
@@ -403,7 +403,8 @@ struct synth_file {
     int n_tensors;
     float *ones; /* [max(n_embd, head_dim)] the norm weights, borrowed by the writer */
     float *biases; /* [n_layer][q + 2 kv] qwen2's biases, borrowed by the writer */
-    float *rope_freqs; /* [head_dim / 2] RoPE frequency factors, borrowed by the writer */
+    float *rope_freqs; /* [head_dim / 2] RoPE frequency factors (LongRoPE: short, then long),
+                          borrowed by the writer */
 };
 
 /* llama 3.1's RoPE frequency factors for head size D, as convert_hf_to_gguf.py computes
@@ -536,6 +537,12 @@ static int synth_file_build(const struct mq_synth_config *c, const struct mq_syn
         (rc = mq_gguf_writer_set_f32(w, KEY("rope.freq_base"), c->rope_theta)) < 0 ||
         (rc = mq_gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps)) < 0)
         goto fail;
+    bool longrope = c->rope_freqs && (a->flags & MQ_ARCH_LONGROPE);
+    if (longrope && ((rc = mq_gguf_writer_set_u32(w, KEY("rope.scaling.original_context_length"),
+                                                  (uint32_t)(c->n_ctx / 8))) < 0 ||
+                     (rc = mq_gguf_writer_set_f32(w, KEY("rope.scaling.attn_factor"),
+                                                  (float)sqrt(1.0 + log(8.0) / log((double)(c->n_ctx / 8))))) < 0))
+        goto fail;
     if (c->head_dim && ((rc = mq_gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)D)) < 0 ||
                         (rc = mq_gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)D)) < 0))
         goto fail;
@@ -624,13 +631,28 @@ static int synth_file_build(const struct mq_synth_config *c, const struct mq_syn
     bool tied = (a->flags & MQ_ARCH_TIED) || !strcmp(a->name, "gemma3");
     if (c->rope_freqs) {
         int64_t half = D / 2;
-        if (!(f->rope_freqs = malloc((size_t)half * sizeof(float)))) {
+        if (!(f->rope_freqs = malloc((size_t)(2 * half) * sizeof(float)))) {
             rc = mq_error(MQ_ENOMEM, "cannot allocate a synthetic model");
             goto fail;
         }
-        llama3_rope_factors(c->rope_theta, D, c->n_ctx, f->rope_freqs);
-        if ((rc = mq_gguf_writer_add_tensor(w, "rope_freqs.weight", MQ_DTYPE_F32, 1, &half, f->rope_freqs)) < 0)
-            goto fail;
+        if (longrope) {
+            /* LongRoPE-shaped: short factors 1..1.5, long 1..8, rising with the wavelength
+             * (the original context is n_ctx / 8, so the model's own context is "long") */
+            for (int64_t i = 0; i < half; i++) {
+                float t = (float)i / (float)(half > 1 ? half - 1 : 1);
+                f->rope_freqs[i] = 1.0f + 0.5f * t;
+                f->rope_freqs[half + i] = 1.0f + 7.0f * t * t;
+            }
+            if ((rc = mq_gguf_writer_add_tensor(w, "rope_factors_long.weight", MQ_DTYPE_F32, 1, &half,
+                                                f->rope_freqs + half)) < 0 ||
+                (rc = mq_gguf_writer_add_tensor(w, "rope_factors_short.weight", MQ_DTYPE_F32, 1, &half,
+                                                f->rope_freqs)) < 0)
+                goto fail;
+        } else {
+            llama3_rope_factors(c->rope_theta, D, c->n_ctx, f->rope_freqs);
+            if ((rc = mq_gguf_writer_add_tensor(w, "rope_freqs.weight", MQ_DTYPE_F32, 1, &half, f->rope_freqs)) < 0)
+                goto fail;
+        }
     }
     if ((rc = mq_gguf_writer_add_tensor(w, "output_norm.weight", MQ_DTYPE_F32, 1, &E, f->ones)) < 0 ||
         (!tied && (rc = add_matrix(f, gen, o->seed, "output.weight", E, c->n_vocab, type)) < 0))

@@ -66,9 +66,11 @@ struct mq_synth_config {
     const char *arch;
     int64_t head_dim; /* per head; 0: n_embd / n_head (written as attention.key_length) */
     int64_t n_swa;    /* sliding window of the sliding layers; 0: the architecture's default */
-    /* rope_freqs.weight, llama 3.1's RoPE frequency factors (architectures with
-     * MQ_ARCH_ROPE_FREQS): convert_hf_to_gguf's "llama3" rule (factor 8, low/high frequency
-     * factors 1 and 4) with n_ctx as the original context */
+    /* RoPE frequency factors. llama (MQ_ARCH_ROPE_FREQS): rope_freqs.weight, llama 3.1's,
+     * by convert_hf_to_gguf's "llama3" rule (factor 8, low/high frequency factors 1 and 4)
+     * with n_ctx as the original context. phi3 (MQ_ARCH_LONGROPE): LongRoPE's
+     * rope_factors_long/short.weight (made-up ramps), an original context of n_ctx / 8 and
+     * the attention factor convert_hf_to_gguf derives from it, sqrt(1 + ln 8 / ln(n_ctx/8)) */
     bool rope_freqs;
 };
 

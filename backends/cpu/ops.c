@@ -410,6 +410,7 @@ static void rope_rows(void *arg, int ith, int nth)
     int n_rot = node->p.rope.n_rot;
     bool neox = node->p.rope.mode == BE_ROPE_NEOX;
     const float *ff = node->src[1] ? node->src[1]->data : NULL; /* frequency factors [n_rot/2] */
+    float ms = node->p.rope.attn_factor > 0.0f ? node->p.rope.attn_factor : 1.0f;
     float cs[2 * 512];
     int64_t lo, hi;
     mq_pool_split(j->rows, ith, nth, &lo, &hi);
@@ -417,8 +418,8 @@ static void rope_rows(void *arg, int ith, int nth)
         double pos = (double)(node->p.rope.pos0 + m) * (double)node->p.rope.freq_scale;
         for (int i = 0; i < n_rot / 2; i++) {
             double ang = pos * pow((double)node->p.rope.theta, -2.0 * i / n_rot) / (ff ? (double)ff[i] : 1.0);
-            cs[2 * i] = (float)cos(ang);
-            cs[2 * i + 1] = (float)sin(ang);
+            cs[2 * i] = (float)cos(ang) * ms;
+            cs[2 * i + 1] = (float)sin(ang) * ms;
         }
         for (int64_t h = 0; h < H; h++) {
             const float *xh = x + (m * H + h) * D;

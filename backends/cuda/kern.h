@@ -101,9 +101,9 @@ cudaError_t cu_get_rows(enum cu_wtype t, const void *w, int64_t K, int64_t V, co
 /* The glue ops of backend.h, same semantics and shapes. */
 cudaError_t cu_rmsnorm(const float *x, const float *g, float *y, int64_t K, int64_t rows, float eps,
                        cudaStream_t st);
-/* ff: frequency factors [n_rot/2] on the device, or NULL */
+/* ff: frequency factors [n_rot/2] on the device, or NULL; attn_factor 0 means 1 */
 cudaError_t cu_rope(const float *x, const float *ff, float *y, int64_t D, int64_t H, int64_t M, int n_rot,
-                    int neox, int64_t pos0, float theta, float freq_scale, cudaStream_t st);
+                    int neox, int64_t pos0, float theta, float freq_scale, float attn_factor, cudaStream_t st);
 cudaError_t cu_attention(const float *q, const float *k, const float *v, float *out, int64_t D,
                          int64_t H, int64_t Hkv, int64_t M, int64_t pos0, float scale,
                          float softcap, int64_t window, cudaStream_t st);

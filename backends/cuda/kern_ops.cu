@@ -112,7 +112,7 @@ __global__ void k_rmsnorm(const float *x, const float *__restrict__ g, float *y,
 // ---- ROPE: one block per token; the angles in double (as ref), once per token ----
 
 __global__ void k_rope(const float *x, const float *ff, float *y, int D, int H, int n_rot, bool neox,
-                       int64_t pos0, float theta, float freq_scale)
+                       int64_t pos0, float theta, float freq_scale, float ms)
 {
     extern __shared__ float cs[]; // [n_rot/2] cos, then [n_rot/2] sin
     int64_t m = blockIdx.x;
@@ -120,8 +120,8 @@ __global__ void k_rope(const float *x, const float *ff, float *y, int D, int H, 
     double pos = (double)(pos0 + m) * (double)freq_scale;
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
         double ang = pos * pow((double)theta, -2.0 * i / n_rot) / (ff ? (double)ff[i] : 1.0);
-        cs[i] = (float)cos(ang);
-        cs[half + i] = (float)sin(ang);
+        cs[i] = (float)cos(ang) * ms;
+        cs[half + i] = (float)sin(ang) * ms;
     }
     __syncthreads();
     const float *xm = x + (size_t)m * H * D;
@@ -348,12 +348,12 @@ extern "C" cudaError_t cu_rmsnorm(const float *x, const float *g, float *y, int6
 
 extern "C" cudaError_t cu_rope(const float *x, const float *ff, float *y, int64_t D, int64_t H, int64_t M,
                                int n_rot, int neox, int64_t pos0, float theta, float freq_scale,
-                               cudaStream_t st)
+                               float attn_factor, cudaStream_t st)
 {
     if (M > 0x7FFFFFFF || n_rot > CU_ROPE_MAX_ROT || D * H > 0x7FFFFFFF)
         return cudaErrorInvalidValue;
     k_rope<<<(unsigned)M, 256, (size_t)n_rot * sizeof(float), st>>>(
-        x, ff, y, (int)D, (int)H, n_rot, neox != 0, pos0, theta, freq_scale);
+        x, ff, y, (int)D, (int)H, n_rot, neox != 0, pos0, theta, freq_scale, attn_factor > 0.0f ? attn_factor : 1.0f);
     return cudaGetLastError();
 }
 

@@ -668,7 +668,7 @@ static int cu_run(void *p, const struct be_node *node)
         what = "rope";
         e = cu_rope(a->data, b ? b->data : NULL, y, a->ne[0], a->ne[1], a->ne[2] * a->ne[3], node->p.rope.n_rot,
                     node->p.rope.mode == BE_ROPE_NEOX, node->p.rope.pos0, node->p.rope.theta,
-                    node->p.rope.freq_scale, ctx->stream);
+                    node->p.rope.freq_scale, node->p.rope.attn_factor, ctx->stream);
         break;
     case BE_OP_ATTENTION:
         if (a->ne[0] > CU_ATTN_MAX_HEAD_DIM)

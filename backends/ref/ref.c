@@ -207,11 +207,12 @@ static void ref_rope(const struct be_node *node)
     int n_rot = node->p.rope.n_rot;
     bool neox = node->p.rope.mode == BE_ROPE_NEOX;
     const float *ff = node->src[1] ? node->src[1]->data : NULL; /* frequency factors [n_rot/2] */
+    float ms = node->p.rope.attn_factor > 0.0f ? node->p.rope.attn_factor : 1.0f;
     for (int64_t m = 0; m < M; m++) {
         double pos = (double)(node->p.rope.pos0 + m) * (double)node->p.rope.freq_scale;
         for (int i = 0; i < n_rot / 2; i++) {
             double ang = pos * pow((double)node->p.rope.theta, -2.0 * i / n_rot) / (ff ? (double)ff[i] : 1.0);
-            float c = (float)cos(ang), s = (float)sin(ang);
+            float c = (float)cos(ang) * ms, s = (float)sin(ang) * ms;
             int i0 = neox ? i : 2 * i, i1 = neox ? i + n_rot / 2 : 2 * i + 1;
             for (int64_t h = 0; h < H; h++) {
                 const float *xh = x + (m * H + h) * D;

@@ -164,6 +164,10 @@ expect "synth llama 3.1 rope factors" 0 "$MIXQ" -q synth --params tiny --rope-fr
 expect "info synthetic rope factors" 0 "$MIXQ" info "$tmp/syn-rf.gguf"
 grep_out "info says rope factors" '^rope .*frequency factors \(rope_freqs\)'
 expect "eval with rope factors" 0 "$MIXQ" -q eval "$tmp/syn-rf.gguf" --ctx 32 --chunks 1 --plan q8_0
+expect "synth phi3 LongRoPE" 0 "$MIXQ" -q synth --arch phi3 --params tiny --rope-freqs -o "$tmp/syn-lr.gguf"
+expect "info synthetic LongRoPE" 0 "$MIXQ" info "$tmp/syn-lr.gguf"
+grep_out "info says LongRoPE" '^rope .*LongRoPE factors'
+grep_out "info says the attention factor" '^rope scaling +attention factor 1\.26491, original context 32'
 expect "synth rope factors qwen2" 2 "$MIXQ" synth --arch qwen2 --params tiny --rope-freqs -o "$tmp/syn.gguf"
 grep_err "synth rope factors qwen2 says why" "architecture 'qwen2' has no RoPE frequency factors"
 expect "synth bad type" 2 "$MIXQ" synth --params tiny --type q7_k -o "$tmp/syn.gguf"

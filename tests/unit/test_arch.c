@@ -211,7 +211,7 @@ static int check_structure(const struct mq_model *m, const struct arch_case *c)
         T_CHECK(bk->swa == (c->window > 0 && b % a->swa_pattern < a->swa_pattern - 1));
     }
     T_CHECK(hp->n_swa == c->window);
-    T_CHECK(!!m->rope_freqs == c->rope_freqs);
+    T_CHECK(!!(m->rope_freqs || (m->rope_long && m->rope_short)) == c->rope_freqs);
     T_CHECK((hp->embd_scale != 1.0f) == !!(a->flags & MQ_ARCH_EMBD_SCALE));
     T_CHECK((hp->final_softcap > 0) == !!(a->flags & MQ_ARCH_SOFTCAP));
     return T_PASS;
@@ -221,7 +221,7 @@ static int test_arch_vs_llama_cpp(void)
 {
     struct arch_case cases[16];
     int n = read_manifest(cases, 16);
-    T_CHECK_MSG(n >= 8, "%s: %d rows", MANIFEST, n);
+    T_CHECK_MSG(n >= 9, "%s: %d rows", MANIFEST, n);
     for (int i = 0; i < n; i++) {
         const struct arch_case *c = &cases[i];
         T_CHECK_MSG(mq_arch_find(c->arch), "manifest row '%s' is not in llm/arch.c's table", c->arch);
@@ -269,14 +269,18 @@ static int test_arch_vs_llama_cpp(void)
                     rc = T_FAIL;
                 }
             }
-            /* the factors show in the logits: without them the same model is far off */
+            /* the factors show in the logits: without them (and LongRoPE's attention factor)
+             * the same model is far off */
             if (rc == T_PASS && c->rope_freqs) {
                 struct mq_model *mm = (struct mq_model *)m;
-                const struct mq_gguf_tensor *ff = mm->rope_freqs;
+                const struct mq_gguf_tensor *ff = mm->rope_freqs, *fl = mm->rope_long, *fs = mm->rope_short;
+                float af = mm->hp.rope_attn_factor;
                 struct agreement a;
-                mm->rope_freqs = NULL;
+                mm->rope_freqs = mm->rope_long = mm->rope_short = NULL;
+                mm->hp.rope_attn_factor = 1.0f;
                 rc = compare_backend(m, "ref", &g, &a) < 0 ? T_FAIL : T_PASS;
-                mm->rope_freqs = ff;
+                mm->rope_freqs = ff, mm->rope_long = fl, mm->rope_short = fs;
+                mm->hp.rope_attn_factor = af;
                 fprintf(stderr, "    %s without its factors: KL mean %.2e\n", c->name, a.kl_mean);
                 if (rc == T_PASS && !(a.kl_mean > 100 * 2e-4)) {
                     fprintf(stderr, "    %s: the golden does not tell the factors apart\n", c->name);

@@ -350,21 +350,24 @@ static int test_rope(void)
                     T_CHECK(ys[d] == xs[d]);
             }
     }
-    /* frequency factors (llama 3.1's rope_freqs): pair i's angle divided by ff[i]; a factor
-     * vector of another length is refused */
+    /* frequency factors (llama 3.1's rope_freqs, phi3's LongRoPE): pair i's angle divided by
+     * ff[i], and the rotated values times attn_factor; a factor vector of another length is
+     * refused */
     float ff[6] = {1.0f, 1.5f, 2.0f, 4.0f, 8.0f, 8.0f};
     struct be_tensor tf = {.type = MQ_DTYPE_F32, .ne = {6, 1, 1, 1}, .nbytes = sizeof(ff), .data = ff, .is_view = true};
     T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ROPE, .src = {&tx, &tf}, .dst = &ty,
-                                         .p.rope = {.pos0 = 5, .n_rot = 12, .theta = 10000.0f, .freq_scale = 0.5f}}) ==
-            MQ_OK);
+                                         .p.rope = {.pos0 = 5, .n_rot = 12, .theta = 10000.0f, .freq_scale = 0.5f,
+                                                    .attn_factor = 1.25f}}) == MQ_OK);
     for (int m = 0; m < M; m++)
         for (int h = 0; h < H; h++) {
             const float *xs = x + (m * H + h) * D, *ys = y + (m * H + h) * D;
             for (int i = 0; i < 6; i++) {
                 double ang = (5 + m) * 0.5 * pow(10000.0, -2.0 * i / 12) / ff[i];
-                T_CHECK(fabs(ys[2 * i] - (xs[2 * i] * cos(ang) - xs[2 * i + 1] * sin(ang))) < 1e-5);
-                T_CHECK(fabs(ys[2 * i + 1] - (xs[2 * i] * sin(ang) + xs[2 * i + 1] * cos(ang))) < 1e-5);
+                T_CHECK(fabs(ys[2 * i] - 1.25 * (xs[2 * i] * cos(ang) - xs[2 * i + 1] * sin(ang))) < 1e-5);
+                T_CHECK(fabs(ys[2 * i + 1] - 1.25 * (xs[2 * i] * sin(ang) + xs[2 * i + 1] * cos(ang))) < 1e-5);
             }
+            for (int d = 12; d < D; d++)
+                T_CHECK(ys[d] == xs[d]); /* the tail is not scaled */
         }
     tf.ne[0] = 5;
     T_CHECK(run_op(be, &(struct be_node){.op = BE_OP_ROPE, .src = {&tx, &tf}, .dst = &ty,

@@ -324,7 +324,8 @@ static int run_ops(struct be_backend *be, float *const in[4], float *out[5], int
     T_CHECK(be_view_reshape(&y, 3, (int64_t[]){D, H, M}, &y3) == MQ_OK);
     T_CHECK(be_run(be, &(struct be_node){.op = BE_OP_RMSNORM, .src = {&x, &g}, .dst = &rn, .p.rmsnorm.eps = 1e-5f}) == MQ_OK);
     T_CHECK(be_run(be, &(struct be_node){.op = BE_OP_ROPE, .src = {&q, &ff}, .dst = &y3,
-                                         .p.rope = {.pos0 = pos0, .n_rot = (int)D - 2, .theta = 10000.0f, .freq_scale = 1.0f}}) == MQ_OK);
+                                         .p.rope = {.pos0 = pos0, .n_rot = (int)D - 2, .theta = 10000.0f, .freq_scale = 1.0f,
+                                                    .attn_factor = 1.19f}}) == MQ_OK);
     T_CHECK(be_run(be, &(struct be_node){.op = BE_OP_ATTENTION, .src = {&y3, &k, &v}, .dst = &at,
                                          .p.attention = {.pos0 = pos0, .n_kv = T, .scale = 0.3f}}) == MQ_OK);
     T_CHECK(be_run(be, &(struct be_node){.op = BE_OP_SWIGLU, .src = {&x, &rn}, .dst = &sw}) == MQ_OK);

@@ -589,7 +589,8 @@ static int run_ops(struct be_backend *be, float *const in[4], float *out[6], int
                                                     .n_rot = (int)D,
                                                     .mode = BE_ROPE_NORM,
                                                     .theta = 500.0f,
-                                                    .freq_scale = 0.5f}}) == MQ_OK);
+                                                    .freq_scale = 0.5f,
+                                                    .attn_factor = 1.19f}}) == MQ_OK);
     T_CHECK(be_read(be, &x, 0, out[5], (size_t)(E * M) * 4) == MQ_OK);
     struct be_tensor *all[] = {&x, &g, &k, &v, &y, &a, &rn, &at, &sw, &ff};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
