@@ -74,6 +74,10 @@ struct mq_plan;
 #define CLI_OPT_SHAPES 0x5348
 int cli_check_shapes(const char *cmd, const char *arg);
 int cli_model_load(const char *path, const char *shapes, struct mq_model **out);
+/* cli_model_load for a command that also takes a plan: without --shapes, a front.yaml plan's
+ * model.shapes (the shapes its tune was given, which its content hash includes) are used,
+ * and said once. */
+int cli_model_load_for_plan(const char *path, const char *shapes, const char *plan_arg, struct mq_model **out);
 /* A plan from the command line: a format for every layer, 'source', a llama.cpp preset
  * (model/preset.h: a name that is not a format's, or preset:NAME), a plan file (plan/1),
  * or a front.yaml (its chosen plan, or point >= 0). One-line errors. */

@@ -204,7 +204,7 @@ int cmd_eval(int argc, char **argv)
     struct be_backend *be = NULL;
     static struct rpt_imatrix_ref im; /* large: off the stack */
     bool im_front;
-    if ((rc = cli_model_load(argv[optind], shapes, &m)) < 0 ||
+    if ((rc = cli_model_load_for_plan(argv[optind], shapes, plan_arg, &m)) < 0 ||
         (rc = cli_load_plan_imatrix(m, plan_arg, point, imatrix, no_imatrix, &plan, &im, &im_front)) < 0 ||
         (rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0 ||
         (rc = mq_model_lend(m, be)) < 0)

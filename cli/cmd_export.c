@@ -130,7 +130,7 @@ int cmd_export(int argc, char **argv)
     struct mq_plan *plan = NULL;
     static struct rpt_imatrix_ref im; /* large: off the stack */
     bool im_front;
-    if ((rc = cli_model_load(model_arg ? model_arg : pt.model_path, shapes, &m)) < 0)
+    if ((rc = cli_model_load_for_plan(model_arg ? model_arg : pt.model_path, shapes, plan_arg, &m)) < 0)
         goto done;
     if (m->kind != MQ_MODEL_LLAMA && imatrix) {
         rc = mq_error(MQ_EUNSUPPORTED, "--imatrix: '%s' is an ONNX model; importance matrices apply to GGUF llama "

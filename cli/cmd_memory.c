@@ -99,7 +99,8 @@ int cmd_memory(int argc, char **argv)
     struct mq_workload w;
     struct mq_memory mem;
     int rc;
-    if ((rc = cli_model_load(argv[optind], shapes, &m)) < 0 || (rc = cli_load_plan(m, plan_arg, point, &plan)) < 0 ||
+    if ((rc = cli_model_load_for_plan(argv[optind], shapes, plan_arg, &m)) < 0 ||
+        (rc = cli_load_plan(m, plan_arg, point, &plan)) < 0 ||
         (rc = mq_workload_parse(workload ? workload : m->runner->default_workload, &w)) < 0 ||
         (rc = mq_runner_check(m, &w)) < 0 || (rc = m->runner->memory(m, plan, &w, &mem)) < 0)
         goto done;

@@ -90,6 +90,24 @@ int cli_model_load(const char *path, const char *shapes, struct mq_model **out)
     return rc;
 }
 
+int cli_model_load_for_plan(const char *path, const char *shapes, const char *plan_arg, struct mq_model **out)
+{
+    static char front_shapes[2048];
+    struct stat st;
+    char schema[32] = "";
+    if (!shapes && plan_arg && stat(plan_arg, &st) == 0 && S_ISREG(st.st_mode) &&
+        rpt_yaml_schema_of(plan_arg, schema, sizeof(schema)) == MQ_OK && !strcmp(schema, "front")) {
+        int rc = rpt_front_shapes_read(plan_arg, front_shapes, sizeof(front_shapes));
+        if (rc < 0)
+            return rc;
+        if (front_shapes[0]) {
+            shapes = front_shapes;
+            mq_info("shapes %s (the front's, from its tune)", shapes);
+        }
+    }
+    return cli_model_load(path, shapes, out);
+}
+
 void cli_cache_dir(const char *arg, char *buf, size_t size)
 {
     if (arg)

@@ -135,6 +135,24 @@ int rpt_front_imatrix_read(const char *path, struct rpt_imatrix_ref *out)
     return rc;
 }
 
+int rpt_front_shapes_read(const char *path, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    struct rpt_yaml y;
+    int rc = rpt_yaml_load(path, &y);
+    if (rc < 0)
+        return rc;
+    if ((rc = rpt_yaml_check_schema(&y, "front", 1)) == MQ_OK) {
+        const char *s = yget(&y, rpt_yaml_get(&y, rpt_yaml_root(&y), "model"), "shapes");
+        if (s && strlen(s) >= size)
+            rc = mq_error(MQ_EFORMAT, "'%s': model.shapes is over %zu characters", path, size - 1);
+        else
+            snprintf(buf, size, "%s", s ? s : "");
+    }
+    rpt_yaml_release(&y);
+    return rc;
+}
+
 int rpt_front_point_read(const char *path, int index, struct rpt_front_point *out)
 {
     memset(out, 0, sizeof(*out));
@@ -150,6 +168,7 @@ int rpt_front_point_read(const char *path, int index, struct rpt_front_point *ou
     yget_str(&y, model, "path", out->model_path, sizeof(out->model_path));
     yget_str(&y, model, "name", out->model_name, sizeof(out->model_name));
     yget_str(&y, model, "content_hash", out->model_hash, sizeof(out->model_hash));
+    yget_str(&y, model, "shapes", out->model_shapes, sizeof(out->model_shapes));
     double v;
     out->model_layers = yget_num(&y, model, "layers", &v) ? (int)v : -1;
     yget_str(&y, root, "workload", out->workload, sizeof(out->workload));

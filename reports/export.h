@@ -92,6 +92,7 @@ struct rpt_front_point {
     int index;                 /* the point's index (the chosen one when asked for -1) */
     bool chosen;               /* it is the front's chosen point */
     char model_path[4096], model_name[256], model_hash[32];
+    char model_shapes[2048]; /* model.shapes: the --shapes the front was made with, or "" */
     int model_layers;
     char workload[64], target_cpu[128], target_backend[32];
     int threads;
@@ -106,6 +107,10 @@ struct rpt_front_point {
     int reps;
     struct rpt_imatrix_ref imatrix; /* the front's (every point's) importance matrix */
 };
+
+/* model.shapes of a front/1 file (the --shapes its tune was given) into buf, "" when it has
+ * none. One-line errors: not a front, shapes longer than size - 1. */
+int rpt_front_shapes_read(const char *path, char *buf, size_t size);
 
 /* Reads point `index` (-1: the chosen one) of a front/1 file with its budgets, target
  * and model. One-line errors: not a front, no such point, no chosen point. */

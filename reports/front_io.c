@@ -233,6 +233,8 @@ int rpt_front_write(const char *path, const struct mq_model *m, const struct pro
     rpt_yw_kv_str(&w, "name", m->name);
     rpt_yw_kv_str(&w, "arch", m->arch);
     rpt_yw_kv_str(&w, "content_hash", hash);
+    if (m->input_shapes) /* --shapes: part of content_hash, and what a later load needs */
+        rpt_yw_kv_str(&w, "shapes", m->input_shapes);
     rpt_yw_kv_int(&w, "layers", m->n_layers);
     rpt_yw_end(&w);
     write_imatrix(&w, im);

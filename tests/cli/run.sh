@@ -886,6 +886,22 @@ if python3 tests/fuzz/make-onnx-corpus.py "$tmp/corpus" >/dev/null 2>&1; then
     for cmd in eval profile sensitivity search tune memory export; do
         expect "$cmd takes --shapes (bad syntax is a usage error)" 2 "$MIXQ" "$cmd" "$DYN" --shapes x:1xx3
     done
+    # a front.yaml records its tune's --shapes (model.shapes); a plan from it loads the model
+    # with them unless --shapes is given
+    printf 'mixq_schema: front/1\nmodel: {path: %s, content_hash: "0", shapes: "x:1x3x16x24", layers: 0}\n%s\n' \
+        "$DYN" 'chosen: {index: 0}
+points:
+- index: 0
+  plan: {default: f16}' >"$tmp/front-dyn.yaml"
+    expect "memory with a front's shapes" 0 "$MIXQ" memory "$DYN" --plan "$tmp/front-dyn.yaml" --no-measure
+    grep_err "memory says the front's shapes" "shapes x:1x3x16x24 \(the front's, from its tune\)"
+    expect "memory --shapes over the front's" 0 "$MIXQ" memory "$DYN" --plan "$tmp/front-dyn.yaml" --no-measure \
+        --shapes x:1x3x8x8
+    if grep -q "the front's" "$tmp/err"; then
+        fail=$((fail + 1)); echo "FAIL memory --shapes over the front's: stderr names the front's shapes"
+    else
+        pass=$((pass + 1)); echo "ok   memory --shapes over the front's says nothing of them"
+    fi
 else
     fail=$((fail + 1)); echo "FAIL --shapes: tests/fuzz/make-onnx-corpus.py did not run"
 fi
