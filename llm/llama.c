@@ -28,6 +28,7 @@ struct mq_llama {
     struct be_tensor (*w)[MAX_PARTS];
     struct block_glue *glue;             /* [n_layer] */
     struct be_tensor output_norm;
+    bool timing_only; /* the plan's: weights rounded plainly (model/plan.h) */
     struct be_tensor rope_freqs; /* [n_rot/2] the RoPE frequency factors this context takes */
     bool has_rope_freqs;
     struct be_tensor *k_cache, *v_cache; /* [n_layer] of [head_dim * n_head_kv, n_ctx] */
@@ -70,8 +71,8 @@ static int upload_layer(struct mq_llama *l, int i, enum mq_dtype fmt, struct be_
     int rc = mq_dtype_row_bytes(fmt, ly->n_in, &row_bytes);
     if (rc < 0)
         return rc;
-    if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, fmt, ly->imp, ly->gram_u, &data,
-                                 &buf)) < 0)
+    if ((rc = mq_convert_weights(ly->name, ly->src_type, ly->src_data, ly->n_in, ly->n_out, fmt,
+                                 l->timing_only ? NULL : ly->imp, l->timing_only ? NULL : ly->gram_u, &data, &buf)) < 0)
         return rc;
     size_t off = 0;
     for (int k = 0; k < n && rc == MQ_OK; k++) {
@@ -159,6 +160,7 @@ int mq_llama_new(const struct mq_model *m, const struct mq_plan *plan, struct be
         return mq_error(MQ_ENOMEM, "cannot allocate a forward-pass context");
     l->m = m;
     l->be = be;
+    l->timing_only = plan->timing_only;
     l->n_ctx = cfg && cfg->n_ctx > 0 ? cfg->n_ctx : hp->n_ctx_train;
     l->n_batch = cfg && cfg->n_batch > 0 ? cfg->n_batch : l->n_ctx;
     if (l->n_batch > l->n_ctx)

@@ -29,6 +29,11 @@ struct mq_plan {
     int ftype;           /* the llama_ftype general.file_type says (a preset's, model/preset.h),
                             -1: the plan's most common format's (model/quantize.h); every
                             constructor below sets -1 */
+    bool timing_only;    /* a session of it is timed or its memory measured, its outputs never
+                            read: weights are rounded plainly (no importance weights or error
+                            compensation; same formats and bytes per row, other values), which
+                            saves the compensation's O(n_out * n_in^2) per layer. false from
+                            every constructor; not part of the plan's text */
 };
 
 int mq_plan_uniform(const struct mq_model *m, enum mq_dtype fmt, struct mq_plan **out);

@@ -114,9 +114,10 @@ int mq_onnx_exec_new(const struct mq_model *m, const struct mq_plan *plan, struc
                 const void *data;
                 void *buf;
                 const float *src = l->w + j * l->N * l->K;
-                if ((rc = mq_convert_weights(m->layers[i].name, MQ_DTYPE_F32, src, l->K, l->N, plan->fmt[i], m->layers[i].imp,
-                                             m->layers[i].gram_u, &data,
-                                             &buf)) < 0)
+                bool plain = plan->timing_only; /* model/plan.h */
+                if ((rc = mq_convert_weights(m->layers[i].name, MQ_DTYPE_F32, src, l->K, l->N, plan->fmt[i],
+                                             plain ? NULL : m->layers[i].imp, plain ? NULL : m->layers[i].gram_u,
+                                             &data, &buf)) < 0)
                     goto fail;
                 rc = be_upload(be, &x->w[x->n_w], plan->fmt[i], 2, (int64_t[]){l->K, l->N}, data, BE_USE_MATRIX);
                 free(buf);

@@ -361,6 +361,7 @@ static int measure_e2e(struct profiler *pr, enum mq_dtype fmt, struct prof_e2e *
         mq_info("measuring the %s workload end to end with the uniform %s plan", pr->o->workload.label,
                 mq_dtype_name(fmt));
     struct e2e_run r = {.m = m};
+    plan->timing_only = true; /* timed only: plain rounding, as measure_cost's */
     if ((rc = m->runner->session_new(m, plan, pr->be, &pr->o->workload, &r.session)) < 0)
         goto done;
     struct prof_config mc = {.min_reps = 5, .max_seconds = pr->o->max_seconds > 0 ? 2 * pr->o->max_seconds : 2.0};

@@ -284,7 +284,10 @@ static int measure(const struct mq_model *m, struct be_backend *be, void *q, con
         goto quality;
     }
     struct run_ctx r = {.m = m};
-    if ((rc = m->runner->session_new(m, c->plan, be, &prof->workload, &r.session)) < 0)
+    c->plan->timing_only = true; /* timed only (its KL is measured below, on its own conversion) */
+    rc = m->runner->session_new(m, c->plan, be, &prof->workload, &r.session);
+    c->plan->timing_only = false;
+    if (rc < 0)
         return rc;
     struct prof_config mc = {.min_reps = 5, .max_seconds = o->max_seconds > 0 ? o->max_seconds : 2.0};
     rc = prof_measure(run_once, &r, &mc, &c->lat);

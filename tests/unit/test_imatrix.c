@@ -493,7 +493,25 @@ static int test_set_imatrix(void)
 /* Gram matrices (mixq's extension): computed beside the sums (their diagonal is the sums),
  * shared by layers with one input (attn_q/k/v, ffn_gate/up), kept by a write and read,
  * factored onto the layers by mq_model_set_imatrix (compensate: shared factors, counted,
- * hashed), and a malformed NAME.in_gram is a one-line error. */
+ * hashed), a timed-only plan skips them, and a malformed NAME.in_gram is a one-line error. */
+/* The logits of 4 tokens under the uniform q4_0 plan, timed only or not. */
+static int q4_logits(const struct mq_model *m, struct be_backend *be, bool timing_only, float *logits)
+{
+    struct mq_plan *p = NULL;
+    struct mq_llama *l = NULL;
+    int32_t toks[4] = {256, 'I', 'n', ' '};
+    int rc = mq_plan_uniform(m, MQ_DTYPE_Q4_0, &p);
+    if (rc == MQ_OK) {
+        p->timing_only = timing_only;
+        rc = mq_llama_new(m, p, be, &(struct mq_llama_config){.n_ctx = 8}, &l);
+    }
+    if (rc == MQ_OK)
+        rc = mq_llama_decode(l, toks, 4, 0, logits);
+    mq_llama_free(l);
+    mq_plan_free(p);
+    return rc;
+}
+
 static int test_gram(void)
 {
     struct mq_model *m = NULL;
@@ -544,7 +562,14 @@ static int test_gram(void)
         lo = mq_model_find_layer(m, "blk.0.attn_output.weight");
     T_CHECK(m->layers[lq].gram_u && m->layers[lq].gram_u == m->layers[lv].gram_u &&
             m->layers[lo].gram_u != m->layers[lq].gram_u);
+    /* a plan that is only timed (model/plan.h timing_only) is rounded plainly: its logits
+     * are those of the model without the importance matrix; otherwise compensated ones */
+    static float lt[4 * 259], lc[4 * 259], lp[4 * 259];
+    T_CHECK(m->hp.n_vocab == 259);
+    T_CHECK(q4_logits(m, be, true, lt) == MQ_OK && q4_logits(m, be, false, lc) == MQ_OK);
     T_CHECK(mq_model_set_imatrix(m, NULL, true, NULL) == MQ_OK && m->n_compensated == 0 && !m->layers[lq].gram_u);
+    T_CHECK(q4_logits(m, be, false, lp) == MQ_OK);
+    T_CHECK(!memcmp(lt, lp, sizeof(lt)) && memcmp(lt, lc, sizeof(lt)));
 
     /* a Gram matrix of the wrong shape */
     struct mq_gguf_writer *w = mq_gguf_writer_new();
