@@ -538,10 +538,10 @@ static int synth_file_build(const struct mq_synth_config *c, const struct mq_syn
         (rc = mq_gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps)) < 0)
         goto fail;
     bool longrope = c->rope_freqs && (a->flags & MQ_ARCH_LONGROPE);
-    if (longrope && ((rc = mq_gguf_writer_set_u32(w, KEY("rope.scaling.original_context_length"),
-                                                  (uint32_t)(c->n_ctx / 8))) < 0 ||
+    int64_t orig = c->n_ctx / 8 > 1 ? c->n_ctx / 8 : 2; /* LongRoPE's original context */
+    if (longrope && ((rc = mq_gguf_writer_set_u32(w, KEY("rope.scaling.original_context_length"), (uint32_t)orig)) < 0 ||
                      (rc = mq_gguf_writer_set_f32(w, KEY("rope.scaling.attn_factor"),
-                                                  (float)sqrt(1.0 + log(8.0) / log((double)(c->n_ctx / 8))))) < 0))
+                                                  (float)sqrt(1.0 + log(8.0) / log((double)orig)))) < 0))
         goto fail;
     if (c->head_dim && ((rc = mq_gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)D)) < 0 ||
                         (rc = mq_gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)D)) < 0))

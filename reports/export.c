@@ -168,7 +168,6 @@ int rpt_front_point_read(const char *path, int index, struct rpt_front_point *ou
     yget_str(&y, model, "path", out->model_path, sizeof(out->model_path));
     yget_str(&y, model, "name", out->model_name, sizeof(out->model_name));
     yget_str(&y, model, "content_hash", out->model_hash, sizeof(out->model_hash));
-    yget_str(&y, model, "shapes", out->model_shapes, sizeof(out->model_shapes));
     double v;
     out->model_layers = yget_num(&y, model, "layers", &v) ? (int)v : -1;
     yget_str(&y, root, "workload", out->workload, sizeof(out->workload));

@@ -92,7 +92,6 @@ struct rpt_front_point {
     int index;                 /* the point's index (the chosen one when asked for -1) */
     bool chosen;               /* it is the front's chosen point */
     char model_path[4096], model_name[256], model_hash[32];
-    char model_shapes[2048]; /* model.shapes: the --shapes the front was made with, or "" */
     int model_layers;
     char workload[64], target_cpu[128], target_backend[32];
     int threads;
