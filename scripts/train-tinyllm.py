@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""Train mixq's bundled model: a byte-level llama ("tinyllm") on the King James Bible.
+"""Train mixq's bundled models: byte-level llamas ("tinyllm", "tinyllm256") on the King
+James Bible.
 
-What it makes (examples/tinyllm/):
-  tinyllm.gguf     the model, F32, llama architecture, readable by llama.cpp and mixq
+What it makes (examples/MODEL/, MODEL = tinyllm or tinyllm256):
+  MODEL.gguf       the model, F32, llama architecture, readable by llama.cpp and mixq
   golden.gguf      token ids and the PyTorch F32 logits of a few sequences, and the
                    perplexities this script measured (the C forward pass is tested on it)
   training.txt     the hyperparameters, the training log summary and measured figures
@@ -17,8 +18,9 @@ Perplexity is measured as llama-perplexity measures it: the text is tokenized wi
 front, cut into chunks of n_ctx tokens, the first token of every chunk is replaced by BOS,
 and the next-token log-likelihood is scored for the second half of every chunk only.
 
-Usage (Debian's python3-torch; tinyllm about 1.5 h on 2 cores, 1500 steps of 32 x 256
-tokens; tinyllm256, twice the parameters, about twice that):
+Usage (Debian's python3-torch with OpenBLAS; tinyllm about 1.5 h on 2 cores, 1500 steps of
+32 x 256 tokens; tinyllm256, twice the parameters, about 1 h on a quiet 2-core machine,
+2.4 s a step):
   scripts/prepare-data.py          # writes examples/data/kjv-train.txt and the eval texts
   scripts/train-tinyllm.py [--model tinyllm|tinyllm256] [--steps N] [--work DIR] [--out DIR]
 It checkpoints to WORK (default build/train, build/train-tinyllm256) every 100 steps and
@@ -419,7 +421,7 @@ def main():
         figures[name + "_chunks"] = chunks
         print("%s-eval: ppl %.4f (first 8 chunks %.4f), %.4f bits/byte, %d chunks, %d scored tokens"
               % (name, ppl, ppl8, nll / math.log(2), chunks, count), flush=True)
-    write_model(os.path.join(args.out, "tinyllm.gguf"), model)
+    write_model(os.path.join(args.out, args.model + ".gguf"), model)
     write_golden(os.path.join(args.out, "golden.gguf"), model, figures)
     with open(os.path.join(args.out, "training.txt"), "w") as f:
         f.write("# written by scripts/train-tinyllm.py\n")

@@ -19,7 +19,9 @@
 # runs q4_k (on its 1536-wide rows a K-quant; elsewhere the q5_0 fallback) with and
 # without the GGUF imatrix (every K-quant's quantizer runs on tinyllm's 512-wide rows),
 # unless FULL=1, which runs it like the others (every format, both imatrix files: the run
-# the closing notes quote).
+# the closing notes quote). tinyllm256, whose every row is a multiple of 256, runs the
+# formats that tinyllm's 192-wide rows send to a fallback (the K-quants and iq4_xs), on
+# every layer, unless FULL=1.
 # Prints one line per model, format and imatrix: identical or DIFFERENT (with the first
 # tensors that differ).
 #
@@ -33,6 +35,7 @@ SMOL=${SMOL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 TYPES=${TYPES:-"q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k iq4_nl iq4_xs"}
 FULL=${FULL:-0}
 SMOL_TYPES=${SMOL_TYPES:-"q4_k"}
+TINY256_TYPES=${TINY256_TYPES:-"q2_k q3_k q4_k q5_k q6_k iq4_xs"}
 TEXT=examples/data/kjv-eval.txt
 work=$BUILD/interop/quantize-files
 tmp=$(mktemp -d)
@@ -69,9 +72,11 @@ for model in $models; do
         done
     fi
     requant="" types=$TYPES imats="none gguf dat"
-    case "$name" in SmolLM2*)
+    case "$name" in
+    SmolLM2*)
         requant="--allow-requantize"
         [ "$FULL" = 1 ] || { types=$SMOL_TYPES imats="none gguf"; } ;;
+    tinyllm256) [ "$FULL" = 1 ] || types=$TINY256_TYPES ;;
     esac
     for type in $types; do
         upper=$(echo "$type" | tr '[:lower:]' '[:upper:]')

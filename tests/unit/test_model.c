@@ -1,5 +1,6 @@
-/* tests/unit/test_model.c - the bundled model: loading, layers, tokenizer, and the C
- * forward pass against PyTorch's logits (examples/tinyllm/golden.gguf). */
+/* tests/unit/test_model.c - the bundled models: loading, layers, tokenizer, and the C
+ * forward pass against PyTorch's logits (examples/tinyllm/golden.gguf and
+ * examples/tinyllm256/golden.gguf). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@
 
 #define TINY "examples/tinyllm/tinyllm.gguf"
 #define GOLDEN "examples/tinyllm/golden.gguf"
+#define TINY256 "examples/tinyllm256/tinyllm256.gguf"
+#define GOLDEN256 "examples/tinyllm256/golden.gguf"
 
 static int test_load_tiny(void)
 {
@@ -72,15 +75,15 @@ static int test_tokenizer_bytes(void)
 
 /* Max abs/rel error of the C logits against PyTorch's, for the whole sequence at once
  * (prefill) and token by token (decode through the KV cache). */
-static int check_golden(bool one_by_one, int threads)
+static int check_golden(const char *model, const char *golden, bool one_by_one, int threads)
 {
     struct mq_model *m = NULL;
     struct mq_gguf *g = NULL;
     struct be_backend *be = NULL;
     struct mq_plan *plan = NULL;
     struct mq_llama *l = NULL;
-    T_CHECK(mq_model_load(TINY, &m) == MQ_OK);
-    T_CHECK(mq_gguf_open(GOLDEN, &g) == MQ_OK);
+    T_CHECK(mq_model_load(model, &m) == MQ_OK);
+    T_CHECK(mq_gguf_open(golden, &g) == MQ_OK);
     T_CHECK(be_open("ref", &(struct be_config){.n_threads = threads}, &be) == MQ_OK);
     T_CHECK(mq_plan_uniform(m, MQ_DTYPE_F32, &plan) == MQ_OK);
     T_CHECK(mq_llama_new(m, plan, be, &(struct mq_llama_config){.n_ctx = 256}, &l) == MQ_OK);
@@ -114,7 +117,7 @@ static int check_golden(bool one_by_one, int threads)
         }
         free(logits);
     }
-    fprintf(stderr, "    golden logits (%s, %d threads): max abs error %.3g, max rel error %.3g\n",
+    fprintf(stderr, "    %s golden logits (%s, %d threads): max abs error %.3g, max rel error %.3g\n", model,
             one_by_one ? "token by token" : "whole sequence", threads, max_abs, max_rel);
     /* F32 weights, double accumulation here vs F32 BLAS in PyTorch: the differences are
      * float rounding through 6 blocks, around 1e-5 on logits of magnitude ~10. */
@@ -127,8 +130,28 @@ static int check_golden(bool one_by_one, int threads)
     return T_PASS;
 }
 
-static int test_golden_prefill(void) { return check_golden(false, 2); }
-static int test_golden_decode(void) { return check_golden(true, 1); }
+static int test_golden_prefill(void) { return check_golden(TINY, GOLDEN, false, 2); }
+static int test_golden_decode(void) { return check_golden(TINY, GOLDEN, true, 1); }
+static int test_golden256_prefill(void) { return check_golden(TINY256, GOLDEN256, false, 2); }
+static int test_golden256_decode(void) { return check_golden(TINY256, GOLDEN256, true, 1); }
+
+/* The second bundled model: every row a multiple of 256, so every layer takes K-quants. */
+static int test_load_tiny256(void)
+{
+    struct mq_model *m;
+    T_CHECK(mq_model_load(TINY256, &m) == MQ_OK);
+    const struct mq_hparams *hp = &m->hp;
+    T_CHECK(hp->n_vocab == 259 && hp->n_embd == 256 && hp->n_layer == 6 && hp->n_head == 4);
+    T_CHECK(hp->n_head_kv == 2 && hp->head_dim == 64 && hp->n_ff == 768 && hp->n_ctx_train == 256);
+    bool mixed;
+    T_CHECK(mq_model_source_type(m, &mixed) == MQ_DTYPE_F32 && !mixed);
+    for (int i = 0; i < m->n_layers; i++) {
+        T_CHECK_MSG(m->layers[i].n_in % 256 == 0, "%s: row %lld", m->layers[i].name, (long long)m->layers[i].n_in);
+        T_CHECK(mq_dtype_row_ok(MQ_DTYPE_Q4_K, m->layers[i].n_in));
+    }
+    mq_model_free(m);
+    return T_PASS;
+}
 
 /* A tied-output model (no output.weight) runs through token_embd for both uses. */
 static int test_tied_output(void)
@@ -236,6 +259,9 @@ const struct mq_test model_tests[] = {
     {"model/tokenizer_bytes", test_tokenizer_bytes},
     {"model/golden_prefill", test_golden_prefill},
     {"model/golden_decode", test_golden_decode},
+    {"model/load_tiny256", test_load_tiny256},
+    {"model/golden256_prefill", test_golden256_prefill},
+    {"model/golden256_decode", test_golden256_decode},
     {"model/tied_output", test_tied_output},
     {"model/refusals", test_model_refusals},
     {NULL, NULL},
