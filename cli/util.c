@@ -95,12 +95,14 @@ int cli_model_load_for_plan(const char *path, const char *shapes, const char *pl
     static char front_shapes[2048];
     struct stat st;
     char schema[32] = "";
-    if (!shapes && plan_arg && stat(plan_arg, &st) == 0 && S_ISREG(st.st_mode) &&
-        rpt_yaml_schema_of(plan_arg, schema, sizeof(schema)) == MQ_OK && !strcmp(schema, "front")) {
-        int rc = rpt_front_shapes_read(plan_arg, front_shapes, sizeof(front_shapes));
+    if (!shapes && plan_arg && stat(plan_arg, &st) == 0 && S_ISREG(st.st_mode)) {
+        /* a plan file that does not parse is its one error line, here */
+        int rc = rpt_yaml_schema_of(plan_arg, schema, sizeof(schema));
+        if (rc == MQ_OK && !strcmp(schema, "front"))
+            rc = rpt_front_shapes_read(plan_arg, front_shapes, sizeof(front_shapes));
         if (rc < 0)
             return rc;
-        if (front_shapes[0]) {
+        if (!strcmp(schema, "front") && front_shapes[0]) {
             shapes = front_shapes;
             mq_info("shapes %s (the front's, from its tune)", shapes);
         }
