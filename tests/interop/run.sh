@@ -65,6 +65,12 @@
 # model cannot be fetched here (no network): the tier is skipped, and says so.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+# llama.cpp's tools run without their extra CPU buffer types (weight repacking and AMX;
+# llama-perplexity's --no-repack), here and in every script this calls: on a CPU with AMX
+# (this machine's Xeon has AMX-INT8) the pinned llama.cpp's AMX matmul crashes on
+# quantized files (llama.cpp #20824; every Q4_0/Q8_0/K-quant case failed so in a clean
+# clone here), and the plain CPU kernels are llama.cpp's reference arithmetic
+export LLAMA_ARG_REPACK=0
 MIXQ=${MIXQ:-build/mixq}
 BUILD=${BUILD:-build}
 tmp=$(mktemp -d)
