@@ -437,10 +437,11 @@ else
 fi
 # tune --max-kl: a quality bound. Bad values are usage errors; a bound a plan reaches gives
 # the fastest measured plan within it (front.yaml: budgets.max_kl, the chosen point's
-# measured KL at most X and no faster measured point that meets the budgets); a bound
-# below every plan's KL (output.weight pinned to q4_0, so not even the source's precision
-# is a plan) names the smallest KL any plan reaches; plans within the bound that miss the
-# other budgets (KL 0 is the all-f32 plan alone, over a 5 MB file) are said not to fit.
+# measured KL at most X, no faster measured point that meets the budgets, and steered near
+# the bound); a bound below every plan's KL (output.weight pinned to q4_0, so not even the
+# source's precision is a plan) names the smallest KL any plan reaches; plans within the
+# bound that miss the other budgets (KL 0 is the all-f32 plan alone, over a 5 MB file) are
+# said not to fit.
 # expect_measured NAME WANT CMD...: expect for a run that measures before it fails:
 # warnings on how it measured (a busy machine) may come before the one error line
 expect_measured() {
@@ -485,7 +486,10 @@ for p in m:  # meets_budgets as measured includes the KL bound; none that meets 
     assert p["measured"]["meets_budgets"] == (p["measured"]["kl"] <= x), p
     if p["measured"]["meets_budgets"]:
         assert ch["latency_us"] <= p["measured"]["latency_us"], (ch, p["measured"])
-assert any(p["measured"]["kl"] > x for p in m), "no measured plan over the bound: nothing steered near it"
+# steered near the bound: a plan over it was measured, or the chosen one is within a decade of
+# it (which of the two depends on the quick profile's timings, so on the machine)
+kls = sorted(p["measured"]["kl"] for p in m)
+assert any(k > x for k in kls) or ch["kl"] >= x / 10, ("nothing steered near the bound", kls)
 assert f["search"]["queried_loss"] is not None and f["search"]["loss_ratio"] > 0, f["search"]
 print("ok")
 PY
