@@ -8,7 +8,7 @@
 #   make clean
 #
 # Options: DEVELOPER=1 (strict warnings as errors), SANITIZE=address,undefined,
-#          WITH_CUDA=auto|yes|no, WITH_NEON=auto|yes|no, BUILD=dir (default build),
+#          WITH_CUDA=auto|yes|no, WITH_NEON=auto|yes|no, WITH_MPI=auto|yes|no, BUILD=dir (default build),
 #          CC=compiler, V=1 (show commands), ARCH=aarch64 (cross build, see below).
 
 # ---- aarch64 / NEON: cross build settings ---------------------------------------------------
@@ -36,6 +36,7 @@ SANITIZE ?=
 DEVELOPER ?=
 WITH_CUDA ?= auto
 WITH_NEON ?= auto
+WITH_MPI ?= auto
 FUZZ_SECONDS ?= 60
 MIXQ_VERSION := 0.1.0
 
@@ -96,11 +97,31 @@ ifeq ($(WITH_NEON)-$(HAVE_NEON),yes-no)
 $(error WITH_NEON=yes but $(NEON_WHY))
 endif
 
+# MPI (core/dist.h: `mpirun -np N mixq tune ...` spreads sensitivity and imatrix passes over
+# ranks): found through pkg-config's mpi-c (Debian's libopenmpi-dev; MPICH's works too).
+# Only core/dist.c is compiled against it; without it, mixq refuses a launch of several ranks.
+ifeq ($(WITH_MPI),no)
+HAVE_MPI := no
+MPI_WHY := disabled by WITH_MPI=no
+else ifeq ($(shell $(PKG_CONFIG) --exists mpi-c && echo yes),yes)
+HAVE_MPI := yes
+MPI_WHY := $(shell $(PKG_CONFIG) --modversion mpi-c) through pkg-config mpi-c; mpirun -np N mixq spreads passes over ranks
+MPI_CFLAGS := $(shell $(PKG_CONFIG) --cflags mpi-c)
+MPI_LIBS := $(shell $(PKG_CONFIG) --libs mpi-c)
+else
+HAVE_MPI := no
+MPI_WHY := pkg-config finds no mpi-c (libopenmpi-dev); mixq runs as one process and refuses mpirun of several ranks
+endif
+ifeq ($(WITH_MPI)-$(HAVE_MPI),yes-no)
+$(error WITH_MPI=yes but $(MPI_WHY))
+endif
+
 ifeq ($(MAKELEVEL),0)
 ifeq ($(filter clean format,$(MAKECMDGOALS)),)
 $(info probe: cc     $(CC) -> $(TARGET_ARCH_NAME))
 $(info probe: cuda   $(HAVE_CUDA) ($(CUDA_WHY)$(if $(filter yes,$(HAVE_CUDA)),; builds the cuda backend plugin $(BUILD)/plugins/libmixq-cuda.so,; no cuda plugin: mixq lists the cuda backend as disabled)))
 $(info probe: neon   $(HAVE_NEON) ($(NEON_WHY)))
+$(info probe: mpi    $(HAVE_MPI) ($(MPI_WHY)))
 endif
 endif
 
@@ -116,7 +137,10 @@ WARN += -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arit
         -Wundef -Wcast-align -Wvla -Wno-format-nonliteral
 endif
 CFLAGS += $(WARN)
-LDLIBS += $(PKG_LIBS) -lm -lpthread -ldl
+LDLIBS += $(PKG_LIBS) $(MPI_LIBS) -lm -lpthread -ldl
+ifeq ($(HAVE_MPI),yes)
+$(BUILD)/obj/core/dist.o: CPPFLAGS += -DMQ_WITH_MPI $(MPI_CFLAGS)
+endif
 ifneq ($(SANITIZE),)
 CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
@@ -178,7 +202,7 @@ BENCH_KERNELS := $(BUILD)/bench-kernels
 BENCH_E2E := $(BUILD)/bench-e2e
 BENCH_OBJS := $(BUILD)/obj/bench/kernels.o $(BUILD)/obj/bench/e2e.o $(BUILD)/obj/bench/mm.o
 
-.PHONY: all check check-unit check-bench check-cli check-scripts check-corpus check-asan check-data check-interop demo fuzz format clean deps bench
+.PHONY: all check check-unit check-bench check-cli check-mpi check-scripts check-corpus check-asan check-data check-interop demo fuzz format clean deps bench
 .DEFAULT_GOAL := all
 
 all: $(MIXQ) $(TEST_UNIT) $(TEST_HW_COUNTERS) $(BENCH_KERNELS) $(BENCH_E2E)
@@ -276,7 +300,7 @@ CUDA_PLUGIN := $(BUILD)/plugins/libmixq-cuda.so
 CUDA_CU_OBJS := $(patsubst %.cu,$(BUILD)/plugin-obj/%.o,$(wildcard backends/cuda/*.cu))
 CUDA_C_OBJS := $(patsubst %.c,$(BUILD)/plugin-obj/%.o,$(wildcard backends/cuda/*.c) \
                  core/status.c core/dtype.c core/dtype_kquants.c core/dtype_quant.c \
-                 core/compensate.c core/pool.c)
+                 core/compensate.c core/pool.c core/log.c core/dist.c)
 all: $(CUDA_PLUGIN)
 # the tests and the benchmark use the plugin where a GPU is usable
 check-unit check-cli bench-cuda: $(CUDA_PLUGIN)
@@ -354,7 +378,8 @@ PARALLEL = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC))
 check: deps
 	$(Q)$(MAKE) --no-print-directory $(PARALLEL) DEVELOPER=1 $(TEST_UNIT) $(TEST_HW_COUNTERS) $(MIXQ) \
 	    $(BENCH_KERNELS) $(BENCH_CUDA) $(CUDA_PLUGIN)
-	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-unit check-cli check-scripts check-corpus check-data check-report check-bench
+	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-unit check-cli check-mpi check-scripts check-corpus check-data \
+	    check-report check-bench
 	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-asan
 	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-aarch64
 	@echo "make check: all passed"
@@ -382,6 +407,13 @@ check-bench: $(BENCH_KERNELS) $(BENCH_CUDA)
 check-cli: $(MIXQ)
 	@echo "== command-line tests ($(BUILD))"
 	$(Q)MIXQ=$(MIXQ) PYTHON=$(PYTHON) tests/cli/run.sh
+
+# check-mpi: mpirun -np 2 of sensitivity, imatrix and tune against one process (core/dist.h);
+# skips (exit 77) without MPI, after checking that a build without it refuses several ranks
+check-mpi: $(MIXQ)
+	@echo "== MPI ranks ($(BUILD), mpi $(HAVE_MPI))"
+	$(Q)MIXQ=$(MIXQ) MIXQ_MPI=$(HAVE_MPI) CC="$(CC)" tests/mpi/run.sh; rc=$$?; \
+	  if [ $$rc -eq 77 ]; then echo "skipped"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
 # check-scripts: scripts/fetch-models' lock parsing and joining, offline (made-up wheels)
 check-scripts:

@@ -3,7 +3,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/dist.h"
 #include "core/log.h"
+#include "model/imatrix.h"
+#include "profiler/quality.h"
 
 struct command {
     const char *name;
@@ -33,7 +36,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: mixq [-v | -q] COMMAND [ARGS]\n"
                "       mixq --version | --help\n\n"
                "mixq measures what each layer of a model costs and loses in each precision on\n"
-               "this hardware, and picks per-layer formats (F16, Q8_0, Q4_0) for given budgets.\n\n"
+               "this hardware, and picks per-layer formats (F16, Q8_0, the K-quants and the other\n"
+               "block formats llama.cpp deploys) for given budgets.\n\n"
                "commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
@@ -45,7 +49,7 @@ static void usage(FILE *f)
                "exit status: 0 success, 1 failure, 2 bad usage\n");
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -80,4 +84,26 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "mixq: error: '%s' is not a mixq command (see 'mixq --help')\n", argv[i]);
     return CLI_USAGE;
+}
+
+/* Under an MPI launcher, ranks 1..N-1 run no command: they serve rank 0's passes
+ * (core/dist.h), with the global -v/-q of the command line. */
+int main(int argc, char **argv)
+{
+    bool worker = false;
+    mq_dist_register(&prof_quality_dist_job);
+    mq_dist_register(&mq_imatrix_dist_job);
+    if (mq_dist_init(&argc, &argv, &worker) < 0)
+        return CLI_FAIL;
+    if (worker) {
+        for (int i = 1; i < argc && argv[i][0] == '-'; i++)
+            if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+                mq_log_set_level(MQ_LOG_DEBUG);
+            else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))
+                mq_log_set_level(MQ_LOG_WARN);
+        return mq_dist_serve();
+    }
+    int rc = run(argc, argv);
+    mq_dist_finish();
+    return rc;
 }

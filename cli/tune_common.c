@@ -50,9 +50,7 @@ static int tune_apply_imatrix(struct mq_model *m, const char *path, struct rpt_i
 {
     struct mq_imatrix *im = NULL;
     int used = 0;
-    int rc = mq_imatrix_read(path, &im);
-    if (rc == MQ_OK)
-        rc = mq_model_set_imatrix(m, im, true, &used);
+    int rc = mq_model_apply_imatrix_file(m, path, true, &used, &im);
     if (rc == MQ_OK) {
         mq_info("imatrix %s: %d of %d layers (%d entries, %u chunks of %u tokens), %d error-compensated", path, used,
                 m->n_layers, im->n_entries, im->chunk_count, im->chunk_size, m->n_compensated);

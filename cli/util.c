@@ -223,9 +223,7 @@ int cli_apply_imatrix(struct mq_model *m, const char *path)
         return MQ_OK;
     struct mq_imatrix *im = NULL;
     int used = 0;
-    int rc = mq_imatrix_read(path, &im);
-    if (rc == MQ_OK)
-        rc = mq_model_set_imatrix(m, im, true, &used);
+    int rc = mq_model_apply_imatrix_file(m, path, true, &used, &im);
     if (rc == MQ_OK)
         mq_debug("imatrix %s: %d of %d layers (%d entries, %u chunks), %d error-compensated", path, used,
                  m->n_layers, im->n_entries, im->chunk_count, m->n_compensated);

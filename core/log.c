@@ -5,10 +5,15 @@
 #include <stdio.h>
 
 static enum mq_log_level log_level = MQ_LOG_INFO;
+static char log_name[48] = "mixq";
 
 void mq_log_set_level(enum mq_log_level level) { log_level = level; }
 
 enum mq_log_level mq_log_get_level(void) { return log_level; }
+
+void mq_log_set_name(const char *name) { snprintf(log_name, sizeof(log_name), "%s", name); }
+
+const char *mq_log_name(void) { return log_name; }
 
 bool mq_log_enabled(enum mq_log_level level) { return level <= log_level; }
 
@@ -24,7 +29,7 @@ void mq_log(enum mq_log_level level, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "mixq: %s", prefix[level]);
+    fprintf(stderr, "%s: %s", log_name, prefix[level]);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);

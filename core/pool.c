@@ -1,6 +1,8 @@
 /* core/pool.c - fork-join pool: generation counter, short spin, then condition variable. */
 #include "core/pool.h"
 
+#include "core/dist.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -167,5 +169,6 @@ void mq_pool_run(struct mq_pool *pool, mq_pool_fn fn, void *arg)
 int mq_pool_default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
+    n /= mq_dist_local_ranks(); /* MPI ranks sharing this machine share its cores */
     return n > 0 ? (int)(n > 1024 ? 1024 : n) : 1;
 }

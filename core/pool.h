@@ -50,8 +50,8 @@ static inline void mq_pool_split(int64_t n, int ith, int nth, int64_t *lo, int64
  * the pool. For pinning and per-thread counters (the profiler). */
 int mq_pool_tids(const struct mq_pool *pool, int *tids, int n);
 
-/* Physical cores of this machine as sysconf sees them (online CPUs); at least 1. The
- * profiler refines this with hwloc. */
+/* Physical cores of this machine as sysconf sees them (online CPUs), divided among the
+ * MPI ranks running on it (core/dist.h); at least 1. The profiler refines this with hwloc. */
 int mq_pool_default_threads(void);
 
 #endif

@@ -1,6 +1,8 @@
 /* core/status.c - status strings and one-line error printing. */
 #include "core/status.h"
 
+#include "core/log.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -41,7 +43,7 @@ int mq_verror(int status, const char *fmt, va_list ap)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
     if (!quiet_errors)
-        fprintf(stderr, "mixq: error: %s\n", msg);
+        fprintf(stderr, "%s: error: %s\n", mq_log_name(), msg);
     return status;
 }
 
@@ -56,6 +58,7 @@ int mq_error(int status, const char *fmt, ...)
 
 void mq_assert_fail(const char *expr, const char *file, int line)
 {
-    fprintf(stderr, "mixq: internal error: assertion '%s' failed at %s:%d\n", expr, file, line);
+    fprintf(stderr, "%s: internal error: assertion '%s' failed at %s:%d\n", mq_log_name(), expr,
+            file, line);
     abort();
 }

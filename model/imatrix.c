@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/compensate.h"
+#include "core/dist.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/status.h"
@@ -433,6 +434,24 @@ int mq_model_set_imatrix(struct mq_model *m, const struct mq_imatrix *im, bool c
     return compensate ? set_gram_factors(m, im) : MQ_OK;
 }
 
+int mq_model_apply_imatrix_file(struct mq_model *m, const char *path, bool compensate, int *n_used,
+                                struct mq_imatrix **im_out)
+{
+    struct mq_imatrix *im = NULL;
+    int rc = mq_imatrix_read(path, &im);
+    if (rc == MQ_OK)
+        rc = mq_model_set_imatrix(m, im, compensate, n_used);
+    if (rc == MQ_OK) {
+        snprintf(m->imatrix_path, sizeof(m->imatrix_path), "%s", path);
+        m->imatrix_compensate = compensate;
+    }
+    if (rc == MQ_OK && im_out)
+        *im_out = im;
+    else
+        mq_imatrix_free(im);
+    return rc;
+}
+
 /* ---- computing an importance matrix, llama-imatrix style ---- */
 
 /* What the capture hook accumulates into. */
@@ -698,6 +717,294 @@ done:
     return rc;
 }
 
+/* ---- the chunks as units of work (core/dist.h: over MPI ranks, or in order) ----
+ *
+ * Every rank (rank 0 too) runs a chunk into a zeroed chunk accumulator and hands back its
+ * sums (and Gram sums) as bytes; rank 0 adds them into the totals in chunk order, whichever
+ * rank ran them, so that N ranks give one process's sums bit for bit. A chunk's bytes:
+ *     int32 n_entries, int32 want_gram, then per entry: int64 rows, int32 gram_src,
+ *     int32 has_gram, double sums[n_in], and where has_gram double gram[n_in * n_in]
+ *     (its upper triangle summed; the lower is 0). */
+
+struct im_setup {
+    char model[4096];
+    char backend[32];
+    char text[4096];
+    uint64_t content_hash;
+    int64_t n_ctx, n_tokens;
+    int32_t process_output, gram;
+};
+
+struct im_job {
+    const struct mq_model *m;
+    struct mq_model *m_own; /* workers: loaded here */
+    struct be_backend *be_own;
+    struct mq_plan *p32;
+    struct mq_llama *l;
+    struct im_acc acc; /* one chunk's sums */
+    int32_t *tokens, *chunk;
+    size_t n_tokens;
+    int64_t n_ctx, n_batch;
+    int32_t bos;
+};
+
+static void im_job_release(struct im_job *j)
+{
+    mq_llama_free(j->l);
+    mq_plan_free(j->p32);
+    im_acc_release(&j->acc);
+    free(j->chunk);
+    free(j->tokens);
+    be_close(j->be_own);
+    mq_model_free(j->m_own);
+    memset(j, 0, sizeof(*j));
+}
+
+/* The text's tokens, the reference plan, the forward pass and the chunk accumulator. */
+static int im_job_start(struct im_job *j, const struct mq_model *m, struct be_backend *be,
+                        const char *text_path, int64_t n_ctx, bool process_output, bool gram,
+                        bool progress)
+{
+    char *text = NULL;
+    size_t text_len = 0;
+    j->m = m;
+    j->n_ctx = n_ctx;
+    /* batches of at most 512 tokens (llama.cpp's ubatch) keep the logits buffer small;
+     * how a chunk is split does not change its activations */
+    j->n_batch = n_ctx < 512 ? n_ctx : 512;
+    j->bos = mq_vocab_add_bos(m->vocab) ? mq_vocab_bos(m->vocab) : -1;
+    int rc;
+    if ((rc = mq_text_read(text_path, "calibration text", true, &text, &text_len)) < 0 ||
+        (rc = mq_vocab_tokenize_special(m->vocab, text, text_len, true, &j->tokens, &j->n_tokens)) <
+            0) {
+        free(text);
+        return rc;
+    }
+    free(text);
+    if (!(j->chunk = malloc((size_t)n_ctx * sizeof(*j->chunk))))
+        return mq_error(MQ_ENOMEM, "cannot allocate a chunk of %lld tokens", (long long)n_ctx);
+    if ((rc = im_acc_init(&j->acc, m, process_output, gram)) < 0 ||
+        (rc = mq_plan_reference(m, be, &j->p32)) < 0)
+        return rc;
+    struct mq_upload_progress up;
+    mq_upload_progress_begin(&up, be, mq_plan_weight_bytes(m, j->p32), progress, j->p32->label);
+    rc = mq_llama_new(m, j->p32, be,
+                      &(struct mq_llama_config){.n_ctx = n_ctx, .n_batch = j->n_batch}, &j->l);
+    mq_upload_progress_end(&up);
+    if (rc < 0)
+        return rc;
+    mq_llama_set_capture(j->l, im_capture, &j->acc);
+    return MQ_OK;
+}
+
+static int im_job_open(const void *setup, size_t bytes, void **out)
+{
+    *out = NULL;
+    struct im_setup su;
+    if (bytes != sizeof(su))
+        return mq_error(MQ_EINTERNAL,
+                        "an imatrix setup of %zu bytes, want %zu (another mixq build?)", bytes,
+                        sizeof(su));
+    memcpy(&su, setup, sizeof(su));
+    su.model[sizeof(su.model) - 1] = su.backend[sizeof(su.backend) - 1] =
+        su.text[sizeof(su.text) - 1] = 0;
+    struct im_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return mq_error(MQ_ENOMEM, "cannot allocate an imatrix job");
+    int rc = mq_model_load(su.model, &j->m_own);
+    if (rc == MQ_OK && j->m_own->content_hash != su.content_hash)
+        rc = mq_error(
+            MQ_EINVAL,
+            "'%s' is not the model rank 0 loaded (another file at that path on this machine): "
+            "every rank needs the same file at the same path",
+            su.model);
+    if (rc == MQ_OK && (rc = be_open(su.backend, &(struct be_config){0}, &j->be_own)) == MQ_OK)
+        rc = im_job_start(j, j->m_own, j->be_own, su.text, su.n_ctx, su.process_output != 0,
+                          su.gram != 0, false);
+    if (rc == MQ_OK && (int64_t)j->n_tokens != su.n_tokens)
+        rc = mq_error(
+            MQ_EINVAL,
+            "the calibration text '%s' is %zu tokens here and %lld on rank 0: every rank needs "
+            "the same file at the same path",
+            su.text, j->n_tokens, (long long)su.n_tokens);
+    if (rc < 0) {
+        im_job_release(j);
+        free(j);
+        return rc;
+    }
+    *out = j;
+    return MQ_OK;
+}
+
+static void im_job_close(void *ctx)
+{
+    if (ctx)
+        im_job_release(ctx);
+    free(ctx);
+}
+
+/* The bytes of the chunk accumulator (layout above); n_bytes only where out is NULL. */
+static size_t im_acc_pack(const struct im_acc *a, char *out)
+{
+    size_t at = 0;
+#define PUT(ptr, len)                                                                              \
+    do {                                                                                           \
+        if (out)                                                                                   \
+            memcpy(out + at, (ptr), (len));                                                        \
+        at += (len);                                                                               \
+    } while (0)
+    int32_t hdr[2] = {a->n_entries, a->want_gram};
+    PUT(hdr, sizeof(hdr));
+    for (int e = 0; e < a->n_entries; e++) {
+        const int64_t K = a->m->layers[a->layer_of[e]].n_in;
+        int32_t src = a->gram_src ? a->gram_src[e] : -1;
+        int32_t has = a->want_gram && a->gram && a->gram[e] && src < 0;
+        PUT(&a->rows[e], sizeof(int64_t));
+        PUT(&src, sizeof(src));
+        PUT(&has, sizeof(has));
+        PUT(a->sums[e], (size_t)K * sizeof(double));
+        if (has)
+            PUT(a->gram[e], (size_t)(K * K) * sizeof(double));
+    }
+#undef PUT
+    return at;
+}
+
+static int im_job_run(void *ctx, int64_t c, const void *unit, size_t unit_bytes, void **out,
+                      size_t *out_bytes)
+{
+    struct im_job *j = ctx;
+    struct im_acc *a = &j->acc;
+    (void)unit;
+    (void)unit_bytes;
+    if (c < 0 || (c + 1) * j->n_ctx > (int64_t)j->n_tokens)
+        return mq_error(MQ_EINTERNAL, "imatrix chunk %lld is past the text", (long long)c);
+    for (int e = 0; e < a->n_entries;
+         e++) { /* a zeroed accumulator; what it learnt of shared inputs stays */
+        const int64_t K = j->m->layers[a->layer_of[e]].n_in;
+        memset(a->sums[e], 0, (size_t)K * sizeof(double));
+        a->rows[e] = 0;
+        if (a->gram && a->gram[e])
+            memset(a->gram[e], 0, (size_t)(K * K) * sizeof(double));
+    }
+    memcpy(j->chunk, j->tokens + c * j->n_ctx, (size_t)j->n_ctx * sizeof(*j->chunk));
+    if (j->bos >= 0)
+        j->chunk[0] = j->bos;
+    for (int64_t p = 0; p < j->n_ctx; p += j->n_batch) {
+        int64_t k = j->n_ctx - p < j->n_batch ? j->n_ctx - p : j->n_batch;
+        int rc = mq_llama_decode(j->l, j->chunk + p, k, p, NULL);
+        if (rc < 0)
+            return rc;
+    }
+    size_t n = im_acc_pack(a, NULL);
+    char *buf = malloc(n);
+    if (!buf)
+        return mq_error(MQ_ENOMEM, "cannot allocate %zu bytes of chunk sums", n);
+    im_acc_pack(a, buf);
+    *out = buf;
+    *out_bytes = n;
+    return MQ_OK;
+}
+
+const struct mq_dist_job mq_imatrix_dist_job = {
+    .kind = "imatrix", .open = im_job_open, .run = im_job_run, .close = im_job_close};
+
+/* Rank 0: the totals, and chunks that arrived before their turn. */
+struct im_total {
+    struct im_acc tot;
+    int64_t n_chunks, next; /* the next chunk to add */
+    char **early;           /* [n_chunks] */
+    size_t *early_n;
+    double *seconds; /* [n_chunks]: each chunk's run time */
+    struct mq_progress pr;
+};
+
+/* Adds one chunk's bytes into the totals (chunk c: for the message). */
+static int im_add_chunk(struct im_total *t, int64_t c, const char *b, size_t n)
+{
+    struct im_acc *a = &t->tot;
+    size_t at = 0;
+#define TAKE(dst, len)                                                                             \
+    do {                                                                                           \
+        if (at + (len) > n)                                                                        \
+            return mq_error(MQ_EINTERNAL, "imatrix chunk %lld: %zu bytes of sums are short",       \
+                            (long long)(c + 1), n);                                                \
+        memcpy((dst), b + at, (len));                                                              \
+        at += (len);                                                                               \
+    } while (0)
+    int32_t hdr[2];
+    TAKE(hdr, sizeof(hdr));
+    if (hdr[0] != a->n_entries)
+        return mq_error(MQ_EINTERNAL, "imatrix chunk %lld: %d entries, want %d", (long long)(c + 1),
+                        hdr[0], a->n_entries);
+    if (!hdr[1])
+        a->want_gram = false;
+    for (int e = 0; e < a->n_entries; e++) {
+        const struct mq_layer *ly = &a->m->layers[a->layer_of[e]];
+        const int64_t K = ly->n_in;
+        int64_t rows;
+        int32_t src, has;
+        TAKE(&rows, sizeof(rows));
+        TAKE(&src, sizeof(src));
+        TAKE(&has, sizeof(has));
+        a->rows[e] += rows;
+        if (at + (size_t)K * sizeof(double) > n)
+            return mq_error(MQ_EINTERNAL, "imatrix chunk %lld: %zu bytes of sums are short",
+                            (long long)(c + 1), n);
+        const double *sums = (const double *)(const void *)(b + at);
+        for (int64_t k = 0; k < K; k++) {
+            double v;
+            memcpy(&v, sums + k, sizeof(v));
+            a->sums[e][k] += v;
+            if (!isfinite((float)a->sums[e][k]))
+                return mq_error(MQ_ERANGE, "non-finite activations into '%s' in chunk %lld",
+                                ly->name, (long long)(c + 1));
+        }
+        at += (size_t)K * sizeof(double);
+        if (a->gram_src && src >= -1 && src < a->n_entries)
+            a->gram_src[e] = src;
+        if (has && a->want_gram) {
+            if (at + (size_t)(K * K) * sizeof(double) > n)
+                return mq_error(MQ_EINTERNAL, "imatrix chunk %lld: %zu bytes of sums are short",
+                                (long long)(c + 1), n);
+            if (!a->gram[e] && !(a->gram[e] = calloc((size_t)(K * K), sizeof(double))))
+                return mq_error(MQ_ENOMEM, "cannot allocate a Gram matrix of %lld inputs",
+                                (long long)K);
+            const double *g = (const double *)(const void *)(b + at);
+            for (int64_t i = 0; i < K * K; i++) {
+                double v;
+                memcpy(&v, g + i, sizeof(v));
+                a->gram[e][i] += v;
+            }
+        }
+        if (has)
+            at += (size_t)(K * K) * sizeof(double);
+    }
+#undef TAKE
+    return MQ_OK;
+}
+
+/* A chunk's sums arrive (any order): added in chunk order. */
+static int im_result(void *arg, int64_t c, const void *bytes, size_t n)
+{
+    struct im_total *t = arg;
+    if (c != t->next) { /* early: kept for its turn (the window bounds how many) */
+        if (!(t->early[c] = malloc(n + 1)))
+            return mq_error(MQ_ENOMEM, "cannot keep %zu bytes of chunk sums", n);
+        memcpy(t->early[c], bytes, n);
+        t->early_n[c] = n;
+        return MQ_OK;
+    }
+    int rc = im_add_chunk(t, c, bytes, n);
+    for (t->next++; rc == MQ_OK && t->next < t->n_chunks && t->early[t->next]; t->next++) {
+        rc = im_add_chunk(t, t->next, t->early[t->next], t->early_n[t->next]);
+        free(t->early[t->next]);
+        t->early[t->next] = NULL;
+    }
+    mq_progress_step(&t->pr, t->next, false, NULL);
+    return rc;
+}
+
 int mq_imatrix_compute(const struct mq_model *m, struct be_backend *be, const struct mq_imatrix_config *cfg,
                        struct mq_imatrix **out)
 {
@@ -721,11 +1028,11 @@ int mq_imatrix_compute(const struct mq_model *m, struct be_backend *be, const st
 
     char *text = NULL;
     size_t text_len = 0, n_tokens = 0;
-    int32_t *tokens = NULL, *chunk = NULL;
-    struct mq_plan *p32 = NULL;
-    struct mq_llama *l = NULL;
-    struct im_acc acc = {0};
+    int32_t *tokens = NULL;
+    struct im_job j = {0};
+    struct im_total t = {0};
     int rc;
+    /* the token count first: a short text is refused before anything is uploaded */
     if ((rc = mq_text_read(cfg->text, "calibration text", true, &text, &text_len)) < 0 ||
         (rc = mq_vocab_tokenize_special(m->vocab, text, text_len, true, &tokens, &n_tokens)) < 0)
         goto done;
@@ -742,52 +1049,58 @@ int mq_imatrix_compute(const struct mq_model *m, struct be_backend *be, const st
         n_chunks = cfg->max_chunks;
     mq_debug("imatrix: '%s': %zu tokens, %lld chunks of %lld", cfg->text, n_tokens, (long long)n_chunks,
              (long long)n_ctx);
-    const int32_t bos = mq_vocab_add_bos(m->vocab) ? mq_vocab_bos(m->vocab) : -1;
-    /* batches of at most 512 tokens (llama.cpp's ubatch) keep the logits buffer small;
-     * how a chunk is split does not change its activations */
-    const int64_t n_batch = n_ctx < 512 ? n_ctx : 512;
-    if (!(chunk = malloc((size_t)n_ctx * sizeof(*chunk)))) {
-        rc = mq_error(MQ_ENOMEM, "cannot allocate a chunk of %lld tokens", (long long)n_ctx);
+    if ((rc = im_job_start(&j, m, be, cfg->text, n_ctx, cfg->process_output, cfg->gram,
+                           cfg->progress)) < 0 ||
+        (rc = im_acc_init(&t.tot, m, cfg->process_output, cfg->gram)) < 0)
+        goto done;
+    t.n_chunks = n_chunks;
+    t.early = calloc((size_t)n_chunks + 1, sizeof(*t.early));
+    t.early_n = calloc((size_t)n_chunks + 1, sizeof(*t.early_n));
+    t.seconds = calloc((size_t)n_chunks + 1, sizeof(*t.seconds));
+    if (!t.early || !t.early_n || !t.seconds) {
+        rc = mq_error(MQ_ENOMEM, "cannot allocate %lld chunks", (long long)n_chunks);
         goto done;
     }
-    if ((rc = im_acc_init(&acc, m, cfg->process_output, cfg->gram)) < 0 || (rc = mq_plan_reference(m, be, &p32)) < 0)
-        goto done;
-    struct mq_upload_progress up;
-    mq_upload_progress_begin(&up, be, mq_plan_weight_bytes(m, p32), cfg->progress, p32->label);
-    rc = mq_llama_new(m, p32, be, &(struct mq_llama_config){.n_ctx = n_ctx, .n_batch = n_batch}, &l);
-    mq_upload_progress_end(&up);
-    if (rc < 0)
-        goto done;
-    mq_llama_set_capture(l, im_capture, &acc);
-    struct mq_progress pr;
-    mq_progress_init(&pr, cfg->progress, "imatrix chunk", n_chunks);
-    for (int64_t c = 0; c < n_chunks; c++) {
-        memcpy(chunk, tokens + c * n_ctx, (size_t)n_ctx * sizeof(*chunk));
-        if (bos >= 0)
-            chunk[0] = bos;
-        for (int64_t p = 0; p < n_ctx; p += n_batch) {
-            int64_t k = n_ctx - p < n_batch ? n_ctx - p : n_batch;
-            if ((rc = mq_llama_decode(l, chunk + p, k, p, NULL)) < 0)
-                goto done;
-        }
-        for (int e = 0; e < acc.n_entries; e++) {
-            const struct mq_layer *ly = &m->layers[acc.layer_of[e]];
-            for (int64_t k = 0; k < ly->n_in; k++)
-                if (!isfinite((float)acc.sums[e][k])) {
-                    rc = mq_error(MQ_ERANGE, "non-finite activations into '%s' in chunk %lld", ly->name,
-                                  (long long)(c + 1));
-                    goto done;
-                }
-        }
-        mq_progress_step(&pr, c + 1, false, NULL);
-    }
-    mq_progress_end(&pr);
-    rc = im_acc_result(&acc, cfg->text, n_chunks, n_ctx, out);
+    struct im_setup su = {.content_hash = m->content_hash,
+                          .n_ctx = n_ctx,
+                          .n_tokens = (int64_t)j.n_tokens,
+                          .process_output = cfg->process_output,
+                          .gram = cfg->gram};
+    snprintf(su.model, sizeof(su.model), "%s", m->path);
+    snprintf(su.backend, sizeof(su.backend), "%s", be_name(be));
+    snprintf(su.text, sizeof(su.text), "%s", cfg->text);
+    if (mq_dist_size() > 1)
+        mq_info("imatrix: %lld chunks over %d MPI ranks", (long long)n_chunks, mq_dist_size());
+    mq_progress_init(&t.pr, cfg->progress, "imatrix chunk", n_chunks);
+    struct mq_dist_map mp = {.job = &mq_imatrix_dist_job,
+                             .setup = &su,
+                             .setup_bytes = sizeof(su),
+                             .n = n_chunks,
+                             .local = &j,
+                             .result = im_result,
+                             .arg = &t,
+                             .window = 2 * (int64_t)mq_dist_size(),
+                             .what = "imatrix chunks",
+                             .unit_seconds = t.seconds};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rc = mq_dist_run(&mp);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    mq_progress_end(&t.pr);
+    if (rc == MQ_OK)
+        mq_dist_report("imatrix chunks", t.seconds, n_chunks,
+                       (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+    if (rc == MQ_OK)
+        rc = im_acc_result(&t.tot, cfg->text, n_chunks, n_ctx, out);
 done:
-    mq_llama_free(l);
-    mq_plan_free(p32);
-    im_acc_release(&acc);
-    free(chunk);
+    im_job_release(&j);
+    im_acc_release(&t.tot);
+    if (t.early)
+        for (int64_t c = 0; c < t.n_chunks; c++)
+            free(t.early[c]);
+    free(t.early);
+    free(t.early_n);
+    free(t.seconds);
     free(tokens);
     free(text);
     return rc;

@@ -105,6 +105,12 @@ void mq_imatrix_importance(const struct mq_imatrix *im, const struct mq_imatrix_
  * token_embd, which is skipped. *n_used (may be NULL) receives the layers set. */
 int mq_model_set_imatrix(struct mq_model *m, const struct mq_imatrix *im, bool compensate, int *n_used);
 
+/* mq_imatrix_read of path, then mq_model_set_imatrix, recording path and compensate in
+ * m->imatrix_path and m->imatrix_compensate. *im_out (may be NULL) receives what was read
+ * (the caller frees it with mq_imatrix_free); errors: one line, nothing kept. */
+int mq_model_apply_imatrix_file(struct mq_model *m, const char *path, bool compensate, int *n_used,
+                                struct mq_imatrix **im_out);
+
 /* ---- computing an importance matrix ---- */
 
 /* The calibration text `mixq imatrix` reads when none is given: a path relative to the
@@ -142,7 +148,8 @@ struct mq_imatrix_config {
  *   - entries: every matmul weight whose name starts with "blk.", and output.weight with
  *     process_output (a tied output is token_embd.weight, which llama-imatrix never
  *     collects, nor the token_embd lookup); sums are the per-input-column sums of squared
- *     activations (accumulated in double, stored as f32; llama-imatrix accumulates in f32),
+ *     activations (accumulated in double per chunk, the chunks' sums added in order,
+ *     stored as f32; llama-imatrix accumulates in f32),
  *     counts the activation rows summed (chunks x n_ctx);
  *   - metadata: datasets = {cfg->text}, chunk_count = chunks run, chunk_size = n_ctx;
  *     entries are sorted by name, as llama-imatrix writes them.
@@ -151,5 +158,12 @@ struct mq_imatrix_config {
  * On success *out is a new imatrix the caller frees with mq_imatrix_free. */
 int mq_imatrix_compute(const struct mq_model *m, struct be_backend *be, const struct mq_imatrix_config *cfg,
                        struct mq_imatrix **out);
+
+/* The chunks of mq_imatrix_compute are units of work (core/dist.h): under `mpirun -np N`
+ * every rank runs chunks (each loads the model and the text itself, from the same paths)
+ * and rank 0 adds their sums in chunk order, so that the file equals one process's bit for
+ * bit. The job worker ranks run (cli/main.c registers it): */
+struct mq_dist_job;
+extern const struct mq_dist_job mq_imatrix_dist_job;
 
 #endif

@@ -183,6 +183,10 @@ struct mq_model {
                           llama-quantize --imatrix: its preset rules then see one) */
     float *gram_data;  /* the layers' gram_u factors (one per distinct Gram matrix), or NULL; owned */
     int n_compensated; /* layers with a gram_u */
+    /* the imatrix file applied and whether with its Gram factors (""; the caller that read
+     * it says), so that another process (an MPI rank, core/dist.h) can apply the same */
+    char imatrix_path[4096];
+    bool imatrix_compensate;
 };
 
 /* Loads a model: GGUF (an architecture of llm/arch.h) or ONNX, told apart by the file's magic

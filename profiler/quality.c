@@ -10,9 +10,13 @@
 
 #include "core/compensate.h"
 #include "core/dtype.h"
+#include "core/log.h"
 #include "core/progress.h"
 #include "core/status.h"
+#include "model/imatrix.h"
+#include "model/shapes.h"
 #include "profiler/cache.h"
+#include "profiler/measure.h"
 
 #define QERR_CACHE_VERSION "qerr/1"
 
@@ -56,11 +60,57 @@ void prof_quality_init(struct prof_quality *pq, const struct mq_model *m, struct
     }
 }
 
+/* An evaluation a distributed run noted (prof_quality_flush), and then its result. */
+struct prof_quality_unit {
+    char key[1400];
+    enum mq_dtype *fmt; /* [n_layers]: the plan */
+    bool done;
+    double v[4];
+};
+
 void prof_quality_release(struct prof_quality *pq)
 {
     if (pq->q)
         pq->m->runner->quality_free(pq->q);
     pq->q = NULL;
+    for (int i = 0; i < pq->n_units; i++)
+        free(pq->units[i].fmt);
+    free(pq->units);
+    pq->units = NULL;
+    pq->n_units = pq->cap_units = 0;
+}
+
+/* Notes plan under key for prof_quality_flush. */
+static int note_unit(struct prof_quality *pq, const char *key, const struct mq_plan *plan)
+{
+    for (int i = 0; i < pq->n_units; i++)
+        if (!strcmp(pq->units[i].key, key))
+            return MQ_OK; /* noted already */
+    if (pq->n_units == pq->cap_units) {
+        int cap = pq->cap_units ? 2 * pq->cap_units : 64;
+        struct prof_quality_unit *u = realloc(pq->units, (size_t)cap * sizeof(*u));
+        if (!u)
+            return mq_error(MQ_ENOMEM, "cannot note %d evaluations", cap);
+        pq->units = u;
+        pq->cap_units = cap;
+    }
+    struct prof_quality_unit *u = &pq->units[pq->n_units];
+    memset(u, 0, sizeof(*u));
+    snprintf(u->key, sizeof(u->key), "%s", key);
+    if (!(u->fmt = malloc((size_t)plan->n_layers * sizeof(*u->fmt) + 1)))
+        return mq_error(MQ_ENOMEM, "cannot note a plan of %d layers", plan->n_layers);
+    memcpy(u->fmt, plan->fmt, (size_t)plan->n_layers * sizeof(*u->fmt));
+    pq->n_units++;
+    return MQ_OK;
+}
+
+/* The metric and counts an evaluation reported, kept on pq. */
+static void take_result(struct prof_quality *pq, const struct mq_quality *r)
+{
+    pq->ref_metric = r->ref_metric;
+    snprintf(pq->metric_name, sizeof(pq->metric_name), "%s", r->metric_name);
+    pq->higher_is_better = r->higher_is_better;
+    pq->n_samples = r->n_samples;
 }
 
 int prof_quality_eval(struct prof_quality *pq, const char *what, const struct mq_plan *plan, double v[4])
@@ -69,11 +119,20 @@ int prof_quality_eval(struct prof_quality *pq, const char *what, const struct mq
     snprintf(key, sizeof(key), "%s data=%016llx ctx=%lld chunks=%lld be=%s ref=%016llx", what,
              (unsigned long long)pq->data_hash, (long long)pq->cfg.ctx, (long long)pq->cfg.max_chunks, pq->backend_name,
              (unsigned long long)pq->ref_hash);
+    for (int i = 0; i < pq->n_units; i++)
+        if (pq->units[i].done && !strcmp(pq->units[i].key, key)) { /* evaluated by the ranks */
+            memcpy(v, pq->units[i].v, 4 * sizeof(double));
+            return MQ_OK;
+        }
     if (pq->cache_dir && !pq->cache_refresh && prof_cache_get(pq->cache_dir, key, v, 4) == 4) {
         pq->ref_metric = v[2];
         pq->n_samples = (int64_t)v[3];
         pq->n_cached++;
         return MQ_OK;
+    }
+    if (pq->collect) {
+        v[0] = v[1] = v[2] = v[3] = NAN;
+        return note_unit(pq, key, plan);
     }
     int rc;
     if (!pq->q && (rc = pq->m->runner->quality_new(pq->m, pq->be, &pq->cfg, &pq->q)) < 0)
@@ -85,14 +144,266 @@ int prof_quality_eval(struct prof_quality *pq, const char *what, const struct mq
     v[1] = r.metric;
     v[2] = r.ref_metric;
     v[3] = (double)r.n_samples;
-    pq->ref_metric = r.ref_metric;
-    snprintf(pq->metric_name, sizeof(pq->metric_name), "%s", r.metric_name);
-    pq->higher_is_better = r.higher_is_better;
-    pq->n_samples = r.n_samples;
+    take_result(pq, &r);
     pq->n_evaluated++;
     if (pq->cache_dir)
         prof_cache_put(pq->cache_dir, key, v, 4);
     return MQ_OK;
+}
+
+/* ---- distributed evaluations (core/dist.h) ---- */
+
+/* What a worker rebuilds the evaluations from: the model (as loaded: its input shapes;
+ * its importance matrix), the backend and the data. The hashes check that it did. */
+struct quality_setup {
+    char model[4096];
+    char shapes[2048];
+    char imatrix[4096];
+    char backend[32];
+    char data[4096];
+    int32_t compensate;
+    int32_t n_layers;
+    int64_t ctx, max_chunks;
+    uint64_t content_hash, imp_hash, ref_hash;
+};
+
+/* One evaluation's result as it travels. */
+struct quality_result {
+    double v[4];
+    int32_t higher_is_better;
+    char metric_name[16];
+};
+
+struct quality_job {
+    struct prof_quality *pq; /* rank 0: the caller's; workers: &own */
+    struct prof_quality own;
+    struct mq_model *m;    /* workers: loaded here */
+    struct be_backend *be; /* workers: opened here */
+    struct mq_plan *plan;  /* the reference plan, whose formats each unit sets */
+    char data[4096];       /* workers: the evaluation data's path (own.cfg.data) */
+};
+
+static void quality_job_close(void *ctx)
+{
+    struct quality_job *j = ctx;
+    if (!j)
+        return;
+    if (j->pq == &j->own)
+        prof_quality_release(&j->own);
+    mq_plan_free(j->plan);
+    be_close(j->be);
+    mq_model_free(j->m);
+    free(j);
+}
+
+static int quality_job_open(const void *setup, size_t bytes, void **out)
+{
+    *out = NULL;
+    struct quality_setup su;
+    if (bytes != sizeof(su))
+        return mq_error(MQ_EINTERNAL,
+                        "a quality setup of %zu bytes, want %zu (another mixq build?)", bytes,
+                        sizeof(su));
+    memcpy(&su, setup, sizeof(su));
+    su.model[sizeof(su.model) - 1] = su.shapes[sizeof(su.shapes) - 1] =
+        su.imatrix[sizeof(su.imatrix) - 1] = 0;
+    su.backend[sizeof(su.backend) - 1] = su.data[sizeof(su.data) - 1] = 0;
+    struct quality_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return mq_error(MQ_ENOMEM, "cannot allocate an evaluation job");
+    int rc;
+    if (su.shapes[0]) {
+        struct mq_input_shapes sh;
+        char why[256];
+        if ((rc = mq_input_shapes_parse(su.shapes, &sh, why, sizeof(why))) < 0) {
+            rc = mq_error(MQ_EINVAL, "--shapes: %s", why);
+            goto fail;
+        }
+        rc = mq_model_load_shaped(su.model, &sh, &j->m);
+        mq_input_shapes_release(&sh);
+    } else {
+        rc = mq_model_load(su.model, &j->m);
+    }
+    if (rc < 0)
+        goto fail;
+    if (j->m->content_hash != su.content_hash || j->m->n_layers != su.n_layers) {
+        rc = mq_error(
+            MQ_EINVAL,
+            "'%s' is not the model rank 0 loaded (another file at that path on this machine): "
+            "every rank needs the same file at the same path",
+            su.model);
+        goto fail;
+    }
+    if (su.imatrix[0] &&
+        (rc = mq_model_apply_imatrix_file(j->m, su.imatrix, su.compensate != 0, NULL, NULL)) < 0)
+        goto fail;
+    if (j->m->imp_hash != su.imp_hash) {
+        rc = mq_error(
+            MQ_EINVAL,
+            "the importance matrix '%s' differs from rank 0's: every rank needs the same file at "
+            "the same path (the cache folder shared, or --imatrix FILE)",
+            su.imatrix[0] ? su.imatrix : "(none)");
+        goto fail;
+    }
+    if ((rc = be_open(su.backend, &(struct be_config){0}, &j->be)) < 0 ||
+        (rc = mq_model_lend(j->m, j->be)) < 0)
+        goto fail;
+    snprintf(j->data, sizeof(j->data), "%s", su.data);
+    struct mq_quality_config cfg = {
+        .data = j->data[0] ? j->data : NULL, .ctx = su.ctx, .max_chunks = su.max_chunks};
+    j->pq = &j->own;
+    prof_quality_init(&j->own, j->m, j->be, &cfg, NULL, false, false);
+    if (j->own.ref_hash != su.ref_hash) {
+        rc =
+            mq_error(MQ_EINVAL,
+                     "backend '%s' runs the reference plan differently on this rank than on rank 0",
+                     su.backend);
+        goto fail;
+    }
+    if ((rc = mq_plan_reference(j->m, j->be, &j->plan)) < 0)
+        goto fail;
+    *out = j;
+    return MQ_OK;
+fail:
+    quality_job_close(j);
+    return rc;
+}
+
+static int quality_job_run(void *ctx, int64_t index, const void *unit, size_t bytes, void **out,
+                           size_t *out_bytes)
+{
+    struct quality_job *j = ctx;
+    struct prof_quality *pq = j->pq;
+    const uint8_t *fmt = unit;
+    if (bytes != (size_t)j->plan->n_layers)
+        return mq_error(MQ_EINTERNAL, "evaluation %lld: a plan of %zu layers, want %d",
+                        (long long)index, bytes, j->plan->n_layers);
+    for (int l = 0; l < j->plan->n_layers; l++) {
+        if (fmt[l] >= MQ_DTYPE_COUNT)
+            return mq_error(MQ_EINTERNAL, "evaluation %lld: format %d", (long long)index, fmt[l]);
+        j->plan->fmt[l] = (enum mq_dtype)fmt[l];
+    }
+    int rc;
+    if (!pq->q && (rc = pq->m->runner->quality_new(pq->m, pq->be, &pq->cfg, &pq->q)) < 0)
+        return rc;
+    struct mq_quality r;
+    if ((rc = pq->m->runner->quality_eval(pq->q, j->plan, &r)) < 0)
+        return rc;
+    struct quality_result *res = calloc(1, sizeof(*res));
+    if (!res)
+        return mq_error(MQ_ENOMEM, "cannot allocate a result");
+    res->v[0] = r.loss;
+    res->v[1] = r.metric;
+    res->v[2] = r.ref_metric;
+    res->v[3] = (double)r.n_samples;
+    res->higher_is_better = r.higher_is_better;
+    snprintf(res->metric_name, sizeof(res->metric_name), "%s", r.metric_name);
+    *out = res;
+    *out_bytes = sizeof(*res);
+    return MQ_OK;
+}
+
+const struct mq_dist_job prof_quality_dist_job = {.kind = "quality",
+                                                  .open = quality_job_open,
+                                                  .run = quality_job_run,
+                                                  .close = quality_job_close};
+
+bool prof_quality_distributed(const struct prof_quality *pq)
+{
+    return mq_dist_size() > 1 && pq->be;
+}
+
+struct flush_state {
+    struct prof_quality *pq;
+    int64_t first; /* the first unit of this flush */
+    struct mq_progress pr;
+    int64_t n_done;
+};
+
+static int flush_result(void *arg, int64_t i, const void *bytes, size_t n)
+{
+    struct flush_state *fs = arg;
+    struct prof_quality *pq = fs->pq;
+    struct prof_quality_unit *u = &pq->units[fs->first + i];
+    struct quality_result res;
+    if (n != sizeof(res))
+        return mq_error(MQ_EINTERNAL, "an evaluation result of %zu bytes, want %zu", n,
+                        sizeof(res));
+    memcpy(&res, bytes, sizeof(res));
+    res.metric_name[sizeof(res.metric_name) - 1] = 0;
+    memcpy(u->v, res.v, sizeof(u->v));
+    u->done = true;
+    struct mq_quality r = {.ref_metric = res.v[2],
+                           .metric_name = res.metric_name,
+                           .higher_is_better = res.higher_is_better != 0,
+                           .n_samples = (int64_t)res.v[3]};
+    take_result(pq, &r);
+    pq->n_evaluated++;
+    if (pq->cache_dir) /* as soon as it is known: a rerun after a rank died resumes here */
+        prof_cache_put(pq->cache_dir, u->key, u->v, 4);
+    mq_progress_step(&fs->pr, ++fs->n_done, false, NULL);
+    return MQ_OK;
+}
+
+int prof_quality_flush(struct prof_quality *pq)
+{
+    pq->collect = false;
+    int first = 0;
+    while (first < pq->n_units && pq->units[first].done)
+        first++;
+    int64_t n = pq->n_units - first;
+    if (n == 0)
+        return MQ_OK;
+    const struct mq_model *m = pq->m;
+    struct quality_setup *su = calloc(1, sizeof(*su));
+    uint8_t *units = malloc((size_t)n * (size_t)m->n_layers + 1);
+    double *secs = calloc((size_t)n, sizeof(double));
+    struct quality_job local = {.pq = pq};
+    int rc = su && units && secs
+                 ? mq_plan_reference(m, pq->be, &local.plan)
+                 : mq_error(MQ_ENOMEM, "cannot allocate %lld evaluations", (long long)n);
+    if (rc < 0)
+        goto done;
+    snprintf(su->model, sizeof(su->model), "%s", m->path);
+    snprintf(su->shapes, sizeof(su->shapes), "%s", m->input_shapes ? m->input_shapes : "");
+    snprintf(su->imatrix, sizeof(su->imatrix), "%s", m->imatrix_path);
+    snprintf(su->backend, sizeof(su->backend), "%s", pq->backend_name);
+    snprintf(su->data, sizeof(su->data), "%s", pq->cfg.data ? pq->cfg.data : "");
+    su->compensate = m->imatrix_compensate;
+    su->n_layers = m->n_layers;
+    su->ctx = pq->cfg.ctx;
+    su->max_chunks = pq->cfg.max_chunks;
+    su->content_hash = m->content_hash;
+    su->imp_hash = m->imp_hash;
+    su->ref_hash = pq->ref_hash;
+    for (int64_t i = 0; i < n; i++)
+        for (int l = 0; l < m->n_layers; l++)
+            units[i * m->n_layers + l] = (uint8_t)pq->units[first + i].fmt[l];
+    struct flush_state fs = {.pq = pq, .first = first};
+    mq_progress_init(&fs.pr, pq->cfg.progress, "evaluation", n);
+    mq_info("%lld evaluations over %d MPI ranks", (long long)n, mq_dist_size());
+    struct mq_dist_map mp = {.job = &prof_quality_dist_job,
+                             .setup = su,
+                             .setup_bytes = sizeof(*su),
+                             .n = n,
+                             .units = units,
+                             .unit_bytes = (size_t)m->n_layers,
+                             .local = &local,
+                             .result = flush_result,
+                             .arg = &fs,
+                             .what = "evaluations",
+                             .unit_seconds = secs};
+    uint64_t t0 = prof_now_ns();
+    rc = mq_dist_run(&mp);
+    mq_progress_end(&fs.pr);
+    if (rc == MQ_OK)
+        mq_dist_report("evaluations", secs, n, (double)(prof_now_ns() - t0) * 1e-9);
+done:
+    free(secs);
+    mq_plan_free(local.plan);
+    free(units);
+    free(su);
+    return rc;
 }
 
 /* ---- the weights' own error ---- */

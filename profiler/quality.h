@@ -21,8 +21,8 @@
  * stored) runs once on a calibration sample (the runner's capture); each layer's captured
  * input X is multiplied by the layer in each format on the backend, and
  * ||Y_f - Y_ref||^2 / ||Y_ref||^2 of the layer's own output is recorded (Y_ref: the layer
- * in its stored type where the backend runs it, else f32). Layers the capture never hands (an untied token_embd is a lookup)
- * get the relative error of their weights instead.
+ * in its stored type where the backend runs it, else f32). Layers the capture never hands (an
+ * untied token_embd is a lookup) get the relative error of their weights instead.
  *
  * Weight error (prof_quality_weight_error): no forward pass. The layer is converted to
  * each format as every plan converts it (mq_convert_weights, with the layer's importance
@@ -32,7 +32,8 @@
  * layer has none (plain relative squared error).
  *
  * Ownership: prof_quality_init borrows the model, backend, configuration and cache folder
- * until prof_quality_release; the rest allocate nothing that outlives a call.
+ * until prof_quality_release, which frees what distributed runs noted; the rest allocate
+ * nothing that outlives a call.
  *
  * Dependency rule: profiler/ depends on model/, llm/, backends/ and core/ only.
  */
@@ -43,6 +44,7 @@
 #include <stdint.h>
 
 #include "backends/backend.h"
+#include "core/dist.h"
 #include "model/model.h"
 #include "model/plan.h"
 #include "model/runner.h"
@@ -64,6 +66,10 @@ struct prof_quality {
     char backend_name[32];
     uint64_t ref_hash; /* mq_plan_hash of the reference plan on the backend (in every key:
                         * what a loss is measured against); 0 without a backend */
+    /* distributed runs (prof_quality_flush) */
+    bool collect;                    /* note evaluations instead of running them */
+    struct prof_quality_unit *units; /* noted, then done (their results) */
+    int n_units, cap_units;
 };
 
 void prof_quality_init(struct prof_quality *pq, const struct mq_model *m, struct be_backend *be,
@@ -77,6 +83,19 @@ void prof_quality_release(struct prof_quality *pq);
  * "sens/1 model=... layer=3:blk.0.attn_q.weight fmt=q4_0"); the data, context, chunks and
  * backend are appended. Errors: the runner's (printed). */
 int prof_quality_eval(struct prof_quality *pq, const char *what, const struct mq_plan *plan, double v[4]);
+
+/* Distributed runs (core/dist.h: `mpirun -np N`, N > 1): a caller runs its loop of
+ * evaluations twice. First with pq->collect set: prof_quality_eval then only notes each
+ * evaluation that is not cached (v all NaN; cached ones are returned as always). Then
+ * prof_quality_flush spreads the noted evaluations over every rank (each worker loads the
+ * model, its importance matrix and the data itself), storing each result in the cache as
+ * it arrives, and clears collect. Then the loop again, which finds every result (counted
+ * as evaluated). prof_quality_distributed says whether the first pass is worth it (more
+ * than one rank); with one rank the loop runs once, as it always did. Errors: one line. */
+bool prof_quality_distributed(const struct prof_quality *pq);
+int prof_quality_flush(struct prof_quality *pq);
+/* The job worker ranks run (cli/main.c registers it). */
+extern const struct mq_dist_job prof_quality_dist_job;
 
 /* A file's content hash (0 for NULL or an unreadable file), for cache keys. */
 uint64_t prof_quality_data_hash(const char *path);

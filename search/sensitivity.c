@@ -498,44 +498,51 @@ static int run_grouped(const struct mq_model *m, struct be_backend *be, const st
     for (int f = 0; f < MQ_DTYPE_COUNT; f++)
         if ((all >> f) & 1u && f != MQ_DTYPE_F32)
             total += wide_format((enum mq_dtype)f) ? 1 : s->n_groups;
-    for (int f = 0; f < MQ_DTYPE_COUNT && rc == MQ_OK; f++) {
-        if (!((all >> f) & 1u) || f == MQ_DTYPE_F32)
-            continue;
-        bool wide = wide_format((enum mq_dtype)f);
-        for (int g = 0; g < (wide ? 1 : s->n_groups) && rc == MQ_OK; g++) {
-            double v[4];
-            int n_in;
-            if ((rc = eval_group(m, &pq, formats, s, ref, plan, member, g, wide, (enum mq_dtype)f, &n_in, v)) < 0)
-                break;
-            if (!n_in)
+    for (int pass = prof_quality_distributed(&pq) ? 0 : 1; pass < 2 && rc == MQ_OK; pass++) {
+        pq.collect = pass == 0;
+        for (int f = 0; f < MQ_DTYPE_COUNT && rc == MQ_OK; f++) {
+            if (!((all >> f) & 1u) || f == MQ_DTYPE_F32)
                 continue;
-            done++;
-            eval_progress(&pq, &pr, done, total, wide ? "all layers" : s->group_names[g],
-                          mq_dtype_name((enum mq_dtype)f));
-            if (wide) {
-                s->all_kl[f] = v[0];
-                s->all_metric[f] = v[1];
-            } else {
-                s->group_kl[g * MQ_DTYPE_COUNT + f] = v[0];
-                s->group_metric[g * MQ_DTYPE_COUNT + f] = v[1];
-            }
-            /* shared out within the group by weight count (see sensitivity.h) */
-            double weights = 0;
-            for (int l = 0; l < m->n_layers; l++)
-                if (member[l])
-                    weights += (double)m->layers[l].n_in * (double)m->layers[l].n_out;
-            for (int l = 0; l < m->n_layers; l++) {
-                if (!member[l])
+            bool wide = wide_format((enum mq_dtype)f);
+            for (int g = 0; g < (wide ? 1 : s->n_groups) && rc == MQ_OK; g++) {
+                double v[4];
+                int n_in;
+                if ((rc = eval_group(m, &pq, formats, s, ref, plan, member, g, wide,
+                                     (enum mq_dtype)f, &n_in, v)) < 0)
+                    break;
+                if (!n_in)
                     continue;
-                size_t i = (size_t)l * MQ_DTYPE_COUNT + (size_t)f;
-                s->loss[i] = fmax(v[0], 0) * ((double)m->layers[l].n_in * (double)m->layers[l].n_out / weights);
-                s->source[i] = n_in == 1 ? SRCH_SRC_MEASURED : SRCH_SRC_SHARED;
-                if (n_in == 1) {
-                    s->kl[i] = v[0];
-                    s->metric[i] = v[1];
+                if (!pq.collect)
+                    eval_progress(&pq, &pr, ++done, total, wide ? "all layers" : s->group_names[g],
+                                  mq_dtype_name((enum mq_dtype)f));
+                if (wide) {
+                    s->all_kl[f] = v[0];
+                    s->all_metric[f] = v[1];
+                } else {
+                    s->group_kl[g * MQ_DTYPE_COUNT + f] = v[0];
+                    s->group_metric[g * MQ_DTYPE_COUNT + f] = v[1];
+                }
+                /* shared out within the group by weight count (see sensitivity.h) */
+                double weights = 0;
+                for (int l = 0; l < m->n_layers; l++)
+                    if (member[l])
+                        weights += (double)m->layers[l].n_in * (double)m->layers[l].n_out;
+                for (int l = 0; l < m->n_layers; l++) {
+                    if (!member[l])
+                        continue;
+                    size_t i = (size_t)l * MQ_DTYPE_COUNT + (size_t)f;
+                    s->loss[i] = fmax(v[0], 0) *
+                                 ((double)m->layers[l].n_in * (double)m->layers[l].n_out / weights);
+                    s->source[i] = n_in == 1 ? SRCH_SRC_MEASURED : SRCH_SRC_SHARED;
+                    if (n_in == 1) {
+                        s->kl[i] = v[0];
+                        s->metric[i] = v[1];
+                    }
                 }
             }
         }
+        if (pass == 0 && rc == MQ_OK)
+            rc = prof_quality_flush(&pq);
     }
     mq_progress_end(&pr);
     take_metric(&pq, s);
@@ -567,25 +574,35 @@ static int run_measured(const struct mq_model *m, struct be_backend *be, const s
                 "one), cached ones free", total);
     struct mq_progress pr;
     mq_progress_init(&pr, o->progress, "sensitivity", total);
-    for (int l = 0; l < m->n_layers && rc == MQ_OK; l++) {
-        for (int f = 0; f < MQ_DTYPE_COUNT && rc == MQ_OK; f++) {
-            if (pinned[l] != MQ_DTYPE_COUNT || !prof_quality_analysed(formats, &m->layers[l], f))
-                continue;
-            char what[1200];
-            snprintf(what, sizeof(what), "%s model=%016llx imp=%016llx layer=%d:%s fmt=%s", SENS_CACHE_VERSION,
-                     (unsigned long long)m->content_hash, (unsigned long long)m->imp_hash, l, m->layers[l].name,
-                     mq_dtype_name((enum mq_dtype)f));
-            double v[4];
-            plan->fmt[l] = (enum mq_dtype)f;
-            rc = prof_quality_eval(&pq, what, plan, v);
-            plan->fmt[l] = ref->fmt[l];
-            if (rc < 0)
-                break;
-            s->kl[l * MQ_DTYPE_COUNT + f] = v[0];
-            s->metric[l * MQ_DTYPE_COUNT + f] = v[1];
-            s->source[l * MQ_DTYPE_COUNT + f] = SRCH_SRC_MEASURED;
-            eval_progress(&pq, &pr, ++done, total, m->layers[l].name, mq_dtype_name((enum mq_dtype)f));
+    /* distributed: a first pass notes the evaluations, which the ranks share (quality.h) */
+    for (int pass = prof_quality_distributed(&pq) ? 0 : 1; pass < 2 && rc == MQ_OK; pass++) {
+        pq.collect = pass == 0;
+        for (int l = 0; l < m->n_layers && rc == MQ_OK; l++) {
+            for (int f = 0; f < MQ_DTYPE_COUNT && rc == MQ_OK; f++) {
+                if (pinned[l] != MQ_DTYPE_COUNT ||
+                    !prof_quality_analysed(formats, &m->layers[l], f))
+                    continue;
+                char what[1200];
+                snprintf(what, sizeof(what), "%s model=%016llx imp=%016llx layer=%d:%s fmt=%s",
+                         SENS_CACHE_VERSION, (unsigned long long)m->content_hash,
+                         (unsigned long long)m->imp_hash, l, m->layers[l].name,
+                         mq_dtype_name((enum mq_dtype)f));
+                double v[4];
+                plan->fmt[l] = (enum mq_dtype)f;
+                rc = prof_quality_eval(&pq, what, plan, v);
+                plan->fmt[l] = ref->fmt[l];
+                if (rc < 0)
+                    break;
+                s->kl[l * MQ_DTYPE_COUNT + f] = v[0];
+                s->metric[l * MQ_DTYPE_COUNT + f] = v[1];
+                s->source[l * MQ_DTYPE_COUNT + f] = SRCH_SRC_MEASURED;
+                if (!pq.collect)
+                    eval_progress(&pq, &pr, ++done, total, m->layers[l].name,
+                                  mq_dtype_name((enum mq_dtype)f));
+            }
         }
+        if (pass == 0 && rc == MQ_OK)
+            rc = prof_quality_flush(&pq);
     }
     mq_progress_end(&pr);
     take_metric(&pq, s);
@@ -839,34 +856,46 @@ static int run_calibrated(const struct mq_model *m, struct be_backend *be, const
     prof_quality_init(&pq, m, be, &o->quality, o->cache_dir, o->cache_refresh, o->progress);
     struct mq_progress pr;
     mq_progress_init(&pr, o->progress, "sensitivity", total);
-    for (int g = 0; g < s->n_groups && rc == MQ_OK; g++)
-        for (int k = 0; k < CALIB_PICKS && rc == MQ_OK; k++) {
-            enum mq_dtype f = pick[g][k];
-            if (f == MQ_DTYPE_COUNT)
+    for (int pass = prof_quality_distributed(&pq) ? 0 : 1; pass < 2 && rc == MQ_OK; pass++) {
+        pq.collect = pass == 0;
+        for (int g = 0; g < s->n_groups && rc == MQ_OK; g++)
+            for (int k = 0; k < CALIB_PICKS && rc == MQ_OK; k++) {
+                enum mq_dtype f = pick[g][k];
+                if (f == MQ_DTYPE_COUNT)
+                    continue;
+                double v[4];
+                int n_in;
+                if ((rc = eval_group(m, &pq, formats, s, ref, plan, member, g, false, f, &n_in,
+                                     v)) < 0 ||
+                    !n_in)
+                    continue;
+                s->group_kl[g * MQ_DTYPE_COUNT + f] = v[0];
+                s->group_metric[g * MQ_DTYPE_COUNT + f] = v[1];
+                double es = 0;
+                for (int l = 0; l < m->n_layers; l++)
+                    if (member[l])
+                        es += s->err[l * MQ_DTYPE_COUNT + f];
+                s->group_err[g * MQ_DTYPE_COUNT + f] = es / n_in;
+                if (!pq.collect)
+                    eval_progress(&pq, &pr, ++done, total, s->group_names[g], mq_dtype_name(f));
+            }
+        for (int f = 0; f < MQ_DTYPE_COUNT && rc == MQ_OK; f++) {
+            if (!((wide >> f) & 1u))
                 continue;
             double v[4];
             int n_in;
-            if ((rc = eval_group(m, &pq, formats, s, ref, plan, member, g, false, f, &n_in, v)) < 0 || !n_in)
+            if ((rc = eval_group(m, &pq, formats, s, ref, plan, member, 0, true, (enum mq_dtype)f,
+                                 &n_in, v)) < 0 ||
+                !n_in)
                 continue;
-            s->group_kl[g * MQ_DTYPE_COUNT + f] = v[0];
-            s->group_metric[g * MQ_DTYPE_COUNT + f] = v[1];
-            double es = 0;
-            for (int l = 0; l < m->n_layers; l++)
-                if (member[l])
-                    es += s->err[l * MQ_DTYPE_COUNT + f];
-            s->group_err[g * MQ_DTYPE_COUNT + f] = es / n_in;
-            eval_progress(&pq, &pr, ++done, total, s->group_names[g], mq_dtype_name(f));
+            s->all_kl[f] = v[0];
+            s->all_metric[f] = v[1];
+            if (!pq.collect)
+                eval_progress(&pq, &pr, ++done, total, "all layers",
+                              mq_dtype_name((enum mq_dtype)f));
         }
-    for (int f = 0; f < MQ_DTYPE_COUNT && rc == MQ_OK; f++) {
-        if (!((wide >> f) & 1u))
-            continue;
-        double v[4];
-        int n_in;
-        if ((rc = eval_group(m, &pq, formats, s, ref, plan, member, 0, true, (enum mq_dtype)f, &n_in, v)) < 0 || !n_in)
-            continue;
-        s->all_kl[f] = v[0];
-        s->all_metric[f] = v[1];
-        eval_progress(&pq, &pr, ++done, total, "all layers", mq_dtype_name((enum mq_dtype)f));
+        if (pass == 0 && rc == MQ_OK)
+            rc = prof_quality_flush(&pq);
     }
     mq_progress_end(&pr);
     take_metric(&pq, s);

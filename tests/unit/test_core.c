@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dist.h"
 #include "core/dtype.h"
 #include "core/fp16.h"
 #include "core/pool.h"
@@ -294,6 +295,78 @@ static int test_pool(void)
     return T_PASS;
 }
 
+/* core/dist.h in one process: units run in order on the local context, their results and
+ * run times reach the caller, an error stops the pass; the makespan of dynamic hand-out. */
+struct dist_fixture {
+    int64_t got[8];
+    int n_got;
+    int fail_at;
+};
+
+static int dist_run(void *ctx, int64_t index, const void *unit, size_t unit_bytes, void **out,
+                    size_t *out_bytes)
+{
+    struct dist_fixture *fx = ctx;
+    if (index == fx->fail_at)
+        return MQ_ERANGE;
+    int64_t *v = malloc(sizeof(*v));
+    if (!v)
+        return MQ_ENOMEM;
+    T_CHECK(unit_bytes == 2);
+    *v = index * 100 + ((const char *)unit)[0] * 10 + ((const char *)unit)[1];
+    *out = v;
+    *out_bytes = sizeof(*v);
+    return MQ_OK;
+}
+
+static int dist_result(void *arg, int64_t i, const void *bytes, size_t n)
+{
+    struct dist_fixture *fx = arg;
+    if (n != sizeof(int64_t) || fx->n_got != i)
+        return MQ_EINTERNAL;
+    memcpy(&fx->got[fx->n_got++], bytes, n);
+    return MQ_OK;
+}
+
+static void dist_close(void *ctx)
+{
+    (void)ctx;
+}
+
+static int test_dist(void)
+{
+    static const struct mq_dist_job job = {.kind = "test", .run = dist_run, .close = dist_close};
+    T_CHECK(mq_dist_size() == 1 && mq_dist_rank() == 0 && mq_dist_local_ranks() == 1);
+    const char units[] = {1, 2, 3, 4, 5, 6};
+    double secs[3] = {-1, -1, -1};
+    struct dist_fixture fx = {.fail_at = -1};
+    struct mq_dist_map mp = {.job = &job,
+                             .n = 3,
+                             .units = units,
+                             .unit_bytes = 2,
+                             .local = &fx,
+                             .result = dist_result,
+                             .arg = &fx,
+                             .unit_seconds = secs};
+    T_CHECK(mq_dist_run(&mp) == MQ_OK);
+    T_CHECK(fx.n_got == 3 && fx.got[0] == 12 && fx.got[1] == 134 && fx.got[2] == 256);
+    T_CHECK(secs[0] >= 0 && secs[1] >= 0 && secs[2] >= 0);
+    struct dist_fixture bad = {.fail_at = 1};
+    mp.local = mp.arg = &bad;
+    T_CHECK(mq_dist_run(&mp) == MQ_ERANGE && bad.n_got == 1);
+    mp.n = -1;
+    mq_error_set_quiet(1);
+    T_CHECK(mq_dist_run(&mp) == MQ_EINVAL);
+    mq_error_set_quiet(0);
+    /* dynamic hand-out: each unit to the first rank free, in order */
+    const double t[] = {4, 1, 1, 1, 1, 2};
+    T_CHECK(mq_dist_makespan(t, 6, 1) == 10);
+    T_CHECK(mq_dist_makespan(t, 6, 2) == 6); /* 4 on one rank, 1 1 1 1 on the other, then 2 */
+    T_CHECK(mq_dist_makespan(t, 6, 6) == 4);
+    T_CHECK(mq_dist_makespan(t, 0, 2) == 0 && mq_dist_makespan(t, 6, 0) == 0);
+    return T_PASS;
+}
+
 const struct mq_test core_tests[] = {
     {"core/status_strings", test_status_strings},
     {"core/f16_roundtrip_exhaustive", test_f16_roundtrip_exhaustive},
@@ -303,5 +376,6 @@ const struct mq_test core_tests[] = {
     {"core/quant_known_blocks", test_quant_known_blocks},
     {"core/quant_error_bounds", test_quant_error_bounds},
     {"core/pool", test_pool},
+    {"core/dist", test_dist},
     {NULL, NULL},
 };
