@@ -32,6 +32,11 @@ int cmd_imatrix(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_memory_probe(int argc, char **argv); /* hidden: the child side of profile's memory check */
 
+/* A command that measures latency (profile, tune) under mpirun with several ranks on this
+ * machine and no --threads (threads 0): warns that rank 0 measures with its share of the
+ * cores (core/dist.h), once. */
+void cli_dist_latency_note(long long threads);
+
 /* Prints "mixq: error: <msg>" and a hint to run `mixq CMD --help`; returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -33,7 +33,8 @@ static void profile_usage(FILE *f)
             "                    ONNX models: infer[:BATCH]\n"
             "  --formats LIST    formats to profile, comma-separated (default f16,q8_0,q6_k,q5_k,q4_k,q3_k\n"
             "                        where rows allow; a layer's stored format always)\n"
-            "  --threads N       threads (default: all online CPUs)\n"
+            "  --threads N       threads (default: the online CPUs, shared among the MPI\n"
+            "                    ranks on this machine)\n"
             "  --out DIR         output folder (default ./mixq-out)\n"
             "  --cold, --warm    weights streamed from DRAM, or hot in cache (default: per\n"
             "                    format, cold where the model's weights exceed the last-level cache)\n"
@@ -160,6 +161,7 @@ int cmd_profile(int argc, char **argv)
     int rc;
     if ((rc = cli_model_load(argv[optind], shapes, &m)) < 0)
         goto done;
+    cli_dist_latency_note(threads);
     if ((rc = mq_workload_parse(workload ? workload : m->runner->default_workload, &o.workload)) < 0 ||
         (rc = mq_runner_check(m, &o.workload)) < 0 || (rc = cli_make_dir(out_dir)) < 0 ||
         (rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0 ||

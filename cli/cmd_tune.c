@@ -135,7 +135,8 @@ static void tune_usage(FILE *f)
             "  --max-seconds S       time cap per measured region: each layer and format profiled\n"
             "                        (default 1) and each plan validated (default 2)\n"
             "  --backend NAME        backend (default cpu; see 'mixq backends')\n"
-            "  --threads N           threads (default: all online CPUs)\n"
+            "  --threads N           threads (default: the online CPUs, shared among the MPI\n"
+            "                        ranks on this machine)\n"
             "  --out DIR             output folder (default ./mixq-out)\n"
             "  --no-memory           no peak-RSS probes: memory from the memory model alone\n"
             "  --no-cache            measure everything again (results still refresh the cache)\n"
@@ -539,6 +540,8 @@ int cmd_tune(int argc, char **argv)
     if ((rc = cli_make_dir(out_dir)) < 0)
         goto done;
     bool agents = remote || n_targets; /* measured by agents; quality here on host_backend */
+    if (!agents)
+        cli_dist_latency_note(threads);
     if ((rc = be_open(agents ? host_backend : backend, &(struct be_config){.n_threads = agents ? 0 : (int)threads},
                       &be)) < 0 ||
         (rc = mq_model_lend(m, be)) < 0)

@@ -9,8 +9,11 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+
+#include "core/dist.h"
 #include "core/dtype.h"
 #include "core/log.h"
+#include "core/pool.h"
 #include "core/status.h"
 #include "model/imatrix.h"
 #include "model/model.h"
@@ -64,6 +67,15 @@ int cli_parse_real(const char *cmd, const char *opt, const char *s, double lo, b
         return cli_usage_error(cmd, "%s wants %s in %c%g, %g], not '%s'", opt, what, lo_open ? '(' : '[', lo, hi, s);
     *out = v;
     return CLI_OK;
+}
+
+void cli_dist_latency_note(long long threads)
+{
+    int local = mq_dist_local_ranks();
+    if (local > 1 && threads == 0)
+        mq_warn("%d MPI ranks share this machine: each runs %d threads by default, and rank 0 measures latency "
+                "with them while the others wait; --threads N measures with N (every rank then runs N in the "
+                "passes they share)", local, mq_pool_default_threads());
 }
 
 int cli_check_shapes(const char *cmd, const char *arg)
