@@ -22,6 +22,7 @@
 #include "cli/cli.h"
 #include "cli/remote.h"
 #include "cli/tune_common.h"
+#include "core/dist.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "model/imatrix.h"
@@ -664,7 +665,8 @@ int cmd_tune(int argc, char **argv)
     mq_info("step 3/4: search");
     if ((rc = srch_tune_search(m, prof, sens, &to, &t)) < 0)
         goto done;
-    mq_info("step 4/4: validation on the target%s", n_targets > 1 ? "s" : "");
+    mq_info("step 4/4: validation on the target%s%s", n_targets > 1 ? "s" : "",
+            mq_dist_size() > 1 ? " (on MPI rank 0 alone: it measures latency)" : "");
     if ((rc = srch_tune_validate(m, be, prof, &to, t)) < 0 || (rc = cli_tune_write(out_dir, m, prof, sens, t, draw, &tx.imatrix)) < 0)
         goto done;
     printf("\n");

@@ -91,7 +91,8 @@ if cmp -s "$tmp/im1.gguf" "$tmp/im2.gguf"; then ok "imatrix: 2 ranks write one p
     --cache-dir "$tmp/tcache" --out "$tmp/tune" >"$tmp/out" 2>"$tmp/err"
 if [ $? -eq 0 ] && grep -q '^chosen' "$tmp/out" && [ -s "$tmp/tune/front.yaml" ] &&
     grep -q 'evaluations over 2 MPI ranks' "$tmp/err" && grep -q 'imatrix: 2 chunks over 2 MPI ranks' "$tmp/err" &&
-    grep -q '^mixq: warning: 2 MPI ranks share this machine' "$tmp/err" && ! grep -q '^mixq\[rank' "$tmp/err"; then
+    grep -q '^mixq: warning: 2 MPI ranks share this machine' "$tmp/err" &&
+    grep -q 'validation on the target (on MPI rank 0 alone' "$tmp/err" && ! grep -q '^mixq\[rank' "$tmp/err"; then
     ok "tune under mpirun -np 2: imatrix and evaluations over the ranks, a chosen plan, rank 1 silent"
 else
     bad "tune under mpirun -np 2" "$tmp/err"
