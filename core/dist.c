@@ -121,19 +121,25 @@ void mq_dist_report(const char *what, const double *unit_seconds, int64_t n, dou
            wall_seconds > 0 ? sum / wall_seconds : 0, m2 > 0 ? sum / m2 : 0, m4 > 0 ? sum / m4 : 0);
 }
 
+/* Unit i on rank 0's own context, timed. */
+static int run_own(const struct mq_dist_map *mp, int64_t i, void **out, size_t *n)
+{
+    double t0 = now_s();
+    int rc = mp->job->run(
+        mp->local, i, mp->unit_bytes ? (const char *)mp->units + (size_t)i * mp->unit_bytes : NULL,
+        mp->unit_bytes, out, n);
+    if (mp->unit_seconds)
+        mp->unit_seconds[i] = now_s() - t0;
+    return rc;
+}
+
 /* One process: the units in order, on rank 0's own context. */
 static int run_local(const struct mq_dist_map *mp)
 {
     for (int64_t i = 0; i < mp->n; i++) {
         void *out = NULL;
         size_t n = 0;
-        double t0 = now_s();
-        int rc = mp->job->run(mp->local, i,
-                              mp->unit_bytes ? (const char *)mp->units + (size_t)i * mp->unit_bytes
-                                             : NULL,
-                              mp->unit_bytes, &out, &n);
-        if (mp->unit_seconds)
-            mp->unit_seconds[i] = now_s() - t0;
+        int rc = run_own(mp, i, &out, &n);
         if (rc == MQ_OK)
             rc = mp->result(mp->arg, i, out, n);
         free(out);
@@ -680,15 +686,8 @@ int mq_dist_run(const struct mq_dist_map *mp)
         pthread_mutex_unlock(&d.mu);
         void *out = NULL;
         size_t n = 0;
-        double t0 = now_s();
-        int urc = mp->job->run(mp->local, i,
-                               mp->unit_bytes ? (const char *)mp->units + (size_t)i * mp->unit_bytes
-                                              : NULL,
-                               mp->unit_bytes, &out, &n);
-        double secs = now_s() - t0;
+        int urc = run_own(mp, i, &out, &n); /* its own slot of unit_seconds: no lock needed */
         pthread_mutex_lock(&d.mu);
-        if (mp->unit_seconds)
-            mp->unit_seconds[i] = secs;
         if (urc == MQ_OK && d.rc == MQ_OK)
             urc = mp->result(mp->arg, i, out, n);
         if (urc < 0)
