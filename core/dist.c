@@ -39,6 +39,12 @@ int mq_dist_register(const struct mq_dist_job *job)
     return MQ_OK;
 }
 
+const char *mq_dist_path(const char *env, const char *path)
+{
+    const char *v = getenv(env);
+    return v && v[0] ? v : path;
+}
+
 int mq_dist_rank(void)
 {
     return dist_rank;

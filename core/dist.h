@@ -79,6 +79,10 @@ int mq_dist_size(void);        /* 1 in a single process */
 int mq_dist_local_ranks(void); /* ranks on this machine (1 in a single process) */
 bool mq_dist_built(void);      /* built with MPI */
 
+/* The path a worker opens for rank 0's `path`: $env where it is set and not empty on this
+ * rank's machine (MIXQ_MODEL_PATH: the model is elsewhere here), else path itself. */
+const char *mq_dist_path(const char *env, const char *path);
+
 /* Worker ranks: serves rank 0's passes until it finishes; the process's exit status. */
 int mq_dist_serve(void);
 /* Rank 0 (a no-op elsewhere and in a single process): tells the workers to quit and ends

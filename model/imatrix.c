@@ -811,13 +811,13 @@ static int im_job_open(const void *setup, size_t bytes, void **out)
     struct im_job *j = calloc(1, sizeof(*j));
     if (!j)
         return mq_error(MQ_ENOMEM, "cannot allocate an imatrix job");
-    int rc = mq_model_load(su.model, &j->m_own);
+    const char *path = mq_dist_path("MIXQ_MODEL_PATH", su.model);
+    int rc = mq_model_load(path, &j->m_own);
     if (rc == MQ_OK && j->m_own->content_hash != su.content_hash)
-        rc = mq_error(
-            MQ_EINVAL,
-            "'%s' is not the model rank 0 loaded (another file at that path on this machine): "
-            "every rank needs the same file at the same path",
-            su.model);
+        rc = mq_error(MQ_EINVAL,
+                      "'%s' is not the model rank 0 loaded (another file at that path on this "
+                      "machine): every rank needs the same file at the same path (or MIXQ_MODEL_PATH)",
+                      path);
     if (rc == MQ_OK && (rc = be_open(su.backend, &(struct be_config){0}, &j->be_own)) == MQ_OK)
         rc = im_job_start(j, j->m_own, j->be_own, su.text, su.n_ctx, su.process_output != 0,
                           su.gram != 0, false);

@@ -219,19 +219,18 @@ static int quality_job_open(const void *setup, size_t bytes, void **out)
             rc = mq_error(MQ_EINVAL, "--shapes: %s", why);
             goto fail;
         }
-        rc = mq_model_load_shaped(su.model, &sh, &j->m);
+        rc = mq_model_load_shaped(mq_dist_path("MIXQ_MODEL_PATH", su.model), &sh, &j->m);
         mq_input_shapes_release(&sh);
     } else {
-        rc = mq_model_load(su.model, &j->m);
+        rc = mq_model_load(mq_dist_path("MIXQ_MODEL_PATH", su.model), &j->m);
     }
     if (rc < 0)
         goto fail;
     if (j->m->content_hash != su.content_hash || j->m->n_layers != su.n_layers) {
-        rc = mq_error(
-            MQ_EINVAL,
-            "'%s' is not the model rank 0 loaded (another file at that path on this machine): "
-            "every rank needs the same file at the same path",
-            su.model);
+        rc = mq_error(MQ_EINVAL,
+                      "'%s' is not the model rank 0 loaded (another file at that path on this "
+                      "machine): every rank needs the same file at the same path (or MIXQ_MODEL_PATH)",
+                      mq_dist_path("MIXQ_MODEL_PATH", su.model));
         goto fail;
     }
     if (su.imatrix[0] &&

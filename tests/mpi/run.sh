@@ -98,6 +98,23 @@ else
     bad "tune under mpirun -np 2" "$tmp/err"
 fi
 
+# a worker whose model differs (MIXQ_MODEL_PATH names another file): rank 0 prints its one
+# line; naming the same file under another path works
+"${MPIRUN[@]}" -np 2 -x MIXQ_MODEL_PATH="$PWD/$TINY256" "$MIXQ" -q sensitivity "$TINY" --sensitivity measured \
+    --formats q8_0 --ctx 64 --chunks 1 --no-cache --cache-dir "$tmp/nocache" --out "$tmp/w" >"$tmp/out" 2>"$tmp/err"
+got=$?
+if [ $got -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+    grep -q "^mixq: error: rank 1: '.*tinyllm256.gguf' is not the model rank 0 loaded" "$tmp/err"; then
+    ok "a rank with another model: one line from rank 0 naming the rank"
+else
+    bad "a rank with another model (exit $got)" "$tmp/err"
+fi
+cp "$TINY" "$tmp/copy.gguf"
+"${MPIRUN[@]}" -np 2 -x MIXQ_MODEL_PATH="$PWD/$TINY" "$MIXQ" -q sensitivity "$tmp/copy.gguf" --sensitivity measured \
+    --formats q8_0 --ctx 64 --chunks 1 --no-cache --cache-dir "$tmp/nocache" --out "$tmp/w" >"$tmp/out" 2>"$tmp/err" &&
+    ok "MIXQ_MODEL_PATH: the workers open the same model under another path" ||
+    bad "MIXQ_MODEL_PATH with the same model" "$tmp/err"
+
 # a rank that dies: one line naming it; the rerun takes what was gathered from the cache
 K=(--sensitivity measured --formats q8_0,q5_0,q4_k,q6_k --ctx 128 --chunks 4 --cache-dir "$tmp/kcache")
 "${MPIRUN[@]}" -np 2 "$MIXQ" -q sensitivity "$TINY" "${K[@]}" --out "$tmp/k" >"$tmp/out" 2>"$tmp/err" &
