@@ -290,8 +290,7 @@ static void on_term(int sig)
         n = snprintf(line, sizeof(line),
                      "%s: error: stopped by mpirun (signal %d): a rank on another machine "
                      "ended, or the run was interrupted; what was measured is in the cache: run "
-                     "the same command "
-                     "again to resume\n",
+                     "the same command again to resume\n",
                      mq_log_name(), sig);
     if (n > 0)
         (void)!write(2, line, (size_t)(n < (int)sizeof(line) ? n : (int)sizeof(line) - 1));
@@ -653,8 +652,8 @@ int mq_dist_run(const struct mq_dist_map *mp)
     int rc = check_map(mp);
     if (rc < 0)
         return rc;
-    if (!mpi_on || dist_size < 2 || dist_rank != 0)
-        return run_local(mp);
+    if (!mpi_on || dist_size < 2 || dist_rank != 0 || mp->n == 0)
+        return run_local(mp); /* (no units: the workers need not open anything) */
     struct dist_run d = {.mp = mp, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     d.done = calloc((size_t)mp->n + 1, 1);
     d.waiting = calloc((size_t)dist_size, 1);
