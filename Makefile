@@ -343,6 +343,13 @@ bench: $(BENCH_KERNELS) $(BENCH_E2E)
 	$(BENCH_KERNELS) --out $(BUILD)/bench/kernels.yaml
 	$(PYTHON) bench/e2e.py --mixq-bench $(BENCH_E2E) --out $(BUILD)/bench/e2e.yaml
 
+# bench-mpi: mpirun -np 2 against one process on measured sensitivity (skips without MPI)
+bench: bench-mpi
+bench-mpi: $(MIXQ)
+	$(Q)mkdir -p $(BUILD)/bench
+	$(Q)$(PYTHON) bench/mpi.py --mixq $(MIXQ) --out $(BUILD)/bench/mpi.yaml; rc=$$?; \
+	  if [ $$rc -eq 77 ]; then true; elif [ $$rc -ne 0 ]; then exit $$rc; fi
+
 # ==== bench-search: the search engine's speed, and its DP against an ILP (GLPK) ================
 # GLPK (libglpk-dev, in scripts/install-deps) is the comparison only, linked into bench-search
 # and never into mixq; without it bench-search still runs and reports the ILP as skipped.
@@ -355,7 +362,7 @@ endif
 ifeq ($(MAKELEVEL)-$(HAVE_GLPK),0-no)
 $(info probe: glpk   no (libglpk-dev not found; bench-search skips its ILP comparison))
 endif
-.PHONY: bench-search
+.PHONY: bench-search bench-mpi
 all: $(BENCH_SEARCH)
 bench: bench-search
 $(BUILD)/obj/bench/search.o: CPPFLAGS += $(if $(filter yes,$(HAVE_GLPK)),-DHAVE_GLPK)
