@@ -92,6 +92,7 @@ int main(int argc, char **argv)
 {
     bool worker = false;
     mq_dist_register(&prof_quality_dist_job);
+    mq_dist_register(&prof_qerr_dist_job);
     mq_dist_register(&mq_imatrix_dist_job);
     if (mq_dist_init(&argc, &argv, &worker) < 0)
         return CLI_FAIL;

@@ -183,6 +183,80 @@ struct quality_job {
     char data[4096];       /* workers: the evaluation data's path (own.cfg.data) */
 };
 
+/* A worker's model as rank 0 loaded it: the same file (or $MIXQ_MODEL_PATH), input shapes
+ * and importance matrix, checked by their hashes. Errors: one line. */
+static int load_as_rank0(const struct quality_setup *su, struct mq_model **out)
+{
+    const char *path = mq_dist_path("MIXQ_MODEL_PATH", su->model);
+    struct mq_model *m = NULL;
+    int rc;
+    *out = NULL;
+    if (su->shapes[0]) {
+        struct mq_input_shapes sh;
+        char why[256];
+        if (mq_input_shapes_parse(su->shapes, &sh, why, sizeof(why)) < 0)
+            return mq_error(MQ_EINVAL, "--shapes: %s", why);
+        rc = mq_model_load_shaped(path, &sh, &m);
+        mq_input_shapes_release(&sh);
+    } else {
+        rc = mq_model_load(path, &m);
+    }
+    if (rc == MQ_OK && (m->content_hash != su->content_hash || m->n_layers != su->n_layers))
+        rc = mq_error(MQ_EINVAL,
+                      "'%s' is not the model rank 0 loaded (another file at that path on this "
+                      "machine): every rank needs the same file at the same path (or MIXQ_MODEL_PATH)",
+                      path);
+    if (rc == MQ_OK && su->imatrix[0])
+        rc = mq_model_apply_imatrix_file(m, su->imatrix, su->compensate != 0, NULL, NULL);
+    if (rc == MQ_OK && m->imp_hash != su->imp_hash)
+        rc = mq_error(MQ_EINVAL,
+                      "the importance matrix '%s' differs from rank 0's: every rank needs the same "
+                      "file at the same path (the cache folder shared, or --imatrix FILE)",
+                      su->imatrix[0] ? su->imatrix : "(none)");
+    if (rc < 0) {
+        mq_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return MQ_OK;
+}
+
+/* What rank 0 sends for its model (su zeroed by the caller). */
+static void fill_model_setup(const struct mq_model *m, struct quality_setup *su)
+{
+    snprintf(su->model, sizeof(su->model), "%s", m->path);
+    snprintf(su->shapes, sizeof(su->shapes), "%s", m->input_shapes ? m->input_shapes : "");
+    snprintf(su->imatrix, sizeof(su->imatrix), "%s", m->imatrix_path);
+    su->compensate = m->imatrix_compensate;
+    su->n_layers = m->n_layers;
+    su->content_hash = m->content_hash;
+    su->imp_hash = m->imp_hash;
+}
+
+/* ... and for pq's backend and data. */
+static void fill_setup(const struct prof_quality *pq, struct quality_setup *su)
+{
+    fill_model_setup(pq->m, su);
+    snprintf(su->backend, sizeof(su->backend), "%s", pq->backend_name);
+    snprintf(su->data, sizeof(su->data), "%s", pq->cfg.data ? pq->cfg.data : "");
+    su->ctx = pq->cfg.ctx;
+    su->max_chunks = pq->cfg.max_chunks;
+    su->ref_hash = pq->ref_hash;
+}
+
+/* The setup bytes a worker received, checked and terminated. */
+static int take_setup(const void *setup, size_t bytes, struct quality_setup *su)
+{
+    if (bytes != sizeof(*su))
+        return mq_error(MQ_EINTERNAL, "a setup of %zu bytes, want %zu (another mixq build?)",
+                        bytes, sizeof(*su));
+    memcpy(su, setup, sizeof(*su));
+    su->model[sizeof(su->model) - 1] = su->shapes[sizeof(su->shapes) - 1] = 0;
+    su->imatrix[sizeof(su->imatrix) - 1] = su->backend[sizeof(su->backend) - 1] = 0;
+    su->data[sizeof(su->data) - 1] = 0;
+    return MQ_OK;
+}
+
 static void quality_job_close(void *ctx)
 {
     struct quality_job *j = ctx;
@@ -200,50 +274,15 @@ static int quality_job_open(const void *setup, size_t bytes, void **out)
 {
     *out = NULL;
     struct quality_setup su;
-    if (bytes != sizeof(su))
-        return mq_error(MQ_EINTERNAL,
-                        "a quality setup of %zu bytes, want %zu (another mixq build?)", bytes,
-                        sizeof(su));
-    memcpy(&su, setup, sizeof(su));
-    su.model[sizeof(su.model) - 1] = su.shapes[sizeof(su.shapes) - 1] =
-        su.imatrix[sizeof(su.imatrix) - 1] = 0;
-    su.backend[sizeof(su.backend) - 1] = su.data[sizeof(su.data) - 1] = 0;
+    int rc = take_setup(setup, bytes, &su);
+    if (rc < 0)
+        return rc;
     struct quality_job *j = calloc(1, sizeof(*j));
     if (!j)
         return mq_error(MQ_ENOMEM, "cannot allocate an evaluation job");
-    int rc;
-    if (su.shapes[0]) {
-        struct mq_input_shapes sh;
-        char why[256];
-        if ((rc = mq_input_shapes_parse(su.shapes, &sh, why, sizeof(why))) < 0) {
-            rc = mq_error(MQ_EINVAL, "--shapes: %s", why);
-            goto fail;
-        }
-        rc = mq_model_load_shaped(mq_dist_path("MIXQ_MODEL_PATH", su.model), &sh, &j->m);
-        mq_input_shapes_release(&sh);
-    } else {
-        rc = mq_model_load(mq_dist_path("MIXQ_MODEL_PATH", su.model), &j->m);
-    }
+    rc = load_as_rank0(&su, &j->m);
     if (rc < 0)
         goto fail;
-    if (j->m->content_hash != su.content_hash || j->m->n_layers != su.n_layers) {
-        rc = mq_error(MQ_EINVAL,
-                      "'%s' is not the model rank 0 loaded (another file at that path on this "
-                      "machine): every rank needs the same file at the same path (or MIXQ_MODEL_PATH)",
-                      mq_dist_path("MIXQ_MODEL_PATH", su.model));
-        goto fail;
-    }
-    if (su.imatrix[0] &&
-        (rc = mq_model_apply_imatrix_file(j->m, su.imatrix, su.compensate != 0, NULL, NULL)) < 0)
-        goto fail;
-    if (j->m->imp_hash != su.imp_hash) {
-        rc = mq_error(
-            MQ_EINVAL,
-            "the importance matrix '%s' differs from rank 0's: every rank needs the same file at "
-            "the same path (the cache folder shared, or --imatrix FILE)",
-            su.imatrix[0] ? su.imatrix : "(none)");
-        goto fail;
-    }
     if ((rc = be_open(su.backend, &(struct be_config){0}, &j->be)) < 0 ||
         (rc = mq_model_lend(j->m, j->be)) < 0)
         goto fail;
@@ -363,18 +402,7 @@ int prof_quality_flush(struct prof_quality *pq)
                  : mq_error(MQ_ENOMEM, "cannot allocate %lld evaluations", (long long)n);
     if (rc < 0)
         goto done;
-    snprintf(su->model, sizeof(su->model), "%s", m->path);
-    snprintf(su->shapes, sizeof(su->shapes), "%s", m->input_shapes ? m->input_shapes : "");
-    snprintf(su->imatrix, sizeof(su->imatrix), "%s", m->imatrix_path);
-    snprintf(su->backend, sizeof(su->backend), "%s", pq->backend_name);
-    snprintf(su->data, sizeof(su->data), "%s", pq->cfg.data ? pq->cfg.data : "");
-    su->compensate = m->imatrix_compensate;
-    su->n_layers = m->n_layers;
-    su->ctx = pq->cfg.ctx;
-    su->max_chunks = pq->cfg.max_chunks;
-    su->content_hash = m->content_hash;
-    su->imp_hash = m->imp_hash;
-    su->ref_hash = pq->ref_hash;
+    fill_setup(pq, su);
     for (int64_t i = 0; i < n; i++)
         for (int l = 0; l < m->n_layers; l++)
             units[i * m->n_layers + l] = (uint8_t)pq->units[first + i].fmt[l];
@@ -426,6 +454,15 @@ static double weight_norm2(const struct mq_layer *ly, const float *imp, const fl
     return s;
 }
 
+/* The cache key of layer's weight error in format f. */
+static void qerr_key(const struct mq_model *m, int layer, int f, bool weighted, char *key, size_t size)
+{
+    snprintf(key, size, "%s model=%016llx imp=%016llx weighted=%d layer=%d:%s fmt=%s",
+             QERR_CACHE_VERSION, (unsigned long long)m->content_hash,
+             (unsigned long long)m->imp_hash, weighted, layer, m->layers[layer].name,
+             mq_dtype_name((enum mq_dtype)f));
+}
+
 int prof_quality_weight_error(const struct mq_model *m, int layer, uint32_t menu, bool weighted,
                               const char *cache_dir, bool cache_refresh, double out[MQ_DTYPE_COUNT])
 {
@@ -441,9 +478,7 @@ int prof_quality_weight_error(const struct mq_model *m, int layer, uint32_t menu
         if (!prof_quality_analysed(menu, ly, f))
             continue;
         char key[1200];
-        snprintf(key, sizeof(key), "%s model=%016llx imp=%016llx weighted=%d layer=%d:%s fmt=%s", QERR_CACHE_VERSION,
-                 (unsigned long long)m->content_hash, (unsigned long long)m->imp_hash, imp != NULL, layer, ly->name,
-                 mq_dtype_name((enum mq_dtype)f));
+        qerr_key(m, layer, f, imp != NULL, key, sizeof(key));
         double v;
         if (cache_dir && !cache_refresh && prof_cache_get(cache_dir, key, &v, 1) == 1) {
             out[f] = v;
@@ -481,6 +516,156 @@ int prof_quality_weight_error(const struct mq_model *m, int layer, uint32_t menu
     free(y);
     if (w)
         mq_model_release_layer(m, layer);
+    return rc;
+}
+
+/* Weight errors over the ranks: a unit is a layer (its index, the menu and whether
+ * weighted), its result the layer's errors in every format. */
+struct qerr_unit {
+    int32_t layer;
+    uint32_t menu;
+    int32_t weighted;
+};
+
+struct qerr_job {
+    const struct mq_model *m;
+    struct mq_model *own; /* workers: loaded here */
+};
+
+static void qerr_job_close(void *ctx)
+{
+    struct qerr_job *j = ctx;
+    if (j)
+        mq_model_free(j->own);
+    free(j);
+}
+
+static int qerr_job_open(const void *setup, size_t bytes, void **out)
+{
+    struct quality_setup su;
+    int rc = take_setup(setup, bytes, &su);
+    struct qerr_job *j = rc < 0 ? NULL : calloc(1, sizeof(*j));
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    if (!j)
+        return mq_error(MQ_ENOMEM, "cannot allocate a weight-error job");
+    if ((rc = load_as_rank0(&su, &j->own)) < 0) {
+        free(j);
+        return rc;
+    }
+    j->m = j->own;
+    *out = j;
+    return MQ_OK;
+}
+
+static int qerr_job_run(void *ctx, int64_t index, const void *unit, size_t bytes, void **out,
+                        size_t *out_bytes)
+{
+    struct qerr_job *j = ctx;
+    struct qerr_unit u;
+    if (bytes != sizeof(u))
+        return mq_error(MQ_EINTERNAL, "weight-error unit %lld of %zu bytes", (long long)index, bytes);
+    memcpy(&u, unit, sizeof(u));
+    if (u.layer < 0 || u.layer >= j->m->n_layers)
+        return mq_error(MQ_EINTERNAL, "weight-error unit %lld: layer %d", (long long)index, u.layer);
+    double *err = malloc(MQ_DTYPE_COUNT * sizeof(double));
+    if (!err)
+        return mq_error(MQ_ENOMEM, "cannot allocate a result");
+    for (int f = 0; f < MQ_DTYPE_COUNT; f++)
+        err[f] = NAN;
+    int rc = prof_quality_weight_error(j->m, u.layer, u.menu, u.weighted != 0, NULL, false, err);
+    mq_model_release_layer(j->m, u.layer);
+    if (rc < 0) {
+        free(err);
+        return rc;
+    }
+    *out = err;
+    *out_bytes = MQ_DTYPE_COUNT * sizeof(double);
+    return MQ_OK;
+}
+
+const struct mq_dist_job prof_qerr_dist_job = {
+    .kind = "weight-error", .open = qerr_job_open, .run = qerr_job_run, .close = qerr_job_close};
+
+struct qerr_state {
+    const struct mq_model *m;
+    const struct qerr_unit *units;
+    double *out;
+    const char *cache_dir;
+    struct mq_progress pr;
+    int64_t n_done;
+};
+
+static int qerr_result(void *arg, int64_t i, const void *bytes, size_t n)
+{
+    struct qerr_state *st = arg;
+    const struct qerr_unit *u = &st->units[i];
+    if (n != MQ_DTYPE_COUNT * sizeof(double))
+        return mq_error(MQ_EINTERNAL, "a weight-error result of %zu bytes", n);
+    double *dst = &st->out[(size_t)u->layer * MQ_DTYPE_COUNT];
+    const struct mq_layer *ly = &st->m->layers[u->layer];
+    for (int f = 0; f < MQ_DTYPE_COUNT; f++) {
+        if (!prof_quality_analysed(u->menu, ly, f))
+            continue;
+        memcpy(&dst[f], (const char *)bytes + f * sizeof(double), sizeof(double));
+        if (st->cache_dir) { /* as soon as it is known, as prof_quality_weight_error does */
+            char key[1200];
+            qerr_key(st->m, u->layer, f, u->weighted && ly->imp, key, sizeof(key));
+            prof_cache_put(st->cache_dir, key, &dst[f], 1);
+        }
+    }
+    mq_progress_step(&st->pr, ++st->n_done, false, ly->name);
+    return MQ_OK;
+}
+
+int prof_quality_weight_errors(const struct mq_model *m, const uint8_t *want, uint32_t menu,
+                               bool weighted, const char *cache_dir, bool cache_refresh,
+                               bool progress, double *out)
+{
+    struct qerr_state st = {.m = m, .out = out, .cache_dir = cache_dir};
+    struct qerr_unit *units = malloc(((size_t)m->n_layers + 1) * sizeof(*units));
+    if (!units)
+        return mq_error(MQ_ENOMEM, "cannot allocate %d layers", m->n_layers);
+    int64_t n = 0;
+    int rc = MQ_OK;
+    for (int l = 0; l < m->n_layers && rc == MQ_OK; l++) {
+        if (!want[l])
+            continue;
+        /* cached layers here, the rest units (every rank computes a unit without the cache) */
+        bool cached = cache_dir && !cache_refresh;
+        for (int f = 0; f < MQ_DTYPE_COUNT && cached; f++) {
+            char key[1200];
+            if (!prof_quality_analysed(menu, &m->layers[l], f))
+                continue;
+            qerr_key(m, l, f, weighted && m->layers[l].imp, key, sizeof(key));
+            cached = prof_cache_get(cache_dir, key, &out[(size_t)l * MQ_DTYPE_COUNT + f], 1) == 1;
+        }
+        if (!cached)
+            units[n++] = (struct qerr_unit){.layer = l, .menu = menu, .weighted = weighted};
+    }
+    struct quality_setup *su = calloc(1, sizeof(*su));
+    if (!su) {
+        free(units);
+        return mq_error(MQ_ENOMEM, "cannot allocate a setup");
+    }
+    fill_model_setup(m, su);
+    st.units = units;
+    mq_progress_init(&st.pr, progress, "weight errors: layer", n);
+    struct qerr_job local = {.m = m};
+    double *secs = calloc((size_t)n + 1, sizeof(double));
+    struct mq_dist_map mp = {.job = &prof_qerr_dist_job, .setup = su, .setup_bytes = sizeof(*su),
+                             .n = n, .units = units, .unit_bytes = sizeof(*units),
+                             .local = &local, .result = qerr_result, .arg = &st,
+                             .what = "weight errors", .unit_seconds = secs};
+    uint64_t t0 = prof_now_ns();
+    rc = secs ? mq_dist_run(&mp) : mq_error(MQ_ENOMEM, "cannot allocate %lld layers", (long long)n);
+    mq_progress_end(&st.pr);
+    if (rc == MQ_OK && mq_dist_size() > 1)
+        mq_dist_report("weight errors", secs, n, (double)(prof_now_ns() - t0) * 1e-9);
+    free(secs);
+    free(su);
+    free(units);
     return rc;
 }
 

@@ -117,4 +117,13 @@ int prof_quality_proxy(const struct mq_model *m, struct be_backend *be, const st
 int prof_quality_weight_error(const struct mq_model *m, int layer, uint32_t menu, bool weighted,
                               const char *cache_dir, bool cache_refresh, double out[MQ_DTYPE_COUNT]);
 
+/* prof_quality_weight_error of every layer l with want[l] into out[l * MQ_DTYPE_COUNT + f],
+ * each layer's memory released after it: cached layers from the cache, the others spread
+ * over the MPI ranks (core/dist.h: a layer a unit; rank 0 stores each result in the cache
+ * as it arrives), in order in a single process. A progress line when `progress`. */
+int prof_quality_weight_errors(const struct mq_model *m, const uint8_t *want, uint32_t menu,
+                               bool weighted, const char *cache_dir, bool cache_refresh,
+                               bool progress, double *out);
+extern const struct mq_dist_job prof_qerr_dist_job;
+
 #endif

@@ -627,21 +627,17 @@ static int count_measured(const struct mq_model *m, uint32_t formats, const uint
 static int weight_errors(const struct mq_model *m, const struct srch_sens_options *o, uint32_t formats,
                          const uint8_t *pinned, struct srch_sensitivity *s)
 {
-    struct mq_progress pr;
-    mq_progress_init(&pr, o->progress, "weight errors: layer", m->n_layers);
+    uint8_t *want = malloc((size_t)m->n_layers + 1);
+    if (!want)
+        return mq_error(MQ_ENOMEM, "cannot allocate %d layer flags", m->n_layers);
     for (int l = 0; l < m->n_layers; l++) {
-        if (pinned[l] != MQ_DTYPE_COUNT)
-            continue;
-        int rc = prof_quality_weight_error(m, l, formats, true, o->cache_dir, o->cache_refresh,
-                                           &s->err[l * MQ_DTYPE_COUNT]);
-        if (rc < 0)
-            return rc;
-        s->err_weighted |= m->layers[l].imp != NULL;
-        mq_model_release_layer(m, l);
-        mq_progress_step(&pr, l + 1, false, m->layers[l].name);
+        want[l] = pinned[l] == MQ_DTYPE_COUNT;
+        s->err_weighted |= want[l] && m->layers[l].imp != NULL;
     }
-    mq_progress_end(&pr);
-    return MQ_OK;
+    int rc = prof_quality_weight_errors(m, want, formats, true, o->cache_dir, o->cache_refresh,
+                                        o->progress, s->err);
+    free(want);
+    return rc;
 }
 
 struct fmt_bits {
