@@ -127,7 +127,7 @@ int prof_quality_eval(struct prof_quality *pq, const char *what, const struct mq
     if (pq->cache_dir && !pq->cache_refresh && prof_cache_get(pq->cache_dir, key, v, 4) == 4) {
         pq->ref_metric = v[2];
         pq->n_samples = (int64_t)v[3];
-        pq->n_cached++;
+        pq->n_cached += !pq->collect; /* counted in the pass that takes it */
         return MQ_OK;
     }
     if (pq->collect) {

@@ -137,7 +137,11 @@ else
     bad "a killed rank (pid '${victim}', exit $got)" "$tmp/err"
 fi
 "${MPIRUN[@]}" -np 2 "$MIXQ" sensitivity "$TINY" "${K[@]}" --out "$tmp/k" >"$tmp/out" 2>"$tmp/err"
-if [ $? -eq 0 ] && grep -Eq '^[0-9]+ evaluated, [1-9][0-9]* from the cache' "$tmp/out"; then
+got=$?
+total=$(grep -Eo '^mixq: measured sensitivity: [0-9]+ evaluations' "$tmp/err" | grep -Eo '[0-9]+ evaluations' |
+    grep -Eo '[0-9]+')
+read -r ev ca < <(grep -Eo '^[0-9]+ evaluated, [0-9]+ from the cache' "$tmp/out" | grep -Eo '[0-9]+' | tr '\n' ' ')
+if [ $got -eq 0 ] && [ "${ca:-0}" -gt 0 ] && [ $((ev + ca)) -eq "${total:-0}" ]; then
     ok "after a killed rank the rerun completes, resuming from the cache ($(grep -Eo '[0-9]+ evaluated, [0-9]+ from the cache' "$tmp/out"))"
 else
     bad "the rerun after a killed rank" "$tmp/out"
