@@ -228,9 +228,15 @@ $(NEON_KERN_OBJS): $(BUILD)/obj/backends/neon/kern_%.o: backends/neon/kern_neon.
 	@$(if $(Q),echo "  CC      $< ($*)")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(NEON_FLAGS_$*) -c $< -o $@
 
-$(LIBMIXQ): $(LIB_OBJS)
+# $(BUILD)/libmixq.a, and beside it link-flags: what a program linking it also needs (the
+# interop tier's C helpers: cc prog.c $(BUILD)/libmixq.a $$(cat $(BUILD)/link-flags))
+LINK_FLAGS := $(BUILD)/link-flags
+$(LINK_FLAGS): Makefile
+	@mkdir -p $(dir $@)
+	$(Q)echo '$(strip $(LDFLAGS) $(LDLIBS))' >$@
+$(LIBMIXQ): $(LIB_OBJS) $(LINK_FLAGS)
 	@$(if $(Q),echo "  AR      $@")
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $(filter %.o,$^)
 
 $(MIXQ): $(CLI_OBJS) $(LIBMIXQ)
 	@$(if $(Q),echo "  LINK    $@")

@@ -68,11 +68,11 @@ for t in llama-imatrix llama-quantize; do
     fi
 done
 mkdir -p "$work" "$cache"
-LIBS=$(pkg-config --libs papi yaml-0.1 hwloc)
+LIBS=$(cat "$BUILD/link-flags")  # libmixq.a's libraries (the Makefile writes it)
 for tool in imatrix-cmp gguf-cmp; do
     # shellcheck disable=SC2086
     ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -I. "tests/interop/$tool.c" "$BUILD/libmixq.a" \
-        $LIBS -lm -lpthread -ldl -o "$work/$tool" || { echo "check-imatrix: cannot build tests/interop/$tool.c"; exit 1; }
+        $LIBS -o "$work/$tool" || { echo "check-imatrix: cannot build tests/interop/$tool.c"; exit 1; }
 done
 
 # mixq_imatrix LABEL MODEL CTX CHUNKS [ARGS...]: mixq's imatrix into $work/LABEL.mixq.gguf

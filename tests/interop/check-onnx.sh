@@ -61,9 +61,9 @@ fi
 driver=$BUILD/interop/onnx-run
 mkdir -p "$BUILD/interop"
 if [ ! -x "$driver" ] || [ "$driver" -ot tests/interop/onnx-run.c ] || [ "$driver" -ot "$BUILD/libmixq.a" ]; then
-    # shellcheck disable=SC2046 # pkg-config prints several words
+    # shellcheck disable=SC2046 # several words
     ${CC:-cc} -O2 -g -std=c11 -D_GNU_SOURCE -I. tests/interop/onnx-run.c "$BUILD/libmixq.a" \
-        $(pkg-config --libs papi yaml-0.1 hwloc) -lm -lpthread -ldl -o "$driver" ||
+        $(cat "$BUILD/link-flags") -o "$driver" ||
         { echo "check-onnx: cannot build $driver"; exit 1; }
 fi
 

@@ -70,7 +70,7 @@ make --no-print-directory BUILD="$BUILD" "$BUILD/libmixq.a" >"$work/make.log" 2>
     { echo "check-presets: make $BUILD/libmixq.a failed; see '$work/make.log'" >&2; exit 1; }
 # shellcheck disable=SC2046
 ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -I. tests/interop/preset-tool.c "$BUILD/libmixq.a" \
-    $(pkg-config --libs papi yaml-0.1 hwloc) -lm -lpthread -ldl -o "$work/preset-tool" ||
+    $(cat "$BUILD/link-flags") -o "$work/preset-tool" ||
     { echo "check-presets: cannot build tests/interop/preset-tool.c" >&2; exit 1; }
 TOOL=$work/preset-tool
 

@@ -46,7 +46,7 @@ command -v pkg-config >/dev/null || die "pkg-config not found; run scripts/insta
 # shellcheck disable=SC2046
 ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -ffp-contract=off -Wall -Wextra -I. \
     tests/interop/dequant-mixq.c build/libmixq.a \
-    $(pkg-config --libs papi yaml-0.1 hwloc) -lm -lpthread -ldl \
+    $(cat build/link-flags) \
     -o "$work/dequant-mixq" || die "cannot build tests/interop/dequant-mixq.c"
 
 rm -rf "$cmpdir"

@@ -52,7 +52,7 @@ done
 mkdir -p "$work"
 # shellcheck disable=SC2046
 ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -I. tests/interop/gguf-cmp.c "$BUILD/libmixq.a" \
-    $(pkg-config --libs papi yaml-0.1 hwloc) -lm -lpthread -ldl -o "$work/gguf-cmp" ||
+    $(cat "$BUILD/link-flags") -o "$work/gguf-cmp" ||
     { echo "check-quantize-files: cannot build tests/interop/gguf-cmp.c"; exit 1; }
 
 models="examples/tinyllm/tinyllm.gguf"

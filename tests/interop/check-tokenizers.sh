@@ -45,9 +45,9 @@ fi
 driver=$build/interop/tokenize-vocab
 mkdir -p "$build/interop"
 if [ ! -x "$driver" ] || [ "$driver" -ot tests/interop/tokenize-vocab.c ] || [ "$driver" -ot "$build/libmixq.a" ]; then
-    # shellcheck disable=SC2046 # pkg-config prints several words
+    # shellcheck disable=SC2046 # several words
     "$cc" -O2 -g -std=c11 -D_GNU_SOURCE -I. tests/interop/tokenize-vocab.c "$build/libmixq.a" \
-        $(pkg-config --libs papi yaml-0.1 hwloc) -lm -lpthread -ldl -o "$driver" ||
+        $(cat "$build/link-flags") -o "$driver" ||
         { echo "$prog: cannot build $driver" >&2; exit 2; }
 fi
 

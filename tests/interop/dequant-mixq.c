@@ -18,7 +18,7 @@
  *
  * Built with mixq's library (make first):
  *     cc -std=c11 -I. tests/interop/dequant-mixq.c build/libmixq.a \
- *        $(pkg-config --libs papi yaml-0.1 hwloc) -lm -lpthread -ldl -o dequant-mixq
+ *        $(cat build/link-flags) -o dequant-mixq
  *
  * Exit status: 0 all equal (or nothing to compare), 1 a difference or a failure, 2 usage.
  */

@@ -15,7 +15,7 @@
  *
  * Built with mixq's library (make first):
  *     cc -std=c11 -I. tests/interop/preset-tool.c build/libmixq.a \
- *        $(pkg-config --libs papi yaml-0.1 hwloc) -lm -lpthread -ldl -o preset-tool
+ *        $(cat build/link-flags) -o preset-tool
  *
  * Exit status: 0 done (cmp: all the same), 1 a difference or a failure, 2 usage.
  */

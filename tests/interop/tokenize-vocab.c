@@ -18,7 +18,7 @@
  * Exit status: 0 every case passed, 1 a case failed, 2 usage or I/O error, 3 the
  * vocabulary was refused (mixq's one-line reason is on stderr). Build:
  *     cc -I. tests/interop/tokenize-vocab.c build/libmixq.a \
- *        $(pkg-config --libs papi yaml-0.1 hwloc) -lm -lpthread -ldl
+ *        $(cat build/link-flags)
  */
 #include <stdbool.h>
 #include <stdio.h>
