@@ -99,13 +99,14 @@ endif
 
 # MPI (core/dist.h: `mpirun -np N mixq tune ...` spreads sensitivity and imatrix passes over
 # ranks): found through pkg-config's mpi-c (Debian's libopenmpi-dev; MPICH's works too).
-# Only core/dist.c is compiled against it; without it, mixq refuses a launch of several ranks.
+# Only core/dist.c is compiled against it, into the twin $(BUILD)/mixq-mpi (below); without it,
+# mixq refuses a launch of several ranks.
 ifeq ($(WITH_MPI),no)
 HAVE_MPI := no
 MPI_WHY := disabled by WITH_MPI=no
 else ifeq ($(shell $(PKG_CONFIG) --exists mpi-c && echo yes),yes)
 HAVE_MPI := yes
-MPI_WHY := $(shell $(PKG_CONFIG) --modversion mpi-c) through pkg-config mpi-c; mpirun -np N mixq spreads passes over ranks
+MPI_WHY := $(shell $(PKG_CONFIG) --modversion mpi-c) through pkg-config mpi-c; builds $(BUILD)/mixq-mpi, which mixq becomes under mpirun
 MPI_CFLAGS := $(shell $(PKG_CONFIG) --cflags mpi-c)
 MPI_LIBS := $(shell $(PKG_CONFIG) --libs mpi-c)
 else
@@ -137,10 +138,7 @@ WARN += -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arit
         -Wundef -Wcast-align -Wvla -Wno-format-nonliteral
 endif
 CFLAGS += $(WARN)
-LDLIBS += $(PKG_LIBS) $(MPI_LIBS) -lm -lpthread -ldl
-ifeq ($(HAVE_MPI),yes)
-$(BUILD)/obj/core/dist.o: CPPFLAGS += -DMQ_WITH_MPI $(MPI_CFLAGS)
-endif
+LDLIBS += $(PKG_LIBS) -lm -lpthread -ldl
 ifneq ($(SANITIZE),)
 CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
@@ -241,6 +239,23 @@ $(LIBMIXQ): $(LIB_OBJS) $(LINK_FLAGS)
 $(MIXQ): $(CLI_OBJS) $(LIBMIXQ)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIBMIXQ) $(LDLIBS)
+
+# The MPI twin (core/dist.h): mixq itself never links MPI (its libraries cost every run about
+# 1 MiB of RSS); started by an MPI launcher with several ranks, mixq execs mixq-mpi beside it,
+# the same program with core/dist.c compiled against MPI.
+ifeq ($(HAVE_MPI),yes)
+MIXQ_MPI := $(BUILD)/mixq-mpi
+$(BUILD)/obj/core/dist-mpi.o: core/dist.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (mpi)")
+	$(Q)$(CC) $(CPPFLAGS) -DMQ_WITH_MPI $(MPI_CFLAGS) $(CFLAGS) -c $< -o $@
+$(MIXQ_MPI): $(CLI_OBJS) $(BUILD)/obj/core/dist-mpi.o $(LIBMIXQ)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(BUILD)/obj/core/dist-mpi.o $(LIBMIXQ) $(LDLIBS) \
+	    $(MPI_LIBS)
+all: $(MIXQ_MPI)
+check-mpi: $(MIXQ_MPI)
+endif
 
 $(TEST_UNIT): $(TEST_OBJS) $(LIBMIXQ)
 	@$(if $(Q),echo "  LINK    $@")
@@ -390,7 +405,7 @@ NPROC := $(shell nproc 2>/dev/null || echo 1)
 PARALLEL = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC))
 check: deps
 	$(Q)$(MAKE) --no-print-directory $(PARALLEL) DEVELOPER=1 $(TEST_UNIT) $(TEST_HW_COUNTERS) $(MIXQ) \
-	    $(BENCH_KERNELS) $(BENCH_CUDA) $(CUDA_PLUGIN)
+	    $(MIXQ_MPI) $(BENCH_KERNELS) $(BENCH_CUDA) $(CUDA_PLUGIN)
 	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-unit check-cli check-mpi check-scripts check-corpus check-data \
 	    check-report check-bench
 	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-asan

@@ -49,8 +49,9 @@ def main():
     if not shutil.which("mpirun"):
         print("bench-mpi skipped: no mpirun (scripts/install-deps installs openmpi-bin)")
         return 77
-    if subprocess.run(["ldd", a.mixq], capture_output=True, text=True).stdout.find("libmpi") < 0:
-        print("bench-mpi skipped: %s was built without MPI" % a.mixq)
+    twin = os.path.join(os.path.dirname(os.path.abspath(a.mixq)), "mixq-mpi")
+    if not os.access(twin, os.X_OK):
+        print("bench-mpi skipped: no %s (mixq was built without MPI)" % twin)
         return 77
     mpirun = ["mpirun", "-q", "--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
     # one process with every core's threads (what a user runs without MPI), one process with

@@ -169,27 +169,50 @@ bool mq_dist_built(void)
     return false;
 }
 
+/* The MPI twin of this executable: $MIXQ_MPI_EXE, else mixq-mpi beside it ("" if none). */
+static void mpi_twin(char *path, size_t size)
+{
+    const char *env = getenv("MIXQ_MPI_EXE");
+    path[0] = 0;
+    if (env && env[0]) {
+        snprintf(path, size, "%s", env);
+        return;
+    }
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return;
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (slash) {
+        slash[1] = 0;
+        snprintf(path, size, "%smixq-mpi", self);
+    }
+}
+
 int mq_dist_init(int *argc, char ***argv, bool *worker)
 {
-    (void)argc;
-    (void)argv;
     *worker = false;
     int size, rank;
     launcher_env(&size, &rank);
-    if (size > 1) {
-        if (rank != 0)
-            mq_error_set_quiet(1); /* the line once, from rank 0 */
-        int rc =
-            mq_error(MQ_EUNSUPPORTED,
-                     "started by an MPI launcher with %d ranks, but this mixq was built without "
-                     "MPI: rebuild it with MPI (apt-get install libopenmpi-dev; make "
-                     "WITH_MPI=yes), or run one "
-                     "process",
-                     size);
-        mq_error_set_quiet(0);
-        return rc;
-    }
-    return MQ_OK;
+    if (size <= 1)
+        return MQ_OK;
+    /* several ranks: this process becomes the MPI build (same pid, arguments and
+     * environment, as mpirun started it); mixq itself never loads MPI */
+    char twin[4200];
+    mpi_twin(twin, sizeof(twin));
+    if (twin[0] && access(twin, X_OK) == 0)
+        execv(twin, *argv);
+    if (rank != 0)
+        mq_error_set_quiet(1); /* the line once, from rank 0 */
+    int rc = mq_error(MQ_EUNSUPPORTED,
+                      "started by an MPI launcher with %d ranks, but this mixq was built without "
+                      "MPI (no %s): rebuild it with MPI (apt-get install libopenmpi-dev; make "
+                      "WITH_MPI=yes), or run one process",
+                      size, twin[0] ? twin : "mixq-mpi");
+    (void)argc;
+    mq_error_set_quiet(0);
+    return rc;
 }
 
 int mq_dist_serve(void)

@@ -38,8 +38,11 @@
  * Threads per rank: mq_dist_local_ranks says how many ranks share this machine, so that
  * each rank's default thread count is its share of the cores.
  *
- * Built with MPI when the Makefile's probe found it (MQ_WITH_MPI); without it, a mixq
- * started by mpirun with more than one rank refuses in one line (printed by rank 0).
+ * Two builds of this file. mixq itself never loads MPI (its libraries cost every run about
+ * 1 MiB of RSS): started by a launcher with several ranks, mq_dist_init execs the MPI twin
+ * beside it (mixq-mpi, or $MIXQ_MPI_EXE: the same program with this file compiled against
+ * MPI, MQ_WITH_MPI, which the Makefile builds where its probe finds MPI), keeping its pid,
+ * arguments and environment. Without a twin, mixq refuses in one line (printed by rank 0).
  *
  * Ownership: jobs are static tables (mq_dist_register keeps the pointer); setup, units
  * and the local context are borrowed for the call.
@@ -71,13 +74,13 @@ int mq_dist_register(const struct mq_dist_job *job);
 
 /* Starts MPI where this process was started by an MPI launcher (Open MPI's mpirun, PMI or
  * PMIx: Slurm's srun) and *worker = rank > 0. Not under a launcher, or one rank: a single
- * process, *worker false. A build without MPI under a launcher with several ranks:
- * MQ_EUNSUPPORTED, the line printed by rank 0 only. */
+ * process, *worker false. mixq (no MPI) under a launcher with several ranks execs its MPI
+ * twin; without one: MQ_EUNSUPPORTED, the line printed by rank 0 only. */
 int mq_dist_init(int *argc, char ***argv, bool *worker);
 int mq_dist_rank(void);        /* 0 in a single process */
 int mq_dist_size(void);        /* 1 in a single process */
 int mq_dist_local_ranks(void); /* ranks on this machine (1 in a single process) */
-bool mq_dist_built(void);      /* built with MPI */
+bool mq_dist_built(void);      /* this build is the MPI one */
 
 /* The path a worker opens for rank 0's `path`: $env where it is set and not empty on this
  * rank's machine (MIXQ_MODEL_PATH: the model is elsewhere here), else path itself. */
