@@ -240,6 +240,17 @@ $(MIXQ): $(CLI_OBJS) $(LIBMIXQ)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIBMIXQ) $(LDLIBS)
 
+# The second bundled model is committed in two pieces (each under 16 MB; its f32 weights do
+# not compress: xz leaves 17.9 MB): joined here and checked against its sha256.
+TINY256 := examples/tinyllm256/tinyllm256.gguf
+$(TINY256): $(TINY256).part1 $(TINY256).part2 $(TINY256).sha256
+	@echo "  JOIN    $@"
+	$(Q)cat $(TINY256).part1 $(TINY256).part2 >$@.tmp && \
+	  [ "$$(sha256sum <$@.tmp | cut -d' ' -f1)" = "$$(cut -d' ' -f1 $(TINY256).sha256)" ] || \
+	  { rm -f $@.tmp; echo "$@: the joined pieces do not match $(TINY256).sha256" >&2; exit 1; }
+	$(Q)mv $@.tmp $@
+all: $(TINY256)
+
 # The MPI twin (core/dist.h): mixq itself never links MPI (its libraries cost every run about
 # 1 MiB of RSS); started by an MPI launcher with several ranks, mixq execs mixq-mpi beside it,
 # the same program with core/dist.c compiled against MPI.
@@ -366,7 +377,7 @@ bench: $(BENCH_KERNELS) $(BENCH_E2E)
 
 # bench-mpi: mpirun -np 2 against one process on measured sensitivity (skips without MPI)
 bench: bench-mpi
-bench-mpi: $(MIXQ)
+bench-mpi: $(MIXQ) $(TINY256)
 	$(Q)mkdir -p $(BUILD)/bench
 	$(Q)$(PYTHON) bench/mpi.py --mixq $(MIXQ) --out $(BUILD)/bench/mpi.yaml; rc=$$?; \
 	  if [ $$rc -eq 77 ]; then true; elif [ $$rc -ne 0 ]; then exit $$rc; fi
@@ -405,14 +416,14 @@ NPROC := $(shell nproc 2>/dev/null || echo 1)
 PARALLEL = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC))
 check: deps
 	$(Q)$(MAKE) --no-print-directory $(PARALLEL) DEVELOPER=1 $(TEST_UNIT) $(TEST_HW_COUNTERS) $(MIXQ) \
-	    $(MIXQ_MPI) $(BENCH_KERNELS) $(BENCH_CUDA) $(CUDA_PLUGIN)
+	    $(MIXQ_MPI) $(BENCH_KERNELS) $(BENCH_CUDA) $(CUDA_PLUGIN) $(TINY256)
 	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-unit check-cli check-mpi check-scripts check-corpus check-data \
 	    check-report check-bench
 	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-asan
 	$(Q)$(MAKE) --no-print-directory DEVELOPER=1 check-aarch64
 	@echo "make check: all passed"
 
-check-unit: $(TEST_UNIT) $(TEST_HW_COUNTERS) $(MIXQ)
+check-unit: $(TEST_UNIT) $(TEST_HW_COUNTERS) $(MIXQ) $(TINY256)
 	@echo "== unit tests ($(BUILD))"
 	$(Q)MIXQ_EXE=$(abspath $(MIXQ)) $(TEST_UNIT)
 	@echo "== hardware counters (skip, exit 77, where the machine has none)"
@@ -438,7 +449,7 @@ check-cli: $(MIXQ)
 
 # check-mpi: mpirun -np 2 of sensitivity, imatrix and tune against one process (core/dist.h);
 # skips (exit 77) without MPI, after checking that a build without it refuses several ranks
-check-mpi: $(MIXQ)
+check-mpi: $(MIXQ) $(TINY256)
 	@echo "== MPI ranks ($(BUILD), mpi $(HAVE_MPI))"
 	$(Q)MIXQ=$(MIXQ) MIXQ_MPI=$(HAVE_MPI) CC="$(CC)" tests/mpi/run.sh; rc=$$?; \
 	  if [ $$rc -eq 77 ]; then echo "skipped"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
@@ -465,13 +476,13 @@ check-data:
 # The interop tier: mixq against llama.cpp's own tools (built from the llama-cpp-python
 # sdist, cached in .cache/) on the bundled model and SmolLM2. Skips (exit 77) where they
 # cannot be had.
-check-interop: deps $(MIXQ)
+check-interop: deps $(MIXQ) $(TINY256)
 	@echo "== interop tier: llama.cpp as the oracle"
 	$(Q)MIXQ=$(MIXQ) BUILD=$(BUILD) tests/interop/run.sh; rc=$$?; \
 	  if [ $$rc -eq 77 ]; then echo "interop tier skipped"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
 ASAN_BUILD := $(BUILD)/asan
-check-asan:
+check-asan: $(TINY256)
 	@echo "== sanitizer build (address,undefined)"
 	$(Q)$(MAKE) --no-print-directory $(PARALLEL) BUILD=$(ASAN_BUILD) SANITIZE=address,undefined \
 	    $(ASAN_BUILD)/mixq $(ASAN_BUILD)/test-unit
@@ -515,7 +526,7 @@ AARCH64_TESTS_FULL ?= core/ gguf/ model/ architecture/ backend/ backend_ops/ yam
 # (the base CPU model's only path, fallback, ran the forward pass in the first run already)
 AARCH64_TESTS_BASE ?= backend/ backend_ops/ neon/paths neon/quantize neon/f16 neon/ops neon/nonfinite
 .PHONY: check-aarch64
-check-aarch64:
+check-aarch64: $(TINY256)
 	@echo "== aarch64: cross build ($(CROSS_CC)), unit tests under $(QEMU_AARCH64)"
 	$(Q)if ! command -v $(CROSS_CC) >/dev/null 2>&1; then \
 	    echo "check-aarch64 skipped: no $(CROSS_CC) (scripts/install-deps installs gcc-aarch64-linux-gnu)"; \
