@@ -590,9 +590,10 @@ fuzz: $(FUZZ_BUILD)/fuzz-gguf $(FUZZ_BUILD)/fuzz-onnx
 	$(FUZZ_BUILD)/fuzz-gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -close_fd_mask=2 \
 	    $(FUZZ_BUILD)/corpus-gguf $(FUZZ_BUILD)/seeds
 	$(Q)$(PYTHON) tests/fuzz/make-onnx-corpus.py $(FUZZ_BUILD)/seeds-onnx
+	$(Q)$(PYTHON) tests/cli/make-inputs.py $(FUZZ_BUILD)/seeds-npy
 	$(Q)mkdir -p $(FUZZ_BUILD)/corpus-onnx
 	$(FUZZ_BUILD)/fuzz-onnx -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -close_fd_mask=2 \
-	    -rss_limit_mb=4096 $(FUZZ_BUILD)/corpus-onnx $(FUZZ_BUILD)/seeds-onnx
+	    -rss_limit_mb=4096 $(FUZZ_BUILD)/corpus-onnx $(FUZZ_BUILD)/seeds-onnx $(FUZZ_BUILD)/seeds-npy
 
 # ---- housekeeping ---------------------------------------------------------------------------
 format:

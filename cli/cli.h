@@ -79,6 +79,12 @@ struct mq_plan;
 #define CLI_OPT_SHAPES 0x5348
 int cli_check_shapes(const char *cmd, const char *arg);
 int cli_model_load(const char *path, const char *shapes, struct mq_model **out);
+
+/* --inputs PATH (ONNX models' input arrays, onnx/onnx_inputs.h): getopt code
+ * CLI_OPT_INPUTS, the evaluation data's slot. cli_check_inputs: an error line (exit 1)
+ * when the model given --inputs is no ONNX model. */
+#define CLI_OPT_INPUTS 0x494E
+int cli_check_inputs(const char *cmd, const struct mq_model *m, bool given);
 /* cli_model_load for a command that also takes a plan: without --shapes, a front.yaml plan's
  * model.shapes (the shapes its tune was given, which its content hash includes) are used,
  * and said once. */
@@ -113,6 +119,10 @@ void cli_print_imatrix(const char *label, const struct rpt_imatrix_ref *ref, boo
 /* A file given by path (what: "evaluation data", "calibration text"): a readable,
  * non-empty regular file, or one error line naming it. */
 int cli_check_file(const char *what, const char *path);
+/* Evaluation data of model m: such a file; for ONNX models also input arrays (a .npy,
+ * .npz or folder, read and matched against the inputs here, so that a mistake stops the
+ * command before anything is measured). */
+int cli_check_data(const struct mq_model *m, const char *path);
 
 /* An output folder, with its missing parents (mkdir -p); one-line error naming it. */
 int cli_make_dir(const char *path);

@@ -1,6 +1,7 @@
 /* cli/cmd_eval.c - `mixq eval MODEL [--text FILE] [--plan FORMAT|FILE]`: quality of a plan. */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "model/model.h"
 #include "model/plan.h"
 #include "model/runner.h"
+#include "onnx/onnx.h"
 #include "reports/export.h"
 #include "tokenizer/tokenizer.h"
 
@@ -33,6 +35,11 @@ static void eval_usage(FILE *f)
             "its base logits from the same file.\n\n"
             "options:\n"
             "  --text FILE        evaluation text (default: the bundled %s)\n"
+            "  --inputs PATH      ONNX models: the inputs, NumPy arrays: a .npy (one input), a\n"
+            "                     .npz (NAME.npy per input) or a folder of them (a data set);\n"
+            "                     without, a model of no known task runs %d seeded random\n"
+            "                     samples (synthetic). Loss per output: KL after Softmax,\n"
+            "                     LogSoftmax or Sigmoid, else relative MSE; metric SQNR (dB)\n"
             "  --plan P           a format for every layer (f32, f16, q8_0, q4_k, ...), 'source'\n"
             "                     (each layer as stored in the file), a llama.cpp preset\n"
             "                     (Q4_K_M, Q3_K_S, ...: llama-quantize's per-tensor types;\n"
@@ -60,7 +67,7 @@ static void eval_usage(FILE *f)
             "                     dynamic dimension other than the batch\n"
             "  -v, -q             more or fewer messages\n"
             "  --help             this text\n",
-            EVAL_DEFAULT_TEXT, EVAL_DEFAULT_CTX);
+            EVAL_DEFAULT_TEXT, MQ_ONNX_RANDOM_SAMPLES, EVAL_DEFAULT_CTX);
 }
 
 /* LLMs: perplexity and KL over chunks of a text, llama-perplexity style. */
@@ -135,8 +142,10 @@ static int eval_generic(const struct mq_model *m, const struct mq_plan *plan, st
     if (rc == MQ_OK) {
         printf("%-9s %.6g (full precision %.6g; %s is better)\n", r.metric_name, r.metric, r.ref_metric,
                r.higher_is_better ? "higher" : "lower");
-        printf("kl        mean %.6f +/- %.6f over %lld samples\n", r.loss, r.loss_stderr, (long long)r.n_samples);
-        printf("same top  %.2f%%\n", 100.0 * r.top1_agree);
+        const char *unit = m->runner->loss_name ? m->runner->loss_name(m, &qc) : "kl";
+        printf("%-9s mean %.6g +/- %.3g over %lld samples\n", unit, r.loss, r.loss_stderr, (long long)r.n_samples);
+        if (!isnan(r.top1_agree))
+            printf("same top  %.2f%%\n", 100.0 * r.top1_agree);
         if (r.note[0])
             printf("also      %s\n", r.note);
         printf("time      %.2f s\n", r.seconds);
@@ -149,7 +158,7 @@ static int eval_generic(const struct mq_model *m, const struct mq_plan *plan, st
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"text", required_argument, NULL, 't'},    {"plan", required_argument, NULL, 'p'},
+        {"text", required_argument, NULL, 't'},    {"inputs", required_argument, NULL, CLI_OPT_INPUTS},    {"plan", required_argument, NULL, 'p'},
         {"backend", required_argument, NULL, 'b'}, {"threads", required_argument, NULL, 'j'},
         {"ctx", required_argument, NULL, 'c'},     {"chunks", required_argument, NULL, 'n'},
         {"no-kl", no_argument, NULL, 'k'},         {"help", no_argument, NULL, 'h'},
@@ -162,7 +171,7 @@ int cmd_eval(int argc, char **argv)
     cli_data_path(default_text, sizeof(default_text), EVAL_DEFAULT_TEXT);
     const char *text_path = default_text, *plan_arg = "f32", *backend = "cpu", *save_logits = NULL, *imatrix = NULL;
     long long threads = 0, ctx = 0, chunks = 0, point = -1;
-    bool want_kl = true, no_imatrix = false;
+    bool want_kl = true, no_imatrix = false, inputs_given = false;
     const char *shapes = NULL;
     int c;
     optind = 1;
@@ -171,6 +180,10 @@ int cmd_eval(int argc, char **argv)
         int u = CLI_OK;
         switch (c) {
         case 't': text_path = optarg; break;
+        case CLI_OPT_INPUTS:
+            text_path = optarg;
+            inputs_given = true;
+            break;
         case 'p': plan_arg = optarg; break;
         case 'b': backend = optarg; break;
         case 'j': u = cli_parse_int("eval", "--threads", optarg, 1, 1024, &threads); break;
@@ -206,6 +219,8 @@ int cmd_eval(int argc, char **argv)
     static struct rpt_imatrix_ref im; /* large: off the stack */
     bool im_front;
     if ((rc = cli_model_load_for_plan(argv[optind], shapes, plan_arg, &m)) < 0 ||
+        (rc = cli_check_inputs("eval", m, inputs_given)) < 0 ||
+        (m->kind == MQ_MODEL_ONNX && text_path != default_text && (rc = mq_onnx_check_data(m, text_path)) < 0) ||
         (rc = cli_load_plan_imatrix(m, plan_arg, point, imatrix, no_imatrix, &plan, &im, &im_front)) < 0 ||
         (rc = be_open(backend, &(struct be_config){.n_threads = (int)threads}, &be)) < 0 ||
         (rc = mq_model_lend(m, be)) < 0)

@@ -47,6 +47,7 @@ static void search_usage(FILE *f)
             "  --config FILE|none    model config with pins (default: the one matching MODEL)\n"
             "  --validate N          measure N front points (at least 8) and the baselines here\n"
             "  --eval FILE           with --validate: evaluation data (default as 'mixq tune')\n"
+            "  --inputs PATH         with --validate, ONNX models: NumPy inputs (see 'mixq tune')\n"
             "  --ctx N, --chunks N   with --validate: LLM chunk length and count (default as 'mixq tune')\n"
             "  --backend NAME        with --validate: backend (default: the profile's)\n"
             "  --threads N           with --validate: threads (default: the profile's)\n"
@@ -68,7 +69,7 @@ int cmd_search(int argc, char **argv)
         {"size", required_argument, NULL, 'Z'},    {"max-kl", required_argument, NULL, 'K'},
         {"formats", required_argument, NULL, 'f'}, {"pin", required_argument, NULL, 'p'},
         {"config", required_argument, NULL, 'g'},  {"validate", required_argument, NULL, 'V'},
-        {"eval", required_argument, NULL, 'e'},    {"ctx", required_argument, NULL, 'c'},
+        {"eval", required_argument, NULL, 'e'},    {"inputs", required_argument, NULL, CLI_OPT_INPUTS},    {"ctx", required_argument, NULL, 'c'},
         {"chunks", required_argument, NULL, 'n'},  {"backend", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 'j'}, {"no-memory", no_argument, NULL, 'M'},
         {"out", required_argument, NULL, 'o'},     {"no-plots", no_argument, NULL, 'P'},
@@ -78,7 +79,7 @@ int cmd_search(int argc, char **argv)
     const char *prof_path = NULL, *sens_path = NULL, *formats = NULL, *config = NULL, *eval = NULL;
     const char *backend = NULL, *out_dir = "mixq-out";
     double mem_budget = SRCH_NO_BUDGET, lat_budget = SRCH_NO_BUDGET, size_budget = SRCH_NO_BUDGET, max_kl = 0;
-    bool has_max_kl = false;
+    bool has_max_kl = false, inputs_given = false;
     long long n_validate = 0, ctx = 0, chunks = 4, threads = 0;
     bool probe = true, plots = true;
     static struct srch_pins cli_pins, pins;
@@ -118,6 +119,10 @@ int cmd_search(int argc, char **argv)
         case 'g': config = optarg; break;
         case 'V': u = cli_parse_int("search", "--validate", optarg, 8, 4096, &n_validate); break;
         case 'e': eval = optarg; break;
+        case CLI_OPT_INPUTS:
+            eval = optarg;
+            inputs_given = true;
+            break;
         case 'c': u = cli_parse_int("search", "--ctx", optarg, 4, 1 << 20, &ctx); break;
         case 'n': u = cli_parse_int("search", "--chunks", optarg, 1, 1 << 30, &chunks); break;
         case 'b': backend = optarg; break;
@@ -157,7 +162,8 @@ int cmd_search(int argc, char **argv)
     int rc;
     if ((rc = rpt_profile_read(prof_path, &prof)) < 0 || (rc = rpt_sensitivity_read(sens_path, &sens)) < 0)
         goto done;
-    if ((rc = cli_model_load(optind < argc ? argv[optind] : prof->model_path, shapes, &m)) < 0)
+    if ((rc = cli_model_load(optind < argc ? argv[optind] : prof->model_path, shapes, &m)) < 0 ||
+        (rc = cli_check_inputs("search", m, inputs_given)) < 0)
         goto done;
     if (has_max_kl && !n_validate && strcmp(sens->loss_name, "kl")) {
         rc = mq_error(MQ_EINVAL, "--max-kl bounds KL, and '%s' holds %s losses (%s sensitivity): give --validate N "
@@ -179,6 +185,8 @@ int cmd_search(int argc, char **argv)
     }
     if (!eval && m->kind == MQ_MODEL_LLAMA)
         eval = default_text;
+    if (n_validate && eval && (rc = cli_check_data(m, eval)) < 0)
+        goto done;
     if (!backend)
         backend = prof->target.backend;
     if (!threads)

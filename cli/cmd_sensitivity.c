@@ -7,13 +7,14 @@
 
 #include "backends/backend.h"
 #include "cli/cli.h"
+#include "cli/tune_common.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "model/model.h"
+#include "onnx/onnx.h"
 #include "reports/plot.h"
 #include "reports/sensitivity_io.h"
 #include "search/sensitivity.h"
-#include "cli/tune_common.h"
 
 #define SENS_DEFAULT_CHUNKS 4
 
@@ -49,6 +50,11 @@ static void sens_usage(FILE *f)
             "options:\n"
             "  --eval FILE           evaluation data (default: the model config's; LLMs: the bundled\n"
             "                        KJV held-out text)\n"
+            "  --inputs PATH         ONNX models: the inputs, NumPy arrays: a .npy (one input), a\n"
+            "                        .npz (NAME.npy per input) or a folder of them (a data set);\n"
+            "                        without, a model of no known task runs %d seeded random\n"
+            "                        samples (synthetic: the output says so). Loss per output: KL\n"
+            "                        after Softmax/LogSoftmax/Sigmoid, else relative MSE\n"
             "  --config FILE|none    model config, for its data and pins (default: the one in\n"
             "                        configs/models matching MODEL); pinned layers are not analysed\n"
             "  --formats LIST        formats to analyse (default f16,q8_0,q6_k,q5_k,q4_k,q3_k\n"
@@ -69,7 +75,7 @@ static void sens_usage(FILE *f)
             "                        dynamic dimension other than the batch\n"
             "  -v, -q                more or fewer messages\n"
             "  --help                this text\n",
-            SRCH_SENS_AUTO_MAX_EVALS, SRCH_SENS_DEFAULT_DEPTH_GROUPS, SENS_DEFAULT_CHUNKS);
+            SRCH_SENS_AUTO_MAX_EVALS, MQ_ONNX_RANDOM_SAMPLES, SRCH_SENS_DEFAULT_DEPTH_GROUPS, SENS_DEFAULT_CHUNKS);
 }
 
 /* Prints the most sensitive layers of each format. */
@@ -125,7 +131,7 @@ static void print_summary(const struct srch_sensitivity *s, const char *yaml)
 int cmd_sensitivity(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"eval", required_argument, NULL, 'e'},    {"formats", required_argument, NULL, 'f'},
+        {"eval", required_argument, NULL, 'e'},    {"inputs", required_argument, NULL, CLI_OPT_INPUTS},    {"formats", required_argument, NULL, 'f'},
         {"sensitivity", required_argument, NULL, 'S'}, {"groups", required_argument, NULL, 'G'},
         {"backend", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 'j'}, {"ctx", required_argument, NULL, 'c'},
@@ -141,7 +147,7 @@ int cmd_sensitivity(int argc, char **argv)
     const char *config = NULL;
     long long threads = 0, ctx = 0, chunks = -1, groups = 0;
     enum srch_sens_method method = SRCH_SENS_AUTO;
-    bool no_cache = false;
+    bool no_cache = false, inputs_given = false;
     const char *shapes = NULL;
     int c;
     optind = 1;
@@ -150,6 +156,10 @@ int cmd_sensitivity(int argc, char **argv)
         int u = CLI_OK;
         switch (c) {
         case 'e': eval = optarg; break;
+        case CLI_OPT_INPUTS:
+            eval = optarg;
+            inputs_given = true;
+            break;
         case 'f': formats = optarg; break;
         case 'S':
             if (srch_sens_method_parse(optarg, &method) < 0 || method == SRCH_SENS_AUTO)
@@ -195,7 +205,7 @@ int cmd_sensitivity(int argc, char **argv)
     bool have_cfg;
     char cfg_data[4096];
     int rc;
-    if ((rc = cli_model_load(argv[optind], shapes, &m)) < 0)
+    if ((rc = cli_model_load(argv[optind], shapes, &m)) < 0 || (rc = cli_check_inputs("sensitivity", m, inputs_given)) < 0)
         goto done;
     if ((rc = cli_tune_config("sensitivity", m, config, &cfg, &have_cfg, &pins)) < 0)
         goto done;
@@ -207,7 +217,7 @@ int cmd_sensitivity(int argc, char **argv)
         eval = default_text;
     if (chunks < 0) /* LLMs: the first chunks of the text; other tasks: every sample */
         chunks = m->kind == MQ_MODEL_LLAMA ? SENS_DEFAULT_CHUNKS : 0;
-    if (eval && (rc = cli_check_file("evaluation data", eval)) < 0)
+    if (eval && (rc = cli_check_data(m, eval)) < 0)
         goto done;
     if ((rc = cli_make_dir(out_dir)) < 0)
         goto done;

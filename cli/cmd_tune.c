@@ -28,6 +28,7 @@
 #include "model/imatrix.h"
 #include "model/model.h"
 #include "model/runner.h"
+#include "onnx/onnx.h"
 #include "profiler/cache.h"
 #include "profiler/measure.h"
 #include "profiler/profile.h"
@@ -114,6 +115,11 @@ static void tune_usage(FILE *f)
             "  --eval FILE           evaluation data of sensitivity and validation KL (LLMs: a text;\n"
             "                        default the model config's, or the bundled\n"
             "                        %s, disjoint from the calibration text)\n"
+            "  --inputs PATH         ONNX models: the inputs, NumPy arrays: a .npy (one input), a\n"
+            "                        .npz (NAME.npy per input) or a folder of them (a data set);\n"
+            "                        without, a model of no known task runs %d seeded random\n"
+            "                        samples (synthetic: the output says so). Loss per output: KL\n"
+            "                        after Softmax/LogSoftmax/Sigmoid, else relative MSE\n"
             "  --calib FILE          LLMs: the calibration text of the importance matrix (default the\n"
             "                        bundled %s): computed once per model, text,\n"
             "                        --ctx and --calib-chunks and kept in the cache, and every format\n"
@@ -171,7 +177,7 @@ static void tune_usage(FILE *f)
             "                        dynamic dimension other than the batch\n"
             "  -v, -q                more or fewer messages\n"
             "  --help                this text\n",
-            SRCH_SENS_AUTO_MAX_EVALS, SRCH_SENS_DEFAULT_DEPTH_GROUPS, TUNE_DEFAULT_EVAL_TEXT, MQ_IMATRIX_DEFAULT_TEXT, TUNE_DEFAULT_CHUNKS, SRCH_TUNE_MAX_TARGETS);
+            SRCH_SENS_AUTO_MAX_EVALS, SRCH_SENS_DEFAULT_DEPTH_GROUPS, TUNE_DEFAULT_EVAL_TEXT, MQ_ONNX_RANDOM_SAMPLES, MQ_IMATRIX_DEFAULT_TEXT, TUNE_DEFAULT_CHUNKS, SRCH_TUNE_MAX_TARGETS);
 }
 
 /* Validation on a remote target: each plan's latency and peak RSS from the agent, kept in
@@ -337,7 +343,7 @@ int cmd_tune(int argc, char **argv)
         {"workload", required_argument, NULL, 'w'},    {"formats", required_argument, NULL, 'f'},
         {"pin", required_argument, NULL, 'p'},         {"config", required_argument, NULL, 'g'},
         {"sensitivity", required_argument, NULL, 'S'}, {"groups", required_argument, NULL, 'G'},
-        {"eval", required_argument, NULL, 'e'},
+        {"eval", required_argument, NULL, 'e'},    {"inputs", required_argument, NULL, CLI_OPT_INPUTS},
         {"imatrix", required_argument, NULL, TUNE_OPT_IMATRIX},
         {"no-imatrix", no_argument, NULL, TUNE_OPT_NO_IMATRIX},
         {"no-compensate", no_argument, NULL, TUNE_OPT_NO_COMPENSATE},
@@ -365,7 +371,7 @@ int cmd_tune(int argc, char **argv)
     enum srch_sens_method method = SRCH_SENS_AUTO;
     bool probe = true, no_cache = false, plots = true, backend_given = false, per_target = false;
     const char *imatrix = NULL, *calib = NULL; /* the importance matrix: cli_tune_imatrix */
-    bool no_imatrix = false, no_compensate = false;
+    bool no_imatrix = false, no_compensate = false, inputs_given = false;
     long long calib_chunks = 0;
     const char *target_spec[SRCH_TUNE_MAX_TARGETS];
     int n_targets = 0;
@@ -410,6 +416,10 @@ int cmd_tune(int argc, char **argv)
             break;
         case 'G': u = cli_parse_int("tune", "--groups", optarg, 1, 1 << 20, &groups); break;
         case 'e': eval = optarg; break;
+        case CLI_OPT_INPUTS:
+            eval = optarg;
+            inputs_given = true;
+            break;
         case TUNE_OPT_IMATRIX: imatrix = optarg; break;
         case TUNE_OPT_NO_IMATRIX: no_imatrix = true; break;
         case TUNE_OPT_NO_COMPENSATE: no_compensate = true; break;
@@ -504,7 +514,7 @@ int cmd_tune(int argc, char **argv)
     static struct rpt_model_config cfg;
     bool have_cfg;
     int rc;
-    if ((rc = cli_model_load(model_path, shapes, &m)) < 0)
+    if ((rc = cli_model_load(model_path, shapes, &m)) < 0 || (rc = cli_check_inputs("tune", m, inputs_given)) < 0)
         goto done;
     if ((rc = cli_tune_config("tune", m, config, &cfg, &have_cfg, &pins)) < 0)
         goto done;
@@ -534,7 +544,7 @@ int cmd_tune(int argc, char **argv)
         if (pinned[l] < MQ_DTYPE_COUNT)
             po.formats |= 1u << pinned[l];
     free(pinned);
-    if (rc < 0 || (eval && (rc = cli_check_file("evaluation data", eval)) < 0))
+    if (rc < 0 || (eval && (rc = cli_check_data(m, eval)) < 0))
         goto done;
     if ((rc = mq_workload_parse(workload, &po.workload)) < 0 || (rc = mq_runner_check(m, &po.workload)) < 0)
         goto done;

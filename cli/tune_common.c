@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "model/imatrix.h"
 #include "model/quantize.h"
+#include "onnx/onnx.h"
 #include "profiler/imatrix_cache.h"
 #include "reports/front_io.h"
 #include "reports/plot.h"
@@ -321,7 +322,7 @@ static void print_calibration(const struct srch_sensitivity *sens, const struct 
 }
 
 /* Which texts the tuning calibrated on (its importance matrix) and evaluated on. */
-static void print_texts(const struct cli_tune_texts *tx)
+static void print_texts(const struct mq_model *m, const struct cli_tune_texts *tx)
 {
     const struct rpt_imatrix_ref *im = &tx->imatrix;
     if (!im->set)
@@ -336,7 +337,12 @@ static void print_texts(const struct cli_tune_texts *tx)
         printf("compensation %d layers error-compensated (GPTQ, Gram matrices in the imatrix file)%s\n",
                im->compensated, im->compensated ? "" : ": none (--no-compensate, a file without them, or "
                                                            "layer inputs too large)");
-    if (tx->eval && tx->ctx > 0)
+    if (m->kind == MQ_MODEL_ONNX && mq_onnx_synthetic_inputs(m, tx->eval))
+        printf("evaluation   SYNTHETIC inputs: %lld seeded random samples (no known task and no "
+               "--inputs): the "
+               "quality figures are of random data\n",
+               tx->chunks > 0 ? tx->chunks : (long long)MQ_ONNX_RANDOM_SAMPLES);
+    else if (tx->eval && tx->ctx > 0)
         printf("evaluation   %s, %lld chunk%s of %lld tokens (sensitivity and validation KL)\n", tx->eval, tx->chunks,
                tx->chunks == 1 ? "" : "s", tx->ctx);
     else if (tx->chunks > 0)
@@ -383,7 +389,7 @@ void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof,
            sens->method == SRCH_SENS_GROUPED ? ", estimated from groups" : "",
            sens->method == SRCH_SENS_PROXY ? "; validation measures KL" : "");
     if (tx)
-        print_texts(tx);
+        print_texts(m, tx);
     const struct srch_front *f = t->front;
     printf("search       %s%s over 2^%.1f plans: %d points on the front in %.3g s\n", f->method,
            f->exact ? " (exact)" : " (epsilon-approximate)", f->log2_plans, f->n, t->search_seconds);

@@ -20,6 +20,7 @@
 #include "model/plan.h"
 #include "model/preset.h"
 #include "model/shapes.h"
+#include "onnx/onnx.h"
 #include "profiler/cache.h"
 #include "reports/export.h"
 #include "reports/front_io.h"
@@ -180,6 +181,28 @@ int cli_check_file(const char *what, const char *path)
         return mq_error(MQ_EIO, "cannot open %s '%s': %s", what, path, strerror(errno));
     fclose(f);
     return MQ_OK;
+}
+
+int cli_check_inputs(const char *cmd, const struct mq_model *m, bool given)
+{
+    if (given && m->kind != MQ_MODEL_ONNX)
+        return mq_error(
+            MQ_EINVAL,
+            "%s: --inputs gives an ONNX model's input arrays; '%s' is a GGUF model, whose "
+            "evaluation text is --%s",
+            cmd, m->path, strcmp(cmd, "eval") ? "eval" : "text");
+    return MQ_OK;
+}
+
+int cli_check_data(const struct mq_model *m, const char *path)
+{
+    struct stat st;
+    int rc;
+    if (m->kind == MQ_MODEL_ONNX && (rc = mq_onnx_check_data(m, path)) < 0)
+        return rc;
+    if (m->kind == MQ_MODEL_ONNX && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return MQ_OK; /* a folder of input arrays, read above */
+    return cli_check_file("evaluation data", path);
 }
 
 int cli_load_plan(const struct mq_model *m, const char *arg, long long point, struct mq_plan **out)

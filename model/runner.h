@@ -42,14 +42,17 @@ struct mq_memory {
 
 /* Quality of one plan against the full-precision model on evaluation data. */
 struct mq_quality {
-    double loss;             /* what the search minimizes: mean KL divergence of the outputs
-                              * (next-token or class distributions) from full precision, >= 0 */
+    double loss; /* what the search minimizes: mean KL divergence of the outputs
+                  * (next-token or class distributions) from full precision, >= 0;
+                  * generic ONNX outputs that are no distribution: relative MSE
+                  * (runner loss_name says which) */
     double loss_stderr;
     double metric;           /* the task metric: "ppl", "f1", "cer", "accuracy", ... */
     double ref_metric;       /* the same for the full-precision model */
     const char *metric_name;
     bool higher_is_better;   /* for the metric */
-    double top1_agree;       /* fraction of samples where the top choice matches full precision */
+    double top1_agree;       /* fraction of samples where the top choice matches full precision
+                              * (NaN: the outputs are no distributions) */
     int64_t n_samples;       /* scored positions / frames / images */
     double seconds;          /* wall time of this plan's evaluation */
     char note[128];          /* a kind-specific extra figure, one line ("mean |p - p_f32| 0.0021
@@ -107,6 +110,9 @@ struct mq_runner_ops {
                        void **out);
     int (*quality_eval)(void *q, const struct mq_plan *p, struct mq_quality *out);
     void (*quality_free)(void *q);
+    /* Optional (NULL: "kl"): the unit of quality_eval's loss with cfg's data, as the
+     * sensitivity tables name it ("kl", "rel_mse", "kl+rel_mse"). */
+    const char *(*loss_name)(const struct mq_model *m, const struct mq_quality_config *cfg);
     /* Runs the reference (mq_plan_reference) model on a calibration sample of the evaluation
      * data (LLMs: the first chunk of cfg->ctx tokens) and hands every matmul's input to fn,
      * for the proxy sensitivity (each layer's own output error). Layers without a matmul

@@ -282,6 +282,16 @@ int mq_onnx_model_from_memory(const void *buf, size_t size, const char *name, st
 /* The compiled graph (m->impl of an ONNX model). */
 const struct mq_onnx_file *mq_onnx_model_file(const struct mq_model *m);
 
+/* Whether an ONNX model's quality is measured on synthetic inputs with this evaluation
+ * data (NULL: none given): true when its task has no data of its own (no known task) and
+ * data names no arrays (onnx/onnx_inputs.h). */
+bool mq_onnx_synthetic_inputs(const struct mq_model *m, const char *data);
+/* Checks evaluation data before anything is measured: arrays (a .npy, .npz or folder) are
+ * read and matched against the inputs; other data must be a known task's. One error line. */
+int mq_onnx_check_data(const struct mq_model *m, const char *data);
+#define MQ_ONNX_RANDOM_SAMPLES 8 /* synthetic samples when the caller asks for none in particular  \
+                                  */
+
 /* A tensor passed into or out of an inference. Inputs: the caller's memory, borrowed.
  * Outputs: mq_onnx_exec_run fills name (borrowed from the model), type, shape and a
  * malloc'd `data` that mq_onnx_io_release frees. */

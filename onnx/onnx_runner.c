@@ -490,6 +490,7 @@ const struct mq_runner_ops mq_onnx_runner = {
     .free_impl = onnx_free_impl,
     .describe = onnx_describe,
     .quality_new = onnx_quality_new_op,
+    .loss_name = onnx_loss_name,
     .quality_eval = onnx_quality_eval,
     .quality_free = onnx_quality_free,
     .capture = onnx_capture,

@@ -12,12 +12,25 @@
 
 #include "core/log.h"
 #include "core/status.h"
+#include "onnx/onnx_inputs.h"
 #include "onnx/onnx_task.h"
 
 #define DATA_MAX_BYTES ((size_t)256 << 20) /* evaluation files beyond this are refused */
 #define IMG_MAX_SIDE 8192
 #define MAX_SAMPLES 100000
 #define OCR_BATCH 8
+
+/* How an output of a generic model is compared with full precision: by the node that
+ * makes it. Distributions (Softmax, LogSoftmax along their axis; Sigmoid, each value a
+ * Bernoulli) by KL divergence, everything else by relative mean squared error. */
+enum gen_kind { GEN_RAW, GEN_SOFTMAX, GEN_LOGSOFTMAX, GEN_SIGMOID };
+
+/* One output of one sample in the flat outputs: values [off, off + n), distributions of C
+ * values inner apart, outer x inner of them (GEN_RAW, GEN_SIGMOID: C = 1, inner = n). */
+struct gen_out {
+    int64_t off, n, outer, C, inner;
+    enum gen_kind kind;
+};
 
 struct onnx_quality {
     const struct mq_model *m;
@@ -39,6 +52,10 @@ struct onnx_quality {
     int *angles;
     char **chars; /* ppocr-rec: the CTC alphabet, [0] = blank */
     int n_chars;
+    /* generic: the samples, and where each (sample, output) lies in the flat outputs */
+    bool generic;
+    struct ox_samples samples;
+    struct gen_out *outs; /* [n_samples * n_outputs] */
     /* outputs of the f32 plan */
     int64_t n_items, n_classes;
     float *ref;
@@ -50,40 +67,7 @@ struct onnx_quality {
 
 static int read_all(const char *path, uint8_t **out, size_t *len)
 {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mq_error(MQ_EIO, "cannot open '%s': %s", path, strerror(errno));
-    struct stat st;
-    int rc = MQ_OK;
-    uint8_t *buf = NULL;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = mq_error(MQ_EIO, "'%s' is not a regular file", path);
-        goto done;
-    }
-    if ((uint64_t)st.st_size > DATA_MAX_BYTES) {
-        rc = mq_error(MQ_EFORMAT, "'%s' has %lld bytes (evaluation files hold at most %zu)", path,
-                      (long long)st.st_size, DATA_MAX_BYTES);
-        goto done;
-    }
-    buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        rc = mq_error(MQ_ENOMEM, "cannot allocate %lld bytes for '%s'", (long long)st.st_size, path);
-        goto done;
-    }
-    size_t n = fread(buf, 1, (size_t)st.st_size, f);
-    if (ferror(f) || n != (size_t)st.st_size) {
-        rc = mq_error(MQ_EIO, "cannot read '%s'", path);
-        goto done;
-    }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    buf = NULL;
-done:
-    free(buf);
-    fclose(f);
-    return rc;
+    return ox_read_file(path, DATA_MAX_BYTES, out, len);
 }
 
 static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
@@ -890,9 +874,277 @@ static const struct onnx_task task_cls = {
     .higher_is_better = true,
 };
 
+/* ---- generic models: the user's arrays or seeded random inputs, every output -------------------
+ */
+
+/* How output o is compared: by the node that makes it (*axis: a softmax's axis attribute). */
+static enum gen_kind gen_kind_of(const struct ox_graph *g, int o, int64_t *axis)
+{
+    int v = g->outputs[o];
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        const struct ox_node *n = &g->nodes[i];
+        for (int j = 0; j < n->n_out; j++) {
+            if (n->out[j] != v)
+                continue;
+            const char *op = ox_ops[n->op].name;
+            if (!strcmp(op, "Sigmoid"))
+                return GEN_SIGMOID;
+            if (strcmp(op, "Softmax") && strcmp(op, "LogSoftmax"))
+                return GEN_RAW;
+            *axis = ox_attr_int(n, "axis", g->opset >= 13 ? -1 : 1);
+            return op[0] == 'S' ? GEN_SOFTMAX : GEN_LOGSOFTMAX;
+        }
+    }
+    return GEN_RAW; /* a graph input or a constant */
+}
+
+/* Where a softmax's distributions lie in an output of shape dims: before opset 13 the
+ * input is flattened to 2-D at axis, from 13 on each distribution runs along axis. */
+static void gen_layout(struct gen_out *e, enum gen_kind kind, int64_t axis, int64_t opset, int nd,
+                       const int64_t *dims, int64_t n)
+{
+    e->kind = kind;
+    e->n = n;
+    e->outer = 1;
+    e->C = 1;
+    e->inner = n;
+    if (kind != GEN_SOFTMAX && kind != GEN_LOGSOFTMAX)
+        return;
+    if (axis < 0)
+        axis += nd;
+    if (nd == 0 || axis < 0 || axis >= nd) {
+        e->kind = GEN_RAW;
+        return;
+    }
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; d++)
+        outer *= dims[d];
+    for (int d = (int)axis + 1; d < nd; d++)
+        inner *= dims[d];
+    e->outer = outer;
+    e->C = opset < 13 ? dims[axis] * inner : dims[axis];
+    e->inner = opset < 13 ? 1 : inner;
+}
+
+static int generic_load(struct onnx_quality *q, const char *path)
+{
+    int rc;
+    if (path && *path) {
+        if (!ox_inputs_is_arrays(path))
+            return mq_error(
+                MQ_EINVAL,
+                "'%s': inputs of a model without a known task are a .npy or .npz file or a "
+                "folder of them (--inputs)",
+                path);
+        rc = ox_inputs_load(q->g, path, q->max_samples, &q->samples);
+    } else {
+        rc = ox_inputs_random(q->g, q->max_samples, &q->samples);
+    }
+    if (rc < 0)
+        return rc;
+    q->generic = true;
+    q->n_items = q->samples.n_samples;
+    return MQ_OK;
+}
+
+/* Every sample through x; *outv: all outputs of all samples as floats, one after another.
+ * The first run (the reference) lays them out in q->outs; later runs must match it. */
+static int generic_infer(struct onnx_quality *q, struct mq_onnx_exec *x, float **outv)
+{
+    const struct ox_graph *g = q->g;
+    const int no = g->n_outputs, ns = q->samples.n_samples, nio = q->samples.n_io;
+    bool first = !q->outs;
+    struct gen_out *lay = first ? calloc((size_t)ns * (size_t)no + 1, sizeof(*lay)) : q->outs;
+    struct mq_onnx_io *out = calloc((size_t)no + 1, sizeof(*out));
+    enum gen_kind *kind = calloc((size_t)no + 1, sizeof(*kind));
+    int64_t *axis = calloc((size_t)no + 1, sizeof(*axis));
+    float *buf = NULL;
+    int64_t len = 0, cap = 0;
+    int rc = MQ_OK;
+    if (!lay || !out || !kind || !axis) {
+        rc = mq_error(MQ_ENOMEM, "cannot allocate the outputs of %d samples", ns);
+        goto done;
+    }
+    for (int o = 0; o < no; o++)
+        kind[o] = gen_kind_of(g, o, &axis[o]);
+    for (int s = 0; s < ns && rc == MQ_OK; s++) {
+        if ((rc = mq_onnx_exec_run(x, q->samples.io + (size_t)s * (size_t)nio, nio, out, no)) < 0)
+            break;
+        for (int o = 0; o < no && rc == MQ_OK; o++) {
+            struct gen_out *e = &lay[(size_t)s * (size_t)no + (size_t)o];
+            int64_t n = 1;
+            for (int d = 0; d < out[o].n_dims; d++)
+                n *= out[o].dims[d];
+            if (first) {
+                gen_layout(e, kind[o], axis[o], g->opset, out[o].n_dims, out[o].dims, n);
+                e->off = len;
+            } else if (e->off != len || e->n != n) {
+                rc = mq_error(MQ_EINTERNAL, "'%s': output '%s' changed shape between plans",
+                              q->m->path, out[o].name);
+                break;
+            }
+            if (len + n > cap) {
+                int64_t nc = (len + n) * 2 + 1024;
+                float *nb = nc <= OX_MAX_ELEMS ? realloc(buf, (size_t)nc * sizeof(float)) : NULL;
+                if (!nb) {
+                    rc = mq_error(MQ_ENOMEM, "cannot hold %" PRId64 " output values", len + n);
+                    break;
+                }
+                buf = nb;
+                cap = nc;
+            }
+            for (int64_t i = 0; i < n; i++)
+                buf[len + i] = out[o].type == MQ_ONNX_IO_F32
+                                   ? ((const float *)out[o].data)[i]
+                                   : (float)((const int64_t *)out[o].data)[i];
+            len += n;
+        }
+        mq_onnx_io_release(out, no);
+    }
+done:
+    if (rc == MQ_OK && first)
+        q->outs = lay;
+    else if (first)
+        free(lay);
+    free(out);
+    free(kind);
+    free(axis);
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    *outv = buf ? buf : calloc(1, sizeof(float));
+    return *outv ? MQ_OK : mq_error(MQ_ENOMEM, "cannot allocate outputs");
+}
+
+/* Output e of plan y against the reference r: its loss (mean KL of its distributions, or
+ * relative MSE), with its squared signal and error added to *sig and *err and its
+ * distributions' top-1 agreement to *agree of *n_dist. tmp: 2 C floats. */
+static double gen_output_loss(const struct gen_out *e, const float *r, const float *y, float *tmp,
+                              double *sig, double *err, int64_t *agree, int64_t *n_dist)
+{
+    r += e->off;
+    y += e->off;
+    double ss = 0.0, se = 0.0;
+    for (int64_t i = 0; i < e->n; i++) {
+        double d = (double)y[i] - (double)r[i];
+        ss += (double)r[i] * r[i];
+        se += d * d;
+    }
+    *sig += ss;
+    *err += se;
+    if (e->kind == GEN_RAW)
+        return ss > 0.0 ? se / ss : se / (double)(e->n ? e->n : 1);
+    if (e->kind == GEN_SIGMOID) {
+        double kl = 0.0;
+        for (int64_t i = 0; i < e->n; i++) {
+            kl += kl_item(&r[i], &y[i], 1);
+            *agree += (r[i] >= 0.5f) == (y[i] >= 0.5f);
+        }
+        *n_dist += e->n;
+        return e->n ? kl / (double)e->n : 0.0;
+    }
+    double kl = 0.0;
+    int64_t nd = e->outer * e->inner;
+    for (int64_t o = 0; o < e->outer; o++)
+        for (int64_t in = 0; in < e->inner; in++) {
+            const int64_t base = o * e->C * e->inner + in;
+            float *tr = tmp, *ty = tmp + e->C;
+            for (int64_t c = 0; c < e->C; c++) {
+                tr[c] = r[base + c * e->inner];
+                ty[c] = y[base + c * e->inner];
+                if (e->kind == GEN_LOGSOFTMAX) {
+                    tr[c] = expf(tr[c]);
+                    ty[c] = expf(ty[c]);
+                }
+            }
+            if (e->C > 1)
+                kl += kl_item(tr, ty, e->C);
+            *agree += argmax(tr, e->C) == argmax(ty, e->C);
+        }
+    *n_dist += nd;
+    return nd ? kl / (double)nd : 0.0;
+}
+
+static int generic_eval(struct onnx_quality *q, const float *y, struct mq_quality *out)
+{
+    const int no = q->g->n_outputs, ns = q->samples.n_samples;
+    int64_t maxC = 1;
+    int n_kl = 0;
+    for (int i = 0; i < ns * no; i++)
+        maxC = q->outs[i].C > maxC ? q->outs[i].C : maxC;
+    for (int o = 0; o < no && ns > 0; o++)
+        n_kl += q->outs[o].kind != GEN_RAW;
+    float *tmp = malloc((size_t)maxC * 2 * sizeof(float));
+    if (!tmp)
+        return mq_error(MQ_ENOMEM, "cannot allocate %" PRId64 " values", 2 * maxC);
+    double sum = 0.0, sum2 = 0.0, sig = 0.0, err = 0.0;
+    int64_t agree = 0, n_dist = 0;
+    for (int s = 0; s < ns; s++) {
+        double l = 0.0;
+        for (int o = 0; o < no; o++)
+            l += gen_output_loss(&q->outs[(size_t)s * (size_t)no + (size_t)o], q->ref, y, tmp, &sig,
+                                 &err, &agree, &n_dist);
+        l /= no ? no : 1;
+        sum += l;
+        sum2 += l * l;
+    }
+    free(tmp);
+    double n = ns ? ns : 1;
+    out->loss = sum / n;
+    double var = ns > 1 ? (sum2 - sum * sum / n) / (n - 1) : 0.0;
+    out->loss_stderr = var > 0 ? sqrt(var / n) : 0.0;
+    out->metric = err > 0.0 ? 10.0 * log10(sig / err) : INFINITY;
+    out->ref_metric = INFINITY;
+    out->metric_name = "sqnr_db";
+    out->higher_is_better = true;
+    out->top1_agree = n_dist ? (double)agree / (double)n_dist : NAN;
+    out->n_samples = ns;
+    snprintf(out->note, sizeof(out->note), "%.60s; loss: KL of %d output%s, relative MSE of %d",
+             q->samples.desc, n_kl, n_kl == 1 ? "" : "s", no - n_kl);
+    return MQ_OK;
+}
+
+bool mq_onnx_synthetic_inputs(const struct mq_model *m, const char *data)
+{
+    const struct ox_graph *g = m->impl;
+    return m->kind == MQ_MODEL_ONNX && !g->task->load && !ox_inputs_is_arrays(data);
+}
+
+int mq_onnx_check_data(const struct mq_model *m, const char *data)
+{
+    const struct ox_graph *g = m->impl;
+    if (!data)
+        return MQ_OK;
+    if (!ox_inputs_is_arrays(data))
+        return g->task->load
+                   ? MQ_OK
+                   : mq_error(MQ_EINVAL,
+                              "'%s': inputs of a model without a known task are a .npy or .npz "
+                              "file or a folder of them (--inputs)",
+                              data);
+    struct ox_samples s;
+    int rc = ox_inputs_load(g, data, 0, &s);
+    ox_samples_free(&s);
+    return rc;
+}
+
+const char *onnx_loss_name(const struct mq_model *m, const struct mq_quality_config *cfg)
+{
+    const struct ox_graph *g = m->impl;
+    if (g->task->load && !(cfg && ox_inputs_is_arrays(cfg->data)))
+        return "kl";
+    int n_kl = 0;
+    for (int o = 0; o < g->n_outputs; o++) {
+        int64_t axis;
+        n_kl += gen_kind_of(g, o, &axis) != GEN_RAW;
+    }
+    return n_kl == g->n_outputs ? "kl" : n_kl == 0 ? "rel_mse" : "kl+rel_mse";
+}
+
 static const struct onnx_task task_generic = {
     .name = "generic",
-    .summary = "no known task: inputs of static shape, batch in dimension 0",
+    .summary = "no known task: inputs of static shape (or --shapes), batch in dimension 0",
     .input_dims = generic_dims,
 };
 
@@ -929,7 +1181,7 @@ static int run_plan(struct onnx_quality *q, const struct mq_plan *p, float **pro
     int rc = mq_onnx_exec_new(q->m, p, q->be, &x);
     if (rc < 0)
         return rc;
-    rc = q->task->infer(q, x, probs);
+    rc = q->generic ? generic_infer(q, x, probs) : q->task->infer(q, x, probs);
     mq_onnx_exec_free(x);
     return rc;
 }
@@ -952,6 +1204,8 @@ void onnx_quality_free(void *p)
             free(q->chars[i]);
     free(q->chars);
     free(q->ref);
+    ox_samples_free(&q->samples);
+    free(q->outs);
     free(q);
 }
 
@@ -960,6 +1214,8 @@ static void data_path(const struct onnx_task *t, const struct mq_quality_config 
 {
     if (cfg && cfg->data) {
         snprintf(buf, size, "%s", cfg->data);
+    } else if (!t->default_data) {
+        buf[0] = 0; /* generic: random inputs */
     } else {
         const char *dir = getenv("MIXQ_DATADIR");
         snprintf(buf, size, "%s/%s", dir && *dir ? dir : MIXQ_DATADIR, t->default_data);
@@ -1002,9 +1258,7 @@ int onnx_capture(const struct mq_model *m, struct be_backend *be, const struct m
     struct onnx_quality *q = calloc(1, sizeof(*q));
     struct mq_plan *p32 = NULL;
     struct mq_onnx_exec *x = NULL;
-    struct mq_onnx_io io[16], out[64];
-    int n_io = 0, rc;
-    memset(io, 0, sizeof(io));
+    int rc;
     if (!q)
         return mq_error(MQ_ENOMEM, "cannot allocate a calibration run");
     q->m = m;
@@ -1015,39 +1269,20 @@ int onnx_capture(const struct mq_model *m, struct be_backend *be, const struct m
     if ((rc = mq_plan_uniform(m, MQ_DTYPE_F32, &p32)) < 0 || (rc = mq_onnx_exec_new(m, p32, be, &x)) < 0)
         goto done;
     ox_exec_set_capture(x, fn, arg);
-    if (t->load) {
+    if (t->load && !(cfg && ox_inputs_is_arrays(cfg->data))) {
         float *probs = NULL;
         data_path(t, cfg, q->path, sizeof(q->path));
         if ((rc = t->load(q, q->path)) == MQ_OK && (rc = t->infer(q, x, &probs)) == MQ_OK)
             free(probs);
         goto done;
     }
-    /* generic: one inference of pseudo-random inputs in [-1, 1) */
-    if ((rc = n_io = onnx_task_inputs(g, 1, io)) < 0 || g->n_outputs > 64) {
-        rc = rc < 0 ? rc : mq_error(MQ_EUNSUPPORTED, "'%s' has %d outputs", m->path, g->n_outputs);
-        goto done;
-    }
-    uint64_t r = 0x9E3779B97F4A7C15ULL;
-    for (int i = 0; i < n_io; i++) {
-        int64_t n = 1;
-        for (int d = 0; d < io[i].n_dims; d++)
-            n *= io[i].dims[d];
-        if (n > ((int64_t)1 << 30) || !(io[i].data = calloc((size_t)(n ? n : 1), 8))) {
-            rc = mq_error(MQ_ENOMEM, "cannot allocate input '%s'", io[i].name);
-            goto done;
-        }
-        for (int64_t k = 0; io[i].type == MQ_ONNX_IO_F32 && k < n; k++) {
-            r ^= r << 13;
-            r ^= r >> 7;
-            r ^= r << 17;
-            ((float *)io[i].data)[k] = (float)((double)(r >> 11) * (2.0 / 9007199254740992.0) - 1.0);
-        }
-    }
-    if ((rc = mq_onnx_exec_run(x, io, n_io, out, g->n_outputs)) == MQ_OK)
-        mq_onnx_io_release(out, g->n_outputs);
+    /* generic: the first 8 samples of the user's arrays, or one random sample */
+    q->max_samples = cfg && ox_inputs_is_arrays(cfg->data) ? 8 : 1;
+    float *outv = NULL;
+    data_path(t, cfg, q->path, sizeof(q->path));
+    if ((rc = generic_load(q, q->path)) == MQ_OK && (rc = generic_infer(q, x, &outv)) == MQ_OK)
+        free(outv);
 done:
-    for (int i = 0; i < n_io; i++)
-        free(io[i].data);
     mq_onnx_exec_free(x);
     mq_plan_free(p32);
     onnx_quality_free(q);
@@ -1059,9 +1294,6 @@ int onnx_quality_new(const struct mq_model *m, struct be_backend *be, const stru
     *out = NULL;
     const struct ox_graph *g = m->impl;
     const struct onnx_task *t = g->task;
-    if (!t->load)
-        return mq_error(MQ_EUNSUPPORTED, "'%s': mixq has no evaluation for this model (task '%s'; it knows %s, %s and %s)",
-                        m->path, t->name, onnx_tasks[0]->name, onnx_tasks[1]->name, onnx_tasks[2]->name);
     struct onnx_quality *q = calloc(1, sizeof(*q));
     if (!q)
         return mq_error(MQ_ENOMEM, "cannot allocate a quality measurement");
@@ -1073,13 +1305,15 @@ int onnx_quality_new(const struct mq_model *m, struct be_backend *be, const stru
     data_path(t, cfg, q->path, sizeof(q->path));
     struct mq_plan *ref = NULL;
     int rc;
-    if ((rc = t->load(q, q->path)) < 0 || (rc = mq_plan_uniform(m, MQ_DTYPE_F32, &ref)) < 0)
+    bool generic = !t->load || ox_inputs_is_arrays(q->path);
+    if ((rc = generic ? generic_load(q, q->path) : t->load(q, q->path)) < 0 ||
+        (rc = mq_plan_uniform(m, MQ_DTYPE_F32, &ref)) < 0)
         goto fail;
     double t0 = now_s();
     if ((rc = run_plan(q, ref, &q->ref)) < 0)
         goto fail;
     q->ref_seconds = now_s() - t0;
-    q->ref_metric = t->metric(q, q->ref);
+    q->ref_metric = q->generic ? INFINITY : t->metric(q, q->ref);
     mq_plan_free(ref);
     *out = q;
     return MQ_OK;
@@ -1102,6 +1336,12 @@ int onnx_quality_eval(void *p, const struct mq_plan *plan, struct mq_quality *ou
     if (q->n_items != n_items || q->n_classes != C) {
         free(probs);
         return mq_error(MQ_EINTERNAL, "'%s': outputs changed shape between plans", q->m->path);
+    }
+    if (q->generic) {
+        rc = generic_eval(q, probs, out);
+        out->seconds = now_s() - t0;
+        free(probs);
+        return rc;
     }
     double sum = 0.0, sum2 = 0.0, dev = 0.0;
     int64_t agree = 0;

@@ -13,8 +13,15 @@
  *   ppocr-cls    PP-OCR text direction classifier (input x [N,3,H,W], output [N,2]):
  *                lines 48 px high, padded to 192 wide, 0 or 180 degrees. Metric: accuracy;
  *                loss: mean KL of the two-class distributions.
- *   generic      anything else: inputs of static shape except a batch dimension 0; no
- *                quality measurement (MQ_EUNSUPPORTED, naming what is missing).
+ *   generic      anything else: inputs of static shape except a batch dimension 0 (or
+ *                --shapes). Samples: the user's arrays (onnx/onnx_inputs.h), else 8
+ *                seeded random ones (synthetic, and the quality note says so). Loss per
+ *                output, by the node that makes it: mean KL of a Softmax's or LogSoftmax's
+ *                distributions, mean Bernoulli KL of a Sigmoid's values, else relative MSE
+ *                (error energy / signal energy); the mean over outputs, then over samples.
+ *                Metric: SQNR in dB over every output value ("sqnr_db", full precision
+ *                +inf). A known task's model given arrays (--inputs x.npz) is measured
+ *                the same way.
  *
  * Evaluation data are a manifest (formats in examples/onnx/README.md) naming WAV (16-bit
  * PCM, mono, 16 kHz) or PGM (P5, 8-bit) files beside it.
@@ -63,6 +70,9 @@ int onnx_task_input_dims(const struct ox_graph *g, const struct ox_input *in, in
 int onnx_task_inputs(const struct ox_graph *g, int64_t batch, struct mq_onnx_io *io);
 
 /* Quality (model/runner.h's quality_* ops for ONNX models). */
+/* What the loss is with cfg's data: "kl" (known tasks; generic models whose outputs are
+ * all distributions), "rel_mse" (none is) or "kl+rel_mse". */
+const char *onnx_loss_name(const struct mq_model *m, const struct mq_quality_config *cfg);
 int onnx_quality_new(const struct mq_model *m, struct be_backend *be, const struct mq_quality_config *cfg, void **out);
 int onnx_quality_eval(void *q, const struct mq_plan *p, struct mq_quality *out);
 void onnx_quality_free(void *q);

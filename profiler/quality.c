@@ -2,10 +2,12 @@
  * sensitivity analysis. */
 #include "profiler/quality.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/compensate.h"
@@ -20,17 +22,62 @@
 
 #define QERR_CACHE_VERSION "qerr/1"
 
-uint64_t prof_quality_data_hash(const char *path)
+static uint64_t hash_file(const char *path, uint64_t h)
 {
-    FILE *f = path ? fopen(path, "rb") : NULL;
+    FILE *f = fopen(path, "rb");
     if (!f)
-        return 0;
-    uint64_t h = 0x73656e73ULL;
+        return h;
     char buf[1 << 16];
     size_t n;
     while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
         h = mq_hash64(buf, n, h);
     fclose(f);
+    return h;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+uint64_t prof_quality_data_hash(const char *path)
+{
+    struct stat st;
+    if (!path || stat(path, &st) != 0)
+        return 0;
+    uint64_t h = 0x73656e73ULL;
+    if (!S_ISDIR(st.st_mode))
+        return hash_file(path, h);
+    /* a folder (ONNX input arrays): each entry's name and bytes, in name order */
+    DIR *d = opendir(path);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nn = realloc(names, cap * sizeof(*nn));
+            if (!nn)
+                break;
+            names = nn;
+        }
+        if (!(names[n] = strdup(de->d_name)))
+            break;
+        n++;
+    }
+    if (d)
+        closedir(d);
+    if (n)
+        qsort(names, n, sizeof(*names), cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        char file[8192];
+        snprintf(file, sizeof(file), "%s/%s", path, names[i]);
+        h = hash_file(file, mq_hash64(names[i], strlen(names[i]) + 1, h));
+        free(names[i]);
+    }
+    free(names);
     return h;
 }
 

@@ -927,6 +927,12 @@ enum srch_sens_method srch_sens_auto(const struct mq_model *m, uint32_t formats,
     return n >= 0 && n <= SRCH_SENS_AUTO_MAX_EVALS ? SRCH_SENS_MEASURED : SRCH_SENS_CALIBRATED;
 }
 
+/* The unit of the measured loss: the runner's, "kl" when it does not say. */
+static const char *loss_unit(const struct mq_model *m, const struct mq_quality_config *cfg)
+{
+    return m->runner && m->runner->loss_name ? m->runner->loss_name(m, cfg) : "kl";
+}
+
 int srch_sensitivity_run(const struct mq_model *m, struct be_backend *be, const struct srch_sens_options *o,
                          struct srch_sensitivity **out)
 {
@@ -965,17 +971,17 @@ int srch_sensitivity_run(const struct mq_model *m, struct be_backend *be, const 
     if (s->method == SRCH_SENS_MEASURED) {
         if ((rc = weight_errors(m, o, formats, pinned, s)) < 0 || (rc = run_measured(m, be, o, formats, pinned, s)) < 0)
             goto fail;
-        snprintf(s->loss_name, sizeof(s->loss_name), "kl");
+        snprintf(s->loss_name, sizeof(s->loss_name), "%s", loss_unit(m, &o->quality));
         memcpy(s->loss, s->kl, n_all * sizeof(double));
         s->rank_corr = srch_spearman(s->proxy, s->kl, m->n_layers * MQ_DTYPE_COUNT);
     } else if (s->method == SRCH_SENS_GROUPED) {
         if ((rc = run_grouped(m, be, o, formats, pinned, s)) < 0)
             goto fail;
-        snprintf(s->loss_name, sizeof(s->loss_name), "kl");
+        snprintf(s->loss_name, sizeof(s->loss_name), "%s", loss_unit(m, &o->quality));
     } else if (s->method == SRCH_SENS_CALIBRATED) {
         if ((rc = run_calibrated(m, be, o, formats, pinned, s)) < 0)
             goto fail;
-        snprintf(s->loss_name, sizeof(s->loss_name), "kl");
+        snprintf(s->loss_name, sizeof(s->loss_name), "%s", loss_unit(m, &o->quality));
     } else {
         snprintf(s->loss_name, sizeof(s->loss_name), "rel_mse");
         memcpy(s->loss, s->proxy, n_all * sizeof(double));

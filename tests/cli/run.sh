@@ -910,6 +910,42 @@ points:
     else
         pass=$((pass + 1)); echo "ok   memory --shapes over the front's says nothing of them"
     fi
+    # --inputs (NumPy arrays) and the generic quality measure, on ok-typed-constant (x [batch,
+    # 64] -> MatMul -> Softmax) and ok-dynamic-dims; tests/cli/make-inputs.py writes the arrays
+    TYPED=$tmp/corpus/ok-typed-constant.onnx IN=$tmp/inputs
+    if python3 tests/cli/make-inputs.py "$IN"; then
+        expect "eval of a model without a task: synthetic inputs" 0 "$MIXQ" eval "$TYPED" --plan q4_0
+        grep_out "eval says the inputs are synthetic" '^also +8 synthetic samples \(seeded random\); loss: KL of 1 output'
+        grep_out "eval: the generic metric is SQNR" '^sqnr_db +[0-9.]+ \(full precision inf; higher is better\)'
+        expect "eval --inputs a folder of .npz" 0 "$MIXQ" eval "$TYPED" --plan q4_0 --inputs "$IN/set"
+        grep_out "eval --inputs: three samples" "^kl +mean [0-9.e-]+ .* over 3 samples"
+        expect "eval --inputs a .npy (f8)" 0 "$MIXQ" eval "$TYPED" --plan q4_0 --inputs "$IN/one.npy"
+        expect "eval --inputs a dynamic model: the array gives the size" 0 "$MIXQ" eval "$DYN" --plan f16 \
+            --inputs "$IN/dyn.npy"
+        grep_out "eval --inputs: relative MSE of a raw output" '^rel_mse +mean 0 '
+        for bad in wrongname.npz extra.npz compressed.npz rank.npy dtype.npy size.npy zero.npy trunc.npy \
+            notnpy.npy missing.npz; do
+            expect "eval --inputs $bad: one error line" 1 "$MIXQ" eval "$TYPED" --plan q4_0 --inputs "$IN/$bad"
+        done
+        grep_err "--inputs of a missing file names it" "cannot open '.*missing\.npz'"
+        expect "eval --inputs against --shapes" 1 "$MIXQ" eval "$DYN" --plan f16 --inputs "$IN/dyn.npy" \
+            --shapes x:1x3x8x4
+        grep_err "--inputs against --shapes names both" "dimension 3 is 4 \(--shapes\), the array's 8"
+        expect "eval of a model without a task given a text" 1 "$MIXQ" eval "$TYPED" --text "$tmp/corpus/ok-conv.onnx"
+        expect "tune --inputs with a wrong array stops before measuring" 1 "$MIXQ" tune "$TYPED" \
+            --inputs "$IN/rank.npy" --out "$tmp/tune-in-bad" --no-cache
+        expect "sensitivity --inputs wrong name" 1 "$MIXQ" sensitivity "$TYPED" --inputs "$IN/wrongname.npz" \
+            --out "$tmp/sens-in-bad" --no-cache
+        expect "tune --inputs on a GGUF model" 1 "$MIXQ" tune "$TINY" --inputs "$IN/one.npy"
+        expect "tune --inputs a folder" 0 "$MIXQ" -q tune "$TYPED" --inputs "$IN/set" --out "$tmp/tune-in" --no-cache
+        grep_out "tune --inputs: the evaluation line names the folder" "^evaluation +$IN/set, every sample"
+        grep_out "tune --inputs: a chosen plan" '^chosen +front point [0-9]+'
+        expect "tune without inputs: synthetic" 0 "$MIXQ" -q tune "$TYPED" --out "$tmp/tune-syn" --no-cache
+        grep_out "tune without inputs says the data are synthetic" '^evaluation +SYNTHETIC inputs: 8 seeded random samples'
+        grep_out "tune: loss KL for a softmax output" '^sensitivity +measured \(loss kl\)'
+    else
+        fail=$((fail + 1)); echo "FAIL --inputs: tests/cli/make-inputs.py did not run"
+    fi
 else
     fail=$((fail + 1)); echo "FAIL --shapes: tests/fuzz/make-onnx-corpus.py did not run"
 fi

@@ -1,5 +1,5 @@
 /* tests/fuzz/fuzz_onnx.c - libFuzzer target for the ONNX reader, graph compiler and shape
- * pass.
+ * pass, and for inputs that start as a .npy does, the input-array reader.
  *
  *     make build/fuzz/fuzz-onnx && make fuzz FUZZ_SECONDS=60
  *
@@ -21,6 +21,7 @@
 #include "model/runner.h"
 #include "model/workload.h"
 #include "onnx/onnx.h"
+#include "onnx/onnx_inputs.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -119,6 +120,14 @@ static void touch_graph(const struct mq_onnx_graph *g, const uint8_t *lo, size_t
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct mq_onnx_file *f;
+    if (size >= 6 && !memcmp(data, "\x93NUMPY", 6)) { /* an input array (--inputs) */
+        struct ox_array a;
+        if (ox_npy_parse(data, size, "fuzz.npy", &a) == MQ_OK && a.n > 0)
+            sink += a.is_float ? (uint64_t)(((float *)a.data)[a.n - 1] > 0)
+                               : (uint64_t)((int64_t *)a.data)[a.n - 1];
+        free(a.data);
+        return 0;
+    }
     if (mq_onnx_open_memory(data, size, "fuzz.onnx", &f) == MQ_OK) {
         for (int i = 0; i < f->n_meta; i++) {
             touch_str(f->meta[i].key);

@@ -16,6 +16,7 @@
 #include "model/shapes.h"
 #include "model/workload.h"
 #include "onnx/onnx.h"
+#include "onnx/onnx_inputs.h"
 #include "onnx/onnx_internal.h"
 #include "tests/unit/test.h"
 
@@ -1621,6 +1622,221 @@ static int test_shared_weight(void)
     return T_PASS;
 }
 
+/* ---- the user's arrays and the generic quality measure ---- */
+
+/* A .npy image: version `ver`, header dict `dict`, then `data_len` bytes of data. */
+static size_t npy_image(uint8_t *buf, int ver, const char *dict, const void *data, size_t data_len)
+{
+    size_t hl = strlen(dict), at = ver == 1 ? 10 : 12;
+    memcpy(buf, "\x93NUMPY", 6);
+    buf[6] = (uint8_t)ver;
+    buf[7] = 0;
+    if (ver == 1) {
+        buf[8] = (uint8_t)(hl & 0xFF);
+        buf[9] = (uint8_t)(hl >> 8);
+    } else {
+        for (int i = 0; i < 4; i++)
+            buf[8 + i] = (uint8_t)(hl >> (8 * i));
+    }
+    memcpy(buf + at, dict, hl);
+    memcpy(buf + at + hl, data, data_len);
+    return at + hl + data_len;
+}
+
+static int test_npy_parse(void)
+{
+    uint8_t buf[1024];
+    struct ox_array a;
+    float f4[6] = {1.5f, -2.0f, 0.25f, 3.0f, -0.5f, 8.0f};
+    size_t n = npy_image(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }\n",
+                         f4, sizeof(f4));
+    T_CHECK(ox_npy_parse(buf, n, "f4", &a) == MQ_OK && a.is_float && a.nd == 2 && a.dims[0] == 2 &&
+            a.dims[1] == 3 && a.n == 6 && ((float *)a.data)[5] == 8.0f &&
+            ((float *)a.data)[1] == -2.0f);
+    free(a.data);
+    /* version 2 header, f8 narrowed, a 1-D shape with its trailing comma */
+    double f8[3] = {0.125, -7.0, 1e3};
+    n = npy_image(buf, 2, "{'descr':'<f8','fortran_order':False,'shape':(3,)}", f8, sizeof(f8));
+    T_CHECK(ox_npy_parse(buf, n, "f8", &a) == MQ_OK && a.nd == 1 && a.dims[0] == 3 &&
+            ((float *)a.data)[1] == -7.0f && ((float *)a.data)[2] == 1000.0f);
+    free(a.data);
+    /* f2 (0x3C00 = 1, 0xC000 = -2) */
+    uint16_t f2[2] = {0x3C00, 0xC000};
+    n = npy_image(buf, 1, "{'descr': '<f2', 'fortran_order': False, 'shape': (1, 2), }", f2,
+                  sizeof(f2));
+    T_CHECK(ox_npy_parse(buf, n, "f2", &a) == MQ_OK && ((float *)a.data)[0] == 1.0f &&
+            ((float *)a.data)[1] == -2.0f);
+    free(a.data);
+    /* integers: i1 sign-extended, u2 not, b1 as 0/1; a scalar shape () */
+    int8_t i1[2] = {-3, 5};
+    n = npy_image(buf, 1, "{'descr': '|i1', 'fortran_order': False, 'shape': (2,), }", i1,
+                  sizeof(i1));
+    T_CHECK(ox_npy_parse(buf, n, "i1", &a) == MQ_OK && !a.is_float &&
+            ((int64_t *)a.data)[0] == -3 && ((int64_t *)a.data)[1] == 5);
+    free(a.data);
+    uint16_t u2[1] = {65535};
+    n = npy_image(buf, 1, "{'descr': '<u2', 'fortran_order': False, 'shape': (), }", u2,
+                  sizeof(u2));
+    T_CHECK(ox_npy_parse(buf, n, "u2", &a) == MQ_OK && a.nd == 0 && a.n == 1 &&
+            ((int64_t *)a.data)[0] == 65535);
+    free(a.data);
+    uint8_t b1[2] = {0, 7};
+    n = npy_image(buf, 1, "{'descr': '|b1', 'fortran_order': False, 'shape': (2,), }", b1,
+                  sizeof(b1));
+    T_CHECK(ox_npy_parse(buf, n, "b1", &a) == MQ_OK && ((int64_t *)a.data)[1] == 1);
+    free(a.data);
+    /* refusals: one line each, naming the array */
+    static const struct {
+        int ver;
+        const char *dict, *want;
+        size_t data;
+    } bad[] = {
+        {1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", "element type '>f4'", 8},
+        {1, "{'descr': '<U8', 'fortran_order': False, 'shape': (2,), }", "element type '<U8'", 64},
+        {1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", "Fortran-order", 8},
+        {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", "truncated", 8},
+        {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4), }", "empty", 8},
+        {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }", "bad .npy shape", 8},
+        {1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", "structured", 8},
+        {1, "{'descr': '<f4', 'fortran_order': False}", "'shape'", 8},
+        {4, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", "version 4", 8},
+        {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }",
+         "dimensions", 8},
+    };
+    uint8_t zero[64] = {0};
+    mq_error_set_quiet(1);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        n = npy_image(buf, bad[i].ver, bad[i].dict, zero, bad[i].data);
+        int rc = ox_npy_parse(buf, n, "bad.npy", &a);
+        free(a.data);
+        T_CHECK_MSG(rc < 0 && strstr(mq_error_last(), bad[i].want) &&
+                        strstr(mq_error_last(), "bad.npy"),
+                    "case %zu: rc %d, '%s'", i, rc, mq_error_last());
+    }
+    T_CHECK(ox_npy_parse((const uint8_t *)"PK\x03\x04 not npy", 14, "x.npy", &a) < 0 &&
+            strstr(mq_error_last(), "magic"));
+    n = npy_image(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", zero, 8);
+    T_CHECK(ox_npy_parse(buf, 9, "short.npy", &a) < 0 &&
+            ox_npy_parse(buf, n - 9, "cut.npy", &a) < 0); /* cut header */
+    mq_error_set_quiet(0);
+    return T_PASS;
+}
+
+/* x [1, 64] -> MatMul w [64, 8] -> m (output "raw") -> Softmax -> y (output "probs") */
+static int build_two_outputs(char *path, size_t size)
+{
+    struct pbw g = {0}, m = {0}, n;
+    float w[64 * 8];
+    for (int i = 0; i < 64 * 8; i++)
+        w[i] = sinf((float)i * 0.37f) * 0.4f;
+    tensor_f32(&g, 5, "w", 2, (int64_t[]){64, 8}, w);
+    value_info(&g, 11, "x", F32, 2, (int64_t[]){1, 64});
+    n = node_begin("MatMul", "x w", "m");
+    pw_msg(&g, 1, &n);
+    n = node_begin("Softmax", "m", "y");
+    attr_int(&n, "axis", -1);
+    pw_msg(&g, 1, &n);
+    value_info(&g, 12, "y", F32, 2, (int64_t[]){1, 8});
+    value_info(&g, 12, "m", F32, 2, (int64_t[]){1, 8});
+    model_finish(&m, &g, 13);
+    int rc = write_file("two-outputs.onnx", &m, path, size);
+    free(m.b);
+    return rc;
+}
+
+/* The generic measure against a hand computation: the user's .npy through the f32 and q4_0
+ * plans, KL of the softmax output and relative MSE of the raw one, averaged; SQNR over
+ * both; synthetic inputs say so. */
+static int test_generic_quality(void)
+{
+    char path[4096], npy[4096];
+    T_CHECK(build_two_outputs(path, sizeof(path)) == 0);
+    float x[64];
+    for (int i = 0; i < 64; i++)
+        x[i] = cosf((float)i * 1.3f);
+    uint8_t buf[1024];
+    size_t len = npy_image(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 64), }",
+                           x, sizeof(x));
+    snprintf(npy, sizeof(npy), "%s/in.npy", t_tmpdir());
+    FILE *f = fopen(npy, "wb");
+    T_CHECK(f && fwrite(buf, 1, len, f) == len && fclose(f) == 0);
+    struct mq_model *m;
+    struct be_backend *be;
+    struct mq_plan *p32, *p4;
+    T_CHECK(mq_model_load(path, &m) == MQ_OK && m->n_layers == 1);
+    T_CHECK(be_open("cpu", &(struct be_config){.n_threads = 1}, &be) == MQ_OK);
+    T_CHECK(mq_plan_uniform(m, MQ_DTYPE_F32, &p32) == MQ_OK &&
+            mq_plan_uniform(m, MQ_DTYPE_Q4_0, &p4) == MQ_OK);
+    T_CHECK(!strcmp(m->runner->loss_name(m, NULL), "kl+rel_mse"));
+    T_CHECK(mq_onnx_synthetic_inputs(m, NULL) && !mq_onnx_synthetic_inputs(m, npy));
+    /* by hand: both plans on x */
+    double out[2][16];
+    for (int k = 0; k < 2; k++) {
+        struct mq_onnx_exec *xe;
+        struct mq_onnx_io in = {.name = "x",
+                                .type = MQ_ONNX_IO_F32,
+                                .n_dims = 2,
+                                .dims = {1, 64},
+                                .data = x},
+                          o[2];
+        T_CHECK(mq_onnx_exec_new(m, k ? p4 : p32, be, &xe) == MQ_OK &&
+                mq_onnx_exec_run(xe, &in, 1, o, 2) == MQ_OK);
+        for (int j = 0; j < 2; j++) /* outputs in graph order: y (probs), m (raw) */
+            for (int i = 0; i < 8; i++)
+                out[k][j * 8 + i] = ((float *)o[j].data)[i];
+        mq_onnx_io_release(o, 2);
+        mq_onnx_exec_free(xe);
+    }
+    double kl = 0.0, ss = 0.0, se = 0.0, sr = 0.0, er = 0.0;
+    for (int i = 0; i < 8; i++)
+        kl += out[0][i] * log(out[0][i] / out[1][i]);
+    for (int i = 0; i < 16; i++) {
+        double d = out[1][i] - out[0][i];
+        ss += out[0][i] * out[0][i];
+        se += d * d;
+        if (i >= 8) {
+            sr += out[0][i] * out[0][i];
+            er += d * d;
+        }
+    }
+    double want = (kl + er / sr) / 2.0;
+    void *q;
+    struct mq_quality r;
+    T_CHECK(m->runner->quality_new(m, be, &(struct mq_quality_config){.data = npy}, &q) == MQ_OK);
+    T_CHECK(m->runner->quality_eval(q, p4, &r) == MQ_OK);
+    T_CHECK_MSG(fabs(r.loss - want) <= 1e-4 * want + 1e-9, "loss %.9g, by hand %.9g", r.loss, want);
+    T_CHECK_MSG(fabs(r.metric - 10.0 * log10(ss / se)) < 1e-3, "sqnr %g, by hand %g", r.metric,
+                10.0 * log10(ss / se));
+    T_CHECK(!strcmp(r.metric_name, "sqnr_db") && r.higher_is_better && isinf(r.ref_metric) &&
+            r.n_samples == 1);
+    T_CHECK(r.top1_agree == 0.0 || r.top1_agree == 1.0);
+    T_CHECK(strstr(r.note, "1 sample from") && strstr(r.note, "KL of 1 output, relative MSE of 1"));
+    T_CHECK(m->runner->quality_eval(q, p32, &r) == MQ_OK && r.loss == 0.0 && isinf(r.metric) &&
+            r.top1_agree == 1.0);
+    m->runner->quality_free(q);
+    /* no data: 8 seeded random samples, the same loss twice */
+    double l1;
+    T_CHECK(m->runner->quality_new(m, be, &(struct mq_quality_config){0}, &q) == MQ_OK);
+    T_CHECK(m->runner->quality_eval(q, p4, &r) == MQ_OK && r.n_samples == 8 && r.loss > 0 &&
+            strstr(r.note, "synthetic"));
+    l1 = r.loss;
+    m->runner->quality_free(q);
+    T_CHECK(m->runner->quality_new(m, be, &(struct mq_quality_config){.max_chunks = 8}, &q) ==
+            MQ_OK);
+    T_CHECK(m->runner->quality_eval(q, p4, &r) == MQ_OK && r.loss == l1);
+    m->runner->quality_free(q);
+    /* data that names no arrays: one line */
+    mq_error_set_quiet(1);
+    int rc = m->runner->quality_new(m, be, &(struct mq_quality_config){.data = path}, &q);
+    mq_error_set_quiet(0);
+    T_CHECK_MSG(rc < 0 && strstr(mq_error_last(), ".npy or .npz"), "%s", mq_error_last());
+    mq_plan_free(p32);
+    mq_plan_free(p4);
+    be_close(be);
+    mq_model_free(m);
+    return T_PASS;
+}
+
 const struct mq_test onnx_tests[] = {
     {"onnx/read-tensors", test_read_tensors},
     {"onnx/read-malformed", test_read_malformed},
@@ -1635,5 +1851,7 @@ const struct mq_test onnx_tests[] = {
     {"onnx/shapes-parse", test_shapes_parse},
     {"onnx/shapes-apply", test_shapes_apply},
     {"onnx/shared-weight", test_shared_weight},
+    {"onnx/npy-parse", test_npy_parse},
+    {"onnx/generic-quality", test_generic_quality},
     {NULL, NULL},
 };
