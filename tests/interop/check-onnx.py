@@ -21,6 +21,12 @@ import numpy as np
 import onnxruntime as ort
 
 
+# the element types onnxruntime wants, by its type names
+TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+         "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16, "tensor(int8)": np.int8,
+         "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -61,7 +67,8 @@ def main():
             if i.name in bound:
                 feed[i.name] = np.array(bound[i.name], dtype=np.int64)
             else:
-                feed[i.name] = np.load(os.path.join(a.dir, f"case{k}.in.{i.name}.npy"))
+                arr = np.load(os.path.join(a.dir, f"case{k}.in.{i.name}.npy"))
+                feed[i.name] = arr.astype(TYPES.get(i.type, arr.dtype))  # mixq holds f32 / int64
         got = sess.run(outs, feed)
         for j, ref in enumerate(got):
             mine = np.load(os.path.join(a.dir, f"case{k}.out.{j}.npy"))

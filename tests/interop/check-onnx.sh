@@ -2,7 +2,8 @@
 # tests/interop/check-onnx.sh - mixq's ONNX interpreter against ONNX Runtime (CPU, a
 # pinned version installed from PyPI into .cache/), on the three real ONNX models that
 # scripts/fetch-models places: Silero VAD, PP-OCRv4 recognition, the PP-OCR direction
-# classifier.
+# classifier; then on the models users bring (13 files from 7 wheels, seeded inputs at
+# the --shapes they need).
 #
 #   BUILD=build tests/interop/check-onnx.sh
 #
@@ -120,6 +121,45 @@ for model in $models; do
     PYTHONPATH=$ORT_DIR ORT_LOGGING_LEVEL=3 "$PYTHON" tests/interop/check-onnx.py "$model" "$out" --label "$label" \
         --atol 1e-4 --rtol 1e-4 2>"$tmp/py.err" || { fail=1; tail -3 "$tmp/py.err"; }
 done
+
+# the models users bring (issue 17's set, scripts/models.lock): NAME, the --shapes it needs
+# and the range of its integer inputs ('-': none, 0/1), each on 2 seeded cases at batch 1; a
+# model that cannot be fetched is skipped and said, one that mixq refuses or computes
+# differently fails. magika reads a file's bytes (0..255): on 0/1 its LayerNorm, written as
+# E[x^2] - E[x]^2, cancels to almost 0 and magnifies the summation-order difference (mixq
+# reduces in double, onnxruntime in float) to 3e-3 of the output; on bytes it agrees to 2.4e-7.
+note "ONNX models users bring: mixq f32 against onnxruntime $ORT_VERSION (CPU)"
+while read -r name shapes ints; do
+    file=$(scripts/fetch-models "$name" 2>"$tmp/fetch.err") || {
+        echo "SKIP $name: cannot be fetched: $(tail -1 "$tmp/fetch.err")"
+        continue
+    }
+    out=$tmp/user-$name
+    args=(--cases 2 --batch 1)
+    [ "$shapes" = - ] || args+=(--shapes "$shapes")
+    [ "$ints" = - ] || args+=(--int-range "$ints")
+    if ! "$driver" "$file" "$out" "${args[@]}" >"$tmp/run.log" 2>&1; then
+        echo "FAIL $name: mixq could not run it: $(tail -1 "$tmp/run.log")"
+        fail=1
+        continue
+    fi
+    PYTHONPATH=$ORT_DIR ORT_LOGGING_LEVEL=3 "$PYTHON" tests/interop/check-onnx.py "$file" "$out" --label "$name" \
+        --atol 1e-4 --rtol 1e-4 2>"$tmp/py.err" || { fail=1; tail -3 "$tmp/py.err"; }
+done <<'EOF_MODELS'
+captcha-crnn - -
+ddddocr-ocr input1:1x1x64x256 -
+ddddocr-det - -
+minilm-l3 input_ids:1x64,attention_mask:1x64 -
+dnsmos-sig - -
+dnsmos-bak-ovr - -
+dnsmos-v8 - -
+dnsmos-sig-bak-ovr - -
+plcmos-v2 degraded_audio:1x1x100x257 -
+wakeword-mel input:1x16000 -
+wakeword-embed - -
+magika - 256
+pulsevad - -
+EOF_MODELS
 if [ "$fail" -eq 0 ]; then
     echo "check-onnx: all passed"
 fi

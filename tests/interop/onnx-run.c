@@ -3,11 +3,12 @@
  * (tests/interop/check-onnx.py compares).
  *
  *     onnx-run MODEL OUTDIR [--plan FORMAT] [--backend NAME] [--cases N] [--batch B]
+ *              [--shapes NAME:1x3x64x64,...] [--int-range N]
  *
  * Inputs: Silero VAD gets the first frames of the WAV given with --wav (the VAD mix); the
  * OCR models their evaluation lines (the task's default data), preprocessed as mixq's
  * evaluation feeds them, `--batch` per case; other models deterministic pseudo-random
- * values in [-1, 1). Silero VAD runs frame after frame with the state that
+ * values in [-1, 1) (integer inputs in [0, N), --int-range, default 2), at the --shapes given. Silero VAD runs frame after frame with the state that
  * mixq returned, as its evaluation does; ONNX Runtime gets each frame's recorded state,
  * so every step is compared on identical inputs. Files: case<k>.in.<input>.npy and
  * case<k>.out.<index>.npy (outputs in graph order), and manifest.txt listing cases.
@@ -22,6 +23,7 @@
 #include "core/status.h"
 #include "model/model.h"
 #include "model/plan.h"
+#include "model/shapes.h"
 #include "onnx/onnx.h"
 #include "onnx/onnx_task.h"
 
@@ -100,8 +102,8 @@ static int wav_samples(const char *path, float *out, int64_t n)
 
 int main(int argc, char **argv)
 {
-    const char *plan_name = "f32", *backend = "cpu", *wav = NULL;
-    int cases = 4;
+    const char *plan_name = "f32", *backend = "cpu", *wav = NULL, *shapes = NULL;
+    int cases = 4, int_range = 2;
     int64_t batch = 2;
     if (argc < 3) {
         fprintf(stderr, "usage: onnx-run MODEL OUTDIR [--plan F] [--backend B] [--cases N] [--batch B] [--wav F]\n");
@@ -118,6 +120,10 @@ int main(int argc, char **argv)
             batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--wav"))
             wav = argv[i + 1];
+        else if (!strcmp(argv[i], "--shapes"))
+            shapes = argv[i + 1];
+        else if (!strcmp(argv[i], "--int-range"))
+            int_range = atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 2;
         else
             return fprintf(stderr, "onnx-run: unknown option '%s'\n", argv[i]), 2;
     }
@@ -126,8 +132,12 @@ int main(int argc, char **argv)
     struct be_backend *be = NULL;
     struct mq_onnx_exec *x = NULL;
     enum mq_dtype fmt;
+    struct mq_input_shapes sh = {0};
+    char why[256];
     int rc;
-    if ((rc = mq_model_load(argv[1], &m)) < 0 || (rc = mq_dtype_from_name(plan_name, &fmt)) < 0 ||
+    if (shapes && mq_input_shapes_parse(shapes, &sh, why, sizeof(why)) < 0)
+        return fprintf(stderr, "onnx-run: --shapes: %s\n", why), 2;
+    if ((rc = mq_model_load_shaped(argv[1], shapes ? &sh : NULL, &m)) < 0 || (rc = mq_dtype_from_name(plan_name, &fmt)) < 0 ||
         (rc = mq_plan_uniform(m, fmt, &plan)) < 0 || (rc = be_open(backend, &(struct be_config){0}, &be)) < 0 ||
         (rc = mq_onnx_exec_new(m, plan, be, &x)) < 0)
         goto done;
@@ -164,6 +174,9 @@ int main(int argc, char **argv)
         if (!vad && in[i].type == MQ_ONNX_IO_F32)
             for (int64_t k = 0; k < n; k++)
                 ((float *)in[i].data)[k] = rnd(&seed);
+        else if (!vad)
+            for (int64_t k = 0; k < n; k++)
+                ((int64_t *)in[i].data)[k] = (int64_t)((rnd(&seed) + 1.0f) * 0.5f * (float)int_range) % int_range;
     }
     FILE *man = NULL;
     char path[4096];
@@ -210,5 +223,6 @@ done:
     be_close(be);
     mq_plan_free(plan);
     mq_model_free(m);
+    mq_input_shapes_release(&sh);
     return rc < 0 ? 1 : 0;
 }
