@@ -137,6 +137,7 @@ static int add_const(struct compiler *cp, const struct mq_onnx_tensor *t)
         return rc;
     struct ox_value *v = &cp->g->values[id];
     v->is_const = true;
+    v->elem = t->elem;
     struct ox_ctx c = cp->fold;
     c.inputs_have_data = true;
     c.max_elems = 0; /* initializers are bounded by the file's size, checked when read */
@@ -371,7 +372,8 @@ static int fold_node(struct compiler *cp, const struct mq_onnx_node *sn, int op,
         return mq_error(MQ_EUNSUPPORTED, "'%s': node '%s' has more than 64 inputs or outputs", cp->path, sn->name);
     for (int k = 0; k < n_in; k++)
         args[k] = in[k] >= 0 ? &g->values[in[k]].c : NULL;
-    struct ox_node tmp = {.op = op, .src = sn, .n_in = n_in, .n_out = sn->n_outputs, .layer = -1};
+    struct ox_node tmp = {
+        .op = op, .src = sn, .n_in = n_in, .in = (int *)in, .n_out = sn->n_outputs, .layer = -1};
     struct ox_ctx c = cp->fold;
     c.inputs_have_data = true;
     int rc = ox_run_node(&c, &tmp, args, outs);
@@ -379,6 +381,7 @@ static int fold_node(struct compiler *cp, const struct mq_onnx_node *sn, int op,
     if (rc < 0)
         return rc;
     g->n_folded++;
+    g->n_dequantized += strcmp(sn->op_type, "DequantizeLinear") == 0;
     for (int k = 0; k < sn->n_outputs; k++) {
         if (!sn->outputs[k][0]) {
             ox_tensor_release(&outs[k]);
@@ -392,6 +395,10 @@ static int fold_node(struct compiler *cp, const struct mq_onnx_node *sn, int op,
         }
         g->values[id].is_const = true;
         g->values[id].c = outs[k];
+        if (strcmp(sn->op_type, "Constant") == 0)
+            for (int a = 0; a < sn->n_attrs; a++)
+                if (sn->attrs[a].t && strcmp(sn->attrs[a].name, "value") == 0)
+                    g->values[id].elem = sn->attrs[a].t->elem;
         if (k == 0 && n_in >= 1 && in[0] >= 0 && strcmp(sn->op_type, "Identity") == 0) {
             int src = g->values[in[0]].copy_of >= 0 ? g->values[in[0]].copy_of : in[0];
             g->values[id].copy_of = src; /* the same tensor: one layer when it is a weight */
@@ -744,6 +751,7 @@ int ox_graph_compile(struct mq_onnx_file *f, const struct onnx_task *task, struc
                      bound);
         } else {
             g->values[id].input = g->n_inputs;
+            g->values[id].elem = vi->elem;
         }
         g->n_inputs++;
     }

@@ -50,6 +50,8 @@ struct ox_value {
     bool is_output;
     int copy_of;        /* a constant folded from Identity: the constant it copies (the
                            first, never itself a copy), or -1 */
+    int32_t elem;       /* the file's element type (enum mq_onnx_elem) of an initializer, a
+                           Constant node's value or a graph input; 0 when not known */
 };
 
 enum ox_layer_kind { OX_LAYER_CONV, OX_LAYER_CONV_T, OX_LAYER_GEMM };
@@ -105,6 +107,8 @@ struct ox_graph {
     int n_file_nodes;
     int n_folded;
     int n_ifs_folded;
+    int n_dequantized;     /* DequantizeLinear nodes of constants folded at load: the file
+                              stores those weights quantized (QDQ) */
     uint64_t const_bytes;  /* constants other than layer weights, as f32/int64 */
     char bound_desc[256];  /* "sr = 16000" */
 };

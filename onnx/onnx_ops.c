@@ -857,53 +857,194 @@ static int op_if(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *co
 /* ---- the table ------------------------------------------------------------------------- */
 
 #define ANY -1
+
+/* ---- QuantizeLinear, DequantizeLinear: per tensor or per axis ------------------------------- */
+
+/* The file's element type of the node's input k (a constant's or graph input's), 0 unknown. */
+static int32_t input_elem(const struct ox_ctx *c, const struct ox_node *n, int k)
+{
+    if (!n->in || k >= n->n_in || n->in[k] < 0 || !c->g)
+        return 0;
+    return c->g->values[n->in[k]].elem;
+}
+
+/* Which scale serves element i of x: per tensor (one scale: *len 1), or per axis (a 1-D
+ * scale of x's dims[axis] values: element i takes scale (i / *inner) % *len). */
+static int qdq_layout(struct ox_ctx *c, const struct ox_node *n, const struct ox_tensor *x,
+                      const struct ox_tensor *scale, const struct ox_tensor *zp, int64_t *len,
+                      int64_t *inner)
+{
+    if (ox_attr_int(n, "block_size", 0) != 0)
+        return ox_fail(c, MQ_EUNSUPPORTED, "blocked quantization (block_size %" PRId64 ")",
+                       ox_attr_int(n, "block_size", 0));
+    *len = 1;
+    *inner = 1;
+    if (scale->n != 1 || scale->nd > 1) {
+        int64_t axis = ox_attr_int(n, "axis", 1);
+        axis = axis < 0 ? axis + x->nd : axis;
+        if (scale->nd != 1 || axis < 0 || axis >= x->nd || x->dims[axis] != scale->n)
+            return ox_fail(c, MQ_EFORMAT,
+                           "a scale of %" PRId64 " values for axis %" PRId64 " of a rank-%d input",
+                           scale->n, ox_attr_int(n, "axis", 1), x->nd);
+        *len = scale->n;
+        for (int d = (int)axis + 1; d < x->nd; d++)
+            *inner *= x->dims[d];
+    }
+    if (zp && zp->n != scale->n)
+        return ox_fail(c, MQ_EFORMAT, "a zero point of %" PRId64 " values for %" PRId64 " scales",
+                       zp->n, scale->n);
+    return MQ_OK;
+}
+
+static int op_dequant(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in,
+                      struct ox_tensor *out)
+{
+    int rc;
+    const struct ox_tensor *zp = n->n_in > 2 ? in[2] : NULL;
+    int64_t len, inner;
+    if ((rc = ox_need(c, in[0], "x")) < 0 || (rc = ox_need_f32(c, in[1], "x_scale")) < 0 ||
+        (zp && (rc = ox_need(c, zp, "x_zero_point")) < 0) ||
+        (rc = qdq_layout(c, n, in[0], in[1], zp, &len, &inner)) < 0)
+        return rc;
+    if ((rc = ox_out(c, out, OX_F32, in[0]->nd, in[0]->dims)) <= 0)
+        return rc;
+    const float *s = in[1]->data;
+    for (int64_t i = 0; i < out->n; i++) {
+        int64_t q = len == 1 ? 0 : (i / inner) % len;
+        float x = ox_fget(in[0], i), z = zp ? ox_fget(zp, q) : 0.0f;
+        ((float *)out->data)[i] = (x - z) * s[q];
+    }
+    return MQ_OK;
+}
+
+static int op_quant(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in,
+                    struct ox_tensor *out)
+{
+    int rc;
+    const struct ox_tensor *zp = n->n_in > 2 ? in[2] : NULL;
+    int64_t len, inner;
+    if ((rc = ox_need_f32(c, in[0], "x")) < 0 || (rc = ox_need_f32(c, in[1], "y_scale")) < 0 ||
+        (zp && (rc = ox_need(c, zp, "y_zero_point")) < 0) ||
+        (rc = qdq_layout(c, n, in[0], in[1], zp, &len, &inner)) < 0)
+        return rc;
+    /* the output type: the zero point's, else output_dtype (opset 21), else uint8 */
+    int32_t to = zp ? input_elem(c, n, 2) : (int32_t)ox_attr_int(n, "output_dtype", MQ_ONNX_UINT8);
+    int64_t lo, hi;
+    switch (to) {
+    case MQ_ONNX_UINT8: lo = 0, hi = 255; break;
+    case MQ_ONNX_INT8: lo = -128, hi = 127; break;
+    case MQ_ONNX_UINT16: lo = 0, hi = 65535; break;
+    case MQ_ONNX_INT16: lo = -32768, hi = 32767; break;
+    default:
+        return ox_fail(c, MQ_EUNSUPPORTED, "quantization to %s",
+                       to ? mq_onnx_elem_name(to)
+                          : "the type of a zero point computed at run time");
+    }
+    if ((rc = ox_out(c, out, OX_I64, in[0]->nd, in[0]->dims)) <= 0)
+        return rc;
+    const float *x = in[0]->data, *s = in[1]->data;
+    for (int64_t i = 0; i < out->n; i++) {
+        int64_t q = len == 1 ? 0 : (i / inner) % len;
+        float r = rintf(x[i] / s[q]); /* round half to even, as the spec says */
+        double v = (double)r + (zp ? (double)ox_fget(zp, q) : 0.0);
+        ((int64_t *)out->data)[i] = v != v           ? 0
+                                    : v < (double)lo ? lo
+                                    : v > (double)hi ? hi
+                                                     : (int64_t)v;
+    }
+    return MQ_OK;
+}
+
 const struct ox_op ox_ops[] = {
-    {"Add", op_add, 2, 2, 1, 1},           {"Sub", op_sub, 2, 2, 1, 1},
-    {"Mul", op_mul, 2, 2, 1, 1},           {"Div", op_div, 2, 2, 1, 1},
-    {"Pow", op_pow, 2, 2, 1, 1},           {"Mod", op_mod, 2, 2, 1, 1},
-    {"Equal", op_equal, 2, 2, 1, 1},       {"Less", op_less, 2, 2, 1, 1},
-    {"Greater", op_greater, 2, 2, 1, 1},   {"And", op_and, 2, 2, 1, 1},
-    {"Or", op_or, 2, 2, 1, 1},             {"Where", op_where, 3, 3, 1, 1},
-    {"Not", op_not, 1, 1, 1, 1},           {"Neg", op_neg, 1, 1, 1, 1},
-    {"Abs", op_abs, 1, 1, 1, 1},           {"Relu", op_relu, 1, 1, 1, 1},
-    {"LeakyRelu", op_leaky, 1, 1, 1, 1},   {"Elu", op_elu, 1, 1, 1, 1},
-    {"Sigmoid", op_sigmoid, 1, 1, 1, 1},   {"Tanh", op_tanh, 1, 1, 1, 1},
-    {"HardSigmoid", op_hsig, 1, 1, 1, 1},  {"HardSwish", op_hswish, 1, 1, 1, 1},
-    {"Softplus", op_softplus, 1, 1, 1, 1}, {"Clip", op_clip, 1, 3, 1, 1},
-    {"Exp", op_exp, 1, 1, 1, 1},           {"Log", op_log, 1, 1, 1, 1},
-    {"Sqrt", op_sqrt, 1, 1, 1, 1},         {"Erf", op_erf, 1, 1, 1, 1},
-    {"Reciprocal", op_recip, 1, 1, 1, 1},  {"Floor", op_floor, 1, 1, 1, 1},
-    {"Ceil", op_ceil, 1, 1, 1, 1},         {"Round", op_round, 1, 1, 1, 1},
-    {"Sin", op_sin, 1, 1, 1, 1},           {"Cos", op_cos, 1, 1, 1, 1},
-    {"Identity", op_identity, 1, 1, 1, 1}, {"Cast", op_cast, 1, 1, 1, 1},
-    {"Shape", op_shape, 1, 1, 1, 1},       {"Size", op_size, 1, 1, 1, 1},
-    {"Constant", op_constant, 0, 0, 1, 1}, {"ConstantOfShape", op_const_of_shape, 1, 1, 1, 1},
-    {"Range", op_range, 3, 3, 1, 1},       {"Reshape", ox_op_reshape, 1, 2, 1, 1},
-    {"Flatten", ox_op_flatten, 1, 1, 1, 1},   {"Squeeze", ox_op_squeeze, 1, 2, 1, 1},
-    {"Unsqueeze", ox_op_unsqueeze, 1, 2, 1, 1}, {"Transpose", ox_op_transpose, 1, 1, 1, 1},
-    {"Concat", ox_op_concat, 1, ANY, 1, 1},   {"Split", ox_op_split, 1, 2, 1, ANY},
-    {"Slice", ox_op_slice, 1, 5, 1, 1},       {"Gather", ox_op_gather, 2, 2, 1, 1},
-    {"Expand", ox_op_expand, 2, 2, 1, 1},     {"Pad", ox_op_pad, 1, 4, 1, 1},
-    {"ReduceMean", ox_op_rmean, 1, 2, 1, 1},  {"ReduceSum", ox_op_rsum, 1, 2, 1, 1},
-    {"ReduceMax", ox_op_rmax, 1, 2, 1, 1},    {"Softmax", ox_op_softmax, 1, 1, 1, 1},
+    {"Add", op_add, 2, 2, 1, 1},
+    {"Sub", op_sub, 2, 2, 1, 1},
+    {"Mul", op_mul, 2, 2, 1, 1},
+    {"Div", op_div, 2, 2, 1, 1},
+    {"Pow", op_pow, 2, 2, 1, 1},
+    {"Mod", op_mod, 2, 2, 1, 1},
+    {"Equal", op_equal, 2, 2, 1, 1},
+    {"Less", op_less, 2, 2, 1, 1},
+    {"Greater", op_greater, 2, 2, 1, 1},
+    {"And", op_and, 2, 2, 1, 1},
+    {"Or", op_or, 2, 2, 1, 1},
+    {"Where", op_where, 3, 3, 1, 1},
+    {"Not", op_not, 1, 1, 1, 1},
+    {"Neg", op_neg, 1, 1, 1, 1},
+    {"Abs", op_abs, 1, 1, 1, 1},
+    {"Relu", op_relu, 1, 1, 1, 1},
+    {"LeakyRelu", op_leaky, 1, 1, 1, 1},
+    {"Elu", op_elu, 1, 1, 1, 1},
+    {"Sigmoid", op_sigmoid, 1, 1, 1, 1},
+    {"Tanh", op_tanh, 1, 1, 1, 1},
+    {"HardSigmoid", op_hsig, 1, 1, 1, 1},
+    {"HardSwish", op_hswish, 1, 1, 1, 1},
+    {"Softplus", op_softplus, 1, 1, 1, 1},
+    {"Clip", op_clip, 1, 3, 1, 1},
+    {"Exp", op_exp, 1, 1, 1, 1},
+    {"Log", op_log, 1, 1, 1, 1},
+    {"Sqrt", op_sqrt, 1, 1, 1, 1},
+    {"Erf", op_erf, 1, 1, 1, 1},
+    {"Reciprocal", op_recip, 1, 1, 1, 1},
+    {"Floor", op_floor, 1, 1, 1, 1},
+    {"Ceil", op_ceil, 1, 1, 1, 1},
+    {"Round", op_round, 1, 1, 1, 1},
+    {"Sin", op_sin, 1, 1, 1, 1},
+    {"Cos", op_cos, 1, 1, 1, 1},
+    {"Identity", op_identity, 1, 1, 1, 1},
+    {"Cast", op_cast, 1, 1, 1, 1},
+    {"Shape", op_shape, 1, 1, 1, 1},
+    {"Size", op_size, 1, 1, 1, 1},
+    {"Constant", op_constant, 0, 0, 1, 1},
+    {"ConstantOfShape", op_const_of_shape, 1, 1, 1, 1},
+    {"Range", op_range, 3, 3, 1, 1},
+    {"Reshape", ox_op_reshape, 1, 2, 1, 1},
+    {"Flatten", ox_op_flatten, 1, 1, 1, 1},
+    {"Squeeze", ox_op_squeeze, 1, 2, 1, 1},
+    {"Unsqueeze", ox_op_unsqueeze, 1, 2, 1, 1},
+    {"Transpose", ox_op_transpose, 1, 1, 1, 1},
+    {"Concat", ox_op_concat, 1, ANY, 1, 1},
+    {"Split", ox_op_split, 1, 2, 1, ANY},
+    {"Slice", ox_op_slice, 1, 5, 1, 1},
+    {"Gather", ox_op_gather, 2, 2, 1, 1},
+    {"Expand", ox_op_expand, 2, 2, 1, 1},
+    {"Pad", ox_op_pad, 1, 4, 1, 1},
+    {"ReduceMean", ox_op_rmean, 1, 2, 1, 1},
+    {"ReduceSum", ox_op_rsum, 1, 2, 1, 1},
+    {"ReduceMax", ox_op_rmax, 1, 2, 1, 1},
+    {"Softmax", ox_op_softmax, 1, 1, 1, 1},
     {"BatchNormalization", ox_op_batchnorm, 5, 5, 1, 5},
     {"LayerNormalization", ox_op_layernorm, 2, 3, 1, 3},
-    {"MaxPool", ox_op_maxpool, 1, 1, 1, 2},   {"AveragePool", ox_op_avgpool, 1, 1, 1, 1},
-    {"GlobalAveragePool", ox_op_gap, 1, 1, 1, 1}, {"GlobalMaxPool", ox_op_gmp, 1, 1, 1, 1},
-    {"Resize", ox_op_resize, 2, 4, 1, 1},     {"Conv", ox_op_conv, 2, 3, 1, 1},
-    {"ConvTranspose", ox_op_conv_t, 2, 3, 1, 1}, {"Gemm", ox_op_gemm, 2, 3, 1, 1},
-    {"MatMul", ox_op_matmul, 2, 2, 1, 1},     {"If", op_if, 1, 1, 1, ANY},
-    {"Max", op_max, 1, ANY, 1, 1},            {"Min", op_min, 1, ANY, 1, 1},
-    {"Sum", op_sum, 1, ANY, 1, 1},            {"Mean", op_mean, 1, ANY, 1, 1},
-    {"Gelu", op_gelu, 1, 1, 1, 1},            {"ReduceMin", ox_op_rmin, 1, 2, 1, 1},
-    {"ReduceProd", ox_op_rprod, 1, 2, 1, 1},  {"ReduceL2", ox_op_rl2, 1, 2, 1, 1},
+    {"MaxPool", ox_op_maxpool, 1, 1, 1, 2},
+    {"AveragePool", ox_op_avgpool, 1, 1, 1, 1},
+    {"GlobalAveragePool", ox_op_gap, 1, 1, 1, 1},
+    {"GlobalMaxPool", ox_op_gmp, 1, 1, 1, 1},
+    {"Resize", ox_op_resize, 2, 4, 1, 1},
+    {"Conv", ox_op_conv, 2, 3, 1, 1},
+    {"ConvTranspose", ox_op_conv_t, 2, 3, 1, 1},
+    {"Gemm", ox_op_gemm, 2, 3, 1, 1},
+    {"MatMul", ox_op_matmul, 2, 2, 1, 1},
+    {"If", op_if, 1, 1, 1, ANY},
+    {"Max", op_max, 1, ANY, 1, 1},
+    {"Min", op_min, 1, ANY, 1, 1},
+    {"Sum", op_sum, 1, ANY, 1, 1},
+    {"Mean", op_mean, 1, ANY, 1, 1},
+    {"Gelu", op_gelu, 1, 1, 1, 1},
+    {"ReduceMin", ox_op_rmin, 1, 2, 1, 1},
+    {"ReduceProd", ox_op_rprod, 1, 2, 1, 1},
+    {"ReduceL2", ox_op_rl2, 1, 2, 1, 1},
     {"InstanceNormalization", ox_op_instnorm, 3, 3, 1, 1},
     {"GroupNormalization", ox_op_groupnorm, 3, 3, 1, 1},
-    {"ArgMax", ox_op_argmax, 1, 1, 1, 1},     {"TopK", ox_op_topk, 1, 2, 2, 2},
-    {"DepthToSpace", ox_op_d2s, 1, 1, 1, 1},  {"SpaceToDepth", ox_op_s2d, 1, 1, 1, 1},
-    {"Tile", ox_op_tile, 2, 2, 1, 1},         {"Upsample", ox_op_upsample, 1, 2, 1, 1},
+    {"ArgMax", ox_op_argmax, 1, 1, 1, 1},
+    {"TopK", ox_op_topk, 1, 2, 2, 2},
+    {"DepthToSpace", ox_op_d2s, 1, 1, 1, 1},
+    {"SpaceToDepth", ox_op_s2d, 1, 1, 1, 1},
+    {"Tile", ox_op_tile, 2, 2, 1, 1},
+    {"Upsample", ox_op_upsample, 1, 2, 1, 1},
     {"Einsum", ox_op_einsum, 1, ANY, 1, 1},
-    {"LSTM", ox_op_lstm, 3, 8, 0, 3},         {"GRU", ox_op_gru, 3, 6, 0, 2},
+    {"LSTM", ox_op_lstm, 3, 8, 0, 3},
+    {"GRU", ox_op_gru, 3, 6, 0, 2},
+    {"QuantizeLinear", op_quant, 2, 3, 1, 1},
+    {"DequantizeLinear", op_dequant, 2, 3, 1, 1},
 };
 const int ox_n_ops = (int)(sizeof(ox_ops) / sizeof(ox_ops[0]));
 

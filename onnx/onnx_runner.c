@@ -34,12 +34,26 @@ static enum mq_layer_role role_of(enum ox_layer_kind k)
 }
 
 /* Float weights in the file (initializers and Constant values, subgraphs included). */
+/* Whether initializer `name` is the quantized data a DequantizeLinear node reads (QDQ). */
+static bool dequantized(const struct mq_onnx_graph *sg, const char *name)
+{
+    for (int i = 0; i < sg->n_nodes; i++)
+        if (sg->nodes[i].n_inputs > 0 && strcmp(sg->nodes[i].op_type, "DequantizeLinear") == 0 &&
+            strcmp(sg->nodes[i].inputs[0], name) == 0)
+            return true;
+    return false;
+}
+
+/* Float initializers and Constants, and the integer initializers QDQ dequantizes (weights
+ * stored quantized are parameters too; their float scales count, as every float does). */
 static int64_t count_params(const struct mq_onnx_graph *sg)
 {
     int64_t n = 0;
     for (int i = 0; i < sg->n_inits; i++)
         if (sg->inits[i].elem == MQ_ONNX_FLOAT || sg->inits[i].elem == MQ_ONNX_FLOAT16 ||
             sg->inits[i].elem == MQ_ONNX_BFLOAT16 || sg->inits[i].elem == MQ_ONNX_DOUBLE)
+            n += sg->inits[i].n_elems;
+        else if (dequantized(sg, sg->inits[i].name))
             n += sg->inits[i].n_elems;
     for (int i = 0; i < sg->n_nodes; i++)
         for (int k = 0; k < sg->nodes[i].n_attrs; k++) {
@@ -467,6 +481,11 @@ static void onnx_describe(const struct mq_model *m, FILE *f)
     fprintf(f, "graph         %d nodes run (%d folded into constants at load, %d If folded), %d quantizable "
             "layers%s, %" PRIu64 " bytes of other constants\n", g->n_nodes, g->n_folded, g->n_ifs_folded, g->n_layers,
             shared, g->const_bytes);
+    if (g->n_dequantized)
+        fprintf(f,
+                "quantized     QDQ: %d tensors stored as integers, dequantized at load; those "
+                "dequantized weights are the reference, as onnxruntime computes them\n",
+                g->n_dequantized);
     if (m->input_shapes)
         fprintf(f, "shapes        %s (given)\n", m->input_shapes);
 }

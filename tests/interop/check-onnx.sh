@@ -159,6 +159,7 @@ wakeword-mel input:1x16000 -
 wakeword-embed - -
 magika - 256
 pulsevad - -
+pulsevad-int8 - -
 EOF_MODELS
 if [ "$fail" -eq 0 ]; then
     echo "check-onnx: all passed"

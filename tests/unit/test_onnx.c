@@ -120,6 +120,25 @@ static void tensor_i64(struct pbw *w, int field, const char *name, int nd, const
     pw_msg(w, field, &t);
 }
 
+/* An 8-bit tensor (elem U8 or I8) in raw_data, one byte per value. */
+static void tensor_8bit(struct pbw *w, int field, const char *name, int elem, int nd,
+                        const int64_t *dims, const int64_t *v)
+{
+    struct pbw t = {0};
+    uint8_t b[256];
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++) {
+        pw_int(&t, 1, dims[i]);
+        n *= dims[i];
+    }
+    for (int64_t i = 0; i < n && i < 256; i++)
+        b[i] = (uint8_t)v[i];
+    pw_int(&t, 2, elem);
+    pw_str(&t, 8, name);
+    pw_bytes(&t, 9, b, (size_t)n);
+    pw_msg(w, field, &t);
+}
+
 static void value_info(struct pbw *w, int field, const char *name, int elem, int nd, const int64_t *dims)
 {
     struct pbw vi = {0}, tp = {0}, tt = {0}, sh = {0};
@@ -567,6 +586,11 @@ static void a_groups2(struct pbw *n, const void *ctx)
 }
 static void a_gelu_tanh(struct pbw *n, const void *ctx) { (void)ctx; attr_str(n, "approximate", "tanh"); }
 static void a_bs2(struct pbw *n, const void *ctx) { (void)ctx; attr_int(n, "blocksize", 2); }
+static void a_block(struct pbw *n, const void *ctx)
+{
+    (void)ctx;
+    attr_int(n, "block_size", 2);
+}
 static void a_bs2_crd(struct pbw *n, const void *ctx)
 {
     (void)ctx;
@@ -1622,6 +1646,91 @@ static int test_shared_weight(void)
     return T_PASS;
 }
 
+/* QDQ: weights stored as int8 with per-channel scales are dequantized at load into a
+ * quantizable layer (info says so); activations go through QuantizeLinear (uint8 from its
+ * zero point's type, round half to even, saturation) and DequantizeLinear. By hand. */
+static int test_qdq(void)
+{
+    struct pbw g = {0}, m = {0}, n;
+    /* x [1, 4] -> Q (scale 0.5, zp 128 uint8) -> DQ -> MatMul with W = DQ(Wq [4, 2] int8, per
+     * column scales [0.1, 0.2] on axis 1, zp 0) -> y [1, 2] */
+    const int64_t wq[8] = {1, -2, 3, 127, -128, 5, 0, -1};
+    const float ws[2] = {0.1f, 0.2f}, xs[1] = {0.5f};
+    const int64_t wz[2] = {0, 0}, xz[1] = {128};
+    tensor_8bit(&g, 5, "wq", I8, 2, (int64_t[]){4, 2}, wq);
+    tensor_f32(&g, 5, "ws", 1, (int64_t[]){2}, ws);
+    tensor_8bit(&g, 5, "wz", I8, 1, (int64_t[]){2}, wz);
+    tensor_f32(&g, 5, "xs", 0, NULL, xs);
+    tensor_8bit(&g, 5, "xz", U8, 0, NULL, xz);
+    value_info(&g, 11, "x", F32, 2, (int64_t[]){1, 4});
+    n = node_begin("DequantizeLinear", "wq ws wz", "w");
+    attr_int(&n, "axis", 1);
+    pw_msg(&g, 1, &n);
+    n = node_begin("QuantizeLinear", "x xs xz", "xq");
+    pw_msg(&g, 1, &n);
+    n = node_begin("DequantizeLinear", "xq xs xz", "xd");
+    pw_msg(&g, 1, &n);
+    n = node_begin("MatMul", "xd w", "y");
+    pw_msg(&g, 1, &n);
+    value_info(&g, 12, "y", F32, 2, (int64_t[]){1, 2});
+    model_finish(&m, &g, 13);
+    char path[4096];
+    T_CHECK(write_file("qdq.onnx", &m, path, sizeof(path)) == 0);
+    free(m.b);
+    struct mq_model *model;
+    T_CHECK(mq_model_load(path, &model) == MQ_OK && model->n_layers == 1);
+    /* the layer holds the dequantized weights (row n of the layer is W's column n) */
+    const float *lw = model->layers[0].src_data;
+    T_CHECK(fabsf(lw[0] - 0.1f) < 1e-7f && fabsf(lw[3 * 1 + 0] - 0.0f) < 1e-7f &&
+            fabsf(lw[4 + 1] - 25.4f) < 1e-5f);
+    char desc[4096];
+    FILE *f = fmemopen(desc, sizeof(desc), "w");
+    T_CHECK(f);
+    model->runner->describe(model, f);
+    fclose(f);
+    T_CHECK_MSG(strstr(desc, "quantized     QDQ: 1 tensors stored as integers"), "%s", desc);
+    /* x: 1.25 / 0.5 = 2.5 -> 2 (half to even) + 128; 100 saturates at 255; -70 at 0 */
+    const float x[4] = {1.25f, 100.0f, -70.0f, 0.75f};
+    float xd[4];
+    for (int i = 0; i < 4; i++) {
+        float q = rintf(x[i] / 0.5f) + 128.0f;
+        q = q < 0 ? 0 : q > 255 ? 255 : q;
+        xd[i] = (q - 128.0f) * 0.5f;
+    }
+    T_CHECK(xd[0] == 1.0f && xd[1] == 63.5f && xd[2] == -64.0f && xd[3] == 1.0f); /* 1.5 -> 2 */
+    struct mq_onnx_exec *x_exec;
+    struct mq_onnx_io in = {.name = "x",
+                            .type = MQ_ONNX_IO_F32,
+                            .n_dims = 2,
+                            .dims = {1, 4},
+                            .data = (void *)x},
+                      out;
+    T_CHECK(mq_onnx_exec_new(model, NULL, NULL, &x_exec) == MQ_OK &&
+            mq_onnx_exec_run(x_exec, &in, 1, &out, 1) == MQ_OK);
+    for (int j = 0; j < 2; j++) {
+        double want = 0;
+        for (int k = 0; k < 4; k++)
+            want += (double)xd[k] * (double)wq[k * 2 + j] * ws[j];
+        T_CHECK_MSG(fabs(((float *)out.data)[j] - want) < 1e-4 * (1 + fabs(want)),
+                    "y[%d] %g, by hand %g", j, ((float *)out.data)[j], want);
+    }
+    mq_onnx_io_release(&out, 1);
+    mq_onnx_exec_free(x_exec);
+    mq_model_free(model);
+    /* refusals: blocked quantization; a zero point whose type is known only at run time */
+    struct t_in bq[3] = {IF("x", x, 2, 1, 4), CF("s", xs, 1, 1), CI("z", xz, 1, 1)};
+    struct mq_onnx_io o;
+    mq_error_set_quiet(1);
+    int rc = run_op("QuantizeLinear", bq, 3, NULL, NULL, 13, NULL, MQ_DTYPE_F32, &o, NULL);
+    T_CHECK_MSG(rc == MQ_EUNSUPPORTED && strstr(mq_error_last(), "quantization to int64"), "%d %s",
+                rc, mq_error_last());
+    rc = run_op("DequantizeLinear", bq, 2, a_block, NULL, 21, NULL, MQ_DTYPE_F32, &o, NULL);
+    mq_error_set_quiet(0);
+    T_CHECK_MSG(rc == MQ_EUNSUPPORTED && strstr(mq_error_last(), "block_size"), "%d %s", rc,
+                mq_error_last());
+    return T_PASS;
+}
+
 /* ---- the user's arrays and the generic quality measure ---- */
 
 /* A .npy image: version `ver`, header dict `dict`, then `data_len` bytes of data. */
@@ -1851,6 +1960,7 @@ const struct mq_test onnx_tests[] = {
     {"onnx/shapes-parse", test_shapes_parse},
     {"onnx/shapes-apply", test_shapes_apply},
     {"onnx/shared-weight", test_shared_weight},
+    {"onnx/qdq", test_qdq},
     {"onnx/npy-parse", test_npy_parse},
     {"onnx/generic-quality", test_generic_quality},
     {NULL, NULL},
