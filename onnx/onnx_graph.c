@@ -105,11 +105,11 @@ struct compiler {
     const char *path;
 };
 
-static int new_value(struct compiler *cp, const char *name, int *id)
+/* A new value named `name` (borrowed), not looked up by name (alloc_value) or the value
+ * that name means from now on (new_value). */
+static int alloc_value(struct compiler *cp, const char *name, int *id)
 {
     struct ox_graph *g = cp->g;
-    if (smap_get(&cp->names, name) >= 0)
-        return mq_error(MQ_EFORMAT, "'%s': value '%s' is defined twice", cp->path, name);
     if (g->n_values == g->cap_values) {
         int cap = g->cap_values ? g->cap_values * 2 : 256;
         if (cap > INT_MAX / 4)
@@ -127,7 +127,15 @@ static int new_value(struct compiler *cp, const char *name, int *id)
     v->input = -1;
     v->last_use = -1;
     v->copy_of = -1;
-    return smap_put(&cp->names, name, *id);
+    return MQ_OK;
+}
+
+static int new_value(struct compiler *cp, const char *name, int *id)
+{
+    if (smap_get(&cp->names, name) >= 0)
+        return mq_error(MQ_EFORMAT, "'%s': value '%s' is defined twice", cp->path, name);
+    int rc = alloc_value(cp, name, id);
+    return rc < 0 ? rc : smap_put(&cp->names, name, *id);
 }
 
 static int add_const(struct compiler *cp, const struct mq_onnx_tensor *t)
@@ -407,6 +415,41 @@ static int fold_node(struct compiler *cp, const struct mq_onnx_node *sn, int op,
     return MQ_OK;
 }
 
+/* MatMulInteger with a constant B [K, N] (and constant zero point: one, or one per column):
+ * B - b_zero_point becomes an f32 constant the node reads instead (in[1]; in[3] dropped),
+ * so that it is a quantizable layer as MatMul's constant B is, holding the integer weights'
+ * values exactly. */
+static int integer_weight(struct compiler *cp, const struct mq_onnx_node *sn, int *in)
+{
+    struct ox_graph *g = cp->g;
+    const struct ox_tensor *b = &g->values[in[1]].c,
+                           *zp = sn->n_inputs > 3 && in[3] >= 0 ? &g->values[in[3]].c : NULL;
+    if (b->type != OX_I64 || b->nd != 2 ||
+        (zp && (zp->type != OX_I64 || (zp->n != 1 && zp->n != b->dims[1]))))
+        return MQ_OK; /* the node's own checks refuse it at run time */
+    int id, rc = alloc_value(cp, g->values[in[1]].name, &id);
+    if (rc < 0)
+        return rc;
+    struct ox_value *v = &g->values[id];
+    struct ox_ctx c = cp->fold;
+    c.inputs_have_data = true;
+    c.max_elems = 0; /* as large as the constant it replaces */
+    if ((rc = ox_out(&c, &v->c, OX_F32, 2, b->dims)) < 0)
+        return rc;
+    v->is_const = true;
+    b = &g->values[in[1]].c; /* (alloc_value may have moved the values) */
+    zp = sn->n_inputs > 3 && in[3] >= 0 ? &g->values[in[3]].c : NULL;
+    const int64_t *bq = b->data, N = b->dims[1];
+    for (int64_t i = 0; i < b->n; i++)
+        ((float *)v->c.data)[i] =
+            (float)(bq[i] - (zp ? ((const int64_t *)zp->data)[zp->n == 1 ? 0 : i % N] : 0));
+    in[1] = id;
+    if (sn->n_inputs > 3)
+        in[3] = -1;
+    g->n_dequantized++;
+    return MQ_OK;
+}
+
 static int process_node(struct compiler *cp, const struct mq_onnx_node *sn, int depth)
 {
     struct ox_graph *g = cp->g;
@@ -468,6 +511,12 @@ static int process_node(struct compiler *cp, const struct mq_onnx_node *sn, int 
     }
     if (all_const)
         return fold_node(cp, sn, op, in, sn->n_inputs);
+    if (strcmp(sn->op_type, "MatMulInteger") == 0 && sn->n_inputs >= 2 && in[1] >= 0 &&
+        g->values[in[1]].is_const && (sn->n_inputs < 4 || in[3] < 0 || g->values[in[3]].is_const)) {
+        int rc = integer_weight(cp, sn, in);
+        if (rc < 0)
+            return rc;
+    }
     return add_exec_node(cp, sn, op, in, sn->n_inputs);
 }
 
@@ -580,20 +629,22 @@ static int find_layers(struct compiler *cp)
     struct ox_graph *g = cp->g;
     int conv = ox_op_index_conv(), conv_t = ox_op_index_conv_t(), gemm = ox_op_index_gemm(),
         matmul = ox_op_index_matmul(), einsum = ox_op_index_einsum(), lstm = ox_op_index_lstm(),
-        gru = ox_op_index_gru();
+        gru = ox_op_index_gru(), matmul_int = ox_op_index_matmul_int();
     g->layers = calloc((size_t)(g->n_nodes ? 2 * g->n_nodes : 1), sizeof(*g->layers)); /* RNNs have two */
     if (!g->layers)
         return mq_error(MQ_ENOMEM, "cannot allocate layers");
     for (int i = 0; i < g->n_nodes; i++) {
         struct ox_node *n = &g->nodes[i];
         bool rnn = n->op == lstm || n->op == gru; /* two layers: W (input 1), R (input 2) */
-        if (n->op != conv && n->op != conv_t && n->op != gemm && n->op != matmul && n->op != einsum && !rnn)
+        if (n->op != conv && n->op != conv_t && n->op != gemm && n->op != matmul &&
+            n->op != einsum && n->op != matmul_int && !rnn)
             continue;
         if (n->n_in < 2 || n->in[1] < 0 || !g->values[n->in[1]].is_const ||
             (rnn && (n->in[2] < 0 || !g->values[n->in[2]].is_const)))
             continue; /* a weight computed at run time: the host multiplies it */
         const struct ox_tensor *w = &g->values[n->in[1]].c;
-        if ((n->op == matmul && w->nd != 2) || (n->op == einsum && !ox_einsum_layer_ok(n, w)))
+        if (((n->op == matmul || n->op == matmul_int) && (w->nd != 2 || w->type != OX_F32)) ||
+            (n->op == einsum && !ox_einsum_layer_ok(n, w)))
             continue;
         for (int k = 1; k <= (rnn ? 2 : 1); k++) {
             w = &g->values[n->in[k]].c;

@@ -955,97 +955,96 @@ static int op_quant(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor 
     return MQ_OK;
 }
 
+/* DynamicQuantizeLinear: uint8 with a scale and zero point from the input's range, which
+ * always holds 0: scale = (max(0, max x) - min(0, min x)) / 255, zero point = round(0 -
+ * min / scale) in [0, 255], y = saturate(round(x / scale) + zero point) (rounding half to
+ * even). An all-zero input has scale 0: y and the zero point are 0. */
+static int op_dyn_quant(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in,
+                        struct ox_tensor *out)
+{
+    int rc;
+    (void)n;
+    if ((rc = ox_need_f32(c, in[0], "x")) < 0)
+        return rc;
+    const struct ox_tensor *x = in[0];
+    int r0 = ox_out(c, &out[0], OX_I64, x->nd, x->dims), r1 = 0, r2 = 0;
+    if (r0 < 0 || (r1 = ox_out(c, &out[1], OX_F32, 0, NULL)) < 0 || (r2 = ox_out(c, &out[2], OX_I64, 0, NULL)) < 0)
+        return r0 < 0 ? r0 : r1 < 0 ? r1 : r2;
+    if (!r0 || !x->data)
+        return MQ_OK;
+    float lo = 0.0f, hi = 0.0f;
+    const float *xd = x->data;
+    for (int64_t i = 0; i < x->n; i++) {
+        lo = xd[i] < lo ? xd[i] : lo;
+        hi = xd[i] > hi ? xd[i] : hi;
+    }
+    float scale = (hi - lo) / 255.0f;
+    float zpf = scale > 0.0f ? rintf(fminf(fmaxf(0.0f - lo / scale, 0.0f), 255.0f)) : 0.0f;
+    for (int64_t i = 0; i < x->n; i++) {
+        float v = scale > 0.0f ? rintf(xd[i] / scale) + zpf : 0.0f;
+        ((int64_t *)out[0].data)[i] = v != v ? 0 : v < 0.0f ? 0 : v > 255.0f ? 255 : (int64_t)v;
+    }
+    if (r1 > 0)
+        ((float *)out[1].data)[0] = scale;
+    if (r2 > 0)
+        ((int64_t *)out[2].data)[0] = (int64_t)zpf;
+    return MQ_OK;
+}
+
+/* clang-format off */
 const struct ox_op ox_ops[] = {
-    {"Add", op_add, 2, 2, 1, 1},
-    {"Sub", op_sub, 2, 2, 1, 1},
-    {"Mul", op_mul, 2, 2, 1, 1},
-    {"Div", op_div, 2, 2, 1, 1},
-    {"Pow", op_pow, 2, 2, 1, 1},
-    {"Mod", op_mod, 2, 2, 1, 1},
-    {"Equal", op_equal, 2, 2, 1, 1},
-    {"Less", op_less, 2, 2, 1, 1},
-    {"Greater", op_greater, 2, 2, 1, 1},
-    {"And", op_and, 2, 2, 1, 1},
-    {"Or", op_or, 2, 2, 1, 1},
-    {"Where", op_where, 3, 3, 1, 1},
-    {"Not", op_not, 1, 1, 1, 1},
-    {"Neg", op_neg, 1, 1, 1, 1},
-    {"Abs", op_abs, 1, 1, 1, 1},
-    {"Relu", op_relu, 1, 1, 1, 1},
-    {"LeakyRelu", op_leaky, 1, 1, 1, 1},
-    {"Elu", op_elu, 1, 1, 1, 1},
-    {"Sigmoid", op_sigmoid, 1, 1, 1, 1},
-    {"Tanh", op_tanh, 1, 1, 1, 1},
-    {"HardSigmoid", op_hsig, 1, 1, 1, 1},
-    {"HardSwish", op_hswish, 1, 1, 1, 1},
-    {"Softplus", op_softplus, 1, 1, 1, 1},
-    {"Clip", op_clip, 1, 3, 1, 1},
-    {"Exp", op_exp, 1, 1, 1, 1},
-    {"Log", op_log, 1, 1, 1, 1},
-    {"Sqrt", op_sqrt, 1, 1, 1, 1},
-    {"Erf", op_erf, 1, 1, 1, 1},
-    {"Reciprocal", op_recip, 1, 1, 1, 1},
-    {"Floor", op_floor, 1, 1, 1, 1},
-    {"Ceil", op_ceil, 1, 1, 1, 1},
-    {"Round", op_round, 1, 1, 1, 1},
-    {"Sin", op_sin, 1, 1, 1, 1},
-    {"Cos", op_cos, 1, 1, 1, 1},
-    {"Identity", op_identity, 1, 1, 1, 1},
-    {"Cast", op_cast, 1, 1, 1, 1},
-    {"Shape", op_shape, 1, 1, 1, 1},
-    {"Size", op_size, 1, 1, 1, 1},
-    {"Constant", op_constant, 0, 0, 1, 1},
-    {"ConstantOfShape", op_const_of_shape, 1, 1, 1, 1},
-    {"Range", op_range, 3, 3, 1, 1},
-    {"Reshape", ox_op_reshape, 1, 2, 1, 1},
-    {"Flatten", ox_op_flatten, 1, 1, 1, 1},
-    {"Squeeze", ox_op_squeeze, 1, 2, 1, 1},
-    {"Unsqueeze", ox_op_unsqueeze, 1, 2, 1, 1},
-    {"Transpose", ox_op_transpose, 1, 1, 1, 1},
-    {"Concat", ox_op_concat, 1, ANY, 1, 1},
-    {"Split", ox_op_split, 1, 2, 1, ANY},
-    {"Slice", ox_op_slice, 1, 5, 1, 1},
-    {"Gather", ox_op_gather, 2, 2, 1, 1},
-    {"Expand", ox_op_expand, 2, 2, 1, 1},
-    {"Pad", ox_op_pad, 1, 4, 1, 1},
-    {"ReduceMean", ox_op_rmean, 1, 2, 1, 1},
-    {"ReduceSum", ox_op_rsum, 1, 2, 1, 1},
-    {"ReduceMax", ox_op_rmax, 1, 2, 1, 1},
-    {"Softmax", ox_op_softmax, 1, 1, 1, 1},
+    {"Add", op_add, 2, 2, 1, 1},           {"Sub", op_sub, 2, 2, 1, 1},
+    {"Mul", op_mul, 2, 2, 1, 1},           {"Div", op_div, 2, 2, 1, 1},
+    {"Pow", op_pow, 2, 2, 1, 1},           {"Mod", op_mod, 2, 2, 1, 1},
+    {"Equal", op_equal, 2, 2, 1, 1},       {"Less", op_less, 2, 2, 1, 1},
+    {"Greater", op_greater, 2, 2, 1, 1},   {"And", op_and, 2, 2, 1, 1},
+    {"Or", op_or, 2, 2, 1, 1},             {"Where", op_where, 3, 3, 1, 1},
+    {"Not", op_not, 1, 1, 1, 1},           {"Neg", op_neg, 1, 1, 1, 1},
+    {"Abs", op_abs, 1, 1, 1, 1},           {"Relu", op_relu, 1, 1, 1, 1},
+    {"LeakyRelu", op_leaky, 1, 1, 1, 1},   {"Elu", op_elu, 1, 1, 1, 1},
+    {"Sigmoid", op_sigmoid, 1, 1, 1, 1},   {"Tanh", op_tanh, 1, 1, 1, 1},
+    {"HardSigmoid", op_hsig, 1, 1, 1, 1},  {"HardSwish", op_hswish, 1, 1, 1, 1},
+    {"Softplus", op_softplus, 1, 1, 1, 1}, {"Clip", op_clip, 1, 3, 1, 1},
+    {"Exp", op_exp, 1, 1, 1, 1},           {"Log", op_log, 1, 1, 1, 1},
+    {"Sqrt", op_sqrt, 1, 1, 1, 1},         {"Erf", op_erf, 1, 1, 1, 1},
+    {"Reciprocal", op_recip, 1, 1, 1, 1},  {"Floor", op_floor, 1, 1, 1, 1},
+    {"Ceil", op_ceil, 1, 1, 1, 1},         {"Round", op_round, 1, 1, 1, 1},
+    {"Sin", op_sin, 1, 1, 1, 1},           {"Cos", op_cos, 1, 1, 1, 1},
+    {"Identity", op_identity, 1, 1, 1, 1}, {"Cast", op_cast, 1, 1, 1, 1},
+    {"Shape", op_shape, 1, 1, 1, 1},       {"Size", op_size, 1, 1, 1, 1},
+    {"Constant", op_constant, 0, 0, 1, 1}, {"ConstantOfShape", op_const_of_shape, 1, 1, 1, 1},
+    {"Range", op_range, 3, 3, 1, 1},       {"Reshape", ox_op_reshape, 1, 2, 1, 1},
+    {"Flatten", ox_op_flatten, 1, 1, 1, 1},   {"Squeeze", ox_op_squeeze, 1, 2, 1, 1},
+    {"Unsqueeze", ox_op_unsqueeze, 1, 2, 1, 1}, {"Transpose", ox_op_transpose, 1, 1, 1, 1},
+    {"Concat", ox_op_concat, 1, ANY, 1, 1},   {"Split", ox_op_split, 1, 2, 1, ANY},
+    {"Slice", ox_op_slice, 1, 5, 1, 1},       {"Gather", ox_op_gather, 2, 2, 1, 1},
+    {"Expand", ox_op_expand, 2, 2, 1, 1},     {"Pad", ox_op_pad, 1, 4, 1, 1},
+    {"ReduceMean", ox_op_rmean, 1, 2, 1, 1},  {"ReduceSum", ox_op_rsum, 1, 2, 1, 1},
+    {"ReduceMax", ox_op_rmax, 1, 2, 1, 1},    {"Softmax", ox_op_softmax, 1, 1, 1, 1},
     {"BatchNormalization", ox_op_batchnorm, 5, 5, 1, 5},
     {"LayerNormalization", ox_op_layernorm, 2, 3, 1, 3},
-    {"MaxPool", ox_op_maxpool, 1, 1, 1, 2},
-    {"AveragePool", ox_op_avgpool, 1, 1, 1, 1},
-    {"GlobalAveragePool", ox_op_gap, 1, 1, 1, 1},
-    {"GlobalMaxPool", ox_op_gmp, 1, 1, 1, 1},
-    {"Resize", ox_op_resize, 2, 4, 1, 1},
-    {"Conv", ox_op_conv, 2, 3, 1, 1},
-    {"ConvTranspose", ox_op_conv_t, 2, 3, 1, 1},
-    {"Gemm", ox_op_gemm, 2, 3, 1, 1},
-    {"MatMul", ox_op_matmul, 2, 2, 1, 1},
-    {"If", op_if, 1, 1, 1, ANY},
-    {"Max", op_max, 1, ANY, 1, 1},
-    {"Min", op_min, 1, ANY, 1, 1},
-    {"Sum", op_sum, 1, ANY, 1, 1},
-    {"Mean", op_mean, 1, ANY, 1, 1},
-    {"Gelu", op_gelu, 1, 1, 1, 1},
-    {"ReduceMin", ox_op_rmin, 1, 2, 1, 1},
-    {"ReduceProd", ox_op_rprod, 1, 2, 1, 1},
-    {"ReduceL2", ox_op_rl2, 1, 2, 1, 1},
+    {"MaxPool", ox_op_maxpool, 1, 1, 1, 2},   {"AveragePool", ox_op_avgpool, 1, 1, 1, 1},
+    {"GlobalAveragePool", ox_op_gap, 1, 1, 1, 1}, {"GlobalMaxPool", ox_op_gmp, 1, 1, 1, 1},
+    {"Resize", ox_op_resize, 2, 4, 1, 1},     {"Conv", ox_op_conv, 2, 3, 1, 1},
+    {"ConvTranspose", ox_op_conv_t, 2, 3, 1, 1}, {"Gemm", ox_op_gemm, 2, 3, 1, 1},
+    {"MatMul", ox_op_matmul, 2, 2, 1, 1},     {"If", op_if, 1, 1, 1, ANY},
+    {"Max", op_max, 1, ANY, 1, 1},            {"Min", op_min, 1, ANY, 1, 1},
+    {"Sum", op_sum, 1, ANY, 1, 1},            {"Mean", op_mean, 1, ANY, 1, 1},
+    {"Gelu", op_gelu, 1, 1, 1, 1},            {"ReduceMin", ox_op_rmin, 1, 2, 1, 1},
+    {"ReduceProd", ox_op_rprod, 1, 2, 1, 1},  {"ReduceL2", ox_op_rl2, 1, 2, 1, 1},
     {"InstanceNormalization", ox_op_instnorm, 3, 3, 1, 1},
     {"GroupNormalization", ox_op_groupnorm, 3, 3, 1, 1},
-    {"ArgMax", ox_op_argmax, 1, 1, 1, 1},
-    {"TopK", ox_op_topk, 1, 2, 2, 2},
-    {"DepthToSpace", ox_op_d2s, 1, 1, 1, 1},
-    {"SpaceToDepth", ox_op_s2d, 1, 1, 1, 1},
-    {"Tile", ox_op_tile, 2, 2, 1, 1},
-    {"Upsample", ox_op_upsample, 1, 2, 1, 1},
+    {"ArgMax", ox_op_argmax, 1, 1, 1, 1},     {"TopK", ox_op_topk, 1, 2, 2, 2},
+    {"DepthToSpace", ox_op_d2s, 1, 1, 1, 1},  {"SpaceToDepth", ox_op_s2d, 1, 1, 1, 1},
+    {"Tile", ox_op_tile, 2, 2, 1, 1},         {"Upsample", ox_op_upsample, 1, 2, 1, 1},
     {"Einsum", ox_op_einsum, 1, ANY, 1, 1},
-    {"LSTM", ox_op_lstm, 3, 8, 0, 3},
-    {"GRU", ox_op_gru, 3, 6, 0, 2},
+    {"LSTM", ox_op_lstm, 3, 8, 0, 3},         {"GRU", ox_op_gru, 3, 6, 0, 2},
     {"QuantizeLinear", op_quant, 2, 3, 1, 1},
     {"DequantizeLinear", op_dequant, 2, 3, 1, 1},
+    {"DynamicQuantizeLinear", op_dyn_quant, 1, 1, 3, 3},
+    {"MatMulInteger", ox_op_matmul_int, 2, 4, 1, 1},
 };
+/* clang-format on */
 const int ox_n_ops = (int)(sizeof(ox_ops) / sizeof(ox_ops[0]));
 
 int ox_op_find(const char *name)
@@ -1063,6 +1062,7 @@ int ox_op_index_matmul(void) { return ox_op_find("MatMul"); }
 int ox_op_index_einsum(void) { return ox_op_find("Einsum"); }
 int ox_op_index_lstm(void) { return ox_op_find("LSTM"); }
 int ox_op_index_gru(void) { return ox_op_find("GRU"); }
+int ox_op_index_matmul_int(void) { return ox_op_find("MatMulInteger"); }
 
 int ox_run_node(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
 {

@@ -751,6 +751,59 @@ done:
     return rc;
 }
 
+/* x - zero point as floats into t (zp: one value, or, for a 2-D x, one per row (axis 0: A)
+ * or per column (axis 1: B)) */
+static int int_minus_zp(struct ox_ctx *c, const struct ox_tensor *x, const struct ox_tensor *zp,
+                        int axis, const char *what, struct ox_tensor *t)
+{
+    if (x->type == OX_F32)
+        return ox_fail(c, MQ_EFORMAT, "input %s holds floats (MatMulInteger multiplies integers)",
+                       what);
+    int64_t per = 1, len = 1;
+    if (zp && zp->n != 1) {
+        if (x->nd != 2 || zp->nd != 1 || zp->n != x->dims[axis])
+            return ox_fail(c, MQ_EFORMAT, "a zero point of %" PRId64 " values for input %s", zp->n,
+                           what);
+        len = zp->n;
+        per = axis == 0 ? x->dims[1] : 1;
+    }
+    int rc = ox_out(c, t, OX_F32, x->nd, x->dims);
+    if (rc <= 0 || !x->data)
+        return rc < 0 ? rc : MQ_OK;
+    for (int64_t i = 0; i < x->n; i++) {
+        int64_t z = 0;
+        if (zp && zp->data)
+            z = zp->type == OX_F32 ? (int64_t)((const float *)zp->data)[(i / per) % len]
+                                   : ((const int64_t *)zp->data)[(i / per) % len];
+        ((float *)t->data)[i] = (float)(((const int64_t *)x->data)[i] - z);
+    }
+    return MQ_OK;
+}
+
+/* MatMulInteger: (A - a_zero_point) x (B - b_zero_point), run as MatMul on their values as
+ * floats; a constant B became an f32 layer weight at load (onnx_graph.c). The output holds
+ * the int32 products as floats: exact on the host (double sums), rounded as f32 sums
+ * round on a backend; the Cast to float that follows in quantized models keeps them. */
+int ox_op_matmul_int(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in,
+                     struct ox_tensor *out)
+{
+    int rc;
+    if ((rc = ox_need(c, in[0], "A")) < 0 || (rc = ox_need(c, in[1], "B")) < 0)
+        return rc;
+    struct ox_tensor af = {0}, bf = {0};
+    const struct ox_tensor *azp = n->n_in > 2 ? in[2] : NULL, *bzp = n->n_in > 3 ? in[3] : NULL;
+    bool b_ready = in[1]->type == OX_F32; /* the layer weight made at load */
+    if ((rc = int_minus_zp(c, in[0], azp, 0, "A", &af)) < 0 ||
+        (!b_ready && (rc = int_minus_zp(c, in[1], bzp, 1, "B", &bf)) < 0))
+        goto done;
+    struct ox_tensor *args[2] = {&af, b_ready ? in[1] : &bf};
+    rc = ox_op_matmul(c, n, args, out);
+done:
+    ox_tensor_release(&af);
+    ox_tensor_release(&bf);
+    return rc;
+}
+
 int ox_op_matmul(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
 {
     int rc;

@@ -483,7 +483,8 @@ static void onnx_describe(const struct mq_model *m, FILE *f)
             shared, g->const_bytes);
     if (g->n_dequantized)
         fprintf(f,
-                "quantized     QDQ: %d tensors stored as integers, dequantized at load; those "
+                "quantized     %d tensors stored as integers (QDQ, MatMulInteger), dequantized at "
+                "load; those "
                 "dequantized weights are the reference, as onnxruntime computes them\n",
                 g->n_dequantized);
     if (m->input_shapes)

@@ -2,7 +2,8 @@
 """Writes small ONNX models, one or two nodes each, that exercise the ops mixq added for
 models users bring (issue 17): n-ary Max/Min/Sum/Mean, ReduceMin/Prod/L2,
 InstanceNormalization, GroupNormalization (opsets 18 and 21), Gelu, ArgMax, TopK,
-DepthToSpace, SpaceToDepth, Tile, Upsample, the matmul forms of Einsum, LSTM and GRU.
+DepthToSpace, SpaceToDepth, Tile, Upsample, the matmul forms of Einsum, LSTM and GRU,
+QuantizeLinear/DequantizeLinear, DynamicQuantizeLinear and MatMulInteger.
 
     make-onnx-ops.py OUTDIR
 
@@ -147,6 +148,28 @@ def cases():
     yield "gru-bidirectional-lbr", rnn("GRU", 3, 2, ["", "h0"], direction="bidirectional", linear_before_reset=1,
                                        outs=("y", "yh"))
     yield "gru-reverse-clip", rnn("GRU", 3, 1, direction="reverse", clip=0.5, outs=("y", "yh"))
+
+    # quantized models: QDQ (QuantizeLinear / DequantizeLinear per tensor and per axis), and
+    # onnxruntime.quantization.quantize_dynamic's pattern (DynamicQuantizeLinear, then
+    # MatMulInteger with a constant int8 B, Cast, the two scales)
+    q8 = lambda name, *shape: numpy_helper.from_array(rng.integers(-127, 128, shape).astype(np.int8), name)
+    u8 = lambda name, vals: numpy_helper.from_array(np.array(vals, dtype=np.uint8), name)
+    i8 = lambda name, vals: numpy_helper.from_array(np.array(vals, dtype=np.int8), name)
+    yield "qdq-per-tensor", model([N("QuantizeLinear", ["a", "s", "z"], ["q"]), N("DequantizeLinear", ["q", "s", "z"], ["y"])],
+                                  X, [("y", [2, 3, 4])], [floats("s", 0.01), u8("z", 120)])
+    yield "qdq-per-axis", model([N("QuantizeLinear", ["a", "s", "z"], ["q"], axis=1),
+                                 N("DequantizeLinear", ["q", "s", "z"], ["y"], axis=1)],
+                                X, [("y", [2, 3, 4])], [floats("s", [0.02, 0.005, 0.01]), i8("z", [0, -3, 5])])
+    yield "qdq-weight", model([N("DequantizeLinear", ["wq", "ws"], ["w"], axis=1), N("MatMul", ["a", "w"], ["y"])],
+                              X, [("y", [2, 3, 8])], [q8("wq", 4, 8), floats("ws", np.linspace(0.01, 0.02, 8))])
+    for per_col in (False, True):
+        zp = i8("wz", rng.integers(-3, 4, 16)) if per_col else i8("wz", 2)
+        ws = floats("ws", 0.02)
+        yield "dynamic-matmulinteger" + ("-per-column" if per_col else ""), model(
+            [N("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+             N("MatMulInteger", ["xq", "wq", "xz", "wz"], ["yi"]),
+             N("Cast", ["yi"], ["yf"], to=F), N("Mul", ["xs", "ws"], ["s"]), N("Mul", ["yf", "s"], ["y"])],
+            [("x", [3, 64])], [("y", [3, 16])], [q8("wq", 64, 16), zp, ws])
 
 
 def main():

@@ -1688,7 +1688,7 @@ static int test_qdq(void)
     T_CHECK(f);
     model->runner->describe(model, f);
     fclose(f);
-    T_CHECK_MSG(strstr(desc, "quantized     QDQ: 1 tensors stored as integers"), "%s", desc);
+    T_CHECK_MSG(strstr(desc, "quantized     1 tensors stored as integers"), "%s", desc);
     /* x: 1.25 / 0.5 = 2.5 -> 2 (half to even) + 128; 100 saturates at 255; -70 at 0 */
     const float x[4] = {1.25f, 100.0f, -70.0f, 0.75f};
     float xd[4];
@@ -1717,6 +1717,53 @@ static int test_qdq(void)
     mq_onnx_io_release(&out, 1);
     mq_onnx_exec_free(x_exec);
     mq_model_free(model);
+    /* DynamicQuantizeLinear: range [-1, 2] -> scale 3/255, zero point 85; 0.5 / scale = 42.5
+     * rounds to even (42) */
+    const float dx[4] = {-1.0f, 0.0f, 0.5f, 2.0f};
+    struct pbw dg = {0}, dm = {0};
+    value_info(&dg, 11, "x", F32, 1, (int64_t[]){4});
+    n = node_begin("DynamicQuantizeLinear", "x", "y s z");
+    pw_msg(&dg, 1, &n);
+    value_info(&dg, 12, "y", U8, 1, (int64_t[]){4});
+    value_info(&dg, 12, "s", F32, 0, NULL);
+    value_info(&dg, 12, "z", U8, 0, NULL);
+    model_finish(&dm, &dg, 11);
+    T_CHECK(write_file("dql.onnx", &dm, path, sizeof(path)) == 0);
+    free(dm.b);
+    struct mq_onnx_io dq, d3[3];
+    struct mq_onnx_io din = {
+        .name = "x", .type = MQ_ONNX_IO_F32, .n_dims = 1, .dims = {4}, .data = (void *)dx};
+    T_CHECK(mq_model_load(path, &model) == MQ_OK &&
+            mq_onnx_exec_new(model, NULL, NULL, &x_exec) == MQ_OK &&
+            mq_onnx_exec_run(x_exec, &din, 1, d3, 3) == MQ_OK);
+    const int64_t *dy = d3[0].data;
+    bool dok = dy[0] == 0 && dy[1] == 85 && dy[2] == 127 && dy[3] == 255 &&
+               fabsf(((float *)d3[1].data)[0] - 3.0f / 255.0f) < 1e-9f &&
+               ((int64_t *)d3[2].data)[0] == 85;
+    mq_onnx_io_release(d3, 3);
+    mq_onnx_exec_free(x_exec);
+    mq_model_free(model);
+    T_CHECK(dok);
+    /* MatMulInteger with a constant B: a layer holding B - zero point; (A - 1) x (B - 2) */
+    const int64_t ai[6] = {3, 1, 0, 2, 5, 1}, bi[6] = {4, 0, 2, 7, 1, 3}, az[1] = {1}, bz[1] = {2};
+    struct t_in mi[4] = {{.name = "a", .i = ai, .nd = 2, .dims = {2, 3}},
+                         CI("b", bi, 2, 3, 2),
+                         CI("az", az, 0),
+                         CI("bz", bz, 0)};
+    struct mq_model *mm;
+    T_CHECK(run_op("MatMulInteger", mi, 4, NULL, NULL, 10, NULL, MQ_DTYPE_F32, &dq, &mm) == MQ_OK);
+    T_CHECK(mm->n_layers == 1 &&
+            ((const float *)mm->layers[0].src_data)[1] == 0.0f); /* row 0: b[.][0] - 2 */
+    mq_model_free(mm);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            int64_t want = 0;
+            for (int k = 0; k < 3; k++)
+                want += (ai[i * 3 + k] - 1) * (bi[k * 2 + j] - 2);
+            T_CHECK_MSG(((float *)dq.data)[i * 2 + j] == (float)want, "y[%d][%d] %g, want %lld", i,
+                        j, ((float *)dq.data)[i * 2 + j], (long long)want);
+        }
+    mq_onnx_io_release(&dq, 1);
     /* refusals: blocked quantization; a zero point whose type is known only at run time */
     struct t_in bq[3] = {IF("x", x, 2, 1, 4), CF("s", xs, 1, 1), CI("z", xz, 1, 1)};
     struct mq_onnx_io o;
