@@ -239,7 +239,7 @@ typedef int ox_op_fn(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor
                      struct ox_tensor *out);
 ox_op_fn ox_op_reshape, ox_op_flatten, ox_op_squeeze, ox_op_unsqueeze, ox_op_transpose,
          ox_op_concat, ox_op_split, ox_op_slice, ox_op_gather, ox_op_expand, ox_op_pad, ox_op_rmean,
-         ox_op_rsum, ox_op_rmax, ox_op_softmax, ox_op_batchnorm, ox_op_layernorm;
+         ox_op_rsum, ox_op_rmax, ox_op_softmax, ox_op_logsoftmax, ox_op_batchnorm, ox_op_layernorm;
 ox_op_fn ox_op_maxpool, ox_op_avgpool, ox_op_gap, ox_op_gmp, ox_op_resize, ox_op_conv, ox_op_conv_t,
          ox_op_gemm, ox_op_matmul;
 ox_op_fn ox_op_rmin, ox_op_rprod, ox_op_rl2, ox_op_instnorm, ox_op_groupnorm, ox_op_argmax, ox_op_topk, ox_op_d2s,

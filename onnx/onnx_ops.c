@@ -1043,6 +1043,7 @@ const struct ox_op ox_ops[] = {
     {"DequantizeLinear", op_dequant, 2, 3, 1, 1},
     {"DynamicQuantizeLinear", op_dyn_quant, 1, 1, 3, 3},
     {"MatMulInteger", ox_op_matmul_int, 2, 4, 1, 1},
+    {"LogSoftmax", ox_op_logsoftmax, 1, 1, 1, 1},
 };
 /* clang-format on */
 const int ox_n_ops = (int)(sizeof(ox_ops) / sizeof(ox_ops[0]));

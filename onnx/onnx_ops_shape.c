@@ -635,7 +635,9 @@ int ox_op_rl2(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const
     return reduce(c, n, in, out, R_L2);
 }
 
-int ox_op_softmax(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
+/* Softmax, or LogSoftmax (log_out: x - max - log(sum exp(x - max))) */
+static int softmax(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in,
+                   struct ox_tensor *out, bool log_out)
 {
     int rc, axis = 0;
     if ((rc = ox_need_f32(c, in[0], "input")) < 0)
@@ -663,9 +665,23 @@ int ox_op_softmax(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *c
                 sum += e;
             }
             for (int64_t k = 0; k < len; k++)
-                y[base + k * inner] = (float)(y[base + k * inner] / sum);
+                y[base + k * inner] = log_out
+                                          ? (float)((double)(xd[base + k * inner] - mx) - log(sum))
+                                          : (float)(y[base + k * inner] / sum);
         }
     return MQ_OK;
+}
+
+int ox_op_softmax(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in,
+                  struct ox_tensor *out)
+{
+    return softmax(c, n, in, out, false);
+}
+
+int ox_op_logsoftmax(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in,
+                     struct ox_tensor *out)
+{
+    return softmax(c, n, in, out, true);
 }
 
 int ox_op_batchnorm(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)

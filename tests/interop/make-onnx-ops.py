@@ -149,6 +149,9 @@ def cases():
                                        outs=("y", "yh"))
     yield "gru-reverse-clip", rnn("GRU", 3, 1, direction="reverse", clip=0.5, outs=("y", "yh"))
 
+    yield "logsoftmax-axis1", model([N("LogSoftmax", ["a"], ["y"], axis=1)], X, [("y", [2, 3, 4])])
+    yield "logsoftmax-opset11", model([N("LogSoftmax", ["a"], ["y"], axis=1)], X, [("y", [2, 3, 4])], opset=11)
+
     # quantized models: QDQ (QuantizeLinear / DequantizeLinear per tensor and per axis), and
     # onnxruntime.quantization.quantize_dynamic's pattern (DynamicQuantizeLinear, then
     # MatMulInteger with a constant int8 B, Cast, the two scales)

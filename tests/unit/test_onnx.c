@@ -1878,8 +1878,8 @@ static int test_npy_parse(void)
     return T_PASS;
 }
 
-/* x [1, 64] -> MatMul w [64, 8] -> m (output "raw") -> Softmax -> y (output "probs") */
-static int build_two_outputs(char *path, size_t size)
+/* x [1, 64] -> MatMul w [64, 8] -> m (output "raw") -> op (Softmax or LogSoftmax) -> y */
+static int build_two_outputs(const char *op, char *path, size_t size)
 {
     struct pbw g = {0}, m = {0}, n;
     float w[64 * 8];
@@ -1889,13 +1889,13 @@ static int build_two_outputs(char *path, size_t size)
     value_info(&g, 11, "x", F32, 2, (int64_t[]){1, 64});
     n = node_begin("MatMul", "x w", "m");
     pw_msg(&g, 1, &n);
-    n = node_begin("Softmax", "m", "y");
+    n = node_begin(op, "m", "y");
     attr_int(&n, "axis", -1);
     pw_msg(&g, 1, &n);
     value_info(&g, 12, "y", F32, 2, (int64_t[]){1, 8});
     value_info(&g, 12, "m", F32, 2, (int64_t[]){1, 8});
     model_finish(&m, &g, 13);
-    int rc = write_file("two-outputs.onnx", &m, path, size);
+    int rc = write_file(op[0] == 'L' ? "two-outputs-log.onnx" : "two-outputs.onnx", &m, path, size);
     free(m.b);
     return rc;
 }
@@ -1906,7 +1906,7 @@ static int build_two_outputs(char *path, size_t size)
 static int test_generic_quality(void)
 {
     char path[4096], npy[4096];
-    T_CHECK(build_two_outputs(path, sizeof(path)) == 0);
+    T_CHECK(build_two_outputs("Softmax", path, sizeof(path)) == 0);
     float x[64];
     for (int i = 0; i < 64; i++)
         x[i] = cosf((float)i * 1.3f);
@@ -1970,6 +1970,26 @@ static int test_generic_quality(void)
     T_CHECK(m->runner->quality_eval(q, p32, &r) == MQ_OK && r.loss == 0.0 && isinf(r.metric) &&
             r.top1_agree == 1.0);
     m->runner->quality_free(q);
+    /* LogSoftmax's distributions give the same KL as Softmax's */
+    char lpath[4096];
+    struct mq_model *ml;
+    struct mq_plan *l4;
+    double l_sm;
+    T_CHECK(m->runner->quality_new(m, be, &(struct mq_quality_config){.data = npy}, &q) == MQ_OK &&
+            m->runner->quality_eval(q, p4, &r) == MQ_OK);
+    l_sm = r.loss;
+    m->runner->quality_free(q);
+    T_CHECK(build_two_outputs("LogSoftmax", lpath, sizeof(lpath)) == 0 &&
+            mq_model_load(lpath, &ml) == MQ_OK && mq_plan_uniform(ml, MQ_DTYPE_Q4_0, &l4) == MQ_OK);
+    T_CHECK(!strcmp(ml->runner->loss_name(ml, NULL), "kl+rel_mse"));
+    T_CHECK(ml->runner->quality_new(ml, be, &(struct mq_quality_config){.data = npy}, &q) ==
+                MQ_OK &&
+            ml->runner->quality_eval(q, l4, &r) == MQ_OK);
+    ml->runner->quality_free(q);
+    T_CHECK_MSG(fabs(r.loss - l_sm) < 1e-5 * l_sm, "LogSoftmax loss %.9g, Softmax %.9g", r.loss,
+                l_sm);
+    mq_plan_free(l4);
+    mq_model_free(ml);
     /* no data: 8 seeded random samples, the same loss twice */
     double l1;
     T_CHECK(m->runner->quality_new(m, be, &(struct mq_quality_config){0}, &q) == MQ_OK);
