@@ -415,17 +415,20 @@ static int fold_node(struct compiler *cp, const struct mq_onnx_node *sn, int op,
     return MQ_OK;
 }
 
-/* MatMulInteger with a constant B [K, N] (and constant zero point: one, or one per column):
- * B - b_zero_point becomes an f32 constant the node reads instead (in[1]; in[3] dropped),
- * so that it is a quantizable layer as MatMul's constant B is, holding the integer weights'
- * values exactly. */
-static int integer_weight(struct compiler *cp, const struct mq_onnx_node *sn, int *in)
+/* MatMulInteger with a constant B [K, N] (zero point: one, or one per column, axis 1), or
+ * ConvInteger with a constant W [M, C/g, kH, kW] (zero point: one, or one per output
+ * channel, axis 0), the zero point constant too: the weight minus its zero point becomes
+ * an f32 constant the node reads instead (in[1]; in[3] dropped), so that it is a
+ * quantizable layer as MatMul's or Conv's constant weight is, holding the integer
+ * weights' values exactly. */
+static int integer_weight(struct compiler *cp, const struct mq_onnx_node *sn, int *in, bool conv)
 {
     struct ox_graph *g = cp->g;
     const struct ox_tensor *b = &g->values[in[1]].c,
                            *zp = sn->n_inputs > 3 && in[3] >= 0 ? &g->values[in[3]].c : NULL;
-    if (b->type != OX_I64 || b->nd != 2 ||
-        (zp && (zp->type != OX_I64 || (zp->n != 1 && zp->n != b->dims[1]))))
+    int axis = conv ? 0 : 1;
+    if (b->type != OX_I64 || (conv ? b->nd < 3 : b->nd != 2) ||
+        (zp && (zp->type != OX_I64 || (zp->n != 1 && zp->n != b->dims[axis]))))
         return MQ_OK; /* the node's own checks refuse it at run time */
     int id, rc = alloc_value(cp, g->values[in[1]].name, &id);
     if (rc < 0)
@@ -434,15 +437,16 @@ static int integer_weight(struct compiler *cp, const struct mq_onnx_node *sn, in
     struct ox_ctx c = cp->fold;
     c.inputs_have_data = true;
     c.max_elems = 0; /* as large as the constant it replaces */
-    if ((rc = ox_out(&c, &v->c, OX_F32, 2, b->dims)) < 0)
+    if ((rc = ox_out(&c, &v->c, OX_F32, g->values[in[1]].c.nd, g->values[in[1]].c.dims)) < 0)
         return rc;
     v->is_const = true;
     b = &g->values[in[1]].c; /* (alloc_value may have moved the values) */
     zp = sn->n_inputs > 3 && in[3] >= 0 ? &g->values[in[3]].c : NULL;
-    const int64_t *bq = b->data, N = b->dims[1];
+    /* element i's zero point: (i / per) % len */
+    const int64_t *bq = b->data, len = zp ? zp->n : 1, per = conv ? b->n / b->dims[0] : 1;
     for (int64_t i = 0; i < b->n; i++)
         ((float *)v->c.data)[i] =
-            (float)(bq[i] - (zp ? ((const int64_t *)zp->data)[zp->n == 1 ? 0 : i % N] : 0));
+            (float)(bq[i] - (zp ? ((const int64_t *)zp->data)[(i / per) % len] : 0));
     in[1] = id;
     if (sn->n_inputs > 3)
         in[3] = -1;
@@ -511,9 +515,11 @@ static int process_node(struct compiler *cp, const struct mq_onnx_node *sn, int 
     }
     if (all_const)
         return fold_node(cp, sn, op, in, sn->n_inputs);
-    if (strcmp(sn->op_type, "MatMulInteger") == 0 && sn->n_inputs >= 2 && in[1] >= 0 &&
-        g->values[in[1]].is_const && (sn->n_inputs < 4 || in[3] < 0 || g->values[in[3]].is_const)) {
-        int rc = integer_weight(cp, sn, in);
+    bool conv_int = strcmp(sn->op_type, "ConvInteger") == 0;
+    if ((conv_int || strcmp(sn->op_type, "MatMulInteger") == 0) && sn->n_inputs >= 2 &&
+        in[1] >= 0 && g->values[in[1]].is_const &&
+        (sn->n_inputs < 4 || in[3] < 0 || g->values[in[3]].is_const)) {
+        int rc = integer_weight(cp, sn, in, conv_int);
         if (rc < 0)
             return rc;
     }
@@ -629,7 +635,8 @@ static int find_layers(struct compiler *cp)
     struct ox_graph *g = cp->g;
     int conv = ox_op_index_conv(), conv_t = ox_op_index_conv_t(), gemm = ox_op_index_gemm(),
         matmul = ox_op_index_matmul(), einsum = ox_op_index_einsum(), lstm = ox_op_index_lstm(),
-        gru = ox_op_index_gru(), matmul_int = ox_op_index_matmul_int();
+        gru = ox_op_index_gru(), matmul_int = ox_op_index_matmul_int(),
+        conv_int = ox_op_index_conv_int();
     g->layers = calloc((size_t)(g->n_nodes ? 2 * g->n_nodes : 1), sizeof(*g->layers)); /* RNNs have two */
     if (!g->layers)
         return mq_error(MQ_ENOMEM, "cannot allocate layers");
@@ -637,19 +644,21 @@ static int find_layers(struct compiler *cp)
         struct ox_node *n = &g->nodes[i];
         bool rnn = n->op == lstm || n->op == gru; /* two layers: W (input 1), R (input 2) */
         if (n->op != conv && n->op != conv_t && n->op != gemm && n->op != matmul &&
-            n->op != einsum && n->op != matmul_int && !rnn)
+            n->op != einsum && n->op != matmul_int && n->op != conv_int && !rnn)
             continue;
         if (n->n_in < 2 || n->in[1] < 0 || !g->values[n->in[1]].is_const ||
             (rnn && (n->in[2] < 0 || !g->values[n->in[2]].is_const)))
             continue; /* a weight computed at run time: the host multiplies it */
         const struct ox_tensor *w = &g->values[n->in[1]].c;
         if (((n->op == matmul || n->op == matmul_int) && (w->nd != 2 || w->type != OX_F32)) ||
+            (n->op == conv_int && w->type != OX_F32) ||
             (n->op == einsum && !ox_einsum_layer_ok(n, w)))
             continue;
         for (int k = 1; k <= (rnn ? 2 : 1); k++) {
             w = &g->values[n->in[k]].c;
             struct ox_layer *l = &g->layers[g->n_layers];
-            int rc = ox_weight_rows(n, n->op, w, &l->kind, &l->groups, &l->K, &l->N, &l->w);
+            int rc = ox_weight_rows(n, n->op == conv_int ? conv : n->op, w, &l->kind, &l->groups,
+                                    &l->K, &l->N, &l->w);
             if (rc == MQ_EUNSUPPORTED)
                 return mq_error(MQ_EUNSUPPORTED, "'%s': node '%s' (%s) has a weight of rank %d that mixq cannot use",
                                 cp->path, n->src->name, n->src->op_type, w->nd);

@@ -143,8 +143,9 @@ struct ox_op {
 extern const struct ox_op ox_ops[];
 extern const int ox_n_ops;
 int ox_op_find(const char *name);
-int ox_op_index_conv(void), ox_op_index_conv_t(void), ox_op_index_gemm(void), ox_op_index_matmul(void),
-    ox_op_index_einsum(void), ox_op_index_lstm(void), ox_op_index_gru(void), ox_op_index_matmul_int(void);
+int ox_op_index_conv(void), ox_op_index_conv_t(void), ox_op_index_gemm(void),
+    ox_op_index_matmul(void), ox_op_index_einsum(void), ox_op_index_lstm(void),
+    ox_op_index_gru(void), ox_op_index_matmul_int(void), ox_op_index_conv_int(void);
 
 /* Error for the current node: "node 'NAME' (OP): ..." ; returns `code`. */
 int ox_fail(const struct ox_ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -242,8 +243,9 @@ ox_op_fn ox_op_reshape, ox_op_flatten, ox_op_squeeze, ox_op_unsqueeze, ox_op_tra
          ox_op_rsum, ox_op_rmax, ox_op_softmax, ox_op_logsoftmax, ox_op_batchnorm, ox_op_layernorm;
 ox_op_fn ox_op_maxpool, ox_op_avgpool, ox_op_gap, ox_op_gmp, ox_op_resize, ox_op_conv, ox_op_conv_t,
          ox_op_gemm, ox_op_matmul;
-ox_op_fn ox_op_rmin, ox_op_rprod, ox_op_rl2, ox_op_instnorm, ox_op_groupnorm, ox_op_argmax, ox_op_topk, ox_op_d2s,
-         ox_op_s2d, ox_op_tile, ox_op_upsample, ox_op_einsum, ox_op_lstm, ox_op_gru, ox_op_matmul_int;
+ox_op_fn ox_op_rmin, ox_op_rprod, ox_op_rl2, ox_op_instnorm, ox_op_groupnorm, ox_op_argmax,
+    ox_op_topk, ox_op_d2s, ox_op_s2d, ox_op_tile, ox_op_upsample, ox_op_einsum, ox_op_lstm,
+    ox_op_gru, ox_op_matmul_int, ox_op_conv_int;
 
 /* Hands every layer matmul's input ([M][K] row-major: M columns of K) to fn before it
  * runs; a grouped layer (conv with groups) hands one call per group, and group j's

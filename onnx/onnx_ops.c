@@ -1044,6 +1044,7 @@ const struct ox_op ox_ops[] = {
     {"DynamicQuantizeLinear", op_dyn_quant, 1, 1, 3, 3},
     {"MatMulInteger", ox_op_matmul_int, 2, 4, 1, 1},
     {"LogSoftmax", ox_op_logsoftmax, 1, 1, 1, 1},
+    {"ConvInteger", ox_op_conv_int, 2, 4, 1, 1},
 };
 /* clang-format on */
 const int ox_n_ops = (int)(sizeof(ox_ops) / sizeof(ox_ops[0]));
@@ -1064,6 +1065,10 @@ int ox_op_index_einsum(void) { return ox_op_find("Einsum"); }
 int ox_op_index_lstm(void) { return ox_op_find("LSTM"); }
 int ox_op_index_gru(void) { return ox_op_find("GRU"); }
 int ox_op_index_matmul_int(void) { return ox_op_find("MatMulInteger"); }
+int ox_op_index_conv_int(void)
+{
+    return ox_op_find("ConvInteger");
+}
 
 int ox_run_node(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
 {

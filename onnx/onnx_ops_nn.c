@@ -751,21 +751,21 @@ done:
     return rc;
 }
 
-/* x - zero point as floats into t (zp: one value, or, for a 2-D x, one per row (axis 0: A)
- * or per column (axis 1: B)) */
+/* x - zero point as floats into t (zp: one value; or one per index of axis 0, rows of
+ * MatMulInteger's A or output channels of ConvInteger's w; or, for a 2-D x, one per column,
+ * axis 1, of MatMulInteger's B) */
 static int int_minus_zp(struct ox_ctx *c, const struct ox_tensor *x, const struct ox_tensor *zp,
                         int axis, const char *what, struct ox_tensor *t)
 {
     if (x->type == OX_F32)
-        return ox_fail(c, MQ_EFORMAT, "input %s holds floats (MatMulInteger multiplies integers)",
-                       what);
+        return ox_fail(c, MQ_EFORMAT, "input %s holds floats (the op multiplies integers)", what);
     int64_t per = 1, len = 1;
     if (zp && zp->n != 1) {
-        if (x->nd != 2 || zp->nd != 1 || zp->n != x->dims[axis])
+        if (x->nd < 2 || (axis == 1 && x->nd != 2) || zp->nd != 1 || zp->n != x->dims[axis])
             return ox_fail(c, MQ_EFORMAT, "a zero point of %" PRId64 " values for input %s", zp->n,
                            what);
         len = zp->n;
-        per = axis == 0 ? x->dims[1] : 1;
+        per = axis == 0 ? x->n / x->dims[0] : 1;
     }
     int rc = ox_out(c, t, OX_F32, x->nd, x->dims);
     if (rc <= 0 || !x->data)
@@ -797,10 +797,40 @@ int ox_op_matmul_int(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor
         (!b_ready && (rc = int_minus_zp(c, in[1], bzp, 1, "B", &bf)) < 0))
         goto done;
     struct ox_tensor *args[2] = {&af, b_ready ? in[1] : &bf};
-    rc = ox_op_matmul(c, n, args, out);
+    struct ox_node mn = *n; /* a MatMul of two inputs */
+    mn.n_in = 2;
+    rc = ox_op_matmul(c, &mn, args, out);
 done:
     ox_tensor_release(&af);
     ox_tensor_release(&bf);
+    return rc;
+}
+
+/* ConvInteger: Conv of (x - x_zero_point) and (w - w_zero_point) as floats (the zero point
+ * of x one value; of w one, or one per output channel); a constant w became an f32 layer
+ * weight at load (onnx_graph.c). Outputs as MatMulInteger's. */
+int ox_op_conv_int(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in,
+                   struct ox_tensor *out)
+{
+    int rc;
+    if ((rc = ox_need(c, in[0], "x")) < 0 || (rc = ox_need(c, in[1], "w")) < 0)
+        return rc;
+    struct ox_tensor xf = {0}, wf = {0};
+    const struct ox_tensor *xzp = n->n_in > 2 ? in[2] : NULL, *wzp = n->n_in > 3 ? in[3] : NULL;
+    bool w_ready = in[1]->type == OX_F32; /* the layer weight made at load */
+    if (xzp && xzp->n != 1)
+        return ox_fail(c, MQ_EFORMAT, "x_zero_point of %" PRId64 " values (one is allowed)",
+                       xzp->n);
+    if ((rc = int_minus_zp(c, in[0], xzp, 0, "x", &xf)) < 0 ||
+        (!w_ready && (rc = int_minus_zp(c, in[1], wzp, 0, "w", &wf)) < 0))
+        goto done;
+    struct ox_tensor *args[2] = {&xf, w_ready ? in[1] : &wf};
+    struct ox_node cn = *n; /* a Conv of two inputs (its input 2 would be the bias) */
+    cn.n_in = 2;
+    rc = ox_op_conv(c, &cn, args, out);
+done:
+    ox_tensor_release(&xf);
+    ox_tensor_release(&wf);
     return rc;
 }
 

@@ -483,7 +483,8 @@ static void onnx_describe(const struct mq_model *m, FILE *f)
             shared, g->const_bytes);
     if (g->n_dequantized)
         fprintf(f,
-                "quantized     %d tensors stored as integers (QDQ, MatMulInteger), dequantized at "
+                "quantized     %d tensors stored as integers (QDQ, MatMulInteger, ConvInteger), "
+                "dequantized at "
                 "load; those "
                 "dequantized weights are the reference, as onnxruntime computes them\n",
                 g->n_dequantized);

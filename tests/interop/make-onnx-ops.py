@@ -173,6 +173,13 @@ def cases():
              N("MatMulInteger", ["xq", "wq", "xz", "wz"], ["yi"]),
              N("Cast", ["yi"], ["yf"], to=F), N("Mul", ["xs", "ws"], ["s"]), N("Mul", ["yf", "s"], ["y"])],
             [("x", [3, 64])], [("y", [3, 16])], [q8("wq", 64, 16), zp, ws])
+    # quantize_dynamic's convolutions: ConvInteger, grouped and padded (onnxruntime takes a
+    # single weight zero point only)
+    yield "dynamic-convinteger", model(
+        [N("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+         N("ConvInteger", ["xq", "wq", "xz", "wz"], ["yi"], pads=[1, 1, 1, 1], group=2),
+         N("Cast", ["yi"], ["yf"], to=F), N("Mul", ["yf", "xs"], ["y"])],
+        [("x", [1, 4, 6, 5])], [("y", [1, 6, 6, 5])], [q8("wq", 6, 2, 3, 3), i8("wz", -2)])
 
 
 def main():

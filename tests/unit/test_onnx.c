@@ -1764,6 +1764,26 @@ static int test_qdq(void)
                         j, ((float *)dq.data)[i * 2 + j], (long long)want);
         }
     mq_onnx_io_release(&dq, 1);
+    /* ConvInteger, 1x1, a zero point per output channel (onnxruntime takes one only):
+     * y[o][p] = sum_c (x[c][p] - 3) * (w[o][c] - wz[o]) */
+    const int64_t cx[4] = {5, 1, 3, 7}, cw[4] = {2, 4, -1, 0}, cxz[1] = {3}, cwz[2] = {1, -1};
+    struct t_in ci[4] = {{.name = "x", .i = cx, .nd = 4, .dims = {1, 2, 1, 2}},
+                         CI("w", cw, 4, 2, 2, 1, 1),
+                         CI("xz", cxz, 0),
+                         CI("wz", cwz, 1, 2)};
+    T_CHECK(run_op("ConvInteger", ci, 4, NULL, NULL, 10, NULL, MQ_DTYPE_F32, &dq, &mm) == MQ_OK);
+    T_CHECK(mm->n_layers == 1 && mm->layers[0].role == MQ_ROLE_CONV);
+    mq_model_free(mm);
+    for (int o = 0; o < 2; o++)
+        for (int p = 0; p < 2; p++) {
+            int64_t want = 0;
+            for (int ch = 0; ch < 2; ch++)
+                want += (cx[ch * 2 + p] - 3) * (cw[o * 2 + ch] - cwz[o]);
+            T_CHECK_MSG(((float *)dq.data)[o * 2 + p] == (float)want,
+                        "conv y[%d][%d] %g, want %lld", o, p, ((float *)dq.data)[o * 2 + p],
+                        (long long)want);
+        }
+    mq_onnx_io_release(&dq, 1);
     /* refusals: blocked quantization; a zero point whose type is known only at run time */
     struct t_in bq[3] = {IF("x", x, 2, 1, 4), CF("s", xs, 1, 1), CI("z", xz, 1, 1)};
     struct mq_onnx_io o;
