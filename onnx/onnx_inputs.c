@@ -10,52 +10,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/file.h"
 #include "core/fp16.h"
 #include "core/status.h"
 #include "onnx/onnx_task.h"
 
 #define ARRAYS_MAX_BYTES ((size_t)1 << 30) /* one .npy / .npz file */
 #define NPZ_MAX_MEMBERS 256
-
-int ox_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len)
-{
-    *out = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mq_error(MQ_EIO, "cannot open '%s': %s", path, strerror(errno));
-    struct stat st;
-    int rc = MQ_OK;
-    uint8_t *buf = NULL;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = mq_error(MQ_EIO, "'%s' is not a regular file", path);
-        goto done;
-    }
-    if ((uint64_t)st.st_size > max_bytes) {
-        rc = mq_error(MQ_EFORMAT, "'%s' has %lld bytes (at most %zu are read)", path,
-                      (long long)st.st_size, max_bytes);
-        goto done;
-    }
-    buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        rc =
-            mq_error(MQ_ENOMEM, "cannot allocate %lld bytes for '%s'", (long long)st.st_size, path);
-        goto done;
-    }
-    size_t n = fread(buf, 1, (size_t)st.st_size, f);
-    if (ferror(f) || n != (size_t)st.st_size) {
-        rc = mq_error(MQ_EIO, "cannot read '%s'", path);
-        goto done;
-    }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    buf = NULL;
-done:
-    free(buf);
-    fclose(f);
-    return rc;
-}
 
 static bool ends_with(const char *s, const char *suffix)
 {
@@ -436,11 +397,12 @@ static int add_sample(const struct ox_graph *g, const char *file, struct ox_arra
 
 static int load_file(const struct ox_graph *g, const char *file, struct ox_samples *s)
 {
-    uint8_t *buf;
+    char *cbuf;
     size_t len;
-    int rc = ox_read_file(file, ARRAYS_MAX_BYTES, &buf, &len);
+    int rc = mq_file_read(file, NULL, ARRAYS_MAX_BYTES, &cbuf, &len);
     if (rc < 0)
         return rc;
+    const uint8_t *buf = (const uint8_t *)cbuf;
     struct ox_array arr[NPZ_MAX_MEMBERS];
     int n_arr = 0;
     if (ends_with(file, ".npz")) {
@@ -451,7 +413,7 @@ static int load_file(const struct ox_graph *g, const char *file, struct ox_sampl
         if (rc < 0)
             free(arr[0].data);
     }
-    free(buf);
+    free(cbuf);
     if (rc == MQ_OK)
         rc = add_sample(g, file, arr, n_arr, s);
     arrays_free(arr, n_arr);

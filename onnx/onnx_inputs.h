@@ -66,10 +66,6 @@ int ox_inputs_random(const struct ox_graph *g, int64_t n, struct ox_samples *out
 
 void ox_samples_free(struct ox_samples *s);
 
-/* The whole of a regular file of at most max_bytes, NUL-terminated (*len excludes the NUL);
- * the caller frees *out. */
-int ox_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len);
-
 /* One .npy image of len bytes (what: the file or member, for errors) -> a. For tests and
  * the fuzzer. */
 int ox_npy_parse(const uint8_t *buf, size_t len, const char *what, struct ox_array *a);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/file.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "onnx/onnx_inputs.h"
@@ -67,7 +68,7 @@ struct onnx_quality {
 
 static int read_all(const char *path, uint8_t **out, size_t *len)
 {
-    return ox_read_file(path, DATA_MAX_BYTES, out, len);
+    return mq_file_read(path, NULL, DATA_MAX_BYTES, (char **)out, len);
 }
 
 static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/file.h"
 #include "core/status.h"
 
 #define DOC_MAX_SVG_BYTES (16u << 20)
@@ -472,35 +473,7 @@ void rpt_doc_table_end(struct rpt_doc *d)
 /* Reads a whole (bounded) file into a NUL-terminated buffer the caller frees. */
 static int doc_read_file(const char *path, char **out, size_t *n)
 {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mq_error(MQ_EIO, "cannot read '%s': %s", path, strerror(errno));
-    struct stat st;
-    int rc = MQ_OK;
-    char *buf = NULL;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
-        (uint64_t)st.st_size > DOC_MAX_SVG_BYTES) {
-        rc = mq_error(MQ_EIO, "cannot read '%s': not a regular file of at most %u bytes", path,
-                      DOC_MAX_SVG_BYTES);
-        goto done;
-    }
-    if (!(buf = malloc((size_t)st.st_size + 1))) {
-        rc = mq_error(MQ_ENOMEM, "cannot read '%s'", path);
-        goto done;
-    }
-    *n = fread(buf, 1, (size_t)st.st_size, f);
-    if (*n != (size_t)st.st_size) {
-        rc = mq_error(MQ_EIO, "cannot read '%s': short read", path);
-        goto done;
-    }
-    buf[*n] = '\0';
-    *out = buf;
-    buf = NULL;
-done:
-    free(buf);
-    fclose(f);
-    return rc;
+    return mq_file_read(path, NULL, DOC_MAX_SVG_BYTES, out, n);
 }
 
 void rpt_doc_svg(struct rpt_doc *d, const char *rel_path, const char *caption)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/file.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "tokenizer/unicode.h"
@@ -1528,27 +1529,13 @@ const char *mq_vocab_describe(const struct mq_vocab *v)
 
 int mq_text_read(const char *path, const char *what, bool drop_newline, char **out, size_t *len)
 {
-    *out = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return mq_error(MQ_EIO, "cannot open %s '%s': %s", what, path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return mq_error(MQ_EIO, "%s '%s' is not a regular file", what, path);
-    }
-    char *buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        fclose(f);
-        return mq_error(MQ_ENOMEM, "cannot allocate %lld bytes for '%s'", (long long)st.st_size, path);
-    }
-    size_t n = fread(buf, 1, (size_t)st.st_size, f);
-    int err = ferror(f);
-    fclose(f);
-    if (err || n != (size_t)st.st_size) {
-        free(buf);
-        return mq_error(MQ_EIO, "cannot read %s '%s'", what, path);
+    char *buf;
+    size_t n;
+    int rc = mq_file_read(path, what, SIZE_MAX, &buf, &n);
+    if (rc < 0) {
+        *out = NULL;
+        *len = 0;
+        return rc;
     }
     if (drop_newline && n > 0 && buf[n - 1] == '\n')
         n--;
