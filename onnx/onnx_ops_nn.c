@@ -781,57 +781,47 @@ static int int_minus_zp(struct ox_ctx *c, const struct ox_tensor *x, const struc
 }
 
 /* MatMulInteger: (A - a_zero_point) x (B - b_zero_point), run as MatMul on their values as
- * floats; a constant B became an f32 layer weight at load (onnx_graph.c). The output holds
- * the int32 products as floats: exact on the host (double sums), rounded as f32 sums
- * round on a backend; the Cast to float that follows in quantized models keeps them. */
-int ox_op_matmul_int(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in,
-                     struct ox_tensor *out)
+ * floats (a's zero point: one, or one per row of a 2-D A; B's: one, or one per column).
+ * ConvInteger: Conv of (x - x_zero_point) and (w - w_zero_point) likewise (x's zero point
+ * one value; w's one, or one per output channel). A constant weight became an f32 layer
+ * weight at load (onnx_graph.c). The output holds the int32 results as floats: exact on
+ * the host (double sums), rounded as f32 sums round on a backend; the Cast to float that
+ * follows in quantized models keeps them. */
+static int integer_op(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in,
+                      struct ox_tensor *out, bool conv)
 {
     int rc;
-    if ((rc = ox_need(c, in[0], "A")) < 0 || (rc = ox_need(c, in[1], "B")) < 0)
-        return rc;
-    struct ox_tensor af = {0}, bf = {0};
-    const struct ox_tensor *azp = n->n_in > 2 ? in[2] : NULL, *bzp = n->n_in > 3 ? in[3] : NULL;
-    bool b_ready = in[1]->type == OX_F32; /* the layer weight made at load */
-    if ((rc = int_minus_zp(c, in[0], azp, 0, "A", &af)) < 0 ||
-        (!b_ready && (rc = int_minus_zp(c, in[1], bzp, 1, "B", &bf)) < 0))
-        goto done;
-    struct ox_tensor *args[2] = {&af, b_ready ? in[1] : &bf};
-    struct ox_node mn = *n; /* a MatMul of two inputs */
-    mn.n_in = 2;
-    rc = ox_op_matmul(c, &mn, args, out);
-done:
-    ox_tensor_release(&af);
-    ox_tensor_release(&bf);
-    return rc;
-}
-
-/* ConvInteger: Conv of (x - x_zero_point) and (w - w_zero_point) as floats (the zero point
- * of x one value; of w one, or one per output channel); a constant w became an f32 layer
- * weight at load (onnx_graph.c). Outputs as MatMulInteger's. */
-int ox_op_conv_int(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in,
-                   struct ox_tensor *out)
-{
-    int rc;
-    if ((rc = ox_need(c, in[0], "x")) < 0 || (rc = ox_need(c, in[1], "w")) < 0)
+    const char *xn = conv ? "x" : "A", *wn = conv ? "w" : "B";
+    if ((rc = ox_need(c, in[0], xn)) < 0 || (rc = ox_need(c, in[1], wn)) < 0)
         return rc;
     struct ox_tensor xf = {0}, wf = {0};
     const struct ox_tensor *xzp = n->n_in > 2 ? in[2] : NULL, *wzp = n->n_in > 3 ? in[3] : NULL;
     bool w_ready = in[1]->type == OX_F32; /* the layer weight made at load */
-    if (xzp && xzp->n != 1)
-        return ox_fail(c, MQ_EFORMAT, "x_zero_point of %" PRId64 " values (one is allowed)",
-                       xzp->n);
-    if ((rc = int_minus_zp(c, in[0], xzp, 0, "x", &xf)) < 0 ||
-        (!w_ready && (rc = int_minus_zp(c, in[1], wzp, 0, "w", &wf)) < 0))
+    if (conv && xzp && xzp->n != 1)
+        return ox_fail(c, MQ_EFORMAT, "x_zero_point of %" PRId64 " values (one is allowed)", xzp->n);
+    if ((rc = int_minus_zp(c, in[0], xzp, 0, xn, &xf)) < 0 ||
+        (!w_ready && (rc = int_minus_zp(c, in[1], wzp, conv ? 0 : 1, wn, &wf)) < 0))
         goto done;
     struct ox_tensor *args[2] = {&xf, w_ready ? in[1] : &wf};
-    struct ox_node cn = *n; /* a Conv of two inputs (its input 2 would be the bias) */
-    cn.n_in = 2;
-    rc = ox_op_conv(c, &cn, args, out);
+    struct ox_node two = *n; /* a Conv or MatMul of two inputs (Conv's input 2 is its bias) */
+    two.n_in = 2;
+    rc = conv ? ox_op_conv(c, &two, args, out) : ox_op_matmul(c, &two, args, out);
 done:
     ox_tensor_release(&xf);
     ox_tensor_release(&wf);
     return rc;
+}
+
+int ox_op_matmul_int(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in,
+                     struct ox_tensor *out)
+{
+    return integer_op(c, n, in, out, false);
+}
+
+int ox_op_conv_int(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in,
+                   struct ox_tensor *out)
+{
+    return integer_op(c, n, in, out, true);
 }
 
 int ox_op_matmul(struct ox_ctx *c, const struct ox_node *n, struct ox_tensor *const *in, struct ox_tensor *out)
