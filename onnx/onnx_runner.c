@@ -258,16 +258,12 @@ static int workload_inputs(const struct mq_model *m, int64_t batch, struct mq_on
     return onnx_task_inputs(g, batch, io);
 }
 
-/* Whether a shape pass can run without an error line: every input fed, of a known shape,
- * and a float (a shape pass has no values for integer inputs). */
+/* Whether a shape pass can run without an error line: every input fed, of a known shape. */
 static bool shape_pass_ready(const struct ox_graph *g)
 {
-    for (int i = 0; i < g->n_inputs; i++) {
-        int32_t e = g->inputs[i].vi->elem;
-        bool fl = e == MQ_ONNX_FLOAT || e == MQ_ONNX_FLOAT16 || e == MQ_ONNX_DOUBLE || e == MQ_ONNX_BFLOAT16;
-        if (!g->inputs[i].bound && (!onnx_task_dims_known(g, &g->inputs[i]) || !fl))
+    for (int i = 0; i < g->n_inputs; i++)
+        if (!g->inputs[i].bound && !onnx_task_dims_known(g, &g->inputs[i]))
             return false;
-    }
     return true;
 }
 
@@ -352,17 +348,29 @@ static int onnx_session_run(void *p)
 
 /* ---- layer work and memory: a shape pass at the workload's batch -------------------------- */
 
+/* Float inputs go without values; integer inputs (token ids, masks, bytes), whose values
+ * shape ops may read, are zeros, as the workload's sessions feed them. */
 static int shape_pass(const struct mq_model *m, const struct mq_workload *w, struct mq_onnx_shape_report *r)
 {
     struct mq_onnx_io io[16];
-    int n = workload_inputs(m, w->batch, io, 16);
+    int n = workload_inputs(m, w->batch, io, 16), rc = MQ_OK;
     if (n < 0)
         return n;
+    for (int i = 0; i < n && rc == MQ_OK; i++) {
+        int64_t cnt = 1;
+        for (int d = 0; d < io[i].n_dims; d++)
+            cnt *= io[i].dims[d];
+        if (io[i].type != MQ_ONNX_IO_F32 &&
+            !(io[i].data = calloc((size_t)(cnt ? cnt : 1), sizeof(int64_t))))
+            rc =
+                mq_error(MQ_ENOMEM, "'%s': cannot allocate integer input '%s' (%" PRId64 " values)",
+                         m->path, io[i].name, cnt);
+    }
+    if (rc == MQ_OK)
+        rc = mq_onnx_shape_pass(m, io, n, r);
     for (int i = 0; i < n; i++)
-        if (io[i].type != MQ_ONNX_IO_F32)
-            return mq_error(MQ_EUNSUPPORTED, "'%s': integer input '%s' has no value for a shape pass", m->path,
-                            io[i].name);
-    return mq_onnx_shape_pass(m, io, n, r);
+        free(io[i].data);
+    return rc;
 }
 
 static int onnx_layer_work(const struct mq_model *m, int layer, const struct mq_workload *w, int64_t M[4],

@@ -1798,6 +1798,43 @@ static int test_qdq(void)
     return T_PASS;
 }
 
+/* A model whose input is integers (token ids: Gather of an embedding, then a MatMul layer)
+ * is priced by a shape pass with zeros for them: layer work and memory, as for float inputs. */
+static int test_integer_input_pass(void)
+{
+    struct pbw g = {0}, m = {0}, n;
+    float emb[10 * 8], w[8 * 3];
+    for (int i = 0; i < 10 * 8; i++)
+        emb[i] = (float)(i % 5) * 0.1f;
+    for (int i = 0; i < 8 * 3; i++)
+        w[i] = (float)(i % 3) - 1.0f;
+    tensor_f32(&g, 5, "emb", 2, (int64_t[]){10, 8}, emb);
+    tensor_f32(&g, 5, "w", 2, (int64_t[]){8, 3}, w);
+    value_info(&g, 11, "ids", I64, 2, (int64_t[]){1, 4});
+    n = node_begin("Gather", "emb ids", "e");
+    pw_msg(&g, 1, &n);
+    n = node_begin("MatMul", "e w", "y");
+    pw_msg(&g, 1, &n);
+    value_info(&g, 12, "y", F32, 3, (int64_t[]){1, 4, 3});
+    model_finish(&m, &g, 13);
+    char path[4096];
+    T_CHECK(write_file("int-input.onnx", &m, path, sizeof(path)) == 0);
+    free(m.b);
+    struct mq_model *model;
+    struct mq_workload w1;
+    struct mq_plan *p;
+    struct mq_memory mem;
+    int64_t M[4], calls[4];
+    T_CHECK(mq_model_load(path, &model) == MQ_OK && model->n_layers == 1);
+    T_CHECK(mq_workload_parse("infer:1", &w1) == MQ_OK &&
+            mq_plan_uniform(model, MQ_DTYPE_F16, &p) == MQ_OK);
+    T_CHECK(model->runner->layer_work(model, 0, &w1, M, calls) == 1 && M[0] == 4 && calls[0] == 1);
+    T_CHECK(model->runner->memory(model, p, &w1, &mem) == MQ_OK && mem.scratch > 0);
+    mq_plan_free(p);
+    mq_model_free(model);
+    return T_PASS;
+}
+
 /* ---- the user's arrays and the generic quality measure ---- */
 
 /* A .npy image: version `ver`, header dict `dict`, then `data_len` bytes of data. */
@@ -2048,6 +2085,7 @@ const struct mq_test onnx_tests[] = {
     {"onnx/shapes-apply", test_shapes_apply},
     {"onnx/shared-weight", test_shared_weight},
     {"onnx/qdq", test_qdq},
+    {"onnx/integer-input-pass", test_integer_input_pass},
     {"onnx/npy-parse", test_npy_parse},
     {"onnx/generic-quality", test_generic_quality},
     {NULL, NULL},
