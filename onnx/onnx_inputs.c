@@ -491,6 +491,36 @@ int ox_inputs_load(const struct ox_graph *g, const char *path, int64_t max_sampl
     return MQ_OK;
 }
 
+int ox_inputs_fill(struct mq_onnx_io *io, int n, uint64_t *state, int64_t max_elems,
+                   bool random_ints)
+{
+    for (int i = 0; i < n; i++) {
+        int64_t cnt = 1;
+        for (int d = 0; d < io[i].n_dims; d++)
+            cnt *= io[i].dims[d];
+        if (cnt > max_elems)
+            return mq_error(MQ_EUNSUPPORTED,
+                            "input '%s' of %" PRId64 " elements (at most %" PRId64 ")", io[i].name,
+                            cnt, max_elems);
+        if (!(io[i].data = calloc((size_t)(cnt ? cnt : 1), 8)))
+            return mq_error(MQ_ENOMEM, "cannot allocate input '%s' (%" PRId64 " elements)",
+                            io[i].name, cnt);
+        for (int64_t k = 0; k < cnt && (io[i].type == MQ_ONNX_IO_F32 || random_ints); k++) {
+            uint64_t r = *state;
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            *state = r;
+            if (io[i].type == MQ_ONNX_IO_F32)
+                ((float *)io[i].data)[k] =
+                    (float)((double)(r >> 11) * (2.0 / 9007199254740992.0) - 1.0);
+            else
+                ((int64_t *)io[i].data)[k] = (int64_t)(r >> 63);
+        }
+    }
+    return MQ_OK;
+}
+
 int ox_inputs_random(const struct ox_graph *g, int64_t n, struct ox_samples *out)
 {
     memset(out, 0, sizeof(*out));
@@ -514,26 +544,7 @@ int ox_inputs_random(const struct ox_graph *g, int64_t n, struct ox_samples *out
             rc = got;
             break;
         }
-        for (int i = 0; i < out->n_io && rc == MQ_OK; i++) {
-            int64_t cnt = 1;
-            for (int d = 0; d < io[i].n_dims; d++)
-                cnt *= io[i].dims[d];
-            if (cnt > ((int64_t)1 << 28) || !(io[i].data = malloc((size_t)(cnt ? cnt : 1) * 8))) {
-                rc = mq_error(MQ_ENOMEM, "cannot allocate input '%s' (%" PRId64 " elements)",
-                              io[i].name, cnt);
-                break;
-            }
-            for (int64_t k = 0; k < cnt; k++) {
-                r ^= r << 13;
-                r ^= r >> 7;
-                r ^= r << 17;
-                if (io[i].type == MQ_ONNX_IO_F32)
-                    ((float *)io[i].data)[k] =
-                        (float)((double)(r >> 11) * (2.0 / 9007199254740992.0) - 1.0);
-                else
-                    ((int64_t *)io[i].data)[k] = (int64_t)(r >> 63);
-            }
-        }
+        rc = ox_inputs_fill(io, out->n_io, &r, (int64_t)1 << 28, true);
     }
     if (rc < 0) {
         ox_samples_free(out);

@@ -66,6 +66,12 @@ int ox_inputs_random(const struct ox_graph *g, int64_t n, struct ox_samples *out
 
 void ox_samples_free(struct ox_samples *s);
 
+/* Allocates and fills io[0..n) (names, types and shapes set): floats uniform in [-1, 1)
+ * from the xorshift state *state, integers 0 or 1 from it (random_ints) or 0. An input of
+ * more than max_elems values is refused. The caller frees each io[i].data. */
+int ox_inputs_fill(struct mq_onnx_io *io, int n, uint64_t *state, int64_t max_elems,
+                   bool random_ints);
+
 /* One .npy image of len bytes (what: the file or member, for errors) -> a. For tests and
  * the fuzzer. */
 int ox_npy_parse(const uint8_t *buf, size_t len, const char *what, struct ox_array *a);

@@ -8,6 +8,7 @@
 
 #include "core/status.h"
 #include "model/runner.h"
+#include "onnx/onnx_inputs.h"
 #include "onnx/onnx_task.h"
 
 static const struct ox_graph *graph_of(const struct mq_model *m) { return m->impl; }
@@ -302,27 +303,8 @@ static int onnx_session_new(const struct mq_model *m, const struct mq_plan *p, s
     /* pseudo-random inputs in [-1, 1) (integer inputs 0): the arithmetic, not the values,
      * is what a session times */
     uint64_t r = 0x9E3779B97F4A7C15ULL;
-    for (int i = 0; i < s->n_in; i++) {
-        int64_t n = 1;
-        for (int d = 0; d < s->in[i].n_dims; d++)
-            n *= s->in[i].dims[d];
-        if (n > ((int64_t)1 << 30)) {
-            rc = mq_error(MQ_EUNSUPPORTED, "input '%s' of %" PRId64 " elements", s->in[i].name, n);
-            goto fail;
-        }
-        s->in[i].data = calloc((size_t)(n ? n : 1), 8);
-        if (!s->in[i].data) {
-            rc = mq_error(MQ_ENOMEM, "cannot allocate input '%s'", s->in[i].name);
-            goto fail;
-        }
-        if (s->in[i].type == MQ_ONNX_IO_F32)
-            for (int64_t k = 0; k < n; k++) {
-                r ^= r << 13;
-                r ^= r >> 7;
-                r ^= r << 17;
-                ((float *)s->in[i].data)[k] = (float)((double)(r >> 11) * (2.0 / 9007199254740992.0) - 1.0);
-            }
-    }
+    if ((rc = ox_inputs_fill(s->in, s->n_in, &r, (int64_t)1 << 30, false)) < 0)
+        goto fail;
     if ((rc = mq_onnx_exec_new(m, p, be, &s->x)) < 0)
         goto fail;
     *out = s;
