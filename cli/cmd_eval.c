@@ -21,7 +21,6 @@
 #include "tokenizer/tokenizer.h"
 
 #define EVAL_DEFAULT_TEXT "examples/data/kjv-eval.txt"
-#define EVAL_DEFAULT_CTX 512
 
 static void eval_usage(FILE *f)
 {
@@ -67,7 +66,7 @@ static void eval_usage(FILE *f)
             "                     dynamic dimension other than the batch\n"
             "  -v, -q             more or fewer messages\n"
             "  --help             this text\n",
-            EVAL_DEFAULT_TEXT, MQ_ONNX_RANDOM_SAMPLES, EVAL_DEFAULT_CTX);
+            EVAL_DEFAULT_TEXT, MQ_ONNX_RANDOM_SAMPLES, MQ_EVAL_DEFAULT_CTX);
 }
 
 /* LLMs: perplexity and KL over chunks of a text, llama-perplexity style. */
@@ -84,7 +83,7 @@ static int eval_llama(const struct mq_model *m, const struct mq_plan *plan, stru
     if ((rc = mq_text_read(text_path, "evaluation text", false, &text, &text_len)) < 0 ||
         (rc = mq_vocab_tokenize_special(m->vocab, text, text_len, true, &tokens, &n_tokens)) < 0)
         goto done;
-    int64_t n_ctx = ctx ? ctx : (m->hp.n_ctx_train < EVAL_DEFAULT_CTX ? m->hp.n_ctx_train : EVAL_DEFAULT_CTX);
+    int64_t n_ctx = mq_eval_ctx(m, ctx);
     if (n_ctx > m->hp.n_ctx_train)
         mq_warn("--ctx %lld is longer than the model's training context %lld", (long long)n_ctx,
                 (long long)m->hp.n_ctx_train);

@@ -252,7 +252,7 @@ static int llama_quality_new(const struct mq_model *m, struct be_backend *be, co
     free(text);
     if (rc < 0)
         return rc;
-    int64_t ctx = cfg->ctx ? cfg->ctx : (m->hp.n_ctx_train < 512 ? m->hp.n_ctx_train : 512);
+    int64_t ctx = mq_eval_ctx(m, cfg->ctx);
     struct mq_eval_config ec = {.n_ctx = ctx, .max_chunks = cfg->max_chunks, .progress = cfg->progress,
                                 .reference = true};
     rc = mq_eval_new(m, be, tokens, n_tokens, &ec, (struct mq_eval **)out);
@@ -294,7 +294,7 @@ static int llama_capture(const struct mq_model *m, struct be_backend *be, const 
     int rc = read_file(cfg->data, &text, &len);
     if (rc == MQ_OK)
         rc = mq_vocab_tokenize_special(m->vocab, text, len, true, &tokens, &n_tokens);
-    int64_t ctx = cfg->ctx ? cfg->ctx : (m->hp.n_ctx_train < 512 ? m->hp.n_ctx_train : 512);
+    int64_t ctx = mq_eval_ctx(m, cfg->ctx);
     if (rc == MQ_OK && (int64_t)n_tokens < ctx)
         ctx = (int64_t)n_tokens;
     if (rc == MQ_OK && ctx < 2)

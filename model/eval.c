@@ -366,3 +366,8 @@ done:
     free(kls);
     return rc;
 }
+
+int64_t mq_eval_ctx(const struct mq_model *m, int64_t ctx)
+{
+    return ctx ? ctx : m->hp.n_ctx_train < MQ_EVAL_DEFAULT_CTX ? m->hp.n_ctx_train : MQ_EVAL_DEFAULT_CTX;
+}

@@ -82,4 +82,9 @@ int mq_eval_new(const struct mq_model *m, struct be_backend *be, const int32_t *
 int mq_eval_plan(struct mq_eval *ev, const struct mq_plan *p, const char *save_logits, struct mq_eval_result *res);
 void mq_eval_free(struct mq_eval *ev);
 
+/* The chunk length an evaluation of m uses: ctx, or for 0 the default, the model's
+ * training context up to MQ_EVAL_DEFAULT_CTX tokens. */
+#define MQ_EVAL_DEFAULT_CTX 512
+int64_t mq_eval_ctx(const struct mq_model *m, int64_t ctx);
+
 #endif
