@@ -8,7 +8,11 @@
  * there; the search runs on the combined profile (srch_tune_worst_profile: per layer and
  * format the slowest target's time) and every validated plan is measured on every target
  * (search/tune.h). --per-target adds one plan per target, searched on its own profile and
- * measured there. Sensitivity and KL are measured here, with --host-backend. */
+ * measured there. Sensitivity and KL are measured here, with --host-backend.
+ *
+ * --runtime llama.cpp[=BINDIR]: every validated plan is also written as a GGUF file and
+ * measured by llama.cpp's llama-bench and llama-perplexity (cli/tune_runtime.c), and meets
+ * the latency budget only where it does there (search/tune.h). */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -50,7 +54,8 @@ enum {
     TUNE_OPT_NO_IMATRIX,
     TUNE_OPT_CALIB,
     TUNE_OPT_CALIB_CHUNKS,
-    TUNE_OPT_NO_COMPENSATE
+    TUNE_OPT_NO_COMPENSATE,
+    TUNE_OPT_RUNTIME
 };
 
 static void tune_usage(FILE *f)
@@ -172,6 +177,18 @@ static void tune_usage(FILE *f)
             "                        target figures under each measured point) and DIR/tN-NAME/profile.yaml\n"
             "  --per-target          with --target: also one plan per target, searched on that target's\n"
             "                        profile and measured there (DIR/tN-NAME/front.yaml)\n"
+            "  --runtime llama.cpp[=BINDIR]\n"
+            "                        GGUF models: also measure every validated plan in llama.cpp, the\n"
+            "                        runtime it is deployed with: each plan is written as a GGUF file,\n"
+            "                        timed by BINDIR/llama-bench (same threads, the workload's shape:\n"
+            "                        decode:C as -n 16 -d C-1, prefill:P as -p P, generate:P,G as -pg)\n"
+            "                        and its KL measured by BINDIR/llama-perplexity against llama.cpp's\n"
+            "                        run of the source model on the evaluation text; a plan meets the\n"
+            "                        latency budget only if it does in llama.cpp. front.yaml records both\n"
+            "                        tools' figures (measured.runtime); the summary gives the gap between\n"
+            "                        mixq's predicted and llama.cpp's measured latency. BINDIR default:\n"
+            "                        the folder of llama-bench on PATH. LLAMA_ARG_REPACK=0 is passed on\n"
+            "                        to llama-bench as --repack 0\n"
             "  --shapes S            ONNX models: input shapes, trtexec's syntax\n"
             "                        NAME:1x3x640x640[,NAME:...]; needed where an input has a\n"
             "                        dynamic dimension other than the batch\n"
@@ -349,6 +366,7 @@ int cmd_tune(int argc, char **argv)
         {"no-compensate", no_argument, NULL, TUNE_OPT_NO_COMPENSATE},
         {"calib", required_argument, NULL, TUNE_OPT_CALIB},
         {"calib-chunks", required_argument, NULL, TUNE_OPT_CALIB_CHUNKS},
+        {"runtime", required_argument, NULL, TUNE_OPT_RUNTIME},
         {"ctx", required_argument, NULL, 'c'},         {"chunks", required_argument, NULL, 'n'},
         {"validate", required_argument, NULL, 'V'},    {"max-seconds", required_argument, NULL, 's'},
         {"backend", required_argument, NULL, 'b'},     {"threads", required_argument, NULL, 'j'},
@@ -371,6 +389,7 @@ int cmd_tune(int argc, char **argv)
     enum srch_sens_method method = SRCH_SENS_AUTO;
     bool probe = true, no_cache = false, plots = true, backend_given = false, per_target = false;
     const char *imatrix = NULL, *calib = NULL; /* the importance matrix: cli_tune_imatrix */
+    const char *runtime = NULL;                /* --runtime llama.cpp[=BINDIR] */
     bool no_imatrix = false, no_compensate = false, inputs_given = false;
     long long calib_chunks = 0;
     const char *target_spec[SRCH_TUNE_MAX_TARGETS];
@@ -424,6 +443,11 @@ int cmd_tune(int argc, char **argv)
         case TUNE_OPT_NO_IMATRIX: no_imatrix = true; break;
         case TUNE_OPT_NO_COMPENSATE: no_compensate = true; break;
         case TUNE_OPT_CALIB: calib = optarg; break;
+        case TUNE_OPT_RUNTIME:
+            if (cli_runtime_spec_check("tune", optarg) != CLI_OK)
+                return CLI_USAGE;
+            runtime = optarg;
+            break;
         case TUNE_OPT_CALIB_CHUNKS:
             u = cli_parse_int("tune", "--calib-chunks", optarg, 1, 1 << 30, &calib_chunks);
             break;
@@ -475,6 +499,9 @@ int cmd_tune(int argc, char **argv)
                                remote ? "--remote" : "--backend");
     if (per_target && !n_targets)
         return cli_usage_error("tune", "--per-target wants at least one --target");
+    if (runtime && (remote || n_targets))
+        return cli_usage_error("tune", "--runtime measures plans in llama.cpp on this machine: not with %s",
+                               remote ? "--remote" : "--target");
     uint32_t fmask = 0; /* 0: the default menu (core/dtype.h) */
     if (formats && cli_parse_formats("tune", formats, &fmask) != CLI_OK)
         return CLI_USAGE;
@@ -558,6 +585,10 @@ int cmd_tune(int argc, char **argv)
         (rc = mq_model_lend(m, be)) < 0)
         goto done;
     if (remote && (rc = cli_remote_open(remote, remote_timeout, &rem)) < 0)
+        goto done;
+    static struct cli_runtime rt; /* large: off the stack */
+    if (runtime && (rc = cli_runtime_open(&rt, runtime, m, out_dir, &po.workload, be_threads(be), eval, ctx,
+                                          chunks)) < 0)
         goto done;
     /* the importance matrix every format is quantized with, set before anything is measured */
     static struct cli_tune_texts tx; /* large: off the stack */
@@ -664,7 +695,9 @@ int cmd_tune(int argc, char **argv)
                                    .has_max_kl = has_max_kl, .max_kl = max_kl,
                                    .pins = &pins, .n_validate = (int)n_validate, .max_seconds = max_seconds,
                                    .probe_memory = probe, .backend = backend, .quality = qc, .progress = true,
-                                   .measure_plan = rem ? remote_measure_plan : NULL, .measure_ctx = &rm};
+                                   .measure_plan = rem ? remote_measure_plan : NULL, .measure_ctx = &rm,
+                                   .runtime_measure = runtime ? cli_runtime_measure : NULL, .runtime_ctx = &rt,
+                                   .runtime_name = "llama.cpp", .runtime_detail = rt.bindir};
     if (n_targets) {
         to.n_targets = n_targets;
         to.measure_target = targets_measure;
@@ -709,7 +742,9 @@ int cmd_tune(int argc, char **argv)
     }
     printf("wall time    %.1f s\n", (double)(prof_now_ns() - t0) * 1e-9);
     if (t->chosen < 0)
-        rc = cli_tune_unmet(t, n_targets > 1 ? " on every target" : "");
+        rc = cli_tune_unmet(t, n_targets > 1 ? " on every target"
+                               : runtime    ? " (latency: llama.cpp's, --runtime)"
+                                            : "");
     else if (missed)
         rc = mq_error(MQ_ERANGE, "--per-target: %d target%s had no validated plan within the budgets (see "
                       "their front.yaml)", missed, missed == 1 ? "" : "s");

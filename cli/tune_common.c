@@ -225,7 +225,7 @@ static void verdict(const struct srch_tune *t, const struct srch_candidate *c, c
         snprintf(buf, size, "meets all");
         return;
     }
-    bool over[4] = {c->mem > t->mem_budget, c->lat.median_ns > t->lat_budget, c->size > t->size_budget,
+    bool over[4] = {c->mem > t->mem_budget, srch_cand_lat(c) > t->lat_budget, c->size > t->size_budget,
                     c->loss > t->max_kl};
     static const char *const name[4] = {"memory", "latency", "size", "max-kl"};
     size_t used = (size_t)snprintf(buf, size, "over");
@@ -298,6 +298,50 @@ static void print_targets(const struct srch_tune *t)
             printf("\n");
         }
     }
+    printf("\n");
+}
+
+/* The deployment runtime: each plan's predicted and measured latency here beside the
+ * runtime's, and both tools' KL; the median gaps. */
+static void print_runtime(const struct srch_tune *t)
+{
+    printf("runtime      %s (%s): every validated plan written as a GGUF file, timed by llama-bench and its KL\n"
+           "             measured by llama-perplexity; the latency budget is met or missed in %s\n",
+           t->runtime_name, t->runtime_detail, t->runtime_name);
+    printf("  %-34s %10s %10s %10s %-10s %8s %10s %10s\n", "plan", "predicted", "mixq", t->runtime_name, " (MAD)",
+           "gap", "KL mixq", "KL there");
+    double *gap = malloc(2 * ((size_t)t->n_cand + 1) * sizeof(double)), *ratio = gap ? gap + t->n_cand + 1 : NULL;
+    int n = 0, n_gap = 0;
+    for (int pass = 0; pass < 3; pass++) { /* chosen, baselines, the other front points */
+        for (int i = 0; i < t->n_cand; i++) {
+            const struct srch_candidate *c = &t->cand[i];
+            bool chosen = i == t->chosen;
+            if (!c->has_rt || (pass == 0 ? !chosen : chosen || (pass == 1) != (c->point < 0)))
+                continue;
+            char pl[32], ml[32], rl[32], mad[32];
+            srch_budget_format_time(c->pred_lat, pl, sizeof(pl));
+            srch_budget_format_time(c->lat.median_ns, ml, sizeof(ml));
+            srch_budget_format_time(c->rt.lat.median_ns, rl, sizeof(rl));
+            srch_budget_format_time(c->rt.lat.mad_ns, mad, sizeof(mad));
+            double g = c->pred_lat / c->rt.lat.median_ns - 1; /* NaN: a plan outside the searched formats */
+            char gs[16] = "-";
+            if (isfinite(g))
+                snprintf(gs, sizeof(gs), "%+.1f%%", 100 * g);
+            printf("%s %-34.34s %10s %10s %10s ±%-9s %8s %10.4g %10.4g\n", chosen ? "*" : " ", c->label, pl, ml, rl, mad,
+                   gs, c->loss, c->rt.kl);
+            if (gap && isfinite(g))
+                gap[n_gap++] = g;
+            if (gap)
+                ratio[n++] = c->lat.median_ns / c->rt.lat.median_ns;
+        }
+    }
+    if (n_gap)
+        printf("             gap: mixq's predicted latency against %s's measured one, median %+.1f%% over %d plans\n",
+               t->runtime_name, 100 * prof_median(gap, n_gap), n_gap);
+    if (n)
+        printf("             mixq's measured latency / %s's: median %.3gx over %d plans\n", t->runtime_name,
+               prof_median(ratio, n), n);
+    free(gap);
     printf("\n");
 }
 
@@ -423,6 +467,8 @@ void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof,
     printf("\n");
     if (t->n_targets > 1)
         print_targets(t);
+    if (t->runtime_name[0])
+        print_runtime(t);
     print_calibration(sens, t);
     if (t->chosen < 0) {
         printf("chosen       none: no validated front point met %s as measured (see front.yaml)\n",
@@ -449,9 +495,9 @@ void cli_tune_summary(const struct mq_model *m, const struct prof_profile *prof,
             verdict(t, b, v, sizeof(v));
             if (!b->meets)
                 printf("             %s does not fit: %s as measured\n", b->label, v);
-            else if (isfinite(t->max_kl) && c->lat.median_ns > 0) /* --max-kl: the fastest is chosen */
+            else if (isfinite(t->max_kl) && srch_cand_lat(c) > 0) /* --max-kl: the fastest is chosen */
                 printf("             %s meets them with %.3gx the chosen plan's latency (KL %.3g, the chosen "
-                       "plan's: %.3g)\n", b->label, b->lat.median_ns / c->lat.median_ns, b->loss, c->loss);
+                       "plan's: %.3g)\n", b->label, srch_cand_lat(b) / srch_cand_lat(c), b->loss, c->loss);
             else if (c->loss > 0)
                 printf("             %s meets them with %.3gx the chosen plan's KL\n", b->label, b->loss / c->loss);
             else

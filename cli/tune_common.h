@@ -10,6 +10,7 @@
 
 #include "backends/backend.h"
 #include "model/model.h"
+#include "profiler/llamacpp.h"
 #include "profiler/profile.h"
 #include "reports/config_io.h"
 #include "reports/export.h"
@@ -71,6 +72,25 @@ void cli_file_size_init(struct cli_file_size *s, const struct mq_model *m, const
                         const char *dir, double mem_budget, double lat_budget, double size_budget,
                         const struct rpt_imatrix_ref *im);
 int cli_file_size_bytes(void *ctx, const struct mq_plan *plan, uint64_t *bytes);
+
+/* mixq tune --runtime llama.cpp[=BINDIR] (cli/tune_runtime.c): every validated plan
+ * written as a GGUF file in DIR/llama.cpp/ (removed after it is measured) and measured by
+ * llama.cpp's own tools (profiler/llamacpp.h), whose reference logits the source model
+ * gives once. A srch_tune_options.runtime_measure callback; borrows m. */
+struct cli_runtime {
+    const struct mq_model *m;
+    struct prof_llamacpp_config c;
+    char bindir[4096], work_dir[4200], plan_path[4300], text[4096];
+};
+/* Whether spec is "llama.cpp" or "llama.cpp=BINDIR" (a usage error, printed, if not). */
+int cli_runtime_spec_check(const char *cmd, const char *spec);
+/* Finds and checks the tools (BINDIR, else the folder of llama-bench on PATH), makes
+ * out_dir/llama.cpp and writes the source model's reference logits on text (ctx tokens a
+ * chunk, 0: the evaluation's default; chunks, 0: all). One-line errors: a model that is
+ * not a GGUF LLM, tools missing, llama-perplexity failing. */
+int cli_runtime_open(struct cli_runtime *r, const char *spec, const struct mq_model *m, const char *out_dir,
+                     const struct mq_workload *w, int threads, const char *text, long long ctx, long long chunks);
+int cli_runtime_measure(void *ctx, const struct mq_plan *plan, struct srch_runtime_meas *out);
 
 /* The one-line error (MQ_ERANGE) when no validated plan was chosen: without a KL bound, the
  * budgets none met; with one (--max-kl), the smallest KL any plan reaches where the bound is

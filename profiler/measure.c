@@ -27,6 +27,14 @@ static double median_sorted(const double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+double prof_median(double *v, int n)
+{
+    if (n <= 0)
+        return NAN;
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return median_sorted(v, n);
+}
+
 void prof_stats_from(double *s, int n, struct prof_stats *out)
 {
     memset(out, 0, sizeof(*out));

@@ -46,6 +46,9 @@ double prof_timer_overhead_ns(void);
 /* Times fn(arg) as described above; a negative return from fn stops and is returned. */
 int prof_measure(prof_fn fn, void *arg, const struct prof_config *cfg, struct prof_stats *out);
 
+/* The median of v[0..n-1] (sorted in place); NaN when n <= 0. */
+double prof_median(double *v, int n);
+
 /* Statistics of n samples (sorted in place). */
 void prof_stats_from(double *samples_ns, int n, struct prof_stats *out);
 

@@ -1066,7 +1066,7 @@ static double cand_pred(const struct srch_candidate *c, enum tune_axis a)
 
 static double cand_measured(const struct srch_candidate *c, enum tune_axis a)
 {
-    return a == AX_MEM ? c->mem : a == AX_LAT ? c->lat.median_ns : c->loss;
+    return a == AX_MEM ? c->mem : a == AX_LAT ? srch_cand_lat(c) : c->loss;
 }
 
 static const char *short_label(const struct srch_candidate *c)
@@ -1378,7 +1378,7 @@ int rpt_plot_plan(const char *dir, const char *model, const struct srch_tune *t)
     char title[512], sub[512];
     snprintf(title, sizeof(title), "Chosen plan per layer: %.300s", model);
     snprintf(sub, sizeof(sub), "%s: measured %.4g MB, %.4g ms per run, KL %.3g", c->label, c->mem / 1e6,
-             c->lat.median_ns / 1e6, c->loss);
+             srch_cand_lat(c) / 1e6, c->loss);
     struct rpt_plot plot = {
         .name = RPT_PLOT_PLAN,
         .title = title,

@@ -314,7 +314,17 @@ quality:;
     c->loss = qr.loss;
     c->loss_stderr = qr.loss_stderr;
     c->metric = qr.metric;
+    if (o->runtime_measure) {
+        if ((rc = o->runtime_measure(o->runtime_ctx, c->plan, &c->rt)) < 0)
+            return rc;
+        c->has_rt = true;
+    }
     return MQ_OK;
+}
+
+double srch_cand_lat(const struct srch_candidate *c)
+{
+    return c->has_rt ? c->rt.lat.median_ns : c->lat.median_ns;
 }
 
 static int add_candidate(struct srch_tune *t, int *cap, struct mq_plan *plan, int point, const char *label)
@@ -461,8 +471,8 @@ static int add_nearest(const struct mq_model *m, struct srch_tune *t, int *cap, 
 /* Is a faster than b as measured: latency, then memory, then loss. */
 static bool faster_measured(const struct srch_candidate *a, const struct srch_candidate *b)
 {
-    if (a->lat.median_ns != b->lat.median_ns)
-        return a->lat.median_ns < b->lat.median_ns;
+    if (srch_cand_lat(a) != srch_cand_lat(b))
+        return srch_cand_lat(a) < srch_cand_lat(b);
     if (a->mem != b->mem)
         return a->mem < b->mem;
     return a->loss < b->loss;
@@ -548,11 +558,11 @@ static int miss_quantiles(const struct srch_tune *t, const struct srch_tune_opti
         if (c->point < 0)
             continue;
         miss_mem |= c->mem > o->mem_budget;
-        miss_lat |= c->lat.median_ns > o->lat_budget;
+        miss_lat |= srch_cand_lat(c) > o->lat_budget;
         if (isfinite(c->mem - c->pred_mem))
             mv[n_m++] = c->mem - c->pred_mem;
-        if (c->pred_lat > 0 && isfinite(c->lat.median_ns / c->pred_lat))
-            lv[n_l++] = c->lat.median_ns / c->pred_lat;
+        if (c->pred_lat > 0 && isfinite(srch_cand_lat(c) / c->pred_lat))
+            lv[n_l++] = srch_cand_lat(c) / c->pred_lat;
     }
     qsort(mv, (size_t)n_m, sizeof(*mv), cmp_double);
     qsort(lv, (size_t)n_l, sizeof(*lv), cmp_double);
@@ -593,7 +603,7 @@ static int measure_new(const struct mq_model *m, struct be_backend *be, void *q,
             if (preset)
                 c->size = (double)b;
         }
-        c->meets = meets(t, c->mem, c->lat.median_ns, c->size) && !(c->loss > t->max_kl);
+        c->meets = meets(t, c->mem, srch_cand_lat(c), c->size) && !(c->loss > t->max_kl);
         c->round = round;
     }
     *done = t->n_cand;
@@ -663,6 +673,10 @@ int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const st
         return mq_error(MQ_EINVAL, "%d targets: want 0..%d, with a measure_target", o->n_targets,
                         SRCH_TUNE_MAX_TARGETS);
     t->n_targets = o->n_targets;
+    snprintf(t->runtime_name, sizeof(t->runtime_name), "%s",
+             o->runtime_measure && o->runtime_name ? o->runtime_name : "");
+    snprintf(t->runtime_detail, sizeof(t->runtime_detail), "%s",
+             o->runtime_measure && o->runtime_detail ? o->runtime_detail : "");
     for (int i = 0; i < o->n_targets; i++)
         snprintf(t->target_labels[i], sizeof(t->target_labels[i]), "%s",
                  o->target_labels[i] ? o->target_labels[i] : "?");
@@ -788,8 +802,9 @@ int srch_tune_validate(const struct mq_model *m, struct be_backend *be, const st
         a->on_measured_front = true;
         for (int j = 0; j < t->n_cand && a->on_measured_front; j++) {
             const struct srch_candidate *b = &t->cand[j];
-            if (j != i && b->mem <= a->mem && b->lat.median_ns <= a->lat.median_ns && b->loss <= a->loss &&
-                (b->mem < a->mem || b->lat.median_ns < a->lat.median_ns || b->loss < a->loss))
+            double la = srch_cand_lat(a), lb = srch_cand_lat(b);
+            if (j != i && b->mem <= a->mem && lb <= la && b->loss <= a->loss &&
+                (b->mem < a->mem || lb < la || b->loss < a->loss))
                 a->on_measured_front = false;
         }
     }

@@ -66,6 +66,13 @@
  * tightening rounds tighten by the misses of the worst target, and cand[i].tgt[] keeps
  * each target's own figures.
  *
+ * The deployment runtime (mixq tune --runtime llama.cpp): o->runtime_measure is called for
+ * every validated plan after it is measured here, and fills the runtime's own figures
+ * (latency per workload run, its KL from its own reference). A plan then meets the
+ * latency budget only where its runtime latency does (srch_cand_lat: the latency the
+ * budgets, the tightening rounds, the chosen plan's order and the measured front see);
+ * lat keeps mixq's measurement, for the side-by-side report.
+ *
  * The memory model: the runner's (weights, KV cache, scratch) plus the measured runtime
  * overhead plus mem_calibration, the mean residual of the profile's peak-RSS runs of its
  * uniform plans (what the model does not see of a running process).
@@ -94,6 +101,13 @@
 
 #define SRCH_TUNE_MAX_ROUNDS 3
 #define SRCH_TUNE_MAX_TARGETS 8
+
+/* One plan measured in the deployment runtime (mixq tune --runtime). */
+struct srch_runtime_meas {
+    struct prof_stats lat; /* ns per workload run there */
+    double kl, kl_stderr;  /* the runtime's mean KL divergence from its own reference */
+    double ppl;            /* the runtime's perplexity of the plan on the same text */
+};
 
 struct srch_tune_options {
     double mem_budget, lat_budget; /* bytes and ns; SRCH_NO_BUDGET where none */
@@ -129,6 +143,11 @@ struct srch_tune_options {
     const char *target_labels[SRCH_TUNE_MAX_TARGETS];
     int (*measure_target)(void *ctx, int target, const struct mq_plan *plan, struct prof_stats *lat,
                           double *mem, bool *mem_measured);
+    /* The deployment runtime (NULL: none; see above). runtime_name names it in results
+     * ("llama.cpp"), runtime_detail says where and how it ran (its tools' folder). */
+    int (*runtime_measure)(void *ctx, const struct mq_plan *plan, struct srch_runtime_meas *out);
+    void *runtime_ctx;
+    const char *runtime_name, *runtime_detail;
 };
 
 /* One plan measured on one of several targets. */
@@ -161,6 +180,8 @@ struct srch_candidate {
     int n_targets;
     int worst_target; /* the target of the largest median latency */
     struct srch_target_meas tgt[SRCH_TUNE_MAX_TARGETS];
+    bool has_rt;                 /* measured in the deployment runtime too */
+    struct srch_runtime_meas rt;
 };
 
 struct srch_tune {
@@ -196,7 +217,13 @@ struct srch_tune {
     double search_seconds, validate_seconds;
     int n_targets; /* 0: one target; else the validation measured on each of these */
     char target_labels[SRCH_TUNE_MAX_TARGETS][96];
+    char runtime_name[32];      /* the deployment runtime every plan was measured in ("": none) */
+    char runtime_detail[4200];  /* where and how it ran */
 };
+
+/* The median latency (ns) the budgets see: the runtime's where the plan was measured there,
+ * else the target's. */
+double srch_cand_lat(const struct srch_candidate *c);
 
 /* srch_tune_search then srch_tune_validate. */
 int srch_tune_run(const struct mq_model *m, struct be_backend *be, const struct prof_profile *prof,

@@ -463,6 +463,19 @@ grep_err "tune bad max-kl: one line naming the bound" "^mixq: error: KL bound '1
 expect "search bad max-kl" 2 "$MIXQ" search --max-kl -1
 expect "tune --help says --max-kl" 0 "$MIXQ" tune --help
 grep_out "tune --help --max-kl" '^  --max-kl X +quality bound'
+# tune --runtime llama.cpp: what it takes is refused in one line before anything is measured
+# (the runs in llama.cpp itself are the interop tier's)
+for v in foo llama.cpp= llama llama.cppX; do
+    expect "tune bad runtime '$v'" 2 "$MIXQ" tune --runtime "$v"
+done
+expect "tune --runtime with --remote" 2 "$MIXQ" tune --runtime llama.cpp --remote 'mixq agent'
+expect "tune --runtime without the tools" 1 "$MIXQ" tune --runtime "llama.cpp=$tmp" --no-plots --out "$tmp/rt-x"
+grep_err "tune --runtime without the tools names the tool" "^mixq: error: llama.cpp's llama-bench is not in '$tmp'"
+expect "tune --runtime, no llama-bench on PATH" 1 env PATH=/nonexistent "$MIXQ" tune --runtime llama.cpp --no-plots \
+    --out "$tmp/rt-x"
+grep_err "tune --runtime, no llama-bench on PATH says so" "no llama-bench on PATH; give the folder"
+expect "tune --help says --runtime" 0 "$MIXQ" tune --help
+grep_out "tune --help --runtime" '^  --runtime llama.cpp\[=BINDIR\]'
 KQ="--sensitivity proxy --workload decode:32 --max-seconds 0.05 --ctx 64 --chunks 1 --no-memory --no-plots"
 KQ="$KQ --cache-dir $tmp/cache"
 xkl=$(python3 - "$tmp/tune/front.yaml" <<'PY'
@@ -742,6 +755,9 @@ if [ -f "$SILERO" ]; then
     expect "export ONNX with --imatrix" 1 "$MIXQ" export q8_0 --model "$SILERO" --to trtexec --imatrix "$tmp/tim.gguf"
     expect "tune ONNX with --imatrix" 1 "$MIXQ" -q tune "$SILERO" --imatrix "$tmp/tim.gguf" --cache-dir "$tmp/cache" \
         --out "$tmp/tune-x"
+    expect "tune ONNX with --runtime llama.cpp" 1 "$MIXQ" -q tune "$SILERO" --runtime "llama.cpp=$tmp" \
+        --cache-dir "$tmp/cache" --out "$tmp/tune-x"
+    grep_err "tune ONNX with --runtime says why" "measures GGUF language models"
     expect "export trtexec" 0 "$MIXQ" export q4_0 --model "$SILERO" --to trtexec -o "$tmp/trt.sh"
     grep_out "export trtexec precisions" " --layerPrecisions='\*:fp32,[^ ]+:int8"
     grep_out "export trtexec says q4_0 is rounded" '^# rounded: [0-9]+ layers? of a format under 8 bits \(.*q4_0.*\) -> int8'

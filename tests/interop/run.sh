@@ -42,6 +42,13 @@
 #    preset's KL (tinyllm: measured 0.69x, 0.66x, 0.54x when it was set; tinyllm256: 0.66x,
 #    0.74x, and at Q5_K_M 0.97x, which misses the goal, so 1.05x guards it there;
 #    scripts/compare-presets).
+# 10. mixq tune --runtime llama.cpp on both bundled-size models (tinyllm, SmolLM2): every
+#    validated plan written as a GGUF file, timed by llama-bench and its KL measured by
+#    llama-perplexity; front.yaml must record llama.cpp's figures for every measured plan,
+#    mixq's KL and llama.cpp's must agree within the KL tolerances below plus 10% of the
+#    KL (their short texts make large KLs noisy: 0.216 / 0.201 for SmolLM2's Q3_K_M over
+#    one chunk), and the table of
+#    both tools' latencies per plan and the median gap is printed (issue 18).
 #
 # Tolerances, and why (ppl: |ppl_llama / ppl_mixq - 1|; kl: mean KL divergence):
 #   float weights (tinyllm f32, SmolLM2 f16): ppl 1e-3, kl 1e-4. Same arithmetic up to
@@ -211,6 +218,52 @@ done <<LIST
 $TINY Q3_K_M,Q4_K_M,Q5_K_M 0.85
 $TINY256 Q3_K_M,Q4_K_M 0.85
 $TINY256 Q5_K_M 1.05
+LIST
+
+note "mixq tune --runtime llama.cpp: every validated plan measured in llama.cpp too"
+mkdir -p "$BUILD/interop"
+# model, label, |KL mixq - KL llama.cpp| tolerance (step 3's, plus 10%), tune options (SmolLM2:
+# sized for CI, a quick proxy tune over five formats)
+while read -r model label ktol opts; do
+    out=$BUILD/interop/runtime-$label
+    rm -rf "$out"
+    # shellcheck disable=SC2086 # opts is a list of options
+    if ! "$MIXQ" tune "$model" --runtime "llama.cpp=$LLAMA_BIN" --out "$out" --no-plots $opts >"$out.log" 2>&1; then
+        bad "tune --runtime llama.cpp on $label: $(grep -m1 '^mixq: error' "$out.log" || tail -1 "$out.log")"
+        continue
+    fi
+    python3 - "$out/front.yaml" "$label" "$ktol" <<'PY' || bad "tune --runtime llama.cpp on $label: front.yaml (above)"
+import statistics, sys, yaml
+f = yaml.safe_load(open(sys.argv[1]))
+label, ktol = sys.argv[2], float(sys.argv[3])
+ok = f.get("runtime", {}).get("name") == "llama.cpp"
+rows, gaps, ratios = [], [], []
+items = [("point %d" % p["index"], p) for p in f["points"]] + [(b["label"], b) for b in f.get("baselines") or []]
+for name, p in items:
+    m = p.get("measured")
+    if not m:
+        continue
+    r = m.get("runtime")
+    if not r or not r["latency_us"] > 0 or r["reps"] < 1:
+        print("FAIL %s %s: no llama.cpp figures" % (label, name)); ok = False; continue
+    d = abs(m["kl"] - r["kl"])
+    good = d <= ktol + 0.1 * abs(r["kl"])
+    ok &= good
+    if r["predicted_latency_gap"] == r["predicted_latency_gap"]:  # NaN: a plan outside the searched formats
+        gaps.append(r["predicted_latency_gap"])
+    ratios.append(m["latency_us"] / r["latency_us"])
+    rows.append("  %-4s %-24.24s mixq %9.1f us  llama.cpp %9.1f us (MAD %6.1f)  gap %+6.1f%%  KL %.5f / %.5f  %s"
+                % (label[:4], name, m["latency_us"], r["latency_us"], r["latency_mad_us"],
+                   100 * r["predicted_latency_gap"], m["kl"], r["kl"], "ok" if good else "FAIL (KL apart %.3g)" % d))
+print("\n".join(rows))
+if ratios:
+    print("%s: %d plans; median gap of mixq's predicted latency from llama.cpp's measured %+.1f%%; mixq's measured / "
+          "llama.cpp's latency: median %.3fx" % (label, len(ratios), 100 * statistics.median(gaps) if gaps else float("nan"), statistics.median(ratios)))
+sys.exit(0 if ok and rows else 1)
+PY
+done <<LIST
+$TINY tinyllm 5e-4 --ctx 128 --chunks 2
+$SMOL smollm2 1.5e-2 --sensitivity proxy --max-seconds 0.1 --no-memory --ctx 256 --chunks 1 --formats q8_0,q4_0,q4_k,q5_k,q6_k --workload decode:256 --no-imatrix
 LIST
 
 if [ "$fail" -eq 0 ]; then

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "backends/backend.h"
 #include "core/status.h"
@@ -11,6 +12,7 @@
 #include "model/plan.h"
 #include "model/runner.h"
 #include "model/workload.h"
+#include "profiler/llamacpp.h"
 #include "profiler/profile.h"
 #include "reports/profile_io.h"
 #include "tests/unit/test.h"
@@ -208,10 +210,151 @@ static int test_memory_model(void)
     return T_PASS;
 }
 
+/* ---- llama.cpp as the deployment runtime (profiler/llamacpp.h) ---- */
+
+/* The arguments joined by spaces. */
+static void join(const char **a, int n, char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, "%s%s", i ? " " : "", a[i]);
+}
+
+static int test_llamacpp_bench_args(void)
+{
+    struct mq_workload w;
+    char buf[8][24], s[256];
+    const char *a[32];
+    int per_run, n;
+    const char *was = getenv("LLAMA_ARG_REPACK");
+    char saved[64] = "";
+    if (was)
+        snprintf(saved, sizeof(saved), "%s", was);
+    unsetenv("LLAMA_ARG_REPACK");
+    T_CHECK(mq_workload_parse("decode:512", &w) == MQ_OK);
+    T_CHECK((n = prof_llamacpp_bench_args(&w, 2, 0, buf, 8, a, 32, &per_run)) > 0);
+    join(a, n, s, sizeof(s));
+    T_CHECK_MSG(!strcmp(s, "-p 0 -n 16 -d 511 -t 2 -r 5 -o json") && per_run == 16, "%s / %d", s, per_run);
+    T_CHECK(mq_workload_parse("prefill:64", &w) == MQ_OK);
+    T_CHECK((n = prof_llamacpp_bench_args(&w, 4, 3, buf, 8, a, 32, &per_run)) > 0);
+    join(a, n, s, sizeof(s));
+    T_CHECK_MSG(!strcmp(s, "-p 64 -n 0 -t 4 -r 3 -o json") && per_run == 1, "%s / %d", s, per_run);
+    setenv("LLAMA_ARG_REPACK", "false", 1);
+    T_CHECK(mq_workload_parse("generate:32,8", &w) == MQ_OK);
+    T_CHECK((n = prof_llamacpp_bench_args(&w, 1, 1, buf, 8, a, 32, &per_run)) > 0);
+    join(a, n, s, sizeof(s));
+    T_CHECK_MSG(!strcmp(s, "-pg 32,8 -p 0 -n 0 -t 1 -r 1 -o json --repack 0") && per_run == 1, "%s", s);
+    setenv("LLAMA_ARG_REPACK", "1", 1); /* repacking on: llama-bench's default, nothing passed */
+    T_CHECK((n = prof_llamacpp_bench_args(&w, 1, 1, buf, 8, a, 32, &per_run)) > 0 && strcmp(a[n - 1], "0"));
+    T_CHECK(prof_llamacpp_bench_args(&w, 1, 1, buf, 8, a, 4, &per_run) == MQ_EINTERNAL); /* no room */
+    T_CHECK(mq_workload_parse("infer:1", &w) == MQ_OK);
+    T_CHECK(prof_llamacpp_bench_args(&w, 1, 1, buf, 8, a, 32, &per_run) == MQ_EUNSUPPORTED);
+    if (was)
+        setenv("LLAMA_ARG_REPACK", saved, 1);
+    else
+        unsetenv("LLAMA_ARG_REPACK");
+    return T_PASS;
+}
+
+/* llama-bench -o json's record as the pinned llama.cpp prints it (fields cut) */
+#define BENCH_JSON(depth, samples)                                                                                  \
+    "[\n  {\n    \"build_commit\": \"0c1e570\",\n    \"n_threads\": 2,\n    \"n_prompt\": 0,\n"                \
+    "    \"n_gen\": 16,\n    \"n_depth\": " depth ",\n    \"avg_ns\": 9636230,\n    \"samples_ns\": " samples      \
+    ",\n    \"samples_ts\": [ 1574.1, 1689.49, 1725.28 ]\n  }\n]\n"
+
+static int test_llamacpp_parse_bench(void)
+{
+    struct prof_stats st;
+    T_CHECK(prof_llamacpp_parse_bench(BENCH_JSON("127", "[ 10164524, 9470314, 9273852 ]"), 0, 16, 127, 16, &st) ==
+            MQ_OK);
+    T_CHECK_MSG(st.reps == 3 && fabs(st.median_ns - 9470314 / 16.0) < 1e-6 && fabs(st.min_ns - 9273852 / 16.0) < 1e-6,
+                "reps %d median %g min %g", st.reps, st.median_ns, st.min_ns);
+    /* unchecked fields (-1) */
+    T_CHECK(prof_llamacpp_parse_bench(BENCH_JSON("127", "[5]"), -1, -1, -1, 1, &st) == MQ_OK && st.median_ns == 5);
+    static const char *const bad[] = {
+        BENCH_JSON("128", "[ 10164524 ]"),              /* another depth than asked */
+        BENCH_JSON("127", "[ ]"),                       /* no samples */
+        BENCH_JSON("127", "[ 10164524, -3 ]"),          /* not a time */
+        BENCH_JSON("127", "[ 10164524, x ]"),           /* not a number */
+        BENCH_JSON("127", "10164524"),                  /* not a list */
+        BENCH_JSON("127", "[ 1e300 ]"),                 /* absurd */
+        "[ {\"n_prompt\": 0, \"n_gen\": 16, \"n_depth\": 127} ]", /* no samples_ns */
+        BENCH_JSON("127", "[ 1 ]") BENCH_JSON("127", "[ 1 ]"), /* two tests */
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        T_CHECK_MSG(prof_llamacpp_parse_bench(bad[i], 0, 16, 127, 16, &st) == MQ_EFORMAT, "case %zu accepted", i);
+    return T_PASS;
+}
+
+static int test_llamacpp_parse_kl(void)
+{
+    /* llama-perplexity --kl-divergence's summary as the pinned llama.cpp prints it (cut) */
+    const char *out = "====== Perplexity statistics ======\n"
+                      "Mean PPL(Q)                   :   3.076799 \xc2\xb1   0.208246\n"
+                      "Mean PPL(base)                :   3.050166 \xc2\xb1   0.208554\n"
+                      "Cor(ln(PPL(Q)), ln(PPL(base))):  99.73%\n\n"
+                      "====== KL divergence statistics ======\n"
+                      "Mean    KLD:   0.008125 \xc2\xb1   0.001185\n"
+                      "Maximum KLD:   0.517253\n"
+                      "Same top p: 97.244 \xc2\xb1 0.727 %\n";
+    struct prof_llamacpp_result r;
+    T_CHECK(prof_llamacpp_parse_kl(out, &r) == MQ_OK);
+    T_CHECK_MSG(r.kl == 0.008125 && r.kl_stderr == 0.001185 && r.ppl == 3.076799 && r.same_top_pct == 97.244,
+                "kl %g ± %g ppl %g same %g", r.kl, r.kl_stderr, r.ppl, r.same_top_pct);
+    /* as precise as the reference: a little below zero from the stored logits' steps */
+    T_CHECK(prof_llamacpp_parse_kl("Mean    KLD:  -0.000002 \xc2\xb1   0.000001\n", &r) == MQ_OK && r.kl == -2e-6 &&
+            isnan(r.ppl));
+    T_CHECK(prof_llamacpp_parse_kl("Mean    KLD:  -0.5\n", &r) == MQ_EFORMAT);
+    T_CHECK(prof_llamacpp_parse_kl("Mean    KLD:   nan\n", &r) == MQ_EFORMAT);
+    T_CHECK(prof_llamacpp_parse_kl("Mean PPL(Q) : 3.0\n[1]3.04,[2]3.22,", &r) == MQ_EFORMAT); /* cut short */
+    T_CHECK(prof_llamacpp_parse_kl("", &r) == MQ_EFORMAT);
+    return T_PASS;
+}
+
+/* The tools' failures are one line each: missing tools, a tool that fails (its last line
+ * quoted), a tool that prints something else. The stand-ins are shell scripts. */
+static int test_llamacpp_tool_errors(void)
+{
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof(dir), "%s/llamacpp-bin", t_tmpdir());
+    T_CHECK(mkdir(dir, 0755) == 0);
+    T_CHECK(prof_llamacpp_check(dir) == MQ_ENOTFOUND);
+    static const char *const scripts[][2] = {
+        {"llama-bench", "#!/bin/sh\necho 'main: error: failed to load model' >&2\nexit 1\n"},
+        {"llama-perplexity", "#!/bin/sh\necho 'no summary'\n"},
+    };
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, scripts[i][0]);
+        FILE *f = fopen(path, "w");
+        T_CHECK(f && fputs(scripts[i][1], f) >= 0 && fclose(f) == 0 && chmod(path, 0755) == 0);
+    }
+    T_CHECK(prof_llamacpp_check(dir) == MQ_OK);
+    struct prof_llamacpp_config c = {.bindir = dir, .threads = 1, .text = "examples/data/kjv-eval.txt", .ctx = 128,
+                                     .work_dir = t_tmpdir()};
+    T_CHECK(mq_workload_parse("decode:64", &c.workload) == MQ_OK);
+    struct prof_llamacpp_result r;
+    T_CHECK(prof_llamacpp_measure(&c, TINY, &r) == MQ_EIO);
+    T_CHECK(prof_llamacpp_base(&c, TINY) == MQ_EIO); /* exits 0 but writes no base logits */
+    /* a bench that works, a perplexity that never prints its summary (run 3 times) */
+    snprintf(path, sizeof(path), "%s/llama-bench", dir);
+    FILE *f = fopen(path, "w");
+    T_CHECK(f && fputs("#!/bin/sh\necho '[{\"n_prompt\": 0, \"n_gen\": 16, \"n_depth\": 63, \"samples_ns\": [ 1600 ]}]'\n",
+                       f) >= 0 && fclose(f) == 0);
+    T_CHECK(prof_llamacpp_measure(&c, TINY, &r) == MQ_EFORMAT);
+    T_CHECK(r.lat.median_ns == 100); /* 1600 ns for 16 tokens */
+    return T_PASS;
+}
+
 const struct mq_test profile_tests[] = {
     {"profile/workload_parse", test_workload_parse},
     {"profile/tiny", test_profile_tiny},
     {"profile/read_refusals", test_profile_read_refusals},
     {"profile/memory_model", test_memory_model},
+    {"profile/llamacpp_bench_args", test_llamacpp_bench_args},
+    {"profile/llamacpp_parse_bench", test_llamacpp_parse_bench},
+    {"profile/llamacpp_parse_kl", test_llamacpp_parse_kl},
+    {"profile/llamacpp_tool_errors", test_llamacpp_tool_errors},
     {NULL, NULL},
 };

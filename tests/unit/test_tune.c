@@ -729,6 +729,78 @@ static int test_max_kl_tune(void)
     return T_PASS;
 }
 
+/* A deployment runtime (tune --runtime) whose latency is `factor` times the prediction and
+ * whose KL is a marker, so that the test sees which figures decided. */
+struct slow_runtime {
+    struct srch_tune *const *t;
+    double factor;
+    int calls;
+};
+
+static int slow_runtime_measure(void *ctx, const struct mq_plan *plan, struct srch_runtime_meas *out)
+{
+    struct slow_runtime *r = ctx;
+    double pm, pl;
+    predict_plan(*r->t, plan, &pm, &pl);
+    pl *= r->factor;
+    out->lat = (struct prof_stats){.reps = 5, .min_ns = pl, .median_ns = pl, .mean_ns = pl, .max_ns = pl};
+    out->kl = 0.125;
+    out->kl_stderr = 0.01;
+    out->ppl = 3;
+    r->calls++;
+    return MQ_OK;
+}
+
+/* With a deployment runtime, a plan meets the latency budget only where the runtime's
+ * latency does: every validated plan is measured there once, its figures are kept beside
+ * the target's, and a budget that the target meets but the runtime misses (it is 3x
+ * slower here) leaves no plan chosen; a budget the runtime meets chooses one within it
+ * there. */
+static int test_runtime_budget(void)
+{
+    struct fixture fx;
+    T_CHECK(fixture_open(&fx, false) == MQ_OK);
+    struct srch_tune *t = NULL;
+    struct slow_runtime rt = {.t = &t, .factor = 3};
+    struct srch_tune_options o = {.mem_budget = SRCH_NO_BUDGET, .lat_budget = SRCH_NO_BUDGET, .formats = F3,
+                                  .measure_plan = predicted_measure, .measure_ctx = &t,
+                                  .runtime_measure = slow_runtime_measure, .runtime_ctx = &rt,
+                                  .runtime_name = "llama.cpp", .runtime_detail = "bin",
+                                  .quality = {.data = EVAL, .ctx = 64, .max_chunks = 1}};
+    T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_OK);
+    double fastest = INFINITY;
+    for (int i = 0; i < t->front->n; i++)
+        fastest = fmin(fastest, t->front->pts[i].lat);
+    srch_tune_free(t);
+    t = NULL;
+    /* every plan is within reach here (1.5x the fastest prediction for the fastest), none there */
+    for (int pass = 0; pass < 2; pass++) {
+        o.lat_budget = pass == 0 ? 1.5 * fastest : 3.5 * fastest;
+        rt.calls = 0;
+        T_CHECK(srch_tune_search(fx.m, fx.prof, fx.sens, &o, &t) == MQ_OK);
+        T_CHECK(srch_tune_validate(fx.m, fx.be, fx.prof, &o, t) == MQ_OK);
+        T_CHECK(!strcmp(t->runtime_name, "llama.cpp") && !strcmp(t->runtime_detail, "bin"));
+        T_CHECK_MSG(rt.calls == t->n_cand, "%d runtime measurements of %d plans", rt.calls, t->n_cand);
+        for (int i = 0; i < t->n_cand; i++) {
+            const struct srch_candidate *c = &t->cand[i];
+            T_CHECK(c->has_rt && c->rt.kl == 0.125 && c->loss != 0.125);
+            T_CHECK(fabs(c->rt.lat.median_ns - 3 * c->lat.median_ns) <= 1e-9 * c->lat.median_ns);
+            T_CHECK(srch_cand_lat(c) == c->rt.lat.median_ns);
+            T_CHECK_MSG(c->meets == (c->rt.lat.median_ns <= o.lat_budget), "%s: %g ns there, budget %g, meets %d",
+                        c->label, c->rt.lat.median_ns, o.lat_budget, c->meets);
+        }
+        if (pass == 0) {
+            T_CHECK_MSG(t->chosen < 0, "chosen %d with every plan over the budget in the runtime", t->chosen);
+        } else {
+            T_CHECK(t->chosen >= 0 && t->cand[t->chosen].rt.lat.median_ns <= o.lat_budget);
+        }
+        srch_tune_free(t);
+        t = NULL;
+    }
+    fixture_free(&fx);
+    return T_PASS;
+}
+
 const struct mq_test tune_tests[] = {
     {"tune/sensitivity-grouped", test_sensitivity_grouped},
     {"tune/front-equals-exhaustive", test_front_exhaustive},
@@ -738,5 +810,6 @@ const struct mq_test tune_tests[] = {
     {"tune/worst-profile", test_worst_profile},
     {"tune/max-kl-choice", test_max_kl_choice},
     {"tune/max-kl", test_max_kl_tune},
+    {"tune/runtime-budget", test_runtime_budget},
     {NULL, NULL},
 };
