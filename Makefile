@@ -431,8 +431,8 @@ check-unit: $(TEST_UNIT) $(TEST_HW_COUNTERS) $(MIXQ) $(TINY256)
 
 # check-bench: the kernel benchmarks run (--quick) and write what they should; their times
 # are reported by `make bench`, never asserted. bench-cuda skips (77) without a GPU.
-check-bench: $(BENCH_KERNELS) $(BENCH_CUDA)
-	@echo "== benchmark harness (bench-kernels --quick; bench-cuda --quick where a GPU is usable)"
+check-bench: $(BENCH_KERNELS) $(BENCH_CUDA) $(BENCH_E2E)
+	@echo "== benchmark harness (bench-kernels --quick; bench-e2e on the bundled model; bench-cuda --quick where a GPU is usable)"
 	$(Q)mkdir -p $(BUILD)/bench
 	$(Q)$(BENCH_KERNELS) --quick --out $(BUILD)/bench/kernels-quick.yaml >/dev/null 2>$(BUILD)/bench/kernels-quick.log || \
 	  { tail -5 $(BUILD)/bench/kernels-quick.log; exit 1; }
@@ -440,6 +440,17 @@ check-bench: $(BENCH_KERNELS) $(BENCH_CUDA)
 	  r = [k for k in d["kernels"] if k["median_us"] > 0]; \
 	  assert {k["kernel"] for k in r} >= {"gemv", "gemm"} and len(r) == len(d["kernels"]), "bench-kernels: missing or empty results"; \
 	  print("bench-kernels: %d results" % len(r))' $(BUILD)/bench/kernels-quick.yaml
+	@# weight bytes per decoded token in q8_0: 6 blocks (q, o 192x192; k, v 192 -> 64; gate, up 192 -> 512; down
+	@# 512 -> 192), the output matrix (192 -> 259 tokens) and one row of the token embedding
+	$(Q)$(BENCH_E2E) examples/tinyllm/tinyllm.gguf --plan q8_0 --reps 2 --prompt 16 --gen 4 --bandwidth \
+	  >$(BUILD)/bench/e2e-quick.yaml
+	$(Q)$(PYTHON) -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); \
+	  q8 = lambda k, n: k // 32 * 34 * n; \
+	  w = 6 * (2 * q8(192, 192) + 2 * q8(192, 64) + 2 * q8(192, 512) + q8(512, 192)) + q8(192, 259) + q8(192, 1); \
+	  assert d["pp"]["median"] > 0 and d["tg"]["median"] > 0 and d["dram_read_gbs"] > 0, "bench-e2e: empty results"; \
+	  assert d["weight_bytes_per_token"] == w, "bench-e2e: %s weight bytes per token, want %d" % (d["weight_bytes_per_token"], w); \
+	  print("bench-e2e: pp %.0f, tg %.0f tokens/s; %.0f weight bytes per token" % (d["pp"]["median"], d["tg"]["median"], w))' \
+	  $(BUILD)/bench/e2e-quick.yaml
 	$(Q)$(BENCH_CUDA) --quick --out $(BUILD)/bench/cuda-quick.yaml >/dev/null; rc=$$?; \
 	  if [ $$rc -eq 77 ]; then echo "bench-cuda skipped"; elif [ $$rc -ne 0 ]; then exit $$rc; else echo "bench-cuda: ran"; fi
 

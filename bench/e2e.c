@@ -1,21 +1,30 @@
 /* bench/e2e.c - end-to-end speed of mixq's forward pass, llama-bench style.
  *
  *   build/bench-e2e MODEL.gguf [--threads N] [--backend NAME] [--plan source|FORMAT]
- *                   [--prompt 512] [--gen 128] [--reps 3]
+ *                   [--prompt 512] [--gen 128] [--reps 3] [--bandwidth]
  *
  * pp (prompt processing): one batch of --prompt tokens at positions 0.. (a fresh
  * context); tg (text generation): --gen tokens one at a time from position 0, as
  * llama-bench's tg test does. Tokens are pseudo-random ids. Prints one YAML document
  * with the tokens/s of every repetition, their median and MAD. bench/e2e.py runs this
  * and llama-bench alternately on the same files and reports the ratios.
+ *
+ * --bandwidth adds what decode's speed is bound by: weight_bytes_per_token (the bytes of
+ * every layer's weights in the plan's formats, which one decoded token reads; the token
+ * embedding's one row aside where an output matrix is stored apart) and dram_read_gbs
+ * (profiler/limits.h's DRAM read bandwidth with the same threads, measured after the
+ * runs), so that tg's tokens/s x weight bytes / bandwidth is the fraction of the memory
+ * bandwidth decode reaches.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backends/backend.h"
 #include "core/dtype.h"
+#include "profiler/limits.h"
 #include "core/status.h"
 #include "llm/llama.h"
 #include "model/model.h"
@@ -28,9 +37,9 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, 't'}, {"backend", required_argument, NULL, 'b'},
         {"plan", required_argument, NULL, 'p'},    {"prompt", required_argument, NULL, 'P'},
         {"gen", required_argument, NULL, 'g'},     {"reps", required_argument, NULL, 'r'},
-        {NULL, 0, NULL, 0},
+        {"bandwidth", no_argument, NULL, 'w'},     {NULL, 0, NULL, 0},
     };
-    int threads = 0, n_prompt = 512, n_gen = 128, reps = 3;
+    int threads = 0, n_prompt = 512, n_gen = 128, reps = 3, bandwidth = 0;
     const char *backend = "cpu", *plan_arg = "source";
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -41,12 +50,13 @@ int main(int argc, char **argv)
         case 'P': n_prompt = atoi(optarg); break;
         case 'g': n_gen = atoi(optarg); break;
         case 'r': reps = atoi(optarg); break;
+        case 'w': bandwidth = 1; break;
         default: return 2;
         }
     }
     if (optind + 1 != argc || n_prompt < 1 || n_gen < 1 || reps < 1 || reps > 1000) {
         fprintf(stderr, "usage: bench-e2e MODEL.gguf [--threads N] [--backend NAME] [--plan source|FORMAT] "
-                        "[--prompt N] [--gen N] [--reps N]\n");
+                        "[--prompt N] [--gen N] [--reps N] [--bandwidth]\n");
         return 2;
     }
     struct mq_model *m = NULL;
@@ -112,6 +122,21 @@ int main(int argc, char **argv)
         for (int r = 0; r < reps; r++)
             printf("%s%.3f", r ? ", " : "", tg[r]);
         printf("]\n  median: %.3f\n  mad: %.3f\n", sg.median_ns, sg.mad_ns);
+    }
+    if (rc == MQ_OK && bandwidth) {
+        bool apart = false; /* an output matrix of its own: the embedding is read a row a token */
+        for (int i = 0; i < m->n_layers; i++)
+            apart |= m->layers[i].role == MQ_ROLE_OUTPUT;
+        double bytes = 0;
+        for (int i = 0; i < m->n_layers && rc == MQ_OK; i++) {
+            const struct mq_layer *ly = &m->layers[i];
+            size_t row;
+            if ((rc = mq_dtype_row_bytes(plan->fmt[i], ly->n_in, &row)) == MQ_OK)
+                bytes += (double)row * (apart && ly->role == MQ_ROLE_TOKEN_EMBD ? 1 : (double)ly->n_out);
+        }
+        struct prof_limits lim;
+        if (rc == MQ_OK && (rc = prof_limits_measure(be_threads(be), &lim)) == MQ_OK)
+            printf("weight_bytes_per_token: %.0f\ndram_read_gbs: %.3f\n", bytes, lim.read_gbs[1]);
     }
     free(toks);
     free(pp);
