@@ -377,6 +377,53 @@ done:
     return rc;
 }
 
+/* The weight bytes of m's uniform plan of fmt (f16 where a layer cannot take it). */
+static double uniform_bytes(const struct mq_model *m, enum mq_dtype fmt)
+{
+    double b = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        const struct mq_layer *ly = &m->layers[l];
+        size_t row = 0;
+        if (mq_dtype_row_bytes(mq_layer_allows(ly, fmt) ? fmt : MQ_DTYPE_F16, ly->n_in, &row) == MQ_OK)
+            b += (double)row * (double)ly->n_out;
+    }
+    return b;
+}
+
+/* The formats of the end-to-end runs (profile.h): the menu's, or at most `most` of them
+ * spread over weight bytes (the fewest, the most, and evenly between, by rank), in enum
+ * order. Returns how many were written to fmts. */
+static int e2e_formats(const struct mq_model *m, uint32_t menu, int most, enum mq_dtype *fmts)
+{
+    int n = 0;
+    double bytes[MQ_DTYPE_COUNT];
+    for (int f = 0; f < MQ_DTYPE_COUNT; f++) {
+        if (!((menu >> f) & 1u))
+            continue;
+        double b = uniform_bytes(m, (enum mq_dtype)f);
+        int i = n++; /* insertion by bytes */
+        for (; i > 0 && bytes[i - 1] > b; i--) {
+            bytes[i] = bytes[i - 1];
+            fmts[i] = fmts[i - 1];
+        }
+        bytes[i] = b;
+        fmts[i] = (enum mq_dtype)f;
+    }
+    uint32_t chosen = 0;
+    if (most <= 0 || n <= most)
+        chosen = menu;
+    else if (most == 1)
+        chosen = 1u << fmts[0];
+    else
+        for (int k = 0; k < most; k++) /* ranks 0, ..., n-1 evenly */
+            chosen |= 1u << fmts[(int)((double)k * (n - 1) / (most - 1) + 0.5)];
+    n = 0;
+    for (int f = 0; f < MQ_DTYPE_COUNT; f++)
+        if ((chosen >> f) & 1u)
+            fmts[n++] = (enum mq_dtype)f;
+    return n;
+}
+
 /* Least squares E = glue + scale * S over the end-to-end runs, glue >= 0, scale > 0. */
 static void fit_latency_model(struct prof_profile *p)
 {
@@ -570,10 +617,15 @@ int prof_profile_run(const struct mq_model *m, struct be_backend *be, const stru
     /* end to end */
     if (!o->no_e2e) { /* the uniform plans of the menu's formats (not the stored ones) */
         uint32_t menu = o->formats ? o->formats : mq_dtype_default_formats();
-        for (int f = 0; f < MQ_DTYPE_COUNT; f++) {
-            if (!((menu >> f) & 1u))
-                continue;
-            if ((rc = measure_e2e(&pr, (enum mq_dtype)f, &p->e2e[p->n_e2e])) < 0)
+        int most = o->e2e_max > 0 ? o->e2e_max
+                   : uniform_bytes(m, MQ_DTYPE_F16) > (double)PROF_E2E_BIG_BYTES ? PROF_E2E_BIG_RUNS : 0;
+        enum mq_dtype fmts[MQ_DTYPE_COUNT];
+        int n = e2e_formats(m, menu, most, fmts);
+        if (n < __builtin_popcount(menu) && o->progress)
+            mq_info("end to end: %d of the %d formats' uniform plans (a big model: each run converts all of it)", n,
+                    __builtin_popcount(menu));
+        for (int i = 0; i < n; i++) {
+            if ((rc = measure_e2e(&pr, fmts[i], &p->e2e[p->n_e2e])) < 0)
                 goto fail;
             p->n_e2e++;
         }

@@ -24,10 +24,14 @@
  *    are read per measured region over all of them and reported per call, in a pass of
  *    their own before the timed one and closed before it starts (enabled counters slow
  *    thread wake-ups in VMs).
- *  - End to end: the workload's latency for the uniform f16, q8_0 and q4_0 plans (those
- *    among the profiled formats), next to the sum of their per-layer costs, so the
- *    additivity error is visible. A line fitted through them (glue + scale x sum, least
- *    squares, glue >= 0) is the latency model of prof_plan_latency_ns.
+ *  - End to end: the workload's latency for the uniform plan of each profiled format of
+ *    the menu (a layer that cannot take it: f16), next to the sum of their per-layer
+ *    costs, so the additivity error is visible. A line fitted through them (glue + scale
+ *    x sum, least squares, glue >= 0) is the latency model of prof_plan_latency_ns. Each
+ *    run converts the whole model to its format, so where the model's f16 weights exceed
+ *    PROF_E2E_BIG_BYTES only PROF_E2E_BIG_RUNS of them run (o->e2e_max overrides): the
+ *    uniform plans of the fewest, the median and the most weight bytes, which span the
+ *    line (an 8B model spent over 90 minutes in 14 of them, and its memory probes).
  *  - Memory: the runner's memory model for those plans; the measured peak RSS beside it
  *    when a measurement was made (prof_memory_probe).
  *  - Cache: with a cache folder, each cost and end-to-end figure is stored under a key
@@ -64,6 +68,7 @@ struct prof_options {
     const char *cache_dir; /* NULL: no cache */
     bool cache_refresh;   /* measure everything, then store (do not read the cache) */
     bool no_e2e;          /* skip the end-to-end runs */
+    int e2e_max;          /* most end-to-end runs (0: every format, PROF_E2E_BIG_RUNS for a big model) */
     double max_seconds;   /* per measured region (0: 1 s) */
     bool progress;        /* progress on stderr when it is a terminal */
 };
@@ -80,6 +85,9 @@ struct prof_cost {
     bool warm;
     bool cached;                     /* read from the cache, not measured in this run */
 };
+
+#define PROF_E2E_BIG_BYTES (1ull << 30) /* a model's f16 weights above which it is big */
+#define PROF_E2E_BIG_RUNS 3
 
 struct prof_e2e {
     enum mq_dtype fmt;         /* the uniform plan */

@@ -210,6 +210,46 @@ static int test_memory_model(void)
     return T_PASS;
 }
 
+/* A big model's end-to-end runs (profile.h): at most e2e_max of the menu's uniform plans,
+ * spread over weight bytes (the fewest, the median, the most); the line still fits. */
+static int test_e2e_spread(void)
+{
+    struct mq_model *m = NULL;
+    struct be_backend *be = NULL;
+    T_CHECK(mq_model_load(TINY, &m) == MQ_OK && be_open("cpu", NULL, &be) == MQ_OK);
+    char cache[4200]; /* the costs and runs measured once, for every case */
+    snprintf(cache, sizeof(cache), "%s/e2e-cache", t_tmpdir());
+    struct prof_options o = {.formats = (1u << MQ_DTYPE_F16) | (1u << MQ_DTYPE_Q8_0) | (1u << MQ_DTYPE_Q5_0) |
+                                        (1u << MQ_DTYPE_Q4_0),
+                             .cache_dir = cache, .max_seconds = 0.01};
+    T_CHECK(mq_workload_parse("decode:16", &o.workload) == MQ_OK);
+    /* by weight bytes q4_0 < q5_0 < q8_0 < f16; the runs in enum order */
+    static const struct {
+        int most, n;
+        enum mq_dtype fmt[4];
+    } cases[] = {
+        {0, 4, {MQ_DTYPE_F16, MQ_DTYPE_Q8_0, MQ_DTYPE_Q4_0, MQ_DTYPE_Q5_0}}, /* small: every one */
+        {2, 2, {MQ_DTYPE_F16, MQ_DTYPE_Q4_0}},
+        {3, 3, {MQ_DTYPE_F16, MQ_DTYPE_Q8_0, MQ_DTYPE_Q4_0}},
+        {1, 1, {MQ_DTYPE_Q4_0}},
+        {9, 4, {MQ_DTYPE_F16, MQ_DTYPE_Q8_0, MQ_DTYPE_Q4_0, MQ_DTYPE_Q5_0}},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        struct prof_profile *p = NULL;
+        o.e2e_max = cases[c].most;
+        T_CHECK(prof_profile_run(m, be, &o, &p) == MQ_OK);
+        T_CHECK_MSG(p->n_e2e == cases[c].n, "e2e_max %d: %d runs", cases[c].most, p->n_e2e);
+        for (int i = 0; i < p->n_e2e; i++)
+            T_CHECK_MSG(p->e2e[i].fmt == cases[c].fmt[i], "e2e_max %d: run %d is %s", cases[c].most, i,
+                        mq_dtype_name(p->e2e[i].fmt));
+        T_CHECK(p->layer_scale > 0 && p->glue_ns >= 0);
+        prof_profile_free(p);
+    }
+    be_close(be);
+    mq_model_free(m);
+    return T_PASS;
+}
+
 /* ---- llama.cpp as the deployment runtime (profiler/llamacpp.h) ---- */
 
 /* The arguments joined by spaces. */
@@ -352,6 +392,7 @@ const struct mq_test profile_tests[] = {
     {"profile/tiny", test_profile_tiny},
     {"profile/read_refusals", test_profile_read_refusals},
     {"profile/memory_model", test_memory_model},
+    {"profile/e2e_spread", test_e2e_spread},
     {"profile/llamacpp_bench_args", test_llamacpp_bench_args},
     {"profile/llamacpp_parse_bench", test_llamacpp_parse_bench},
     {"profile/llamacpp_parse_kl", test_llamacpp_parse_kl},
