@@ -491,8 +491,47 @@ int ox_inputs_load(const struct ox_graph *g, const char *path, int64_t max_sampl
     return MQ_OK;
 }
 
+/* The rows of the fewest-rowed table that value v indexes: the axis dimension of the
+ * constant data of every Gather that takes v (or a value-preserving op's output of it) as
+ * indices; INT64_MAX where none does. */
+static int64_t index_rows(const struct ox_graph *g, int v, int depth)
+{
+    static const char *const pass[] = {"Cast", "Identity", "Reshape", "Unsqueeze", "Squeeze", "Flatten"};
+    int64_t rows = INT64_MAX;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const struct ox_node *nd = &g->nodes[k];
+        const char *op = ox_ops[nd->op].name;
+        if (!strcmp(op, "Gather") && nd->n_in >= 2 && nd->in[1] == v && nd->in[0] >= 0 &&
+            g->values[nd->in[0]].is_const) {
+            const struct ox_tensor *t = &g->values[nd->in[0]].c;
+            int64_t axis = ox_attr_int(nd, "axis", 0);
+            axis += axis < 0 ? t->nd : 0;
+            if (axis >= 0 && axis < t->nd && t->dims[axis] > 0 && t->dims[axis] < rows)
+                rows = t->dims[axis];
+            continue;
+        }
+        for (size_t i = 0; depth < 8 && nd->n_in >= 1 && nd->in[0] == v && nd->n_out >= 1 &&
+                           i < sizeof(pass) / sizeof(pass[0]); i++)
+            if (!strcmp(op, pass[i])) {
+                int64_t r = index_rows(g, nd->out[0], depth + 1);
+                rows = r < rows ? r : rows;
+            }
+    }
+    return rows;
+}
+
+int64_t ox_inputs_int_bound(const struct ox_graph *g, const char *name)
+{
+    for (int i = 0; i < g->n_inputs; i++)
+        if (!strcmp(g->inputs[i].vi->name, name)) {
+            int64_t rows = index_rows(g, g->inputs[i].value, 0);
+            return rows == INT64_MAX ? 2 : rows;
+        }
+    return 2;
+}
+
 int ox_inputs_fill(struct mq_onnx_io *io, int n, uint64_t *state, int64_t max_elems,
-                   bool random_ints)
+                   const int64_t *int_bound)
 {
     for (int i = 0; i < n; i++) {
         int64_t cnt = 1;
@@ -505,7 +544,7 @@ int ox_inputs_fill(struct mq_onnx_io *io, int n, uint64_t *state, int64_t max_el
         if (!(io[i].data = calloc((size_t)(cnt ? cnt : 1), 8)))
             return mq_error(MQ_ENOMEM, "cannot allocate input '%s' (%" PRId64 " elements)",
                             io[i].name, cnt);
-        for (int64_t k = 0; k < cnt && (io[i].type == MQ_ONNX_IO_F32 || random_ints); k++) {
+        for (int64_t k = 0; k < cnt && (io[i].type == MQ_ONNX_IO_F32 || int_bound); k++) {
             uint64_t r = *state;
             r ^= r << 13;
             r ^= r >> 7;
@@ -514,8 +553,8 @@ int ox_inputs_fill(struct mq_onnx_io *io, int n, uint64_t *state, int64_t max_el
             if (io[i].type == MQ_ONNX_IO_F32)
                 ((float *)io[i].data)[k] =
                     (float)((double)(r >> 11) * (2.0 / 9007199254740992.0) - 1.0);
-            else
-                ((int64_t *)io[i].data)[k] = (int64_t)(r >> 63);
+            else /* uniform enough: the bound is far below 2^64 */
+                ((int64_t *)io[i].data)[k] = (int64_t)((r >> 1) % (uint64_t)int_bound[i]);
         }
     }
     return MQ_OK;
@@ -535,6 +574,7 @@ int ox_inputs_random(const struct ox_graph *g, int64_t n, struct ox_samples *out
         return mq_error(MQ_EINVAL, "the model has no input to feed");
     uint64_t r = 0x9E3779B97F4A7C15ULL;
     int rc = MQ_OK;
+    int64_t bound[16];
     for (int64_t s = 0; s < n && rc == MQ_OK; s++) {
         if ((rc = grow(out)) < 0)
             break;
@@ -544,7 +584,10 @@ int ox_inputs_random(const struct ox_graph *g, int64_t n, struct ox_samples *out
             rc = got;
             break;
         }
-        rc = ox_inputs_fill(io, out->n_io, &r, (int64_t)1 << 28, true);
+        for (int i = 0; i < got && i < 16; i++)
+            bound[i] = ox_inputs_int_bound(g, io[i].name);
+        rc = got > 16 ? mq_error(MQ_EUNSUPPORTED, "%d inputs (at most 16)", got)
+                      : ox_inputs_fill(io, out->n_io, &r, (int64_t)1 << 28, bound);
     }
     if (rc < 0) {
         ox_samples_free(out);

@@ -13,10 +13,11 @@
  * line naming the file and the array. Float data are widened or narrowed to f32, integer
  * data to int64, as the interpreter holds them.
  *
- * Random samples: float inputs uniform in [-1, 1), integer inputs 0 or 1 (token ids,
- * masks and segment ids all accept those), from a fixed seed (the same samples in every
- * run), at the shapes --shapes or the file gives (a dynamic dimension other than the
- * first needs --shapes).
+ * Random samples: float inputs uniform in [-1, 1), integer inputs uniform below the rows
+ * of the table a Gather indexes with them (token ids over the vocabulary, bytes over
+ * their 256 values), else 0 or 1 (masks and segment ids), from a fixed seed (the same
+ * samples in every run), at the shapes --shapes or the file gives (a dynamic dimension
+ * other than the first needs --shapes).
  *
  * Ownership: an ox_samples owns every array's data; ox_samples_free releases them.
  * Dependency rule: onnx/ depends on model/, backends/ and core/ only.
@@ -67,10 +68,17 @@ int ox_inputs_random(const struct ox_graph *g, int64_t n, struct ox_samples *out
 void ox_samples_free(struct ox_samples *s);
 
 /* Allocates and fills io[0..n) (names, types and shapes set): floats uniform in [-1, 1)
- * from the xorshift state *state, integers 0 or 1 from it (random_ints) or 0. An input of
- * more than max_elems values is refused. The caller frees each io[i].data. */
+ * from the xorshift state *state; integers from it in [0, int_bound[i]) or, int_bound
+ * NULL, 0. An input of more than max_elems values is refused. The caller frees each
+ * io[i].data. */
 int ox_inputs_fill(struct mq_onnx_io *io, int n, uint64_t *state, int64_t max_elems,
-                   bool random_ints);
+                   const int64_t *int_bound);
+
+/* The bound random integers of input `name` keep below: the rows of the smallest table a
+ * Gather indexes with it (through Cast, Reshape, Unsqueeze, Squeeze, Flatten, Identity),
+ * so token ids cover a vocabulary and bytes their 256 values; 2 (0 or 1: a mask, a type)
+ * where nothing is indexed with it. */
+int64_t ox_inputs_int_bound(const struct ox_graph *g, const char *name);
 
 /* One .npy image of len bytes (what: the file or member, for errors) -> a. For tests and
  * the fuzzer. */

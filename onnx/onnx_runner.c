@@ -303,7 +303,7 @@ static int onnx_session_new(const struct mq_model *m, const struct mq_plan *p, s
     /* pseudo-random inputs in [-1, 1) (integer inputs 0): the arithmetic, not the values,
      * is what a session times */
     uint64_t r = 0x9E3779B97F4A7C15ULL;
-    if ((rc = ox_inputs_fill(s->in, s->n_in, &r, (int64_t)1 << 30, false)) < 0)
+    if ((rc = ox_inputs_fill(s->in, s->n_in, &r, (int64_t)1 << 30, NULL)) < 0)
         goto fail;
     if ((rc = mq_onnx_exec_new(m, p, be, &s->x)) < 0)
         goto fail;

@@ -1810,12 +1810,31 @@ static int test_integer_input_pass(void)
         w[i] = (float)(i % 3) - 1.0f;
     tensor_f32(&g, 5, "emb", 2, (int64_t[]){10, 8}, emb);
     tensor_f32(&g, 5, "w", 2, (int64_t[]){8, 3}, w);
-    value_info(&g, 11, "ids", I64, 2, (int64_t[]){1, 4});
+    float small[3 * 8] = {0};
+    tensor_f32(&g, 5, "small", 2, (int64_t[]){3, 8}, small);
+    value_info(&g, 11, "ids", I64, 2, (int64_t[]){1, 16});
+    value_info(&g, 11, "kind", I64, 2, (int64_t[]){1, 16}); /* indexes a 3-row table through a Cast */
+    value_info(&g, 11, "mask", I64, 2, (int64_t[]){1, 16}); /* indexes nothing */
     n = node_begin("Gather", "emb ids", "e");
     pw_msg(&g, 1, &n);
-    n = node_begin("MatMul", "e w", "y");
+    n = node_begin("Cast", "kind", "kind64");
+    attr_int(&n, "to", 7);
     pw_msg(&g, 1, &n);
-    value_info(&g, 12, "y", F32, 3, (int64_t[]){1, 4, 3});
+    n = node_begin("Gather", "small kind64", "s");
+    pw_msg(&g, 1, &n);
+    n = node_begin("Add", "e s", "es");
+    pw_msg(&g, 1, &n);
+    n = node_begin("Cast", "mask", "maskf");
+    attr_int(&n, "to", 1);
+    pw_msg(&g, 1, &n);
+    n = node_begin("Unsqueeze", "maskf axes", "mask3");
+    pw_msg(&g, 1, &n);
+    n = node_begin("Mul", "es mask3", "em");
+    pw_msg(&g, 1, &n);
+    n = node_begin("MatMul", "em w", "y");
+    pw_msg(&g, 1, &n);
+    tensor_i64(&g, 5, "axes", 1, (int64_t[]){1}, (int64_t[]){2});
+    value_info(&g, 12, "y", F32, 3, (int64_t[]){1, 16, 3});
     model_finish(&m, &g, 13);
     char path[4096];
     T_CHECK(write_file("int-input.onnx", &m, path, sizeof(path)) == 0);
@@ -1828,8 +1847,30 @@ static int test_integer_input_pass(void)
     T_CHECK(mq_model_load(path, &model) == MQ_OK && model->n_layers == 1);
     T_CHECK(mq_workload_parse("infer:1", &w1) == MQ_OK &&
             mq_plan_uniform(model, MQ_DTYPE_F16, &p) == MQ_OK);
-    T_CHECK(model->runner->layer_work(model, 0, &w1, M, calls) == 1 && M[0] == 4 && calls[0] == 1);
+    T_CHECK(model->runner->layer_work(model, 0, &w1, M, calls) == 1 && M[0] == 16 && calls[0] == 1);
     T_CHECK(model->runner->memory(model, p, &w1, &mem) == MQ_OK && mem.scratch > 0);
+    /* random samples: ids below the embedding's 10 rows, kind below 3, the mask 0 or 1,
+     * each value taken */
+    const struct ox_graph *gr = model->impl;
+    T_CHECK(ox_inputs_int_bound(gr, "ids") == 10 && ox_inputs_int_bound(gr, "kind") == 3 &&
+            ox_inputs_int_bound(gr, "mask") == 2);
+    struct ox_samples smp;
+    T_CHECK(ox_inputs_random(gr, 8, &smp) == MQ_OK && smp.n_samples == 8 && smp.n_io == 3);
+    int seen[3][10] = {{0}};
+    for (int k = 0; k < smp.n_samples * smp.n_io; k++) {
+        const struct mq_onnx_io *io = &smp.io[k];
+        int which = !strcmp(io->name, "ids") ? 0 : !strcmp(io->name, "kind") ? 1 : 2;
+        int64_t bound = which == 0 ? 10 : which == 1 ? 3 : 2;
+        for (int e = 0; e < 16; e++) {
+            int64_t v = ((const int64_t *)io->data)[e];
+            T_CHECK_MSG(v >= 0 && v < bound, "%s = %lld", io->name, (long long)v);
+            seen[which][v]++;
+        }
+    }
+    for (int which = 0; which < 3; which++)
+        for (int v = 0; v < (which == 0 ? 10 : which == 1 ? 3 : 2); v++)
+            T_CHECK_MSG(seen[which][v] > 0, "input %d never %d in 128 draws", which, v);
+    ox_samples_free(&smp);
     mq_plan_free(p);
     mq_model_free(model);
     return T_PASS;
