@@ -269,19 +269,66 @@ static int summary_num(const char *text, const char *prefix, double *v, double *
     return MQ_EINVAL;
 }
 
+/* The numbers of a line (up to max), skipping what is not one ("±", "%"): their count. */
+static int line_numbers(const char *l, double *v, int max)
+{
+    int n = 0;
+    const char *eol = strchr(l, '\n');
+    while (*l && l != eol && n < max) {
+        char *end;
+        double x = strtod(l, &end);
+        if (end == l) {
+            l++;
+            continue;
+        }
+        v[n++] = x;
+        l = end;
+    }
+    return n;
+}
+
+/* Fewer than 100 scored tokens: llama-perplexity prints no summary, only its table of
+ * running figures per chunk (chunk, PPL ±, ln ratio ±, KL ±, Δp RMS ±, same top ±); the
+ * last row, of chunk N of "computing over N chunks", holds the whole text's. */
+static int parse_kl_table(const char *text, struct prof_llamacpp_result *out)
+{
+    const char *over = strstr(text, "computing over ");
+    long chunks = over ? strtol(over + 15, NULL, 10) : 0;
+    const char *head = strstr(text, "\nchunk ");
+    if (chunks < 1 || !head)
+        return MQ_EFORMAT;
+    double v[12], last[12] = {0};
+    int rows = 0;
+    for (const char *l = strchr(head + 1, '\n'); l && l[1]; l = strchr(l + 1, '\n')) {
+        int n = line_numbers(l + 1, v, 12);
+        if (n != 11 || v[0] != rows + 1)
+            break;
+        memcpy(last, v, sizeof(v));
+        rows++;
+    }
+    if (rows != chunks)
+        return MQ_EFORMAT;
+    out->ppl = last[1];
+    out->kl = last[5];
+    out->kl_stderr = last[6];
+    out->same_top_pct = last[9];
+    return MQ_OK;
+}
+
 int prof_llamacpp_parse_kl(const char *text, struct prof_llamacpp_result *out)
 {
     out->kl = out->kl_stderr = out->ppl = out->same_top_pct = NAN;
-    if (summary_num(text, "Mean    KLD", &out->kl, &out->kl_stderr) < 0)
-        return mq_error(MQ_EFORMAT, "llama-perplexity's output has no 'Mean    KLD' line (is it "
-                                    "llama-perplexity --kl-divergence?)");
+    if (summary_num(text, "Mean    KLD", &out->kl, &out->kl_stderr) == MQ_OK) {
+        summary_num(text, "Mean PPL(Q)", &out->ppl, NULL);
+        summary_num(text, "Same top p", &out->same_top_pct, NULL);
+    } else if (parse_kl_table(text, out) < 0) {
+        return mq_error(MQ_EFORMAT, "llama-perplexity's output has neither its summary ('Mean    KLD') nor a "
+                        "row for every chunk (is it llama-perplexity --kl-divergence?)");
+    }
     /* slightly negative where the plan is as precise as the reference: the base logits are
      * stored in 16-bit steps */
     if (!isfinite(out->kl) || out->kl < -1e-3)
-        return mq_error(MQ_EFORMAT, "llama-perplexity's Mean KLD is %g, not a KL divergence",
-                        out->kl);
-    summary_num(text, "Mean PPL(Q)", &out->ppl, NULL);
-    summary_num(text, "Same top p", &out->same_top_pct, NULL);
+        return mq_error(MQ_EFORMAT, "llama-perplexity's Mean KLD is %g, not a KL divergence", out->kl);
     return MQ_OK;
 }
 
@@ -361,7 +408,8 @@ int prof_llamacpp_measure(const struct prof_llamacpp_config *c, const char *gguf
     for (int attempt = 1;; attempt++) {
         if ((rc = run_tool(a, path, NULL, &text)) < 0)
             return rc;
-        bool whole = strstr(text, "Mean    KLD") != NULL;
+        struct prof_llamacpp_result k;
+        bool whole = summary_num(text, "Mean    KLD", &k.kl, NULL) == MQ_OK || parse_kl_table(text, &k) == MQ_OK;
         if (whole || attempt == 3) {
             rc = prof_llamacpp_parse_kl(text, out);
             free(text);

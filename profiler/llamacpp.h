@@ -91,7 +91,9 @@ int prof_llamacpp_parse_bench(const char *json, int64_t n_prompt, int64_t n_gen,
                               int per_run, struct prof_stats *out);
 
 /* Reads llama-perplexity --kl-divergence output: Mean KLD (and its ±), Mean PPL(Q) and
- * Same top p. MQ_EFORMAT, one line, when the summary is not there. */
+ * Same top p; under 100 scored tokens, where it prints no summary, the last row of its
+ * table of running figures per chunk (which must have a row for every chunk).
+ * MQ_EFORMAT, one line, when neither is there. */
 int prof_llamacpp_parse_kl(const char *text, struct prof_llamacpp_result *out);
 
 #endif

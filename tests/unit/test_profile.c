@@ -349,6 +349,20 @@ static int test_llamacpp_parse_kl(void)
     T_CHECK(prof_llamacpp_parse_kl("Mean    KLD:  -0.5\n", &r) == MQ_EFORMAT);
     T_CHECK(prof_llamacpp_parse_kl("Mean    KLD:   nan\n", &r) == MQ_EFORMAT);
     T_CHECK(prof_llamacpp_parse_kl("Mean PPL(Q) : 3.0\n[1]3.04,[2]3.22,", &r) == MQ_EFORMAT); /* cut short */
+    /* under 100 scored tokens: no summary, the table's last row (running figures) */
+    const char *table = "0.00.038.105 I kl_divergence: computing over 2 chunks, n_ctx=128, batch_size=2048\n\n"
+                        "chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              "
+                        "\xce\x94p RMS            Same top p\n"
+                        "   1       3.0617 \xc2\xb1    0.5197      -0.00002 \xc2\xb1    0.00006       0.00100 \xc2\xb1    "
+                        "0.00020     0.007 \xc2\xb1  0.001 %    100.000 \xc2\xb1  0.000 %\n"
+                        "   2       3.2000 \xc2\xb1    0.4000       0.00100 \xc2\xb1    0.00050       0.00250 \xc2\xb1    "
+                        "0.00030     0.010 \xc2\xb1  0.002 %     98.500 \xc2\xb1  0.500 %\n\n\n";
+    T_CHECK(prof_llamacpp_parse_kl(table, &r) == MQ_OK);
+    T_CHECK_MSG(r.kl == 0.0025 && r.kl_stderr == 0.0003 && r.ppl == 3.2 && r.same_top_pct == 98.5,
+                "kl %g ± %g ppl %g same %g", r.kl, r.kl_stderr, r.ppl, r.same_top_pct);
+    char cut[2048]; /* the second chunk's row missing: cut short */
+    snprintf(cut, sizeof(cut), "%.*s", (int)(strstr(table, "   2 ") - table), table);
+    T_CHECK(prof_llamacpp_parse_kl(cut, &r) == MQ_EFORMAT);
     T_CHECK(prof_llamacpp_parse_kl("", &r) == MQ_EFORMAT);
     return T_PASS;
 }
