@@ -408,8 +408,8 @@ int prof_llamacpp_measure(const struct prof_llamacpp_config *c, const char *gguf
     for (int attempt = 1;; attempt++) {
         if ((rc = run_tool(a, path, NULL, &text)) < 0)
             return rc;
-        struct prof_llamacpp_result k;
-        bool whole = summary_num(text, "Mean    KLD", &k.kl, NULL) == MQ_OK || parse_kl_table(text, &k) == MQ_OK;
+        struct prof_llamacpp_result seen;
+        bool whole = summary_num(text, "Mean    KLD", &seen.kl, NULL) == MQ_OK || parse_kl_table(text, &seen) == MQ_OK;
         if (whole || attempt == 3) {
             rc = prof_llamacpp_parse_kl(text, out);
             free(text);
