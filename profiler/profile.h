@@ -31,7 +31,8 @@
  *    run converts the whole model to its format, so where the model's f16 weights exceed
  *    PROF_E2E_BIG_BYTES only PROF_E2E_BIG_RUNS of them run (o->e2e_max overrides): the
  *    uniform plans of the fewest, the median and the most weight bytes, which span the
- *    line (an 8B model spent over 90 minutes in 14 of them, and its memory probes).
+ *    line (an 8B model's tune spent over 90 minutes in step 1, most of it in the default
+ *    menu's 6 runs, 15-20 minutes each, and their memory probes).
  *  - Memory: the runner's memory model for those plans; the measured peak RSS beside it
  *    when a measurement was made (prof_memory_probe).
  *  - Cache: with a cache folder, each cost and end-to-end figure is stored under a key
