@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "core/status.h"
+#include "profiler/topology.h"
 
 #define MAX_SAMPLES 1024
 #define MAX_OUTPUT (64u << 20) /* bytes of a tool's output read back */
@@ -81,14 +81,7 @@ static int run_tool(const char *const *argv, const char *out_path, const char *e
         return mq_error(MQ_EIO, "cannot run %s: fork: %s", name, strerror(e));
     }
     if (pid == 0) { /* only async-signal-safe calls from here */
-        /* not the profiler's pinning: a thread pinned to one core (prof_topology_pin) would
-         * pass its mask on, and llama.cpp's threads would share that core (1.7x slower when
-         * found); every CPU, as a user's shell starts it (the kernel keeps it to the cpuset) */
-        cpu_set_t all;
-        CPU_ZERO(&all);
-        for (int i = 0; i < CPU_SETSIZE; i++)
-            CPU_SET(i, &all);
-        sched_setaffinity(0, sizeof(all), &all);
+        prof_topology_unpin_self(); /* as a user's shell starts it, not on the profiler's core */
         int null = open("/dev/null", O_RDONLY);
         if (null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(efd, 2) < 0)
             _exit(126);

@@ -783,6 +783,7 @@ int prof_memory_probe(const char *model_path, const char *shapes, const char *ba
         return mq_error(MQ_EIO, "memory probe: fork: %s", strerror(errno));
     }
     if (pid == 0) {
+        prof_topology_unpin_self(); /* its threads on every CPU, not all on this thread's core */
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
         close(fds[1]);

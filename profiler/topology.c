@@ -2,6 +2,7 @@
 #include "profiler/topology.h"
 
 #include <hwloc.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -82,6 +83,15 @@ int prof_topology_pin(const struct prof_topology *t, const int *tids, int n, cha
         hwloc_bitmap_free(set);
     }
     return pinned;
+}
+
+void prof_topology_unpin_self(void)
+{
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        CPU_SET(i, &all);
+    sched_setaffinity(0, sizeof(all), &all);
 }
 
 static const char *size_text(uint64_t b, char *buf, size_t size)

@@ -41,6 +41,12 @@ uint64_t prof_topology_llc(const struct prof_topology *t);
  * and is reported through *why. */
 int prof_topology_pin(const struct prof_topology *t, const int *tids, int n, char *why, size_t why_size);
 
+/* For a child process between fork and exec (async-signal-safe): allows the calling thread
+ * every CPU again (the kernel keeps it to its cpuset). A thread pinned by
+ * prof_topology_pin passes its one-core mask on to the processes it starts, whose threads
+ * would then share that core (llama-bench ran 1.7x slower so, inside a tune). */
+void prof_topology_unpin_self(void);
+
 /* "1 package, 2 cores, 2 PUs, L1d 48 KiB x2, L2 1 MiB x2, L3 32 MiB x1, 1 NUMA node, 9.1 GiB" */
 void prof_topology_summary(const struct prof_topology *t, char *buf, size_t size);
 

@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "backends/backend.h"
 #include "core/status.h"
@@ -14,6 +17,7 @@
 #include "model/workload.h"
 #include "profiler/llamacpp.h"
 #include "profiler/profile.h"
+#include "profiler/topology.h"
 #include "reports/profile_io.h"
 #include "tests/unit/test.h"
 
@@ -250,6 +254,39 @@ static int test_e2e_spread(void)
     return T_PASS;
 }
 
+/* A child of a thread pinned to one core is allowed every CPU of the process again once it
+ * calls prof_topology_unpin_self (what the runtime's tools and the memory probes do). */
+static int test_unpin_child(void)
+{
+    cpu_set_t was, one;
+    T_CHECK(sched_getaffinity(0, sizeof(was), &was) == 0);
+    int n = CPU_COUNT(&was);
+    T_SKIP_IF(n < 2, "one CPU allowed here: nothing to unpin");
+    int first = 0;
+    while (!CPU_ISSET(first, &was))
+        first++;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    T_CHECK(sched_setaffinity(0, sizeof(one), &one) == 0); /* as prof_topology_pin leaves a thread */
+    int counts[2] = {0, 0};
+    for (int unpin = 0; unpin < 2; unpin++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (unpin)
+                prof_topology_unpin_self();
+            cpu_set_t got;
+            _exit(sched_getaffinity(0, sizeof(got), &got) == 0 ? CPU_COUNT(&got) : 255);
+        }
+        int st = 0;
+        T_CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st));
+        counts[unpin] = WEXITSTATUS(st);
+    }
+    T_CHECK(sched_setaffinity(0, sizeof(was), &was) == 0);
+    T_CHECK_MSG(counts[0] == 1 && counts[1] == (n < 255 ? n : counts[1]), "child CPUs: %d pinned, %d unpinned, %d allowed",
+                counts[0], counts[1], n);
+    return T_PASS;
+}
+
 /* ---- llama.cpp as the deployment runtime (profiler/llamacpp.h) ---- */
 
 /* The arguments joined by spaces. */
@@ -407,6 +444,7 @@ const struct mq_test profile_tests[] = {
     {"profile/read_refusals", test_profile_read_refusals},
     {"profile/memory_model", test_memory_model},
     {"profile/e2e_spread", test_e2e_spread},
+    {"profile/unpin_child", test_unpin_child},
     {"profile/llamacpp_bench_args", test_llamacpp_bench_args},
     {"profile/llamacpp_parse_bench", test_llamacpp_parse_bench},
     {"profile/llamacpp_parse_kl", test_llamacpp_parse_kl},
