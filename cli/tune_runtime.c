@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/tune_common.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "model/eval.h"
@@ -26,26 +27,6 @@ int cli_runtime_spec_check(const char *cmd, const char *spec)
     return CLI_OK;
 }
 
-/* The folder of the first llama-bench on PATH, or MQ_ENOTFOUND (quietly). */
-static int find_on_path(char *dir, size_t size)
-{
-    const char *path = getenv("PATH");
-    if (!path)
-        return MQ_ENOTFOUND;
-    for (const char *p = path; *p;) {
-        const char *e = strchr(p, ':');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        char exe[4200];
-        snprintf(exe, sizeof(exe), "%.*s/llama-bench", (int)len, p);
-        if (len && access(exe, X_OK) == 0) {
-            snprintf(dir, size, "%.*s", (int)len, p);
-            return MQ_OK;
-        }
-        p += len + (e ? 1 : 0);
-    }
-    return MQ_ENOTFOUND;
-}
-
 int cli_runtime_open(struct cli_runtime *r, const char *spec, const struct mq_model *m,
                      const char *out_dir, const struct mq_workload *w, int threads,
                      const char *text, long long ctx, long long chunks)
@@ -59,7 +40,9 @@ int cli_runtime_open(struct cli_runtime *r, const char *spec, const struct mq_mo
     const char *eq = strchr(spec, '=');
     if (eq)
         snprintf(r->bindir, sizeof(r->bindir), "%s", eq + 1);
-    else if (find_on_path(r->bindir, sizeof(r->bindir)) < 0)
+    else if (mq_file_find_in_path("llama-bench", r->bindir, sizeof(r->bindir)) == MQ_OK)
+        *strrchr(r->bindir, '/') = '\0'; /* its folder */
+    else
         return mq_error(
             MQ_ENOTFOUND,
             "--runtime llama.cpp: no llama-bench on PATH; give the folder of llama.cpp's "

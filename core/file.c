@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/status.h"
 
@@ -48,4 +49,30 @@ done:
     free(buf);
     fclose(f);
     return rc;
+}
+
+bool mq_file_executable(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+int mq_file_find_in_path(const char *name, char *buf, size_t size)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        char cand[4096];
+        if (n > 0 && n + strlen(name) + 2 < sizeof(cand)) {
+            snprintf(cand, sizeof(cand), "%.*s/%s", (int)n, path, name);
+            if (mq_file_executable(cand)) {
+                snprintf(buf, size, "%s", cand);
+                return MQ_OK;
+            }
+        }
+        path += n + (path[n] == ':');
+    }
+    return MQ_ENOTFOUND;
 }

@@ -14,8 +14,16 @@
 #ifndef MQ_CORE_FILE_H
 #define MQ_CORE_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 int mq_file_read(const char *path, const char *what, size_t max_bytes, char **out, size_t *len);
+
+/* Whether path is a regular file this process may execute. */
+bool mq_file_executable(const char *path);
+
+/* The first PATH folder (PATH unset or empty: /usr/local/bin:/usr/bin:/bin) holding an
+ * executable `name`: its path into buf; MQ_ENOTFOUND, quietly, where there is none. */
+int mq_file_find_in_path(const char *name, char *buf, size_t size);
 
 #endif

@@ -584,8 +584,9 @@ int ox_inputs_random(const struct ox_graph *g, int64_t n, struct ox_samples *out
             rc = got;
             break;
         }
-        for (int i = 0; i < got && i < 16; i++)
-            bound[i] = ox_inputs_int_bound(g, io[i].name);
+        if (s == 0) /* the same inputs in every sample: their bounds once */
+            for (int i = 0; i < got && i < 16; i++)
+                bound[i] = ox_inputs_int_bound(g, io[i].name);
         rc = got > 16 ? mq_error(MQ_EUNSUPPORTED, "%d inputs (at most 16)", got)
                       : ox_inputs_fill(io, out->n_io, &r, (int64_t)1 << 28, bound);
     }

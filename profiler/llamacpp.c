@@ -21,19 +21,13 @@
 #define MAX_SAMPLES 1024
 #define MAX_OUTPUT (64u << 20) /* bytes of a tool's output read back */
 
-static bool executable(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
-
 int prof_llamacpp_check(const char *bindir)
 {
     static const char *const tools[] = {"llama-bench", "llama-perplexity"};
     for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++) {
         char p[4200];
         snprintf(p, sizeof(p), "%s/%s", bindir, tools[i]);
-        if (!executable(p))
+        if (!mq_file_executable(p))
             return mq_error(MQ_ENOTFOUND,
                             "llama.cpp's %s is not in '%s' (give the folder of llama-bench and "
                             "llama-perplexity: --runtime llama.cpp=BINDIR)",

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/file.h"
 #include "core/status.h"
 
 #define PLOT_DEFAULT_WIDTH 1200
@@ -419,37 +420,16 @@ static void make_script(const struct rpt_plot *p, struct sbuf *b)
 
 /* ---- running gnuplot ------------------------------------------------------------------ */
 
-static bool executable(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
-
 int rpt_gnuplot_find(char *buf, size_t size)
 {
     const char *env = getenv("MIXQ_GNUPLOT");
     if (env && *env) {
-        if (!executable(env))
+        if (!mq_file_executable(env))
             return MQ_ENOTFOUND;
         snprintf(buf, size, "%s", env);
         return MQ_OK;
     }
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        size_t n = strcspn(path, ":");
-        char cand[4096];
-        if (n > 0 && n < sizeof(cand) - 9) {
-            snprintf(cand, sizeof(cand), "%.*s/gnuplot", (int)n, path);
-            if (executable(cand)) {
-                snprintf(buf, size, "%s", cand);
-                return MQ_OK;
-            }
-        }
-        path += n + (path[n] == ':');
-    }
-    return MQ_ENOTFOUND;
+    return mq_file_find_in_path("gnuplot", buf, size);
 }
 
 /* The line of gnuplot's messages that says what went wrong: the last one naming a script
