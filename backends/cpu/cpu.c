@@ -11,16 +11,37 @@
 #include "backends/cpu/ops.h"
 #include "core/status.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 struct cpu_isa_choice {
     const struct cpu_kern *kern;
     const char *why;
 };
+
+#if defined(__x86_64__)
+/* AMX-TILE and AMX-INT8 (CPUID leaf 7, EDX bits 24 and 25), and the kernel's permission to
+ * use the tile data (Linux asks every process to request it, ARCH_REQ_XCOMP_PERM; a kernel
+ * or hypervisor that does not offer it refuses, and the path is then unavailable) */
+static bool amx_usable(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25)))
+        return false;
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+}
+#endif
 
 /* Paths this build has, best first, with what each needs from the CPU. */
 static bool isa_available(const char *isa)
 {
 #if defined(__x86_64__)
     __builtin_cpu_init();
+    if (!strcmp(isa, "avx512amx"))
+        return isa_available("avx512vnni") && amx_usable();
     if (!strcmp(isa, "avx512vnni"))
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
@@ -38,6 +59,7 @@ static bool isa_available(const char *isa)
 
 static const struct cpu_kern *const paths[] = {
 #if defined(__x86_64__)
+    &cpu_kern_avx512amx,
     &cpu_kern_avx512vnni,
     &cpu_kern_avx512,
     &cpu_kern_avx2,

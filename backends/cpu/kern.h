@@ -89,7 +89,7 @@ struct cpu_mm {
 typedef void (*cpu_mm_fn)(const struct cpu_mm *mm, int64_t g0, int64_t g1);
 
 struct cpu_kern {
-    const char *isa;  /* "scalar", "avx2", "avx512", "avx512vnni" */
+    const char *isa;  /* "scalar", "avx2", "avx512", "avx512vnni", "avx512amx" */
     int rows;         /* R */
     bool bf16_dot;    /* bf16 matmul rounds activations to bf16 (AVX512-BF16) */
     /* matmul of row groups [g0, g1) against all M columns; NULL: format unsupported */
@@ -129,6 +129,7 @@ extern const struct cpu_kern cpu_kern_scalar;
 extern const struct cpu_kern cpu_kern_avx2;
 extern const struct cpu_kern cpu_kern_avx512;
 extern const struct cpu_kern cpu_kern_avx512vnni;
+extern const struct cpu_kern cpu_kern_avx512amx; /* avx512vnni, with AMX for q2_k and q3_k GEMM */
 #endif
 
 /* Weight layouts of the block formats (see above). */

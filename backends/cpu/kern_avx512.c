@@ -620,13 +620,13 @@ typedef void (*ktilen_fn)(const struct cpu_mm *mm, int64_t g, int64_t m0, int NG
 #define TILEN_NG 2
 #define TILEN_C 8
 
-/* GEMM: the column tiles of row groups [ga, gz) over decoded chunks aux + (g - ga) * stride;
- * with tilen (else NULL), tiles of TILEN_C columns take the groups TILEN_NG at a time */
-static ALWAYS_INLINE void run_cols_groups(const struct cpu_mm *mm, int64_t ga, int64_t gz, int64_t k0, int64_t k1,
-                                          const char *aux, size_t stride, ktile_fn tile, ktilen_fn tilen)
+/* GEMM: the column tiles from column m on of row groups [ga, gz) over decoded chunks aux +
+ * (g - ga) * stride; with tilen (else NULL), tiles of TILEN_C columns take the groups
+ * TILEN_NG at a time */
+static ALWAYS_INLINE void run_cols_groups(const struct cpu_mm *mm, int64_t m, int64_t ga, int64_t gz, int64_t k0,
+                                          int64_t k1, const char *aux, size_t stride, ktile_fn tile, ktilen_fn tilen)
 {
     const int64_t M = mm->a->M;
-    int64_t m = 0;
     if (tilen) {
         for (; m + TILEN_C <= M; m += TILEN_C) {
             int64_t g = ga;
@@ -654,9 +654,18 @@ static ALWAYS_INLINE void run_cols_groups(const struct cpu_mm *mm, int64_t ga, i
             tile(mm, g, m, 1, k0, k1, aux + (size_t)(g - ga) * stride);
 }
 
+/* No tile unit: every GEMM column goes to run_cols_groups */
+static ALWAYS_INLINE int64_t amx_none(const struct cpu_mm *mm, int64_t ga, int64_t gz, int64_t k0, int64_t k1,
+                                      const char *aux, size_t stride)
+{
+    (void)mm, (void)ga, (void)gz, (void)k0, (void)k1, (void)aux, (void)stride;
+    return 0;
+}
+
 /* The entry of a format: DEC1 for one column, PREP_DEC + TILE_DEC for 2..7, PREP + TILE
- * for GEMM. */
-#define DECODED_ENTRY(NAME, DEC1, PREP_DEC, TILE_DEC, PREP, TILE, TILEN, AUX, ELEMS, KC, KC_DEC) \
+ * for GEMM, where AMX (amx_none, or the avx512amx path's tile-unit GEMM) takes the columns
+ * it can first and returns where the rest begin. */
+#define DECODED_ENTRY(NAME, DEC1, PREP_DEC, TILE_DEC, PREP, TILE, TILEN, AMX, AUX, ELEMS, KC, KC_DEC) \
     static void NAME(const struct cpu_mm *mm, int64_t g0, int64_t g1)                             \
     {                                                                                             \
         const int64_t nb = mm->K / (ELEMS);                                                       \
@@ -683,7 +692,8 @@ static ALWAYS_INLINE void run_cols_groups(const struct cpu_mm *mm, int64_t ga, i
                 int64_t b1 = b0 + (KC) < nb ? b0 + (KC) : nb;                                     \
                 for (int64_t g = ga; g < gz; g++)                                                 \
                     PREP((const char *)mm->w + (size_t)g * mm->group_bytes, b0, b1, aux[g - ga], false); \
-                run_cols_groups(mm, ga, gz, b0, b1, (const char *)aux, sizeof(aux[0]), TILE, TILEN); \
+                int64_t m = AMX(mm, ga, gz, b0, b1, (const char *)aux, sizeof(aux[0]));            \
+                run_cols_groups(mm, m, ga, gz, b0, b1, (const char *)aux, sizeof(aux[0]), TILE, TILEN); \
             }                                                                                     \
         }                                                                                         \
     }
@@ -896,7 +906,8 @@ static ALWAYS_INLINE void dec1_b32(const struct cpu_mm *mm, int64_t g, size_t bb
     {                                                                                             \
         dec1_b32(mm, g, sizeof(BLOCK), X##_block, CORR, HAS_M, SGN);                              \
     }                                                                                             \
-    DECODED_ENTRY(mm_##X, dec1_##X, prep_##X, tile_##X, prep_##X, tile_##X, NULL, b32_aux, 32, KC_B32, KC_B32_DEC)
+    DECODED_ENTRY(mm_##X, dec1_##X, prep_##X, tile_##X, prep_##X, tile_##X, NULL, amx_none, b32_aux, 32, KC_B32, \
+                  KC_B32_DEC)
 
 B32_FORMAT(q4_1, struct mq_block_q4_1, 0, true, false)
 B32_FORMAT(q5_0, struct mq_block_q5_0, -16, false, false)
@@ -1178,6 +1189,10 @@ static ALWAYS_INLINE void tilen_sb(const struct cpu_mm *mm, int64_t g, int64_t m
             for (int c = 0; c < C; c++)
                 t[r][c] = _mm512_load_si512(&p[r]->corr);
         /* fully unrolled: with a loop, gcc copies every sum each iteration */
+        const int32_t *xc[8];
+        UNROLL
+        for (int c = 0; c < C; c++)
+            xc[c] = (const int32_t *)(const void *)(xb + c * K);
         UNROLL_ALL
         for (int v = 0; v < 64; v++) {
             __m512i w[4];
@@ -1186,7 +1201,7 @@ static ALWAYS_INLINE void tilen_sb(const struct cpu_mm *mm, int64_t g, int64_t m
                 w[r] = _mm512_load_si512(&p[r]->q[v]);
             UNROLL
             for (int c = 0; c < C; c++) {
-                __m512i xv = _mm512_set1_epi32(load_i32(xb + c * K + v * 4));
+                __m512i xv = bcast_mem(xc[c] + v);
                 UNROLL
                 for (int r = 0; r < NG; r++)
                     t[r][c] = kind == SB_ONE_XU ? dpbusd(t[r][c], xv, w[r]) : dpbusd(t[r][c], w[r], xv);
@@ -1214,6 +1229,154 @@ static ALWAYS_INLINE void tilen_sb(const struct cpu_mm *mm, int64_t g, int64_t m
             tilen_acc(mm, g, m0, NG, C, b, p, y, t, true);
         }
     }
+}
+#endif
+
+#ifdef CPU_VNNI
+/* ---- AMX (the avx512amx path): the one-sum GEMM tiles on the tile unit ----
+ *
+ * q2_k's prescaled codes (u8) and q3_k's prescaled signed codes are one integer sum per
+ * super-block and row, and the decoded chunk's code vectors q[v] (weights 4v..4v+3 of 16
+ * rows) are exactly AMX's B layout: 16 vectors are a tile of K = 64 by 16 rows. The
+ * activation codes xq [M][K] are the A tiles as they lie (16 columns x 64 bytes, stride
+ * K). So a C tile is t[r][c] of tilen_sb for 16 columns: C[c][row] = sum_k xq[c][k] *
+ * code[row][k] (tdpbsud: s8 x u8, q2_k; tdpbssd: s8 x s8, q3_k, where the VNNI tile
+ * sums xu * code from -128 * sum of codes: the same integer). The tiles of a super-block
+ * (K = 256, 4 products) are stored, and tilen_pairs / tilen_acc finish them 8 columns at a
+ * time: every output gets tilen_sb's integer sum and its float operations in its order,
+ * so the results are the avx512vnni path's bit for bit (tests/unit/test_cpu.c).
+ *
+ * Tiles: C0..C3 for 2 row groups x 2 column tiles of 16 (64 columns-rows of int32 each),
+ * A in tmm4, tmm5 (the column tiles), B in tmm6, tmm7 (the groups); every tile 16 rows x
+ * 64 bytes, configured once per call of the format's entry and released after it. The
+ * instructions are written in asm (the path needs no -mamx flags: cpu.c enables it only
+ * where CPUID and the kernel's XTILEDATA permission allow). */
+struct amx_tilecfg {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+};
+
+static void amx_begin(void)
+{
+    struct amx_tilecfg cfg __attribute__((aligned(64)));
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) {
+        cfg.colsb[i] = 64;
+        cfg.rows[i] = 16;
+    }
+    __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
+}
+
+static void amx_end(void) { __asm__ volatile("tilerelease" ::: "memory"); }
+
+#define AMX_ZERO(T) __asm__ volatile("tilezero %%tmm" #T ::)
+#define AMX_LOAD(T, P, S) __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #T ::"r"(P), "r"((int64_t)(S)) : "memory")
+#define AMX_STORE(T, P, S) __asm__ volatile("tilestored %%tmm" #T ", (%0,%1,1)" ::"r"(P), "r"((int64_t)(S)) : "memory")
+/* C += A . B, A signed, B unsigned (SGN false) or signed */
+#define AMX_DP(C, A, B, SGN)                                                                      \
+    do {                                                                                          \
+        if (SGN)                                                                                  \
+            __asm__ volatile("tdpbssd %%tmm" #B ", %%tmm" #A ", %%tmm" #C ::);                   \
+        else                                                                                      \
+            __asm__ volatile("tdpbsud %%tmm" #B ", %%tmm" #A ", %%tmm" #C ::);                   \
+    } while (0)
+
+/* Super-blocks [b0, b1) of NG (1, 2) row groups from g (decoded chunks aux + i * stride)
+ * for NC (1, 2) tiles of 16 columns from m0. SGN: signed codes (q3_k). */
+static ALWAYS_INLINE void amx_sb(const struct cpu_mm *mm, int64_t g, int64_t m0, int NG, int NC, int64_t b0, int64_t b1,
+                                 const char *aux, size_t stride, enum sb_pairs pairs, bool sgn)
+{
+    const int64_t K = mm->K, N = mm->N, ns = K / 16;
+    const struct cpu_act *a = mm->a;
+    int32_t cb[4][16][16] __attribute__((aligned(64))); /* [group * 2 + column tile][column][row] */
+    int32_t pk[32][8];                                    /* the columns' 16 sums as 8 pairs of int16 */
+    for (int64_t b = b0; b < b1; b++) {
+        const struct sb_aux *p[2];
+        for (int r = 0; r < NG; r++)
+            p[r] = (const struct sb_aux *)(const void *)(aux + (size_t)r * stride) + (b - b0);
+        const int8_t *x0 = a->xq + m0 * K + b * 256, *x1 = x0 + 16 * K;
+        AMX_ZERO(0);
+        AMX_ZERO(1);
+        AMX_ZERO(2);
+        AMX_ZERO(3);
+        for (int kk = 0; kk < 4; kk++) {
+            AMX_LOAD(4, x0 + 64 * kk, K);
+            AMX_LOAD(6, &p[0]->q[16 * kk], 64);
+            AMX_DP(0, 4, 6, sgn);
+            if (NG == 2) {
+                AMX_LOAD(7, &p[1]->q[16 * kk], 64);
+                AMX_DP(2, 4, 7, sgn);
+            }
+            if (NC == 2) {
+                AMX_LOAD(5, x1 + 64 * kk, K);
+                AMX_DP(1, 5, 6, sgn);
+                if (NG == 2)
+                    AMX_DP(3, 5, 7, sgn);
+            }
+        }
+        AMX_STORE(0, cb[0], 64);
+        if (NC == 2)
+            AMX_STORE(1, cb[1], 64);
+        if (NG == 2) {
+            AMX_STORE(2, cb[2], 64);
+            if (NC == 2)
+                AMX_STORE(3, cb[3], 64);
+        }
+        if (pairs != SB_PAIRS_NONE)
+            for (int c = 0; c < 16 * NC; c++)
+                _mm256_storeu_si256((__m256i *)pk[c],
+                                    _mm512_cvtepi32_epi16(_mm512_loadu_si512(a->xs + (m0 + c) * ns + b * 16)));
+        /* tilen_sb's finish, 8 columns of one group at a time */
+        for (int r = 0; r < NG; r++) {
+            for (int h = 0; h < 2 * NC; h++) {
+                const int64_t m = m0 + 8 * h;
+                const int32_t(*cc)[16] = cb[2 * r + h / 2] + 8 * (h % 2);
+                float *y = mm->y + m * N + (g + r) * R;
+                __m512i t[1][8];
+                UNROLL
+                for (int c = 0; c < 8; c++)
+                    t[0][c] = _mm512_load_si512(cc[c]);
+                if (pairs == SB_PAIRS_TOT)
+                    tilen_pairs(&p[r], 1, 8, pk + 8 * h, t);
+                tilen_acc(mm, g + r, m, 1, 8, b, &p[r], y, t, false);
+                if (pairs == SB_PAIRS_MIN) {
+                    UNROLL
+                    for (int c = 0; c < 8; c++)
+                        t[0][c] = _mm512_setzero_si512();
+                    tilen_pairs(&p[r], 1, 8, pk + 8 * h, t);
+                    tilen_acc(mm, g + r, m, 1, 8, b, &p[r], y, t, true);
+                }
+            }
+        }
+    }
+}
+
+/* GEMM columns [0, M rounded down to 16) of row groups [ga, gz) on the tile unit; returns
+ * where the columns it left (fewer than 16) begin */
+static ALWAYS_INLINE int64_t amx_cols_groups(const struct cpu_mm *mm, int64_t ga, int64_t gz, int64_t k0, int64_t k1,
+                                             const char *aux, size_t stride, enum sb_pairs pairs, bool sgn)
+{
+    const int64_t M = mm->a->M;
+    int64_t m = 0;
+    while (M - m >= 16) {
+        const int NC = M - m >= 32 ? 2 : 1;
+        int64_t g = ga;
+        for (; g + 2 <= gz; g += 2)
+            if (NC == 2)
+                amx_sb(mm, g, m, 2, 2, k0, k1, aux + (size_t)(g - ga) * stride, stride, pairs, sgn);
+            else
+                amx_sb(mm, g, m, 2, 1, k0, k1, aux + (size_t)(g - ga) * stride, stride, pairs, sgn);
+        if (g < gz) {
+            if (NC == 2)
+                amx_sb(mm, g, m, 1, 2, k0, k1, aux + (size_t)(g - ga) * stride, stride, pairs, sgn);
+            else
+                amx_sb(mm, g, m, 1, 1, k0, k1, aux + (size_t)(g - ga) * stride, stride, pairs, sgn);
+        }
+        m += 16 * NC;
+    }
+    return m;
 }
 #endif
 
@@ -1541,7 +1704,7 @@ static ALWAYS_INLINE void dec1_sb(const struct cpu_mm *mm, int64_t g, size_t bb,
     }                                                                                             \
     SB_TILEN_DEF(X, KIND_MM, PAIRS)                                                               \
     DECODED_ENTRY(mm_##X, dec1_##X, prep_dec_##X, tile_dec_##X, prep_mm_##X, tile_mm_##X,         \
-                  SB_TILEN_FN(X, KIND_MM), sb_aux, 256, KC_SB, KC_SB_DEC)
+                  SB_TILEN_FN(X, KIND_MM), amx_none, sb_aux, 256, KC_SB, KC_SB_DEC)
 
 #ifdef CPU_VNNI
 #define Q2_K_DEC_Q q2_k_q
@@ -1556,6 +1719,26 @@ SB_FORMAT(q2_k, struct mq_block_q2_k, q2_k_begin, Q2_K_DEC_Q, q2_k_sc, q2_k_pair
 #define SB_FORMAT_X(...) SB_FORMAT(__VA_ARGS__)
 SB_FORMAT_X(q3_k, struct mq_block_q3_k, q3_k_begin, q3_k_q, q3_k_sc, q3_k_pair, q3_k_d, zero_f32, KIND_Q3,
             SB_PAIRS_TOT, Q3_K_MM)
+#ifdef CPU_VNNI
+/* The avx512amx path's q2_k and q3_k: the avx512vnni entries, with the tile unit taking
+ * the GEMM's columns 16 at a time (tile configured per chunk: a few hundred cycles against
+ * the chunk's 4 groups x 4 super-blocks x M columns) */
+#define AMX_SB_ENTRY(X, PAIRS, SGN)                                                               \
+    static int64_t amx_mm_##X(const struct cpu_mm *mm, int64_t ga, int64_t gz, int64_t k0, int64_t k1, \
+                              const char *aux, size_t stride)                                     \
+    {                                                                                             \
+        if (mm->a->M < 16)                                                                        \
+            return 0;                                                                             \
+        amx_begin();                                                                              \
+        int64_t m = amx_cols_groups(mm, ga, gz, k0, k1, aux, stride, PAIRS, SGN);                 \
+        amx_end();                                                                                \
+        return m;                                                                                 \
+    }                                                                                             \
+    DECODED_ENTRY(mm_##X##_amx, dec1_##X, prep_dec_##X, tile_dec_##X, prep_mm_##X, tile_mm_##X,   \
+                  tilen_mm_##X, amx_mm_##X, sb_aux, 256, KC_SB, KC_SB_DEC)
+AMX_SB_ENTRY(q2_k, SB_PAIRS_MIN, false)
+AMX_SB_ENTRY(q3_k, SB_PAIRS_TOT, true)
+#endif
 SB_FORMAT(q4_k, struct mq_block_q4_k, k4_begin, q4_k_q, k4_sc, k4_pair, k4_d, k4_dmin, KIND_Q4, SB_PAIRS_MIN,
           q4_k_q, k4_pair, KIND_Q4, false)
 SB_FORMAT(q5_k, struct mq_block_q5_k, k4_begin, q5_k_q, k4_sc, k4_pair, k4_d, k4_dmin, KIND_Q5, SB_PAIRS_MIN,
@@ -1825,29 +2008,39 @@ static float exp_sum(float *x, float mx, int64_t n)
     return _mm512_reduce_add_ps(s);
 }
 
-const struct cpu_kern KERN = {
-    .isa = ISA_NAME,
-    .rows = R,
+/* A path's kernel table; the avx512amx path differs in q2_k and q3_k only */
 #ifdef CPU_BF16
-    .bf16_dot = true,
-#endif
-    .matmul = {[MQ_DTYPE_F32] = mm_f32, [MQ_DTYPE_F16] = mm_f16,
-#ifdef CPU_BF16
-               [MQ_DTYPE_BF16] = mm_bf16_dot,
+#define MM_BF16 mm_bf16_dot
 #else
-               [MQ_DTYPE_BF16] = mm_bf16,
+#define MM_BF16 mm_bf16
 #endif
-               [MQ_DTYPE_Q8_0] = mm_q8_0, [MQ_DTYPE_Q4_0] = mm_q4_0, [MQ_DTYPE_Q4_1] = mm_q4_1,
-               [MQ_DTYPE_Q5_0] = mm_q5_0, [MQ_DTYPE_Q5_1] = mm_q5_1, [MQ_DTYPE_IQ4_NL] = mm_iq4_nl,
-               [MQ_DTYPE_Q2_K] = mm_q2_k, [MQ_DTYPE_Q3_K] = mm_q3_k, [MQ_DTYPE_Q4_K] = mm_q4_k,
-               [MQ_DTYPE_Q5_K] = mm_q5_k, [MQ_DTYPE_Q6_K] = mm_q6_k, [MQ_DTYPE_IQ4_XS] = mm_iq4_xs},
-    .quantize_q8 = quantize_q8,
-    .quantize_q8k = quantize_q8k,
-    .add = add,
-    .swiglu = swiglu,
-    .sumsq = sumsq,
-    .scale_mul = scale_mul,
-    .dot = dot,
-    .axpy = axpy,
-    .exp_sum = exp_sum,
-};
+#define KERN_TABLE(NAME, ISA, MM_Q2_K, MM_Q3_K)                                                   \
+    const struct cpu_kern NAME = {                                                                \
+        .isa = ISA,                                                                               \
+        .rows = R,                                                                                \
+        .bf16_dot = BF16_DOT,                                                                     \
+        .matmul = {[MQ_DTYPE_F32] = mm_f32, [MQ_DTYPE_F16] = mm_f16, [MQ_DTYPE_BF16] = MM_BF16,   \
+                   [MQ_DTYPE_Q8_0] = mm_q8_0, [MQ_DTYPE_Q4_0] = mm_q4_0, [MQ_DTYPE_Q4_1] = mm_q4_1, \
+                   [MQ_DTYPE_Q5_0] = mm_q5_0, [MQ_DTYPE_Q5_1] = mm_q5_1, [MQ_DTYPE_IQ4_NL] = mm_iq4_nl, \
+                   [MQ_DTYPE_Q2_K] = MM_Q2_K, [MQ_DTYPE_Q3_K] = MM_Q3_K, [MQ_DTYPE_Q4_K] = mm_q4_k, \
+                   [MQ_DTYPE_Q5_K] = mm_q5_k, [MQ_DTYPE_Q6_K] = mm_q6_k, [MQ_DTYPE_IQ4_XS] = mm_iq4_xs}, \
+        .quantize_q8 = quantize_q8,                                                               \
+        .quantize_q8k = quantize_q8k,                                                             \
+        .add = add,                                                                               \
+        .swiglu = swiglu,                                                                         \
+        .sumsq = sumsq,                                                                           \
+        .scale_mul = scale_mul,                                                                   \
+        .dot = dot,                                                                               \
+        .axpy = axpy,                                                                             \
+        .exp_sum = exp_sum,                                                                       \
+    };
+#ifdef CPU_BF16
+#define BF16_DOT true
+#else
+#define BF16_DOT false
+#endif
+KERN_TABLE(KERN, ISA_NAME, mm_q2_k, mm_q3_k)
+#ifdef CPU_VNNI
+KERN_TABLE(cpu_kern_avx512amx, "avx512amx", mm_q2_k_amx, mm_q3_k_amx)
+#endif
+

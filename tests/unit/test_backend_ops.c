@@ -3,7 +3,7 @@
  * GET_ROWS), with a named error budget per format.
  *
  * Targets: each backend of the registry but ref, once per path, the path forced the way
- * the backend reads it (cpu: MIXQ_CPU_ISA scalar/avx2/avx512/avx512vnni; neon:
+ * the backend reads it (cpu: MIXQ_CPU_ISA scalar/avx2/avx512/avx512vnni/avx512amx; neon:
  * MIXQ_NEON_PATH fallback/fp16/dotprod/dotprod+fp16; others, cuda included: their own
  * choice). A target whose probe refuses (a path the CPU lacks, no GPU, neon on x86) is
  * skipped with the probe's reason; one that probes usable but does not open fails.
@@ -43,6 +43,7 @@
  * misplaced bit costs 1e-4 and more)
  * Named exceptions (a path that rounds more, by design):
  *   cpu/avx512vnni bf16        8e-3  AVX512-BF16 dot products round activations to bf16
+ *   (and cpu/avx512amx)
  *                                    (8 significant bits): 2^-8 relative per term, twice
  *                                    that bound (mixed magnitudes reach 3.3e-3)
  *   neon fp16 paths f16        4e-3  FP16 arithmetic: x rounded to f16 (2^-11), up to 16
@@ -121,6 +122,7 @@ static const struct budget_exception {
     struct budget b;
 } exceptions[] = {
     {"cpu/avx512vnni", MQ_DTYPE_BF16, 1, {8e-3, "activations rounded to bf16 (2^-8 relative)", false}},
+    {"cpu/avx512amx", MQ_DTYPE_BF16, 1, {8e-3, "activations rounded to bf16 (2^-8 relative)", false}},
     {"neon/fp16", MQ_DTYPE_F16, 1, {4e-3, "FP16 arithmetic (x rounded to f16, FP16 FMAs)", true}},
     {"neon/dotprod+fp16", MQ_DTYPE_F16, 1, {4e-3, "FP16 arithmetic (x rounded to f16, FP16 FMAs)", true}},
     {"cuda", MQ_DTYPE_F16, 9, {1e-3, "cuBLAS GEMM on f16 inputs (x rounded to f16 once)", false}},
@@ -151,9 +153,9 @@ struct target {
 static const struct path_set {
     const char *backend;
     const char *env;
-    const char *paths[4];
+    const char *paths[5];
 } path_sets[] = {
-    {"cpu", "MIXQ_CPU_ISA", {"scalar", "avx2", "avx512", "avx512vnni"}},
+    {"cpu", "MIXQ_CPU_ISA", {"scalar", "avx2", "avx512", "avx512vnni", "avx512amx"}},
     {"neon", "MIXQ_NEON_PATH", {"fallback", "fp16", "dotprod", "dotprod+fp16"}},
 };
 
@@ -204,7 +206,7 @@ static int open_targets(struct target tg[MAX_TARGETS], int *n_broken)
             continue; /* the oracle */
         const struct path_set *ps = path_set_of(ops->name);
         int n_paths = ps ? (int)(sizeof(ps->paths) / sizeof(ps->paths[0])) : 1;
-        for (int p = 0; p < n_paths; p++) {
+        for (int p = 0; p < n_paths && (!ps || ps->paths[p]); p++) {
             char name[48], why[256];
             if (ps)
                 snprintf(name, sizeof(name), "%s/%s", ops->name, ps->paths[p]);

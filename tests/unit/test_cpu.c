@@ -1,5 +1,6 @@
 /* tests/unit/test_cpu.c - what is particular to the cpu backend's paths (scalar, avx2,
- * avx512, avx512vnni, forced with MIXQ_CPU_ISA; a path the CPU lacks is skipped).
+ * avx512, avx512vnni, avx512amx, forced with MIXQ_CPU_ISA; a path the CPU lacks is
+ * skipped).
  *
  * MATMUL and GET_ROWS of every path and format against the ref backend, with the budgets,
  * are in tests/unit/test_backend_ops.c (every backend, one harness). Here: the activation
@@ -30,7 +31,7 @@
 #include "tests/unit/test.h"
 #include "tokenizer/tokenizer.h"
 
-static const char *const isas[] = {"scalar", "avx2", "avx512", "avx512vnni"};
+static const char *const isas[] = {"scalar", "avx2", "avx512", "avx512vnni", "avx512amx"};
 
 /* Opens the cpu backend on a forced path (threads > 0), or only probes it (threads 0);
  * NULL (and *skip) when the CPU or this build lacks it. MIXQ_CPU_ISA is restored. */
@@ -85,6 +86,7 @@ static void fill(float *x, int64_t n, unsigned long long seed, enum fill_kind ki
 /* ---- the activation quantizers of every path, bit for bit ---- */
 
 /* The paths compiled into this build, with their kernel tables. */
+
 static const struct {
     const char *isa;
     const struct cpu_kern *kern;
@@ -94,6 +96,7 @@ static const struct {
     {"avx2", &cpu_kern_avx2},
     {"avx512", &cpu_kern_avx512},
     {"avx512vnni", &cpu_kern_avx512vnni},
+    {"avx512amx", &cpu_kern_avx512amx},
 #endif
 };
 #define N_KERN_PATHS ((int)(sizeof(kern_paths) / sizeof(kern_paths[0])))
@@ -377,6 +380,67 @@ static int test_ops_paths(void)
     return T_PASS;
 }
 
+/* The avx512amx path against avx512vnni, bit for bit: its tile-unit GEMM (q2_k, q3_k; 16
+ * columns or more) makes the VNNI tiles' exact integer sums and finishes them with the same
+ * float operations in the same order (kern_avx512.c). Every plan format (the two tables
+ * differ in q2_k and q3_k only), N = 130 (a partial row group; an odd count of groups per
+ * block), K = 1280 (a partial chunk), M = 16 (one column tile), 37 (two, then 5 columns
+ * for the VNNI tiles), 48 (two, then one) and 100; weights from the quantizer and random
+ * bytes (every code and sub-scale), a NaN activation in one column. */
+static int test_amx_matches_vnni(void)
+{
+    enum { K = 1280, N = 130, MMAX = 100 };
+    bool skip_amx, skip_vnni;
+    struct be_backend *amx = open_cpu("avx512amx", 2, &skip_amx);
+    T_SKIP_IF(skip_amx, "no AMX (CPUID AMX-TILE/AMX-INT8 and the kernel's XTILEDATA permission): the "
+                        "avx512amx path is unavailable here");
+    struct be_backend *vnni = open_cpu("avx512vnni", 2, &skip_vnni);
+    T_CHECK(amx && vnni && !skip_vnni);
+    static float w[K * N], x[K * MMAX], ya[N * MMAX], yv[N * MMAX];
+    static char wq[K * N * 4];
+    fill(w, K * N, 11, FILL_RANDOM);
+    fill(x, K * MMAX, 12, FILL_RANDOM);
+    x[3 * K + 700] = NAN; /* column 3 */
+    const int64_t Ms[] = {16, 37, 48, 100};
+    int n_cmp = 0;
+    for (int t = 0; t < MQ_DTYPE_COUNT; t++) {
+        const struct mq_dtype_traits *tr = mq_dtype_get((enum mq_dtype)t);
+        if (!tr->is_plan_format || !be_supports(vnni, BE_OP_MATMUL, (enum mq_dtype)t))
+            continue;
+        for (int wk = 0; wk < (tr->block_elems > 1 ? 2 : 1); wk++) {
+            if (wk)
+                t_random_blocks((enum mq_dtype)t, K, N, 13, wq);
+            else
+                tr->from_f32(w, wq, K * N);
+            for (size_t mi = 0; mi < sizeof(Ms) / sizeof(Ms[0]); mi++) {
+                const int64_t M = Ms[mi];
+                struct be_backend *bes[2] = {amx, vnni};
+                float *ys[2] = {ya, yv};
+                for (int k = 0; k < 2; k++) {
+                    struct be_tensor tw, tx, ty;
+                    T_CHECK(be_upload(bes[k], &tw, (enum mq_dtype)t, 2, (int64_t[]){K, N}, wq, BE_USE_MATRIX) == MQ_OK);
+                    T_CHECK(be_upload(bes[k], &tx, MQ_DTYPE_F32, 2, (int64_t[]){K, M}, x, BE_USE_VECTOR) == MQ_OK);
+                    T_CHECK(be_alloc(bes[k], &ty, MQ_DTYPE_F32, 2, (int64_t[]){N, M}) == MQ_OK);
+                    T_CHECK(be_run(bes[k], &(struct be_node){.op = BE_OP_MATMUL, .src = {&tw, &tx}, .dst = &ty}) ==
+                            MQ_OK);
+                    T_CHECK(be_read(bes[k], &ty, 0, ys[k], (size_t)(N * M) * sizeof(float)) == MQ_OK);
+                    be_free(bes[k], &tw);
+                    be_free(bes[k], &tx);
+                    be_free(bes[k], &ty);
+                }
+                for (int64_t i = 0; i < N * M; i++)
+                    T_CHECK_MSG(same_bits_or_nan(ya[i], yv[i]), "%s (%s weights) M=%lld output %lld: amx %.9g vnni %.9g",
+                                tr->name, wk ? "random-byte" : "quantized", (long long)M, (long long)i, ya[i], yv[i]);
+                n_cmp++;
+            }
+        }
+    }
+    fprintf(stderr, "    %d matmuls of avx512amx and avx512vnni compared bit for bit\n", n_cmp);
+    be_close(amx);
+    be_close(vnni);
+    return T_PASS;
+}
+
 /* NaN and Inf in activations: defined behaviour (cpu.h). The columns that hold them give
  * non-finite outputs on every path and format; the other columns are unaffected. */
 static int test_nonfinite_paths(void)
@@ -433,7 +497,8 @@ static int test_nonfinite_paths(void)
  * for integer formats and for bf16 with bf16-rounded activations. (Not fewer tokens under
  * sanitizers: the integer formats' differences are activation codes flipped by upstream
  * rounding, noise that averages out over the tokens; measured with 2 chunks up to 1.5e-3
- * (q6_k, scalar), with 1 chunk of 256 up to 2.2e-3 (q3_k, avx2), of 64 2.2e-3 (q2_k).) */
+ * (q6_k, scalar), with 1 chunk of 256 up to 2.2e-3 (q3_k, avx2), of 64 2.2e-3 (q2_k).)
+ * Every path but avx512amx, whose matmuls are avx512vnni's bit for bit. */
 static int test_forward_paths(void)
 {
     /* under sanitizers (or MIXQ_TEST_QUICK=1) one format of each kernel family */
@@ -453,6 +518,10 @@ static int test_forward_paths(void)
     for (int pass = -1; pass < (int)(sizeof(isas) / sizeof(isas[0])); pass++) {
         bool skip = false;
         struct be_backend *be = NULL;
+        /* avx512amx's matmuls are avx512vnni's bit for bit (cpu/amx_matches_vnni): its
+         * forward pass would repeat avx512vnni's, 10 s here */
+        if (pass >= 0 && !strcmp(isas[pass], "avx512amx"))
+            continue;
         if (pass < 0)
             T_CHECK(be_open("ref", NULL, &be) == MQ_OK);
         else
@@ -482,7 +551,8 @@ static int test_forward_paths(void)
                 /* integer formats: activation codes are re-quantized at every layer, so
                  * float-rounding differences upstream flip a few codes: 2e-3 */
                 double tol = mq_dtype_get((enum mq_dtype)t)->is_quantized ? 2e-3
-                             : t == MQ_DTYPE_BF16 && !strcmp(isas[pass], "avx512vnni") ? 2e-3 : 1e-5;
+                             : t == MQ_DTYPE_BF16 && (!strcmp(isas[pass], "avx512vnni") || !strcmp(isas[pass], "avx512amx")) ? 2e-3
+                                                                                                   : 1e-5;
                 fprintf(stderr, "    %-10s %-6s ppl %.6f (ref %.6f)\n", isas[pass],
                         mq_dtype_name((enum mq_dtype)t), r.ppl, ref_ppl[t]);
                 T_CHECK_MSG(fabs(r.ppl / ref_ppl[t] - 1.0) < tol, "%s %s: ppl %.6f vs ref %.6f", isas[pass],
@@ -500,6 +570,7 @@ static int test_forward_paths(void)
 const struct mq_test cpu_tests[] = {
     {"cpu/quantize_vs_scalar", test_quantize_vs_scalar},
     {"cpu/nonfinite_paths", test_nonfinite_paths},
+    {"cpu/amx_matches_vnni", test_amx_matches_vnni},
     {"cpu/forward_paths_vs_ref", test_forward_paths},
     {"cpu/ops_paths_vs_ref", test_ops_paths},
     {NULL, NULL},
