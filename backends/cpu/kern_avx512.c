@@ -1233,7 +1233,7 @@ static ALWAYS_INLINE void tilen_sb(const struct cpu_mm *mm, int64_t g, int64_t m
 #endif
 
 #ifdef CPU_VNNI
-/* ---- AMX (the avx512amx path): the one-sum GEMM tiles on the tile unit ----
+/* ---- AMX (the avx512amx path): GEMM products on the tile unit (q2_k, q3_k; q8_0 below) ----
  *
  * q2_k's prescaled codes (u8) and q3_k's prescaled signed codes are one integer sum per
  * super-block and row, and the decoded chunk's code vectors q[v] (weights 4v..4v+3 of 16
@@ -1257,14 +1257,16 @@ struct amx_tilecfg {
     uint8_t rows[16];
 };
 
-static void amx_begin(void)
+/* C tiles 0..3 of 16 x 16 int32; A tiles 4, 5 of 16 rows x KB bytes; B tiles 6, 7 of KB / 4
+ * rows x 64 bytes (KB: the K of one product, 64 or 32) */
+static void amx_begin(int KB)
 {
     struct amx_tilecfg cfg __attribute__((aligned(64)));
     memset(&cfg, 0, sizeof(cfg));
     cfg.palette = 1;
     for (int i = 0; i < 8; i++) {
-        cfg.colsb[i] = 64;
-        cfg.rows[i] = 16;
+        cfg.colsb[i] = (uint16_t)(i == 4 || i == 5 ? KB : 64);
+        cfg.rows[i] = (uint8_t)(i >= 6 ? KB / 4 : 16);
     }
     __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
 }
@@ -1377,6 +1379,86 @@ static ALWAYS_INLINE int64_t amx_cols_groups(const struct cpu_mm *mm, int64_t ga
         m += 16 * NC;
     }
     return m;
+}
+
+/* q8_0 on the tile unit: the packed block's 8 code vectors are a B tile of K = 32 as they
+ * lie, the activation codes an A tile (tdpbssd, s8 x s8: the VNNI tile's xu * code from
+ * -128 * sum of codes is the same integer). Row group g, columns m0 .. m0 + 15, all of K;
+ * blocks two at a time in C0, C1, each finished as tile_q8_0 finishes it (its scale
+ * product and FMA, blocks in order), into 16 accumulators kept in registers. */
+static void amx_q8_0(const struct cpu_mm *mm, int64_t g, int64_t m0)
+{
+    const int64_t K = mm->K, nb = K / 32;
+    const char *wg = (const char *)mm->w + (size_t)g * mm->group_bytes;
+    const struct cpu_act *a = mm->a;
+    const size_t bb = R * sizeof(struct mq_block_q8_0);
+    int32_t cb[2][16][16] __attribute__((aligned(64)));
+    __m512 acc[16];
+    for (int c = 0; c < 16; c++)
+        acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b += 2) {
+        const int nblk = b + 1 < nb ? 2 : 1;
+        AMX_ZERO(0);
+        AMX_LOAD(4, a->xq + m0 * K + b * 32, K);
+        AMX_LOAD(6, wg + (size_t)b * bb + R * 2, 64);
+        AMX_DP(0, 4, 6, true);
+        if (nblk == 2) {
+            AMX_ZERO(1);
+            AMX_LOAD(5, a->xq + m0 * K + (b + 1) * 32, K);
+            AMX_LOAD(7, wg + (size_t)(b + 1) * bb + R * 2, 64);
+            AMX_DP(1, 5, 7, true);
+        }
+        AMX_STORE(0, cb[0], 64);
+        if (nblk == 2)
+            AMX_STORE(1, cb[1], 64);
+        for (int i = 0; i < nblk; i++) {
+            const char *blk = wg + (size_t)(b + i) * bb;
+            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+            UNROLL
+            for (int c = 0; c < 16; c++) {
+                __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a->xd[(m0 + c) * nb + b + i]));
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(cb[i][c])), scale, acc[c]);
+            }
+        }
+    }
+    store_tile(mm, g, m0, 8, acc);
+    store_tile(mm, g, m0 + 8, 8, acc + 8);
+}
+
+/* mm restricted to its columns from m on (the per-column arrays of an integer path) */
+static void cols_from(const struct cpu_mm *mm, int64_t m, struct cpu_mm *out, struct cpu_act *act)
+{
+    const struct cpu_act *a = mm->a;
+    const int64_t nx = a->K / 32; /* Q8_0 scales and sums per column */
+    *act = *a;
+    act->M = a->M - m;
+    act->xd = a->xd + m * nx;
+    act->xs = a->xs + m * nx;
+    act->xq = a->xq + m * a->K;
+    act->xu = a->xu ? a->xu + m * a->K : NULL;
+    *out = *mm;
+    out->a = act;
+    out->y = mm->y + m * mm->N;
+}
+
+/* the avx512amx path's q8_0: columns 16 at a time on the tile unit, the rest (fewer than
+ * 16) as avx512vnni does them */
+static void mm_q8_0_amx(const struct cpu_mm *mm, int64_t g0, int64_t g1)
+{
+    const int64_t M = mm->a->M, m_end = M / 16 * 16;
+    if (m_end > 0) {
+        amx_begin(32);
+        for (int64_t g = g0; g < g1; g++)
+            for (int64_t m = 0; m < m_end; m += 16)
+                amx_q8_0(mm, g, m);
+        amx_end();
+    }
+    if (m_end < M) {
+        struct cpu_mm rest;
+        struct cpu_act act;
+        cols_from(mm, m_end, &rest, &act);
+        mm_q8_0(&rest, g0, g1);
+    }
 }
 #endif
 
@@ -1729,7 +1811,7 @@ SB_FORMAT_X(q3_k, struct mq_block_q3_k, q3_k_begin, q3_k_q, q3_k_sc, q3_k_pair, 
     {                                                                                             \
         if (mm->a->M < 16)                                                                        \
             return 0;                                                                             \
-        amx_begin();                                                                              \
+        amx_begin(64);                                                                            \
         int64_t m = amx_cols_groups(mm, ga, gz, k0, k1, aux, stride, PAIRS, SGN);                 \
         amx_end();                                                                                \
         return m;                                                                                 \
@@ -2008,19 +2090,19 @@ static float exp_sum(float *x, float mx, int64_t n)
     return _mm512_reduce_add_ps(s);
 }
 
-/* A path's kernel table; the avx512amx path differs in q2_k and q3_k only */
+/* A path's kernel table; the avx512amx path differs in q8_0, q2_k and q3_k only */
 #ifdef CPU_BF16
 #define MM_BF16 mm_bf16_dot
 #else
 #define MM_BF16 mm_bf16
 #endif
-#define KERN_TABLE(NAME, ISA, MM_Q2_K, MM_Q3_K)                                                   \
+#define KERN_TABLE(NAME, ISA, MM_Q8_0, MM_Q2_K, MM_Q3_K)                                                   \
     const struct cpu_kern NAME = {                                                                \
         .isa = ISA,                                                                               \
         .rows = R,                                                                                \
         .bf16_dot = BF16_DOT,                                                                     \
         .matmul = {[MQ_DTYPE_F32] = mm_f32, [MQ_DTYPE_F16] = mm_f16, [MQ_DTYPE_BF16] = MM_BF16,   \
-                   [MQ_DTYPE_Q8_0] = mm_q8_0, [MQ_DTYPE_Q4_0] = mm_q4_0, [MQ_DTYPE_Q4_1] = mm_q4_1, \
+                   [MQ_DTYPE_Q8_0] = MM_Q8_0, [MQ_DTYPE_Q4_0] = mm_q4_0, [MQ_DTYPE_Q4_1] = mm_q4_1, \
                    [MQ_DTYPE_Q5_0] = mm_q5_0, [MQ_DTYPE_Q5_1] = mm_q5_1, [MQ_DTYPE_IQ4_NL] = mm_iq4_nl, \
                    [MQ_DTYPE_Q2_K] = MM_Q2_K, [MQ_DTYPE_Q3_K] = MM_Q3_K, [MQ_DTYPE_Q4_K] = mm_q4_k, \
                    [MQ_DTYPE_Q5_K] = mm_q5_k, [MQ_DTYPE_Q6_K] = mm_q6_k, [MQ_DTYPE_IQ4_XS] = mm_iq4_xs}, \
@@ -2039,8 +2121,8 @@ static float exp_sum(float *x, float mx, int64_t n)
 #else
 #define BF16_DOT false
 #endif
-KERN_TABLE(KERN, ISA_NAME, mm_q2_k, mm_q3_k)
+KERN_TABLE(KERN, ISA_NAME, mm_q8_0, mm_q2_k, mm_q3_k)
 #ifdef CPU_VNNI
-KERN_TABLE(cpu_kern_avx512amx, "avx512amx", mm_q2_k_amx, mm_q3_k_amx)
+KERN_TABLE(cpu_kern_avx512amx, "avx512amx", mm_q8_0_amx, mm_q2_k_amx, mm_q3_k_amx)
 #endif
 

@@ -383,30 +383,33 @@ static int test_ops_paths(void)
 /* The avx512amx path against avx512vnni, bit for bit: its tile-unit GEMM (q2_k, q3_k; 16
  * columns or more) makes the VNNI tiles' exact integer sums and finishes them with the same
  * float operations in the same order (kern_avx512.c). Every plan format (the two tables
- * differ in q2_k and q3_k only), N = 130 (a partial row group; an odd count of groups per
- * block), K = 1280 (a partial chunk), M = 16 (one column tile), 37 (two, then 5 columns
+ * differ in q8_0, q2_k and q3_k only), N = 130 (a partial row group; an odd count of
+ * groups per block), K = 1280 (a partial chunk) and 1312 (an odd count of 32-blocks, for
+ * the formats it fits), M = 16 (one column tile), 37 (two, then 5 columns
  * for the VNNI tiles), 48 (two, then one) and 100; weights from the quantizer and random
  * bytes (every code and sub-scale), a NaN activation in one column. */
 static int test_amx_matches_vnni(void)
 {
-    enum { K = 1280, N = 130, MMAX = 100 };
+    enum { KMAX = 1312, N = 130, MMAX = 100 };
     bool skip_amx, skip_vnni;
     struct be_backend *amx = open_cpu("avx512amx", 2, &skip_amx);
     T_SKIP_IF(skip_amx, "no AMX (CPUID AMX-TILE/AMX-INT8 and the kernel's XTILEDATA permission): the "
                         "avx512amx path is unavailable here");
     struct be_backend *vnni = open_cpu("avx512vnni", 2, &skip_vnni);
     T_CHECK(amx && vnni && !skip_vnni);
-    static float w[K * N], x[K * MMAX], ya[N * MMAX], yv[N * MMAX];
-    static char wq[K * N * 4];
-    fill(w, K * N, 11, FILL_RANDOM);
-    fill(x, K * MMAX, 12, FILL_RANDOM);
-    x[3 * K + 700] = NAN; /* column 3 */
-    const int64_t Ms[] = {16, 37, 48, 100};
+    static float w[KMAX * N], x[KMAX * MMAX], ya[N * MMAX], yv[N * MMAX];
+    static char wq[KMAX * N * 4];
+    fill(w, KMAX * N, 11, FILL_RANDOM);
+    const int64_t Ms[] = {16, 37, 48, 100}, Ks[2] = {1280, 1312};
     int n_cmp = 0;
-    for (int t = 0; t < MQ_DTYPE_COUNT; t++) {
+    for (int tk = 0; tk < 2 * MQ_DTYPE_COUNT; tk++) {
+        const int t = tk / 2;
         const struct mq_dtype_traits *tr = mq_dtype_get((enum mq_dtype)t);
-        if (!tr->is_plan_format || !be_supports(vnni, BE_OP_MATMUL, (enum mq_dtype)t))
+        const int64_t K = Ks[tk % 2];
+        if (!tr->is_plan_format || !be_supports(vnni, BE_OP_MATMUL, (enum mq_dtype)t) || K % tr->block_elems)
             continue;
+        fill(x, K * MMAX, 12, FILL_RANDOM);
+        x[3 * K + 700] = NAN; /* column 3 */
         for (int wk = 0; wk < (tr->block_elems > 1 ? 2 : 1); wk++) {
             if (wk)
                 t_random_blocks((enum mq_dtype)t, K, N, 13, wq);
