@@ -1,7 +1,7 @@
 /* backends/cpu/cpu.h - the cpu backend: fast x86 kernels chosen at run time.
  *
  * Paths, best first: avx512amx (avx512vnni, with the AMX tile unit for the GEMMs of q8_0,
- * q2_k and q3_k, 16 columns or more; its results are avx512vnni's bit for bit), avx512vnni
+ * q4_0, q2_k and q3_k, 16 columns or more; its results are avx512vnni's bit for bit), avx512vnni
  * (AVX-512 F/BW/VL with VNNI for the integer dot products and, where present, AVX512-BF16
  * for bf16), avx512 (F/BW/VL), avx2 (AVX2 + FMA + F16C), scalar (portable C; the only
  * path on other architectures). The best path the CPU and OS support is used unless

@@ -129,7 +129,7 @@ extern const struct cpu_kern cpu_kern_scalar;
 extern const struct cpu_kern cpu_kern_avx2;
 extern const struct cpu_kern cpu_kern_avx512;
 extern const struct cpu_kern cpu_kern_avx512vnni;
-extern const struct cpu_kern cpu_kern_avx512amx; /* avx512vnni, with AMX for q8_0, q2_k, q3_k GEMM */
+extern const struct cpu_kern cpu_kern_avx512amx; /* avx512vnni; AMX for q8_0, q4_0, q2_k, q3_k GEMMs */
 #endif
 
 /* Weight layouts of the block formats (see above). */

@@ -3,6 +3,8 @@
  * Compiled twice: as the "avx512" path (F/BW/VL/DQ + FMA + F16C; integer dot products
  * with vpmaddubsw) and, with CPU_VNNI defined, as the "avx512vnni" path (vpdpbusd for
  * integer dot products and, when CPU_BF16 is also defined, vdpbf16ps for bf16 weights).
+ * The VNNI object also holds the "avx512amx" path: avx512vnni with the GEMMs of q8_0,
+ * q4_0, q2_k and q3_k on the AMX tile unit ("AMX" below), bit-identical to it.
  *
  * Every matmul kernel computes a 16-row x C-column tile: one vector holds 16 rows of
  * one output column, so a weight vector loaded once serves C columns and the activation
@@ -698,6 +700,175 @@ static ALWAYS_INLINE int64_t amx_none(const struct cpu_mm *mm, int64_t ga, int64
         }                                                                                         \
     }
 
+#ifdef CPU_VNNI
+/* ---- AMX (the avx512amx path): GEMM products on the tile unit ----
+ *
+ * The tile unit's int8 products (tdpbssd, tdpbsud: C[16 x 16] int32 += A[16 x KB] . B,
+ * with B as KB / 4 rows of 16 columns x 4 bytes) fit the layouts here as they lie: the
+ * activation codes xq [M][K] are A tiles (16 columns, stride K), and a code vector of 16
+ * rows (weights 4v..4v+3 of each row, the packed q8_0 block's and every decoded chunk's)
+ * is a row of B. So a C tile holds, for 16 columns and 16 rows, the exact integer sum the
+ * VNNI tiles make with vpdpbusd, and each format finishes it with its VNNI tile's float
+ * operations in the same order: the results are the avx512vnni path's bit for bit
+ * (tests/unit/test_cpu.c, cpu/amx_matches_vnni). Formats whose sums are scaled per
+ * sub-block of 16 or 32 weights inside a super-block (q4_k .. q6_k, iq4_xs) do not fit
+ * one product per block and stay on the VNNI tiles.
+ *
+ * Tiles: C in tmm0..3, A in tmm4, tmm5, B in tmm6, tmm7, configured (ldtilecfg) per
+ * call and released after it. The instructions are written in asm: the path needs no
+ * -mamx flags, and cpu.c enables it only where CPUID and the kernel's XTILEDATA permission
+ * allow. */
+struct amx_tilecfg {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+};
+
+/* C tiles 0..3 of 16 x 16 int32; A tiles 4, 5 of 16 rows x KB bytes; B tiles 6, 7 of KB / 4
+ * rows x 64 bytes (KB: the K of one product, 64 or 32) */
+static void amx_begin(int KB)
+{
+    struct amx_tilecfg cfg __attribute__((aligned(64)));
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) {
+        cfg.colsb[i] = (uint16_t)(i == 4 || i == 5 ? KB : 64);
+        cfg.rows[i] = (uint8_t)(i >= 6 ? KB / 4 : 16);
+    }
+    __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
+}
+
+static void amx_end(void) { __asm__ volatile("tilerelease" ::: "memory"); }
+
+#define AMX_ZERO(T) __asm__ volatile("tilezero %%tmm" #T ::)
+#define AMX_LOAD(T, P, S) __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #T ::"r"(P), "r"((int64_t)(S)) : "memory")
+#define AMX_STORE(T, P, S) __asm__ volatile("tilestored %%tmm" #T ", (%0,%1,1)" ::"r"(P), "r"((int64_t)(S)) : "memory")
+/* C += A . B, A signed, B unsigned (SGN false) or signed */
+#define AMX_DP(C, A, B, SGN)                                                                      \
+    do {                                                                                          \
+        if (SGN)                                                                                  \
+            __asm__ volatile("tdpbssd %%tmm" #B ", %%tmm" #A ", %%tmm" #C ::);                   \
+        else                                                                                      \
+            __asm__ volatile("tdpbsud %%tmm" #B ", %%tmm" #A ", %%tmm" #C ::);                   \
+    } while (0)
+
+/* q8_0 and q4_0: blocks [b0, b1) of row group g for columns m0 .. m0 + 15, each finished
+ * as tile_q8_0 / tile_q4_0 finish it (the integer sum from corr * xs, q4_0's -8; its
+ * scale product and FMA, blocks in order; the sums of y between chunks), into 16
+ * accumulators in registers. Block b's B tile: bsrc + (b - b0) * bstride (q8_0: the
+ * packed block's code vectors as they lie; q4_0: its decoded codes), its f16 scales at the
+ * packed block's start. Blocks two at a time in C0, C1. */
+static ALWAYS_INLINE void amx_q_blocks(const struct cpu_mm *mm, int64_t g, int64_t m0, int64_t b0, int64_t b1,
+                                       const char *bsrc, size_t bstride, size_t bb, int corr, bool sgn)
+{
+    const int64_t K = mm->K, nb = K / 32;
+    const char *wg = (const char *)mm->w + (size_t)g * mm->group_bytes;
+    const struct cpu_act *a = mm->a;
+    int32_t cb[2][16][16] __attribute__((aligned(64)));
+    __m512 acc[16];
+    acc_load(mm, g, m0, 8, b0 == 0, acc);
+    acc_load(mm, g, m0 + 8, 8, b0 == 0, acc + 8);
+    for (int64_t b = b0; b < b1; b += 2) {
+        const int nblk = b + 1 < b1 ? 2 : 1;
+        const char *bt = bsrc + (size_t)(b - b0) * bstride;
+        AMX_ZERO(0);
+        AMX_LOAD(4, a->xq + m0 * K + b * 32, K);
+        AMX_LOAD(6, bt, 64);
+        AMX_DP(0, 4, 6, sgn);
+        if (nblk == 2) {
+            AMX_ZERO(1);
+            AMX_LOAD(5, a->xq + m0 * K + (b + 1) * 32, K);
+            AMX_LOAD(7, bt + bstride, 64);
+            AMX_DP(1, 5, 7, sgn);
+        }
+        AMX_STORE(0, cb[0], 64);
+        if (nblk == 2)
+            AMX_STORE(1, cb[1], 64);
+        for (int i = 0; i < nblk; i++) {
+            const char *blk = wg + (size_t)(b + i) * bb;
+            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+            UNROLL
+            for (int c = 0; c < 16; c++) {
+                __m512i isum = _mm512_load_si512(cb[i][c]);
+                if (corr)
+                    isum = _mm512_add_epi32(isum, _mm512_set1_epi32(corr * a->xs[(m0 + c) * nb + b + i]));
+                __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a->xd[(m0 + c) * nb + b + i]));
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc[c]);
+            }
+        }
+    }
+    store_tile(mm, g, m0, 8, acc);
+    store_tile(mm, g, m0 + 8, 8, acc + 8);
+}
+
+/* mm restricted to its columns from m on (the per-column arrays of an integer path) */
+static void cols_from(const struct cpu_mm *mm, int64_t m, struct cpu_mm *out, struct cpu_act *act)
+{
+    const struct cpu_act *a = mm->a;
+    const int64_t nx = a->K / 32; /* Q8_0 scales and sums per column */
+    *act = *a;
+    act->M = a->M - m;
+    act->xd = a->xd + m * nx;
+    act->xs = a->xs + m * nx;
+    act->xq = a->xq + m * a->K;
+    act->xu = a->xu ? a->xu + m * a->K : NULL;
+    *out = *mm;
+    out->a = act;
+    out->y = mm->y + m * mm->N;
+}
+
+/* q4_0's codes of blocks [b0, b1) of a packed row group as B tiles: [b - b0][8 rows of 64
+ * bytes] (u8 0..15; the packed vector t holds weights 8t..8t+3 in its low nibbles and
+ * 8t+4..8t+7 in its high ones) */
+static void amx_q4_0_decode(const char *wg, int64_t b0, int64_t b1, __m512i *out)
+{
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int64_t b = b0; b < b1; b++, out += 8) {
+        const __m512i *qs = (const __m512i *)(wg + (size_t)b * R * sizeof(struct mq_block_q4_0) + R * 2);
+        UNROLL
+        for (int t = 0; t < 4; t++) {
+            __m512i v = _mm512_loadu_si512(qs + t);
+            _mm512_store_si512(out + 2 * t, _mm512_and_si512(v, low4));
+            _mm512_store_si512(out + 2 * t + 1, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+        }
+    }
+}
+
+/* the avx512amx path's q8_0 and q4_0: columns 16 at a time on the tile unit (q4_0: per
+ * chunk of KC_INT blocks decoded once for all columns), the rest (fewer than 16) as
+ * avx512vnni does them */
+#define AMX_Q_ENTRY(X, BLOCK, CORR, SGN, DECODE)                                                  \
+    static void mm_##X##_amx(const struct cpu_mm *mm, int64_t g0, int64_t g1)                     \
+    {                                                                                             \
+        const int64_t M = mm->a->M, m_end = M / 16 * 16, nb = mm->K / 32;                         \
+        const size_t bb = R * sizeof(BLOCK);                                                      \
+        if (m_end > 0) {                                                                          \
+            __m512i codes[KC_INT * 8];                                                            \
+            amx_begin(32);                                                                        \
+            for (int64_t g = g0; g < g1; g++) {                                                   \
+                const char *wg = (const char *)mm->w + (size_t)g * mm->group_bytes;               \
+                for (int64_t b0 = 0; b0 < nb; b0 += (DECODE ? KC_INT : nb)) {                     \
+                    int64_t b1 = DECODE && b0 + KC_INT < nb ? b0 + KC_INT : nb;                   \
+                    if (DECODE)                                                                   \
+                        amx_q4_0_decode(wg, b0, b1, codes);                                       \
+                    const char *bsrc = DECODE ? (const char *)codes : wg + (size_t)b0 * bb + R * 2; \
+                    for (int64_t m = 0; m < m_end; m += 16)                                       \
+                        amx_q_blocks(mm, g, m, b0, b1, bsrc, DECODE ? 512 : bb, bb, CORR, SGN);   \
+                }                                                                                 \
+            }                                                                                     \
+            amx_end();                                                                            \
+        }                                                                                         \
+        if (m_end < M) {                                                                          \
+            struct cpu_mm rest;                                                                   \
+            struct cpu_act act;                                                                   \
+            cols_from(mm, m_end, &rest, &act);                                                    \
+            mm_##X(&rest, g0, g1);                                                                \
+        }                                                                                         \
+    }
+AMX_Q_ENTRY(q8_0, struct mq_block_q8_0, 0, true, false)
+AMX_Q_ENTRY(q4_0, struct mq_block_q4_0, -8, false, true)
+#endif
+
 /* ---- 32-weight blocks ---- */
 
 struct b32_aux {
@@ -1233,58 +1404,16 @@ static ALWAYS_INLINE void tilen_sb(const struct cpu_mm *mm, int64_t g, int64_t m
 #endif
 
 #ifdef CPU_VNNI
-/* ---- AMX (the avx512amx path): GEMM products on the tile unit (q2_k, q3_k; q8_0 below) ----
+/* ---- AMX, super-block formats: q2_k and q3_k ----
  *
  * q2_k's prescaled codes (u8) and q3_k's prescaled signed codes are one integer sum per
- * super-block and row, and the decoded chunk's code vectors q[v] (weights 4v..4v+3 of 16
- * rows) are exactly AMX's B layout: 16 vectors are a tile of K = 64 by 16 rows. The
- * activation codes xq [M][K] are the A tiles as they lie (16 columns x 64 bytes, stride
- * K). So a C tile is t[r][c] of tilen_sb for 16 columns: C[c][row] = sum_k xq[c][k] *
- * code[row][k] (tdpbsud: s8 x u8, q2_k; tdpbssd: s8 x s8, q3_k, where the VNNI tile
- * sums xu * code from -128 * sum of codes: the same integer). The tiles of a super-block
- * (K = 256, 4 products) are stored, and tilen_pairs / tilen_acc finish them 8 columns at a
- * time: every output gets tilen_sb's integer sum and its float operations in its order,
- * so the results are the avx512vnni path's bit for bit (tests/unit/test_cpu.c).
- *
- * Tiles: C0..C3 for 2 row groups x 2 column tiles of 16 (64 columns-rows of int32 each),
- * A in tmm4, tmm5 (the column tiles), B in tmm6, tmm7 (the groups); every tile 16 rows x
- * 64 bytes, configured once per call of the format's entry and released after it. The
- * instructions are written in asm (the path needs no -mamx flags: cpu.c enables it only
- * where CPUID and the kernel's XTILEDATA permission allow). */
-struct amx_tilecfg {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-};
-
-/* C tiles 0..3 of 16 x 16 int32; A tiles 4, 5 of 16 rows x KB bytes; B tiles 6, 7 of KB / 4
- * rows x 64 bytes (KB: the K of one product, 64 or 32) */
-static void amx_begin(int KB)
-{
-    struct amx_tilecfg cfg __attribute__((aligned(64)));
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.palette = 1;
-    for (int i = 0; i < 8; i++) {
-        cfg.colsb[i] = (uint16_t)(i == 4 || i == 5 ? KB : 64);
-        cfg.rows[i] = (uint8_t)(i >= 6 ? KB / 4 : 16);
-    }
-    __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
-}
-
-static void amx_end(void) { __asm__ volatile("tilerelease" ::: "memory"); }
-
-#define AMX_ZERO(T) __asm__ volatile("tilezero %%tmm" #T ::)
-#define AMX_LOAD(T, P, S) __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #T ::"r"(P), "r"((int64_t)(S)) : "memory")
-#define AMX_STORE(T, P, S) __asm__ volatile("tilestored %%tmm" #T ", (%0,%1,1)" ::"r"(P), "r"((int64_t)(S)) : "memory")
-/* C += A . B, A signed, B unsigned (SGN false) or signed */
-#define AMX_DP(C, A, B, SGN)                                                                      \
-    do {                                                                                          \
-        if (SGN)                                                                                  \
-            __asm__ volatile("tdpbssd %%tmm" #B ", %%tmm" #A ", %%tmm" #C ::);                   \
-        else                                                                                      \
-            __asm__ volatile("tdpbsud %%tmm" #B ", %%tmm" #A ", %%tmm" #C ::);                   \
-    } while (0)
-
+ * super-block and row, and the decoded chunk's code vectors q[v] are B tiles of K = 64
+ * (16 vectors). So a C tile is t[r][c] of tilen_sb for 16 columns: C[c][row] = sum_k
+ * xq[c][k] * code[row][k] (tdpbsud: s8 x u8, q2_k; tdpbssd: s8 x s8, q3_k, where the
+ * VNNI tile sums xu * code from -128 * sum of codes: the same integer). The tiles of a
+ * super-block (K = 256, 4 products) are stored, and tilen_pairs / tilen_acc finish them 8
+ * columns at a time: every output gets tilen_sb's integer sum and its float operations in
+ * its order. C0..C3 hold 2 row groups x 2 column tiles of 16. */
 /* Super-blocks [b0, b1) of NG (1, 2) row groups from g (decoded chunks aux + i * stride)
  * for NC (1, 2) tiles of 16 columns from m0. SGN: signed codes (q3_k). */
 static ALWAYS_INLINE void amx_sb(const struct cpu_mm *mm, int64_t g, int64_t m0, int NG, int NC, int64_t b0, int64_t b1,
@@ -1381,85 +1510,6 @@ static ALWAYS_INLINE int64_t amx_cols_groups(const struct cpu_mm *mm, int64_t ga
     return m;
 }
 
-/* q8_0 on the tile unit: the packed block's 8 code vectors are a B tile of K = 32 as they
- * lie, the activation codes an A tile (tdpbssd, s8 x s8: the VNNI tile's xu * code from
- * -128 * sum of codes is the same integer). Row group g, columns m0 .. m0 + 15, all of K;
- * blocks two at a time in C0, C1, each finished as tile_q8_0 finishes it (its scale
- * product and FMA, blocks in order), into 16 accumulators kept in registers. */
-static void amx_q8_0(const struct cpu_mm *mm, int64_t g, int64_t m0)
-{
-    const int64_t K = mm->K, nb = K / 32;
-    const char *wg = (const char *)mm->w + (size_t)g * mm->group_bytes;
-    const struct cpu_act *a = mm->a;
-    const size_t bb = R * sizeof(struct mq_block_q8_0);
-    int32_t cb[2][16][16] __attribute__((aligned(64)));
-    __m512 acc[16];
-    for (int c = 0; c < 16; c++)
-        acc[c] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b += 2) {
-        const int nblk = b + 1 < nb ? 2 : 1;
-        AMX_ZERO(0);
-        AMX_LOAD(4, a->xq + m0 * K + b * 32, K);
-        AMX_LOAD(6, wg + (size_t)b * bb + R * 2, 64);
-        AMX_DP(0, 4, 6, true);
-        if (nblk == 2) {
-            AMX_ZERO(1);
-            AMX_LOAD(5, a->xq + m0 * K + (b + 1) * 32, K);
-            AMX_LOAD(7, wg + (size_t)(b + 1) * bb + R * 2, 64);
-            AMX_DP(1, 5, 7, true);
-        }
-        AMX_STORE(0, cb[0], 64);
-        if (nblk == 2)
-            AMX_STORE(1, cb[1], 64);
-        for (int i = 0; i < nblk; i++) {
-            const char *blk = wg + (size_t)(b + i) * bb;
-            __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
-            UNROLL
-            for (int c = 0; c < 16; c++) {
-                __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a->xd[(m0 + c) * nb + b + i]));
-                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(cb[i][c])), scale, acc[c]);
-            }
-        }
-    }
-    store_tile(mm, g, m0, 8, acc);
-    store_tile(mm, g, m0 + 8, 8, acc + 8);
-}
-
-/* mm restricted to its columns from m on (the per-column arrays of an integer path) */
-static void cols_from(const struct cpu_mm *mm, int64_t m, struct cpu_mm *out, struct cpu_act *act)
-{
-    const struct cpu_act *a = mm->a;
-    const int64_t nx = a->K / 32; /* Q8_0 scales and sums per column */
-    *act = *a;
-    act->M = a->M - m;
-    act->xd = a->xd + m * nx;
-    act->xs = a->xs + m * nx;
-    act->xq = a->xq + m * a->K;
-    act->xu = a->xu ? a->xu + m * a->K : NULL;
-    *out = *mm;
-    out->a = act;
-    out->y = mm->y + m * mm->N;
-}
-
-/* the avx512amx path's q8_0: columns 16 at a time on the tile unit, the rest (fewer than
- * 16) as avx512vnni does them */
-static void mm_q8_0_amx(const struct cpu_mm *mm, int64_t g0, int64_t g1)
-{
-    const int64_t M = mm->a->M, m_end = M / 16 * 16;
-    if (m_end > 0) {
-        amx_begin(32);
-        for (int64_t g = g0; g < g1; g++)
-            for (int64_t m = 0; m < m_end; m += 16)
-                amx_q8_0(mm, g, m);
-        amx_end();
-    }
-    if (m_end < M) {
-        struct cpu_mm rest;
-        struct cpu_act act;
-        cols_from(mm, m_end, &rest, &act);
-        mm_q8_0(&rest, g0, g1);
-    }
-}
 #endif
 
 /* ---- the super-block formats' decoders: FMT_begin (words, scale bytes) and accessors ---- */
@@ -2090,19 +2140,19 @@ static float exp_sum(float *x, float mx, int64_t n)
     return _mm512_reduce_add_ps(s);
 }
 
-/* A path's kernel table; the avx512amx path differs in q8_0, q2_k and q3_k only */
+/* A path's kernel table; the avx512amx path differs in q8_0, q4_0, q2_k and q3_k only */
 #ifdef CPU_BF16
 #define MM_BF16 mm_bf16_dot
 #else
 #define MM_BF16 mm_bf16
 #endif
-#define KERN_TABLE(NAME, ISA, MM_Q8_0, MM_Q2_K, MM_Q3_K)                                                   \
+#define KERN_TABLE(NAME, ISA, MM_Q8_0, MM_Q4_0, MM_Q2_K, MM_Q3_K)                                                   \
     const struct cpu_kern NAME = {                                                                \
         .isa = ISA,                                                                               \
         .rows = R,                                                                                \
         .bf16_dot = BF16_DOT,                                                                     \
         .matmul = {[MQ_DTYPE_F32] = mm_f32, [MQ_DTYPE_F16] = mm_f16, [MQ_DTYPE_BF16] = MM_BF16,   \
-                   [MQ_DTYPE_Q8_0] = MM_Q8_0, [MQ_DTYPE_Q4_0] = mm_q4_0, [MQ_DTYPE_Q4_1] = mm_q4_1, \
+                   [MQ_DTYPE_Q8_0] = MM_Q8_0, [MQ_DTYPE_Q4_0] = MM_Q4_0, [MQ_DTYPE_Q4_1] = mm_q4_1, \
                    [MQ_DTYPE_Q5_0] = mm_q5_0, [MQ_DTYPE_Q5_1] = mm_q5_1, [MQ_DTYPE_IQ4_NL] = mm_iq4_nl, \
                    [MQ_DTYPE_Q2_K] = MM_Q2_K, [MQ_DTYPE_Q3_K] = MM_Q3_K, [MQ_DTYPE_Q4_K] = mm_q4_k, \
                    [MQ_DTYPE_Q5_K] = mm_q5_k, [MQ_DTYPE_Q6_K] = mm_q6_k, [MQ_DTYPE_IQ4_XS] = mm_iq4_xs}, \
@@ -2121,8 +2171,8 @@ static float exp_sum(float *x, float mx, int64_t n)
 #else
 #define BF16_DOT false
 #endif
-KERN_TABLE(KERN, ISA_NAME, mm_q8_0, mm_q2_k, mm_q3_k)
+KERN_TABLE(KERN, ISA_NAME, mm_q8_0, mm_q4_0, mm_q2_k, mm_q3_k)
 #ifdef CPU_VNNI
-KERN_TABLE(cpu_kern_avx512amx, "avx512amx", mm_q8_0_amx, mm_q2_k_amx, mm_q3_k_amx)
+KERN_TABLE(cpu_kern_avx512amx, "avx512amx", mm_q8_0_amx, mm_q4_0_amx, mm_q2_k_amx, mm_q3_k_amx)
 #endif
 

@@ -383,7 +383,7 @@ static int test_ops_paths(void)
 /* The avx512amx path against avx512vnni, bit for bit: its tile-unit GEMM (q2_k, q3_k; 16
  * columns or more) makes the VNNI tiles' exact integer sums and finishes them with the same
  * float operations in the same order (kern_avx512.c). Every plan format (the two tables
- * differ in q8_0, q2_k and q3_k only), N = 130 (a partial row group; an odd count of
+ * differ in q8_0, q4_0, q2_k and q3_k only), N = 130 (a partial row group; an odd count of
  * groups per block), K = 1280 (a partial chunk) and 1312 (an odd count of 32-blocks, for
  * the formats it fits), M = 16 (one column tile), 37 (two, then 5 columns
  * for the VNNI tiles), 48 (two, then one) and 100; weights from the quantizer and random
