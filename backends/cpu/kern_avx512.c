@@ -1411,9 +1411,29 @@ static ALWAYS_INLINE void tilen_sb(const struct cpu_mm *mm, int64_t g, int64_t m
  * (16 vectors). So a C tile is t[r][c] of tilen_sb for 16 columns: C[c][row] = sum_k
  * xq[c][k] * code[row][k] (tdpbsud: s8 x u8, q2_k; tdpbssd: s8 x s8, q3_k, where the
  * VNNI tile sums xu * code from -128 * sum of codes: the same integer). The tiles of a
- * super-block (K = 256, 4 products) are stored, and tilen_pairs / tilen_acc finish them 8
- * columns at a time: every output gets tilen_sb's integer sum and its float operations in
- * its order. C0..C3 hold 2 row groups x 2 column tiles of 16. */
+ * super-block (K = 256, 4 products) are stored, and tilen_pairs and tilen_acc's float
+ * terms finish them 8 columns at a time: every output gets tilen_sb's integer sum and its
+ * float operations in its order. C0..C3 hold 2 row groups x 2 column tiles of 16. */
+/* tilen_acc's float terms for one group and 8 columns, the min term (ms, q2_k; or NULL)
+ * in the same pass over y: y + d * dx * t, then - dmin * dx * ms, as tilen_acc's two
+ * passes make it */
+static ALWAYS_INLINE void amx_sb_acc(const struct cpu_mm *mm, int64_t g, int64_t m0, int64_t b, const struct sb_aux *p,
+                                     float *y, const __m512i *t, const __m512i *ms)
+{
+    const int64_t N = mm->N, nsb = mm->K / 256;
+    const __mmask16 mk = row_mask(mm, g);
+    UNROLL
+    for (int c = 0; c < 8; c++) {
+        __m512 dx = _mm512_set1_ps(mm->a->xd[(m0 + c) * nsb + b]);
+        float *yc = y + c * N;
+        __m512 acc = b == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk, yc);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[c]), _mm512_mul_ps(p->d, dx), acc);
+        if (ms)
+            acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms[c]), _mm512_mul_ps(p->dmin, dx), acc);
+        _mm512_mask_storeu_ps(yc, mk, acc);
+    }
+}
+
 /* Super-blocks [b0, b1) of NG (1, 2) row groups from g (decoded chunks aux + i * stride)
  * for NC (1, 2) tiles of 16 columns from m0. SGN: signed codes (q3_k). */
 static ALWAYS_INLINE void amx_sb(const struct cpu_mm *mm, int64_t g, int64_t m0, int NG, int NC, int64_t b0, int64_t b1,
@@ -1465,20 +1485,17 @@ static ALWAYS_INLINE void amx_sb(const struct cpu_mm *mm, int64_t g, int64_t m0,
                 const int64_t m = m0 + 8 * h;
                 const int32_t(*cc)[16] = cb[2 * r + h / 2] + 8 * (h % 2);
                 float *y = mm->y + m * N + (g + r) * R;
-                __m512i t[1][8];
+                __m512i t[1][8], ms[1][8];
                 UNROLL
-                for (int c = 0; c < 8; c++)
+                for (int c = 0; c < 8; c++) {
                     t[0][c] = _mm512_load_si512(cc[c]);
+                    ms[0][c] = _mm512_setzero_si512();
+                }
                 if (pairs == SB_PAIRS_TOT)
                     tilen_pairs(&p[r], 1, 8, pk + 8 * h, t);
-                tilen_acc(mm, g + r, m, 1, 8, b, &p[r], y, t, false);
-                if (pairs == SB_PAIRS_MIN) {
-                    UNROLL
-                    for (int c = 0; c < 8; c++)
-                        t[0][c] = _mm512_setzero_si512();
-                    tilen_pairs(&p[r], 1, 8, pk + 8 * h, t);
-                    tilen_acc(mm, g + r, m, 1, 8, b, &p[r], y, t, true);
-                }
+                if (pairs == SB_PAIRS_MIN)
+                    tilen_pairs(&p[r], 1, 8, pk + 8 * h, ms);
+                amx_sb_acc(mm, g + r, m, b, p[r], y, t[0], pairs == SB_PAIRS_MIN ? ms[0] : NULL);
             }
         }
     }
