@@ -109,6 +109,11 @@ struct cpu_kern {
     float (*dot)(const float *a, const float *b, int64_t n);
     /* y += s * x */
     void (*axpy)(float s, const float *x, float *y, int64_t n);
+    /* Attention rows, or NULL (ops.c then loops over dot and axpy): out[p] = dot(q, k + p *
+     * stride, D) * scale, and o += w[p] * (v + p * stride) for p < n in order; the same
+     * operations as those loops, bit for bit */
+    void (*dots)(const float *q, const float *k, int64_t stride, int64_t n, int64_t D, float scale, float *out);
+    void (*axpys)(const float *w, const float *v, int64_t stride, int64_t n, int64_t D, float *o);
     /* x[i] = exp(x[i] - mx), returns the sum */
     float (*exp_sum)(float *x, float mx, int64_t n);
     /* F16 weights in FP16 arithmetic (NULL: matmul[F16] takes f32 activations). Converts

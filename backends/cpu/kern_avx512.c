@@ -2120,7 +2120,7 @@ static void scale_mul(const float *x, float scale, const float *w, float *y, int
     }
 }
 
-static float dot(const float *a, const float *b, int64_t n)
+static ALWAYS_INLINE float dot_body(const float *a, const float *b, int64_t n)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     int64_t i = 0;
@@ -2133,6 +2133,42 @@ static float dot(const float *a, const float *b, int64_t n)
         s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static float dot(const float *a, const float *b, int64_t n) { return dot_body(a, b, n); }
+
+/* out[p] = dot(q, k + p * stride, D) * scale for p < n: an attention row's scores, each
+ * with dot's operations */
+static void dots(const float *q, const float *k, int64_t stride, int64_t n, int64_t D, float scale, float *out)
+{
+    for (int64_t p = 0; p < n; p++)
+        out[p] = dot_body(q, k + p * stride, D) * scale;
+}
+
+/* o += w[p] * (v + p * stride) for p < n in order: axpy's operation on every element, with
+ * 64 outputs at a time kept in registers over p */
+static void axpys(const float *w, const float *v, int64_t stride, int64_t n, int64_t D, float *o)
+{
+    for (int64_t i = 0; i < D; i += 64) {
+        __mmask16 mk[4];
+        __m512 acc[4];
+        UNROLL
+        for (int u = 0; u < 4; u++) {
+            int64_t e = i + 16 * u, left = D - e;
+            mk[u] = left <= 0 ? (__mmask16)0 : left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+            acc[u] = _mm512_maskz_loadu_ps(mk[u], o + e);
+        }
+        for (int64_t p = 0; p < n; p++) {
+            const __m512 sv = _mm512_set1_ps(w[p]);
+            const float *vp = v + p * stride + i;
+            UNROLL
+            for (int u = 0; u < 4; u++)
+                acc[u] = _mm512_fmadd_ps(sv, _mm512_maskz_loadu_ps(mk[u], vp + 16 * u), acc[u]);
+        }
+        UNROLL
+        for (int u = 0; u < 4; u++)
+            _mm512_mask_storeu_ps(o + i + 16 * u, mk[u], acc[u]);
+    }
 }
 
 static void axpy(float s, const float *x, float *y, int64_t n)
@@ -2181,6 +2217,8 @@ static float exp_sum(float *x, float mx, int64_t n)
         .scale_mul = scale_mul,                                                                   \
         .dot = dot,                                                                               \
         .axpy = axpy,                                                                             \
+        .dots = dots,                                                                             \
+        .axpys = axpys,                                                                           \
         .exp_sum = exp_sum,                                                                       \
     };
 #ifdef CPU_BF16

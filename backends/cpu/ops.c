@@ -464,8 +464,12 @@ static void attention_heads(void *arg, int ith, int nth)
         const float *qh = q + (m * H + h) * D;
         const float *kf = kc + first * rowkv + g * D, *vf = vc + first * rowkv + g * D;
         float mx = -INFINITY;
+        if (j->k->dots)
+            j->k->dots(qh, kf, rowkv, n, D, scale, score);
+        else
+            for (int64_t p = 0; p < n; p++)
+                score[p] = j->k->dot(qh, kf + p * rowkv, D) * scale;
         for (int64_t p = 0; p < n; p++) {
-            score[p] = j->k->dot(qh, kf + p * rowkv, D) * scale;
             if (cap > 0.0f) /* ggml: scale(1/cap), tanh, scale(cap) */
                 score[p] = tanhf(score[p] * inv_cap) * cap;
             mx = score[p] > mx ? score[p] : mx;
@@ -473,8 +477,11 @@ static void attention_heads(void *arg, int ith, int nth)
         float sum = j->k->exp_sum(score, mx, n);
         float *o = out + m * D * H + h * D;
         memset(o, 0, (size_t)D * sizeof(float));
-        for (int64_t p = 0; p < n; p++)
-            j->k->axpy(score[p], vf + p * rowkv, o, D);
+        if (j->k->axpys)
+            j->k->axpys(score, vf, rowkv, n, D, o);
+        else
+            for (int64_t p = 0; p < n; p++)
+                j->k->axpy(score[p], vf + p * rowkv, o, D);
         float inv = 1.0f / sum;
         for (int64_t d = 0; d < D; d++)
             o[d] *= inv;

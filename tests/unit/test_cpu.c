@@ -295,6 +295,46 @@ static int test_quantize_vs_scalar(void)
     T_CHECK(ran >= 1);
     return T_PASS;
 }
+/* The attention rows (dots, axpys) of every path that has them against loops over its own
+ * dot and axpy, bit for bit (kern.h's contract): head sizes under, at and over a vector
+ * and the 64 outputs axpys keeps in registers, rows strided as a KV cache's. */
+static int test_attention_rows(void)
+{
+    enum { DMAX = 200, NMAX = 33 };
+    const int64_t Ds[] = {1, 16, 17, 64, 80, 128, 200}, ns[] = {1, 5, 33};
+    static float q[DMAX], kv[NMAX * (3 * DMAX + 5)], s1[NMAX], s2[NMAX], o1[DMAX], o2[DMAX];
+    int ran = 0;
+    for (int p = 0; p < N_KERN_PATHS; p++) {
+        const struct cpu_kern *k = kern_paths[p].kern;
+        bool skip;
+        open_cpu(kern_paths[p].isa, 0, &skip);
+        if (skip || !k->dots || !k->axpys)
+            continue;
+        ran++;
+        for (size_t di = 0; di < sizeof(Ds) / sizeof(Ds[0]); di++)
+            for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++) {
+                const int64_t D = Ds[di], n = ns[ni], stride = 3 * D + 5;
+                fill(q, D, 41 + (unsigned)di, FILL_RANDOM);
+                fill(kv, n * stride, 43 + (unsigned)ni, FILL_RANDOM);
+                k->dots(q, kv, stride, n, D, 0.125f, s1);
+                for (int64_t j = 0; j < n; j++)
+                    s2[j] = k->dot(q, kv + j * stride, D) * 0.125f;
+                T_CHECK_MSG(memcmp(s1, s2, (size_t)n * sizeof(float)) == 0, "%s dots D=%lld n=%lld",
+                            kern_paths[p].isa, (long long)D, (long long)n);
+                fill(o1, D, 47, FILL_RANDOM);
+                memcpy(o2, o1, (size_t)D * sizeof(float));
+                k->axpys(s1, kv, stride, n, D, o1);
+                for (int64_t j = 0; j < n; j++)
+                    k->axpy(s1[j], kv + j * stride, o2, D);
+                T_CHECK_MSG(memcmp(o1, o2, (size_t)D * sizeof(float)) == 0, "%s axpys D=%lld n=%lld",
+                            kern_paths[p].isa, (long long)D, (long long)n);
+            }
+    }
+    T_SKIP_IF(ran == 0, "no path with attention rows (dots, axpys) runs on this CPU");
+    fprintf(stderr, "    %d paths' attention rows match their dot and axpy bit for bit\n", ran);
+    return T_PASS;
+}
+
 /* The other ops of the forward pass, on every path, against ref. Shapes are odd on
  * purpose (not multiples of the vector width). Budget: 2e-6 relative (float sums in
  * another order, and the vectorized exp: relative error < 2e-7 per call). */
@@ -574,6 +614,7 @@ const struct mq_test cpu_tests[] = {
     {"cpu/quantize_vs_scalar", test_quantize_vs_scalar},
     {"cpu/nonfinite_paths", test_nonfinite_paths},
     {"cpu/amx_matches_vnni", test_amx_matches_vnni},
+    {"cpu/attention_rows", test_attention_rows},
     {"cpu/forward_paths_vs_ref", test_forward_paths},
     {"cpu/ops_paths_vs_ref", test_ops_paths},
     {NULL, NULL},
