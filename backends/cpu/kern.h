@@ -110,9 +110,10 @@ struct cpu_kern {
     /* y += s * x */
     void (*axpy)(float s, const float *x, float *y, int64_t n);
     /* Attention rows, or NULL (ops.c then loops over dot and axpy): out[p] = dot(q, k + p *
-     * stride, D) * scale, and o += w[p] * (v + p * stride) for p < n in order; the same
-     * operations as those loops, bit for bit */
-    void (*dots)(const float *q, const float *k, int64_t stride, int64_t n, int64_t D, float scale, float *out);
+     * stride, D) * scale, returning the largest out[p] (-INFINITY if none: NaN is skipped,
+     * as out[p] > mx ? out[p] : mx does), and o += w[p] * (v + p * stride) for p < n in
+     * order; the same operations as those loops, bit for bit */
+    float (*dots)(const float *q, const float *k, int64_t stride, int64_t n, int64_t D, float scale, float *out);
     void (*axpys)(const float *w, const float *v, int64_t stride, int64_t n, int64_t D, float *o);
     /* x[i] = exp(x[i] - mx), returns the sum */
     float (*exp_sum)(float *x, float mx, int64_t n);

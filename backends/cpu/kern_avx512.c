@@ -2138,11 +2138,15 @@ static ALWAYS_INLINE float dot_body(const float *a, const float *b, int64_t n)
 static float dot(const float *a, const float *b, int64_t n) { return dot_body(a, b, n); }
 
 /* out[p] = dot(q, k + p * stride, D) * scale for p < n: an attention row's scores, each
- * with dot's operations */
-static void dots(const float *q, const float *k, int64_t stride, int64_t n, int64_t D, float scale, float *out)
+ * with dot's operations; returns the largest (NaN scores skipped, as kern.h says) */
+static float dots(const float *q, const float *k, int64_t stride, int64_t n, int64_t D, float scale, float *out)
 {
-    for (int64_t p = 0; p < n; p++)
+    float mx = -INFINITY;
+    for (int64_t p = 0; p < n; p++) {
         out[p] = dot_body(q, k + p * stride, D) * scale;
+        mx = out[p] > mx ? out[p] : mx;
+    }
+    return mx;
 }
 
 /* o += w[p] * (v + p * stride) for p < n in order: axpy's operation on every element, with
