@@ -1308,10 +1308,11 @@ static ALWAYS_INLINE void tilen_pairs(const struct sb_aux *const *p, int NG, int
     }
 }
 
-/* super-block b's float terms of NG groups x C columns into y: d * dx * t (min: minus
- * dmin * dx * t); the first term of a matrix starts the sums */
+/* super-block b's float terms of NG groups x C columns into y: d * dx * t (t NULL: none),
+ * then minus dmin * dx * ms (ms NULL: none), one pass over y; the scale term of a matrix's
+ * first super-block starts the sums */
 static ALWAYS_INLINE void tilen_acc(const struct cpu_mm *mm, int64_t g, int64_t m0, int NG, int C, int64_t b,
-                                   const struct sb_aux *const *p, float *y, __m512i t[][8], bool min)
+                                   const struct sb_aux *const *p, float *y, __m512i (*t)[8], __m512i (*ms)[8])
 {
     const int64_t N = mm->N, nsb = mm->K / 256;
     UNROLL
@@ -1321,12 +1322,11 @@ static ALWAYS_INLINE void tilen_acc(const struct cpu_mm *mm, int64_t g, int64_t 
         for (int r = 0; r < NG; r++) {
             __mmask16 mk = row_mask(mm, g + r);
             float *yc = y + c * N + r * R;
-            __m512 acc = b == 0 && !min ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk, yc);
-            __m512 v = _mm512_cvtepi32_ps(t[r][c]);
-            if (min)
-                acc = _mm512_fnmadd_ps(v, _mm512_mul_ps(p[r]->dmin, dx), acc);
-            else
-                acc = _mm512_fmadd_ps(v, _mm512_mul_ps(p[r]->d, dx), acc);
+            __m512 acc = b == 0 && t ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk, yc);
+            if (t)
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[r][c]), _mm512_mul_ps(p[r]->d, dx), acc);
+            if (ms)
+                acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms[r][c]), _mm512_mul_ps(p[r]->dmin, dx), acc);
             _mm512_mask_storeu_ps(yc, mk, acc);
         }
     }
@@ -1389,7 +1389,7 @@ static ALWAYS_INLINE void tilen_sb(const struct cpu_mm *mm, int64_t g, int64_t m
         /* pairs, each pair vector loaded once for the C columns */
         if (pairs == SB_PAIRS_TOT)
             tilen_pairs(p, NG, C, pk, t);
-        tilen_acc(mm, g, m0, NG, C, b, p, y, t, false);
+        tilen_acc(mm, g, m0, NG, C, b, p, y, t, NULL);
         if (pairs == SB_PAIRS_MIN) {
             UNROLL
             for (int r = 0; r < NG; r++)
@@ -1397,7 +1397,7 @@ static ALWAYS_INLINE void tilen_sb(const struct cpu_mm *mm, int64_t g, int64_t m
                 for (int c = 0; c < C; c++)
                     t[r][c] = _mm512_setzero_si512();
             tilen_pairs(p, NG, C, pk, t);
-            tilen_acc(mm, g, m0, NG, C, b, p, y, t, true);
+            tilen_acc(mm, g, m0, NG, C, b, p, y, NULL, t);
         }
     }
 }
@@ -1414,26 +1414,6 @@ static ALWAYS_INLINE void tilen_sb(const struct cpu_mm *mm, int64_t g, int64_t m
  * super-block (K = 256, 4 products) are stored, and tilen_pairs and tilen_acc's float
  * terms finish them 8 columns at a time: every output gets tilen_sb's integer sum and its
  * float operations in its order. C0..C3 hold 2 row groups x 2 column tiles of 16. */
-/* tilen_acc's float terms for one group and 8 columns, the min term (ms, q2_k; or NULL)
- * in the same pass over y: y + d * dx * t, then - dmin * dx * ms, as tilen_acc's two
- * passes make it */
-static ALWAYS_INLINE void amx_sb_acc(const struct cpu_mm *mm, int64_t g, int64_t m0, int64_t b, const struct sb_aux *p,
-                                     float *y, const __m512i *t, const __m512i *ms)
-{
-    const int64_t N = mm->N, nsb = mm->K / 256;
-    const __mmask16 mk = row_mask(mm, g);
-    UNROLL
-    for (int c = 0; c < 8; c++) {
-        __m512 dx = _mm512_set1_ps(mm->a->xd[(m0 + c) * nsb + b]);
-        float *yc = y + c * N;
-        __m512 acc = b == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk, yc);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[c]), _mm512_mul_ps(p->d, dx), acc);
-        if (ms)
-            acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms[c]), _mm512_mul_ps(p->dmin, dx), acc);
-        _mm512_mask_storeu_ps(yc, mk, acc);
-    }
-}
-
 /* Super-blocks [b0, b1) of NG (1, 2) row groups from g (decoded chunks aux + i * stride)
  * for NC (1, 2) tiles of 16 columns from m0. SGN: signed codes (q3_k). */
 static ALWAYS_INLINE void amx_sb(const struct cpu_mm *mm, int64_t g, int64_t m0, int NG, int NC, int64_t b0, int64_t b1,
@@ -1495,7 +1475,7 @@ static ALWAYS_INLINE void amx_sb(const struct cpu_mm *mm, int64_t g, int64_t m0,
                     tilen_pairs(&p[r], 1, 8, pk + 8 * h, t);
                 if (pairs == SB_PAIRS_MIN)
                     tilen_pairs(&p[r], 1, 8, pk + 8 * h, ms);
-                amx_sb_acc(mm, g + r, m, b, p[r], y, t[0], pairs == SB_PAIRS_MIN ? ms[0] : NULL);
+                tilen_acc(mm, g + r, m, 1, 8, b, &p[r], y, t, pairs == SB_PAIRS_MIN ? ms : NULL);
             }
         }
     }

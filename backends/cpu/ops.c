@@ -464,17 +464,18 @@ static void attention_heads(void *arg, int ith, int nth)
         const float *qh = q + (m * H + h) * D;
         const float *kf = kc + first * rowkv + g * D, *vf = vc + first * rowkv + g * D;
         float mx = -INFINITY;
-        if (j->k->dots && cap == 0.0f) {
+        if (j->k->dots) {
             mx = j->k->dots(qh, kf, rowkv, n, D, scale, score);
         } else {
-            if (j->k->dots)
-                j->k->dots(qh, kf, rowkv, n, D, scale, score);
-            else
-                for (int64_t p = 0; p < n; p++)
-                    score[p] = j->k->dot(qh, kf + p * rowkv, D) * scale;
             for (int64_t p = 0; p < n; p++) {
-                if (cap > 0.0f) /* ggml: scale(1/cap), tanh, scale(cap) */
-                    score[p] = tanhf(score[p] * inv_cap) * cap;
+                score[p] = j->k->dot(qh, kf + p * rowkv, D) * scale;
+                mx = score[p] > mx ? score[p] : mx;
+            }
+        }
+        if (cap > 0.0f) { /* ggml: scale(1/cap), tanh, scale(cap) */
+            mx = -INFINITY;
+            for (int64_t p = 0; p < n; p++) {
+                score[p] = tanhf(score[p] * inv_cap) * cap;
                 mx = score[p] > mx ? score[p] : mx;
             }
         }

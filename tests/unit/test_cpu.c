@@ -31,7 +31,17 @@
 #include "tests/unit/test.h"
 #include "tokenizer/tokenizer.h"
 
-static const char *const isas[] = {"scalar", "avx2", "avx512", "avx512vnni", "avx512amx"};
+/* The paths compiled into this build (kern->isa: the MIXQ_CPU_ISA name that forces one) */
+static const struct cpu_kern *const kern_paths[] = {
+    &cpu_kern_scalar,
+#if defined(__x86_64__)
+    &cpu_kern_avx2,
+    &cpu_kern_avx512,
+    &cpu_kern_avx512vnni,
+    &cpu_kern_avx512amx,
+#endif
+};
+#define N_KERN_PATHS ((int)(sizeof(kern_paths) / sizeof(kern_paths[0])))
 
 /* Opens the cpu backend on a forced path (threads > 0), or only probes it (threads 0);
  * NULL (and *skip) when the CPU or this build lacks it. MIXQ_CPU_ISA is restored. */
@@ -85,21 +95,6 @@ static void fill(float *x, int64_t n, unsigned long long seed, enum fill_kind ki
 
 /* ---- the activation quantizers of every path, bit for bit ---- */
 
-/* The paths compiled into this build, with their kernel tables. */
-
-static const struct {
-    const char *isa;
-    const struct cpu_kern *kern;
-} kern_paths[] = {
-    {"scalar", &cpu_kern_scalar},
-#if defined(__x86_64__)
-    {"avx2", &cpu_kern_avx2},
-    {"avx512", &cpu_kern_avx512},
-    {"avx512vnni", &cpu_kern_avx512vnni},
-    {"avx512amx", &cpu_kern_avx512amx},
-#endif
-};
-#define N_KERN_PATHS ((int)(sizeof(kern_paths) / sizeof(kern_paths[0])))
 
 /* Blocks of 32 that exercise Q8_0's rule: ties at +-k.5 (amax 127 makes d = 1), NaN, Inf,
  * -0, all zero, FLT_MAX, the smallest scale whose inverse is finite, one whose inverse
@@ -261,23 +256,23 @@ static int test_quantize_vs_scalar(void)
     int ran = 0;
     for (int p = 0; p < N_KERN_PATHS; p++) {
         bool skip;
-        open_cpu(kern_paths[p].isa, 0, &skip);
+        open_cpu(kern_paths[p]->isa, 0, &skip);
         if (skip) {
-            fprintf(stderr, "    path %s: not supported by this CPU, skipped\n", kern_paths[p].isa);
+            fprintf(stderr, "    path %s: not supported by this CPU, skipped\n", kern_paths[p]->isa);
             continue;
         }
         ran++;
-        const struct cpu_kern *k = kern_paths[p].kern;
+        const struct cpu_kern *k = kern_paths[p];
         for (int kind = 0; kind <= FILL_DENORMAL + 1; kind++) {
             const char *what = kind <= FILL_DENORMAL ? "fill" : "cases";
             if (kind <= FILL_DENORMAL)
                 fill(x, N, 31 + (unsigned)kind, (enum fill_kind)kind);
             else
                 fill_q8_cases(x, 32 * 64);
-            T_CHECK(check_q8(kern_paths[p].isa, k, x, 32 * 64, what) == T_PASS);
+            T_CHECK(check_q8(kern_paths[p]->isa, k, x, 32 * 64, what) == T_PASS);
             if (kind > FILL_DENORMAL)
                 fill_q8k_cases(x, N);
-            T_CHECK(check_q8k(kern_paths[p].isa, k, x, N, what) == T_PASS);
+            T_CHECK(check_q8k(kern_paths[p]->isa, k, x, N, what) == T_PASS);
         }
     }
     /* the rounding rules: Q8_0 half away from zero (0.5 -> 1, -0.5 -> -1, 1.5 -> 2),
@@ -305,9 +300,9 @@ static int test_attention_rows(void)
     static float q[DMAX], kv[NMAX * (3 * DMAX + 5)], s1[NMAX], s2[NMAX], o1[DMAX], o2[DMAX];
     int ran = 0;
     for (int p = 0; p < N_KERN_PATHS; p++) {
-        const struct cpu_kern *k = kern_paths[p].kern;
+        const struct cpu_kern *k = kern_paths[p];
         bool skip;
-        open_cpu(kern_paths[p].isa, 0, &skip);
+        open_cpu(kern_paths[p]->isa, 0, &skip);
         if (skip || !k->dots || !k->axpys)
             continue;
         ran++;
@@ -325,14 +320,14 @@ static int test_attention_rows(void)
                 }
                 T_CHECK_MSG(memcmp(s1, s2, (size_t)n * sizeof(float)) == 0 && same_bits_or_nan(mx1, mx2) &&
                                 !isnan(mx1),
-                            "%s dots D=%lld n=%lld", kern_paths[p].isa, (long long)D, (long long)n);
+                            "%s dots D=%lld n=%lld", kern_paths[p]->isa, (long long)D, (long long)n);
                 fill(o1, D, 47, FILL_RANDOM);
                 memcpy(o2, o1, (size_t)D * sizeof(float));
                 k->axpys(s1, kv, stride, n, D, o1);
                 for (int64_t j = 0; j < n; j++)
                     k->axpy(s1[j], kv + j * stride, o2, D);
                 T_CHECK_MSG(memcmp(o1, o2, (size_t)D * sizeof(float)) == 0, "%s axpys D=%lld n=%lld",
-                            kern_paths[p].isa, (long long)D, (long long)n);
+                            kern_paths[p]->isa, (long long)D, (long long)n);
             }
     }
     T_SKIP_IF(ran == 0, "no path with attention rows (dots, axpys) runs on this CPU");
@@ -407,9 +402,9 @@ static int test_ops_paths(void)
     T_CHECK(be_open("ref", NULL, &ref) == MQ_OK);
     T_CHECK(run_ops(ref, in, ro, D, H, HKV, M, POS0) == T_PASS);
     be_close(ref);
-    for (size_t i = 0; i < sizeof(isas) / sizeof(isas[0]); i++) {
+    for (int i = 0; i < N_KERN_PATHS; i++) {
         bool skip;
-        struct be_backend *cpu = open_cpu(isas[i], 2, &skip);
+        struct be_backend *cpu = open_cpu(kern_paths[i]->isa, 2, &skip);
         if (skip)
             continue;
         T_CHECK(cpu);
@@ -417,7 +412,7 @@ static int test_ops_paths(void)
         for (int op = 0; op < 5; op++)
             for (int j = 0; j < E * M; j++) {
                 double d = fabs((double)co[op][j] - (double)ro[op][j]);
-                T_CHECK_MSG(d <= 2e-6 * (1.0 + fabs((double)ro[op][j])), "%s %s[%d]: cpu %g ref %g", isas[i],
+                T_CHECK_MSG(d <= 2e-6 * (1.0 + fabs((double)ro[op][j])), "%s %s[%d]: cpu %g ref %g", kern_paths[i]->isa,
                             names[op], j, (double)co[op][j], (double)ro[op][j]);
             }
         be_close(cpu);
@@ -497,9 +492,9 @@ static int test_nonfinite_paths(void)
     static float w[K * N], x[K * M], y[N * M], y_clean[N * M];
     static char wq[K * N * 4];
     fill(w, K * N, 7, FILL_RANDOM);
-    for (size_t i = 0; i < sizeof(isas) / sizeof(isas[0]); i++) {
+    for (int i = 0; i < N_KERN_PATHS; i++) {
         bool skip;
-        struct be_backend *be = open_cpu(isas[i], 2, &skip);
+        struct be_backend *be = open_cpu(kern_paths[i]->isa, 2, &skip);
         if (skip)
             continue;
         T_CHECK(be);
@@ -509,7 +504,7 @@ static int test_nonfinite_paths(void)
                 continue;
             if (!be_supports(be, BE_OP_MATMUL, (enum mq_dtype)t)) {
                 fprintf(stderr, "    %s %s: unsupported (test_backend_ops fails it), skipped\n",
-                        isas[i], tr->name);
+                        kern_paths[i]->isa, tr->name);
                 continue;
             }
             tr->from_f32(w, wq, K * N);
@@ -528,7 +523,7 @@ static int test_nonfinite_paths(void)
                 T_CHECK(be_read(be, &ty, 0, pass ? y : y_clean, sizeof(y)) == MQ_OK);
             }
             for (int n = 0; n < N; n++) {
-                T_CHECK_MSG(!isfinite(y[0 * N + n]) && !isfinite(y[2 * N + n]), "%s %s row %d", isas[i], tr->name, n);
+                T_CHECK_MSG(!isfinite(y[0 * N + n]) && !isfinite(y[2 * N + n]), "%s %s row %d", kern_paths[i]->isa, tr->name, n);
                 T_CHECK(y[1 * N + n] == y_clean[1 * N + n]);
             }
             be_free(be, &tw);
@@ -563,17 +558,17 @@ static int test_forward_paths(void)
     size_t n_toks;
     T_CHECK(mq_vocab_tokenize(m->vocab, text, len, true, &toks, &n_toks) == MQ_OK);
     double ref_ppl[MQ_DTYPE_COUNT] = {0};
-    for (int pass = -1; pass < (int)(sizeof(isas) / sizeof(isas[0])); pass++) {
+    for (int pass = -1; pass < N_KERN_PATHS; pass++) {
         bool skip = false;
         struct be_backend *be = NULL;
         /* avx512amx's matmuls are avx512vnni's bit for bit (cpu/amx_matches_vnni): its
          * forward pass would repeat avx512vnni's, 10 s here */
-        if (pass >= 0 && !strcmp(isas[pass], "avx512amx"))
+        if (pass >= 0 && !strcmp(kern_paths[pass]->isa, "avx512amx"))
             continue;
         if (pass < 0)
             T_CHECK(be_open("ref", NULL, &be) == MQ_OK);
         else
-            be = open_cpu(isas[pass], 2, &skip);
+            be = open_cpu(kern_paths[pass]->isa, 2, &skip);
         if (skip)
             continue;
         T_CHECK(be);
@@ -585,7 +580,7 @@ static int test_forward_paths(void)
             T_CHECK(mq_plan_uniform(m, (enum mq_dtype)t, &p) == MQ_OK);
             if (pass >= 0 && !plan_supported(be, p)) {
                 fprintf(stderr, "    %-10s %-6s unsupported (test_backend_ops fails it), skipped\n",
-                        isas[pass], mq_dtype_name((enum mq_dtype)t));
+                        kern_paths[pass]->isa, mq_dtype_name((enum mq_dtype)t));
                 mq_plan_free(p);
                 continue;
             }
@@ -599,11 +594,11 @@ static int test_forward_paths(void)
                 /* integer formats: activation codes are re-quantized at every layer, so
                  * float-rounding differences upstream flip a few codes: 2e-3 */
                 double tol = mq_dtype_get((enum mq_dtype)t)->is_quantized ? 2e-3
-                             : t == MQ_DTYPE_BF16 && (!strcmp(isas[pass], "avx512vnni") || !strcmp(isas[pass], "avx512amx")) ? 2e-3
+                             : t == MQ_DTYPE_BF16 && kern_paths[pass]->bf16_dot ? 2e-3
                                                                                                    : 1e-5;
-                fprintf(stderr, "    %-10s %-6s ppl %.6f (ref %.6f)\n", isas[pass],
+                fprintf(stderr, "    %-10s %-6s ppl %.6f (ref %.6f)\n", kern_paths[pass]->isa,
                         mq_dtype_name((enum mq_dtype)t), r.ppl, ref_ppl[t]);
-                T_CHECK_MSG(fabs(r.ppl / ref_ppl[t] - 1.0) < tol, "%s %s: ppl %.6f vs ref %.6f", isas[pass],
+                T_CHECK_MSG(fabs(r.ppl / ref_ppl[t] - 1.0) < tol, "%s %s: ppl %.6f vs ref %.6f", kern_paths[pass]->isa,
                             mq_dtype_name((enum mq_dtype)t), r.ppl, ref_ppl[t]);
             }
             mq_plan_free(p);
